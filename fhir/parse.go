@@ -49,6 +49,7 @@ func ParseJSON(data []byte, lim Limits) (*Value, error) {
 	// About one value per 12 bytes of typical FHIR JSON.
 	p.slab = make([]Value, 0, min(len(data)/12+8, 4096))
 	root := p.alloc()
+	p.root = root
 	p.ws()
 	if p.pos >= len(p.s) {
 		return nil, p.errorOf(&parseError{pos: p.pos, msg: "empty document"}, nil)
@@ -58,20 +59,22 @@ func ParseJSON(data []byte, lim Limits) (*Value, error) {
 	}
 	p.ws()
 	if p.pos < len(p.s) {
-		return nil, p.errorOf(&parseError{pos: p.pos, msg: "unexpected data after the JSON value"}, nil)
+		return nil, p.errorOf(&parseError{pos: p.pos, msg: "unexpected data after the JSON value"}, root)
 	}
 	return root, nil
 }
 
 type parser struct {
-	s     string
-	pos   int
-	depth int
-	lim   Limits
-	slab  []Value
-	mstk  []Member // members of the objects being parsed, a stack
-	astk  []*Value // elements of the arrays being parsed, a stack
-	buf   []byte   // for strings with escapes
+	s        string
+	pos      int
+	depth    int
+	lim      Limits
+	slab     []Value
+	mstk     []Member // members of the objects being parsed, a stack
+	astk     []*Value // elements of the arrays being parsed, a stack
+	buf      []byte   // for strings with escapes
+	root     *Value
+	rootType string // resourceType of a root that failed to parse
 }
 
 // parseError collects the path on its way up the recursion, so the
@@ -106,8 +109,12 @@ func (p *parser) errorOf(e *parseError, root *Value) *Error {
 		}
 	}
 	var b strings.Builder
-	if root != nil && root.Kind == KindObject {
-		if rt := root.GetString("resourceType"); rt != "" && IsResourceType(rt) {
+	if root != nil {
+		rt := p.rootType
+		if root.Kind == KindObject {
+			rt = root.GetString("resourceType")
+		}
+		if rt != "" && IsResourceType(rt) {
 			b.WriteString(rt)
 		}
 	}
@@ -250,7 +257,18 @@ func (p *parser) object(v *Value) *parseError {
 	}
 	p.pos++ // {
 	base := len(p.mstk)
-	defer func() { p.mstk = p.mstk[:base] }()
+	defer func() {
+		if v == p.root && v.Kind != KindObject {
+			// Failed inside the root: remember its resourceType, if read
+			// already, to start the error's expression.
+			for _, m := range p.mstk[base:] {
+				if m.Key == "resourceType" && m.Value.Kind == KindString {
+					p.rootType = m.Value.Str
+				}
+			}
+		}
+		p.mstk = p.mstk[:base]
+	}()
 	var seen map[string]struct{} // only for large objects
 	p.ws()
 	if p.pos < len(p.s) && p.s[p.pos] == '}' {

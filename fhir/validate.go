@@ -43,7 +43,7 @@ func Validate(root *Value) []Issue {
 		return v.issues
 	}
 	rt := root.Get("resourceType")
-	if rt != nil && rt.Kind == KindString {
+	if rt != nil && rt.Kind == KindString && v.isResourceType(rt.Str) {
 		v.path = append(v.path, rt.Str...)
 	}
 	v.resource(root, true)
