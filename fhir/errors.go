@@ -153,12 +153,19 @@ func StatusOf(err error) int {
 	return http.StatusBadRequest
 }
 
-// AsError returns err as an *Error; any other error becomes an opaque
-// "exception" whose diagnostics reveal nothing of the cause.
+// AsError returns err as an *Error. The store's sentinels become conflict
+// (409) and not-found (404); any other error becomes an opaque "exception"
+// whose diagnostics reveal nothing of the cause.
 func AsError(err error) *Error {
 	var fe *Error
 	if errors.As(err, &fe) {
 		return fe
+	}
+	switch {
+	case errors.Is(err, ErrVersionConflict):
+		return Errorf(IssueConflict, "", "the resource was changed by concurrent writers faster than this write could retry; send it again").Wrap(err)
+	case errors.Is(err, ErrNotFound):
+		return Errorf(IssueNotFound, "", "not found").Wrap(err)
 	}
 	return Errorf(IssueException, "", "internal error").Wrap(err)
 }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/fhir/server"
+)
+
+// serveConfig is the configuration of `kapbridge serve`. Each flag has a
+// KAPBRIDGE_* environment variable; a flag given on the command line wins.
+type serveConfig struct {
+	Listen   string
+	BaseURL  string
+	Store    string
+	LogLevel string
+	LogJSON  bool
+}
+
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg serveConfig
+	fs := flag.NewFlagSet("kapbridge serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Listen, "listen", env("KAPBRIDGE_LISTEN", "127.0.0.1:8080"), "address to listen on (KAPBRIDGE_LISTEN)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("KAPBRIDGE_BASE_URL", ""), "public base URL of the FHIR API, for Location and fullUrl (KAPBRIDGE_BASE_URL; default http://<listen>)")
+	fs.StringVar(&cfg.Store, "store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL for PostgreSQL (KAPBRIDGE_STORE)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
+	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	switch *logFormat {
+	case "json":
+		cfg.LogJSON = true
+	case "text":
+	default:
+		return cfg, usageError{fmt.Sprintf("-log-format %q: want json or text", *logFormat)}
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + cfg.Listen
+	}
+	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
+		return cfg, usageError{fmt.Sprintf("-base-url %q must be an absolute http(s) URL", cfg.BaseURL)}
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg serveConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, usageError{fmt.Sprintf("-log-level %q: want debug, info, warn or error", cfg.LogLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// serve runs the FHIR API until ctx is done, then shuts down gracefully:
+// in-flight requests finish (up to 20 s) before the store closes.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	store, err := sqlstore.Open(ctx, cfg.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// storeKind names the store for the log without its credentials.
+func storeKind(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return "postgresql"
+	}
+	return "sqlite:" + dsn
+}

@@ -1,0 +1,232 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/server"
+)
+
+// backend opens a fresh, empty store.
+type backend struct {
+	name string
+	open func(t *testing.T) fhir.Store
+}
+
+// backends returns SQLite always and PostgreSQL when
+// KAPBRIDGE_TEST_POSTGRES_DSN is set (.ci/run sets it).
+func backends(t *testing.T) []backend {
+	bs := []backend{{"sqlite", func(t *testing.T) fhir.Store {
+		st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "kapbridge.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}}}
+	dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
+		return bs
+	}
+	return append(bs, backend{"postgres", func(t *testing.T) fhir.Store {
+		st, err := sqlstore.Open(context.Background(), freshPostgresSchema(t, dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}})
+}
+
+// freshPostgresSchema creates an empty schema, dropped after the test, and
+// returns dsn with search_path pointing at it.
+func freshPostgresSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "kbtest_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
+}
+
+// countingStore counts committed Put calls, to prove that a refused
+// request stored nothing.
+type countingStore struct {
+	fhir.Store
+	committed atomic.Int64
+}
+
+type countingTx struct {
+	fhir.Tx
+	puts *int64
+}
+
+func (tx countingTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error {
+	err := tx.Tx.Put(ctx, v, idx)
+	if err == nil {
+		*tx.puts++
+	}
+	return err
+}
+
+func (s *countingStore) Update(ctx context.Context, fn func(fhir.Tx) error) error {
+	var puts int64
+	err := s.Store.Update(ctx, func(tx fhir.Tx) error {
+		puts = 0
+		return fn(countingTx{tx, &puts})
+	})
+	if err == nil {
+		s.committed.Add(puts)
+	}
+	return err
+}
+
+// testServer is the FHIR API over real loopback HTTP.
+type testServer struct {
+	*httptest.Server
+	t *testing.T
+}
+
+func newTestServer(t *testing.T, st fhir.Store) *testServer {
+	var h http.Handler
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	h = server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return &testServer{ts, t}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not JSON (%d): %v\n%s", r.status, err, r.body)
+	}
+	return m
+}
+
+// do sends a request; headers alternate name, value.
+func (s *testServer) do(method, path string, body []byte, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+// assertOutcome checks that r is an OperationOutcome with the status
+// wanted, and returns its issues.
+func assertOutcome(t *testing.T, r response, status int) []any {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %.600s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") && !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q, want FHIR JSON", ct)
+	}
+	m := r.json(t)
+	if m["resourceType"] != "OperationOutcome" {
+		t.Fatalf("body is a %v, want OperationOutcome: %.300s", m["resourceType"], r.body)
+	}
+	issues, _ := m["issue"].([]any)
+	if len(issues) == 0 {
+		t.Fatalf("OperationOutcome without issues: %s", r.body)
+	}
+	for _, is := range issues {
+		im := is.(map[string]any)
+		if im["severity"] == nil || im["code"] == nil {
+			t.Errorf("issue lacks severity or code: %v", im)
+		}
+	}
+	return issues
+}
+
+// withoutServerMeta drops what the server owns (id, meta.versionId,
+// meta.lastUpdated) so a stored resource can be compared with what was
+// sent, as decoded JSON.
+func withoutServerMeta(m map[string]any) map[string]any {
+	delete(m, "id")
+	if meta, ok := m["meta"].(map[string]any); ok {
+		delete(meta, "versionId")
+		delete(meta, "lastUpdated")
+		if len(meta) == 0 {
+			delete(m, "meta")
+		}
+	}
+	return m
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return m
+}
+
+func jsonEqual(a, b map[string]any) bool { return reflect.DeepEqual(a, b) }

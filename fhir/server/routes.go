@@ -1,0 +1,50 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// routes is the whole FHIR REST surface in one table.
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	// kapbridge sits behind no proxy it knows of: never trust
+	// X-Forwarded-For when recording a client address.
+	_ = r.SetTrustedProxies(nil)
+	r.Use(requestID(), s.accessLog(), s.recoverPanic(), negotiate())
+
+	r.GET("/metadata", s.capabilities)
+
+	typ := r.Group("/:type", knownType)
+	typ.POST("", s.create)                 // create, conditional create (If-None-Exist)
+	typ.PUT("", s.conditionalUpdate)       // PUT /Type?identifier=system|value
+	typ.POST("/:id", s.typeOperation)      // POST /Type/$validate
+	typ.GET("/:id", s.read)                // read
+	typ.PUT("/:id", s.update)              // update, update-as-create
+	typ.DELETE("/:id", s.delete)           // delete
+	typ.GET("/:id/_history", s.history)    // instance history
+	typ.GET("/:id/_history/:vid", s.vread) // vread
+
+	r.NoRoute(func(c *gin.Context) {
+		failStatic(c, fhir.Errorf(fhir.IssueNotFound, "", "no FHIR interaction at %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "method %s is not supported at %s", c.Request.Method, c.Request.URL.Path).WithStatus(http.StatusMethodNotAllowed))
+	})
+	return r
+}
+
+// knownType answers 404 for a path whose first segment is not an R4
+// resource type.
+func knownType(c *gin.Context) {
+	if t := c.Param("type"); !fhir.IsResourceType(t) {
+		failStatic(c, fhir.Errorf(fhir.IssueNotFound, "", "unknown resource type %q", t))
+	}
+}

@@ -1,0 +1,212 @@
+// Package server is kapbridge's FHIR R4 REST API on Gin: the route table
+// (routes.go), one file per interaction, the middleware every request goes
+// through, and the CapabilityStatement that describes exactly what is
+// implemented.
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// Config configures a Server. The zero value of every field but Store has
+// a documented default.
+type Config struct {
+	// Store holds the resources. Required.
+	Store fhir.Store
+	// BaseURL is the public base URL of the FHIR API, used for Location
+	// headers and fullUrl; default "http://127.0.0.1:8080".
+	BaseURL string
+	// Logger receives one line per request (ids only, never bodies);
+	// default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// NewID makes a new logical id; default a random UUID.
+	NewID func() string
+	// Version is the software version shown in the CapabilityStatement.
+	Version string
+}
+
+// Server serves the FHIR REST API.
+type Server struct {
+	store   fhir.Store
+	base    string
+	log     *slog.Logger
+	now     func() time.Time
+	newID   func() string
+	version string
+	engine  *gin.Engine
+	started time.Time
+
+	capOnce sync.Once
+	capJSON []byte
+}
+
+// New returns the FHIR API as an http.Handler.
+func New(cfg Config) *Server {
+	s := &Server{store: cfg.Store, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
+		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
+	if s.base == "" {
+		s.base = "http://127.0.0.1:8080"
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = NewUUID
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	s.started = s.now().UTC()
+	s.engine = s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// NewUUID returns a random (version 4) UUID, a valid FHIR id.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// tenantOf returns the tenant of a request. Until practice tenants arrive
+// (roadmap item 2) every request belongs to the default tenant.
+func tenantOf(*gin.Context) string { return fhir.DefaultTenant }
+
+// ---- responses ----
+
+const (
+	mimeFHIRJSON = "application/fhir+json"
+	mimeJSON     = "application/json"
+)
+
+// writeJSON writes body with the negotiated JSON content type, indented
+// when _pretty=true.
+func writeJSON(c *gin.Context, status int, body []byte) {
+	ct := mimeFHIRJSON
+	if v, ok := c.Get(ctxFormat); ok {
+		ct = v.(string)
+	}
+	if c.Query("_pretty") == "true" {
+		var buf bytes.Buffer
+		if json.Indent(&buf, body, "", "  ") == nil {
+			body = buf.Bytes()
+		}
+	}
+	c.Data(status, ct+"; charset=utf-8", body)
+}
+
+// fail answers err as an OperationOutcome with the status its code maps
+// to. Causes of 5xx errors are logged, never sent.
+func (s *Server) fail(c *gin.Context, err error) {
+	fe := fhir.AsError(err)
+	status := fhir.StatusOf(fe)
+	if status >= 500 {
+		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", c.GetString(ctxRequestID)), slog.Any("cause", fe.Err))
+	}
+	writeJSON(c, status, fhir.OperationOutcome(fe.Issues))
+	c.Abort()
+}
+
+// setVersionHeaders sets ETag and Last-Modified for v.
+func setVersionHeaders(c *gin.Context, v fhir.Version) {
+	c.Header("ETag", etag(v.VersionID))
+	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func etag(vid int64) string { return `W/"` + itoa(vid) + `"` }
+
+func (s *Server) location(v fhir.Version) string {
+	return s.base + "/" + v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
+}
+
+// respondWrite answers a create or update according to the Prefer header.
+func (s *Server) respondWrite(c *gin.Context, status int, v fhir.Version) {
+	setVersionHeaders(c, v)
+	if status == http.StatusCreated || c.Request.Method == http.MethodPut {
+		c.Header("Location", s.location(v))
+	}
+	switch preferReturn(c) {
+	case "minimal":
+		c.Status(status)
+		c.Writer.WriteHeaderNow()
+	case "OperationOutcome":
+		msg := "updated " + v.Type + "/" + v.ID + " to version " + itoa(v.VersionID)
+		if status == http.StatusCreated {
+			msg = "created " + v.Type + "/" + v.ID + " version " + itoa(v.VersionID)
+		} else if c.Request.Method == http.MethodPost {
+			msg = "matched existing " + v.Type + "/" + v.ID + " (conditional create); nothing written"
+		}
+		writeJSON(c, status, fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
+			Code: fhir.IssueInformational, Diagnostics: msg}}))
+	default:
+		writeJSON(c, status, v.JSON)
+	}
+}
+
+// preferReturn reads return=... from the Prefer header ("" if absent).
+func preferReturn(c *gin.Context) string {
+	for _, h := range c.Request.Header.Values("Prefer") {
+		for _, part := range strings.Split(h, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && strings.EqualFold(k, "return") {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

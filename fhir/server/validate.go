@@ -1,0 +1,104 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// typeOperation handles POST /{type}/{op}. The one type-level operation
+// so far is $validate.
+func (s *Server) typeOperation(c *gin.Context) {
+	switch c.Param("id") {
+	case "$validate":
+		s.validate(c)
+	default:
+		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "POST %s is not an interaction this server supports (create is POST /%s; operations: $validate)", c.Request.URL.Path, c.Param("type")).WithStatus(http.StatusMethodNotAllowed))
+	}
+}
+
+// validate handles POST /{type}/$validate. As the operation's definition
+// says, it answers 200 with an OperationOutcome whether or not the
+// resource is valid; a 4xx means validation itself could not be done.
+// The body is the resource itself or a Parameters resource with a
+// "resource" parameter.
+func (s *Server) validate(c *gin.Context) {
+	typ := c.Param("type")
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(c, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge))
+			return
+		}
+		s.fail(c, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err))
+		return
+	}
+	issues, err := validationIssues(typ, body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(issues) == 0 {
+		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
+			Diagnostics: "the " + typ + " is valid against the base FHIR R4 definitions"}}
+	}
+	writeJSON(c, http.StatusOK, fhir.OperationOutcome(issues))
+}
+
+// validationIssues parses and validates body as a typ (directly or inside
+// a Parameters) and returns every problem. The error is for a request
+// that cannot be validated at all (an unsupported parameter).
+func validationIssues(typ string, body []byte) ([]fhir.Issue, error) {
+	res, got, err := fhir.ParseResource(body)
+	if err != nil {
+		fe := fhir.AsError(err)
+		if fe.Status == http.StatusRequestEntityTooLarge {
+			return nil, fe
+		}
+		return fe.Issues, nil
+	}
+	if got == "Parameters" && typ != "Parameters" {
+		for _, p := range arrayOf(res.Get("parameter")) {
+			switch p.GetString("name") {
+			case "resource":
+				inner := p.Get("resource")
+				if inner == nil {
+					break
+				}
+				// Parameters.parameter.resource was validated with the
+				// Parameters; only the type remains to check.
+				if t := inner.GetString("resourceType"); t != typ {
+					return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
+						Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
+				}
+				return nil, nil
+			case "mode", "profile":
+				// The definition says a server that cannot validate as
+				// asked SHALL return an error rather than a partial answer.
+				return nil, fhir.Errorf(fhir.IssueNotSupported, "Parameters.parameter", "$validate parameter %q is not supported yet", p.GetString("name"))
+			}
+		}
+		return nil, fhir.Errorf(fhir.IssueRequired, "Parameters.parameter", "Parameters has no resource parameter to validate")
+	}
+	if got != typ {
+		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
+			Diagnostics: "resourceType " + got + " does not match the " + typ + " endpoint", Expression: []string{got + ".resourceType"}}}, nil
+	}
+	return nil, nil
+}
+
+func arrayOf(v *fhir.Value) []*fhir.Value {
+	switch {
+	case v == nil:
+		return nil
+	case v.Kind == fhir.KindArray:
+		return v.Array
+	default:
+		return []*fhir.Value{v}
+	}
+}

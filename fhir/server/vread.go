@@ -1,0 +1,29 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// vread handles GET /{type}/{id}/_history/{vid}.
+func (s *Server) vread(c *gin.Context) {
+	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
+	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+	if err != nil || vid < 1 {
+		s.fail(c, fhir.Errorf(fhir.IssueNotFound, "", "%q is not a version id of %s/%s", c.Param("vid"), k.Type, k.ID))
+		return
+	}
+	v, err := s.store.VRead(c.Request.Context(), k, vid)
+	if errors.Is(err, fhir.ErrNotFound) {
+		err = fhir.Errorf(fhir.IssueNotFound, "", "%s/%s has no version %d", k.Type, k.ID, vid)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.serveVersion(c, v)
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// The write paths shared by create, update, conditional update and delete
+// (and, later, by Bundle entries). Each runs inside one store transaction
+// so a conditional check and its write cannot be separated by another
+// writer.
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// readResource reads and validates the request body as a resource of type
+// typ.
+func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err)
+	}
+	if len(body) == 0 {
+		return nil, fhir.Errorf(fhir.IssueRequired, "", "the request body is empty: a %s resource is required", typ)
+	}
+	res, got, err := fhir.ParseResource(body)
+	if err != nil {
+		return nil, err
+	}
+	if got != typ {
+		return nil, fhir.Errorf(fhir.IssueInvalid, got+".resourceType", "resourceType %q does not match the %s endpoint", got, typ)
+	}
+	return res, nil
+}
+
+// stamp sets the server-owned elements: id, meta.versionId and
+// meta.lastUpdated. Everything else stays as received.
+func stamp(res *fhir.Value, id string, vid int64, ts time.Time) {
+	out := make([]fhir.Member, 0, len(res.Members)+2)
+	var meta *fhir.Value
+	for _, m := range res.Members {
+		switch m.Key {
+		case "id":
+			continue
+		case "meta":
+			meta = m.Value
+			continue
+		}
+		out = append(out, m)
+	}
+	if meta == nil {
+		meta = fhir.Object()
+	}
+	meta.Delete("versionId")
+	meta.Delete("_versionId")
+	meta.Delete("lastUpdated")
+	meta.Delete("_lastUpdated")
+	meta.Members = append([]fhir.Member{
+		{Key: "versionId", Value: fhir.String(strconv.FormatInt(vid, 10))},
+		{Key: "lastUpdated", Value: fhir.String(formatInstant(ts))},
+	}, meta.Members...)
+	// resourceType first, then id and meta, then the rest in received
+	// order: the conventional layout, and equal as JSON either way.
+	final := make([]fhir.Member, 0, len(out)+2)
+	rest := out
+	if len(out) > 0 && out[0].Key == "resourceType" {
+		final = append(final, out[0])
+		rest = out[1:]
+	}
+	final = append(final, fhir.Member{Key: "id", Value: fhir.String(id)}, fhir.Member{Key: "meta", Value: meta})
+	final = append(final, rest...)
+	res.Members = final
+}
+
+// formatInstant renders a FHIR instant with microseconds, in UTC.
+func formatInstant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+// identifiersOf returns the resource's top-level identifiers (system and
+// value present).
+func identifiersOf(res *fhir.Value) []fhir.Identifier {
+	v := res.Get("identifier")
+	if v == nil {
+		return nil
+	}
+	items := []*fhir.Value{v}
+	if v.Kind == fhir.KindArray {
+		items = v.Array
+	}
+	var out []fhir.Identifier
+	for _, it := range items {
+		if val := it.GetString("value"); val != "" {
+			out = append(out, fhir.Identifier{System: it.GetString("system"), Value: val})
+		}
+	}
+	return out
+}
+
+// put writes res as the version after cur (cur zero for a new resource).
+func (s *Server) put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Version, res *fhir.Value) (fhir.Version, error) {
+	ts := s.now().UTC().Truncate(time.Microsecond)
+	vid := cur.VersionID + 1
+	stamp(res, k.ID, vid, ts)
+	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
+	if err := tx.Put(ctx, v, fhir.Index{Identifiers: identifiersOf(res)}); err != nil {
+		return fhir.Version{}, err
+	}
+	return v, nil
+}
+
+// current reads the newest version of k inside tx; found is false when k
+// never existed.
+func current(ctx context.Context, tx fhir.Tx, k fhir.Key) (v fhir.Version, found bool, err error) {
+	v, err = tx.Read(ctx, k)
+	if errors.Is(err, fhir.ErrNotFound) {
+		return fhir.Version{Key: k}, false, nil
+	}
+	if err != nil {
+		return fhir.Version{}, false, err
+	}
+	return v, true, nil
+}
+
+// condition is a parsed conditional-interaction query. Until full search
+// lands (the search issue), the one supported criterion is the indexed
+// identifier=system|value.
+type condition struct {
+	ident fhir.Identifier
+}
+
+func parseCondition(raw string, what string) (condition, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return condition{}, fhir.Errorf(fhir.IssueInvalid, "", "%s: malformed query %q", what, raw)
+	}
+	var cond condition
+	for k, vals := range q {
+		if k != "identifier" {
+			return condition{}, fhir.Errorf(fhir.IssueNotSupported, "", "%s: search parameter %q is not supported here; use identifier=system|value", what, k)
+		}
+		if len(vals) != 1 || strings.Contains(vals[0], ",") {
+			return condition{}, fhir.Errorf(fhir.IssueNotSupported, "", "%s: give exactly one identifier=system|value", what)
+		}
+		sys, val, ok := strings.Cut(vals[0], "|")
+		if !ok || val == "" {
+			return condition{}, fhir.Errorf(fhir.IssueInvalid, "", "%s: identifier must be system|value (or |value for no system), got %q", what, vals[0])
+		}
+		cond.ident = fhir.Identifier{System: sys, Value: val}
+	}
+	if cond.ident.Value == "" {
+		return condition{}, fhir.Errorf(fhir.IssueInvalid, "", "%s: no criteria given; use identifier=system|value", what)
+	}
+	return cond, nil
+}
+
+// parseIfMatch reads an If-Match header: W/"n", "n" or n. 0 means absent.
+func parseIfMatch(h string) (int64, error) {
+	if h == "" {
+		return 0, nil
+	}
+	t := strings.TrimPrefix(strings.TrimSpace(h), "W/")
+	t = strings.Trim(t, `"`)
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.IssueInvalid, "", `If-Match %q is not a version ETag such as W/"3"`, h)
+	}
+	return n, nil
+}
+
+// checkIfMatch enforces a version precondition against cur.
+func checkIfMatch(ifMatch int64, cur fhir.Version, found bool) error {
+	if ifMatch == 0 {
+		return nil
+	}
+	if !found {
+		return fhir.Errorf(fhir.IssueConflict, "", "If-Match version %d given, but %s/%s does not exist", ifMatch, cur.Type, cur.ID).WithStatus(http.StatusPreconditionFailed)
+	}
+	if cur.VersionID != ifMatch {
+		return fhir.Errorf(fhir.IssueConflict, "", "If-Match version %d does not match the current version %d of %s/%s", ifMatch, cur.VersionID, cur.Type, cur.ID).WithStatus(http.StatusPreconditionFailed)
+	}
+	return nil
+}
+
+// updateIn writes res as the next version of k inside tx. It answers 201
+// when no live version existed before, else 200.
+func (s *Server) updateIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value, ifMatch int64) (fhir.Version, int, error) {
+	cur, found, err := current(ctx, tx, k)
+	if err != nil {
+		return fhir.Version{}, 0, err
+	}
+	if err := checkIfMatch(ifMatch, cur, found); err != nil {
+		return fhir.Version{}, 0, err
+	}
+	v, err := s.put(ctx, tx, k, cur, res)
+	if err != nil {
+		return fhir.Version{}, 0, err
+	}
+	status := http.StatusOK
+	if !found || cur.Deleted {
+		status = http.StatusCreated
+	}
+	return v, status, nil
+}
