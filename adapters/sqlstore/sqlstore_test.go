@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirtest"
+)
+
+const pgEnv = "KAPBRIDGE_TEST_POSTGRES_DSN"
+
+// sqliteOpener gives each test its own database file under t.TempDir().
+func sqliteOpener() fhirtest.StoreOpener {
+	return fhirtest.PerTestStorage(
+		func(t *testing.T) string { return filepath.Join(t.TempDir(), "db", "fhir.db") },
+		func(t *testing.T, path string) fhir.Store {
+			s, err := Open(t.Context(), path)
+			if err != nil {
+				t.Fatalf("open SQLite store: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+}
+
+func TestSQLiteStore(t *testing.T) {
+	fhirtest.RunStoreSuite(t, sqliteOpener())
+}
+
+// postgresDSN returns the test server's DSN or skips t.
+func postgresDSN(t testing.TB) string {
+	dsn := os.Getenv(pgEnv)
+	if dsn == "" {
+		t.Skip(pgEnv + " not set: skipping PostgreSQL store suite (.ci/run sets it)")
+	}
+	return dsn
+}
+
+// newPGSchema creates a schema with a random name, dropped when t ends, and
+// returns dsn with search_path pointing at it, so tests run in parallel and
+// repeatedly without seeing each other.
+func newPGSchema(t testing.TB, dsn string) string {
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "kbtest_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect %s: %v", pgEnv, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return withSearchPath(dsn, schema)
+}
+
+func withSearchPath(dsn, schema string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err == nil {
+			q := u.Query()
+			q.Set("search_path", schema)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " search_path=" + schema
+}
+
+func postgresOpener(dsn string) fhirtest.StoreOpener {
+	return fhirtest.PerTestStorage(
+		func(t *testing.T) string { return newPGSchema(t, dsn) },
+		func(t *testing.T, schemaDSN string) fhir.Store {
+			s, err := Open(t.Context(), schemaDSN)
+			if err != nil {
+				t.Fatalf("open PostgreSQL store: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+}
+
+func TestPostgresStore(t *testing.T) {
+	fhirtest.RunStoreSuite(t, postgresOpener(postgresDSN(t)))
+}
+
+func TestSQLiteDSNForms(t *testing.T) {
+	dir := t.TempDir()
+	for _, dsn := range []string{
+		filepath.Join(dir, "a", "b", "plain.db"),
+		"sqlite:" + filepath.Join(dir, "prefixed.db"),
+		"file:" + filepath.Join(dir, "uri dir", "with?odd#chars.db") + "?cache=private",
+	} {
+		s, err := Open(t.Context(), dsn)
+		if err != nil {
+			t.Errorf("Open(%q): %v", dsn, err)
+			continue
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close(%q): %v", dsn, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b", "plain.db")); err != nil {
+		t.Errorf("plain path not created: %v", err)
+	}
+	if _, err := Open(t.Context(), ":memory:"); err == nil {
+		t.Errorf("Open(:memory:) succeeded; an in-memory database cannot be shared by the read pool")
+	}
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	for range 3 {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if dsn := os.Getenv(pgEnv); dsn != "" {
+		sdsn := newPGSchema(t, dsn)
+		// Replicas starting at once: the advisory lock lets one migrate.
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				s, err := Open(t.Context(), sdsn)
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent PostgreSQL open: %v", err)
+			}
+		}
+	}
+}
+
+func TestUpdateAfterClose(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Update(t.Context(), func(fhir.Tx) error { return nil }); err != ErrClosed {
+		t.Errorf("Update after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
