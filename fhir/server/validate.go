@@ -63,27 +63,27 @@ func validationIssues(typ string, body []byte) ([]fhir.Issue, error) {
 		return fe.Issues, nil
 	}
 	if got == "Parameters" && typ != "Parameters" {
+		var inner *fhir.Value
 		for _, p := range arrayOf(res.Get("parameter")) {
-			switch p.GetString("name") {
+			switch name := p.GetString("name"); name {
 			case "resource":
-				inner := p.Get("resource")
-				if inner == nil {
-					break
-				}
-				// Parameters.parameter.resource was validated with the
-				// Parameters; only the type remains to check.
-				if t := inner.GetString("resourceType"); t != typ {
-					return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
-						Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
-				}
-				return nil, nil
+				inner = p.Get("resource")
 			case "mode", "profile":
 				// The definition says a server that cannot validate as
 				// asked SHALL return an error rather than a partial answer.
-				return nil, fhir.Errorf(fhir.IssueNotSupported, "Parameters.parameter", "$validate parameter %q is not supported yet", p.GetString("name"))
+				return nil, fhir.Errorf(fhir.IssueNotSupported, "Parameters.parameter", "$validate parameter %q is not supported yet", name)
 			}
 		}
-		return nil, fhir.Errorf(fhir.IssueRequired, "Parameters.parameter", "Parameters has no resource parameter to validate")
+		if inner == nil {
+			return nil, fhir.Errorf(fhir.IssueRequired, "Parameters.parameter", "Parameters has no resource parameter to validate")
+		}
+		// Parameters.parameter.resource was validated with the
+		// Parameters; only its type remains to check.
+		if t := inner.GetString("resourceType"); t != typ {
+			return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
+				Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
+		}
+		return nil, nil
 	}
 	if got != typ {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
