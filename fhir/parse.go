@@ -46,8 +46,9 @@ func ParseJSON(data []byte, lim Limits) (*Value, error) {
 	if strings.HasPrefix(p.s, "\xEF\xBB\xBF") {
 		p.pos = 3
 	}
-	// About one value per 12 bytes of typical FHIR JSON.
-	p.slab = make([]Value, 0, min(len(data)/12+8, 4096))
+	// About one value per 32 bytes of pretty-printed FHIR JSON; more chunks
+	// follow if needed.
+	p.slab = make([]Value, 0, min(len(data)/32+8, 4096))
 	root := p.alloc()
 	p.root = root
 	p.ws()
@@ -119,7 +120,7 @@ func (p *parser) errorOf(e *parseError, root *Value) *Error {
 		}
 	}
 	for i := len(e.path) - 1; i >= 0; i-- {
-		if e.path[i][0] != '[' && b.Len() > 0 {
+		if (e.path[i] == "" || e.path[i][0] != '[') && b.Len() > 0 {
 			b.WriteByte('.')
 		}
 		b.WriteString(e.path[i])

@@ -56,9 +56,10 @@ type typeDef struct {
 	name     string
 	kind     typeKind
 	abstract bool
-	json     Kind           // the JSON kind a primitive's value takes
-	re       *regexp.Regexp // nil: no format beyond the JSON kind
-	node     *node          // complex types and resources
+	json     Kind              // the JSON kind a primitive's value takes
+	re       *regexp.Regexp    // nil: no format beyond the JSON kind
+	fast     func(string) bool // same answer as re, faster (primitive.go)
+	node     *node             // complex types and resources
 }
 
 // node is one object level of a type: the root of a type, or a backbone
@@ -164,6 +165,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 		case "primitive-type":
 			td.kind = kindPrimitive
 			td.json = primitiveJSONKind(t.Name)
+			td.fast = fastCheck(t.Name)
 			if t.Regex != "" {
 				if td.re, err = compileFHIRRegex(t.Regex); err != nil {
 					return nil, err

@@ -104,6 +104,9 @@ func (v *validator) resource(obj *Value, top bool) {
 		v.issueAt("resourceType", IssueNotSupported, "unknown resource type "+strconv.Quote(rt.Str))
 		return
 	}
+	if !top && obj.Get("contained") != nil {
+		v.issueAt("contained", IssueInvalid, "a contained resource cannot contain resources (dom-2)")
+	}
 	if top {
 		saved := v.container
 		v.container = obj
@@ -468,6 +471,9 @@ func quoteShort(s string) string {
 
 // primitiveOK matches s against the type's format.
 func primitiveOK(td *typeDef, s string) bool {
+	if td.fast != nil {
+		return td.fast(s)
+	}
 	if td.re == nil {
 		return true
 	}
