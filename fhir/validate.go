@@ -127,6 +127,11 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 		if isResource && key == "resourceType" {
 			continue
 		}
+		if m.Value == nil {
+			// Only trees built in code can hold a nil; treat it as null.
+			v.issueAt(key, IssueInvalid, "null is not allowed")
+			continue
+		}
 		if len(key) > 1 && key[0] == '_' {
 			ed := nd.elems[key[1:]]
 			if ed == nil || ed.typ == nil || ed.typ.kind != kindPrimitive {
@@ -214,6 +219,9 @@ func (v *validator) complex(ed *elemDef, val *Value) {
 		m := len(v.path)
 		for i, item := range val.Array {
 			v.pushIndex(i)
+			if item == nil {
+				item = &Value{}
+			}
 			v.complexOne(ed, item)
 			v.path = v.path[:m]
 		}
@@ -354,8 +362,8 @@ func (v *validator) primitive(ed *elemDef, val, ext *Value) {
 			m := len(v.path)
 			for i, item := range val.Array {
 				v.pushIndex(i)
-				if item.Kind == KindNull {
-					if ext == nil || ext.Array[i].Kind == KindNull {
+				if item == nil || item.Kind == KindNull {
+					if ext == nil || ext.Array[i] == nil || ext.Array[i].Kind == KindNull {
 						v.issue(IssueInvalid, "null is not allowed")
 					}
 				} else {
@@ -370,7 +378,7 @@ func (v *validator) primitive(ed *elemDef, val, ext *Value) {
 			m := len(v.path)
 			for i, item := range ext.Array {
 				v.pushIndex(i)
-				if item.Kind == KindNull {
+				if item == nil || item.Kind == KindNull {
 					if val == nil {
 						v.issue(IssueInvalid, "null is not allowed")
 					}
