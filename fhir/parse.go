@@ -489,8 +489,13 @@ func (p *parser) strEscaped(start, i int) (string, *parseError) {
 			p.pos = i
 			return "", p.fail("control character in a string (must be escaped)")
 		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
+			// Copy the run of plain ASCII at once.
+			j := i + 1
+			for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+				j++
+			}
+			b = append(b, s[i:j]...)
+			i = j
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {
