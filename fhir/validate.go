@@ -32,13 +32,13 @@ func ParseResource(data []byte) (*Value, string, error) {
 // all issues found, nil if the resource is valid. Expressions use concrete
 // choice names and indexes, e.g. "Observation.component[1].valueQuantity".
 func Validate(root *Value) []Issue {
-	v := validator{spec: r4()}
+	var buf [256]byte // the path, without allocating for typical depths
+	v := validator{spec: r4(), path: buf[:0]}
 	if root == nil || root.Kind != KindObject {
 		kind := "nothing"
 		if root != nil {
 			kind = root.Kind.String()
 		}
-		v.path = nil
 		v.issue(IssueStructure, "a resource must be a JSON object, not "+kind)
 		return v.issues
 	}
@@ -262,7 +262,9 @@ func (v *validator) complexOne(ed *elemDef, val *Value) {
 // target types, from its literal reference or its type.
 func (v *validator) reference(ed *elemDef, ref *Value) {
 	if t := ref.GetString("type"); t != "" {
-		if v.spec.types[t] != nil && !contains(ed.targets, t) {
+		// Reference.type is a type name, or an absolute StructureDefinition URL.
+		t = strings.TrimPrefix(t, "http://hl7.org/fhir/StructureDefinition/")
+		if v.isResourceType(t) && !contains(ed.targets, t) {
 			v.issue(IssueInvalid, "reference type "+t+" is not allowed here; allowed: "+strings.Join(ed.targets, ", "))
 			return
 		}
