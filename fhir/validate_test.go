@@ -55,3 +55,18 @@ func TestValidateAllIssues(t *testing.T) {
 		t.Error("non-objects validate")
 	}
 }
+
+// Strings over 1 MB are refused by type even when the parser was given a
+// larger string limit; base64Binary is exempt.
+func TestValidateStringLimit(t *testing.T) {
+	long := strings.Repeat("a", 1<<20+1)
+	lim := fhir.Limits{MaxStringBytes: 4 << 20}
+	v, err := fhir.ParseJSON([]byte(`{"resourceType":"Patient","name":[{"family":"`+long+`"}]}`), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issues := fhir.Validate(v)
+	if len(issues) != 1 || issues[0].Code != fhir.IssueTooLong || !hasExpression(issues, "Patient.name[0].family") {
+		t.Errorf("got %v", issues)
+	}
+}
