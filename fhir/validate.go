@@ -454,6 +454,13 @@ func (v *validator) primitiveValue(ed *elemDef, val *Value) {
 			v.issue(IssueValue, td.name+" out of range: "+quoteShort(s))
 			return
 		}
+	case "date", "dateTime", "instant":
+		// The regex allows 31 days in every month; R4 says dates SHALL be
+		// valid dates.
+		if !validDay(s) {
+			v.issue(IssueValue, "no such day: "+quoteShort(s))
+			return
+		}
 	case "xhtml":
 		// Narrative.div: kept simple, the XHTML is not parsed.
 		if !strings.HasPrefix(s, "<div") {
@@ -488,4 +495,20 @@ func primitiveOK(td *typeDef, s string) bool {
 		return true
 	}
 	return td.re.MatchString(s)
+}
+
+// validDay checks the day of a date that matched the regex (YYYY-MM-DD...)
+// against the length of its month.
+func validDay(s string) bool {
+	if len(s) < 10 {
+		return true // year or year-month only
+	}
+	year, _ := strconv.Atoi(s[:4])
+	month := int(s[5]-'0')*10 + int(s[6]-'0')
+	day := int(s[8]-'0')*10 + int(s[9]-'0')
+	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
 }

@@ -21,6 +21,7 @@ func TestValidateAccepts(t *testing.T) {
 		"decimal forms":   `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":-1.50e+3}}`,
 		"integer limits":  `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueInteger":-2147483648}`,
 		"partial dates":   `{"resourceType":"Patient","birthDate":"1970","deceasedDateTime":"2020-02"}`,
+		"leap day":        `{"resourceType":"Patient","birthDate":"2000-02-29","deceasedDateTime":"2024-02-29T10:00:00Z"}`,
 		"leap second":     `{"resourceType":"Observation","status":"final","code":{"text":"x"},"issued":"2016-12-31T23:59:60.123+14:00"}`,
 		"base64 over 1MB": `{"resourceType":"Binary","contentType":"application/octet-stream","data":"` + big + `"}`,
 		"nested resources": `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:1","resource":` +

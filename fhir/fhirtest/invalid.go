@@ -51,6 +51,7 @@ func InvalidResources() []InvalidCase {
 		{"bad id", patient(`,"id":"a b!"`), "Patient", "Patient.id", bad},
 		{"id too long", patient(`,"id":"` + strings.Repeat("a", 65) + `"`), "Patient", "Patient.id", bad},
 		{"bad date", patient(`,"birthDate":"2020-13-01"`), "Patient", "Patient.birthDate", bad},
+		{"date that does not exist", patient(`,"birthDate":"2021-02-29"`), "Patient", "Patient.birthDate", bad},
 		{"date with a time", patient(`,"birthDate":"2020-01-01T10:00:00Z"`), "Patient", "Patient.birthDate", bad},
 		{"dateTime with hours but no seconds", observation(`,"effectiveDateTime":"2020-01-01T10:00"`), "Observation", "Observation.effectiveDateTime", bad},
 		{"dateTime with a time but no zone", observation(`,"effectiveDateTime":"2020-01-01T10:00:00"`), "Observation", "Observation.effectiveDateTime", bad},
