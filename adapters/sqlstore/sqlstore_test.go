@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -170,4 +173,54 @@ func TestUpdateAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// TestSQLiteCloseDrainsQueue closes the store while updates are queued:
+// each must either be durable or fail with ErrClosed, never hang or vanish.
+func TestSQLiteCloseDrainsQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drain.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make(chan error, n)
+	keys := make([]fhir.Key, n)
+	for i := range n {
+		keys[i] = fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: fmt.Sprintf("d%d", i)}
+		go func() {
+			errs <- s.Update(t.Context(), func(tx fhir.Tx) error {
+				return tx.Put(t.Context(), fhir.Version{Key: keys[i], VersionID: 1, JSON: []byte("{}")}, fhir.Index{})
+			})
+		}()
+	}
+	time.Sleep(time.Millisecond) // let some queue, some not
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ok := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrClosed):
+		default:
+			t.Errorf("Update during Close: %v", err)
+		}
+	}
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	found := 0
+	for _, k := range keys {
+		if _, err := s.Read(t.Context(), k); err == nil {
+			found++
+		}
+	}
+	if found != ok {
+		t.Errorf("%d updates reported success, %d resources stored", ok, found)
+	}
+	t.Logf("%d of %d updates committed before Close", ok, n)
 }
