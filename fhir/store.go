@@ -20,7 +20,9 @@ type Key struct {
 // Version is one immutable version of a resource.
 type Version struct {
 	Key
-	VersionID   int64
+	VersionID int64
+	// LastUpdated is stored with microsecond precision and read back in
+	// UTC; a zero value in Put means the store's clock.
 	LastUpdated time.Time
 	Deleted     bool
 	// JSON is the resource exactly as it is served: the JSON received with
@@ -72,10 +74,18 @@ type Store interface {
 	// returned unchanged and nothing of the transaction remains. If the
 	// transaction loses a race (ErrVersionConflict) Update rolls back and
 	// runs fn again, a bounded number of times, so fn must have no effects
-	// outside tx.
+	// outside tx; when the attempts run out the error wraps
+	// ErrVersionConflict. An ErrVersionConflict that fn returns on its own
+	// is retried the same way, so a failed client precondition (If-Match)
+	// should be reported with another error.
+	//
+	// fn must not call Update on the same Store: a backend may run fn on a
+	// single writer goroutine (the SQLite store does), where it would wait
+	// for itself. If ctx ends before fn runs, Update returns ctx.Err(); a
+	// panic in fn is returned as an error.
 	Update(ctx context.Context, fn func(tx Tx) error) error
-	// Outbox returns up to limit outbox messages of tenant with Seq > after,
-	// oldest first.
+	// Outbox returns up to limit (limit <= 0: all) outbox messages of
+	// tenant with Seq > after, oldest first.
 	Outbox(ctx context.Context, tenant string, after int64, limit int) ([]OutboxMessage, error)
 	Close() error
 }
@@ -83,12 +93,15 @@ type Store interface {
 // Tx is a store transaction: what fn may do inside Store.Update.
 type Tx interface {
 	// Read returns the newest version of k (possibly a deletion) and holds
-	// it against concurrent writers until the transaction ends.
+	// it against concurrent writers until the transaction ends. A resource
+	// that does not exist yet is not held: of two transactions creating
+	// it, the second's Put fails and Update retries it.
 	Read(ctx context.Context, k Key) (Version, error)
 	// LookupIdentifier returns the ids of the live (not deleted) resources
 	// of typ in tenant that carry ident. Concurrent transactions looking up
 	// the same identifier are serialized until commit, so a
-	// check-then-create is race-free.
+	// check-then-create is race-free. (Only lookups serialize: a Put that
+	// adds the identifier without looking it up first does not wait.)
 	LookupIdentifier(ctx context.Context, tenant, typ string, ident Identifier) ([]string, error)
 	// Put stores v as a new version. v.VersionID must be exactly one more
 	// than the newest stored version of v.Key (1 for a new resource),

@@ -176,6 +176,11 @@ func (s *pgStore) History(ctx context.Context, k fhir.Key, limit int) ([]fhir.Ve
 	return vs, nil
 }
 
+// Outbox pages by seq. Caveat: a bigserial value is taken at Enqueue, not
+// at commit, so a message can become visible after one with a higher seq
+// (its transaction committed later); a consumer that keeps only the highest
+// seq it saw may skip it. SQLite has one writer, so there seq order is commit
+// order. A leasing consumer (mark delivered, re-scan undelivered) is immune.
 func (s *pgStore) Outbox(ctx context.Context, tenant string, after int64, limit int) ([]fhir.OutboxMessage, error) {
 	rows, err := s.pool.Query(ctx, pgOutbox, tenant, after, pgLimit(limit))
 	if err != nil {
