@@ -43,6 +43,9 @@ type Identifier struct {
 // not change the Tx interface).
 type Index struct {
 	Identifiers []Identifier
+	// Entries are the search-parameter values of the version (a deletion
+	// has none).
+	Entries []IndexEntry
 }
 
 // OutboxMessage is a row that commits atomically with a resource change;

@@ -1,0 +1,32 @@
+package fhir
+
+// IndexEntry is one search-parameter value extracted from a resource at
+// write time (by package fhir/search) and stored beside the version in the
+// same transaction. Which fields are set depends on Type:
+//
+//	token      System, Code; Text = display / CodeableConcept.text, normalized (for :text)
+//	string     Text = the value normalized (lower-case, accents removed); Exact = as written
+//	uri        Code = the URI as written
+//	date       Lo, Hi: the value's implicit range, Unix microseconds UTC, inclusive
+//	number     NumLo, NumHi: the value's implicit range from its precision; Exact = the literal
+//	quantity   NumLo, NumHi as number; System, Code = the unit (e.g. http://unitsofmeasure.org, mm[Hg]); Text = the unit text
+//	reference  RefType, RefID for a local reference (Type/id); Code = the reference as written (absolute URL, canonical); RefVersion when versioned
+//	composite  Parts: one entry per component, in component order
+type IndexEntry struct {
+	Param string // the search parameter code, e.g. "code", "subject", "_tag"
+	Type  string // token, string, uri, date, number, quantity, reference, composite
+
+	System string
+	Code   string
+	Text   string
+	Exact  string
+
+	Lo, Hi       int64
+	NumLo, NumHi float64
+
+	RefType    string
+	RefID      string
+	RefVersion string
+
+	Parts []IndexEntry
+}
