@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +224,80 @@ func TestSQLiteCloseDrainsQueue(t *testing.T) {
 		t.Errorf("%d updates reported success, %d resources stored", ok, found)
 	}
 	t.Logf("%d of %d updates committed before Close", ok, n)
+}
+
+// TestSQLitePragmas checks the settings durability and concurrency rest on.
+func TestSQLitePragmas(t *testing.T) {
+	st, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*sqliteStore)
+	var mode string
+	var sync, busy int
+	// Nothing is queued, so the writer goroutine is idle and the pinned
+	// connection free.
+	if err := s.wconn.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q, %v; want wal", mode, err)
+	}
+	if err := s.wconn.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous %d, %v; want 2 (FULL)", sync, err)
+	}
+	if err := s.wconn.QueryRowContext(t.Context(), "PRAGMA busy_timeout").Scan(&busy); err != nil || busy == 0 {
+		t.Errorf("busy_timeout %d, %v; want > 0", busy, err)
+	}
+	var qo int
+	if err := s.rdb.QueryRowContext(t.Context(), "PRAGMA query_only").Scan(&qo); err != nil || qo != 1 {
+		t.Errorf("reader query_only %d, %v; want 1", qo, err)
+	}
+}
+
+// TestSQLiteGroupCommitIsolatesFns runs many concurrent updates, half of
+// which fail after writing: batched together, each fn's outcome is its own.
+func TestSQLiteGroupCommitIsolatesFns(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 200
+	boom := errors.New("boom")
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Update(t.Context(), func(tx fhir.Tx) error {
+				k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: fmt.Sprintf("g%d", i)}
+				if err := tx.Put(t.Context(), fhir.Version{Key: k, VersionID: 1, JSON: []byte("{}")}, fhir.Index{}); err != nil {
+					return err
+				}
+				if err := tx.Enqueue(t.Context(), fhir.OutboxMessage{Tenant: k.Tenant, Topic: "t", Key: k.ID}); err != nil {
+					return err
+				}
+				if i%2 == 0 {
+					return boom
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := error(nil)
+		if i%2 == 0 {
+			want = boom
+		}
+		if err != want {
+			t.Errorf("update %d: %v, want %v", i, err, want)
+		}
+		_, rerr := s.Read(t.Context(), fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: fmt.Sprintf("g%d", i)})
+		if (rerr == nil) != (i%2 == 1) {
+			t.Errorf("resource g%d: read error %v, stored should be %v", i, rerr, i%2 == 1)
+		}
+	}
+	ms, err := s.Outbox(t.Context(), fhir.DefaultTenant, 0, 0)
+	if err != nil || len(ms) != n/2 {
+		t.Errorf("outbox: %d messages, %v; want %d", len(ms), err, n/2)
+	}
 }
