@@ -301,3 +301,37 @@ func TestSQLiteGroupCommitIsolatesFns(t *testing.T) {
 		t.Errorf("outbox: %d messages, %v; want %d", len(ms), err, n/2)
 	}
 }
+
+// TestClockFillsZeroTimes: a zero LastUpdated or Created takes the
+// injected clock's time, at microsecond precision in UTC.
+func TestClockFillsZeroTimes(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 6007, time.FixedZone("X", -7200))
+	dsns := map[string]string{"sqlite": filepath.Join(t.TempDir(), "clock.db")}
+	if dsn := os.Getenv(pgEnv); dsn != "" {
+		dsns["postgres"] = newPGSchema(t, dsn)
+	}
+	for name, dsn := range dsns {
+		s, err := Open(t.Context(), dsn, WithClock(func() time.Time { return at }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: "clock"}
+		err = s.Update(t.Context(), func(tx fhir.Tx) error {
+			if err := tx.Put(t.Context(), fhir.Version{Key: k, VersionID: 1, JSON: []byte("{}")}, fhir.Index{}); err != nil {
+				return err
+			}
+			return tx.Enqueue(t.Context(), fhir.OutboxMessage{Tenant: k.Tenant, Topic: "t", Key: "k"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := at.Truncate(time.Microsecond).UTC()
+		if v, err := s.Read(t.Context(), k); err != nil || !v.LastUpdated.Equal(want) || v.LastUpdated.Location() != time.UTC {
+			t.Errorf("%s: LastUpdated %v, %v; want %v", name, v.LastUpdated, err, want)
+		}
+		if ms, err := s.Outbox(t.Context(), k.Tenant, 0, 0); err != nil || len(ms) != 1 || !ms[0].Created.Equal(want) {
+			t.Errorf("%s: outbox %+v, %v; want Created %v", name, ms, err, want)
+		}
+	}
+}
