@@ -4,7 +4,9 @@ package fhir
 // write time (by package fhir/search) and stored beside the version in the
 // same transaction. Which fields are set depends on Type:
 //
-//	token      System, Code; Text = display / CodeableConcept.text, normalized (for :text)
+//	token      System, Code; Text = display / CodeableConcept.text, normalized (for :text);
+//	           for an Identifier, one more entry per Identifier.type coding with
+//	           TypeSystem, TypeCode set as well (for :of-type)
 //	string     Text = the value normalized (lower-case, accents removed); Exact = as written
 //	uri        Code = the URI as written
 //	date       Lo, Hi: the value's implicit range, Unix microseconds UTC, inclusive
@@ -20,6 +22,9 @@ type IndexEntry struct {
 	Code   string
 	Text   string
 	Exact  string
+
+	// TypeSystem, TypeCode: an Identifier's type coding (token :of-type).
+	TypeSystem, TypeCode string
 
 	Lo, Hi       int64
 	NumLo, NumHi float64
