@@ -56,22 +56,22 @@ func RunStoreSuite(t *testing.T, open StoreOpener) {
 		name string
 		fn   func(t *testing.T, open StoreOpener)
 	}{
-		{"CreateReadVReadHistory", testCreateRead},
-		{"UnknownIsNotFound", testUnknown},
-		{"Deletion", testDeletion},
-		{"VersionGapIsConflict", testVersionGap},
-		{"FnErrorRollsBackEverything", testFnError},
-		{"PanicInFnIsAnError", testPanic},
-		{"CancelledContext", testCancelled},
-		{"TxUnusableAfterFn", testTxAfterFn},
-		{"OutboxCommitsWithResource", testOutbox},
-		{"TenantIsolation", testTenants},
-		{"Identifiers", testIdentifiers},
-		{"ConcurrentUpdatesLoseNoVersion", testConcurrentUpdates},
-		{"ConcurrentConditionalCreate", testConditionalCreate},
-		{"DurableAcrossReopen", testReopen},
-		{"LargeBody", testLargeBody},
-		{"BinarySafeBody", testBinaryBody},
+		{"CreateReadVReadHistory", storeTestCreateRead},
+		{"UnknownIsNotFound", storeTestUnknown},
+		{"Deletion", storeTestDeletion},
+		{"VersionGapIsConflict", storeTestVersionGap},
+		{"FnErrorRollsBackEverything", storeTestFnError},
+		{"PanicInFnIsAnError", storeTestPanic},
+		{"CancelledContext", storeTestCancelled},
+		{"TxUnusableAfterFn", storeTestTxAfterFn},
+		{"OutboxCommitsWithResource", storeTestOutbox},
+		{"TenantIsolation", storeTestTenants},
+		{"Identifiers", storeTestIdentifiers},
+		{"ConcurrentUpdatesLoseNoVersion", storeTestConcurrentUpdates},
+		{"ConcurrentConditionalCreate", storeTestConditionalCreate},
+		{"DurableAcrossReopen", storeTestReopen},
+		{"LargeBody", storeTestLargeBody},
+		{"BinarySafeBody", storeTestBinaryBody},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,20 +81,20 @@ func RunStoreSuite(t *testing.T, open StoreOpener) {
 	}
 }
 
-// t0 has nanoseconds and a non-UTC zone: stores keep microseconds, in UTC.
-var t0 = time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("CET", 3600))
+// stT0 has nanoseconds and a non-UTC zone: stores keep microseconds, in UTC.
+var stT0 = time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("CET", 3600))
 
-func key(tenant, id string) fhir.Key { return fhir.Key{Tenant: tenant, Type: "Patient", ID: id} }
+func stKey(tenant, id string) fhir.Key { return fhir.Key{Tenant: tenant, Type: "Patient", ID: id} }
 
-func body(id string, vid int64, extra string) []byte {
+func stBody(id string, vid int64, extra string) []byte {
 	return fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,"meta":{"versionId":"%d"},"z":1,"a":[2,1]%s}`, id, vid, extra)
 }
 
-func version(k fhir.Key, vid int64, json []byte) fhir.Version {
-	return fhir.Version{Key: k, VersionID: vid, LastUpdated: t0.Add(time.Duration(vid) * time.Second), JSON: json}
+func stVersion(k fhir.Key, vid int64, json []byte) fhir.Version {
+	return fhir.Version{Key: k, VersionID: vid, LastUpdated: stT0.Add(time.Duration(vid) * time.Second), JSON: json}
 }
 
-func put(t *testing.T, s fhir.Store, v fhir.Version, idx fhir.Index) {
+func stPut(t *testing.T, s fhir.Store, v fhir.Version, idx fhir.Index) {
 	t.Helper()
 	if err := s.Update(t.Context(), func(tx fhir.Tx) error { return tx.Put(t.Context(), v, idx) }); err != nil {
 		t.Fatalf("put %v v%d: %v", v.Key, v.VersionID, err)
@@ -102,7 +102,7 @@ func put(t *testing.T, s fhir.Store, v fhir.Version, idx fhir.Index) {
 }
 
 // checkVersion compares what a store returned with what was put.
-func checkVersion(t *testing.T, what string, got, want fhir.Version) {
+func stCheckVersion(t *testing.T, what string, got, want fhir.Version) {
 	t.Helper()
 	wantTime := want.LastUpdated.Truncate(time.Microsecond).UTC()
 	if got.Key != want.Key || got.VersionID != want.VersionID || got.Deleted != want.Deleted {
@@ -117,14 +117,14 @@ func checkVersion(t *testing.T, what string, got, want fhir.Version) {
 	}
 }
 
-func wantNotFound(t *testing.T, what string, err error) {
+func stWantNotFound(t *testing.T, what string, err error) {
 	t.Helper()
 	if !errors.Is(err, fhir.ErrNotFound) {
 		t.Errorf("%s: err %v, want ErrNotFound", what, err)
 	}
 }
 
-func lookup(t *testing.T, s fhir.Store, tenant, typ string, ident fhir.Identifier) []string {
+func stLookup(t *testing.T, s fhir.Store, tenant, typ string, ident fhir.Identifier) []string {
 	t.Helper()
 	var ids []string
 	err := s.Update(t.Context(), func(tx fhir.Tx) error {
@@ -139,28 +139,28 @@ func lookup(t *testing.T, s fhir.Store, tenant, typ string, ident fhir.Identifie
 	return ids
 }
 
-func testCreateRead(t *testing.T, open StoreOpener) {
+func storeTestCreateRead(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "p1")
-	v1 := version(k, 1, body("p1", 1, ""))
-	v2 := version(k, 2, body("p1", 2, `,"name":[{"family":"Müller"}]`))
-	put(t, s, v1, fhir.Index{})
-	put(t, s, v2, fhir.Index{})
+	k := stKey(fhir.DefaultTenant, "p1")
+	v1 := stVersion(k, 1, stBody("p1", 1, ""))
+	v2 := stVersion(k, 2, stBody("p1", 2, `,"name":[{"family":"Müller"}]`))
+	stPut(t, s, v1, fhir.Index{})
+	stPut(t, s, v2, fhir.Index{})
 
 	got, err := s.Read(ctx, k)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	checkVersion(t, "Read", got, v2)
+	stCheckVersion(t, "Read", got, v2)
 	for _, want := range []fhir.Version{v1, v2} {
 		got, err := s.VRead(ctx, k, want.VersionID)
 		if err != nil {
 			t.Fatalf("VRead %d: %v", want.VersionID, err)
 		}
-		checkVersion(t, fmt.Sprintf("VRead %d", want.VersionID), got, want)
+		stCheckVersion(t, fmt.Sprintf("VRead %d", want.VersionID), got, want)
 	}
 	_, err = s.VRead(ctx, k, 3)
-	wantNotFound(t, "VRead of a version not yet written", err)
+	stWantNotFound(t, "VRead of a version not yet written", err)
 
 	hist, err := s.History(ctx, k, 0)
 	if err != nil {
@@ -169,8 +169,8 @@ func testCreateRead(t *testing.T, open StoreOpener) {
 	if len(hist) != 2 {
 		t.Fatalf("History: %d versions, want 2", len(hist))
 	}
-	checkVersion(t, "History[0] (newest)", hist[0], v2)
-	checkVersion(t, "History[1]", hist[1], v1)
+	stCheckVersion(t, "History[0] (newest)", hist[0], v2)
+	stCheckVersion(t, "History[1]", hist[1], v1)
 	hist, err = s.History(ctx, k, 1)
 	if err != nil || len(hist) != 1 || hist[0].VersionID != 2 {
 		t.Fatalf("History limit 1: %d versions, err %v; want only version 2", len(hist), err)
@@ -182,9 +182,9 @@ func testCreateRead(t *testing.T, open StoreOpener) {
 		if err != nil {
 			return err
 		}
-		checkVersion(t, "Tx.Read", got, v2)
-		_, err = tx.Read(ctx, key(fhir.DefaultTenant, "nobody"))
-		wantNotFound(t, "Tx.Read of unknown", err)
+		stCheckVersion(t, "Tx.Read", got, v2)
+		_, err = tx.Read(ctx, stKey(fhir.DefaultTenant, "nobody"))
+		stWantNotFound(t, "Tx.Read of unknown", err)
 		return nil
 	})
 	if err != nil {
@@ -192,31 +192,31 @@ func testCreateRead(t *testing.T, open StoreOpener) {
 	}
 }
 
-func testUnknown(t *testing.T, open StoreOpener) {
+func storeTestUnknown(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "missing")
+	k := stKey(fhir.DefaultTenant, "missing")
 	_, err := s.Read(ctx, k)
-	wantNotFound(t, "Read", err)
+	stWantNotFound(t, "Read", err)
 	_, err = s.VRead(ctx, k, 1)
-	wantNotFound(t, "VRead", err)
+	stWantNotFound(t, "VRead", err)
 	_, err = s.History(ctx, k, 0)
-	wantNotFound(t, "History", err)
+	stWantNotFound(t, "History", err)
 }
 
-func testDeletion(t *testing.T, open StoreOpener) {
+func storeTestDeletion(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "gone")
+	k := stKey(fhir.DefaultTenant, "gone")
 	ident := fhir.Identifier{System: "urn:sys", Value: "gone-1"}
-	v1 := version(k, 1, body("gone", 1, ""))
-	put(t, s, v1, fhir.Index{Identifiers: []fhir.Identifier{ident}})
-	del := fhir.Version{Key: k, VersionID: 2, LastUpdated: t0.Add(time.Minute), Deleted: true}
-	put(t, s, del, fhir.Index{Identifiers: []fhir.Identifier{ident}}) // ignored: a deletion clears the index
+	v1 := stVersion(k, 1, stBody("gone", 1, ""))
+	stPut(t, s, v1, fhir.Index{Identifiers: []fhir.Identifier{ident}})
+	del := fhir.Version{Key: k, VersionID: 2, LastUpdated: stT0.Add(time.Minute), Deleted: true}
+	stPut(t, s, del, fhir.Index{Identifiers: []fhir.Identifier{ident}}) // ignored: a deletion clears the index
 
 	got, err := s.Read(ctx, k)
 	if err != nil {
 		t.Fatalf("Read of deleted: %v (want the deletion version)", err)
 	}
-	checkVersion(t, "Read of deleted", got, del)
+	stCheckVersion(t, "Read of deleted", got, del)
 	if len(got.JSON) != 0 {
 		t.Errorf("deletion has %d bytes of JSON, want none", len(got.JSON))
 	}
@@ -224,29 +224,29 @@ func testDeletion(t *testing.T, open StoreOpener) {
 	if err != nil || len(hist) != 2 || !hist[0].Deleted || hist[1].Deleted {
 		t.Fatalf("History after delete: %+v, %v; want [deletion, v1]", hist, err)
 	}
-	if ids := lookup(t, s, k.Tenant, k.Type, ident); len(ids) != 0 {
+	if ids := stLookup(t, s, k.Tenant, k.Type, ident); len(ids) != 0 {
 		t.Errorf("identifier of deleted resource still found: %v", ids)
 	}
 	// A deleted resource can come back as the next version.
-	v3 := version(k, 3, body("gone", 3, ""))
-	put(t, s, v3, fhir.Index{Identifiers: []fhir.Identifier{ident}})
+	v3 := stVersion(k, 3, stBody("gone", 3, ""))
+	stPut(t, s, v3, fhir.Index{Identifiers: []fhir.Identifier{ident}})
 	got, err = s.Read(ctx, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVersion(t, "Read after re-create", got, v3)
-	if ids := lookup(t, s, k.Tenant, k.Type, ident); !slices.Equal(ids, []string{"gone"}) {
+	stCheckVersion(t, "Read after re-create", got, v3)
+	if ids := stLookup(t, s, k.Tenant, k.Type, ident); !slices.Equal(ids, []string{"gone"}) {
 		t.Errorf("identifier after re-create: %v", ids)
 	}
 }
 
-func testVersionGap(t *testing.T, open StoreOpener) {
+func storeTestVersionGap(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "gap")
+	k := stKey(fhir.DefaultTenant, "gap")
 	var calls atomic.Int32
 	err := s.Update(ctx, func(tx fhir.Tx) error {
 		calls.Add(1)
-		return tx.Put(ctx, version(k, 5, body("gap", 5, "")), fhir.Index{})
+		return tx.Put(ctx, stVersion(k, 5, stBody("gap", 5, "")), fhir.Index{})
 	})
 	// No retry can fix a gap, so Update gives up and says why.
 	if !errors.Is(err, fhir.ErrVersionConflict) {
@@ -256,12 +256,12 @@ func testVersionGap(t *testing.T, open StoreOpener) {
 		t.Errorf("fn ran %d times; Update should retry on ErrVersionConflict", n)
 	}
 	_, err = s.Read(ctx, k)
-	wantNotFound(t, "Read after failed Put", err)
+	stWantNotFound(t, "Read after failed Put", err)
 
-	put(t, s, version(k, 1, body("gap", 1, "")), fhir.Index{})
+	stPut(t, s, stVersion(k, 1, stBody("gap", 1, "")), fhir.Index{})
 	for _, vid := range []int64{0, 1, 3} {
 		err := s.Update(ctx, func(tx fhir.Tx) error {
-			return tx.Put(ctx, version(k, vid, body("gap", vid, "")), fhir.Index{})
+			return tx.Put(ctx, stVersion(k, vid, stBody("gap", vid, "")), fhir.Index{})
 		})
 		if !errors.Is(err, fhir.ErrVersionConflict) {
 			t.Errorf("Put version %d over version 1: %v, want ErrVersionConflict", vid, err)
@@ -272,51 +272,51 @@ func testVersionGap(t *testing.T, open StoreOpener) {
 	}
 }
 
-var errBoom = errors.New("boom from fn")
+var errStoreBoom = errors.New("boom from fn")
 
-func testFnError(t *testing.T, open StoreOpener) {
+func storeTestFnError(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "never")
+	k := stKey(fhir.DefaultTenant, "never")
 	ident := fhir.Identifier{System: "urn:sys", Value: "never"}
 	err := s.Update(ctx, func(tx fhir.Tx) error {
-		if err := tx.Put(ctx, version(k, 1, body("never", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{ident}}); err != nil {
+		if err := tx.Put(ctx, stVersion(k, 1, stBody("never", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{ident}}); err != nil {
 			return err
 		}
 		if err := tx.Enqueue(ctx, fhir.OutboxMessage{Tenant: k.Tenant, Topic: "t", Key: "never", Payload: []byte("x")}); err != nil {
 			return err
 		}
-		return errBoom
+		return errStoreBoom
 	})
-	if err != errBoom {
+	if err != errStoreBoom {
 		t.Fatalf("Update returned %v, want fn's error unchanged", err)
 	}
 	_, err = s.Read(ctx, k)
-	wantNotFound(t, "Read after rolled-back create", err)
+	stWantNotFound(t, "Read after rolled-back create", err)
 	_, err = s.History(ctx, k, 0)
-	wantNotFound(t, "History after rolled-back create", err)
-	if ids := lookup(t, s, k.Tenant, k.Type, ident); len(ids) != 0 {
+	stWantNotFound(t, "History after rolled-back create", err)
+	if ids := stLookup(t, s, k.Tenant, k.Type, ident); len(ids) != 0 {
 		t.Errorf("identifier rows survived rollback: %v", ids)
 	}
 	if ms, err := s.Outbox(ctx, k.Tenant, 0, 0); err != nil || len(ms) != 0 {
 		t.Errorf("outbox after rollback: %v, %v; want empty", ms, err)
 	}
 	// The store is fine afterwards.
-	put(t, s, version(k, 1, body("never", 1, "")), fhir.Index{})
+	stPut(t, s, stVersion(k, 1, stBody("never", 1, "")), fhir.Index{})
 }
 
-func testPanic(t *testing.T, open StoreOpener) {
+func storeTestPanic(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "panicky")
+	k := stKey(fhir.DefaultTenant, "panicky")
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
 		wg.Go(func() {
-			kk := key(fhir.DefaultTenant, fmt.Sprintf("bystander-%d", i))
-			errs[i] = s.Update(ctx, func(tx fhir.Tx) error { return tx.Put(ctx, version(kk, 1, body(kk.ID, 1, "")), fhir.Index{}) })
+			kk := stKey(fhir.DefaultTenant, fmt.Sprintf("bystander-%d", i))
+			errs[i] = s.Update(ctx, func(tx fhir.Tx) error { return tx.Put(ctx, stVersion(kk, 1, stBody(kk.ID, 1, "")), fhir.Index{}) })
 		})
 	}
 	err := s.Update(ctx, func(tx fhir.Tx) error {
-		if err := tx.Put(ctx, version(k, 1, body("panicky", 1, "")), fhir.Index{}); err != nil {
+		if err := tx.Put(ctx, stVersion(k, 1, stBody("panicky", 1, "")), fhir.Index{}); err != nil {
 			return err
 		}
 		panic("fn blew up")
@@ -326,23 +326,23 @@ func testPanic(t *testing.T, open StoreOpener) {
 		t.Fatalf("Update with panicking fn: %v, want an error naming the panic", err)
 	}
 	_, rerr := s.Read(ctx, k)
-	wantNotFound(t, "Read after panic", rerr)
+	stWantNotFound(t, "Read after panic", rerr)
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("concurrent Update %d failed because of another fn's panic: %v", i, err)
 		}
 	}
-	put(t, s, version(k, 1, body("panicky", 1, "")), fhir.Index{})
+	stPut(t, s, stVersion(k, 1, stBody("panicky", 1, "")), fhir.Index{})
 }
 
-func testCancelled(t *testing.T, open StoreOpener) {
+func storeTestCancelled(t *testing.T, open StoreOpener) {
 	s := open(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	ran := false
 	err := s.Update(ctx, func(tx fhir.Tx) error {
 		ran = true
-		return tx.Put(ctx, version(key(fhir.DefaultTenant, "c"), 1, body("c", 1, "")), fhir.Index{})
+		return tx.Put(ctx, stVersion(stKey(fhir.DefaultTenant, "c"), 1, stBody("c", 1, "")), fhir.Index{})
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Update with cancelled ctx: %v, want context.Canceled", err)
@@ -350,35 +350,35 @@ func testCancelled(t *testing.T, open StoreOpener) {
 	if ran {
 		t.Errorf("fn ran although ctx was cancelled before Update")
 	}
-	_, err = s.Read(t.Context(), key(fhir.DefaultTenant, "c"))
-	wantNotFound(t, "Read after cancelled Update", err)
+	_, err = s.Read(t.Context(), stKey(fhir.DefaultTenant, "c"))
+	stWantNotFound(t, "Read after cancelled Update", err)
 }
 
-func testTxAfterFn(t *testing.T, open StoreOpener) {
+func storeTestTxAfterFn(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
 	var leaked fhir.Tx
 	if err := s.Update(ctx, func(tx fhir.Tx) error { leaked = tx; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	k := key(fhir.DefaultTenant, "leak")
-	if err := leaked.Put(ctx, version(k, 1, body("leak", 1, "")), fhir.Index{}); err == nil {
+	k := stKey(fhir.DefaultTenant, "leak")
+	if err := leaked.Put(ctx, stVersion(k, 1, stBody("leak", 1, "")), fhir.Index{}); err == nil {
 		t.Errorf("Put on a Tx whose fn had returned succeeded")
 	}
-	put(t, s, version(key(fhir.DefaultTenant, "other"), 1, body("other", 1, "")), fhir.Index{})
+	stPut(t, s, stVersion(stKey(fhir.DefaultTenant, "other"), 1, stBody("other", 1, "")), fhir.Index{})
 	_, err := s.Read(ctx, k)
-	wantNotFound(t, "Read of leaked Put", err)
+	stWantNotFound(t, "Read of leaked Put", err)
 }
 
-func testOutbox(t *testing.T, open StoreOpener) {
+func storeTestOutbox(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "ob")
+	k := stKey(fhir.DefaultTenant, "ob")
 	msg := func(n int) fhir.OutboxMessage {
 		return fhir.OutboxMessage{Tenant: k.Tenant, Topic: "ehr.push", Key: fmt.Sprintf("Patient/ob/%d", n),
-			Payload: fmt.Appendf(nil, `{"n":%d}`, n), Created: t0.Add(time.Duration(n) * time.Millisecond)}
+			Payload: fmt.Appendf(nil, `{"n":%d}`, n), Created: stT0.Add(time.Duration(n) * time.Millisecond)}
 	}
 	write := func(vid int64, m fhir.OutboxMessage, fail error) error {
 		return s.Update(ctx, func(tx fhir.Tx) error {
-			if err := tx.Put(ctx, version(k, vid, body("ob", vid, "")), fhir.Index{}); err != nil {
+			if err := tx.Put(ctx, stVersion(k, vid, stBody("ob", vid, "")), fhir.Index{}); err != nil {
 				return err
 			}
 			if err := tx.Enqueue(ctx, m); err != nil {
@@ -390,8 +390,8 @@ func testOutbox(t *testing.T, open StoreOpener) {
 	if err := write(1, msg(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := write(2, msg(2), errBoom); err != errBoom {
-		t.Fatalf("failing Update: %v, want errBoom", err)
+	if err := write(2, msg(2), errStoreBoom); err != errStoreBoom {
+		t.Fatalf("failing Update: %v, want errStoreBoom", err)
 	}
 	ms, err := s.Outbox(ctx, k.Tenant, 0, 0)
 	if err != nil {
@@ -440,70 +440,70 @@ func testOutbox(t *testing.T, open StoreOpener) {
 	}
 }
 
-func testTenants(t *testing.T, open StoreOpener) {
+func storeTestTenants(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	a, b := key("practice-a", "same"), key("practice-b", "same")
+	a, b := stKey("practice-a", "same"), stKey("practice-b", "same")
 	ident := fhir.Identifier{System: "urn:sys", Value: "shared"}
 	idx := fhir.Index{Identifiers: []fhir.Identifier{ident}}
-	put(t, s, version(a, 1, body("same", 1, `,"t":"a"`)), idx)
-	put(t, s, version(b, 1, body("same", 1, `,"t":"b"`)), fhir.Index{})
-	put(t, s, version(a, 2, body("same", 2, `,"t":"a"`)), idx)
+	stPut(t, s, stVersion(a, 1, stBody("same", 1, `,"t":"a"`)), idx)
+	stPut(t, s, stVersion(b, 1, stBody("same", 1, `,"t":"b"`)), fhir.Index{})
+	stPut(t, s, stVersion(a, 2, stBody("same", 2, `,"t":"a"`)), idx)
 
 	vb, err := s.Read(ctx, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVersion(t, "tenant b", vb, version(b, 1, body("same", 1, `,"t":"b"`)))
+	stCheckVersion(t, "tenant b", vb, stVersion(b, 1, stBody("same", 1, `,"t":"b"`)))
 	if h, err := s.History(ctx, b, 0); err != nil || len(h) != 1 {
 		t.Errorf("tenant b history: %d versions, %v; want 1", len(h), err)
 	}
 	if h, err := s.History(ctx, a, 0); err != nil || len(h) != 2 {
 		t.Errorf("tenant a history: %d versions, %v; want 2", len(h), err)
 	}
-	_, err = s.Read(ctx, key("practice-c", "same"))
-	wantNotFound(t, "Read in a third tenant", err)
-	if ids := lookup(t, s, b.Tenant, b.Type, ident); len(ids) != 0 {
+	_, err = s.Read(ctx, stKey("practice-c", "same"))
+	stWantNotFound(t, "Read in a third tenant", err)
+	if ids := stLookup(t, s, b.Tenant, b.Type, ident); len(ids) != 0 {
 		t.Errorf("tenant b sees tenant a's identifier: %v", ids)
 	}
-	if ids := lookup(t, s, a.Tenant, a.Type, ident); !slices.Equal(ids, []string{"same"}) {
+	if ids := stLookup(t, s, a.Tenant, a.Type, ident); !slices.Equal(ids, []string{"same"}) {
 		t.Errorf("tenant a identifier lookup: %v", ids)
 	}
 }
 
-func testIdentifiers(t *testing.T, open StoreOpener) {
+func storeTestIdentifiers(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
 	x := fhir.Identifier{System: "urn:oid:1.2.3", Value: "X"}
 	y := fhir.Identifier{System: "urn:oid:1.2.3", Value: "Y"}
 	xOther := fhir.Identifier{System: "urn:oid:9.9", Value: "X"}
-	p1, p2 := key(fhir.DefaultTenant, "p1"), key(fhir.DefaultTenant, "p2")
-	put(t, s, version(p1, 1, body("p1", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{x, x}}) // duplicates are harmless
-	put(t, s, version(p2, 1, body("p2", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{x, y}})
+	p1, p2 := stKey(fhir.DefaultTenant, "p1"), stKey(fhir.DefaultTenant, "p2")
+	stPut(t, s, stVersion(p1, 1, stBody("p1", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{x, x}}) // duplicates are harmless
+	stPut(t, s, stVersion(p2, 1, stBody("p2", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{x, y}})
 
-	if ids := lookup(t, s, p1.Tenant, "Patient", x); !slices.Equal(ids, []string{"p1", "p2"}) {
+	if ids := stLookup(t, s, p1.Tenant, "Patient", x); !slices.Equal(ids, []string{"p1", "p2"}) {
 		t.Errorf("lookup X: %v, want [p1 p2]", ids)
 	}
-	if ids := lookup(t, s, p1.Tenant, "Patient", xOther); len(ids) != 0 {
+	if ids := stLookup(t, s, p1.Tenant, "Patient", xOther); len(ids) != 0 {
 		t.Errorf("lookup X in another system: %v, want none", ids)
 	}
-	if ids := lookup(t, s, p1.Tenant, "Practitioner", x); len(ids) != 0 {
+	if ids := stLookup(t, s, p1.Tenant, "Practitioner", x); len(ids) != 0 {
 		t.Errorf("lookup X on another type: %v, want none", ids)
 	}
 	// The identifier changed: the index follows the current version only.
-	put(t, s, version(p1, 2, body("p1", 2, "")), fhir.Index{Identifiers: []fhir.Identifier{y}})
-	if ids := lookup(t, s, p1.Tenant, "Patient", x); !slices.Equal(ids, []string{"p2"}) {
+	stPut(t, s, stVersion(p1, 2, stBody("p1", 2, "")), fhir.Index{Identifiers: []fhir.Identifier{y}})
+	if ids := stLookup(t, s, p1.Tenant, "Patient", x); !slices.Equal(ids, []string{"p2"}) {
 		t.Errorf("lookup X after p1 dropped it: %v, want [p2]", ids)
 	}
-	if ids := lookup(t, s, p1.Tenant, "Patient", y); !slices.Equal(ids, []string{"p1", "p2"}) {
+	if ids := stLookup(t, s, p1.Tenant, "Patient", y); !slices.Equal(ids, []string{"p1", "p2"}) {
 		t.Errorf("lookup Y: %v, want [p1 p2]", ids)
 	}
-	put(t, s, fhir.Version{Key: p2, VersionID: 2, LastUpdated: t0, Deleted: true}, fhir.Index{})
-	if ids := lookup(t, s, p1.Tenant, "Patient", y); !slices.Equal(ids, []string{"p1"}) {
+	stPut(t, s, fhir.Version{Key: p2, VersionID: 2, LastUpdated: stT0, Deleted: true}, fhir.Index{})
+	if ids := stLookup(t, s, p1.Tenant, "Patient", y); !slices.Equal(ids, []string{"p1"}) {
 		t.Errorf("lookup Y after p2 deleted: %v, want [p1]", ids)
 	}
 	// A transaction sees its own writes.
 	err := s.Update(ctx, func(tx fhir.Tx) error {
 		z := fhir.Identifier{System: "urn:z", Value: "Z"}
-		if err := tx.Put(ctx, version(key(fhir.DefaultTenant, "p3"), 1, body("p3", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{z}}); err != nil {
+		if err := tx.Put(ctx, stVersion(stKey(fhir.DefaultTenant, "p3"), 1, stBody("p3", 1, "")), fhir.Index{Identifiers: []fhir.Identifier{z}}); err != nil {
 			return err
 		}
 		ids, err := tx.LookupIdentifier(ctx, fhir.DefaultTenant, "Patient", z)
@@ -520,10 +520,10 @@ func testIdentifiers(t *testing.T, open StoreOpener) {
 	}
 }
 
-func testConcurrentUpdates(t *testing.T, open StoreOpener) {
+func storeTestConcurrentUpdates(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "hot")
-	put(t, s, version(k, 1, body("hot", 1, "")), fhir.Index{})
+	k := stKey(fhir.DefaultTenant, "hot")
+	stPut(t, s, stVersion(k, 1, stBody("hot", 1, "")), fhir.Index{})
 	const writers = 20
 	var wg sync.WaitGroup
 	errs := make([]error, writers)
@@ -535,7 +535,7 @@ func testConcurrentUpdates(t *testing.T, open StoreOpener) {
 					return err
 				}
 				next := cur.VersionID + 1
-				return tx.Put(ctx, version(k, next, body("hot", next, fmt.Sprintf(`,"writer":%d`, i))), fhir.Index{})
+				return tx.Put(ctx, stVersion(k, next, stBody("hot", next, fmt.Sprintf(`,"writer":%d`, i))), fhir.Index{})
 			})
 		})
 	}
@@ -570,7 +570,7 @@ func testConcurrentUpdates(t *testing.T, open StoreOpener) {
 	}
 }
 
-func testConditionalCreate(t *testing.T, open StoreOpener) {
+func storeTestConditionalCreate(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
 	ident := fhir.Identifier{System: "urn:mrn", Value: "42"}
 	const callers = 50
@@ -585,9 +585,9 @@ func testConditionalCreate(t *testing.T, open StoreOpener) {
 				if err != nil || len(ids) > 0 {
 					return err
 				}
-				k := key(fhir.DefaultTenant, fmt.Sprintf("cc-%d", i))
+				k := stKey(fhir.DefaultTenant, fmt.Sprintf("cc-%d", i))
 				created[i] = true
-				return tx.Put(ctx, version(k, 1, body(k.ID, 1, "")), fhir.Index{Identifiers: []fhir.Identifier{ident}})
+				return tx.Put(ctx, stVersion(k, 1, stBody(k.ID, 1, "")), fhir.Index{Identifiers: []fhir.Identifier{ident}})
 			})
 		})
 	}
@@ -604,16 +604,16 @@ func testConditionalCreate(t *testing.T, open StoreOpener) {
 	if n != 1 {
 		t.Errorf("%d callers created a resource, want exactly 1", n)
 	}
-	if ids := lookup(t, s, fhir.DefaultTenant, "Patient", ident); len(ids) != 1 {
+	if ids := stLookup(t, s, fhir.DefaultTenant, "Patient", ident); len(ids) != 1 {
 		t.Errorf("resources carrying the identifier: %v, want exactly one", ids)
 	}
 }
 
-func testReopen(t *testing.T, open StoreOpener) {
+func storeTestReopen(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
-	k := key(fhir.DefaultTenant, "durable")
+	k := stKey(fhir.DefaultTenant, "durable")
 	ident := fhir.Identifier{System: "urn:sys", Value: "durable"}
-	v1 := version(k, 1, body("durable", 1, ""))
+	v1 := stVersion(k, 1, stBody("durable", 1, ""))
 	err := s.Update(ctx, func(tx fhir.Tx) error {
 		if err := tx.Put(ctx, v1, fhir.Index{Identifiers: []fhir.Identifier{ident}}); err != nil {
 			return err
@@ -632,17 +632,17 @@ func testReopen(t *testing.T, open StoreOpener) {
 	if err != nil {
 		t.Fatalf("Read after reopen: %v", err)
 	}
-	checkVersion(t, "Read after reopen", got, v1)
+	stCheckVersion(t, "Read after reopen", got, v1)
 	if ms, err := s.Outbox(ctx, k.Tenant, 0, 0); err != nil || len(ms) != 1 {
 		t.Errorf("outbox after reopen: %v, %v; want 1 message", ms, err)
 	}
-	if ids := lookup(t, s, k.Tenant, k.Type, ident); !slices.Equal(ids, []string{"durable"}) {
+	if ids := stLookup(t, s, k.Tenant, k.Type, ident); !slices.Equal(ids, []string{"durable"}) {
 		t.Errorf("identifier after reopen: %v", ids)
 	}
-	put(t, s, version(k, 2, body("durable", 2, "")), fhir.Index{})
+	stPut(t, s, stVersion(k, 2, stBody("durable", 2, "")), fhir.Index{})
 }
 
-func testLargeBody(t *testing.T, open StoreOpener) {
+func storeTestLargeBody(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
 	var b bytes.Buffer
 	b.WriteString(`{"resourceType":"Binary","id":"big","data":"`)
@@ -651,43 +651,43 @@ func testLargeBody(t *testing.T, open StoreOpener) {
 	}
 	b.WriteString(`"}`)
 	k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Binary", ID: "big"}
-	v := version(k, 1, b.Bytes())
-	put(t, s, v, fhir.Index{})
+	v := stVersion(k, 1, b.Bytes())
+	stPut(t, s, v, fhir.Index{})
 	got, err := s.Read(ctx, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVersion(t, "5 MB body", got, v)
+	stCheckVersion(t, "5 MB body", got, v)
 }
 
-func testBinaryBody(t *testing.T, open StoreOpener) {
+func storeTestBinaryBody(t *testing.T, open StoreOpener) {
 	s, ctx := open(t), t.Context()
 	// Every JSON escape, raw multi-byte UTF-8 (including U+2028 and a
 	// 4-byte rune), whitespace and key order a JSON column would normalize.
 	json := []byte("{ \"resourceType\" : \"Patient\",\"id\":\"bin\", \"text\":\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0000 \\u00e9 \\ud83d\\ude00\"," +
 		"\n\t\"name\":\"Zoë Ωμέγα 漢字 \u2028 \U0001F600\", \"b\":1, \"a\":2, \"b\":3 }")
-	k := key(fhir.DefaultTenant, "bin")
-	v := version(k, 1, json)
-	put(t, s, v, fhir.Index{Identifiers: []fhir.Identifier{{System: "urn:ü", Value: "\u2028\U0001F600'\"%_"}}})
+	k := stKey(fhir.DefaultTenant, "bin")
+	v := stVersion(k, 1, json)
+	stPut(t, s, v, fhir.Index{Identifiers: []fhir.Identifier{{System: "urn:ü", Value: "\u2028\U0001F600'\"%_"}}})
 	got, err := s.Read(ctx, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVersion(t, "escaped JSON", got, v)
+	stCheckVersion(t, "escaped JSON", got, v)
 
 	// Not JSON at all: the store keeps bytes, whatever they are.
 	raw := make([]byte, 0, 512)
 	for i := range 256 {
 		raw = append(raw, byte(i), byte(255-i))
 	}
-	v2 := version(k, 2, raw)
-	put(t, s, v2, fhir.Index{})
+	v2 := stVersion(k, 2, raw)
+	stPut(t, s, v2, fhir.Index{})
 	got, err = s.VRead(ctx, k, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVersion(t, "raw bytes", got, v2)
-	if ids := lookup(t, s, k.Tenant, k.Type, fhir.Identifier{System: "urn:ü", Value: "\u2028\U0001F600'\"%_"}); len(ids) != 0 {
+	stCheckVersion(t, "raw bytes", got, v2)
+	if ids := stLookup(t, s, k.Tenant, k.Type, fhir.Identifier{System: "urn:ü", Value: "\u2028\U0001F600'\"%_"}); len(ids) != 0 {
 		t.Errorf("identifier of version 1 still indexed after version 2: %v", ids)
 	}
 }
