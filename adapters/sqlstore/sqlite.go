@@ -52,11 +52,11 @@ type writeReq struct {
 }
 
 type sqliteWriterStmts struct {
-	begin, commit, rollback          *sql.Stmt
-	savepoint, release, rollbackTo   *sql.Stmt
-	newest, head, insertVersion      *sql.Stmt
-	upsertHead, deleteIdents, insIdt *sql.Stmt
-	lookup, enqueue                  *sql.Stmt
+	begin, commit, rollback               *sql.Stmt
+	savepoint, release, rollbackTo        *sql.Stmt
+	newest, head, insertVersion           *sql.Stmt
+	upsertHead, deleteIdents, insertIdent *sql.Stmt
+	lookup, enqueue                       *sql.Stmt
 }
 
 type sqliteReaderStmts struct {
@@ -257,7 +257,7 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		{&w.upsertHead, `INSERT INTO resource_heads (tenant, type, id, version_id, deleted) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted`},
 		{&w.deleteIdents, "DELETE FROM resource_identifiers WHERE tenant = ? AND type = ? AND id = ?"},
-		{&w.insIdt, `INSERT OR IGNORE INTO resource_identifiers (tenant, type, id, system, value) VALUES (?, ?, ?, ?, ?)`},
+		{&w.insertIdent, `INSERT OR IGNORE INTO resource_identifiers (tenant, type, id, system, value) VALUES (?, ?, ?, ?, ?)`},
 		{&w.lookup, `SELECT id FROM resource_identifiers WHERE tenant = ? AND type = ? AND system = ? AND value = ? ORDER BY id`},
 		{&w.enqueue, `INSERT INTO outbox (tenant, topic, key, payload, created) VALUES (?, ?, ?, ?, ?)`},
 	} {
@@ -531,7 +531,7 @@ func (s *sqliteStore) closeConns() error {
 	}
 	w := &s.w
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo,
-		w.newest, w.head, w.insertVersion, w.upsertHead, w.deleteIdents, w.insIdt, w.lookup, w.enqueue} {
+		w.newest, w.head, w.insertVersion, w.upsertHead, w.deleteIdents, w.insertIdent, w.lookup, w.enqueue} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -631,7 +631,7 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 	}
 	if !v.Deleted {
 		for _, id := range idx.Identifiers {
-			if _, err := w.insIdt.ExecContext(bg, k.Tenant, k.Type, k.ID, id.System, id.Value); err != nil {
+			if _, err := w.insertIdent.ExecContext(bg, k.Tenant, k.Type, k.ID, id.System, id.Value); err != nil {
 				return wrap(err)
 			}
 		}
