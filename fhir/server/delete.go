@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,24 +19,9 @@ func (s *Server) delete(c *gin.Context) {
 		return
 	}
 	var out fhir.Version
-	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) error {
-		ctx := c.Request.Context()
-		cur, found, err := current(ctx, tx, k)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return notFound(fhir.ErrNotFound, k)
-		}
-		if err := checkIfMatch(ifMatch, cur, found); err != nil {
-			return err
-		}
-		if cur.Deleted {
-			out = cur
-			return nil
-		}
-		out = fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
-		return tx.Put(ctx, out, fhir.Index{})
+	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
+		out, _, err = s.deleteIn(c.Request.Context(), tx, k, ifMatch)
+		return err
 	})
 	if err != nil {
 		s.fail(c, err)

@@ -56,11 +56,7 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "PUT needs an id (PUT /%s/{id}) or a condition (PUT /%s?identifier=system|value)", typ, typ).WithStatus(http.StatusMethodNotAllowed))
 		return
 	}
-	cond, err := parseCondition(conditionalQuery(c), "conditional update")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
+	criteria := conditionalQuery(c)
 	ifMatch, err := parseIfMatch(c.GetHeader("If-Match"))
 	if err != nil {
 		s.fail(c, err)
@@ -77,26 +73,9 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 	var status int
 	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
 		ctx := c.Request.Context()
-		ids, err := tx.LookupIdentifier(ctx, tenant, typ, cond.ident)
+		id, err := s.conditionalUpdateID(ctx, tx, tenant, typ, criteria, bodyID)
 		if err != nil {
 			return err
-		}
-		var id string
-		switch len(ids) {
-		case 0:
-			// No match: create, with the body's id if it has one
-			// (update-as-create), else a new one.
-			id = bodyID
-			if id == "" {
-				id = s.newID()
-			}
-		case 1:
-			id = ids[0]
-			if bodyID != "" && bodyID != id {
-				return fhir.Errorf(fhir.IssueInvalid, typ+".id", "resource id %q does not match %s/%s, which the condition matched", bodyID, typ, id)
-			}
-		default:
-			return fhir.Errorf(fhir.IssueMultipleMatches, "", "%d %s resources match identifier %s|%s; the condition must match at most one", len(ids), typ, cond.ident.System, cond.ident.Value)
 		}
 		out, status, err = s.updateIn(ctx, tx, fhir.Key{Tenant: tenant, Type: typ, ID: id}, res, ifMatch)
 		return err

@@ -17,9 +17,11 @@ import (
 )
 
 // The write paths shared by create, update, conditional update and delete
-// (and, later, by Bundle entries). Each runs inside one store transaction
-// so a conditional check and its write cannot be separated by another
-// writer.
+// and by the entries of batch and transaction Bundles. Each *In function
+// runs inside a store transaction (so a conditional check and its write
+// cannot be separated by another writer), touches nothing outside it (the
+// store may re-run it), and answers the version, the HTTP status the
+// interaction has and an error.
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
@@ -194,6 +196,72 @@ func checkIfMatch(ifMatch int64, cur fhir.Version, found bool) error {
 		return fhir.Errorf(fhir.IssueConflict, "", "If-Match version %d does not match the current version %d of %s/%s", ifMatch, cur.VersionID, cur.Type, cur.ID).WithStatus(http.StatusPreconditionFailed)
 	}
 	return nil
+}
+
+// createIn writes res as the first version of k, whose id the caller
+// chose; it answers 201.
+func (s *Server) createIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value) (fhir.Version, int, error) {
+	v, err := s.put(ctx, tx, k, fhir.Version{Key: k}, res)
+	if err != nil {
+		return fhir.Version{}, 0, err
+	}
+	return v, http.StatusCreated, nil
+}
+
+// conditionalCreateMatch resolves If-None-Exist: the one live resource
+// the criteria match (found true; the create then writes nothing and
+// answers 200 with it), none (found false), or 412 for several.
+func (s *Server) conditionalCreateMatch(ctx context.Context, tx fhir.Tx, tenant, typ, criteria string) (v fhir.Version, found bool, err error) {
+	id, err := s.matchOne(ctx, tx, tenant, typ, criteria)
+	if err != nil || id == "" {
+		return fhir.Version{}, false, err
+	}
+	v, err = tx.Read(ctx, fhir.Key{Tenant: tenant, Type: typ, ID: id})
+	if err != nil {
+		return fhir.Version{}, false, err
+	}
+	return v, true, nil
+}
+
+// conditionalUpdateID resolves the target of a conditional update: the
+// resource the criteria match, else the body's id (update-as-create), else
+// a new id. A body id that contradicts the match is a 400.
+func (s *Server) conditionalUpdateID(ctx context.Context, tx fhir.Tx, tenant, typ, criteria, bodyID string) (string, error) {
+	id, err := s.matchOne(ctx, tx, tenant, typ, criteria)
+	switch {
+	case err != nil:
+		return "", err
+	case id == "" && bodyID != "":
+		return bodyID, nil
+	case id == "":
+		return s.newID(), nil
+	case bodyID != "" && bodyID != id:
+		return "", fhir.Errorf(fhir.IssueInvalid, typ+".id", "resource id %q does not match %s/%s, which the condition matched", bodyID, typ, id)
+	}
+	return id, nil
+}
+
+// deleteIn writes a deletion version of k: 204, also when k is already
+// deleted (nothing is written then); 404 when k never existed.
+func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch int64) (fhir.Version, int, error) {
+	cur, found, err := current(ctx, tx, k)
+	if err != nil {
+		return fhir.Version{}, 0, err
+	}
+	if !found {
+		return fhir.Version{}, 0, notFound(fhir.ErrNotFound, k)
+	}
+	if err := checkIfMatch(ifMatch, cur, found); err != nil {
+		return fhir.Version{}, 0, err
+	}
+	if cur.Deleted {
+		return cur, http.StatusNoContent, nil
+	}
+	v := fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
+	if err := tx.Put(ctx, v, fhir.Index{}); err != nil {
+		return fhir.Version{}, 0, err
+	}
+	return v, http.StatusNoContent, nil
 }
 
 // updateIn writes res as the next version of k inside tx. It answers 201
