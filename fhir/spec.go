@@ -36,6 +36,7 @@ type specFile struct {
 			Ref    string `json:"r"`
 			Inline bool   `json:"b"`
 			VS     int    `json:"vs"`
+			Sum    bool   `json:"s"`
 		} `json:"e"`
 	} `json:"types"`
 	ValueSets [][]string `json:"valueSets"`
@@ -60,6 +61,9 @@ type typeDef struct {
 	re       *regexp.Regexp    // nil: no format beyond the JSON kind
 	fast     func(string) bool // same answer as re, faster (primitive.go)
 	node     *node             // complex types and resources
+	// summary holds the JSON names of the top-level isSummary elements
+	// (choices expanded), for _summary=true.
+	summary map[string]bool
 }
 
 // node is one object level of a type: the root of a type, or a backbone
@@ -251,6 +255,14 @@ func loadSpec(gz []byte) (*specTables, error) {
 			if e.Min > 0 {
 				pn.required = append(pn.required, req)
 			}
+			if e.Sum && parent == "" {
+				if td.summary == nil {
+					td.summary = map[string]bool{}
+				}
+				for _, n := range req.names {
+					td.summary[n] = true
+				}
+			}
 		}
 		for _, p := range refs {
 			// A reference to a path we do not know leaves the element's
@@ -271,4 +283,29 @@ func IsResourceType(name string) bool {
 // is the caller's.
 func ResourceTypes() []string {
 	return append([]string(nil), r4().resTypes...)
+}
+
+// IsSummaryElement reports whether the top-level element name (a JSON
+// member name, choices expanded, e.g. "valueQuantity") of resource type typ
+// is marked isSummary in the R4 definitions, so _summary=true keeps it.
+func IsSummaryElement(typ, name string) bool {
+	t := r4().types[typ]
+	return t != nil && t.summary[name]
+}
+
+// IsRequiredElement reports whether the top-level element name of typ has
+// a minimum cardinality above zero (kept by _summary=text and _elements).
+func IsRequiredElement(typ, name string) bool {
+	t := r4().types[typ]
+	if t == nil || t.node == nil {
+		return false
+	}
+	for _, r := range t.node.required {
+		for _, n := range r.names {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }

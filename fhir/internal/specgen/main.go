@@ -45,6 +45,8 @@ type elemOut struct {
 	Ref    string    `json:"r,omitempty"` // contentReference, relative
 	Inline bool      `json:"b,omitempty"` // children follow inline (BackboneElement)
 	VS     int       `json:"vs,omitempty"`
+	// Summary marks isSummary elements (for _summary=true).
+	Summary bool `json:"s,omitempty"`
 }
 
 type typeRef struct {
@@ -77,6 +79,7 @@ type elementDefinition struct {
 	Min              int    `json:"min"`
 	Max              string `json:"max"`
 	ContentReference string `json:"contentReference"`
+	IsSummary        bool   `json:"isSummary"`
 	Type             []struct {
 		Extension     []extension `json:"extension"`
 		Code          string      `json:"code"`
@@ -241,6 +244,7 @@ func run(core, out string) error {
 				eo.VS = g.valueSetIndex(e.Binding.ValueSet)
 			}
 			eo.Min = e.Min
+			eo.Summary = e.IsSummary
 			t.Elems = append(t.Elems, eo)
 		}
 		s.Types = append(s.Types, t)
