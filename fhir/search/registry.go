@@ -1,0 +1,296 @@
+package search
+
+import (
+	"bytes"
+	"compress/gzip"
+	_ "embed"
+	"encoding/json"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// params.json.gz is written by internal/paramgen (see generate.go) from the
+// official R4 core package.
+//
+//go:embed params.json.gz
+var paramsGz []byte
+
+// The embedded table's shape; internal/paramgen writes it.
+type tableFile struct {
+	Types []struct {
+		Name   string `json:"n"`
+		Params []struct {
+			Code    string   `json:"c"`
+			URL     string   `json:"u"`
+			Type    string   `json:"t"`
+			Expr    string   `json:"x"`
+			Targets []string `json:"to"`
+			Comps   []struct {
+				URL  string `json:"u"`
+				Expr string `json:"x"`
+			} `json:"cp"`
+		} `json:"p"`
+	} `json:"types"`
+	Elems []struct {
+		Name  string `json:"n"`
+		Base  string `json:"b"`
+		Kind  string `json:"k"`
+		Elems []struct {
+			Path   string   `json:"p"`
+			Types  []string `json:"t"`
+			Choice bool     `json:"c"`
+			Ref    string   `json:"r"`
+			Inline bool     `json:"i"`
+		} `json:"e"`
+	} `json:"elems"`
+	Comp map[string][]struct {
+		Type   string   `json:"t"`
+		Params []string `json:"p"`
+	} `json:"comp"`
+}
+
+// typeInfo is one FHIR type as the evaluator sees it: a base type, a data
+// type profile (Age) sharing its base's elements, or a backbone element
+// ("Observation.component") defined inline in its resource.
+type typeInfo struct {
+	name     string
+	resource bool
+	base     *typeInfo
+	elems    map[string]*elemInfo
+	// extractAs is the nearest type (itself or an ancestor) that
+	// extraction knows: Age extracts as Quantity. Empty for backbones.
+	extractAs string
+}
+
+// elemInfo is one element of a type. A choice (value[x]) maps each type
+// suffix ("Quantity") to its type.
+type elemInfo struct {
+	typ      *typeInfo
+	bySuffix map[string]*typeInfo // choices only
+}
+
+// isA says whether t is target or derives from it.
+func (t *typeInfo) isA(target *typeInfo) bool {
+	for ; t != nil; t = t.base {
+		if t == target {
+			return true
+		}
+	}
+	return false
+}
+
+// paramDef is a Param with its compiled expressions.
+type paramDef struct {
+	p     *Param
+	expr  *expr
+	comps []*expr // composite: one per component, relative to expr's nodes
+}
+
+type registry struct {
+	types    map[string]*typeInfo
+	params   map[string][]*paramDef // resource type -> sorted by code
+	byCode   map[string]map[string]*paramDef
+	public   map[string][]*Param
+	comp     map[string]map[string][]*Param // compartment -> type -> params
+	compType map[string][]string
+}
+
+var (
+	regOnce sync.Once
+	reg     *registry
+)
+
+// r4 returns the registry, loaded (a few milliseconds) on first use.
+func r4() *registry {
+	regOnce.Do(func() {
+		r, err := loadRegistry(paramsGz)
+		if err != nil {
+			// The table is generated and embedded, and its expressions
+			// are compiled by the tests: failing here is a build defect.
+			panic("search: embedded parameter table: " + err.Error())
+		}
+		reg = r
+	})
+	return reg
+}
+
+// extractKinds are the types extraction handles, for typeInfo.extractAs.
+var extractKinds = map[string]bool{
+	"Coding": true, "CodeableConcept": true, "Identifier": true, "ContactPoint": true,
+	"Reference": true, "Quantity": true, "Money": true, "Range": true, "Period": true,
+	"Timing": true, "HumanName": true, "Address": true, "Extension": true, "SampledData": true,
+	"boolean": true, "string": true, "markdown": true, "code": true, "id": true,
+	"uri": true, "url": true, "canonical": true, "oid": true, "uuid": true,
+	"date": true, "dateTime": true, "instant": true, "time": true,
+	"decimal": true, "integer": true, "positiveInt": true, "unsignedInt": true,
+}
+
+func loadRegistry(gz []byte) (*registry, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	var f tableFile
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, err
+	}
+	r := &registry{
+		types:    map[string]*typeInfo{},
+		params:   map[string][]*paramDef{},
+		byCode:   map[string]map[string]*paramDef{},
+		public:   map[string][]*Param{},
+		comp:     map[string]map[string][]*Param{},
+		compType: map[string][]string{},
+	}
+	for _, t := range f.Elems {
+		r.types[t.Name] = &typeInfo{name: t.Name, resource: t.Kind == "r", elems: map[string]*elemInfo{}}
+	}
+	for _, t := range f.Elems {
+		r.types[t.Name].base = r.types[t.Base]
+	}
+	// Backbone types, then elements: an element's type may be a backbone
+	// defined further down, or referenced from elsewhere (Questionnaire.item.item).
+	for _, t := range f.Elems {
+		for _, e := range t.Elems {
+			if e.Inline {
+				bb := &typeInfo{name: t.Name + "." + e.Path, elems: map[string]*elemInfo{}}
+				if len(e.Types) > 0 {
+					bb.base = r.types[e.Types[0]]
+				}
+				r.types[bb.name] = bb
+			}
+		}
+	}
+	for _, t := range f.Elems {
+		for _, e := range t.Elems {
+			owner := r.types[t.Name]
+			name := e.Path
+			if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
+				owner = r.types[t.Name+"."+e.Path[:i]]
+				name = e.Path[i+1:]
+			}
+			if owner == nil {
+				continue
+			}
+			ei := &elemInfo{}
+			switch {
+			case e.Inline:
+				ei.typ = r.types[t.Name+"."+e.Path]
+			case e.Ref != "":
+				ei.typ = r.types[t.Name+"."+e.Ref]
+			case e.Choice:
+				ei.bySuffix = map[string]*typeInfo{}
+				for _, c := range e.Types {
+					if ct := r.types[c]; ct != nil {
+						ei.bySuffix[strings.ToUpper(c[:1])+c[1:]] = ct
+					}
+				}
+			default:
+				ei.typ = r.types[e.Types[0]]
+			}
+			if ei.typ == nil && ei.bySuffix == nil {
+				continue
+			}
+			owner.elems[name] = ei
+		}
+	}
+	for _, t := range r.types {
+		// Profiles (Age, SimpleQuantity) have no elements of their own.
+		if len(t.elems) == 0 && t.base != nil {
+			for b := t.base; b != nil; b = b.base {
+				if len(b.elems) > 0 {
+					t.elems = b.elems
+					break
+				}
+			}
+		}
+		for a := t; a != nil; a = a.base {
+			if extractKinds[a.name] {
+				t.extractAs = a.name
+				break
+			}
+		}
+	}
+
+	for _, tp := range f.Types {
+		byURL := map[string]*paramDef{}
+		codes := map[string]*paramDef{}
+		var defs []*paramDef
+		for _, p := range tp.Params {
+			x, err := compile(p.Expr, r)
+			if err != nil {
+				return nil, err
+			}
+			pd := &paramDef{
+				p:    &Param{Code: p.Code, URL: p.URL, Type: ParamType(p.Type), Expression: p.Expr, Targets: p.Targets},
+				expr: x,
+			}
+			defs = append(defs, pd)
+			byURL[p.URL] = pd
+			codes[p.Code] = pd
+		}
+		for i, p := range tp.Params {
+			pd := defs[i]
+			for _, c := range p.Comps {
+				cx, err := compile(c.Expr, r)
+				if err != nil {
+					return nil, err
+				}
+				pd.comps = append(pd.comps, cx)
+				pd.p.Components = append(pd.p.Components, Component{Param: byURL[c.URL].p, Expression: c.Expr})
+			}
+		}
+		r.params[tp.Name] = defs
+		r.byCode[tp.Name] = codes
+		pub := make([]*Param, len(defs))
+		for i, d := range defs {
+			pub[i] = d.p
+		}
+		r.public[tp.Name] = pub
+	}
+	for name, cts := range f.Comp {
+		m := map[string][]*Param{}
+		for _, ct := range cts {
+			var ps []*Param
+			for _, code := range ct.Params {
+				if d := r.byCode[ct.Type][code]; d != nil {
+					ps = append(ps, d.p)
+				}
+			}
+			if len(ps) > 0 {
+				m[ct.Type] = ps
+				r.compType[name] = append(r.compType[name], ct.Type)
+			}
+		}
+		sort.Strings(r.compType[name])
+		r.comp[name] = m
+	}
+	return r, nil
+}
+
+// ParamsFor returns the search parameters of resource type typ, sorted by
+// Code; nil for an unknown type. The slice and Params are shared: do not
+// modify them.
+func ParamsFor(typ string) []*Param { return r4().public[typ] }
+
+// Lookup returns the parameter code of type typ, or nil if there is none.
+func Lookup(typ, code string) *Param {
+	if d := r4().byCode[typ][code]; d != nil {
+		return d.p
+	}
+	return nil
+}
+
+// CompartmentTypes returns the resource types that can be in a compartment
+// ("Patient") through at least one search parameter, sorted.
+func CompartmentTypes(compartment string) []string { return r4().compType[compartment] }
+
+// CompartmentParams returns the reference parameters that place a resource
+// of type typ in a compartment, or nil if it cannot be in it.
+func CompartmentParams(compartment, typ string) []*Param { return r4().comp[compartment][typ] }
