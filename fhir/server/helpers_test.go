@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,11 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	_ "modernc.org/sqlite"             // registers driver "sqlite"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -28,32 +34,40 @@ import (
 type backend struct {
 	name string
 	open func(t *testing.T) fhir.Store
+	// openDumped opens a fresh store as open does, with a function that
+	// renders everything the store holds (every table, every row) as
+	// text: two equal dumps mean the store is unchanged byte for byte.
+	openDumped func(t *testing.T) (fhir.Store, func(t *testing.T) string)
 }
 
 // backends returns SQLite always and PostgreSQL when
 // KAPBRIDGE_TEST_POSTGRES_DSN is set (.ci/run sets it).
 func backends(t *testing.T) []backend {
-	bs := []backend{{"sqlite", func(t *testing.T) fhir.Store {
-		st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "kapbridge.db"))
+	sqlite := func(t *testing.T) (fhir.Store, func(*testing.T) string) {
+		path := filepath.Join(t.TempDir(), "kapbridge.db")
+		st, err := sqlstore.Open(context.Background(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		return st
-	}}}
+		return st, func(t *testing.T) string { return dumpSQLite(t, path) }
+	}
+	bs := []backend{{"sqlite", func(t *testing.T) fhir.Store { st, _ := sqlite(t); return st }, sqlite}}
 	dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
 		return bs
 	}
-	return append(bs, backend{"postgres", func(t *testing.T) fhir.Store {
-		st, err := sqlstore.Open(context.Background(), freshPostgresSchema(t, dsn))
+	postgres := func(t *testing.T) (fhir.Store, func(*testing.T) string) {
+		schemaDSN := freshPostgresSchema(t, dsn)
+		st, err := sqlstore.Open(context.Background(), schemaDSN)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		return st
-	}})
+		return st, func(t *testing.T) string { return dumpPostgres(t, schemaDSN) }
+	}
+	return append(bs, backend{"postgres", func(t *testing.T) fhir.Store { st, _ := postgres(t); return st }, postgres})
 }
 
 // freshPostgresSchema creates an empty schema, dropped after the test, and
@@ -230,3 +244,140 @@ func decode(t *testing.T, b []byte) map[string]any {
 }
 
 func jsonEqual(a, b map[string]any) bool { return reflect.DeepEqual(a, b) }
+
+// dumpSQLite renders every table of the SQLite database at path (the
+// schema, then each table's rows sorted by all columns), read through its
+// own connection so it sees only what is committed. It knows no table by
+// name, so index tables added later are covered too.
+func dumpSQLite(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b strings.Builder
+	dumpQuery(t, db, &b, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+	rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		b.WriteString("== " + n + "\n")
+		cols := dumpColumns(t, db, `SELECT * FROM "`+n+`" LIMIT 0`)
+		dumpQuery(t, db, &b, `SELECT * FROM "`+n+`" ORDER BY `+orderAll(cols))
+	}
+	return b.String()
+}
+
+// dumpPostgres renders every table of the schema dsn's search_path
+// selects, as dumpSQLite does.
+func dumpPostgres(t *testing.T, dsn string) string {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b strings.Builder
+	rows, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if len(names) == 0 {
+		t.Fatal("dumpPostgres: the schema has no tables; is search_path set?")
+	}
+	for _, n := range names {
+		b.WriteString("== " + n + "\n")
+		cols := dumpColumns(t, db, `SELECT * FROM "`+n+`" LIMIT 0`)
+		dumpQuery(t, db, &b, `SELECT * FROM "`+n+`" ORDER BY `+orderAll(cols))
+	}
+	return b.String()
+}
+
+func dumpColumns(t *testing.T, db *sql.DB, q string) int {
+	t.Helper()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cols)
+}
+
+// orderAll is "1, 2, ..., n": sort by every column so the dump does not
+// depend on physical row order.
+func orderAll(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = strconv.Itoa(i + 1)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dumpQuery writes one line per row of q, every value quoted, and
+// returns the number of rows.
+func dumpQuery(t *testing.T, db *sql.DB, b *strings.Builder, q string) int {
+	t.Helper()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			switch v := v.(type) {
+			case []byte:
+				fmt.Fprintf(b, "%q", v)
+			case time.Time:
+				b.WriteString(v.UTC().Format(time.RFC3339Nano))
+			default:
+				fmt.Fprintf(b, "%#v", v)
+			}
+		}
+		b.WriteByte('\n')
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -21,6 +21,7 @@ func (s *Server) routes() *gin.Engine {
 	r.Use(requestID(), s.accessLog(), s.recoverPanic(), negotiate())
 
 	r.GET("/metadata", s.capabilities)
+	r.POST("/", s.bundle) // batch and transaction Bundles
 
 	typ := r.Group("/:type", knownType)
 	typ.POST("", s.create)                 // create, conditional create (If-None-Exist)

@@ -28,13 +28,9 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 // readResource reads and validates the request body as a resource of type
 // typ.
 func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge)
-		}
-		return nil, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err)
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, fhir.Errorf(fhir.IssueRequired, "", "the request body is empty: a %s resource is required", typ)
@@ -47,6 +43,19 @@ func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
 		return nil, fhir.Errorf(fhir.IssueInvalid, got+".resourceType", "resourceType %q does not match the %s endpoint", got, typ)
 	}
 	return res, nil
+}
+
+// readBody reads the request body; one over MaxBodyBytes is a 413.
+func readBody(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err)
+	}
+	return body, nil
 }
 
 // stamp sets the server-owned elements: id, meta.versionId and

@@ -1,0 +1,497 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// Tests of batch and transaction Bundles at POST /, over real HTTP on
+// every backend.
+
+type entryJSON = map[string]any
+
+// txBundle builds a Bundle of kind from entries.
+func txBundle(t *testing.T, kind string, entries ...entryJSON) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": kind, "entry": entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// req makes an entry: method and url, then optionally a resource (a JSON
+// string or a map) and further request fields as name, value pairs.
+func req(method, url string, resource any, fields ...string) entryJSON {
+	r := map[string]any{"method": method, "url": url}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i] == "fullUrl" {
+			continue
+		}
+		r[fields[i]] = fields[i+1]
+	}
+	e := entryJSON{"request": r}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i] == "fullUrl" {
+			e["fullUrl"] = fields[i+1]
+		}
+	}
+	switch res := resource.(type) {
+	case nil:
+	case string:
+		e["resource"] = json.RawMessage(res)
+	case []byte:
+		e["resource"] = json.RawMessage(res)
+	default:
+		e["resource"] = res
+	}
+	return e
+}
+
+// responseBundle checks that r is a 200 Bundle of kind that passes the
+// server's own validator, with n entries, and returns the entries.
+func responseBundle(t *testing.T, r response, kind string, n int) []map[string]any {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200: %.800s", r.status, r.body)
+	}
+	if _, rt, err := fhir.ParseResource(r.body); err != nil || rt != "Bundle" {
+		t.Fatalf("the %s Bundle does not pass the validator: %v\n%.800s", kind, err, r.body)
+	}
+	m := decode(t, r.body)
+	if m["type"] != kind {
+		t.Fatalf("Bundle.type %v, want %s", m["type"], kind)
+	}
+	raw, _ := m["entry"].([]any)
+	if len(raw) != n {
+		t.Fatalf("%d response entries, want %d", len(raw), n)
+	}
+	out := make([]map[string]any, n)
+	for i, e := range raw {
+		out[i] = e.(map[string]any)
+	}
+	return out
+}
+
+func entryStatus(e map[string]any) string {
+	r, _ := e["response"].(map[string]any)
+	s, _ := r["status"].(string)
+	return s
+}
+
+// issueExpressions returns every expression of an OperationOutcome's
+// issues.
+func issueExpressions(issues []any) []string {
+	var out []string
+	for _, is := range issues {
+		for _, x := range is.(map[string]any)["expression"].([]any) {
+			out = append(out, x.(string))
+		}
+	}
+	return out
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+const observationJSON = `{"resourceType":"Observation","status":"final","code":{"text":"%s"}}`
+
+// TestTransactionAtomic: a transaction of 50 entries whose 40th fails
+// leaves every table of the store byte-for-byte as it was, whether the
+// 40th entry fails validation or fails while the first 39 have already
+// been written inside the transaction.
+func TestTransactionAtomic(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			st, dump := be.openDumped(t)
+			srv := newTestServer(t, st)
+			// Seed resources for the transaction to update and delete.
+			var ids []string
+			for i := range 12 {
+				r := srv.do("POST", "/Patient", patient(fmt.Sprint("seed-", i), "Seed"))
+				if r.status != 201 {
+					t.Fatalf("seed: %d %s", r.status, r.body)
+				}
+				ids = append(ids, decode(t, r.body)["id"].(string))
+			}
+			// entries builds the 50 entries; bad is the 40th (index 39).
+			entries := func(bad entryJSON) []entryJSON {
+				var es []entryJSON
+				for i := range 10 {
+					es = append(es, req("DELETE", "Patient/"+ids[i], nil))
+				}
+				for i := range 27 {
+					es = append(es, req("POST", "Observation", fmt.Sprintf(observationJSON, fmt.Sprint("obs-", i)),
+						"fullUrl", fmt.Sprintf("urn:uuid:00000000-0000-4000-8000-%012d", i)))
+				}
+				es = append(es, req("PUT", "Patient/"+ids[10], fmt.Sprintf(`{"resourceType":"Patient","id":%q,"active":true}`, ids[10]), "ifMatch", `W/"1"`))
+				es = append(es, req("PUT", "Patient/new-by-put", `{"resourceType":"Patient","id":"new-by-put"}`))
+				es = append(es, bad)
+				for i := range 10 {
+					es = append(es, req("POST", "Patient", patient(fmt.Sprint("tx-", i), "Tx"), "ifNoneExist", fmt.Sprintf("identifier=urn:kap:test|tx-%d", i)))
+				}
+				return es
+			}
+			before := dump(t)
+
+			for _, tc := range []struct {
+				name   string
+				bad    entryJSON
+				status int
+				expr   string
+			}{
+				// Fails while the transaction is writing: a stale If-Match.
+				{"if-match", req("PUT", "Patient/"+ids[11], fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, ids[11]), "ifMatch", `W/"7"`), 412, "Bundle.entry[39]"},
+				// Fails validation: an Observation without status.
+				{"invalid", req("POST", "Observation", `{"resourceType":"Observation","status":"finished","code":{"text":"x"}}`), 400, "Bundle.entry[39].resource.status"},
+				// Fails in processing order after every DELETE and POST.
+				{"delete-missing", req("DELETE", "Patient/never-was", nil), 404, "Bundle.entry[39]"},
+			} {
+				es := entries(tc.bad)
+				if len(es) != 50 {
+					t.Fatalf("%d entries", len(es))
+				}
+				r := srv.do("POST", "/", txBundle(t, "transaction", es...))
+				issues := assertOutcome(t, r, tc.status)
+				if x := issueExpressions(issues); !containsPrefix(x, tc.expr) {
+					t.Errorf("%s: issues name %v, want %s", tc.name, x, tc.expr)
+				}
+				if after := dump(t); after != before {
+					t.Fatalf("%s: the failed transaction changed the store:\nbefore:\n%.3000s\nafter:\n%.3000s", tc.name, before, after)
+				}
+			}
+
+			// The same transaction with a good 40th entry commits whole.
+			r := srv.do("POST", "/", txBundle(t, "transaction", entries(req("PUT", "Patient/"+ids[11], fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, ids[11]), "ifMatch", `W/"1"`))...))
+			got := responseBundle(t, r, "transaction-response", 50)
+			want := func(i int) string {
+				switch {
+				case i < 10:
+					return "204 No Content"
+				case i < 37, i == 38, i >= 40:
+					return "201 Created"
+				}
+				return "200 OK"
+			}
+			for i, e := range got {
+				if s := entryStatus(e); s != want(i) {
+					t.Errorf("entry %d: status %q, want %q", i, s, want(i))
+				}
+			}
+			if dump(t) == before {
+				t.Error("the committed transaction left the store unchanged")
+			}
+			assertOutcome(t, srv.do("GET", "/Patient/"+ids[0], nil), http.StatusGone)
+		})
+	}
+}
+
+// TestTransactionRewritesReferences: a Patient and 99 Observations in
+// shuffled order; every reference to the Patient's urn:uuid fullUrl,
+// also inside contained resources and extensions, becomes Patient/{id}.
+func TestTransactionRewritesReferences(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			srv := newTestServer(t, be.open(t))
+			const pURL = "urn:uuid:8a9b2a5e-2f3c-4c51-9a0e-0d6c0a0b1c2d"
+			es := []entryJSON{req("POST", "Patient", patient("ref-1", "Ref"), "fullUrl", pURL)}
+			for i := range 99 {
+				obs := map[string]any{
+					"resourceType": "Observation", "status": "final", "code": map[string]any{"text": fmt.Sprint("o", i)},
+					"subject": map[string]any{"reference": pURL},
+					"contained": []any{map[string]any{"resourceType": "Specimen", "id": "s1",
+						"subject": map[string]any{"reference": pURL}}},
+					"specimen": map[string]any{"reference": "#s1"},
+					"extension": []any{map[string]any{"url": "http://example.org/fhir/StructureDefinition/about",
+						"valueReference": map[string]any{"reference": pURL}}},
+				}
+				if i%10 == 0 {
+					// A reference between Observations too.
+					obs["hasMember"] = []any{map[string]any{"reference": fmt.Sprintf("urn:uuid:11111111-0000-4000-8000-%012d", i+1)}}
+				}
+				es = append(es, req("POST", "Observation", obs, "fullUrl", fmt.Sprintf("urn:uuid:11111111-0000-4000-8000-%012d", i)))
+			}
+			rand.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+			r := srv.do("POST", "/", txBundle(t, "transaction", es...))
+			got := responseBundle(t, r, "transaction-response", 100)
+
+			// Request order is kept: map each response to its request's fullUrl.
+			idOf := map[string]string{}
+			for i, e := range got {
+				res := e["resource"].(map[string]any)
+				resp := e["response"].(map[string]any)
+				if entryStatus(e) != "201 Created" || !strings.Contains(resp["location"].(string), "/_history/1") ||
+					resp["etag"] != `W/"1"` || resp["lastModified"] == nil {
+					t.Fatalf("entry %d: response %v", i, resp)
+				}
+				idOf[es[i]["fullUrl"].(string)] = res["resourceType"].(string) + "/" + res["id"].(string)
+			}
+			pRef := idOf[pURL]
+			if !strings.HasPrefix(pRef, "Patient/") {
+				t.Fatalf("the Patient entry answered %q", pRef)
+			}
+			for i, e := range got {
+				res := e["resource"].(map[string]any)
+				if res["resourceType"] != "Observation" {
+					continue
+				}
+				// Read back what was stored, not only what was answered.
+				stored := decode(t, srv.do("GET", "/"+res["resourceType"].(string)+"/"+res["id"].(string), nil).body)
+				refs := []any{
+					stored["subject"].(map[string]any)["reference"],
+					stored["contained"].([]any)[0].(map[string]any)["subject"].(map[string]any)["reference"],
+					stored["extension"].([]any)[0].(map[string]any)["valueReference"].(map[string]any)["reference"],
+				}
+				for _, ref := range refs {
+					if ref != pRef {
+						t.Fatalf("entry %d: reference %v, want %s", i, ref, pRef)
+					}
+				}
+				if stored["specimen"].(map[string]any)["reference"] != "#s1" {
+					t.Errorf("entry %d: the local reference #s1 changed", i)
+				}
+				if hm, ok := stored["hasMember"].([]any); ok {
+					fu := es[i]["fullUrl"].(string)
+					var n int
+					fmt.Sscanf(fu[len(fu)-12:], "%d", &n)
+					want := idOf[fmt.Sprintf("urn:uuid:11111111-0000-4000-8000-%012d", n+1)]
+					if got := hm[0].(map[string]any)["reference"]; got != want {
+						t.Errorf("entry %d: hasMember %v, want %s", i, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBatchMixed: in a batch each entry stands alone; failures answer
+// with their own status and OperationOutcome, the rest land.
+func TestBatchMixed(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			srv := newTestServer(t, be.open(t))
+			r := srv.do("POST", "/Patient", patient("b-1", "Existing"))
+			id := decode(t, r.body)["id"].(string)
+			es := []entryJSON{
+				req("POST", "Patient", `{"resourceType":"Patient","favouriteColour":"blue"}`),       // 0: invalid resource
+				req("POST", "Spaceship", `{"resourceType":"Patient"}`),                              // 1: unknown type
+				req("GET", "Patient/does-not-exist", nil),                                           // 2: 404 read
+				req("PUT", "Patient/"+id, patient("b-1", "Stale"), "ifMatch", `W/"9"`),              // 3: If-Match mismatch
+				req("POST", "Patient", patient("b-2", "Good"), "fullUrl", "urn:uuid:not-rewritten"), // 4: good create
+				req("GET", "Patient/"+id, nil),                                                      // 5: good read
+				req("PATCH", "Patient/"+id, nil),                                                    // 6: not supported
+				req("GET", "Spaceship/1", nil),                                                      // 7: unknown type read
+			}
+			// Entry 3 needs the body id; patient() has none.
+			es[3]["resource"] = json.RawMessage(fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, id))
+			r = srv.do("POST", "/", txBundle(t, "batch", es...))
+			got := responseBundle(t, r, "batch-response", len(es))
+			want := []string{"400 Bad Request", "404 Not Found", "404 Not Found", "412 Precondition Failed", "201 Created", "200 OK", "400 Bad Request", "404 Not Found"}
+			for i, e := range got {
+				if s := entryStatus(e); s != want[i] {
+					t.Errorf("entry %d: status %q, want %q (%v)", i, s, want[i], e)
+				}
+				if strings.HasPrefix(want[i], "4") {
+					oc, _ := e["response"].(map[string]any)["outcome"].(map[string]any)
+					if oc["resourceType"] != "OperationOutcome" {
+						t.Errorf("entry %d: failed without an OperationOutcome: %v", i, e)
+					}
+				}
+			}
+			if exprs := issueExpressions(got[0]["response"].(map[string]any)["outcome"].(map[string]any)["issue"].([]any)); !containsPrefix(exprs, "Bundle.entry[0].resource.favouriteColour") {
+				t.Errorf("the invalid resource's issue names %v", exprs)
+			}
+			created := got[4]["resource"].(map[string]any)
+			if r := srv.do("GET", "/Patient/"+created["id"].(string), nil); r.status != 200 {
+				t.Errorf("the good create did not land: %d", r.status)
+			}
+			if got[5]["resource"].(map[string]any)["id"] != id {
+				t.Errorf("the good read answered %v", got[5]["resource"])
+			}
+			if r := srv.do("GET", "/Patient/"+id, nil); r.header.Get("ETag") != `W/"1"` {
+				t.Errorf("the stale update changed the resource: %s", r.header.Get("ETag"))
+			}
+		})
+	}
+}
+
+// TestTransactionConditional: ifNoneExist matching an existing resource
+// writes nothing and points references at it; conditional PUT updates
+// the match; a failed ifMatch fails the whole transaction with 412.
+func TestTransactionConditional(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			srv := newTestServer(t, be.open(t))
+			pid := decode(t, srv.do("POST", "/Patient", patient("c-1", "Existing")).body)["id"].(string)
+			qid := decode(t, srv.do("POST", "/Patient", patient("c-2", "Other")).body)["id"].(string)
+			const pURL = "urn:uuid:2b0e7a4e-7a0c-4b9a-8d2f-6a3f0c1e9d11"
+			r := srv.do("POST", "/", txBundle(t, "transaction",
+				req("POST", "Patient", patient("c-1", "Ignored"), "fullUrl", pURL, "ifNoneExist", "identifier=urn:kap:test|c-1"),
+				req("POST", "Observation", fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":%q}}`, pURL)),
+				req("PUT", "Patient?identifier=urn:kap:test|c-2", patient("c-2", "Updated")),
+			))
+			got := responseBundle(t, r, "transaction-response", 3)
+			if s := entryStatus(got[0]); s != "200 OK" || got[0]["resource"].(map[string]any)["id"] != pid {
+				t.Errorf("conditional create: %s %v", s, got[0]["resource"])
+			}
+			if ref := got[1]["resource"].(map[string]any)["subject"].(map[string]any)["reference"]; ref != "Patient/"+pid {
+				t.Errorf("reference to the matched Patient: %v", ref)
+			}
+			if s := entryStatus(got[2]); s != "200 OK" || got[2]["resource"].(map[string]any)["id"] != qid {
+				t.Errorf("conditional update: %s %v", s, got[2]["resource"])
+			}
+			h := decode(t, srv.do("GET", "/Patient/"+pid+"/_history", nil).body)
+			if n := len(h["entry"].([]any)); n != 1 {
+				t.Errorf("the matched Patient has %d versions, want 1 (nothing written)", n)
+			}
+
+			// A stale ifMatch anywhere fails everything with 412.
+			r = srv.do("POST", "/", txBundle(t, "transaction",
+				req("POST", "Patient", patient("c-3", "New")),
+				req("PUT", "Patient/"+pid, fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, pid), "ifMatch", `W/"5"`),
+			))
+			x := issueExpressions(assertOutcome(t, r, http.StatusPreconditionFailed))
+			if !containsPrefix(x, "Bundle.entry[1]") {
+				t.Errorf("412 issues name %v", x)
+			}
+			if r := srv.do("POST", "/", txBundle(t, "transaction", req("GET", "Patient/"+pid, nil))); r.status != 200 {
+				t.Fatal(r.status)
+			}
+			// c-3 was not created: a conditional create for it creates now.
+			r = srv.do("POST", "/Patient", patient("c-3", "New"), "If-None-Exist", "identifier=urn:kap:test|c-3")
+			if r.status != 201 {
+				t.Errorf("the failed transaction left c-3 behind: %d", r.status)
+			}
+		})
+	}
+}
+
+// TestTransactionDuplicates: two entries for one resource are a 400,
+// whether they name it by id, by fullUrl, or by resolving to it.
+func TestTransactionDuplicates(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			st, dump := be.openDumped(t)
+			srv := newTestServer(t, st)
+			pid := decode(t, srv.do("POST", "/Patient", patient("d-1", "D")).body)["id"].(string)
+			before := dump(t)
+			body := fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, pid)
+			for name, es := range map[string][]entryJSON{
+				"same id": {req("PUT", "Patient/"+pid, body), req("DELETE", "Patient/"+pid, nil)},
+				"same fullUrl": {req("POST", "Patient", patient("d-2", "A"), "fullUrl", "urn:uuid:3c1d0f8e-1111-4aaa-8bbb-000000000001"),
+					req("POST", "Patient", patient("d-3", "B"), "fullUrl", "urn:uuid:3c1d0f8e-1111-4aaa-8bbb-000000000001")},
+				"two conditional creates": {req("POST", "Patient", patient("d-1", "A"), "ifNoneExist", "identifier=urn:kap:test|d-1"),
+					req("POST", "Patient", patient("d-1", "B"), "ifNoneExist", "identifier=urn:kap:test|d-1")},
+				"conditional update and id": {req("PUT", "Patient?identifier=urn:kap:test|d-1", patient("d-1", "A")), req("PUT", "Patient/"+pid, body)},
+			} {
+				r := srv.do("POST", "/", txBundle(t, "transaction", es...))
+				x := issueExpressions(assertOutcome(t, r, http.StatusBadRequest))
+				if !containsPrefix(x, "Bundle.entry[1]") || !containsPrefix(x, "Bundle.entry[0]") {
+					t.Errorf("%s: issues name %v, want both entries", name, x)
+				}
+				if dump(t) != before {
+					t.Fatalf("%s: the refused transaction changed the store", name)
+				}
+			}
+		})
+	}
+}
+
+// TestBundleRefused: what POST / does not process is a 400 naming why.
+func TestBundleRefused(t *testing.T) {
+	srv := newTestServer(t, backends(t)[0].open(t))
+	for name, tc := range map[string]struct {
+		body   string
+		status int
+		expr   string
+	}{
+		"collection":     {`{"resourceType":"Bundle","type":"collection"}`, 400, "Bundle.type"},
+		"no type":        {`{"resourceType":"Bundle"}`, 400, "Bundle.type"},
+		"not a Bundle":   {`{"resourceType":"Patient"}`, 400, "resourceType"},
+		"broken JSON":    {`{"resourceType":"Bundle",`, 400, ""},
+		"no request":     {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"}}]}`, 400, "Bundle.entry[0]"},
+		"no resource":    {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient"}}]}`, 400, "Bundle.entry[0].resource"},
+		"patch":          {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PATCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
+		"type mismatch":  {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Observation"}}]}`, 400, "Bundle.entry[0].resource.resourceType"},
+		"foreign server": {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"http://elsewhere.example/Patient/1"}}]}`, 400, "Bundle.entry[0].request.url"},
+		"bad method":     {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
+	} {
+		issues := assertOutcome(t, srv.do("POST", "/", []byte(tc.body)), tc.status)
+		if tc.expr != "" && !containsPrefix(issueExpressions(issues), tc.expr) {
+			t.Errorf("%s: issues name %v, want %s", name, issueExpressions(issues), tc.expr)
+		}
+	}
+	// An empty transaction is fine, and so is its empty response.
+	responseBundle(t, srv.do("POST", "/", []byte(`{"resourceType":"Bundle","type":"transaction"}`)), "transaction-response", 0)
+}
+
+// TestTransactionPreferAndGet: return=minimal leaves resources out; a
+// GET entry runs after the writes and sees them; the response validates.
+func TestTransactionPreferAndGet(t *testing.T) {
+	srv := newTestServer(t, backends(t)[0].open(t))
+	es := []entryJSON{
+		req("GET", "Patient/fixed-1", nil),
+		req("PUT", "Patient/fixed-1", `{"resourceType":"Patient","id":"fixed-1","active":true}`),
+		req("GET", "metadata", nil),
+	}
+	r := srv.do("POST", "/", txBundle(t, "transaction", es...), "Prefer", "return=minimal")
+	got := responseBundle(t, r, "transaction-response", 3)
+	if entryStatus(got[0]) != "200 OK" || got[0]["resource"].(map[string]any)["id"] != "fixed-1" {
+		t.Errorf("the GET did not see the PUT: %v", got[0])
+	}
+	if entryStatus(got[1]) != "201 Created" || got[1]["resource"] != nil || got[1]["response"].(map[string]any)["location"] == nil {
+		t.Errorf("PUT with return=minimal: %v", got[1])
+	}
+	if got[2]["resource"].(map[string]any)["resourceType"] != "CapabilityStatement" {
+		t.Errorf("GET metadata: %v", got[2])
+	}
+}
+
+// TestTransaction1000: a 1,000-entry transaction commits (its speed is
+// measured in BenchmarkTransaction1000).
+func TestTransaction1000(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			srv := newTestServer(t, be.open(t))
+			body := thousandEntries(t)
+			start := time.Now()
+			r := srv.do("POST", "/", body)
+			t.Logf("1,000-entry transaction: %v", time.Since(start))
+			got := responseBundle(t, r, "transaction-response", 1000)
+			subj := got[0]["resource"].(map[string]any)["id"]
+			if ref := got[999]["resource"].(map[string]any)["subject"].(map[string]any)["reference"]; ref != "Patient/"+subj.(string) {
+				t.Errorf("last Observation refers to %v", ref)
+			}
+		})
+	}
+}
+
+// thousandEntries is a transaction of 1 Patient and 999 Observations
+// referring to it by urn:uuid.
+func thousandEntries(t testing.TB) []byte {
+	const pURL = "urn:uuid:5f0c8f8e-0c2e-4d8e-9f51-4f6e1b7f0001"
+	es := []entryJSON{req("POST", "Patient", patient("thousand", "Many"), "fullUrl", pURL)}
+	for i := range 999 {
+		es = append(es, req("POST", "Observation", fmt.Sprintf(
+			`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":%q},"effectiveDateTime":"2024-01-01T10:00:00Z","valueQuantity":{"value":%d,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`,
+			pURL, 60+i%40)))
+	}
+	b, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": es})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
