@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -216,6 +217,33 @@ func numberRange(s string) (v, lo, hi float64, ok bool) {
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, 0, 0, false
 	}
-	half := 0.5 * math.Pow(10, float64(exp-decimals))
-	return v, v - half, v + half, true
+	scale := decimals - exp + 1 // half a unit of the last digit is 5e-scale
+	if scale < -30 || scale > 30 || len(s) > 40 {
+		// Beyond what a double can tell apart anyway.
+		half := 0.5 * math.Pow(10, float64(exp-decimals))
+		return v, v - half, v + half, true
+	}
+	// The bounds are computed in exact decimal arithmetic: 5.4 - 0.05 in
+	// floating point is 5.3500000000000005, which would put a stored 5.35
+	// outside a search for 5.4.
+	var r, half big.Rat
+	if _, ok := r.SetString(s); !ok {
+		return 0, 0, 0, false
+	}
+	pow := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(scale))), nil)
+	if scale >= 0 {
+		half.SetFrac(big.NewInt(5), pow)
+	} else {
+		half.SetInt(pow.Mul(pow, big.NewInt(5)))
+	}
+	lo, _ = new(big.Rat).Sub(&r, &half).Float64()
+	hi, _ = new(big.Rat).Add(&r, &half).Float64()
+	return v, lo, hi, true
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

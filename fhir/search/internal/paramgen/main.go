@@ -24,6 +24,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -220,7 +221,7 @@ func build(core string) (*table, error) {
 				return nil, fmt.Errorf("%s: code %q defined by %s and %s", rt, sp.Code, prev, sp.URL)
 			}
 			seen[sp.Code] = sp.URL
-			po := paramOut{Code: sp.Code, URL: sp.URL, Type: sp.Type, Expr: expr, Targets: sp.Target}
+			po := paramOut{Code: sp.Code, URL: sp.URL, Type: sp.Type, Expr: expr, Targets: narrowTargets(expr, sp.Target)}
 			for _, c := range sp.Component {
 				def := byURL[c.Definition]
 				if def == nil {
@@ -281,6 +282,31 @@ func build(core string) (*table, error) {
 		t.Comp[cd.Code] = cts
 	}
 	return t, nil
+}
+
+var resolveIs = regexp.MustCompile(`resolve\(\) is ([A-Za-z]+)`)
+
+// narrowTargets returns the target types the expression for one resource
+// type can reach: clinical-patient lists Patient and Group for all its
+// bases, but on Observation it is subject.where(resolve() is Patient).
+func narrowTargets(expr string, targets []string) []string {
+	only := map[string]bool{}
+	for _, part := range splitUnion(expr) {
+		m := resolveIs.FindAllStringSubmatch(part, -1)
+		if len(m) == 0 {
+			return targets
+		}
+		for _, x := range m {
+			only[x[1]] = true
+		}
+	}
+	var out []string
+	for _, t := range targets {
+		if only[t] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func appliesTo(sp *searchParameter, rt string) bool {
