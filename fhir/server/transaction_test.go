@@ -324,6 +324,29 @@ func TestBatchMixed(t *testing.T) {
 			if r := srv.do("GET", "/Patient/"+id, nil); r.header.Get("ETag") != `W/"1"` {
 				t.Errorf("the stale update changed the resource: %s", r.header.Get("ETag"))
 			}
+
+			// A large batch (its entries run concurrently): every tenth
+			// entry fails alone, each response stays in its request slot.
+			es = nil
+			for i := range 200 {
+				status := "final"
+				if i%10 == 0 {
+					status = "done"
+				}
+				es = append(es, req("POST", "Observation", fmt.Sprintf(`{"resourceType":"Observation","status":%q,"code":{"text":"n%d"}}`, status, i)))
+			}
+			got = responseBundle(t, srv.do("POST", "/", txBundle(t, "batch", es...)), "batch-response", 200)
+			for i, e := range got {
+				want := "201 Created"
+				if i%10 == 0 {
+					want = "400 Bad Request"
+				} else if txt := e["resource"].(map[string]any)["code"].(map[string]any)["text"]; txt != fmt.Sprint("n", i) {
+					t.Errorf("entry %d answered the resource of another entry: %v", i, txt)
+				}
+				if s := entryStatus(e); s != want {
+					t.Errorf("entry %d: %s, want %s", i, s, want)
+				}
+			}
 		})
 	}
 }
