@@ -47,8 +47,11 @@ type bundleEntryReq struct {
 	// Results of a write.
 	key     fhir.Key
 	matched bool // a conditional create found the resource: nothing written
-	out     fhir.Version
-	status  int
+	// condRefs: the resource holds conditional references (Type?criteria)
+	// to resolve before it is written.
+	condRefs bool
+	out      fhir.Version
+	status   int
 
 	// Result of a GET.
 	got    *txEntryResponse
@@ -406,9 +409,9 @@ func (s *Server) transaction(c *gin.Context, entries []*bundleEntryReq) {
 		return
 	}
 	// The reference strings to rewrite are found once, here: inside the
-	// Update they are set from the recorded fullUrl, so a re-run of fn
-	// (after a lost race) rewrites them again to that run's ids instead of
-	// seeing the previous run's.
+	// Update they are set from the recorded fullUrl or criteria, so a
+	// re-run of fn (after a lost race) rewrites them again to that run's
+	// ids instead of seeing the previous run's.
 	fullURLs := map[string]bool{}
 	for _, e := range entries {
 		if e.fullURL != "" && e.method != http.MethodGet && e.method != http.MethodHead {
@@ -416,11 +419,13 @@ func (s *Server) transaction(c *gin.Context, entries []*bundleEntryReq) {
 		}
 	}
 	var sites []refSite
-	if len(fullURLs) > 0 {
-		for _, e := range entries {
-			if e.res != nil {
-				sites = collectReferences(e.res, fullURLs, sites)
-			}
+	var conds []condRefSite
+	for _, e := range entries {
+		if e.res != nil {
+			w := refWalker{s: s, fullURLs: fullURLs, entry: e, sites: sites, conds: conds}
+			w.path = append(w.path, e.typ...)
+			w.walk(e.res)
+			sites, conds = w.sites, w.conds
 		}
 	}
 
@@ -449,18 +454,23 @@ func (s *Server) transaction(c *gin.Context, entries []*bundleEntryReq) {
 		for _, site := range sites {
 			site.node.Str = target[site.fullURL]
 		}
-		// http.html#trules: DELETE, then POST, then PUT, then GET.
-		for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
-			for _, e := range entries {
-				if e.method != method {
-					continue
-				}
-				if err := s.writeEntry(ctx, tx, e); err != nil {
-					return entryError(e, err, "")
-				}
+		// http.html#trules: DELETE, then POST, then PUT, then GET. The
+		// entries holding conditional references go last, after their
+		// criteria are resolved, so that (as the spec orders it) the
+		// criteria see what the other entries wrote. Every entry touches
+		// a different resource, so this changes no outcome.
+		if err := s.writeEntries(ctx, tx, entries, false); err != nil {
+			return err
+		}
+		if len(conds) == 0 {
+			return nil
+		}
+		for _, cr := range conds {
+			if err := s.resolveConditionalReference(ctx, tx, tenant, cr); err != nil {
+				return err
 			}
 		}
-		return nil
+		return s.writeEntries(ctx, tx, entries, true)
 	})
 	if err != nil {
 		s.fail(c, err)
@@ -493,25 +503,100 @@ func transactionFailure(entries []*bundleEntryReq) error {
 	return out
 }
 
-// collectReferences appends every object member named "reference" under
-// v whose string is one of fullURLs: in the resource proper, in contained
-// resources and in extensions alike.
-func collectReferences(v *fhir.Value, fullURLs map[string]bool, sites []refSite) []refSite {
+// writeEntries performs, in processing order, the write entries with
+// (condRefs true) or without conditional references.
+func (s *Server) writeEntries(ctx context.Context, tx fhir.Tx, entries []*bundleEntryReq, condRefs bool) error {
+	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
+		for _, e := range entries {
+			if e.method != method || e.condRefs != condRefs {
+				continue
+			}
+			if err := s.writeEntry(ctx, tx, e); err != nil {
+				return entryError(e, err, "")
+			}
+		}
+	}
+	return nil
+}
+
+// condRefSite is a conditional reference (Type?criteria) inside an entry
+// resource: in a transaction the server resolves it to the one resource
+// the criteria match (http.html#trules).
+type condRefSite struct {
+	entry    *bundleEntryReq
+	node     *fhir.Value
+	typ      string
+	criteria string
+	path     string // FHIRPath-style location, for errors
+}
+
+// refWalker finds, under an entry resource, every object member named
+// "reference" (in the resource proper, in contained resources and in
+// extensions alike) whose string is another entry's fullUrl or a
+// conditional reference.
+type refWalker struct {
+	s        *Server
+	fullURLs map[string]bool
+	entry    *bundleEntryReq
+	path     []byte
+	sites    []refSite
+	conds    []condRefSite
+}
+
+func (w *refWalker) walk(v *fhir.Value) {
+	n := len(w.path)
 	switch v.Kind {
 	case fhir.KindObject:
 		for _, m := range v.Members {
-			if m.Key == "reference" && m.Value.Kind == fhir.KindString && fullURLs[m.Value.Str] {
-				sites = append(sites, refSite{m.Value, m.Value.Str})
+			w.path = append(append(w.path[:n], '.'), m.Key...)
+			if m.Key == "reference" && m.Value.Kind == fhir.KindString {
+				w.reference(m.Value)
 				continue
 			}
-			sites = collectReferences(m.Value, fullURLs, sites)
+			w.walk(m.Value)
 		}
 	case fhir.KindArray:
-		for _, x := range v.Array {
-			sites = collectReferences(x, fullURLs, sites)
+		for i, x := range v.Array {
+			w.path = append(strconv.AppendInt(append(w.path[:n], '['), int64(i), 10), ']')
+			w.walk(x)
 		}
 	}
-	return sites
+	w.path = w.path[:n]
+}
+
+func (w *refWalker) reference(node *fhir.Value) {
+	ref := node.Str
+	if w.fullURLs[ref] {
+		w.sites = append(w.sites, refSite{node, ref})
+		return
+	}
+	ref = strings.TrimPrefix(ref, w.s.base+"/")
+	typ, criteria, ok := strings.Cut(ref, "?")
+	if !ok || strings.Contains(typ, "/") || !fhir.IsResourceType(typ) {
+		return
+	}
+	w.entry.condRefs = true
+	w.conds = append(w.conds, condRefSite{entry: w.entry, node: node, typ: typ, criteria: criteria, path: string(w.path)})
+}
+
+// resolveConditionalReference replaces a conditional reference with
+// Type/id of the one resource its criteria match; none or several fail
+// the transaction.
+func (s *Server) resolveConditionalReference(ctx context.Context, tx fhir.Tx, tenant string, cr condRefSite) error {
+	ids, err := s.matchCondition(ctx, tx, tenant, cr.typ, cr.criteria)
+	switch {
+	case err != nil:
+		return entryError(cr.entry, err, entryExpression("Bundle.entry["+strconv.Itoa(cr.entry.index)+"]", cr.entry.typ, cr.path))
+	case len(ids) == 0:
+		err = fhir.Errorf(fhir.IssueNotFound, cr.path, "conditional reference %s?%s matches no %s", cr.typ, cr.criteria, cr.typ)
+	case len(ids) > 1:
+		err = fhir.Errorf(fhir.IssueMultipleMatches, cr.path, "conditional reference %s?%s matches %d %s resources; it must match exactly one", cr.typ, cr.criteria, len(ids), cr.typ).
+			WithStatus(http.StatusPreconditionFailed)
+	default:
+		cr.node.Str = cr.typ + "/" + ids[0]
+		return nil
+	}
+	return entryError(cr.entry, err, "")
 }
 
 // resolveTargets decides, inside tx, which resource each write entry is

@@ -402,6 +402,46 @@ func TestTransactionConditional(t *testing.T) {
 	}
 }
 
+// TestTransactionConditionalReferences: a reference Type?criteria in a
+// transaction becomes Type/id of the one resource matching, whether it
+// existed before or is created by the same transaction; no match fails
+// the transaction and names the reference.
+func TestTransactionConditionalReferences(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			st, dump := be.openDumped(t)
+			srv := newTestServer(t, st)
+			pid := decode(t, srv.do("POST", "/Patient", patient("cr-1", "Known")).body)["id"].(string)
+			obs := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":%q},"performer":[{"reference":"Practitioner?identifier=urn:kap:staff|pr-1"}]}`
+			r := srv.do("POST", "/", txBundle(t, "transaction",
+				req("POST", "Observation", fmt.Sprintf(obs, "Patient?identifier=urn:kap:test|cr-1")),
+				req("POST", "Practitioner", `{"resourceType":"Practitioner","identifier":[{"system":"urn:kap:staff","value":"pr-1"}]}`),
+			))
+			got := responseBundle(t, r, "transaction-response", 2)
+			o := got[0]["resource"].(map[string]any)
+			if ref := o["subject"].(map[string]any)["reference"]; ref != "Patient/"+pid {
+				t.Errorf("subject: %v, want Patient/%s", ref, pid)
+			}
+			prid := got[1]["resource"].(map[string]any)["id"].(string)
+			if ref := o["performer"].([]any)[0].(map[string]any)["reference"]; ref != "Practitioner/"+prid {
+				t.Errorf("performer: %v, want the Practitioner created by the same transaction, Practitioner/%s", ref, prid)
+			}
+
+			before := dump(t)
+			r = srv.do("POST", "/", txBundle(t, "transaction",
+				req("POST", "Patient", patient("cr-2", "New")),
+				req("POST", "Observation", fmt.Sprintf(obs, "Patient?identifier=urn:kap:test|nobody")),
+			))
+			if x := issueExpressions(assertOutcome(t, r, http.StatusNotFound)); !containsPrefix(x, "Bundle.entry[1].resource.subject.reference") {
+				t.Errorf("issues name %v", x)
+			}
+			if dump(t) != before {
+				t.Error("the failed transaction changed the store")
+			}
+		})
+	}
+}
+
 // TestTransactionDuplicates: two entries for one resource are a 400,
 // whether they name it by id, by fullUrl, or by resolving to it.
 func TestTransactionDuplicates(t *testing.T) {
