@@ -370,6 +370,7 @@ func (t *pgTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error {
 			SELECT $1, $2, $3, s, v FROM unnest($4::text[], $5::text[]) AS u(s, v)
 			ON CONFLICT DO NOTHING`, k.Tenant, k.Type, k.ID, systems, values)
 	}
+	queueIndex(b, k, v, lu, cur > 0, idx)
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return wrap(err)
 	}

@@ -32,8 +32,11 @@ type sqliteStore struct {
 	wconn *sql.Conn // pinned; used only by the writer goroutine (and Open)
 	w     sqliteWriterStmts
 
-	rdb *sql.DB // read-only pool for Read, VRead, History, Outbox
+	rdb *sql.DB // read-only pool for Read, VRead, History, Outbox, Search
 	r   sqliteReaderStmts
+
+	ws  sqliteSearchStmts
+	seq int64 // the last seq given to a Put; writer goroutine only
 
 	mu         sync.RWMutex // guards closed and sends on queue against close(queue)
 	closed     bool
@@ -112,6 +115,10 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (fhir.Store, e
 		s.closeConns()
 		return nil, err
 	}
+	if err := s.prepareSearch(ctx); err != nil {
+		s.closeConns()
+		return nil, err
+	}
 
 	// Readers open after the writer has set WAL mode, which is persistent.
 	s.rdb, err = sql.Open("sqlite", sqliteURI(file, userQuery,
@@ -124,6 +131,10 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (fhir.Store, e
 	s.rdb.SetMaxOpenConns(n)
 	s.rdb.SetMaxIdleConns(n)
 	if err := s.prepareReader(ctx); err != nil {
+		s.closeConns()
+		return nil, err
+	}
+	if err := s.prepareSearchReader(ctx); err != nil {
 		s.closeConns()
 		return nil, err
 	}
@@ -252,8 +263,8 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		{&w.rollbackTo, "ROLLBACK TO fn"},
 		{&w.newest, sqlNewest},
 		{&w.head, "SELECT version_id FROM resource_heads WHERE tenant = ? AND type = ? AND id = ?"},
-		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.upsertHead, `INSERT INTO resource_heads (tenant, type, id, version_id, deleted) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted`},
 		{&w.deleteIdents, "DELETE FROM resource_identifiers WHERE tenant = ? AND type = ? AND id = ?"},
@@ -442,6 +453,8 @@ func (s *sqliteStore) runBatch(batch []*writeReq) {
 	}
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fail(fmt.Errorf("sqlstore: begin: %w", err))
+	} else if err := s.loadSeq(); err != nil {
+		fail(err)
 	} else {
 		ok := true
 		for _, r := range batch {
@@ -521,6 +534,9 @@ func (s *sqliteStore) Close() error {
 
 func (s *sqliteStore) closeConns() error {
 	var errs []error
+	for _, st := range s.ws.prepared {
+		errs = append(errs, st.Close())
+	}
 	for _, st := range []*sql.Stmt{s.r.newest, s.r.vread, s.r.history, s.r.outbox} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -618,7 +634,9 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 		lu = tx.s.opts.now()
 	}
 	wrap := func(err error) error { return fmt.Errorf("sqlstore: put %s/%s/%s: %w", k.Tenant, k.Type, k.ID, err) }
-	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON)); err != nil {
+	tx.s.seq++
+	seq := tx.s.seq
+	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON), seq); err != nil {
 		return wrap(err)
 	}
 	if _, err := w.upsertHead.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted); err != nil {
@@ -635,6 +653,9 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 				return wrap(err)
 			}
 		}
+	}
+	if err := tx.putIndex(k, v, lu, cur > 0, seq, idx); err != nil {
+		return wrap(err)
 	}
 	return nil
 }

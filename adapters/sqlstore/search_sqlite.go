@@ -1,0 +1,230 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
+)
+
+// Search on SQLite. The writer goroutine gives every Put the next seq (kept
+// in sqliteStore.seq, reloaded from the database at the start of each
+// batch, so it is also right after another process wrote the file); a
+// batch commits all its seqs at once, so the largest committed seq is a
+// consistent snapshot and readers need no transaction to stay on it.
+
+type sqliteSearchStmts struct {
+	maxSeq              *sql.Stmt
+	insertRes, closeRes *sql.Stmt
+	insertIdx, closeIdx [numTables]*sql.Stmt
+	vreadWriter         *sql.Stmt
+	readerMaxSeq        *sql.Stmt
+	prepared            []*sql.Stmt
+}
+
+func (s *sqliteStore) prepareSearch(ctx context.Context) error {
+	ws := &s.ws
+	prep := func(c interface {
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
+	}, q string) (*sql.Stmt, error) {
+		st, err := c.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: prepare %q: %w", q, err)
+		}
+		ws.prepared = append(ws.prepared, st)
+		return st, nil
+	}
+	var err error
+	if ws.maxSeq, err = prep(s.wconn, "SELECT coalesce(max(seq), 0) FROM resource_versions"); err != nil {
+		return err
+	}
+	if ws.insertRes, err = prep(s.wconn, `INSERT INTO search_res (tenant, type, id, version_id, last_updated, from_seq, to_seq)
+		VALUES (?, ?, ?, ?, ?, ?, 9223372036854775807)`); err != nil {
+		return err
+	}
+	if ws.closeRes, err = prep(s.wconn, `UPDATE search_res SET to_seq = ?
+		WHERE tenant = ? AND type = ? AND id = ? AND to_seq = 9223372036854775807`); err != nil {
+		return err
+	}
+	for t := range numTables {
+		it := indexTables[t]
+		marks := strings.Repeat(", ?", len(it.cols))
+		q := fmt.Sprintf("INSERT OR IGNORE INTO %s (tenant, type, id, version_id, from_seq, to_seq, %s) VALUES (?, ?, ?, ?, ?, 9223372036854775807%s)",
+			it.name, strings.Join(it.cols, ", "), marks)
+		if ws.insertIdx[t], err = prep(s.wconn, q); err != nil {
+			return err
+		}
+		q = fmt.Sprintf("UPDATE %s SET to_seq = ? WHERE tenant = ? AND type = ? AND id = ? AND to_seq = 9223372036854775807", it.name)
+		if ws.closeIdx[t], err = prep(s.wconn, q); err != nil {
+			return err
+		}
+	}
+	if ws.vreadWriter, err = prep(s.wconn, sqlVRead); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *sqliteStore) prepareSearchReader(ctx context.Context) error {
+	st, err := s.rdb.PrepareContext(ctx, "SELECT coalesce(max(seq), 0) FROM resource_versions")
+	if err != nil {
+		return fmt.Errorf("sqlstore: prepare snapshot: %w", err)
+	}
+	s.ws.readerMaxSeq = st
+	s.ws.prepared = append(s.ws.prepared, st)
+	return nil
+}
+
+// loadSeq runs at the start of each batch, inside its transaction.
+func (s *sqliteStore) loadSeq() error {
+	if err := s.ws.maxSeq.QueryRowContext(context.Background()).Scan(&s.seq); err != nil {
+		return fmt.Errorf("sqlstore: read seq: %w", err)
+	}
+	return nil
+}
+
+// putIndex closes what was current for k (when a version existed) and
+// indexes v (unless it is a deletion), all at seq.
+func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed bool, seq int64, idx fhir.Index) error {
+	bg, ws := context.Background(), &tx.s.ws
+	if existed {
+		if _, err := ws.closeRes.ExecContext(bg, seq, k.Tenant, k.Type, k.ID); err != nil {
+			return err
+		}
+		for t := range numTables {
+			if _, err := ws.closeIdx[t].ExecContext(bg, seq, k.Tenant, k.Type, k.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if v.Deleted {
+		return nil
+	}
+	if _, err := ws.insertRes.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), seq); err != nil {
+		return err
+	}
+	rowsByTable := indexRows(idx.Entries)
+	args := make([]any, 0, 32)
+	for t := range numTables {
+		for _, row := range rowsByTable[t] {
+			args = append(args[:0], k.Tenant, k.Type, k.ID, v.VersionID, seq)
+			args = append(args, row...)
+			if _, err := ws.insertIdx[t].ExecContext(bg, args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+func (s *sqliteStore) engine() *engine {
+	return &engine{
+		query: func(ctx context.Context, q string, args ...any) (rows, error) {
+			rs, err := s.rdb.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			return sqlRows{rs}, nil
+		},
+		fetch: func(ctx context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
+			return sqliteFetch(ctx, s.r.vread, tenant, keys)
+		},
+		now:   s.opts.now,
+		probe: true,
+	}
+}
+
+func sqliteFetch(ctx context.Context, st *sql.Stmt, tenant string, keys []verKey) ([]fhir.Version, error) {
+	out := make([]fhir.Version, 0, len(keys))
+	for _, k := range keys {
+		key := fhir.Key{Tenant: tenant, Type: k.typ, ID: k.id}
+		v, err := scanSQLiteVersion(key, st.QueryRowContext(ctx, tenant, k.typ, k.id, k.vid))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Search runs q for tenant: at the current snapshot (cur == nil) or
+// continuing cur on its snapshot. See search.Result for what it returns.
+func (s *sqliteStore) Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error) {
+	var seq int64
+	if cur != nil {
+		seq = cur.Snapshot
+	} else if err := s.ws.readerMaxSeq.QueryRowContext(ctx).Scan(&seq); err != nil {
+		return search.Result{Total: -1}, fmt.Errorf("sqlstore: search snapshot: %w", err)
+	}
+	res, err := s.engine().search(ctx, tenant, q, snap{seq: seq}, cur)
+	res.Snapshot = seq
+	if res.Next != nil {
+		res.Next.Snapshot = seq
+	}
+	return res, err
+}
+
+// HistoryPage returns one page of type history (q.Type set) or system
+// history, newest first, on the snapshot of its first page.
+func (s *sqliteStore) HistoryPage(ctx context.Context, tenant string, q search.HistoryQuery) (search.HistoryResult, error) {
+	res := search.HistoryResult{Total: -1}
+	var seq int64
+	var after []string
+	if q.Cursor != nil {
+		seq, after = q.Cursor.Snapshot, q.Cursor.After
+		if after == nil {
+			after = []string{}
+		}
+	} else if err := s.ws.readerMaxSeq.QueryRowContext(ctx).Scan(&seq); err != nil {
+		return res, fmt.Errorf("sqlstore: history snapshot: %w", err)
+	}
+	vs, next, err := s.engine().history(ctx, tenant, q, snap{seq: seq}, after)
+	if err != nil {
+		return res, err
+	}
+	res.Versions, res.Snapshot = vs, seq
+	if next != nil {
+		res.Next = &search.Cursor{Snapshot: seq, After: next}
+	}
+	return res, nil
+}
+
+// Search inside the transaction: what it sees now, including the writes
+// of its own batch (used by conditional create and update).
+func (tx *sqliteTx) Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error) {
+	if err := tx.check(ctx); err != nil {
+		return search.Result{Total: -1}, err
+	}
+	if cur != nil {
+		return search.Result{Total: -1}, unsupported("paging inside a transaction")
+	}
+	w := tx.s
+	e := &engine{
+		query: func(_ context.Context, q string, args ...any) (rows, error) {
+			// Background: cancelling a statement on the writer connection
+			// would roll back the whole batch.
+			rs, err := w.wconn.QueryContext(context.Background(), q, args...)
+			if err != nil {
+				return nil, err
+			}
+			return sqlRows{rs}, nil
+		},
+		fetch: func(_ context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
+			return sqliteFetch(context.Background(), w.ws.vreadWriter, tenant, keys)
+		},
+		now: w.opts.now,
+	}
+	return e.search(ctx, tenant, q, snap{tx: true}, nil)
+}
