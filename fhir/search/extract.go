@@ -38,7 +38,9 @@ func Extract(res *fhir.Value, base string) []fhir.IndexEntry {
 	c := &evalCtx{root: root, r: r}
 	x := &extractor{base: strings.TrimSuffix(base, "/")}
 	in := []item{root}
-	var out []fhir.IndexEntry
+	// Sized for a typical clinical resource: growing a slice of these
+	// 300-byte entries is most of the cost otherwise.
+	out := make([]fhir.IndexEntry, 0, 48)
 	for _, d := range defs {
 		nodes := c.eval(d.expr, in)
 		if len(nodes) == 0 {
@@ -57,16 +59,23 @@ func Extract(res *fhir.Value, base string) []fhir.IndexEntry {
 
 type extractor struct {
 	base string
+	// per holds a composite node's component values; reused, since the
+	// combinations are copied out.
+	per [][]fhir.IndexEntry
 }
 
 // composite evaluates each component relative to each node of the
 // composite's expression and emits every combination of component values.
 func (x *extractor) composite(c *evalCtx, d *paramDef, nodes []item, out []fhir.IndexEntry) []fhir.IndexEntry {
 	for _, n := range nodes {
-		per := make([][]fhir.IndexEntry, len(d.comps))
+		for len(x.per) < len(d.comps) {
+			x.per = append(x.per, make([]fhir.IndexEntry, 0, 8))
+		}
+		per := x.per[:len(d.comps)]
 		empty := false
 		for i, cx := range d.comps {
 			cp := d.p.Components[i].Param
+			per[i] = per[i][:0]
 			for _, cn := range c.eval(cx, []item{n}) {
 				per[i] = x.entries(cp.Code, cp.Type, cn, per[i])
 			}
@@ -78,9 +87,16 @@ func (x *extractor) composite(c *evalCtx, d *paramDef, nodes []item, out []fhir.
 		if empty {
 			continue
 		}
+		combos := 1
+		for _, p := range per {
+			combos *= len(p)
+		}
+		// One backing array for every combination's Parts.
+		all := make([]fhir.IndexEntry, combos*len(per))
 		idx := make([]int, len(per))
 		for {
-			parts := make([]fhir.IndexEntry, len(per))
+			parts := all[:len(per):len(per)]
+			all = all[len(per):]
 			for i := range per {
 				parts[i] = per[i][idx[i]]
 			}

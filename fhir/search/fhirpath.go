@@ -336,6 +336,9 @@ func (c *evalCtx) eval(x *expr, in []item) []item {
 		}
 		return out
 	case xTypeName:
+		if len(in) == 1 && in[0].t.isA(x.typ) {
+			return in // the usual case, the resource itself: no copy
+		}
 		var out []item
 		for _, it := range in {
 			if it.t.isA(x.typ) {

@@ -223,9 +223,35 @@ func numberRange(s string) (v, lo, hi float64, ok bool) {
 		half := 0.5 * math.Pow(10, float64(exp-decimals))
 		return v, v - half, v + half, true
 	}
-	// The bounds are computed in exact decimal arithmetic: 5.4 - 0.05 in
+	// The bounds are computed in decimal, then rounded once: 5.4 - 0.05 in
 	// floating point is 5.3500000000000005, which would put a stored 5.35
-	// outside a search for 5.4.
+	// outside a search for 5.4. With the digits d of the literal (5.4: 54,
+	// one decimal) the bounds are (10d ± 5) × 10^(exp - decimals - 1).
+	var digits uint64
+	nd := 0
+	for j := intStart; j < len(s) && s[j] != 'e' && s[j] != 'E'; j++ {
+		if s[j] == '.' {
+			continue
+		}
+		if nd > 0 || s[j] != '0' {
+			nd++
+		}
+		digits = digits*10 + uint64(s[j]-'0')
+	}
+	if nd <= 17 {
+		e := strconv.Itoa(exp - decimals - 1)
+		a := strconv.FormatUint(digits*10-5, 10) + "e" + e
+		b := strconv.FormatUint(digits*10+5, 10) + "e" + e
+		if digits == 0 {
+			a = "-5e" + e
+		}
+		lo, _ = strconv.ParseFloat(a, 64)
+		hi, _ = strconv.ParseFloat(b, 64)
+		if s[0] == '-' {
+			lo, hi = -hi, -lo
+		}
+		return v, lo, hi, true
+	}
 	var r, half big.Rat
 	if _, ok := r.SetString(s); !ok {
 		return 0, 0, 0, false
