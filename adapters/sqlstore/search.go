@@ -516,9 +516,11 @@ func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQue
 	if q.At != 0 {
 		// Current at At: written by then, and not yet replaced by then.
 		a := b.arg(at)
-		nvis := "n.seq <= " + b.arg(s.seq)
+		var nvis string
 		if e.pg {
 			nvis = fmt.Sprintf("pg_visible_in_snapshot(n.seq, %s::text::pg_snapshot)", b.arg(s.pg))
+		} else {
+			nvis = "n.seq <= " + b.arg(s.seq)
 		}
 		where = append(where, fmt.Sprintf(`v.last_updated <= %[1]s AND NOT EXISTS (SELECT 1 FROM resource_versions n
 			WHERE n.tenant = v.tenant AND n.type = v.type AND n.id = v.id AND n.version_id = v.version_id + 1

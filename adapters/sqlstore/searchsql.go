@@ -275,7 +275,7 @@ func (b *builder) valueCond(x string, m colMap, code string, typ search.ParamTyp
 			}
 			lo, hi = lo-d/10, hi+d/10
 		}
-		return rangeCond(col(m.lo), col(m.hi), b.arg(lo), b.arg(hi), v.Prefix, code)
+		return b.rangeCond(col(m.lo), col(m.hi), lo, hi, v.Prefix, code)
 	case search.Number, search.Quantity:
 		if modifier != "" {
 			return "", unsupported("modifier :%s on %s parameter %s", modifier, typ, code)
@@ -288,7 +288,7 @@ func (b *builder) valueCond(x string, m colMap, code string, typ search.ParamTyp
 			w := math.Abs(v.Num) / 10
 			lo, hi = lo-w, hi+w
 		}
-		cond, err := rangeCond(col(m.lo), col(m.hi), b.arg(lo), b.arg(hi), v.Prefix, code)
+		cond, err := b.rangeCond(col(m.lo), col(m.hi), lo, hi, v.Prefix, code)
 		if err != nil {
 			return "", err
 		}
@@ -342,27 +342,43 @@ func isTypeName(s string) bool {
 // range contains the target; gt the range above the search value overlaps
 // the target; ge: gt or eq; sa the target starts after the search range;
 // ap the (widened) ranges overlap.
-func rangeCond(tlo, thi, slo, shi string, p search.Prefix, code string) (string, error) {
-	eq := fmt.Sprintf("%s >= %s AND %s <= %s", tlo, slo, thi, shi)
+//
+// Only the bounds a prefix uses become arguments: PostgreSQL rejects a
+// statement with an argument it cannot type.
+func (b *builder) rangeCond(tlo, thi string, sLo, sHi any, p search.Prefix, code string) (string, error) {
+	var slo, shi string
+	lo := func() string {
+		if slo == "" {
+			slo = b.arg(sLo)
+		}
+		return slo
+	}
+	hi := func() string {
+		if shi == "" {
+			shi = b.arg(sHi)
+		}
+		return shi
+	}
+	eq := func() string { return fmt.Sprintf("%s >= %s AND %s <= %s", tlo, lo(), thi, hi()) }
 	switch p {
 	case search.PrefixNone, search.EQ:
-		return eq, nil
+		return eq(), nil
 	case search.NE:
-		return "NOT (" + eq + ")", nil
+		return "NOT (" + eq() + ")", nil
 	case search.GT:
-		return thi + " > " + shi, nil
+		return thi + " > " + hi(), nil
 	case search.LT:
-		return tlo + " < " + slo, nil
+		return tlo + " < " + lo(), nil
 	case search.GE:
-		return fmt.Sprintf("(%s > %s OR (%s))", thi, shi, eq), nil
+		return fmt.Sprintf("(%s > %s OR (%s))", thi, hi(), eq()), nil
 	case search.LE:
-		return fmt.Sprintf("(%s < %s OR (%s))", tlo, slo, eq), nil
+		return fmt.Sprintf("(%s < %s OR (%s))", tlo, lo(), eq()), nil
 	case search.SA:
-		return tlo + " > " + shi, nil
+		return tlo + " > " + hi(), nil
 	case search.EB:
-		return thi + " < " + slo, nil
+		return thi + " < " + lo(), nil
 	case search.AP:
-		return fmt.Sprintf("%s <= %s AND %s >= %s", tlo, shi, thi, slo), nil
+		return fmt.Sprintf("%s <= %s AND %s >= %s", tlo, hi(), thi, lo()), nil
 	}
 	return "", unsupported("prefix %q on %s", p, code)
 }

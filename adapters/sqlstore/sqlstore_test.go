@@ -335,3 +335,11 @@ func TestClockFillsZeroTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLiteSearch(t *testing.T) {
+	fhirtest.RunSearchSuite(t, sqliteOpener())
+}
+
+func TestPostgresSearch(t *testing.T) {
+	fhirtest.RunSearchSuite(t, postgresOpener(postgresDSN(t)))
+}
