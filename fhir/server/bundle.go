@@ -46,12 +46,19 @@ type bundle struct {
 	Entry        []bundleEntry `json:"entry,omitempty"`
 }
 
-// historyBundle renders versions (newest first) as a history Bundle.
-func (s *Server) historyBundle(self string, versions []fhir.Version) []byte {
-	total := len(versions)
-	b := bundle{ResourceType: "Bundle", ID: s.newID(), Type: "history", Total: &total,
+// historyBundle renders versions (newest first) as a history Bundle; next
+// is the next page's link ("" on the last page), total the count of all
+// pages (-1: unknown).
+func (s *Server) historyBundle(self, next string, versions []fhir.Version, total int) []byte {
+	b := bundle{ResourceType: "Bundle", ID: s.newID(), Type: "history",
 		Meta: bundleMeta{LastUpdated: formatInstant(s.now())},
 		Link: []bundleLink{{Relation: "self", URL: self}}}
+	if total >= 0 {
+		b.Total = &total
+	}
+	if next != "" {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: next})
+	}
 	for _, v := range versions {
 		e := bundleEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
 			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: formatInstant(v.LastUpdated)}}

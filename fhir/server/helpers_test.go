@@ -142,7 +142,12 @@ func newTestServer(t *testing.T, st fhir.Store) *testServer {
 	var h http.Handler
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(ts.Close)
-	h = server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// KAPBRIDGE_TEST_LOG=1 shows the server's log (causes of 500s).
+	var logw io.Writer = io.Discard
+	if os.Getenv("KAPBRIDGE_TEST_LOG") != "" {
+		logw = os.Stderr
+	}
+	h = server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	return &testServer{ts, t}
 }
 

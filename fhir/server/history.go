@@ -3,23 +3,25 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
-// history handles GET /{type}/{id}/_history: every version, newest first,
-// deletions included.
+// history handles GET /{type}/{id}/_history: the versions of one
+// resource, newest first, deletions included; _since, _at and _count as
+// for the other history levels.
 func (s *Server) history(c *gin.Context) {
 	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
-	for p := range c.Request.URL.Query() {
-		if p != "_format" && p != "_pretty" {
-			// _count, _since and _at arrive with the search issue; until
-			// then refuse rather than silently return something else.
-			s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "history parameter %q is not supported yet", p))
-			return
-		}
+	hp, err := parseHistoryParams(c.Request.URL.Query())
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	versions, err := s.store.History(c.Request.Context(), k, 0)
 	if errors.Is(err, fhir.ErrNotFound) || err == nil && len(versions) == 0 {
@@ -29,5 +31,134 @@ func (s *Server) history(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, s.historyBundle(s.base+"/"+k.Type+"/"+k.ID+"/_history", versions))
+	// One resource's versions are few; filter and page them here.
+	var kept []fhir.Version
+	for i, v := range versions {
+		us := v.LastUpdated.UnixMicro()
+		if hp.Since != 0 && us < hp.Since {
+			continue
+		}
+		// _at: the version current at that instant is the newest one
+		// written at or before it.
+		if hp.At != 0 && (us > hp.At || i > 0 && versions[i-1].LastUpdated.UnixMicro() <= hp.At) {
+			continue
+		}
+		kept = append(kept, v)
+	}
+	self := s.base + "/" + k.Type + "/" + k.ID + "/_history"
+	params := c.Request.URL.Query()
+	// The cursor is the last versionId shown: the next page continues
+	// below it, so versions written meanwhile never shift a page.
+	if raw := params.Get("_cursor"); raw != "" {
+		below, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || below < 1 {
+			s.fail(c, fhir.Errorf(fhir.IssueInvalid, "", "_cursor is not a paging cursor this server issued; follow the Bundle's next link"))
+			return
+		}
+		n := 0
+		for n < len(kept) && kept[n].VersionID >= below {
+			n++
+		}
+		kept = kept[n:]
+	}
+	page := kept
+	var next string
+	if hp.Count > 0 && len(kept) > hp.Count {
+		page = kept[:hp.Count]
+		np := url.Values{}
+		for k, v := range params {
+			np[k] = v
+		}
+		np.Set("_cursor", strconv.FormatInt(page[len(page)-1].VersionID, 10))
+		next = withQuery(self, np)
+	}
+	params.Del("_cursor")
+	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(self, params), next, page, -1))
+}
+
+// typeHistory handles GET /{type}/_history.
+func (s *Server) typeHistory(c *gin.Context) {
+	s.historyPage(c, c.Param("type"), "/"+c.Param("type")+"/_history")
+}
+
+// systemHistory handles GET /_history.
+func (s *Server) systemHistory(c *gin.Context) { s.historyPage(c, "", "/_history") }
+
+func (s *Server) historyPage(c *gin.Context, typ, path string) {
+	ss, ok := s.store.(searchStore)
+	if !ok {
+		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support type or system history").WithStatus(http.StatusNotImplemented))
+		return
+	}
+	params := c.Request.URL.Query()
+	hq, err := parseHistoryParams(params)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	hq.Type = typ
+	fp := queryFingerprint(path, params)
+	if hq.Cursor, err = decodeCursor(params.Get("_cursor"), fp); err != nil {
+		s.fail(c, err)
+		return
+	}
+	res, err := ss.HistoryPage(c.Request.Context(), tenantOf(c), hq)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	lp := linkParams(params, nil)
+	var next string
+	if res.Next != nil {
+		np := url.Values{}
+		for k, v := range lp {
+			np[k] = v
+		}
+		np.Set("_cursor", encodeCursor(res.Next, fp))
+		next = withQuery(s.base+path, np)
+	}
+	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(s.base+path, lp), next, res.Versions, res.Total))
+}
+
+// parseHistoryParams reads _since, _at and _count. History is not search:
+// any other parameter is refused rather than ignored.
+func parseHistoryParams(params url.Values) (search.HistoryQuery, error) {
+	var hq search.HistoryQuery
+	for k, vs := range params {
+		if len(vs) != 1 {
+			return hq, fhir.Errorf(fhir.IssueInvalid, "", "history parameter %s given %d times", k, len(vs))
+		}
+		v := vs[0]
+		var err error
+		switch k {
+		case "_format", "_pretty", "_cursor":
+		case "_since":
+			hq.Since, err = parseInstantParam(k, v)
+		case "_at":
+			hq.At, err = parseInstantParam(k, v)
+		case "_count":
+			n, perr := strconv.Atoi(v)
+			if perr != nil || n < 1 {
+				return hq, fhir.Errorf(fhir.IssueInvalid, "", "_count=%q: want a positive integer", v)
+			}
+			hq.Count = min(n, 1000)
+		default:
+			return hq, fhir.Errorf(fhir.IssueNotSupported, "", "history parameter %q is not supported (use _since, _at, _count)", k)
+		}
+		if err != nil {
+			return hq, err
+		}
+	}
+	return hq, nil
+}
+
+// parseInstantParam reads a _since/_at value: a FHIR instant or dateTime;
+// without a zone it is UTC; a partial date means its start.
+func parseInstantParam(name, v string) (int64, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC().UnixMicro(), nil
+		}
+	}
+	return 0, fhir.Errorf(fhir.IssueInvalid, "", "%s=%q is not a FHIR instant or dateTime (e.g. 2026-11-26T09:00:00Z)", name, v)
 }

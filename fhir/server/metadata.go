@@ -8,6 +8,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // The interactions this server implements for every resource type. The
@@ -22,9 +23,18 @@ var typeInteractions = []models.TypeRestfulInteraction{
 	models.TypeRestfulInteractionCreate,
 }
 
+// With a store that searches, these come on top.
+var searchInteractions = []models.TypeRestfulInteraction{
+	models.TypeRestfulInteractionSearchType,
+	models.TypeRestfulInteractionHistoryType,
+}
+
 var typeOperations = []models.CapabilityStatementRestResourceOperation{
 	{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
 }
+
+var everythingOperation = models.CapabilityStatementRestResourceOperation{
+	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
 
 // capabilities handles GET /metadata.
 func (s *Server) capabilities(c *gin.Context) {
@@ -40,6 +50,20 @@ func (s *Server) buildCapabilityStatement() []byte {
 	name, title := "KapbridgeFHIRServer", "kapbridge FHIR R4 server"
 	desc := "kapbridge: the FHIR R4 API of the ketamine-assisted psychotherapy integration gateway"
 	idDoc := "Conditional create (If-None-Exist) and conditional update (PUT ?identifier=) accept one criterion: identifier=system|value."
+	_, searches := s.store.(searchStore)
+	revIncludes := map[string][]string{} // target type -> "Source:param"
+	if searches {
+		for _, src := range fhir.ResourceTypes() {
+			for _, p := range search.ParamsFor(src) {
+				if p.Type != search.Reference {
+					continue
+				}
+				for _, tgt := range p.Targets {
+					revIncludes[tgt] = append(revIncludes[tgt], src+":"+p.Code)
+				}
+			}
+		}
+	}
 	var resources []models.CapabilityStatementRestResource
 	for _, typ := range fhir.ResourceTypes() {
 		var rt models.ResourceType
@@ -62,7 +86,29 @@ func (s *Server) buildCapabilityStatement() []byte {
 			Documentation:     &idDoc,
 			Operation:         typeOperations,
 		}
-		for _, code := range typeInteractions {
+		interactions := typeInteractions
+		if searches {
+			interactions = append(append([]models.TypeRestfulInteraction(nil), typeInteractions...), searchInteractions...)
+			for _, p := range search.ParamsFor(typ) {
+				var pt models.SearchParamType
+				if err := json.Unmarshal([]byte(`"`+string(p.Type)+`"`), &pt); err != nil {
+					continue
+				}
+				r.SearchParam = append(r.SearchParam, models.CapabilityStatementRestResourceSearchParam{
+					Name: p.Code, Definition: ptr(p.URL), Type: pt})
+				if p.Type == search.Reference {
+					r.SearchInclude = append(r.SearchInclude, typ+":"+p.Code)
+				}
+			}
+			if len(r.SearchInclude) > 0 {
+				r.SearchInclude = append(r.SearchInclude, "*")
+			}
+			r.SearchRevInclude = revIncludes[typ]
+			if typ == "Patient" {
+				r.Operation = append(append([]models.CapabilityStatementRestResourceOperation(nil), typeOperations...), everythingOperation)
+			}
+		}
+		for _, code := range interactions {
 			r.Interaction = append(r.Interaction, models.CapabilityStatementRestResourceInteraction{Code: code})
 		}
 		resources = append(resources, r)
@@ -81,13 +127,26 @@ func (s *Server) buildCapabilityStatement() []byte {
 		FhirVersion: models.FHIRVersion4_0_1,
 		Format:      []string{"json", mimeFHIRJSON, mimeJSON},
 		Rest: []models.CapabilityStatementRest{{
-			Mode:     models.RestfulCapabilityModeServer,
-			Resource: resources,
+			Mode:        models.RestfulCapabilityModeServer,
+			Resource:    resources,
+			Interaction: systemInteractions(searches),
 		}},
 	}
 	out, err := json.Marshal(cs)
 	if err != nil {
 		panic("kapbridge: CapabilityStatement does not marshal: " + err.Error())
+	}
+	return out
+}
+
+// systemInteractions lists the whole-system interactions served.
+func systemInteractions(searches bool) []models.CapabilityStatementRestInteraction {
+	out := []models.CapabilityStatementRestInteraction{
+		{Code: models.SystemRestfulInteractionTransaction},
+		{Code: models.SystemRestfulInteractionBatch},
+	}
+	if searches {
+		out = append(out, models.CapabilityStatementRestInteraction{Code: models.SystemRestfulInteractionHistorySystem})
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // TestCapabilityStatement: /metadata is a valid R4 CapabilityStatement
@@ -27,7 +28,8 @@ func TestCapabilityStatement(t *testing.T) {
 	if len(resources) != len(fhir.ResourceTypes()) {
 		t.Errorf("%d resource entries, want one per R4 type (%d)", len(resources), len(fhir.ResourceTypes()))
 	}
-	want := map[string]bool{"read": true, "vread": true, "update": true, "delete": true, "history-instance": true, "create": true}
+	want := map[string]bool{"read": true, "vread": true, "update": true, "delete": true, "history-instance": true, "create": true,
+		"search-type": true, "history-type": true}
 	for _, res := range resources {
 		rm := res.(map[string]any)
 		got := map[string]bool{}
@@ -42,15 +44,32 @@ func TestCapabilityStatement(t *testing.T) {
 				t.Fatalf("%v lacks %s", rm["type"], k)
 			}
 		}
-		if rm["searchParam"] != nil {
-			t.Errorf("%v claims search parameters, but search is not implemented", rm["type"])
+		typ := rm["type"].(string)
+		params, _ := rm["searchParam"].([]any)
+		if len(params) != len(search.ParamsFor(typ)) {
+			t.Errorf("%s: %d searchParams listed, the registry has %d", typ, len(params), len(search.ParamsFor(typ)))
 		}
+		for _, p := range params {
+			pm := p.(map[string]any)
+			sp := search.Lookup(typ, pm["name"].(string))
+			if sp == nil || pm["definition"] != sp.URL || pm["type"] != string(sp.Type) {
+				t.Errorf("%s: searchParam %v does not match the registry", typ, pm)
+			}
+		}
+	}
+	sys := map[string]bool{}
+	for _, in := range rest["interaction"].([]any) {
+		sys[in.(map[string]any)["code"].(string)] = true
+	}
+	if !sys["transaction"] || !sys["batch"] || !sys["history-system"] || len(sys) != 3 {
+		t.Errorf("system interactions %v, want transaction, batch, history-system", sys)
 	}
 	// Each claimed interaction answers something other than 404/405 for
 	// a real type, which is what "claims nothing it does not do" means.
 	pid := decode(t, srv.do("POST", "/Patient", patient("cs", "C")).body)["id"].(string)
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/Patient/" + pid}, {"GET", "/Patient/" + pid + "/_history/1"}, {"GET", "/Patient/" + pid + "/_history"},
+		{"GET", "/Patient?_id=" + pid}, {"GET", "/Patient/_history"}, {"GET", "/_history"}, {"GET", "/Patient/" + pid + "/$everything"},
 	} {
 		if r := srv.do(c.method, c.path, nil); r.status != 200 {
 			t.Errorf("%s %s: %d", c.method, c.path, r.status)

@@ -87,9 +87,9 @@ func negotiate() gin.HandlerFunc {
 		}
 		c.Set(ctxFormat, format)
 		if c.Request.ContentLength != 0 && (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut) {
-			if ct := c.GetHeader("Content-Type"); ct != "" && !isJSONMediaType(ct) {
-				// A form-encoded POST is accepted only where the route
-				// wants a form (none yet); everything else must be JSON.
+			if ct := c.GetHeader("Content-Type"); ct != "" && !isJSONMediaType(ct) && !strings.HasSuffix(c.Request.URL.Path, "/_search") {
+				// A form-encoded POST is accepted only by _search, which
+				// checks its own body; everything else must be JSON.
 				failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "unsupported Content-Type %q: send application/fhir+json or application/json", ct).WithStatus(http.StatusUnsupportedMediaType))
 				return
 			}

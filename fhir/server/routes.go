@@ -21,17 +21,22 @@ func (s *Server) routes() *gin.Engine {
 	r.Use(requestID(), s.accessLog(), s.recoverPanic(), negotiate())
 
 	r.GET("/metadata", s.capabilities)
-	r.POST("/", s.bundle) // batch and transaction Bundles
+	r.GET("/_history", s.systemHistory) // system history
+	r.POST("/", s.bundle)               // batch and transaction Bundles
 
 	typ := r.Group("/:type", knownType)
-	typ.POST("", s.create)                 // create, conditional create (If-None-Exist)
-	typ.PUT("", s.conditionalUpdate)       // PUT /Type?identifier=system|value
-	typ.POST("/:id", s.typeOperation)      // POST /Type/$validate
-	typ.GET("/:id", s.read)                // read
-	typ.PUT("/:id", s.update)              // update, update-as-create
-	typ.DELETE("/:id", s.delete)           // delete
-	typ.GET("/:id/_history", s.history)    // instance history
-	typ.GET("/:id/_history/:vid", s.vread) // vread
+	typ.GET("", s.search)                       // search
+	typ.POST("/_search", s.searchPost)          // search with a form body
+	typ.GET("/_history", s.typeHistory)         // type history
+	typ.GET("/:id/:compartment", s.compartment) // GET /Patient/{id}/{type}, /Patient/{id}/$everything
+	typ.POST("", s.create)                      // create, conditional create (If-None-Exist)
+	typ.PUT("", s.conditionalUpdate)            // PUT /Type?identifier=system|value
+	typ.POST("/:id", s.typeOperation)           // POST /Type/$validate
+	typ.GET("/:id", s.read)                     // read
+	typ.PUT("/:id", s.update)                   // update, update-as-create
+	typ.DELETE("/:id", s.delete)                // delete
+	typ.GET("/:id/_history", s.history)         // instance history
+	typ.GET("/:id/_history/:vid", s.vread)      // vread
 
 	r.NoRoute(func(c *gin.Context) {
 		failStatic(c, fhir.Errorf(fhir.IssueNotFound, "", "no FHIR interaction at %s %s", c.Request.Method, c.Request.URL.Path))

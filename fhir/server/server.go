@@ -177,12 +177,18 @@ func (s *Server) respondWrite(c *gin.Context, status int, v fhir.Version) {
 }
 
 // preferReturn reads return=... from the Prefer header ("" if absent).
-func preferReturn(c *gin.Context) string {
+func preferReturn(c *gin.Context) string { return preference(c, "return") }
+
+// preference returns the value of one preference in the Prefer headers
+// (RFC 7240: comma-separated preferences, each possibly with ;params).
+func preference(c *gin.Context, name string) string {
 	for _, h := range c.Request.Header.Values("Prefer") {
-		for _, part := range strings.Split(h, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && strings.EqualFold(k, "return") {
-				return strings.Trim(v, `"`)
+		for _, pref := range strings.Split(h, ",") {
+			for _, part := range strings.Split(pref, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+					return strings.Trim(strings.TrimSpace(v), `"`)
+				}
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // The write paths shared by create, update, conditional update and delete
@@ -128,7 +129,7 @@ func (s *Server) put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versi
 	vid := cur.VersionID + 1
 	stamp(res, k.ID, vid, ts)
 	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: identifiersOf(res)}); err != nil {
+	if err := tx.Put(ctx, v, fhir.Index{Identifiers: identifiersOf(res), Entries: search.Extract(res, s.base)}); err != nil {
 		return fhir.Version{}, err
 	}
 	return v, nil
