@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // Conditional interactions (create with If-None-Exist, conditional update,
@@ -12,16 +14,56 @@ import (
 // the writing transaction, so that when search lands one function learns
 // the new parameters and every conditional path gets them at once.
 
+// searchTx is a store transaction that can search its own view.
+type searchTx interface {
+	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
+}
+
 // matchCondition returns the ids of the live typ resources of tenant that
 // match the search criteria rawQuery (a URL query without the '?'). It
 // runs inside tx so the check and the write that depends on it commit
 // together.
+//
+// The common case, one identifier=system|value, goes through the
+// identifier index, whose lookups the store serializes: concurrent
+// conditional creates of one identifier make exactly one resource on every
+// backend. Any other criteria are a strict search in the transaction's
+// view: race-free on SQLite (one writer), best effort on PostgreSQL.
 func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, rawQuery string) ([]string, error) {
-	cond, err := parseCondition(rawQuery, "conditional criteria")
+	if cond, err := parseCondition(rawQuery, "conditional criteria"); err == nil {
+		return tx.LookupIdentifier(ctx, tenant, typ, cond.ident)
+	}
+	params, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria %q are not a valid query: %v", rawQuery, err)
+	}
+	if len(params) == 0 {
+		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria are empty; give search parameters such as identifier=system|value")
+	}
+	st, ok := tx.(searchTx)
+	if !ok {
+		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "this store resolves conditional criteria by identifier=system|value only")
+	}
+	// Unknown parameters would silently widen the match: always strict.
+	q, err := search.ParseQuery(typ, params, s.base, true)
 	if err != nil {
 		return nil, err
 	}
-	return tx.LookupIdentifier(ctx, tenant, typ, cond.ident)
+	for _, k := range []string{"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"} {
+		if params.Has(k) {
+			return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria cannot use %s", k)
+		}
+	}
+	q.Count = 2 // enough to tell none, one and several apart
+	res, err := st.Search(ctx, tenant, q, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(res.Matches))
+	for _, v := range res.Matches {
+		ids = append(ids, v.ID)
+	}
+	return ids, nil
 }
 
 // matchOne resolves criteria that may match at most one resource (what

@@ -121,8 +121,13 @@ func testInteractions(t *testing.T, srv *testServer) {
 	if r.status != 200 || decode(t, r.body)["id"] != cid || decode(t, r.body)["name"].([]any)[0].(map[string]any)["family"] != "A" {
 		t.Errorf("conditional create (match) must return the existing resource unchanged: %d %s", r.status, r.body)
 	}
-	assertOutcome(t, srv.do("POST", "/Patient", patient("c1", "B"), "If-None-Exist", "name=x"), http.StatusBadRequest)
-	assertOutcome(t, srv.do("POST", "/Patient", patient("c1", "B"), "If-None-Exist", "identifier=novertical"), http.StatusBadRequest)
+	assertOutcome(t, srv.do("POST", "/Patient", patient("c1", "B"), "If-None-Exist", "bogus=x"), http.StatusBadRequest)
+	// any search criteria work: family=A matches the one created above
+	r = srv.do("POST", "/Patient", patient("c2", "Other"), "If-None-Exist", "family:exact=A&identifier=c1")
+	if r.status != 200 || decode(t, r.body)["id"] != cid {
+		t.Errorf("conditional create with search criteria: %d %s", r.status, r.body)
+	}
+	assertOutcome(t, srv.do("POST", "/Patient", patient("c1", "B"), "If-None-Exist", "birthdate=notadate"), http.StatusBadRequest)
 
 	// conditional update: 0 matches creates, 1 updates, 2+ is 412
 	r = srv.do("PUT", "/Patient?identifier=urn:kap:test|u1", patient("u1", "First"))
