@@ -5,6 +5,7 @@ package fhir
 // same transaction. Which fields are set depends on Type:
 //
 //	token      System, Code; Text = display / CodeableConcept.text, normalized (for :text);
+//	           a CodeableConcept.text is an entry of its own with only Text set;
 //	           for an Identifier, one more entry per Identifier.type coding with
 //	           TypeSystem, TypeCode set as well (for :of-type)
 //	string     Text = the value normalized (lower-case, accents removed); Exact = as written
@@ -12,7 +13,8 @@ package fhir
 //	date       Lo, Hi: the value's implicit range, Unix microseconds UTC, inclusive
 //	number     NumLo, NumHi: the value's implicit range from its precision; Exact = the literal
 //	quantity   NumLo, NumHi as number; System, Code = the unit (e.g. http://unitsofmeasure.org, mm[Hg]); Text = the unit text
-//	reference  RefType, RefID for a local reference (Type/id); Code = the reference as written (absolute URL, canonical); RefVersion when versioned
+//	reference  RefType, RefID for a local reference (Type/id); Code = the reference as written (absolute URL, canonical); RefVersion when versioned;
+//	           Reference.identifier is an entry of its own: System, Code = the identifier, Text = "identifier" (for :identifier)
 //	composite  Parts: one entry per component, in component order
 type IndexEntry struct {
 	Param string // the search parameter code, e.g. "code", "subject", "_tag"
