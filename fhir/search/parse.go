@@ -91,10 +91,11 @@ type queryParser struct {
 	strict bool
 }
 
-// errIgnored reports that a parameter was ignored, not a failure.
-type errIgnored struct{ key, why string }
+// errIgnored tells the caller of parseKey that the parameter was dropped
+// (and recorded in Query.Ignored): not a failure of the search.
+type errIgnored struct{}
 
-func (e *errIgnored) Error() string { return e.why }
+func (*errIgnored) Error() string { return "parameter ignored" }
 
 // unsupported handles a parameter kapbridge does not know or implement:
 // strict, a 400 naming it; lenient, recorded in Query.Ignored.
@@ -206,6 +207,9 @@ func (p *queryParser) sort(key, mod, raw string) error {
 	return nil
 }
 
+// include reads Type:param[:TargetType] or *. The wildcard leaves Param nil:
+// for _include its SourceType is the searched type, for _revinclude it is
+// empty (any type pointing at the matches).
 func (p *queryParser) include(key, name, mod, raw string) error {
 	inc := Include{}
 	switch mod {
@@ -280,7 +284,7 @@ func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, er
 		if err := p.unsupported(full, format, args...); err != nil {
 			return Clause{}, err
 		}
-		return Clause{}, &errIgnored{key: full}
+		return Clause{}, &errIgnored{}
 	}
 	orig := key
 	key = full
@@ -354,7 +358,7 @@ func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, er
 		c.Values = append(c.Values, v)
 	}
 	if len(c.Values) == 0 {
-		return Clause{}, &errIgnored{key: key}
+		return Clause{}, &errIgnored{}
 	}
 	return c, nil
 }
