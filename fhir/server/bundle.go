@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -80,6 +81,17 @@ func (s *Server) historyBundle(self, next string, versions []fhir.Version, total
 		}
 		b.Entry = append(b.Entry, e)
 	}
-	out, _ := json.Marshal(b)
+	out := marshalJSON(b)
 	return out
+}
+
+// marshalJSON encodes v without HTML escaping, so URLs in links keep
+// their & rather than \u0026 (both are valid JSON; this is what people
+// and naive clients read).
+func marshalJSON(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }

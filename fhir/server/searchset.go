@@ -152,7 +152,7 @@ func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query
 		}
 		b.Entry = append(b.Entry, searchEntry{Resource: fhir.OperationOutcome(issues), Search: &searchEntryMode{"outcome"}})
 	}
-	out, _ := json.Marshal(b)
+	out := marshalJSON(b)
 	return out
 }
 

@@ -821,7 +821,7 @@ func (s *Server) respondBundle(c *gin.Context, kind string, entries []*bundleEnt
 			}
 		}
 	}
-	body, err := json.Marshal(out)
+	body, err := marshalJSON(out), error(nil)
 	if err != nil {
 		s.fail(c, fhir.Errorf(fhir.IssueException, "", "internal error").Wrap(err))
 		return
