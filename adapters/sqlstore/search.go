@@ -92,7 +92,7 @@ func (e *engine) search(ctx context.Context, tenant string, q *search.Query, s s
 	var where []string
 	where = append(where, "r.tenant = "+b.tenArg, "r.type = "+b.typArg, b.vis("r"))
 	driver := -1
-	if e.probe && !s.tx {
+	if e.probe {
 		var err error
 		if driver, err = e.pickDriver(ctx, tenant, q, s); err != nil {
 			return res, err
@@ -157,13 +157,13 @@ func (e *engine) search(ctx context.Context, tenant string, q *search.Query, s s
 	if cur != nil {
 		vals := cur.After
 		if len(vals) != len(keys) {
-			return res, fmt.Errorf("sqlstore: search: cursor has %d sort values, query %d", len(vals), len(keys))
+			return res, fmt.Errorf("%w: %d sort values for %d sort keys", errBadCursor, len(vals), len(keys))
 		}
 		after = make([]any, len(keys))
 		for i, v := range vals {
 			a, err := decodeSortValue(v, keys[i].kind)
 			if err != nil {
-				return res, fmt.Errorf("sqlstore: search: cursor: %w", err)
+				return res, fmt.Errorf("%w: %w", errBadCursor, err)
 			}
 			after[i] = a
 		}

@@ -224,7 +224,8 @@ func (tx *sqliteTx) Search(ctx context.Context, tenant string, q *search.Query, 
 		fetch: func(_ context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
 			return sqliteFetch(context.Background(), w.ws.vreadWriter, tenant, keys)
 		},
-		now: w.opts.now,
+		now:   w.opts.now,
+		probe: true,
 	}
 	return e.search(ctx, tenant, q, snap{tx: true}, nil)
 }

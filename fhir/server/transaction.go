@@ -821,12 +821,7 @@ func (s *Server) respondBundle(c *gin.Context, kind string, entries []*bundleEnt
 			}
 		}
 	}
-	body, err := marshalJSON(out), error(nil)
-	if err != nil {
-		s.fail(c, fhir.Errorf(fhir.IssueException, "", "internal error").Wrap(err))
-		return
-	}
-	writeJSON(c, http.StatusOK, body)
+	writeJSON(c, http.StatusOK, marshalJSON(out))
 }
 
 // entrySummary says what a successful write entry did.

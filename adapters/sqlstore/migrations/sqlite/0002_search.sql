@@ -9,7 +9,10 @@
 -- migration take their rowid, which grew the same way.
 ALTER TABLE resource_versions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 UPDATE resource_versions SET seq = rowid;
-CREATE INDEX resource_versions_seq ON resource_versions (tenant, seq);
+-- (seq) answers max(seq), the snapshot, without a scan; (tenant, seq)
+-- serves system history.
+CREATE UNIQUE INDEX resource_versions_seq ON resource_versions (seq);
+CREATE INDEX resource_versions_tenant_seq ON resource_versions (tenant, seq);
 CREATE INDEX resource_versions_type_seq ON resource_versions (tenant, type, seq);
 
 -- One row per live (not deleted) version: current from from_seq until
