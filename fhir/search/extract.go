@@ -62,6 +62,26 @@ type extractor struct {
 	// per holds a composite node's component values; reused, since the
 	// combinations are copied out.
 	per [][]fhir.IndexEntry
+	// norm remembers recent NormalizeString results: the same display
+	// text is indexed for several parameters (code, combo-code and the
+	// composites).
+	norm [8]struct{ in, out string }
+	next int
+}
+
+func (x *extractor) normalize(s string) string {
+	if s == "" {
+		return ""
+	}
+	for i := range x.norm {
+		if x.norm[i].in == s {
+			return x.norm[i].out
+		}
+	}
+	out := NormalizeString(s)
+	x.norm[x.next] = struct{ in, out string }{s, out}
+	x.next = (x.next + 1) % len(x.norm)
+	return out
 }
 
 // composite evaluates each component relative to each node of the
@@ -73,8 +93,11 @@ func (x *extractor) composite(c *evalCtx, d *paramDef, nodes []item, out []fhir.
 		}
 		per := x.per[:len(d.comps)]
 		empty := false
-		for i, cx := range d.comps {
-			cp := d.p.Components[i].Param
+		// Last component first: it is the value (value-quantity,
+		// value-concept ...), usually the one that is absent, and then
+		// the code need not be indexed at all.
+		for i := len(d.comps) - 1; i >= 0; i-- {
+			cx, cp := d.comps[i], d.p.Components[i].Param
 			per[i] = per[i][:0]
 			for _, cn := range c.eval(cx, []item{n}) {
 				per[i] = x.entries(cp.Code, cp.Type, cn, per[i])
@@ -176,15 +199,15 @@ func primitive(v *fhir.Value) string {
 func (x *extractor) token(e fhir.IndexEntry, kind string, v *fhir.Value, out []fhir.IndexEntry) []fhir.IndexEntry {
 	switch kind {
 	case "Coding":
-		return appendCoding(e, v, out)
+		return x.appendCoding(e, v, out)
 	case "CodeableConcept":
 		if cs := v.Get("coding"); cs != nil && cs.Kind == fhir.KindArray {
 			for _, c := range cs.Array {
-				out = appendCoding(e, c, out)
+				out = x.appendCoding(e, c, out)
 			}
 		}
 		if t := v.GetString("text"); t != "" {
-			e.Text = NormalizeString(t)
+			e.Text = x.normalize(t)
 			out = append(out, e)
 		}
 	case "Identifier":
@@ -193,7 +216,7 @@ func (x *extractor) token(e fhir.IndexEntry, kind string, v *fhir.Value, out []f
 			return out
 		}
 		typ := v.Get("type")
-		e.Text = NormalizeString(typ.GetString("text"))
+		e.Text = x.normalize(typ.GetString("text"))
 		out = append(out, e)
 		if cs := typ.Get("coding"); cs != nil && cs.Kind == fhir.KindArray {
 			for _, c := range cs.Array {
@@ -227,20 +250,20 @@ func (x *extractor) token(e fhir.IndexEntry, kind string, v *fhir.Value, out []f
 	return out
 }
 
-func appendCoding(e fhir.IndexEntry, c *fhir.Value, out []fhir.IndexEntry) []fhir.IndexEntry {
+func (x *extractor) appendCoding(e fhir.IndexEntry, c *fhir.Value, out []fhir.IndexEntry) []fhir.IndexEntry {
 	e.System, e.Code = c.GetString("system"), c.GetString("code")
-	e.Text = NormalizeString(c.GetString("display"))
+	e.Text = x.normalize(c.GetString("display"))
 	if e.Code == "" && e.System == "" && e.Text == "" {
 		return out
 	}
 	return append(out, e)
 }
 
-func appendText(e fhir.IndexEntry, s string, out []fhir.IndexEntry) []fhir.IndexEntry {
+func (x *extractor) appendText(e fhir.IndexEntry, s string, out []fhir.IndexEntry) []fhir.IndexEntry {
 	if s == "" {
 		return out
 	}
-	e.Text, e.Exact = NormalizeString(s), s
+	e.Text, e.Exact = x.normalize(s), s
 	return append(out, e)
 }
 
@@ -255,12 +278,12 @@ func (x *extractor) str(e fhir.IndexEntry, kind string, v *fhir.Value, out []fhi
 	case "Address":
 		parts = addressParts
 	case "CodeableConcept":
-		return appendText(e, v.GetString("text"), out)
+		return x.appendText(e, v.GetString("text"), out)
 	case "Coding":
-		return appendText(e, v.GetString("display"), out)
+		return x.appendText(e, v.GetString("display"), out)
 	default:
 		if v.Kind == fhir.KindString {
-			return appendText(e, v.Str, out)
+			return x.appendText(e, v.Str, out)
 		}
 		return out
 	}
@@ -272,11 +295,11 @@ func (x *extractor) str(e fhir.IndexEntry, kind string, v *fhir.Value, out []fhi
 		if m.Kind == fhir.KindArray {
 			for _, s := range m.Array {
 				if s.Kind == fhir.KindString {
-					out = appendText(e, s.Str, out)
+					out = x.appendText(e, s.Str, out)
 				}
 			}
 		} else if m.Kind == fhir.KindString {
-			out = appendText(e, m.Str, out)
+			out = x.appendText(e, m.Str, out)
 		}
 	}
 	return out
