@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -25,6 +26,67 @@ type sqliteSearchStmts struct {
 	vreadWriter         *sql.Stmt
 	readerMaxSeq        *sql.Stmt
 	prepared            []*sql.Stmt
+
+	// cache holds the read pool's prepared search statements by SQL text:
+	// a query shape recurs with other values, and SQLite's parse and plan
+	// cost as much as running a selective search.
+	cacheMu sync.Mutex
+	cache   map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds the statement cache; shapes beyond it are
+// prepared per call.
+const maxCachedStmts = 512
+
+// readQuery runs q on the read pool through a cached prepared statement.
+func (s *sqliteStore) readQuery(ctx context.Context, q string, args ...any) (rows, error) {
+	ws := &s.ws
+	ws.cacheMu.Lock()
+	st := ws.cache[q]
+	ws.cacheMu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = s.rdb.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		ws.cacheMu.Lock()
+		switch old := ws.cache[q]; {
+		case old != nil: // prepared concurrently
+			st.Close()
+			st = old
+		case len(ws.cache) < maxCachedStmts:
+			if ws.cache == nil {
+				ws.cache = map[string]*sql.Stmt{}
+			}
+			ws.cache[q] = st
+		default:
+			ws.cacheMu.Unlock()
+			st.Close() // the cache is full: run this shape unprepared
+			rs, err := s.rdb.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			return sqlRows{rs}, nil
+		}
+		ws.cacheMu.Unlock()
+	}
+	rs, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rs}, nil
+}
+
+// closeCache closes the cached statements (at Close).
+func (ws *sqliteSearchStmts) closeCache() []error {
+	ws.cacheMu.Lock()
+	defer ws.cacheMu.Unlock()
+	var errs []error
+	for _, st := range ws.cache {
+		errs = append(errs, st.Close())
+	}
+	ws.cache = nil
+	return errs
 }
 
 func (s *sqliteStore) prepareSearch(ctx context.Context) error {
@@ -128,13 +190,7 @@ func (r sqlRows) Close() { r.Rows.Close() }
 
 func (s *sqliteStore) engine() *engine {
 	return &engine{
-		query: func(ctx context.Context, q string, args ...any) (rows, error) {
-			rs, err := s.rdb.QueryContext(ctx, q, args...)
-			if err != nil {
-				return nil, err
-			}
-			return sqlRows{rs}, nil
-		},
+		query: s.readQuery,
 		fetch: func(ctx context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
 			return sqliteFetch(ctx, s.r.vread, tenant, keys)
 		},

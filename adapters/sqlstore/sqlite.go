@@ -534,6 +534,7 @@ func (s *sqliteStore) Close() error {
 
 func (s *sqliteStore) closeConns() error {
 	var errs []error
+	errs = append(errs, s.ws.closeCache()...)
 	for _, st := range s.ws.prepared {
 		errs = append(errs, st.Close())
 	}
