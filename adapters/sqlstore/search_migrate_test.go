@@ -1,0 +1,79 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
+)
+
+// TestSQLiteSearchMigrationKeepsData opens a database written before the
+// search migration: its live resources are findable by _id at once, and
+// writes continue the version sequence.
+func TestSQLiteSearchMigrationKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	ms, err := loadMigrations("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).UnixMicro()
+	for _, q := range []string{
+		ms[0].sql,
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO resource_versions VALUES ('default', 'Patient', 'a', 1, 1, 0, '{"v":1}')`,
+		`INSERT INTO resource_versions VALUES ('default', 'Patient', 'b', 1, 1, 0, '{"v":1}')`,
+		`INSERT INTO resource_versions VALUES ('default', 'Patient', 'b', 2, 2, 1, '')`,
+		`INSERT INTO resource_heads VALUES ('default', 'Patient', 'a', 1, 0)`,
+		`INSERT INTO resource_heads VALUES ('default', 'Patient', 'b', 2, 1)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE resource_versions SET last_updated = ?`, lu); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*sqliteStore)
+	all := func() []string {
+		res, err := s.Search(t.Context(), fhir.DefaultTenant, &search.Query{Type: "Patient"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, v := range res.Matches {
+			ids = append(ids, v.ID)
+		}
+		return ids
+	}
+	if got := all(); len(got) != 1 || got[0] != "a" {
+		t.Errorf("after migration: %v, want [a]", got)
+	}
+	k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: "a"}
+	if err := s.Update(t.Context(), func(tx fhir.Tx) error {
+		return tx.Put(t.Context(), fhir.Version{Key: k, VersionID: 2, Deleted: true}, fhir.Index{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := all(); len(got) != 0 {
+		t.Errorf("after deleting a: %v", got)
+	}
+	h, err := s.HistoryPage(t.Context(), fhir.DefaultTenant, search.HistoryQuery{})
+	if err != nil || len(h.Versions) != 4 || h.Versions[0].ID != "a" || h.Versions[0].VersionID != 2 {
+		t.Errorf("history: %+v, %v; want 4 versions, a/2 first", h.Versions, err)
+	}
+}
