@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,5 +76,74 @@ func TestSQLiteSearchMigrationKeepsData(t *testing.T) {
 	h, err := s.HistoryPage(t.Context(), fhir.DefaultTenant, search.HistoryQuery{})
 	if err != nil || len(h.Versions) != 4 || h.Versions[0].ID != "a" || h.Versions[0].VersionID != 2 {
 		t.Errorf("history: %+v, %v; want 4 versions, a/2 first", h.Versions, err)
+	}
+}
+
+// TestPostgresSnapshotIgnoresLateCommits: a transaction that started
+// writing before a search's first page but commits after it stays
+// invisible on every later page, although its transaction id is lower
+// than that of one that committed before the first page.
+func TestPostgresSnapshotIgnoresLateCommits(t *testing.T) {
+	st, err := Open(t.Context(), newPGSchema(t, postgresDSN(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*pgStore)
+	code := &search.Param{Code: "code", Type: search.Token}
+	put := func(tx fhir.Tx, id string) error {
+		k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Observation", ID: id}
+		return tx.Put(t.Context(), fhir.Version{Key: k, VersionID: 1, JSON: []byte(`{}`)},
+			fhir.Index{Entries: []fhir.IndexEntry{{Param: "code", Type: "token", Code: "X"}}})
+	}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if err := s.Update(t.Context(), func(tx fhir.Tx) error { return put(tx, id) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written, release, lateDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		lateDone <- s.Update(t.Context(), func(tx fhir.Tx) error {
+			for _, id := range []string{"a0", "z9"} {
+				if err := put(tx, id); err != nil {
+					return err
+				}
+			}
+			close(written)
+			<-release
+			return nil
+		})
+	}()
+	<-written
+	if err := s.Update(t.Context(), func(tx fhir.Tx) error { return put(tx, "b5") }); err != nil {
+		t.Fatal(err)
+	}
+	q := &search.Query{Type: "Observation", Count: 2, Clauses: []search.Clause{{Param: code, Values: []search.Value{{Code: "X"}}}}}
+	res, err := s.Search(t.Context(), fhir.DefaultTenant, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-lateDone; err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for {
+		for _, v := range res.Matches {
+			ids = append(ids, v.ID)
+		}
+		if res.Next == nil {
+			break
+		}
+		if res, err = s.Search(t.Context(), fhir.DefaultTenant, q, res.Next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"b5", "c1", "c2", "c3"}; !slices.Equal(ids, want) {
+		t.Errorf("pages: %v, want %v", ids, want)
+	}
+	res, err = s.Search(t.Context(), fhir.DefaultTenant, &search.Query{Type: "Observation", Summary: "count"}, nil)
+	if err != nil || res.Total != 6 {
+		t.Errorf("a new search: %d, %v; want 6", res.Total, err)
 	}
 }
