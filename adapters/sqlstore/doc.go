@@ -8,16 +8,17 @@
 //
 // Both stores also offer Search, HistoryPage and, on their Tx, Search (the
 // server reaches them through its own small interfaces); both pass
-// fhirtest.RunSearchSuite. Put stores a version's fhir.IndexEntry values
-// in one table per parameter type (search_token, search_string,
-// search_date, search_number for number and quantity, search_ref,
-// search_uri, search_composite) and a row per live version in search_res
-// (id, version, lastUpdated: _id and _lastUpdated come from there). Every
-// such row carries the span during which it was current, [from_seq,
-// to_seq): a Put inserts the new version's rows and closes the previous
-// version's; a deletion only closes. A search evaluates every clause as an
-// EXISTS on those tables restricted to the rows current at one snapshot, so
-// all pages of a search see the same data however the store changes
+// fhirtest.RunSearchSuite. Put adds a row per live version to search_res
+// (id, version, lastUpdated: _id and _lastUpdated come from there; vkey,
+// a number naming the version) and stores the version's fhir.IndexEntry
+// values under that vkey in one table per parameter type (search_token,
+// search_string, search_date, search_number for number and quantity,
+// search_ref, search_uri, search_composite). A search_res row carries the
+// span during which its version was current, [from_seq, to_seq): a Put
+// closes the previous version's row and inserts its own; a deletion only
+// closes. Index rows are never updated. A search evaluates each clause as
+// an EXISTS on the index rows of search_res rows current at one snapshot,
+// so all pages of a search see the same data however the store changes
 // meanwhile (keyset paging on the sort values and id does the rest).
 //
 // The snapshot is, on SQLite, a sequence number: the single writer gives

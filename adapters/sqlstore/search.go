@@ -410,16 +410,18 @@ func (b *builder) inList(vals []string) string {
 // forward: the current resources that the sources' inc.Param references.
 func (e *engine) forward(ctx context.Context, tenant string, s snap, inc search.Include, ids []string) ([]verKey, error) {
 	b := e.newBuilder(s)
-	sql := fmt.Sprintf(`SELECT DISTINCT r.type, r.id, r.version_id FROM search_ref x JOIN search_res r
-		ON r.tenant = x.tenant AND r.type = x.ref_type AND r.id = x.ref_id
-		WHERE x.tenant = %s AND x.type = %s AND x.id IN (%s) AND %s AND %s`,
-		b.arg(tenant), b.arg(inc.SourceType), b.inList(ids), b.vis("x"), b.vis("r"))
+	on := ""
 	if inc.Param != nil {
-		sql += " AND x.param = " + b.arg(inc.Param.Code)
+		on += " AND x.param = " + b.arg(inc.Param.Code)
 	}
 	if inc.TargetType != "" {
-		sql += " AND x.ref_type = " + b.arg(inc.TargetType)
+		on += " AND x.ref_type = " + b.arg(inc.TargetType)
 	}
+	sql := fmt.Sprintf(`SELECT DISTINCT r.type, r.id, r.version_id FROM search_res s
+		JOIN search_ref x ON x.vkey = s.vkey%s
+		JOIN search_res r ON r.tenant = s.tenant AND r.type = x.ref_type AND r.id = x.ref_id AND %s
+		WHERE s.tenant = %s AND s.type = %s AND s.id IN (%s) AND %s`,
+		on, b.vis("r"), b.arg(tenant), b.arg(inc.SourceType), b.inList(ids), b.vis("s"))
 	var out []verKey
 	err := e.collect(ctx, sql, b.args, func(r rows) error {
 		var k verKey
@@ -436,13 +438,12 @@ func (e *engine) forward(ctx context.Context, tenant string, s snap, inc search.
 }
 
 // reverse: the current resources of inc.SourceType whose inc.Param
-// references one of typ/ids. Index rows visible at the snapshot belong to
-// the version current then, so their version_id is the one to serve.
+// references one of typ/ids, in their versions current at s.
 func (e *engine) reverse(ctx context.Context, tenant string, s snap, inc search.Include, typ string, ids []string) ([]verKey, error) {
 	b := e.newBuilder(s)
-	sql := fmt.Sprintf(`SELECT DISTINCT x.type, x.id, x.version_id FROM search_ref x
-		WHERE x.tenant = %s AND x.ref_id IN (%s) AND x.ref_type = %s AND %s`,
-		b.arg(tenant), b.inList(ids), b.arg(typ), b.vis("x"))
+	sql := fmt.Sprintf(`SELECT DISTINCT r.type, r.id, r.version_id FROM search_ref x JOIN search_res r ON r.vkey = x.vkey AND %s
+		WHERE x.tenant = %s AND x.ref_id IN (%s) AND x.ref_type = %s`,
+		b.vis("r"), b.arg(tenant), b.inList(ids), b.arg(typ))
 	if inc.SourceType != "" && inc.SourceType != "*" {
 		sql += " AND x.type = " + b.arg(inc.SourceType)
 	}

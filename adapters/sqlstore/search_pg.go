@@ -21,16 +21,14 @@ import (
 // committed before the first page but after an older, still running one
 // started).
 
-// queueIndex adds to b the statements that close k's current rows (when a
-// version existed) and index v (unless it is a deletion).
+// queueIndex adds to b the statements that close k's current version
+// (when one existed) and index v (unless it is a deletion). The index rows
+// take the vkey the search_res insert just drew (currval is per session,
+// and a batch runs on one connection in order).
 func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed bool, idx fhir.Index) {
 	if existed {
 		b.Queue(`UPDATE search_res SET to_seq = pg_current_xact_id() WHERE tenant = $1 AND type = $2 AND id = $3 AND to_seq IS NULL`,
 			k.Tenant, k.Type, k.ID)
-		for t := range numTables {
-			b.Queue(fmt.Sprintf(`UPDATE %s SET to_seq = pg_current_xact_id() WHERE tenant = $1 AND type = $2 AND id = $3 AND to_seq IS NULL`,
-				indexTables[t].name), k.Tenant, k.Type, k.ID)
-		}
 	}
 	if v.Deleted {
 		return
@@ -44,7 +42,7 @@ func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed 
 			continue
 		}
 		it := indexTables[t]
-		args := []any{k.Tenant, k.Type, k.ID, v.VersionID}
+		args := []any{k.Tenant, k.Type}
 		casts := make([]string, len(it.cols))
 		for c, kind := range it.kinds {
 			switch kind {
@@ -71,7 +69,7 @@ func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed 
 				casts[c] = fmt.Sprintf("$%d::float8[]", len(args))
 			}
 		}
-		b.Queue(fmt.Sprintf("INSERT INTO %s (tenant, type, id, version_id, %s) SELECT $1, $2, $3, $4, u.* FROM unnest(%s) AS u",
+		b.Queue(fmt.Sprintf("INSERT INTO %s (tenant, type, vkey, %s) SELECT $1, $2, currval('search_vkey'), u.* FROM unnest(%s) AS u",
 			it.name, strings.Join(it.cols, ", "), strings.Join(casts, ", ")), args...)
 	}
 }

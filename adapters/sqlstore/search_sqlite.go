@@ -22,7 +22,7 @@ import (
 type sqliteSearchStmts struct {
 	maxSeq              *sql.Stmt
 	insertRes, closeRes *sql.Stmt
-	insertIdx, closeIdx [numTables]*sql.Stmt
+	insertIdx           [numTables]*sql.Stmt
 	vreadWriter         *sql.Stmt
 	readerMaxSeq        *sql.Stmt
 	prepared            []*sql.Stmt
@@ -105,8 +105,8 @@ func (s *sqliteStore) prepareSearch(ctx context.Context) error {
 	if ws.maxSeq, err = prep(s.wconn, "SELECT coalesce(max(seq), 0) FROM resource_versions"); err != nil {
 		return err
 	}
-	if ws.insertRes, err = prep(s.wconn, `INSERT INTO search_res (tenant, type, id, version_id, last_updated, from_seq, to_seq)
-		VALUES (?, ?, ?, ?, ?, ?, 9223372036854775807)`); err != nil {
+	if ws.insertRes, err = prep(s.wconn, `INSERT INTO search_res (tenant, type, id, version_id, last_updated, vkey, from_seq, to_seq)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 9223372036854775807)`); err != nil {
 		return err
 	}
 	if ws.closeRes, err = prep(s.wconn, `UPDATE search_res SET to_seq = ?
@@ -116,13 +116,9 @@ func (s *sqliteStore) prepareSearch(ctx context.Context) error {
 	for t := range numTables {
 		it := indexTables[t]
 		marks := strings.Repeat(", ?", len(it.cols))
-		q := fmt.Sprintf("INSERT OR IGNORE INTO %s (tenant, type, id, version_id, from_seq, to_seq, %s) VALUES (?, ?, ?, ?, ?, 9223372036854775807%s)",
+		q := fmt.Sprintf("INSERT OR IGNORE INTO %s (tenant, type, vkey, %s) VALUES (?, ?, ?%s)",
 			it.name, strings.Join(it.cols, ", "), marks)
 		if ws.insertIdx[t], err = prep(s.wconn, q); err != nil {
-			return err
-		}
-		q = fmt.Sprintf("UPDATE %s SET to_seq = ? WHERE tenant = ? AND type = ? AND id = ? AND to_seq = 9223372036854775807", it.name)
-		if ws.closeIdx[t], err = prep(s.wconn, q); err != nil {
 			return err
 		}
 	}
@@ -150,18 +146,13 @@ func (s *sqliteStore) loadSeq() error {
 	return nil
 }
 
-// putIndex closes what was current for k (when a version existed) and
-// indexes v (unless it is a deletion), all at seq.
+// putIndex closes the version of k current so far (when one existed) and
+// indexes v (unless it is a deletion) under seq, which is also its vkey.
 func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed bool, seq int64, idx fhir.Index) error {
 	bg, ws := context.Background(), &tx.s.ws
 	if existed {
 		if _, err := ws.closeRes.ExecContext(bg, seq, k.Tenant, k.Type, k.ID); err != nil {
 			return err
-		}
-		for t := range numTables {
-			if _, err := ws.closeIdx[t].ExecContext(bg, seq, k.Tenant, k.Type, k.ID); err != nil {
-				return err
-			}
 		}
 	}
 	if v.Deleted {
@@ -174,7 +165,7 @@ func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed b
 	args := make([]any, 0, 32)
 	for t := range numTables {
 		for _, row := range rowsByTable[t] {
-			args = append(args[:0], k.Tenant, k.Type, k.ID, v.VersionID, seq)
+			args = append(args[:0], k.Tenant, k.Type, seq)
 			args = append(args, row...)
 			if _, err := ws.insertIdx[t].ExecContext(bg, args...); err != nil {
 				return err

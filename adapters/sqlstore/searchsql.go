@@ -62,7 +62,7 @@ func (b *builder) alias(prefix string) string {
 	return prefix + strconv.Itoa(b.aliases)
 }
 
-// vis is the condition that row a (a search_* or search_res row) is
+// vis is the condition that search_res row a (a version) is
 // current in the state b reads.
 func (b *builder) vis(a string) string {
 	if b.snap.tx {
@@ -101,9 +101,10 @@ func (b *builder) contains(col, p string) string {
 	return fmt.Sprintf("instr(%s, %s) > 0", col, p)
 }
 
-// correlate is the condition that index row x belongs to resource row r.
+// correlate is the condition that index row x holds a value of the
+// version in search_res row r.
 func correlate(x, r string) string {
-	return fmt.Sprintf("%[1]s.tenant = %[2]s.tenant AND %[1]s.type = %[2]s.type AND %[1]s.id = %[2]s.id", x, r)
+	return x + ".vkey = " + r + ".vkey"
 }
 
 // clause returns the condition that resource row r (columns tenant, type,
@@ -134,21 +135,21 @@ func (b *builder) clause(c *search.Clause, r string) (string, error) {
 	return "EXISTS (" + sub + ")", nil
 }
 
-// driverClause is c as "r.id IN (uncorrelated subquery)", which SQLite
+// driverClause is c as "r.vkey IN (uncorrelated subquery)", which SQLite
 // runs first and then looks the few ids up, instead of testing every
 // resource of the type. Only for clauses whose matches are few.
 func (b *builder) driverClause(c *search.Clause, r string) (string, error) {
 	sub, err := b.indexed(c, func(x string) string {
 		return fmt.Sprintf("%s.tenant = %s AND %s.type = %s", x, b.tenArg, x, b.typArg)
-	}, "SELECT x_.id")
+	}, "SELECT x_.vkey")
 	if err != nil {
 		return "", err
 	}
-	return r + ".id IN (" + sub + ")", nil
+	return r + ".vkey IN (" + sub + ")", nil
 }
 
 // indexed builds "<sel> FROM <table> x WHERE <scope(x)> AND x.param = ...
-// AND visible AND (value OR value ...)" for a plain (not chained) clause;
+// AND (value OR value ...)" for a plain (not chained) clause;
 // for :missing and :not the value part is left out or kept for the caller
 // to negate. sel may use the alias x_, replaced with the real one.
 func (b *builder) indexed(c *search.Clause, scope func(x string) string, sel string) (string, error) {
@@ -160,7 +161,7 @@ func (b *builder) indexed(c *search.Clause, scope func(x string) string, sel str
 	x := b.alias("x")
 	var sb strings.Builder
 	sb.WriteString(strings.ReplaceAll(sel, "x_", x))
-	fmt.Fprintf(&sb, " FROM %s %s WHERE %s AND %s.param = %s AND %s", indexTables[t].name, x, scope(x), x, b.arg(p.Code), b.vis(x))
+	fmt.Fprintf(&sb, " FROM %s %s WHERE %s AND %s.param = %s", indexTables[t].name, x, scope(x), x, b.arg(p.Code))
 	if c.Modifier == "missing" {
 		if len(c.Values) != 1 {
 			return "", unsupported("%s:missing needs one value", p.Code)
@@ -442,8 +443,8 @@ func (b *builder) chainClause(c *search.Clause, r string) (string, error) {
 		return "", unsupported("chain on %s parameter %s", c.Param.Type, c.Param.Code)
 	}
 	x, t := b.alias("x"), b.alias("t")
-	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.tenant = %[1]s.tenant AND %[2]s.type = %[1]s.ref_type AND %[2]s.id = %[1]s.ref_id AND %[3]s WHERE %[4]s AND %[1]s.param = %[5]s AND %[6]s",
-		x, t, b.vis(t), correlate(x, r), b.arg(c.Param.Code), b.vis(x))
+	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.tenant = %[1]s.tenant AND %[2]s.type = %[1]s.ref_type AND %[2]s.id = %[1]s.ref_id AND %[3]s WHERE %[4]s AND %[1]s.param = %[5]s",
+		x, t, b.vis(t), correlate(x, r), b.arg(c.Param.Code))
 	if c.Chain.Type != "" {
 		cond += fmt.Sprintf(" AND %s.ref_type = %s", x, b.arg(c.Chain.Type))
 	} else if isTypeName(c.Modifier) {
@@ -463,8 +464,8 @@ func (b *builder) hasClause(h *search.Has, r string) (string, error) {
 		return "", unsupported("_has without type or reference parameter")
 	}
 	x, s := b.alias("h"), b.alias("hs")
-	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.tenant = %[1]s.tenant AND %[2]s.type = %[1]s.type AND %[2]s.id = %[1]s.id AND %[2]s.version_id = %[1]s.version_id WHERE %[1]s.tenant = %[3]s.tenant AND %[1]s.ref_id = %[3]s.id AND %[1]s.ref_type = %[3]s.type AND %[1]s.type = %[4]s AND %[1]s.param = %[5]s AND %[6]s",
-		x, s, r, b.arg(h.Type), b.arg(h.RefParam.Code), b.vis(x))
+	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.vkey = %[1]s.vkey AND %[6]s WHERE %[1]s.tenant = %[3]s.tenant AND %[1]s.ref_id = %[3]s.id AND %[1]s.ref_type = %[3]s.type AND %[1]s.type = %[4]s AND %[1]s.param = %[5]s",
+		x, s, r, b.arg(h.Type), b.arg(h.RefParam.Code), b.vis(s))
 	inner, err := b.clause(&h.Clause, s)
 	if err != nil {
 		return "", err
@@ -486,12 +487,12 @@ func (b *builder) compartment(c *search.Compartment, r string, driver bool) stri
 	sel := "SELECT 1"
 	if driver {
 		scope = fmt.Sprintf("%s.tenant = %s AND %s.type = %s", x, b.tenArg, x, b.typArg)
-		sel = "SELECT " + x + ".id"
+		sel = "SELECT " + x + ".vkey"
 	}
-	sub := fmt.Sprintf("%s FROM search_ref %s WHERE %s AND %s.param IN (%s) AND %s.ref_id = %s AND %s.ref_type = %s AND %s",
-		sel, x, scope, x, strings.Join(codes, ", "), x, b.arg(c.ID), x, b.arg(c.Type), b.vis(x))
+	sub := fmt.Sprintf("%s FROM search_ref %s WHERE %s AND %s.param IN (%s) AND %s.ref_id = %s AND %s.ref_type = %s",
+		sel, x, scope, x, strings.Join(codes, ", "), x, b.arg(c.ID), x, b.arg(c.Type))
 	if driver {
-		return r + ".id IN (" + sub + ")"
+		return r + ".vkey IN (" + sub + ")"
 	}
 	return "EXISTS (" + sub + ")"
 }
@@ -543,8 +544,8 @@ func (b *builder) sortExpr(k search.SortKey, r string) (sortKey, error) {
 	if strings.Contains(col, "%s") {
 		col = fmt.Sprintf(col, x)
 	}
-	expr := fmt.Sprintf("(SELECT %s(%s.%s) FROM %s %s WHERE %s AND %s.param = %s AND %s)",
-		agg, x, col, tbl, x, correlate(x, r), x, b.arg(k.Param.Code), b.vis(x))
+	expr := fmt.Sprintf("(SELECT %s(%s.%s) FROM %s %s WHERE %s AND %s.param = %s)",
+		agg, x, col, tbl, x, correlate(x, r), x, b.arg(k.Param.Code))
 	return sortKey{expr: expr, kind: kind, desc: k.Desc}, nil
 }
 
