@@ -118,6 +118,7 @@ func TestSearchConformance(t *testing.T) {
 }
 
 func testSearchConformance(t *testing.T, srv *testServer) {
+	srv.do(http.MethodPut, "/Patient/tagged", []byte(`{"resourceType":"Patient","id":"tagged","meta":{"source":"urn:kap:source","tag":[{"system":"urn:kap:test","code":"tagged"}]}}`))
 	exact := []struct {
 		query string
 		want  []string
@@ -167,8 +168,21 @@ func testSearchConformance(t *testing.T, srv *testServer) {
 		{"/Observation?subject:Patient.family=bor", obs("f202", "f203", "f204", "f205", "f206")},
 		{"/Observation?subject:Patient.identifier=urn:oid:2.16.840.1.113883.2.4.6.3|738472983", obs(f001Obs...)},
 		{"/Patient?_has:Observation:patient:code=http://loinc.org|8867-4", []string{"Patient/example"}},
+		{"/Observation?date=sa2018-04-01", obs("abdo-tender", "map-sitting")},
+		{"/Observation?date=gt2018-04-01", obs("abdo-tender", "f001", "map-sitting")},
+		{"/Observation?date=le1999-07-02", obs(vitals1999...)},
+		{"/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|444222222", []string{"Patient/genetics-example1", "Patient/mom"}},
+		// uri
+		{"/Questionnaire?url=http://hl7.org/fhir/Questionnaire/gcs", []string{"Questionnaire/gcs"}},
+		{"/Questionnaire?url:below=http://hl7.org/fhir/Questionnaire", []string{"Questionnaire/3141", "Questionnaire/bb", "Questionnaire/f201", "Questionnaire/gcs"}},
 		// common parameters
 		{"/Observation?_id=example,f001", obs("example", "f001")},
+		{"/Condition?_security=http://terminology.hl7.org/CodeSystem/v3-ActCode|TBOO", []string{"Condition/f202"}},
+		{"/Observation?_profile=http://hl7.org/fhir/StructureDefinition/vitalsigns&code=http://loinc.org|85354-9", obs("blood-pressure", "blood-pressure-cancel", "blood-pressure-dar")},
+		{"/Patient?_tag=urn:kap:test|tagged", []string{"Patient/tagged"}},
+		{"/Patient?_source=urn:kap:source", []string{"Patient/tagged"}},
+		{"/Patient?_lastUpdated=gt2000-01-01&_id=tagged", []string{"Patient/tagged"}},
+		{"/Patient?_lastUpdated=lt2000-01-01", nil},
 		{"/Patient/f001/Observation", obs(f001Obs...)},
 		{"/Patient/f001/Observation?code=http://loinc.org|15074-8", obs("f001", "unsat")},
 	}
@@ -217,6 +231,27 @@ func testSearchConformance(t *testing.T, srv *testServer) {
 	m, inc, _ = searchAll(t, srv, "/DocumentReference?_id=example&_revinclude=Provenance:target")
 	if !reflect.DeepEqual(m, []string{"DocumentReference/example"}) || !contains(inc, "Provenance/signature") {
 		t.Errorf("_revinclude=Provenance:target: matches %v includes %v", m, inc)
+	}
+
+	// :text on a CodeableConcept's text and displays
+	text, _, _ := searchAll(t, srv, "/Observation?code:text=heart")
+	if !contains(text, "Observation/heart-rate") || contains(text, "Observation/example") {
+		t.Errorf("code:text=heart gave %v", text)
+	}
+	// _include:iterate follows the included Patient to its Organization
+	m, inc, _ = searchAll(t, srv, "/Observation?_id=f001&_include=Observation:subject&_include:iterate=Patient:organization")
+	if !reflect.DeepEqual(m, []string{"Observation/f001"}) || !contains(inc, "Patient/f001") || !contains(inc, "Organization/f001") {
+		t.Errorf("_include:iterate: matches %v includes %v", m, inc)
+	}
+	// $everything: the patient and its compartment
+	ev, _, _ := searchAll(t, srv, "/Patient/f001/$everything")
+	for _, want := range append(obs(f001Obs...), "Patient/f001") {
+		if !contains(ev, want) {
+			t.Errorf("$everything lacks %s: %v", want, ev)
+		}
+	}
+	if contains(ev, "Observation/example") {
+		t.Errorf("$everything of f001 holds another patient's Observation")
 	}
 
 	// _summary=count
