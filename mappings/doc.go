@@ -1,0 +1,11 @@
+// Package mappings owns the KAP domain: the practice record format in
+// which a therapy practice describes its ketamine-assisted psychotherapy
+// work (clients, practitioners, courses, sessions, screenings, session
+// observations, process notes, consents), its scoring and safety checks,
+// and the pure mappings between those records and FHIR R4 resources, both
+// ways. It also owns the project's own conformance artifacts (profiles,
+// CodeSystems, ValueSets, Questionnaires).
+//
+// Mappings are pure functions returning (resources, warnings, error): what
+// a mapping cannot carry is a Warning the caller sees, never a silent drop.
+package mappings
