@@ -139,8 +139,15 @@ type Clearance struct {
 // InstrumentResult is one instrument's answers in a screening.
 type InstrumentResult struct {
 	Instrument string `json:"instrument"` // phq9, gad7, pcl5, cssrs, auditc, dast10
-	// Items are the item scores in instrument order (C-SSRS and DAST-10:
-	// 1 = yes, 0 = no).
+	// Items are the item answers in instrument order, 1-based in messages.
+	// PHQ-9 9 items 0-3; GAD-7 7 items 0-3; PCL-5 20 items 0-4; AUDIT-C 3
+	// items 0-4. C-SSRS and DAST-10 are yes/no: 1 = yes, 0 = no, as
+	// answered (DAST-10 item 3, "able to stop", is reverse-scored by Score,
+	// not by the practice). C-SSRS screener carries 7 items: Q1 wish dead
+	// (LOINC 93246-7), Q2 thoughts (93247-5), Q3 method (93248-3), Q4
+	// intent (93249-1), Q5 plan + intent (93250-9), Q6 behaviour ever
+	// (93267-3), Q6b behaviour within the past 3 months (93269-9; yes only
+	// if Q6 is yes).
 	Items []int `json:"items"`
 	// Total, if supplied, must equal the total computed from Items.
 	Total *int `json:"total,omitempty"`
