@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -465,8 +464,9 @@ func (e *engine) reverse(ctx context.Context, tenant string, s snap, inc search.
 	return out, nil
 }
 
-// errBadCursor reports a cursor this store did not make.
-var errBadCursor = errors.New("sqlstore: malformed cursor")
+// errBadCursor reports a cursor this store did not make (or made for
+// another query): the client's fault, so a 400.
+var errBadCursor = fhir.Errorf(fhir.IssueInvalid, "", "the paging cursor does not fit this search")
 
 // history returns one page of type or system history at s, newest first,
 // continuing after the cursor values after (nil: first page), and the

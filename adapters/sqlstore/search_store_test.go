@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"database/sql"
+	"errors"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -145,5 +147,27 @@ func TestPostgresSnapshotIgnoresLateCommits(t *testing.T) {
 	res, err = s.Search(t.Context(), fhir.DefaultTenant, &search.Query{Type: "Observation", Summary: "count"}, nil)
 	if err != nil || res.Total != 6 {
 		t.Errorf("a new search: %d, %v; want 6", res.Total, err)
+	}
+}
+
+// TestSearchErrorsAreFHIRErrors: what the store cannot evaluate, and a
+// cursor that does not fit, reach the client as 400s.
+func TestSearchErrorsAreFHIRErrors(t *testing.T) {
+	st, err := Open(t.Context(), filepath.Join(t.TempDir(), "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*sqliteStore)
+	subject := &search.Param{Code: "subject", Type: search.Reference}
+	q := &search.Query{Type: "Observation", Clauses: []search.Clause{{Param: subject, Modifier: "identifier", Values: []search.Value{{Code: "x"}}}}}
+	_, err = s.Search(t.Context(), fhir.DefaultTenant, q, nil)
+	if !errors.Is(err, ErrUnsupported) || fhir.StatusOf(err) != http.StatusBadRequest {
+		t.Errorf("subject:identifier: %v (status %d); want ErrUnsupported, 400", err, fhir.StatusOf(err))
+	}
+	q = &search.Query{Type: "Observation", Sort: []search.SortKey{{Param: subject}}}
+	_, err = s.Search(t.Context(), fhir.DefaultTenant, q, &search.Cursor{After: []string{"x", "y"}})
+	if fhir.StatusOf(err) != http.StatusBadRequest {
+		t.Errorf("bad cursor: %v (status %d); want 400", err, fhir.StatusOf(err))
 	}
 }

@@ -9,17 +9,18 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // ErrUnsupported is wrapped by Search when a query uses something the
 // store cannot evaluate (a modifier such as :identifier or :in, a special
-// parameter); the server answers it with 400 (or drops the parameter in
-// lenient mode before it reaches the store).
+// parameter). The error is a *fhir.Error of type not-supported, so the
+// server answers 400 with its message without knowing this package.
 var ErrUnsupported = errors.New("sqlstore: unsupported search")
 
 func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrUnsupported, fmt.Sprintf(format, a...))
+	return fhir.Errorf(fhir.IssueNotSupported, "", "%s", fmt.Sprintf(format, a...)).Wrap(ErrUnsupported)
 }
 
 // snap is the state a query reads: a snapshot of committed data (SQLite: a
