@@ -115,12 +115,10 @@ func (e *engine) search(ctx context.Context, tenant string, q *search.Query, s s
 	}
 
 	if q.Total == "accurate" || q.Summary == "count" {
-		// Counted with its own builder state: the same arguments, no
-		// keyset, no sort.
-		cb := *b
-		cb.args = append([]any(nil), b.args...)
+		// The arguments so far are exactly those of the conditions; the
+		// sort keys, keyset and limit add theirs after this.
 		var n int64
-		err := e.collect(ctx, "SELECT count(*) FROM search_res r WHERE "+strings.Join(where, " AND "), cb.args, func(r rows) error {
+		err := e.collect(ctx, "SELECT count(*) FROM search_res r WHERE "+strings.Join(where, " AND "), b.args, func(r rows) error {
 			return r.Scan(&n)
 		})
 		if err != nil {
