@@ -217,7 +217,10 @@ type Consent struct {
 	Signed    string `json:"signed,omitempty"` // date the client signed
 }
 
-// Record is any one record; Kind() and Key() identify it.
+// Record is any one record; RecordHeader identifies it. Decode returns
+// pointers (*Client, *Practitioner, *Course, *Session, *Screening,
+// *Observation, *Note, *Consent); code that switches on a Record's type
+// should switch on those.
 type Record interface {
 	RecordHeader() Header
 }

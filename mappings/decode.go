@@ -1,0 +1,804 @@
+package mappings
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a record. Field is a JSON path into the
+// record ("dose.mg", "instruments[2].items"); empty for the record as a
+// whole.
+type Problem struct {
+	Field   string
+	Message string
+}
+
+// RecordError lists every problem Decode found in one record, so a
+// practice can fix them all in one round instead of one per attempt.
+type RecordError struct {
+	Kind     Kind   // empty when the kind itself is missing or unknown
+	ID       string // as sent, possibly invalid or empty
+	Problems []Problem
+}
+
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid record")
+	if e.Kind != "" {
+		b.WriteString(" ")
+		b.WriteString(string(e.Kind))
+	}
+	if e.ID != "" {
+		fmt.Fprintf(&b, " %q", e.ID)
+	}
+	for i, p := range e.Problems {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		if p.Field != "" {
+			b.WriteString(p.Field)
+			b.WriteString(": ")
+		}
+		b.WriteString(p.Message)
+	}
+	return b.String()
+}
+
+// The closed vocabularies of the record format. Keys are "kind.path" with
+// array indices left out; the JSON Schema's enums must equal these (see
+// schema_test.go), and the project's CodeSystems carry the same concepts.
+var recordEnums = map[string][]string{
+	"client.sex":                       {"female", "male", "other", "unknown"},
+	"practitioner.role":                {"prescriber", "therapist", "administrator"},
+	"practitioner.credential":          {"MD", "DO", "NP", "PA", "RN", "CRNA", "LCSW", "LCPC", "LMFT", "psychologist"},
+	"course.indications":               {"mdd", "trd", "ptsd", "gad", "ocd", "suicidal_ideation", "chronic_pain"},
+	"course.route":                     Routes,
+	"course.status":                    {"draft", "active", "on_hold", "completed", "revoked"},
+	"session.type":                     SessionTypes,
+	"session.status":                   {"planned", "held", "cancelled", "no_show"},
+	"session.dose.drug":                {"ketamine", "esketamine"},
+	"session.dose.route":               Routes,
+	"screening.clearance.decision":     {"cleared", "not_cleared", "deferred"},
+	"screening.instruments.instrument": Instruments,
+	"screening.instruments.sex":        {"female", "male"},
+	"observation.phase":                {"before", "during", "discharge"},
+	"observation.side_effects":         {"nausea", "dizziness", "dissociation_confusion", "bp_elevation", "emotional_flooding"},
+	"observation.red_flags":            {"mania", "confusion", "dependence"},
+	"consent.scope":                    {"process_notes", "treatment_record"},
+	"consent.decision":                 {"permit", "deny"},
+}
+
+// Routes, SessionTypes and Instruments are vocabularies other code
+// switches on.
+var (
+	Routes       = []string{"iv", "im", "lozenge", "spravato"}
+	SessionTypes = []string{"consultation", "preparation", "dosing", "integration", "maintenance"}
+	Instruments  = []string{"phq9", "gad7", "pcl5", "cssrs", "auditc", "dast10"}
+)
+
+// Formats of string fields, keyed like recordEnums. Every field that
+// names another record is an id, so a reference that could never resolve
+// is caught at the door.
+const (
+	fmtID       = "id"
+	fmtDate     = "date"      // YYYY-MM-DD
+	fmtDateTime = "date-time" // RFC 3339
+	fmtDateOr   = "date-or-date-time"
+	fmtNPI      = "npi"
+)
+
+var recordFormats = map[string]string{
+	"id":                           fmtID,
+	"updated":                      fmtDateTime,
+	"client.birth_date":            fmtDate,
+	"practitioner.npi":             fmtNPI,
+	"course.client":                fmtID,
+	"course.prescriber":            fmtID,
+	"course.therapist":             fmtID,
+	"course.team":                  fmtID,
+	"course.start":                 fmtDate,
+	"course.end":                   fmtDate,
+	"session.course":               fmtID,
+	"session.planned_start":        fmtDateTime,
+	"session.planned_end":          fmtDateTime,
+	"session.actual_start":         fmtDateTime,
+	"session.actual_end":           fmtDateTime,
+	"session.practitioners":        fmtID,
+	"session.dose.administered_by": fmtID,
+	"screening.client":             fmtID,
+	"screening.course":             fmtID,
+	"screening.date":               fmtDateOr,
+	"screening.performed_by":       fmtID,
+	"observation.session":          fmtID,
+	"observation.time":             fmtDateTime,
+	"observation.performer":        fmtID,
+	"note.session":                 fmtID,
+	"note.author":                  fmtID,
+	"note.date":                    fmtDateOr,
+	"consent.client":               fmtID,
+	"consent.recipient":            fmtID,
+	"consent.start":                fmtDate,
+	"consent.end":                  fmtDate,
+	"consent.signed":               fmtDate,
+}
+
+// numRange bounds a number field. Decode rejects only what can never be
+// right (negative counts, a rating off its scale); implausible but
+// possible values are Check's business, where they are findings.
+type numRange struct {
+	Min float64
+	Max *float64 // nil: unbounded
+}
+
+func upTo(n float64) *float64 { return &n }
+
+var recordRanges = map[string]numRange{
+	"course.planned.preparation":          {Min: 0},
+	"course.planned.dosing":               {Min: 0},
+	"course.planned.integration":          {Min: 0},
+	"course.maintenance_weeks":            {Min: 0},
+	"session.dose.mg":                     {Min: 0},
+	"session.dose.mg_per_kg":              {Min: 0},
+	"session.dose.monitored_minutes":      {Min: 0},
+	"screening.instruments.total":         {Min: 0},
+	"screening.instruments.difficulty":    {Min: 0, Max: upTo(3)},
+	"observation.dissociation":            {Min: 0, Max: upTo(10)},
+	"observation.vitals.systolic":         {Min: 0},
+	"observation.vitals.diastolic":        {Min: 0},
+	"observation.vitals.heart_rate":       {Min: 0},
+	"observation.vitals.spo2":             {Min: 0, Max: upTo(100)},
+	"observation.vitals.respiratory_rate": {Min: 0},
+	"observation.vitals.weight_kg":        {Min: 0},
+	"observation.vitals.temperature_c":    {Min: 0},
+}
+
+// idPattern is the practice id syntax: short, URL- and FHIR-id-safe
+// (FHIR ids allow [A-Za-z0-9\-\.]{1,64}; "_" is mapped when ids are
+// derived, see the mappings).
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+const (
+	idPatternText   = `^[A-Za-z0-9._-]{1,64}$`
+	datePatternText = `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+	npiPatternText  = `^[0-9]{10}$`
+)
+
+// recordTypes maps each kind to its struct.
+var recordTypes = map[Kind]reflect.Type{
+	KindClient:       reflect.TypeFor[Client](),
+	KindPractitioner: reflect.TypeFor[Practitioner](),
+	KindCourse:       reflect.TypeFor[Course](),
+	KindSession:      reflect.TypeFor[Session](),
+	KindScreening:    reflect.TypeFor[Screening](),
+	KindObservation:  reflect.TypeFor[Observation](),
+	KindNote:         reflect.TypeFor[Note](),
+	KindConsent:      reflect.TypeFor[Consent](),
+}
+
+// maxDepth bounds nesting: the deepest legal record is four levels deep,
+// so anything far beyond is garbage or an attack on the stack.
+const maxDepth = 16
+
+// Decode decodes one JSON record strictly. It returns a pointer to the
+// kind's struct (*Client, *Practitioner, *Course, *Session, *Screening,
+// *Observation, *Note, *Consent) or a *RecordError listing every problem:
+// syntax, unknown kind, unknown fields (case-sensitive, unlike
+// encoding/json), duplicate fields, wrong types, nulls, missing required
+// fields (a field whose json tag lacks omitempty), enum values, id, date
+// and NPI formats, negative counts, and trailing data.
+func Decode(data []byte) (Record, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tree, err := parseValue(dec, 0)
+	if err != nil {
+		return nil, &RecordError{Problems: []Problem{{Message: "invalid JSON: " + err.Error()}}}
+	}
+	obj, ok := tree.(*object)
+	if !ok {
+		return nil, &RecordError{Problems: []Problem{{Message: "a record must be a JSON object, not " + jsonTypeName(tree)}}}
+	}
+	re := &RecordError{}
+	if _, err := dec.Token(); err != io.EOF {
+		// One record per call: a second value is a framing mistake the
+		// caller should hear about, not data to drop.
+		re.Problems = append(re.Problems, Problem{Message: fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())})
+	}
+	if id, ok := obj.vals["id"].(string); ok {
+		re.ID = id
+	}
+	kv, present := obj.vals["kind"]
+	ks, isString := kv.(string)
+	switch {
+	case !present:
+		re.Problems = append(re.Problems, Problem{"kind", "required: one of " + kindList()})
+		return nil, re
+	case !isString:
+		re.Problems = append(re.Problems, Problem{"kind", "must be a string: one of " + kindList()})
+		return nil, re
+	}
+	t, known := recordTypes[Kind(ks)]
+	if !known {
+		re.Problems = append(re.Problems, Problem{"kind", fmt.Sprintf("unknown kind %q: one of %s", ks, kindList())})
+		return nil, re
+	}
+	re.Kind = Kind(ks)
+	w := walker{kind: re.Kind}
+	w.object(obj, t, "", "", 0)
+	if re.Problems = append(re.Problems, w.problems...); len(re.Problems) > 0 {
+		return nil, re
+	}
+	// The walk has vouched for every field; the strict decode is the
+	// guard that the walk and encoding/json agree.
+	rec := reflect.New(t)
+	sd := json.NewDecoder(bytes.NewReader(data))
+	sd.DisallowUnknownFields()
+	if err := sd.Decode(rec.Interface()); err != nil {
+		re.Problems = append(re.Problems, Problem{Message: err.Error()})
+		return nil, re
+	}
+	return rec.Interface().(Record), nil
+}
+
+func kindList() string {
+	s := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+// object is a JSON object that remembers its key order, so problems are
+// reported in the order the practice wrote the fields.
+type object struct {
+	keys []string
+	vals map[string]any
+	dups []string
+}
+
+// parseValue reads one JSON value as *object, []any, json.Number, string,
+// bool or nil.
+func parseValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return nil, errors.New("unexpected end of input")
+		}
+		return nil, err
+	}
+	switch tok := tok.(type) {
+	case json.Delim:
+		switch tok {
+		case '{':
+			o := &object{vals: map[string]any{}}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k, ok := kt.(string)
+				if !ok {
+					return nil, fmt.Errorf("object key is not a string at byte %d", dec.InputOffset())
+				}
+				v, err := parseValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if _, seen := o.vals[k]; seen {
+					o.dups = append(o.dups, k)
+					continue
+				}
+				o.keys = append(o.keys, k)
+				o.vals[k] = v
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			return o, nil
+		case '[':
+			a := []any{}
+			for dec.More() {
+				v, err := parseValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				a = append(a, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			return a, nil
+		}
+		return nil, fmt.Errorf("unexpected %q at byte %d", tok, dec.InputOffset())
+	default:
+		return tok, nil
+	}
+}
+
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case *object:
+		return "an object"
+	case []any:
+		return "an array"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// walker checks a parsed record against its struct and the tables above,
+// collecting every problem.
+type walker struct {
+	kind     Kind
+	problems []Problem
+}
+
+func (w *walker) add(field, format string, args ...any) {
+	w.problems = append(w.problems, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// jsonField is one struct field as the record format sees it.
+type jsonField struct {
+	Name     string
+	Type     reflect.Type
+	Required bool // no omitempty: the field must be present
+}
+
+// jsonFields lists t's fields by json name, flattening embedded structs
+// (Header) the way encoding/json does.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, jsonField{Name: name, Type: f.Type, Required: !slices.Contains(strings.Split(opts, ","), "omitempty")})
+	}
+	return out
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// key is the table key for a field: kind + spec path, except the header
+// fields, which every kind shares.
+func (w *walker) key(spec string) string {
+	if spec == "id" || spec == "updated" || spec == "kind" {
+		return spec
+	}
+	return string(w.kind) + "." + spec
+}
+
+func (w *walker) object(o *object, t reflect.Type, path, spec string, depth int) {
+	fields := jsonFields(t)
+	byName := map[string]jsonField{}
+	for _, f := range fields {
+		byName[f.Name] = f
+	}
+	for _, d := range o.dups {
+		w.add(join(path, d), "duplicate field")
+	}
+	for _, k := range o.keys {
+		f, ok := byName[k]
+		if !ok {
+			names := make([]string, len(fields))
+			for i, f := range fields {
+				names[i] = f.Name
+			}
+			w.add(join(path, k), "unknown field; allowed: %s", strings.Join(names, ", "))
+			continue
+		}
+		w.value(o.vals[k], f, join(path, k), join(spec, k), depth+1)
+	}
+	for _, f := range fields {
+		if _, ok := o.vals[f.Name]; !ok && f.Required {
+			w.add(join(path, f.Name), "required")
+		}
+	}
+}
+
+func (w *walker) value(v any, f jsonField, path, spec string, depth int) {
+	t := f.Type
+	if v == nil {
+		if f.Required {
+			w.add(path, "must not be null")
+		} else {
+			w.add(path, "must not be null (leave the field out instead)")
+		}
+		return
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	key := w.key(spec)
+	switch {
+	case t == timeType:
+		s, ok := v.(string)
+		if !ok {
+			w.add(path, "must be an RFC 3339 date-time string, not %s", jsonTypeName(v))
+			return
+		}
+		w.format(path, key, s)
+	case t.Kind() == reflect.Struct:
+		o, ok := v.(*object)
+		if !ok {
+			w.add(path, "must be an object, not %s", jsonTypeName(v))
+			return
+		}
+		w.object(o, t, path, spec, depth)
+	case t.Kind() == reflect.Slice:
+		a, ok := v.([]any)
+		if !ok {
+			w.add(path, "must be an array, not %s", jsonTypeName(v))
+			return
+		}
+		if f.Required && len(a) == 0 {
+			w.add(path, "must not be empty")
+		}
+		el := jsonField{Name: f.Name, Type: t.Elem(), Required: true}
+		for i, e := range a {
+			w.value(e, el, fmt.Sprintf("%s[%d]", path, i), spec, depth+1)
+		}
+	case t.Kind() == reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			w.add(path, "must be a string, not %s", jsonTypeName(v))
+			return
+		}
+		if spec == "kind" {
+			return // checked before the walk
+		}
+		if f.Required && s == "" {
+			w.add(path, "must not be empty")
+			return
+		}
+		if allowed := recordEnums[key]; allowed != nil && !slices.Contains(allowed, s) {
+			w.add(path, "%q is not allowed: one of %s", s, strings.Join(allowed, ", "))
+			return
+		}
+		w.format(path, key, s)
+	case t.Kind() == reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			w.add(path, "must be true or false, not %s", jsonTypeName(v))
+		}
+	case t.Kind() == reflect.Int:
+		n, ok := v.(json.Number)
+		if !ok {
+			w.add(path, "must be an integer, not %s", jsonTypeName(v))
+			return
+		}
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil {
+			w.add(path, "must be an integer, not %s", n)
+			return
+		}
+		w.bounds(path, key, float64(i), string(n))
+	case t.Kind() == reflect.Float64:
+		n, ok := v.(json.Number)
+		if !ok {
+			w.add(path, "must be a number, not %s", jsonTypeName(v))
+			return
+		}
+		x, err := strconv.ParseFloat(string(n), 64)
+		if err != nil {
+			w.add(path, "number %s is out of range", n)
+			return
+		}
+		w.bounds(path, key, x, string(n))
+	default:
+		// A field type the record format does not use: a programming
+		// error in record.go, reported rather than panicking.
+		w.add(path, "unsupported field type %s", t)
+	}
+}
+
+func (w *walker) bounds(path, key string, x float64, text string) {
+	r, ok := recordRanges[key]
+	if !ok {
+		return
+	}
+	if x < r.Min {
+		w.add(path, "must not be negative (got %s)", text)
+		return
+	}
+	if r.Max != nil && x > *r.Max {
+		w.add(path, "must be between %g and %g (got %s)", r.Min, *r.Max, text)
+	}
+}
+
+func (w *walker) format(path, key, s string) {
+	switch recordFormats[key] {
+	case fmtID:
+		if !idPattern.MatchString(s) {
+			w.add(path, "%q is not a valid id: 1-64 characters from A-Z a-z 0-9 . _ -", s)
+		}
+	case fmtDate:
+		if !isRecordDate(s) {
+			w.add(path, "%q is not a date: want YYYY-MM-DD", s)
+		}
+	case fmtDateTime:
+		if !isRecordDateTime(s) {
+			w.add(path, "%q is not a date-time: want RFC 3339, e.g. 2026-01-15T10:00:00-05:00", s)
+		}
+	case fmtDateOr:
+		if !isRecordDate(s) && !isRecordDateTime(s) {
+			w.add(path, "%q is neither a date (YYYY-MM-DD) nor an RFC 3339 date-time", s)
+		}
+	case fmtNPI:
+		if msg := checkNPI(s); msg != "" {
+			w.add(path, "%s", msg)
+		}
+	}
+}
+
+func isRecordDate(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, s)
+	return err == nil
+}
+
+// isRecordDateTime accepts RFC 3339 with a zone (Z or an offset): a time
+// without a zone is ambiguous across a practice and an EHR in different
+// zones.
+func isRecordDateTime(s string) bool {
+	_, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil && strings.ContainsAny(s, "tT")
+}
+
+// checkNPI returns "" for a valid National Provider Identifier: 10
+// digits whose last is the Luhn check digit computed over "80840" and
+// the first nine (the card-issuer prefix CMS assigned to NPIs).
+func checkNPI(s string) string {
+	if len(s) != 10 || strings.Trim(s, "0123456789") != "" {
+		return fmt.Sprintf("%q is not an NPI: want 10 digits", s)
+	}
+	if luhnValid("80840" + s) {
+		return ""
+	}
+	return fmt.Sprintf("%q is not an NPI: the check digit (Luhn over 80840 + NPI) is wrong", s)
+}
+
+// luhnValid reports whether the digit string passes the Luhn mod-10 check.
+func luhnValid(digits string) bool {
+	sum := 0
+	double := false
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// DecodeStream decodes a stream of records in any of the three framings a
+// practice export uses, detected from the first line: a JSON array of
+// records, NDJSON (one record per line), or a single (possibly
+// pretty-printed) record; whitespace-separated records also pass. It calls
+// fn once per record with the 1-based line where the record starts and
+// either the record or its error (a *RecordError), so an importer can
+// land the good records and report each reject by line. In NDJSON a line
+// that is not even JSON is reported and skipped; in the other framings a
+// syntax error ends the stream, because where the next record starts is
+// then unknown. DecodeStream returns fn's first non-nil error, or a read
+// or framing error.
+func DecodeStream(r io.Reader, fn func(line int, rec Record, err error) error) error {
+	br := bufio.NewReader(r)
+	first, lineNo, err := firstLine(br)
+	if err != nil {
+		return err
+	}
+	if first == nil {
+		return nil // empty input: no records
+	}
+	trimmed := bytes.TrimSpace(first)
+	if trimmed[0] == '{' && json.Valid(trimmed) {
+		return decodeLines(br, first, lineNo, fn)
+	}
+	return decodeValues(io.MultiReader(bytes.NewReader(first), br), lineNo, fn)
+}
+
+// firstLine returns the first non-blank line (with its newline) and its
+// 1-based number, skipping a UTF-8 byte order mark; nil at end of input.
+func firstLine(br *bufio.Reader) ([]byte, int, error) {
+	n := 0
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			n++
+			if n == 1 {
+				line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+			}
+			if len(bytes.TrimSpace(line)) > 0 {
+				return line, n, nil
+			}
+		}
+		if err == io.EOF {
+			return nil, n, nil
+		}
+		if err != nil {
+			return nil, n, err
+		}
+	}
+}
+
+func decodeLines(br *bufio.Reader, line []byte, n int, fn func(int, Record, error) error) error {
+	for {
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			rec, err := Decode(t)
+			if err := fn(n, rec, err); err != nil {
+				return err
+			}
+		}
+		next, err := br.ReadBytes('\n')
+		if len(next) == 0 && err == io.EOF {
+			return nil
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		line = next
+		n++
+	}
+}
+
+// decodeValues reads a JSON array of records or a sequence of JSON
+// values, tracking lines by counting newlines consumed.
+func decodeValues(r io.Reader, firstLineNo int, fn func(int, Record, error) error) error {
+	lc := &lineCounter{r: r, line: firstLineNo}
+	dec := json.NewDecoder(lc)
+	lineAt := func() int { return lc.lineAt(dec.InputOffset()) }
+	for {
+		// Peek at the next value's first byte to find arrays.
+		tok, err := peekDelim(dec)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: %w", lineAt(), err)
+		}
+		if tok == '[' {
+			if _, err := dec.Token(); err != nil {
+				return fmt.Errorf("line %d: %w", lineAt(), err)
+			}
+			for dec.More() {
+				if err := decodeOne(dec, lc, fn); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return fmt.Errorf("line %d: %w", lineAt(), err)
+			}
+			continue
+		}
+		if err := decodeOne(dec, lc, fn); err != nil {
+			return err
+		}
+	}
+}
+
+func decodeOne(dec *json.Decoder, lc *lineCounter, fn func(int, Record, error) error) error {
+	var raw json.RawMessage
+	// The value starts after the whitespace and separator before it.
+	start := lc.lineAt(dec.InputOffset() + int64(leadingSkip(dec)))
+	if err := dec.Decode(&raw); err != nil {
+		if err == io.EOF {
+			return fmt.Errorf("line %d: unexpected end of input", start)
+		}
+		return fmt.Errorf("line %d: %w", start, err)
+	}
+	rec, err := Decode(raw)
+	return fn(start, rec, err)
+}
+
+// leadingSkip counts the bytes of whitespace and at most one comma the
+// decoder will skip before its next value.
+func leadingSkip(dec *json.Decoder) int {
+	buf, _ := io.ReadAll(io.LimitReader(dec.Buffered(), 1<<16))
+	n := 0
+	comma := false
+	for n < len(buf) {
+		switch c := buf[n]; {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			n++
+		case c == ',' && !comma:
+			comma = true
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// peekDelim reports the first non-space byte of the next value without
+// consuming it: '[' for an array; io.EOF at the end.
+func peekDelim(dec *json.Decoder) (byte, error) {
+	if !dec.More() {
+		// More is false at the end of input or before a closing bracket.
+		if _, err := dec.Token(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("unexpected closing bracket")
+	}
+	buf, _ := io.ReadAll(io.LimitReader(dec.Buffered(), 1<<16))
+	for _, c := range buf {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c, nil
+		}
+	}
+	// Buffer exhausted (rare: long whitespace); fall back to a value.
+	return 0, nil
+}
+
+// lineCounter remembers where each line starts in the bytes it has
+// passed through, so a decoder offset maps back to a line number.
+type lineCounter struct {
+	r      io.Reader
+	line   int     // line number of the first byte
+	starts []int64 // offsets of the starts of lines after the first
+	off    int64
+}
+
+func (lc *lineCounter) Read(p []byte) (int, error) {
+	n, err := lc.r.Read(p)
+	for i, c := range p[:n] {
+		if c == '\n' {
+			lc.starts = append(lc.starts, lc.off+int64(i)+1)
+		}
+	}
+	lc.off += int64(n)
+	return n, err
+}
+
+func (lc *lineCounter) lineAt(off int64) int {
+	i, _ := slices.BinarySearch(lc.starts, off+1)
+	return lc.line + i
+}
