@@ -1,0 +1,48 @@
+package mappings
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+)
+
+// idNamespace is the fixed name-space UUID of every resource id the
+// mappings make (RFC 9562 section 5.5: a v5 UUID is SHA-1 over a namespace
+// and a name). Changing it changes every id, so it never changes.
+var idNamespace = [16]byte{0x6b, 0x61, 0x70, 0x62, 0x72, 0x69, 0x64, 0x67, 0x65, 0x2d, 0x69, 0x64, 0x73, 0x2d, 0x76, 0x31} // "kapbridge-ids-v1"
+
+// ResourceID returns the logical id of a resource made from a practice
+// record: a name-based (v5) UUID over the practice namespace, the record
+// kind, the practice id and any suffixes that tell apart several resources
+// made from one record. Mapping the same record twice gives the same ids,
+// so re-imports converge (an update is a PUT of the same id), and ids leak
+// nothing of the practice ids. The result is a valid FHIR id (36 of
+// [0-9a-f-]).
+func ResourceID(practice string, kind Kind, id string, suffix ...string) string {
+	h := sha1.New()
+	h.Write(idNamespace[:])
+	// NUL separators keep ("ab","c") and ("a","bc") apart.
+	h.Write([]byte(practice))
+	h.Write([]byte{0})
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	for _, s := range suffix {
+		h.Write([]byte{0})
+		h.Write([]byte(s))
+	}
+	var sum [sha1.Size]byte
+	u := h.Sum(sum[:0])[:16]
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	var out [36]byte
+	hex.Encode(out[0:8], u[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], u[10:16])
+	return string(out[:])
+}

@@ -1,0 +1,466 @@
+package mappings
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// Warning is something a mapping could not carry, or carried with a
+// default the caller should know about (the Caddy adapter pattern: a lossy
+// conversion says what it lost).
+type Warning struct {
+	Field   string // the record field, e.g. "session.actual_start"
+	Message string
+}
+
+func (w Warning) String() string { return w.Field + ": " + w.Message }
+
+// Errors of the mappings; test with errors.Is.
+var (
+	// ErrUnresolved: a record refers to a record the Lookup does not hold
+	// yet (records arrive in any order); map it again once it arrives.
+	ErrUnresolved = errors.New("mappings: referenced record not found")
+	// ErrInvalidRecord: a field value the mapping cannot express in FHIR
+	// (an unknown status, an unparseable date).
+	ErrInvalidRecord = errors.New("mappings: invalid record")
+)
+
+// Lookup resolves the records a mapping needs besides the one it maps:
+// the client (its security labels depend on a Part 2 program), the course
+// of a session, the sessions of a course (the CarePlan lists them). The
+// records' Book satisfies it; tests use a map.
+type Lookup interface {
+	Client(id string) (*Client, bool)
+	Practitioner(id string) (*Practitioner, bool)
+	Course(id string) (*Course, bool)
+	Session(id string) (*Session, bool)
+	// SessionsOf returns the sessions of a course, in any order.
+	SessionsOf(course string) []*Session
+}
+
+// Thresholds are the blood-pressure readings above which an observation
+// raises a Flag.
+type Thresholds struct {
+	SystolicMax  float64 // mm[Hg]
+	DiastolicMax float64 // mm[Hg]
+}
+
+// DefaultThresholds: 140/90 mm[Hg], the "elevated baseline" example the
+// Spravato prescribing information (section 5, increase in blood pressure)
+// gives for weighing the risk of a dose. Unverified against the label text
+// in this repository (status U); practices set their own.
+var DefaultThresholds = Thresholds{SystolicMax: 140, DiastolicMax: 90}
+
+// Mapper maps practice records of one practice to FHIR R4 and back. Its
+// methods are pure: no I/O; the same records, Lookup and Now give the same
+// resources.
+type Mapper struct {
+	// Practice is the practice's namespace (e.g. "acme-kap"): part of
+	// every id and identifier system.
+	Practice string
+	// Now stamps Provenance.recorded; nil means time.Now.
+	Now func() time.Time
+	// Thresholds for BP flags; the zero value means DefaultThresholds.
+	Thresholds Thresholds
+}
+
+func (m *Mapper) now() time.Time {
+	if m.Now == nil {
+		return time.Now()
+	}
+	return m.Now()
+}
+
+func (m *Mapper) thresholds() Thresholds {
+	if m.Thresholds == (Thresholds{}) {
+		return DefaultThresholds
+	}
+	return m.Thresholds
+}
+
+// ToFHIR maps one record to its resources, a Provenance last. Records may
+// be passed by pointer or by value. A course's CarePlan lists the course's
+// sessions, so a caller that maps a session maps its course again too.
+func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Warning, error) {
+	mp := mapping{m: m, b: b}
+	var err error
+	switch r := r.(type) {
+	case *Client:
+		err = mp.client(r)
+	case Client:
+		err = mp.client(&r)
+	case *Practitioner:
+		err = mp.practitioner(r)
+	case Practitioner:
+		err = mp.practitioner(&r)
+	case *Course:
+		err = mp.course(r)
+	case Course:
+		err = mp.course(&r)
+	case *Session:
+		err = mp.session(r)
+	case Session:
+		err = mp.session(&r)
+	case *Screening:
+		err = mp.screening(r)
+	case Screening:
+		err = mp.screening(&r)
+	case *Observation:
+		err = mp.observation(r)
+	case Observation:
+		err = mp.observation(&r)
+	case *Note:
+		err = mp.note(r)
+	case Note:
+		err = mp.note(&r)
+	case *Consent:
+		err = mp.consent(r)
+	case Consent:
+		err = mp.consent(&r)
+	default:
+		return nil, nil, fmt.Errorf("%w: unknown record type %T", ErrInvalidRecord, r)
+	}
+	if err != nil {
+		return nil, mp.warnings, err
+	}
+	if len(mp.out) > 0 {
+		mp.provenance(r.RecordHeader())
+	}
+	return mp.out, mp.warnings, nil
+}
+
+// mapping is the state of one ToFHIR call.
+type mapping struct {
+	m        *Mapper
+	b        Lookup
+	out      []*fhir.Value
+	warnings []Warning
+	kind     Kind
+	id       string
+	labels   *fhir.Value // meta.security of every resource of this record
+}
+
+func (mp *mapping) warn(field, format string, args ...any) {
+	mp.warnings = append(mp.warnings, Warning{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidRecord, field, fmt.Sprintf(format, args...))
+}
+
+func unresolved(field string, kind Kind, id string) error {
+	return fmt.Errorf("%w: %s: %s %q", ErrUnresolved, field, kind, id)
+}
+
+// rid is the id of a resource made from a record of this practice. By
+// convention the first suffix is always the resource type (so one record's
+// resources never share an id), then what tells several of a type apart.
+func (mp *mapping) rid(kind Kind, id string, suffix ...string) string {
+	return ResourceID(mp.m.Practice, kind, id, suffix...)
+}
+
+func (mp *mapping) patientRef(client string) *fhir.Value {
+	return ref("Patient", mp.rid(KindClient, client, "Patient"))
+}
+
+func (mp *mapping) practitionerRef(id string) *fhir.Value {
+	if id == "" {
+		return nil
+	}
+	return ref("Practitioner", mp.rid(KindPractitioner, id, "Practitioner"))
+}
+
+// securityLabels are kap-domain.md section 6: KAP content is restricted
+// mental-health information (R + PSY); a Part 2 program adds ETH; a
+// process note is very restricted (V + PSYTHPN) and never exported
+// without a Consent (see Exportable).
+func securityLabels(c *Client, processNote bool) *fhir.Value {
+	var ls []*fhir.Value
+	if processNote {
+		ls = append(ls, coding("sec.V"), coding("sec.PSYTHPN"))
+	} else {
+		ls = append(ls, coding("sec.R"), coding("sec.PSY"))
+	}
+	if c != nil && c.SUDProgram {
+		ls = append(ls, coding("sec.ETH"))
+	}
+	return arr(ls...)
+}
+
+// begin sets what every resource of the record shares.
+// The kind comes from the record's type, not its header, which a record
+// built in code may leave empty.
+func (mp *mapping) begin(kind Kind, h Header, c *Client, processNote bool) {
+	mp.kind, mp.id = kind, h.ID
+	mp.labels = securityLabels(c, processNote)
+}
+
+// identifier is the practice identifier of a resource made from the
+// record: the record's own id for its main resource, the id plus the
+// suffix for the others, so each resource's identifier is unique (the sync
+// searches EHRs by identifier).
+func (mp *mapping) identifier(suffix ...string) *fhir.Value {
+	v := mp.id
+	if len(suffix) > 0 {
+		v += "/" + strings.Join(suffix, "/")
+	}
+	return obj(mem("system", str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/"+string(mp.kind))), mem("value", str(v)))
+}
+
+// emit builds a resource: resourceType, id, meta (profiles, the record's
+// security labels), identifier (an array unless single), then the body.
+func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIdentifier bool, body ...fhir.Member) *fhir.Value {
+	ms := make([]fhir.Member, 0, len(body)+4)
+	ms = append(ms, mem("resourceType", str(rt)), mem("id", str(mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...))))
+	var prof *fhir.Value
+	if len(profiles) > 0 {
+		prof = strs(profiles)
+	}
+	ms = append(ms, mem("meta", obj(mem("profile", prof), mem("security", mp.labels))))
+	if rt != "Provenance" {
+		id := mp.identifier(suffix...)
+		if !singleIdentifier {
+			id = arr(id)
+		}
+		ms = append(ms, mem("identifier", id))
+	}
+	ms = append(ms, body...)
+	v := obj(ms...)
+	mp.out = append(mp.out, v)
+	return v
+}
+
+// idOf is the id emit gives the resource rt with suffix of this record.
+func (mp *mapping) idOf(rt string, suffix ...string) string {
+	return mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...)
+}
+
+// provenance names the practice system as the source of every resource
+// made from the record.
+func (mp *mapping) provenance(h Header) {
+	targets := make([]*fhir.Value, len(mp.out))
+	for i, r := range mp.out {
+		targets[i] = ref(r.GetString("resourceType"), r.GetString("id"))
+	}
+	device := obj(
+		mem("type", str("Device")),
+		mem("identifier", obj(mem("system", str(NSPracticeRecordIDs)), mem("value", str(mp.m.Practice)))),
+		mem("display", str("practice system "+mp.m.Practice)))
+	source := obj(
+		mem("identifier", mp.identifier()),
+		mem("display", str(string(mp.kind)+" "+mp.id)))
+	mp.emit("Provenance", nil, nil, false,
+		mem("target", arr(targets...)),
+		mem("recorded", str(mp.m.now().UTC().Format(time.RFC3339))),
+		mem("agent", arr(obj(mem("type", concept("", coding("participation.DEV"))), mem("who", device)))),
+		mem("entity", arr(obj(mem("role", str("source")), mem("what", source)))))
+}
+
+// Dates. Records carry YYYY-MM-DD or RFC 3339; both are FHIR dateTimes
+// as written, so they pass through unchanged once checked.
+
+func isDay(s string) bool {
+	_, err := time.Parse("2006-01-02", s)
+	return err == nil
+}
+
+func isRFC3339(s string) bool {
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
+}
+
+// dateTime checks an optional date or timestamp field.
+func fhirDateTime(field, s string) (*fhir.Value, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if !isDay(s) && !isRFC3339(s) {
+		return nil, invalid(field, "%q is neither YYYY-MM-DD nor RFC 3339", s)
+	}
+	return str(s), nil
+}
+
+func fhirDate(field, s string) (*fhir.Value, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if !isDay(s) {
+		return nil, invalid(field, "%q is not YYYY-MM-DD", s)
+	}
+	return str(s), nil
+}
+
+// client -> Patient.
+func (mp *mapping) client(c *Client) error {
+	mp.begin(KindClient, c.Header, c, false)
+	bd, err := fhirDate("client.birth_date", c.BirthDate)
+	if err != nil {
+		return err
+	}
+	var gender *fhir.Value
+	switch c.Sex {
+	case "":
+	case "female", "male", "other", "unknown":
+		gender = str(c.Sex)
+	default:
+		mp.warn("client.sex", "%q is not female, male, other or unknown: not carried", c.Sex)
+	}
+	var mrn *fhir.Value
+	if c.MRN != "" {
+		mrn = obj(
+			mem("type", concept("", coding("identifier.MR"))),
+			mem("system", str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/mrn")),
+			mem("value", str(c.MRN)))
+	}
+	var telecom []*fhir.Value
+	if c.Phone != "" {
+		telecom = append(telecom, obj(mem("system", str("phone")), mem("value", str(c.Phone))))
+	}
+	if c.Email != "" {
+		telecom = append(telecom, obj(mem("system", str("email")), mem("value", str(c.Email))))
+	}
+	var lang *fhir.Value
+	if c.Language != "" {
+		lang = arr(obj(mem("language", concept("", obj(mem("system", str(SysBCP47)), mem("code", str(c.Language))))), mem("preferred", boolean(true))))
+	}
+	var ext *fhir.Value
+	if c.Pronouns != "" {
+		ext = arr(extension(ExtPronouns, mem("valueString", str(c.Pronouns))))
+	}
+	p := mp.emit("Patient", nil, nil, false,
+		mem("extension", ext),
+		mem("active", boolean(true)),
+		mem("name", arr(humanName(c.Name))),
+		mem("telecom", arr(telecom...)),
+		mem("gender", gender),
+		mem("birthDate", bd),
+		mem("address", arr(obj(mem("postalCode", str(c.Postal))))),
+		mem("communication", lang))
+	if mrn != nil {
+		// The chart number is a second identifier of the same Patient.
+		p.Get("identifier").Array = append(p.Get("identifier").Array, mrn)
+	}
+	return nil
+}
+
+func humanName(n Name) *fhir.Value {
+	var prefix, suffix *fhir.Value
+	if n.Prefix != "" {
+		prefix = arr(str(n.Prefix))
+	}
+	if n.Suffix != "" {
+		suffix = arr(str(n.Suffix))
+	}
+	return obj(mem("family", str(n.Family)), mem("given", strs(n.Given)), mem("prefix", prefix), mem("suffix", suffix))
+}
+
+// practitioner -> Practitioner + PractitionerRole.
+func (mp *mapping) practitioner(p *Practitioner) error {
+	mp.begin(KindPractitioner, p.Header, nil, false)
+	// A practitioner is no client's record: R alone would do, but the
+	// role (a KAP prescriber, a therapist) is itself mental-health context.
+	var npi *fhir.Value
+	if p.NPI != "" {
+		npi = obj(mem("type", concept("", coding("identifier.NPI"))), mem("system", str("http://hl7.org/fhir/sid/us-npi")), mem("value", str(p.NPI)))
+	}
+	var qual *fhir.Value
+	if p.Credential != "" {
+		var cod *fhir.Value
+		if _, ok := codeIndex["credential."+p.Credential]; ok {
+			cod = coding("credential." + p.Credential)
+		}
+		qual = arr(obj(mem("code", concept(p.Credential, cod))))
+	}
+	var telecom []*fhir.Value
+	if p.Phone != "" {
+		telecom = append(telecom, obj(mem("system", str("phone")), mem("value", str(p.Phone))))
+	}
+	if p.Email != "" {
+		telecom = append(telecom, obj(mem("system", str("email")), mem("value", str(p.Email))))
+	}
+	pr := mp.emit("Practitioner", nil, nil, false,
+		mem("active", boolean(true)),
+		mem("name", arr(humanName(p.Name))),
+		mem("telecom", arr(telecom...)),
+		mem("qualification", qual))
+	if npi != nil {
+		pr.Get("identifier").Array = append(pr.Get("identifier").Array, npi)
+	}
+	switch p.Role {
+	case "prescriber", "therapist", "administrator":
+	default:
+		return invalid("practitioner.role", "%q is not prescriber, therapist or administrator", p.Role)
+	}
+	mp.emit("PractitionerRole", []string{"role"}, nil, false,
+		mem("active", boolean(true)),
+		mem("practitioner", ref("Practitioner", pr.GetString("id"))),
+		mem("code", arr(concept(p.Role, localCoding(CSPractitionerRole, p.Role, "")))))
+	return nil
+}
+
+// consent -> Consent.
+func (mp *mapping) consent(c *Consent) error {
+	cl, ok := mp.b.Client(c.Client)
+	if !ok {
+		return unresolved("consent.client", KindClient, c.Client)
+	}
+	mp.begin(KindConsent, c.Header, cl, false)
+	start, err := fhirDate("consent.start", c.Start)
+	if err != nil {
+		return err
+	}
+	end, err := fhirDate("consent.end", c.End)
+	if err != nil {
+		return err
+	}
+	signed, err := fhirDateTime("consent.signed", c.Signed)
+	if err != nil {
+		return err
+	}
+	if signed == nil {
+		signed = start
+	}
+	var policy string
+	switch c.Decision {
+	case "permit":
+		policy = "consent.OPTIN"
+	case "deny":
+		policy = "consent.OPTOUT"
+	default:
+		return invalid("consent.decision", "%q is not permit or deny", c.Decision)
+	}
+	// The provision's security label says what the consent covers: the
+	// process notes (PSYTHPN) or the rest of the KAP record (PSY).
+	var label, scope *fhir.Value
+	switch c.Scope {
+	case "process_notes":
+		label = coding("sec.PSYTHPN")
+		scope = localCoding(CSConsentScope, "process-notes", "")
+	case "treatment_record":
+		label = coding("sec.PSY")
+		scope = localCoding(CSConsentScope, "treatment-record", "")
+	default:
+		return invalid("consent.scope", "%q is not process_notes or treatment_record", c.Scope)
+	}
+	if c.Recipient == "" {
+		return invalid("consent.recipient", "missing")
+	}
+	mp.emit("Consent", nil, nil, false,
+		mem("status", str("active")),
+		mem("scope", concept("", coding("consent.patient-privacy"))),
+		mem("category", arr(concept("", coding("consent.category")), concept("", scope))),
+		mem("patient", mp.patientRef(c.Client)),
+		mem("dateTime", signed),
+		mem("performer", arr(mp.patientRef(c.Client))),
+		mem("policyRule", concept("", coding(policy))),
+		mem("provision", obj(
+			mem("type", str(c.Decision)),
+			mem("period", obj(mem("start", start), mem("end", end))),
+			mem("actor", arr(obj(mem("role", concept("", coding("participation.IRCP"))), mem("reference", mp.practitionerRef(c.Recipient))))),
+			mem("securityLabel", arr(label)))))
+	return nil
+}

@@ -1,0 +1,318 @@
+package mappings
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// carePlanStatus maps course status to CarePlan.status (request-status).
+var carePlanStatus = map[string]string{
+	"draft": "draft", "active": "active", "on_hold": "on-hold", "completed": "completed", "revoked": "revoked",
+}
+
+// activityStatus maps session status to CarePlan.activity.detail.status.
+// A no-show is a cancelled activity whose reason says so.
+var activityStatus = map[string]string{
+	"planned": "scheduled", "held": "completed", "cancelled": "cancelled", "no_show": "cancelled",
+}
+
+var sessionTypes = []string{"consultation", "preparation", "dosing", "integration", "maintenance"}
+
+func validSessionType(t string) bool {
+	for _, s := range sessionTypes {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionTypeCode codes a session type in the project CodeSystem.
+func sessionTypeCode(t string) *fhir.Value {
+	return concept(t, localCoding(CSSessionType, t, ""))
+}
+
+// product is what a dosing activity of a course gives, by route: Spravato
+// is esketamine (RxNorm SCDF); the others ketamine, whose injectable SCD
+// depends on a strength the course does not name, so the ingredient.
+func product(route string) *fhir.Value {
+	switch route {
+	case "spravato":
+		return concept("esketamine nasal spray (Spravato)", coding("drug.esketamine"))
+	case "iv":
+		return concept("ketamine hydrochloride IV infusion", coding("drug.ketamine"))
+	case "im":
+		return concept("ketamine hydrochloride IM injection", coding("drug.ketamine"))
+	case "lozenge":
+		// Compounded troches have no RxNorm drug: the ingredient and text.
+		return concept("compounded ketamine troche (sublingual)", coding("drug.ketamine"))
+	}
+	return nil
+}
+
+var indications = []string{"mdd", "trd", "ptsd", "gad", "ocd", "suicidal_ideation", "chronic_pain"}
+
+// conditionCode codes an indication: TRD has no code of its own, so it is
+// MDD plus the project's code in the same CodeableConcept.
+func conditionCode(ind string) *fhir.Value {
+	switch ind {
+	case "trd":
+		return concept("treatment-resistant depression", coding("condition.mdd"), coding("condition.trd"))
+	case "mdd":
+		return concept("major depressive disorder", coding("condition.mdd"))
+	case "ptsd":
+		return concept("post-traumatic stress disorder", coding("condition.ptsd"))
+	case "gad":
+		return concept("generalized anxiety disorder", coding("condition.gad"))
+	case "ocd":
+		return concept("obsessive-compulsive disorder", coding("condition.ocd"))
+	case "suicidal_ideation":
+		return concept("suicidal thoughts", coding("condition.suicidal_ideation"))
+	case "chronic_pain":
+		return concept("chronic pain", coding("condition.chronic_pain"))
+	}
+	return nil
+}
+
+// sortSessions orders sessions by planned start, then id, so a CarePlan's
+// activities do not depend on the order records arrived in. RFC 3339 with
+// different offsets does not sort as text, so times are parsed.
+func sortSessions(ss []*Session) {
+	key := func(s *Session) int64 {
+		if t, err := parseTime(s.PlannedStart); err == nil {
+			return t.UnixNano()
+		}
+		return 0
+	}
+	sort.SliceStable(ss, func(i, j int) bool {
+		ki, kj := key(ss[i]), key(ss[j])
+		if ki != kj {
+			return ki < kj
+		}
+		return ss[i].ID < ss[j].ID
+	})
+}
+
+// course -> CarePlan + CareTeam + Condition per indication + Goal per goal
+// and intention.
+func (mp *mapping) course(c *Course) error {
+	cl, ok := mp.b.Client(c.Client)
+	if !ok {
+		return unresolved("course.client", KindClient, c.Client)
+	}
+	mp.begin(KindCourse, c.Header, cl, false)
+	status, ok := carePlanStatus[c.Status]
+	if !ok {
+		return invalid("course.status", "%q is not draft, active, on_hold, completed or revoked", c.Status)
+	}
+	start, err := fhirDate("course.start", c.Start)
+	if err != nil {
+		return err
+	}
+	end, err := fhirDate("course.end", c.End)
+	if err != nil {
+		return err
+	}
+	prod := product(c.Route)
+	if prod == nil {
+		return invalid("course.route", "%q is not iv, im, lozenge or spravato", c.Route)
+	}
+	subject := mp.patientRef(c.Client)
+
+	// Conditions first: the CarePlan and Goals address them.
+	var condRefs []*fhir.Value
+	// Active even when the course completes: whether a condition resolved
+	// is the prescriber's finding, not the practice record's.
+	clinical := "condition.active"
+	for _, ind := range c.Indications {
+		code := conditionCode(ind)
+		if code == nil {
+			return invalid("course.indications", "%q is not one of %v", ind, indications)
+		}
+		cond := mp.emit("Condition", []string{ind}, nil, false,
+			mem("clinicalStatus", concept("", coding(clinical))),
+			mem("verificationStatus", concept("", coding("condition.confirmed"))),
+			mem("category", arr(concept("", coding("condition.problem-list-item")))),
+			mem("code", code),
+			mem("subject", subject),
+			mem("recordedDate", start))
+		condRefs = append(condRefs, ref("Condition", cond.GetString("id")))
+	}
+
+	goalStatus := "active"
+	switch c.Status {
+	case "draft":
+		goalStatus = "proposed"
+	case "on_hold":
+		goalStatus = "on-hold"
+	case "completed":
+		goalStatus = "completed"
+	case "revoked":
+		goalStatus = "cancelled"
+	}
+	var goalRefs []*fhir.Value
+	addGoal := func(kind string, i int, text string) {
+		g := mp.emit("Goal", []string{kind, strconv.Itoa(i + 1)}, nil, false,
+			mem("lifecycleStatus", str(goalStatus)),
+			mem("category", arr(concept(kind))),
+			mem("description", concept(text)),
+			mem("subject", subject),
+			mem("startDate", start),
+			mem("addresses", arr(condRefs...)))
+		goalRefs = append(goalRefs, ref("Goal", g.GetString("id")))
+	}
+	for i, g := range c.Goals {
+		addGoal("goal", i, g)
+	}
+	// Intentions are set during preparation; they are the client's own
+	// goals for the medicine sessions, so Goals too, told apart by category.
+	for i, g := range c.Intentions {
+		addGoal("intention", i, g)
+	}
+
+	// CareTeam: the prescriber and therapist, then the further team.
+	teamStatus := "active"
+	switch c.Status {
+	case "draft":
+		teamStatus = "proposed"
+	case "on_hold":
+		teamStatus = "suspended"
+	case "completed", "revoked":
+		teamStatus = "inactive"
+	}
+	var parts []*fhir.Value
+	addMember := func(id, position string) {
+		if id == "" {
+			return
+		}
+		role := position
+		if p, ok := mp.b.Practitioner(id); ok && p.Role != "" {
+			role = p.Role
+		}
+		parts = append(parts, obj(
+			mem("role", arr(concept(role, localCoding(CSPractitionerRole, role, "")))),
+			mem("member", mp.practitionerRef(id))))
+	}
+	addMember(c.Prescriber, "prescriber")
+	addMember(c.Therapist, "therapist")
+	for _, id := range c.Team {
+		addMember(id, "administrator")
+	}
+	team := mp.emit("CareTeam", []string{"careteam"}, nil, false,
+		mem("status", str(teamStatus)),
+		mem("name", str("KAP course team")),
+		mem("subject", subject),
+		mem("period", obj(mem("start", start), mem("end", end))),
+		mem("participant", arr(parts...)))
+
+	// Activities: first one per planned session type carrying the planned
+	// count (and the maintenance interval), then one per session.
+	sessions := append([]*Session(nil), mp.b.SessionsOf(c.ID)...)
+	sortSessions(sessions)
+	var acts []*fhir.Value
+	plan := []struct {
+		typ string
+		n   int
+	}{{"preparation", c.Planned.Preparation}, {"dosing", c.Planned.Dosing}, {"integration", c.Planned.Integration}}
+	for _, p := range plan {
+		if p.n <= 0 {
+			continue
+		}
+		var prd *fhir.Value
+		if p.typ == "dosing" {
+			prd = prod
+		}
+		acts = append(acts, obj(mem("detail", obj(
+			mem("extension", arr(extension(ExtPlannedCount, mem("valueInteger", integer(p.n))))),
+			mem("code", sessionTypeCode(p.typ)),
+			mem("status", str(planStatus(c.Status, p.typ, p.n, sessions))),
+			mem("productCodeableConcept", prd)))))
+	}
+	if c.Maintenance > 0 {
+		acts = append(acts, obj(mem("detail", obj(
+			mem("code", sessionTypeCode("maintenance")),
+			mem("status", str(planStatus(c.Status, "maintenance", 0, sessions))),
+			mem("scheduledTiming", obj(mem("repeat", obj(
+				mem("frequency", integer(1)),
+				mem("period", integer(c.Maintenance)),
+				mem("periodUnit", str("wk")))))),
+			mem("productCodeableConcept", prod)))))
+	}
+	for _, s := range sessions {
+		st, ok := activityStatus[s.Status]
+		if !ok || !validSessionType(s.Type) {
+			mp.warn("session.status", "session %q: status %q or type %q unknown: no activity", s.ID, s.Status, s.Type)
+			continue
+		}
+		var reason, outcome, prd *fhir.Value
+		if s.Status == "no_show" {
+			reason = concept("no show")
+		}
+		if s.Status == "held" {
+			outcome = arr(ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter")))
+		}
+		if s.Type == "dosing" || s.Type == "maintenance" {
+			prd = prod
+		}
+		var perf []*fhir.Value
+		for _, p := range s.Practitioners {
+			perf = append(perf, mp.practitionerRef(p))
+		}
+		acts = append(acts, obj(
+			mem("outcomeReference", outcome),
+			mem("detail", obj(
+				mem("code", sessionTypeCode(s.Type)),
+				mem("status", str(st)),
+				mem("statusReason", reason),
+				mem("scheduledPeriod", period(s.PlannedStart, s.PlannedEnd)),
+				mem("performer", arr(perf...)),
+				mem("productCodeableConcept", prd)))))
+	}
+
+	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
+		mem("status", str(status)),
+		mem("intent", str("plan")),
+		mem("category", arr(concept("", coding("careplan.assess-plan")), concept("", coding("careplan.kap")))),
+		mem("title", str("Ketamine-assisted psychotherapy course")),
+		mem("subject", subject),
+		mem("period", obj(mem("start", start), mem("end", end))),
+		mem("author", mp.practitionerRef(c.Prescriber)),
+		mem("careTeam", arr(ref("CareTeam", team.GetString("id")))),
+		mem("addresses", arr(condRefs...)),
+		mem("goal", arr(goalRefs...)),
+		mem("activity", arr(acts...)))
+	// The CarePlan is the course's main resource: put it first so callers
+	// (and the golden files) see it first; its identifier is the bare id.
+	mp.out = append(mp.out[len(mp.out)-1:], mp.out[:len(mp.out)-1]...)
+	return nil
+}
+
+// planStatus is the status of a course's summary activity for a session
+// type: what the held sessions of that type say against the plan.
+func planStatus(course, typ string, planned int, sessions []*Session) string {
+	switch course {
+	case "revoked":
+		return "cancelled"
+	case "on_hold":
+		return "on-hold"
+	case "draft":
+		return "not-started"
+	}
+	held := 0
+	for _, s := range sessions {
+		if s.Type == typ && s.Status == "held" {
+			held++
+		}
+	}
+	switch {
+	case planned > 0 && held >= planned:
+		return "completed"
+	case course == "completed":
+		return "stopped"
+	case held > 0:
+		return "in-progress"
+	}
+	return "not-started"
+}

@@ -1,0 +1,149 @@
+package mappings
+
+import (
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+var sideEffects = map[string]string{
+	"nausea": "nausea", "dizziness": "dizziness", "dissociation_confusion": "dissociation-confusion",
+	"bp_elevation": "bp-elevation", "emotional_flooding": "emotional-flooding",
+}
+
+var redFlags = map[string]string{"mania": "mania", "confusion": "confusion", "dependence": "dependence"}
+
+var phases = map[string]bool{"before": true, "during": true, "discharge": true}
+
+// observation -> one vital-sign Observation per vital (R4 vital-signs
+// profiles), a dissociation rating, an Observation per side effect and red
+// flag, a Flag per red flag and for BP above the thresholds.
+func (mp *mapping) observation(o *Observation) error {
+	s, ok := mp.b.Session(o.Session)
+	if !ok {
+		return unresolved("observation.session", KindSession, o.Session)
+	}
+	c, cl, err := mp.sessionCourse("session.course", s)
+	if err != nil {
+		return err
+	}
+	mp.begin(KindObservation, o.Header, cl, false)
+	if !isRFC3339(o.Time) {
+		return invalid("observation.time", "%q is not RFC 3339", o.Time)
+	}
+	when := str(o.Time)
+	subject := mp.patientRef(c.Client)
+	enc := mp.encounterRef(s)
+	if enc == nil {
+		mp.warn("observation.session", "session %q is %s, not held: no encounter reference", s.ID, s.Status)
+	}
+	var performer *fhir.Value
+	if o.Performer != "" {
+		performer = arr(mp.practitionerRef(o.Performer))
+	}
+	var ext *fhir.Value
+	if o.Phase != "" {
+		if !phases[o.Phase] {
+			return invalid("observation.phase", "%q is not before, during or discharge", o.Phase)
+		}
+		ext = arr(extension(ExtSessionPhase, mem("valueCode", str(o.Phase))))
+	}
+	var note *fhir.Value
+	if o.Comment != "" {
+		// The comment belongs to the whole observation: every resource
+		// made from it carries it.
+		note = arr(obj(mem("text", str(o.Comment))))
+	}
+	observe := func(suffix []string, profiles []string, category string, code *fhir.Value, value fhir.Member, rest ...fhir.Member) {
+		body := []fhir.Member{
+			mem("extension", ext),
+			mem("status", str("final")),
+			mem("category", arr(concept("", coding(category)))),
+			mem("code", code),
+			mem("subject", subject),
+			mem("encounter", enc),
+			mem("effectiveDateTime", when),
+			mem("performer", performer),
+			value,
+		}
+		body = append(body, rest...)
+		body = append(body, mem("note", note))
+		mp.emit("Observation", suffix, append(profiles, ProfileSessionObservation), false, body...)
+	}
+	flag := func(suffix []string, code *fhir.Value) {
+		mp.emit("Flag", suffix, nil, false,
+			mem("status", str("active")),
+			mem("category", arr(concept("", coding("flag.safety")))),
+			mem("code", code),
+			mem("subject", subject),
+			mem("period", obj(mem("start", when))),
+			mem("encounter", enc),
+			mem("author", mp.practitionerRef(o.Performer)))
+	}
+	vitalsCat := "category.vital-signs"
+
+	if v := o.Vitals; v != nil {
+		if v.Systolic != nil || v.Diastolic != nil {
+			comp := func(concept_ string, x *float64) *fhir.Value {
+				c := obj(mem("code", concept("", coding(concept_))))
+				if x == nil {
+					mp.warn("observation.vitals", "blood pressure without %s: data absent", codeOf(concept_).Display)
+					c.Set("dataAbsentReason", concept("", obj(mem("system", str("http://terminology.hl7.org/CodeSystem/data-absent-reason")), mem("code", str("not-performed")))))
+					return c
+				}
+				c.Set("valueQuantity", ucum(*x, "ucum.mmHg"))
+				return c
+			}
+			observe([]string{"bp"}, []string{ProfileVitalSigns, ProfileBP}, vitalsCat,
+				concept("blood pressure", coding("vitals.bp")), mem("", nil),
+				mem("component", arr(comp("vitals.systolic", v.Systolic), comp("vitals.diastolic", v.Diastolic))))
+			th := mp.m.thresholds()
+			if (v.Systolic != nil && *v.Systolic > th.SystolicMax) || (v.Diastolic != nil && *v.Diastolic > th.DiastolicMax) {
+				flag([]string{"bp"}, concept("blood pressure above the practice threshold", coding("vitals.bp"), localCoding(CSSideEffect, "bp-elevation", "")))
+			}
+		}
+		one := func(x *float64, suffix, prof, codeConcept, unit, text string, extra ...*fhir.Value) {
+			if x == nil {
+				return
+			}
+			codings := append([]*fhir.Value{coding(codeConcept)}, extra...)
+			profs := []string{ProfileVitalSigns, prof}
+			if suffix == "spo2" {
+				profs = append(profs, ProfileUSCorePulseOx)
+			}
+			observe([]string{suffix}, profs, vitalsCat, concept(text, codings...), mem("valueQuantity", ucum(*x, unit)))
+		}
+		one(v.HeartRate, "hr", ProfileHeartRate, "vitals.hr", "ucum.min-1", "heart rate")
+		// SpO2: the R4 oxygensat profile wants 2708-6, US Core pulse-ox 59408-5.
+		one(v.SpO2, "spo2", ProfileOxygenSat, "vitals.spo2", "ucum.%", "oxygen saturation", coding("vitals.spo2.base"))
+		one(v.RespiratoryRate, "rr", ProfileRespRate, "vitals.rr", "ucum.min-1", "respiratory rate")
+		one(v.WeightKg, "weight", ProfileBodyWeight, "vitals.weight", "ucum.kg", "body weight")
+		one(v.TemperatureC, "temp", ProfileBodyTemp, "vitals.temp", "ucum.Cel", "body temperature")
+	}
+	if o.Dissociation != nil {
+		observe([]string{"dissociation"}, nil, "category.exam",
+			concept("dissociation (clinician rating 0-10)", localCoding(CSObservation, "dissociation", "")),
+			mem("valueInteger", integer(*o.Dissociation)))
+	}
+	for _, se := range o.SideEffects {
+		code, ok := sideEffects[se]
+		if !ok {
+			return invalid("observation.side_effects", "%q is not a known side effect", se)
+		}
+		observe([]string{"side-effect", code}, nil, "category.exam",
+			concept("side effect", localCoding(CSObservation, "side-effect", "")),
+			mem("valueCodeableConcept", concept("", localCoding(CSSideEffect, code, ""))))
+	}
+	for _, rf := range o.RedFlags {
+		code, ok := redFlags[rf]
+		if !ok {
+			return invalid("observation.red_flags", "%q is not mania, confusion or dependence", rf)
+		}
+		observe([]string{"red-flag", code}, nil, "category.exam",
+			concept("red flag", localCoding(CSObservation, "red-flag", "")),
+			mem("valueCodeableConcept", concept("", localCoding(CSRedFlag, code, ""))))
+		flag([]string{"red-flag", code}, concept("red flag: "+rf, localCoding(CSRedFlag, code, "")))
+	}
+	if len(mp.out) == 0 {
+		mp.warn("observation", "no vitals, dissociation, side effect or red flag: nothing to map")
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package mappings
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// instrumentDef is how one instrument lands in FHIR.
+type instrumentDef struct {
+	title string
+	panel string // concept of the panel code ("" for none)
+	total string // concept of the total-score code ("" for a categorical result)
+	// items are the concepts of the verified item codes, in order; items
+	// beyond them (or all, when none are verified) get local linkIds.
+	items []string
+	// answers: "frequency" (LOINC LA answers 0-3), "yesno" (LA33-6 /
+	// LA32-8) or "" (valueInteger).
+	answers string
+}
+
+var instrumentDefs = map[string]instrumentDef{
+	"phq9":   {"PHQ-9", "phq9.panel", "phq9.total", []string{"phq9.1", "phq9.2", "phq9.3", "phq9.4", "phq9.5", "phq9.6", "phq9.7", "phq9.8", "phq9.9"}, "frequency"},
+	"gad7":   {"GAD-7", "gad7.panel", "gad7.total", []string{"gad7.1", "gad7.2", "gad7.3", "gad7.4", "gad7.5", "gad7.6", "gad7.7"}, "frequency"},
+	"pcl5":   {"PCL-5", "pcl5.panel", "pcl5.total", nil, ""},
+	"cssrs":  {"C-SSRS screener", "cssrs.panel", "", []string{"cssrs.1", "cssrs.2", "cssrs.3", "cssrs.4", "cssrs.5", "cssrs.6", "cssrs.7"}, "yesno"},
+	"auditc": {"AUDIT-C", "auditc.panel", "auditc.total", nil, ""},
+	"dast10": {"DAST-10", "dast10.panel", "dast10.total", nil, ""},
+}
+
+// QuestionnaireURL is the canonical of the Questionnaire a screening part
+// answers: "clearance" or an instrument.
+func QuestionnaireURL(part string) string {
+	switch part {
+	case "clearance":
+		return CanonicalBase + "/Questionnaire/kap-medical-clearance"
+	case "phq9":
+		return CanonicalBase + "/Questionnaire/phq-9"
+	case "gad7":
+		return CanonicalBase + "/Questionnaire/gad-7"
+	case "pcl5":
+		return CanonicalBase + "/Questionnaire/pcl-5"
+	case "cssrs":
+		return CanonicalBase + "/Questionnaire/c-ssrs-screener"
+	case "auditc":
+		return CanonicalBase + "/Questionnaire/audit-c"
+	case "dast10":
+		return CanonicalBase + "/Questionnaire/dast-10"
+	}
+	return ""
+}
+
+// ItemLinkID is the linkId of item i (0-based) of an instrument: the LOINC
+// item code where verified, "<instrument>-<n>" otherwise.
+func ItemLinkID(instrument string, i int) string {
+	d := instrumentDefs[instrument]
+	if i < len(d.items) {
+		return codeOf(d.items[i]).Code
+	}
+	return instrument + "-" + strconv.Itoa(i+1)
+}
+
+// clearanceItems are the clearance findings in form order, with their
+// project codes (linkIds).
+var clearanceItems = []struct {
+	code, text string
+	get        func(*Clearance) *bool
+}{
+	{"cardiovascular", "cardiovascular issues", func(c *Clearance) *bool { return c.Cardiovascular }},
+	{"psychotic-disorder", "psychotic disorder", func(c *Clearance) *bool { return c.PsychoticDisorder }},
+	{"bipolar-i", "bipolar I disorder (mania risk)", func(c *Clearance) *bool { return c.BipolarI }},
+	{"substance-misuse", "substance misuse", func(c *Clearance) *bool { return c.SubstanceMisuse }},
+	{"pregnancy", "pregnancy", func(c *Clearance) *bool { return c.Pregnancy }},
+	{"contraindicated-medications", "contraindicated medications", func(c *Clearance) *bool { return c.ContraindicatedMeds }},
+}
+
+var clearanceDecisions = map[string]string{"cleared": "cleared", "not_cleared": "not-cleared", "deferred": "deferred"}
+
+// screening -> QuestionnaireResponse for the clearance and per instrument,
+// an Observation per instrument result (category survey, derivedFrom the
+// response), a Flag per positive clearance item and safety signal.
+func (mp *mapping) screening(s *Screening) error {
+	cl, ok := mp.b.Client(s.Client)
+	if !ok {
+		return unresolved("screening.client", KindClient, s.Client)
+	}
+	mp.begin(KindScreening, s.Header, cl, false)
+	when, err := fhirDateTime("screening.date", s.Date)
+	if err != nil {
+		return err
+	}
+	if when == nil {
+		return invalid("screening.date", "missing")
+	}
+	subject := mp.patientRef(s.Client)
+	author := mp.practitionerRef(s.PerformedBy)
+	flag := func(suffix []string, category string, code *fhir.Value) {
+		mp.emit("Flag", suffix, nil, false,
+			mem("status", str("active")),
+			mem("category", arr(concept("", coding(category)))),
+			mem("code", code),
+			mem("subject", subject),
+			mem("period", obj(mem("start", when))),
+			mem("author", author))
+	}
+	qr := func(part string, items []*fhir.Value) string {
+		v := mp.emit("QuestionnaireResponse", []string{part}, []string{ProfileScreeningQR}, true,
+			mem("questionnaire", str(QuestionnaireURL(part))),
+			mem("status", str("completed")),
+			mem("subject", subject),
+			mem("authored", when),
+			mem("author", author),
+			mem("item", arr(items...)))
+		return v.GetString("id")
+	}
+
+	if c := s.Clearance; c != nil {
+		var items []*fhir.Value
+		var positives []int
+		for i, it := range clearanceItems {
+			b := it.get(c)
+			var ans *fhir.Value
+			if b == nil {
+				mp.warn("screening.clearance."+it.code, "not answered")
+			} else {
+				ans = arr(obj(mem("valueBoolean", boolean(*b))))
+				if *b {
+					positives = append(positives, i)
+				}
+			}
+			items = append(items, obj(mem("linkId", str(it.code)), mem("text", str(it.text)), mem("answer", ans)))
+		}
+		if len(c.Medications) > 0 {
+			var meds []*fhir.Value
+			for _, m := range c.Medications {
+				meds = append(meds, obj(mem("valueString", str(m))))
+			}
+			items = append(items, obj(mem("linkId", str("medications")), mem("text", str("contraindicated medications taken")), mem("answer", arr(meds...))))
+		}
+		dec, ok := clearanceDecisions[c.Decision]
+		if !ok {
+			return invalid("screening.clearance.decision", "%q is not cleared, not_cleared or deferred", c.Decision)
+		}
+		items = append(items, obj(mem("linkId", str("decision")), mem("text", str("clearance decision")),
+			mem("answer", arr(obj(mem("valueCoding", localCoding(CSClearanceOutcome, dec, "")))))))
+		qr("clearance", items)
+		for _, i := range positives {
+			it := clearanceItems[i]
+			flag([]string{"clearance", it.code}, "flag.clinical", concept("clearance finding: "+it.text, localCoding(CSClearanceItem, it.code, "")))
+		}
+	}
+
+	for n, ir := range s.Instruments {
+		def, ok := instrumentDefs[ir.Instrument]
+		if !ok {
+			return invalid(fmt.Sprintf("screening.instruments[%d].instrument", n), "%q is not one of phq9, gad7, pcl5, cssrs, auditc, dast10", ir.Instrument)
+		}
+		res, err := Score(ir)
+		if err != nil {
+			return invalid(fmt.Sprintf("screening.instruments[%d]", n), "%v", err)
+		}
+		var items []*fhir.Value
+		for i, score := range ir.Items {
+			var ans *fhir.Value
+			switch def.answers {
+			case "frequency":
+				if score < 0 || score > 3 {
+					return invalid(fmt.Sprintf("screening.instruments[%d].items[%d]", n, i), "%d is not 0-3", score)
+				}
+				ans = obj(mem("valueCoding", coding("answer."+strconv.Itoa(score))))
+			case "yesno":
+				yn := "no"
+				if score != 0 {
+					yn = "yes"
+				}
+				ans = obj(mem("valueCoding", coding(yn)))
+			default:
+				ans = obj(mem("valueInteger", integer(score)))
+			}
+			items = append(items, obj(mem("linkId", str(ItemLinkID(ir.Instrument, i))), mem("answer", arr(ans))))
+		}
+		if ir.Difficulty != nil {
+			items = append(items, obj(mem("linkId", str(codeOf("phq9.difficulty").Code)), mem("answer", arr(obj(mem("valueInteger", integer(*ir.Difficulty)))))))
+		}
+		qrID := qr(ir.Instrument, items)
+		var code, value *fhir.Value
+		if def.total != "" {
+			code = concept(def.title+" total score", coding(def.total))
+			value = integer(res.Total)
+		} else {
+			code = concept(def.title+" triage", coding("cssrs.triage"))
+			value = concept(res.Band, localCoding(CSSeverityBand, res.BandCode, ""))
+		}
+		valueKey := "valueInteger"
+		if def.total == "" {
+			valueKey = "valueCodeableConcept"
+		}
+		var interp *fhir.Value
+		if def.total != "" && res.BandCode != "" {
+			interp = arr(concept(res.Band, localCoding(CSSeverityBand, res.BandCode, "")))
+		}
+		mp.emit("Observation", []string{ir.Instrument, "total"}, nil, false,
+			mem("status", str("final")),
+			mem("category", arr(concept("", coding("category.survey")))),
+			mem("code", code),
+			mem("subject", subject),
+			mem("effectiveDateTime", when),
+			mem("performer", arr(author)),
+			mem(valueKey, value),
+			mem("interpretation", interp),
+			mem("derivedFrom", arr(ref("QuestionnaireResponse", qrID))))
+		// Safety signals (kap-domain.md section 2).
+		if ir.Instrument == "phq9" && res.SafetyFlag {
+			flag([]string{"phq9", "item9"}, "flag.safety", concept("PHQ-9 item 9 positive: thoughts of death or self-harm", coding("phq9.9"), coding("condition.suicidal_ideation")))
+		}
+		if ir.Instrument == "cssrs" && res.SafetyFlag {
+			flag([]string{"cssrs", "risk"}, "flag.safety", concept("C-SSRS screener: "+res.Band, coding("cssrs.triage"), localCoding(CSSeverityBand, res.BandCode, "")))
+		}
+	}
+	if s.Clearance == nil && len(s.Instruments) == 0 {
+		mp.warn("screening", "neither clearance nor instruments: nothing to map")
+	}
+	return nil
+}

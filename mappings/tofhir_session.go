@@ -1,0 +1,178 @@
+package mappings
+
+import (
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
+
+// routeConcept codes a dose route (SNOMED): a lozenge is sublingual,
+// Spravato nasal.
+func routeConcept(route string) *fhir.Value {
+	switch route {
+	case "iv":
+		return concept("intravenous", coding("route.iv"))
+	case "im":
+		return concept("intramuscular", coding("route.im"))
+	case "lozenge":
+		return concept("sublingual", coding("route.lozenge"))
+	case "spravato":
+		return concept("nasal", coding("route.spravato"))
+	}
+	return nil
+}
+
+// drugConcept codes the drug of a dose.
+func drugConcept(drug, route string) *fhir.Value {
+	switch drug {
+	case "esketamine":
+		return concept("esketamine", coding("drug.esketamine"))
+	case "ketamine":
+		return concept("ketamine", coding("drug.ketamine"))
+	}
+	return nil
+}
+
+// sessionCourse resolves a session's course and client.
+func (mp *mapping) sessionCourse(field string, s *Session) (*Course, *Client, error) {
+	c, ok := mp.b.Course(s.Course)
+	if !ok {
+		return nil, nil, unresolved(field, KindCourse, s.Course)
+	}
+	cl, ok := mp.b.Client(c.Client)
+	if !ok {
+		return nil, nil, unresolved("course.client", KindClient, c.Client)
+	}
+	return c, cl, nil
+}
+
+// encounterRef is the Encounter of a session, nil unless it was held
+// (only held sessions become Encounters).
+func (mp *mapping) encounterRef(s *Session) *fhir.Value {
+	if s == nil || s.Status != "held" {
+		return nil
+	}
+	return ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter"))
+}
+
+// session -> Encounter (held sessions) + MedicationAdministration (a dose).
+// Planned, cancelled and no-show sessions are CarePlan activities of the
+// course only, so they map to nothing here.
+//
+// The Encounter does not point at the course: R4 Encounter.basedOn takes
+// only a ServiceRequest and episodeOfCare an EpisodeOfCare, neither of
+// which the gateway makes; the CarePlan activity's outcomeReference points
+// at the Encounter instead, which base R4 allows.
+func (mp *mapping) session(s *Session) error {
+	c, cl, err := mp.sessionCourse("session.course", s)
+	if err != nil {
+		return err
+	}
+	mp.begin(KindSession, s.Header, cl, false)
+	if !validSessionType(s.Type) {
+		return invalid("session.type", "%q is not one of %v", s.Type, sessionTypes)
+	}
+	if _, ok := activityStatus[s.Status]; !ok {
+		return invalid("session.status", "%q is not planned, held, cancelled or no_show", s.Status)
+	}
+	for _, f := range []struct{ name, v string }{{"planned_start", s.PlannedStart}, {"planned_end", s.PlannedEnd}, {"actual_start", s.ActualStart}, {"actual_end", s.ActualEnd}} {
+		if f.v != "" && !isRFC3339(f.v) {
+			return invalid("session."+f.name, "%q is not RFC 3339", f.v)
+		}
+	}
+	if s.Status != "held" {
+		if s.Dose != nil {
+			mp.warn("session.dose", "a %s session gave no dose: the dose is not mapped", s.Status)
+		}
+		return nil
+	}
+	start, end := s.ActualStart, s.ActualEnd
+	if start == "" {
+		start, end = s.PlannedStart, s.PlannedEnd
+		mp.warn("session.actual_start", "missing for a held session: the planned times stand in")
+	}
+	var parts []*fhir.Value
+	for _, p := range s.Practitioners {
+		parts = append(parts, obj(mem("individual", mp.practitionerRef(p))))
+	}
+	var reasons []*fhir.Value
+	for _, ind := range c.Indications {
+		reasons = append(reasons, ref("Condition", ResourceID(mp.m.Practice, KindCourse, c.ID, "Condition", ind)))
+	}
+	var length *fhir.Value
+	if s.Dose != nil && s.Dose.MonitoredMin > 0 {
+		// The REMS form asks for the monitored minutes; Encounter.length
+		// is the time the client was in the session.
+		length = ucum(float64(s.Dose.MonitoredMin), "ucum.min")
+	}
+	enc := mp.emit("Encounter", nil, nil, false,
+		mem("status", str("finished")),
+		mem("class", coding("encounter.AMB")),
+		mem("type", arr(sessionTypeCode(s.Type))),
+		mem("subject", mp.patientRef(c.Client)),
+		mem("participant", arr(parts...)),
+		mem("period", period(start, end)),
+		mem("length", length),
+		mem("reasonReference", arr(reasons...)))
+	if s.Dose == nil {
+		if s.Type == "dosing" {
+			mp.warn("session.dose", "a held dosing session without a dose: no MedicationAdministration")
+		}
+		return nil
+	}
+	if s.Type != "dosing" && s.Type != "maintenance" {
+		mp.warn("session.dose", "a dose in a %s session is mapped as given", s.Type)
+	}
+	d := s.Dose
+	med := drugConcept(d.Drug, d.Route)
+	if med == nil {
+		return invalid("session.dose.drug", "%q is not ketamine or esketamine", d.Drug)
+	}
+	route := routeConcept(d.Route)
+	if route == nil {
+		return invalid("session.dose.route", "%q is not iv, im, lozenge or spravato", d.Route)
+	}
+	if end == "" {
+		mp.warn("session.actual_end", "missing: the administration has a start only")
+	}
+	var medication fhir.Member
+	var contained *fhir.Value
+	if d.Lot != "" {
+		// R4 MedicationAdministration has no lot: the medication is a
+		// contained Medication whose batch carries it (the REMS form
+		// asks for the lot).
+		contained = arr(obj(
+			mem("resourceType", str("Medication")),
+			mem("id", str("med")),
+			mem("code", med),
+			mem("batch", obj(mem("lotNumber", str(d.Lot))))))
+		medication = mem("medicationReference", obj(mem("reference", str("#med"))))
+	} else {
+		medication = mem("medicationCodeableConcept", med)
+	}
+	var perf *fhir.Value
+	if d.AdministeredBy != "" {
+		perf = arr(obj(mem("actor", mp.practitionerRef(d.AdministeredBy))))
+	}
+	var ext *fhir.Value
+	if d.MgPerKg != nil {
+		ext = arr(extension(ExtDosePerKg, mem("valueQuantity", ucum(*d.MgPerKg, "ucum.mg/kg"))))
+	}
+	effective := mem("effectivePeriod", period(start, end))
+	mp.emit("MedicationAdministration", []string{"dose"}, nil, false,
+		mem("contained", contained),
+		mem("status", str("completed")),
+		medication,
+		mem("subject", mp.patientRef(c.Client)),
+		mem("context", ref("Encounter", enc.GetString("id"))),
+		effective,
+		mem("performer", perf),
+		mem("reasonReference", arr(reasons...)),
+		mem("dosage", obj(
+			mem("extension", ext),
+			mem("route", route),
+			mem("dose", ucum(d.Mg, "ucum.mg")))))
+	return nil
+}

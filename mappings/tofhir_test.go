@@ -1,0 +1,288 @@
+package mappings
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/mappings")
+
+// testNow is the fixed clock of the golden files.
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func testMapper() *Mapper {
+	return &Mapper{Practice: "acme-kap", Now: func() time.Time { return testNow }}
+}
+
+// memBook is a Lookup over records held in maps.
+type memBook struct {
+	clients       map[string]*Client
+	practitioners map[string]*Practitioner
+	courses       map[string]*Course
+	sessions      map[string]*Session
+	records       []Record
+}
+
+func newMemBook() *memBook {
+	return &memBook{clients: map[string]*Client{}, practitioners: map[string]*Practitioner{}, courses: map[string]*Course{}, sessions: map[string]*Session{}}
+}
+
+func (b *memBook) add(r Record) {
+	switch r := r.(type) {
+	case *Client:
+		b.clients[r.ID] = r
+	case *Practitioner:
+		b.practitioners[r.ID] = r
+	case *Course:
+		b.courses[r.ID] = r
+	case *Session:
+		b.sessions[r.ID] = r
+	}
+	b.records = append(b.records, r)
+}
+
+func (b *memBook) Client(id string) (*Client, bool)             { r, ok := b.clients[id]; return r, ok }
+func (b *memBook) Practitioner(id string) (*Practitioner, bool) { r, ok := b.practitioners[id]; return r, ok }
+func (b *memBook) Course(id string) (*Course, bool)             { r, ok := b.courses[id]; return r, ok }
+func (b *memBook) Session(id string) (*Session, bool)           { r, ok := b.sessions[id]; return r, ok }
+func (b *memBook) SessionsOf(course string) []*Session {
+	var out []*Session
+	for _, s := range b.sessions {
+		if s.Course == course {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// loadCourse decodes a full-course NDJSON file of testdata/records.
+func loadCourse(t testing.TB, name string) *memBook {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "records", name+".ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newMemBook()
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		r, err := Decode(line)
+		if err != nil {
+			t.Fatalf("%s line %d: %v", name, n, err)
+		}
+		b.add(r)
+	}
+	return b
+}
+
+var fullCourses = []string{"course-iv", "course-im", "course-lozenge", "course-spravato"}
+
+// goldenRecord is what one golden file holds: a record's resources and
+// warnings.
+type goldenRecord struct {
+	Resources []json.RawMessage `json:"resources"`
+	Warnings  []Warning         `json:"warnings,omitempty"`
+}
+
+// TestGoldenCourses maps every record of each full course and compares
+// the result, as decoded JSON, with testdata/mappings/<course>/<kind>-<id>.json.
+func TestGoldenCourses(t *testing.T) {
+	for _, name := range fullCourses {
+		t.Run(name, func(t *testing.T) {
+			b := loadCourse(t, name)
+			m := testMapper()
+			dir := filepath.Join("..", "testdata", "mappings", name)
+			if *update {
+				os.RemoveAll(dir)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]bool{}
+			for _, r := range b.records {
+				h := r.RecordHeader()
+				res, warns, err := m.ToFHIR(b, r)
+				if err != nil {
+					t.Fatalf("%s %s: %v", h.Kind, h.ID, err)
+				}
+				g := goldenRecord{Warnings: warns}
+				for _, v := range res {
+					g.Resources = append(g.Resources, json.RawMessage(v.Encode()))
+				}
+				got, err := json.MarshalIndent(g, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				file := filepath.Join(dir, string(h.Kind)+"-"+h.ID+".json")
+				seen[filepath.Base(file)] = true
+				if *update {
+					if err := os.WriteFile(file, append(got, '\n'), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatalf("%v (run go test -update to create it)", err)
+				}
+				var gv, wv any
+				if err := json.Unmarshal(got, &gv); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(want, &wv); err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				if !reflect.DeepEqual(gv, wv) {
+					t.Errorf("%s differs from the mapping (run go test -update and review the diff):\n%s", file, got)
+				}
+			}
+			if !*update {
+				files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+				for _, f := range files {
+					if !seen[filepath.Base(f)] {
+						t.Errorf("%s: golden file of no record", f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// mapAll maps every record of a book, failing the test on an error.
+func mapAll(t testing.TB, m *Mapper, b *memBook) []*fhir.Value {
+	t.Helper()
+	var all []*fhir.Value
+	for _, r := range b.records {
+		res, _, err := m.ToFHIR(b, r)
+		if err != nil {
+			h := r.RecordHeader()
+			t.Fatalf("%s %s: %v", h.Kind, h.ID, err)
+		}
+		all = append(all, res...)
+	}
+	return all
+}
+
+// TestCoursesValidate: every resource of the full courses passes the base
+// R4 validation, references resolve within the course, ids are unique.
+func TestCoursesValidate(t *testing.T) {
+	for _, name := range fullCourses {
+		t.Run(name, func(t *testing.T) {
+			b := loadCourse(t, name)
+			all := mapAll(t, testMapper(), b)
+			if len(all) < 60 {
+				t.Errorf("only %d resources for a full course", len(all))
+			}
+			ids := map[string]bool{}
+			for _, v := range all {
+				key := v.GetString("resourceType") + "/" + v.GetString("id")
+				if ids[key] {
+					t.Errorf("%s made twice", key)
+				}
+				ids[key] = true
+				if _, _, err := fhir.ParseResource(v.Encode()); err != nil {
+					t.Errorf("%s: %v", key, err)
+				}
+				if !hasLabel(v, SysActCode, "PSY") && !hasLabel(v, SysActCode, "PSYTHPN") {
+					t.Errorf("%s: no PSY or PSYTHPN label", key)
+				}
+			}
+			// Every literal reference to a made resource type points at a
+			// resource the course made (except Practitioners, Patients:
+			// made too, so all of them).
+			for _, v := range all {
+				walkRefs(v, func(r string) {
+					if strings.HasPrefix(r, "#") {
+						return
+					}
+					if !ids[r] {
+						t.Errorf("%s/%s refers to %s, which the course did not make", v.GetString("resourceType"), v.GetString("id"), r)
+					}
+				})
+			}
+		})
+	}
+}
+
+func walkRefs(v *fhir.Value, f func(string)) {
+	switch v.Kind {
+	case fhir.KindObject:
+		for _, m := range v.Members {
+			if m.Key == "reference" && m.Value.Kind == fhir.KindString {
+				f(m.Value.Str)
+				continue
+			}
+			walkRefs(m.Value, f)
+		}
+	case fhir.KindArray:
+		for _, e := range v.Array {
+			walkRefs(e, f)
+		}
+	}
+}
+
+// TestDeterministic: mapping the same record twice gives the same bytes,
+// whatever order the book's sessions come in.
+func TestDeterministic(t *testing.T) {
+	b := loadCourse(t, "course-spravato")
+	m := testMapper()
+	for _, r := range b.records {
+		a, _, err := m.ToFHIR(b, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, _ := m.ToFHIR(b, r)
+		if fmt.Sprint(encodeAll(a)) != fmt.Sprint(encodeAll(c)) {
+			t.Errorf("%v: two mappings differ", r.RecordHeader())
+		}
+	}
+}
+
+func encodeAll(vs []*fhir.Value) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v.Encode())
+	}
+	return out
+}
+
+func TestResourceID(t *testing.T) {
+	a := ResourceID("acme", KindClient, "c1")
+	if a != ResourceID("acme", KindClient, "c1") {
+		t.Fatal("not deterministic")
+	}
+	for _, o := range []string{ResourceID("acme2", KindClient, "c1"), ResourceID("acme", KindCourse, "c1"), ResourceID("acme", KindClient, "c1", "x"), ResourceID("acm", KindClient, "ec1")} {
+		if o == a {
+			t.Errorf("collision %s", o)
+		}
+	}
+	if len(a) != 36 || a[14] != '5' {
+		t.Errorf("%s is not a v5 UUID", a)
+	}
+}
+
+func TestCodesTable(t *testing.T) {
+	for _, c := range Codes {
+		if c.System == "" || c.Code == "" || c.Status == "" {
+			t.Errorf("incomplete code %+v", c)
+		}
+		if strings.HasPrefix(c.System, CanonicalBase) != (c.Status == Local) {
+			t.Errorf("%s: local status iff a project system", c.Concept)
+		}
+	}
+}
