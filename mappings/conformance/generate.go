@@ -1,0 +1,6 @@
+package conformance
+
+// The artifacts are generated from the tables in internal/profilegen, the
+// hand-written differentials in differential/ and the R4 core package, and
+// committed; builds never read the shared folder.
+//go:generate go run ../internal/profilegen -core ../../../shared/fhir-r4/core -differential differential -out artifacts

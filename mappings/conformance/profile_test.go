@@ -1,0 +1,87 @@
+package conformance_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/mappings/conformance"
+)
+
+const (
+	security = `"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"},{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]`
+	ident    = `"identifier":[{"system":"http://kapbridge.org/fhir/NamingSystem/practice/p1/course","value":"c1"}]`
+
+	validCarePlan = `{"resourceType":"CarePlan","meta":{"profile":["` + conformance.ProfileCarePlan + `"],` + security + `},` + ident + `,
+		"status":"active","intent":"plan",
+		"category":[{"coding":[{"system":"http://hl7.org/fhir/us/core/CodeSystem/careplan-category","code":"assess-plan"}]},{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-careplan-category","code":"kap-course"}]}],
+		"subject":{"reference":"Patient/p1"},
+		"activity":[{"detail":{"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"consultation"}]},"status":"completed"}},
+			{"detail":{"code":{"coding":[{"system":"http://snomed.info/sct","code":"75516001"},{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"dosing"}]},"status":"scheduled"}}]}`
+
+	validObservation = `{"resourceType":"Observation","meta":{"profile":["` + conformance.ProfileSessionObservation + `"],` + security + `},` + ident + `,
+		"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"exam"}]}],
+		"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-observation","code":"dissociation-rating"}]},
+		"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-05T10:40:00Z","valueInteger":4}`
+
+	validResponse = `{"resourceType":"QuestionnaireResponse","meta":{"profile":["` + conformance.ProfileScreeningResponse + `"],` + security + `},
+		"identifier":{"system":"http://kapbridge.org/fhir/NamingSystem/practice/p1/screening","value":"s1"},
+		"questionnaire":"` + conformance.QuestionnairePHQ9 + `","status":"completed","subject":{"reference":"Patient/p1"},"authored":"2026-01-02",
+		"item":[{"linkId":"44250-9","answer":[{"valueCoding":{"system":"http://loinc.org","code":"LA6569-3"}}]}]}`
+)
+
+func validate(t *testing.T, body string) []fhir.Issue {
+	t.Helper()
+	if err := conformance.Register(); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := fhir.ParseResource([]byte(body))
+	if err != nil {
+		t.Fatalf("base validation: %v\n%s", err, body)
+	}
+	return fhir.ValidateWithProfiles(v)
+}
+
+// The real profiles, generated snapshots and all: a resource as the
+// mappings write it passes; each way of breaking a rule is reported at
+// the element, with the issue code for what is wrong.
+func TestProfiles(t *testing.T) {
+	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse} {
+		if issues := validate(t, body); len(issues) > 0 {
+			t.Errorf("%s: %v", name, issues)
+		}
+	}
+	tests := []struct {
+		name, body, from, to string
+		code                 fhir.IssueType
+		expr                 string
+	}{
+		{"careplan without security", validCarePlan, security, `"source":"x"`, fhir.IssueRequired, "CarePlan.meta.security"},
+		{"careplan without identifier", validCarePlan, ident + ",", "", fhir.IssueRequired, "CarePlan.identifier"},
+		{"careplan intent fixed", validCarePlan, `"intent":"plan"`, `"intent":"order"`, fhir.IssueValue, "CarePlan.intent"},
+		{"careplan session type not in value set", validCarePlan, `"code":"dosing"`, `"code":"party"`, fhir.IssueCodeInvalid, "CarePlan.activity[1].detail.code"},
+		{"careplan session type missing", validCarePlan, `"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"consultation"}]},`, "", fhir.IssueRequired, "CarePlan.activity[0].detail.code"},
+		{"careplan subject a group", validCarePlan, `"Patient/p1"`, `"Group/g1"`, fhir.IssueInvalid, "CarePlan.subject"},
+		{"observation without effective", validObservation, `"effectiveDateTime":"2026-01-05T10:40:00Z",`, "", fhir.IssueRequired, "Observation.effective[x]"},
+		{"observation effective instant", validObservation, `"effectiveDateTime":"2026-01-05T10:40:00Z"`, `"effectiveInstant":"2026-01-05T10:40:00Z"`, fhir.IssueStructure, "Observation.effectiveInstant"},
+		{"observation without subject", validObservation, `"subject":{"reference":"Patient/p1"},`, "", fhir.IssueRequired, "Observation.subject"},
+		{"observation without category", validObservation, `"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"exam"}]}],`, "", fhir.IssueRequired, "Observation.category"},
+		{"response in progress", validResponse, `"status":"completed"`, `"status":"in-progress"`, fhir.IssueCodeInvalid, "QuestionnaireResponse.status"},
+		{"response without authored", validResponse, `,"authored":"2026-01-02"`, "", fhir.IssueRequired, "QuestionnaireResponse.authored"},
+		{"response without questionnaire", validResponse, `"questionnaire":"` + conformance.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(tc.body, tc.from) {
+				t.Fatalf("test body lacks %s", tc.from)
+			}
+			issues := validate(t, strings.Replace(tc.body, tc.from, tc.to, 1))
+			for _, is := range issues {
+				if is.Code == tc.code && len(is.Expression) == 1 && is.Expression[0] == tc.expr && is.Severity == fhir.SeverityError {
+					return
+				}
+			}
+			t.Errorf("want a %s error at %s; got %v", tc.code, tc.expr, issues)
+		})
+	}
+}

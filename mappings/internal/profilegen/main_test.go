@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The committed artifacts are what the generator makes now: a changed
+// table, differential or generator that was not regenerated fails here.
+// It needs the R4 core package, which builds never read, so it skips
+// without it.
+func TestArtifactsUpToDate(t *testing.T) {
+	core := "../../../../shared/fhir-r4/core"
+	if _, err := os.Stat(filepath.Join(core, "StructureDefinition-CarePlan.json")); err != nil {
+		t.Skipf("R4 core package not at %s: %v", core, err)
+	}
+	out := t.TempDir()
+	if err := run(core, "../../conformance/differential", out); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Glob("../../conformance/artifacts/*.json")
+	got, _ := filepath.Glob(filepath.Join(out, "*.json"))
+	if len(got) != len(want) {
+		t.Errorf("generated %d artifacts, %d committed: run go generate ./mappings/conformance", len(got), len(want))
+	}
+	for _, w := range want {
+		a, _ := os.ReadFile(w)
+		b, err := os.ReadFile(filepath.Join(out, filepath.Base(w)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s is stale: run go generate ./mappings/conformance", filepath.Base(w))
+		}
+	}
+}
+
+// A differential that loosens its base, slices, or names no element is
+// refused.
+func TestSnapshotRefuses(t *testing.T) {
+	core := "../../../../shared/fhir-r4/core"
+	if _, err := os.Stat(filepath.Join(core, "StructureDefinition-CarePlan.json")); err != nil {
+		t.Skipf("R4 core package not at %s: %v", core, err)
+	}
+	for name, elem := range map[string]string{
+		"min below base": `{"id":"CarePlan.status","path":"CarePlan.status","min":0}`,
+		"max above base": `{"id":"CarePlan.subject","path":"CarePlan.subject","max":"*"}`,
+		"slice":          `{"id":"CarePlan.category:kap","path":"CarePlan.category","sliceName":"kap"}`,
+		"no element":     `{"id":"CarePlan.nothing","path":"CarePlan.nothing"}`,
+		"no such child":  `{"id":"CarePlan.meta.nothing","path":"CarePlan.meta.nothing"}`,
+	} {
+		dir := t.TempDir()
+		src := `{"id":"x","name":"X","status":"draft","type":"CarePlan","differential":{"element":[` + elem + `]}}`
+		if err := os.WriteFile(filepath.Join(dir, "x.json"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(core, dir, t.TempDir()); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,19 @@
+package main
+
+// The canonical URLs, as mappings/canonical.go defines them. They are
+// repeated here rather than imported so the generator builds while the
+// mappings package is being changed; package conformance's tests check
+// that every artifact URL equals the mappings constant.
+const (
+	canonicalBase      = "http://kapbridge.org/fhir"
+	csSessionType      = canonicalBase + "/CodeSystem/kap-session-type"
+	csClearanceOutcome = canonicalBase + "/CodeSystem/kap-clearance-outcome"
+	csClearanceItem    = canonicalBase + "/CodeSystem/kap-clearance-item"
+	csRedFlag          = canonicalBase + "/CodeSystem/kap-red-flag"
+	csSideEffect       = canonicalBase + "/CodeSystem/kap-side-effect"
+	csInstrument       = canonicalBase + "/CodeSystem/kap-instrument"
+	csCondition        = canonicalBase + "/CodeSystem/kap-condition"
+	csObservation      = canonicalBase + "/CodeSystem/kap-observation"
+	csCarePlanCategory = canonicalBase + "/CodeSystem/kap-careplan-category"
+	csTag              = canonicalBase + "/CodeSystem/kap-tag"
+)
