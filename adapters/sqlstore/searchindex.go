@@ -113,6 +113,11 @@ func indexRows(entries []fhir.IndexEntry) [numTables][][]any {
 	var key strings.Builder
 	for i := range entries {
 		e := &entries[i]
+		if e.Param == "_id" || e.Param == "_lastUpdated" {
+			// Answered from search_res's own columns (see clause); rows for
+			// them would be written on every version and never read.
+			continue
+		}
 		t, ok := tableOf(e.Type)
 		if !ok {
 			continue

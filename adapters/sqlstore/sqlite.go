@@ -98,7 +98,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (fhir.Store, e
 	s := &sqliteStore{opts: o, queue: make(chan *writeReq, 4*o.maxBatch), writerDone: make(chan struct{})}
 
 	s.wdb, err = sql.Open("sqlite", sqliteURI(file, userQuery,
-		"busy_timeout("+sqliteBusyTimeoutMS+")", "journal_mode(WAL)", "synchronous(FULL)", "cache_size(-65536)"))
+		"busy_timeout("+sqliteBusyTimeoutMS+")", "journal_mode(WAL)", "synchronous(FULL)", "cache_size(-65536)", "temp_store(MEMORY)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", file, err)
 	}
