@@ -1,0 +1,239 @@
+package fhir_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// A hand-written profile whose snapshot exercises every kind of rule
+// profile validation checks, and the terminology and profiles it refers
+// to. Only the elements the tests need are in the snapshot: the validator
+// checks what a snapshot says and nothing it leaves out.
+const (
+	testBase    = "http://example.org/fhir/"
+	testObsURL  = testBase + "StructureDefinition/test-obs"
+	testCodesVS = testBase + "ValueSet/test-codes"
+
+	testObsSD = `{"resourceType":"StructureDefinition","url":"` + testObsURL + `","name":"TestObs","status":"draft",
+	"kind":"resource","abstract":false,"type":"Observation","derivation":"constraint",
+	"baseDefinition":"http://hl7.org/fhir/StructureDefinition/Observation","snapshot":{"element":[
+	{"id":"Observation","path":"Observation","min":0,"max":"*"},
+	{"id":"Observation.status","path":"Observation.status","min":1,"max":"1","type":[{"code":"code"}],"fixedCode":"final"},
+	{"id":"Observation.category","path":"Observation.category","min":1,"max":"2","type":[{"code":"CodeableConcept"}],
+	 "patternCodeableConcept":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}},
+	{"id":"Observation.category:sliced","path":"Observation.category","sliceName":"sliced","min":5,"max":"5"},
+	{"id":"Observation.code","path":"Observation.code","min":1,"max":"1","type":[{"code":"CodeableConcept"}],
+	 "binding":{"strength":"required","valueSet":"` + testCodesVS + `|1.0"}},
+	{"id":"Observation.subject","path":"Observation.subject","min":1,"max":"1","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Patient"]}]},
+	{"id":"Observation.effective[x]","path":"Observation.effective[x]","min":1,"max":"1","type":[{"code":"dateTime"},{"code":"Period"}]},
+	{"id":"Observation.performer","path":"Observation.performer","min":0,"max":"*","type":[{"code":"Reference","targetProfile":["` + testBase + `StructureDefinition/test-practitioner"]}]},
+	{"id":"Observation.hasMember","path":"Observation.hasMember","min":0,"max":"1","type":[{"code":"Reference"}]},
+	{"id":"Observation.component","path":"Observation.component","min":0,"max":"*"},
+	{"id":"Observation.component.code","path":"Observation.component.code","min":1,"max":"1","type":[{"code":"CodeableConcept"}],
+	 "binding":{"strength":"required","valueSet":"` + testCodesVS + `"}},
+	{"id":"Observation.component.code.coding","path":"Observation.component.code.coding","min":1,"max":"*","type":[{"code":"Coding"}]},
+	{"id":"Observation.component.value[x]","path":"Observation.component.value[x]","min":1,"max":"1",
+	 "type":[{"code":"Quantity","profile":["` + testBase + `StructureDefinition/test-quantity"]},{"code":"string"}]},
+	{"id":"Observation.component.interpretation","path":"Observation.component.interpretation","min":0,"max":"0"},
+	{"id":"Observation.component.dataAbsentReason","path":"Observation.component.dataAbsentReason","min":0,"max":"1",
+	 "type":[{"code":"CodeableConcept"}],"binding":{"strength":"required","valueSet":"` + testBase + `ValueSet/not-registered"}}
+	]}}`
+
+	testQuantitySD = `{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-quantity","name":"TestQuantity","status":"draft",
+	"kind":"complex-type","abstract":false,"type":"Quantity","derivation":"constraint","snapshot":{"element":[
+	{"id":"Quantity","path":"Quantity","min":0,"max":"*"},
+	{"id":"Quantity.system","path":"Quantity.system","min":1,"max":"1","fixedUri":"http://unitsofmeasure.org"},
+	{"id":"Quantity.code","path":"Quantity.code","min":1,"max":"1"}]}}`
+
+	testPractitionerSD = `{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-practitioner","name":"TestPractitioner","status":"draft",
+	"kind":"resource","abstract":false,"type":"Practitioner","derivation":"constraint","snapshot":{"element":[
+	{"id":"Practitioner","path":"Practitioner","min":0,"max":"*"}]}}`
+
+	testCS = `{"resourceType":"CodeSystem","url":"` + testBase + `CodeSystem/test","status":"draft","content":"complete",
+	"concept":[{"code":"a","concept":[{"code":"a1"}]},{"code":"b"},{"code":"retired"}]}`
+	testVS = `{"resourceType":"ValueSet","url":"` + testCodesVS + `","status":"draft","compose":{
+	"include":[{"system":"` + testBase + `CodeSystem/test"},{"system":"http://loinc.org","concept":[{"code":"8867-4"}]}],
+	"exclude":[{"system":"` + testBase + `CodeSystem/test","concept":[{"code":"retired"}]}]}}`
+
+	testValidObs = `{"resourceType":"Observation","meta":{"profile":["` + testObsURL + `|1.0"]},"status":"final",
+	"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs","display":"Vital Signs"}],"text":"vitals"}],
+	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+	"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-05T10:00:00Z",
+	"performer":[{"reference":"Practitioner/x"},{"reference":"#pr"}],
+	"component":[{"code":{"coding":[{"system":"` + testBase + `CodeSystem/test","code":"a1"}]},"valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+	 {"code":{"coding":[{"system":"x","code":"y"},{"system":"` + testBase + `CodeSystem/test","code":"b"}]},"valueString":"ok"}],
+	"contained":[{"resourceType":"Practitioner","id":"pr"}]}`
+)
+
+func registerTestProfiles(t testing.TB) {
+	t.Helper()
+	if err := fhir.RegisterConformance([]byte(testCS), []byte(testVS), []byte(testQuantitySD), []byte(testPractitionerSD)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fhir.RegisterProfiles([]byte(testObsSD)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func profileIssues(t testing.TB, body string) []fhir.Issue {
+	t.Helper()
+	v, _, err := fhir.ParseResource([]byte(body))
+	if err != nil {
+		t.Fatalf("base validation: %v\n%s", err, body)
+	}
+	return fhir.ValidateWithProfiles(v)
+}
+
+func TestValidateWithProfilesAccepts(t *testing.T) {
+	registerTestProfiles(t)
+	accept := map[string]string{
+		"valid":                       testValidObs,
+		"effective as a Period":       strings.Replace(testValidObs, `"effectiveDateTime":"2026-01-05T10:00:00Z"`, `"effectivePeriod":{"start":"2026-01-05"}`, 1),
+		"status only as an extension": strings.Replace(testValidObs, `"status":"final",`, `"status":"final","_status":{"id":"s"},`, 1),
+		"unregistered binding":        strings.Replace(testValidObs, `"valueString":"ok"}`, `"valueString":"ok","dataAbsentReason":{"text":"whatever"}}`, 1),
+		"second category":             strings.Replace(testValidObs, `"text":"vitals"}]`, `"text":"vitals"},{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}]`, 1),
+		"reference type unknown":      strings.Replace(testValidObs, `"Patient/p1"`, `"urn:uuid:0b5e6e1c-1c1c-4c1c-8c1c-1c1c1c1c1c1c"`, 1),
+	}
+	for name, body := range accept {
+		if issues := profileIssues(t, body); len(issues) > 0 {
+			t.Errorf("%s: %v", name, issues)
+		}
+	}
+}
+
+func TestValidateWithProfilesRefuses(t *testing.T) {
+	registerTestProfiles(t)
+	tests := []struct {
+		name, from, to string
+		code           fhir.IssueType
+		expr           string
+	}{
+		{"fixed code", `"status":"final"`, `"status":"preliminary"`, fhir.IssueValue, "Observation.status"},
+		{"pattern", `"code":"vital-signs","display":"Vital Signs"`, `"code":"exam"`, fhir.IssueValue, "Observation.category[0]"},
+		{"too many categories", `"text":"vitals"}]`, `"text":"vitals"},{"text":"b"},{"text":"c"}]`, fhir.IssueStructure, "Observation.category"},
+		{"binding: code not in value set", `"code":"8867-4"`, `"code":"8480-6"`, fhir.IssueCodeInvalid, "Observation.code"},
+		{"binding: excluded code", `"code":"a1"`, `"code":"retired"`, fhir.IssueCodeInvalid, "Observation.component[0].code"},
+		{"binding: text only", `"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]}`, `"code":{"text":"heart rate"}`, fhir.IssueCodeInvalid, "Observation.code"},
+		{"missing subject", `"subject":{"reference":"Patient/p1"},`, ``, fhir.IssueRequired, "Observation.subject"},
+		{"reference target", `"Patient/p1"`, `"Group/g1"`, fhir.IssueInvalid, "Observation.subject"},
+		{"reference target by type", `"subject":{"reference":"Patient/p1"}`, `"subject":{"type":"Device","identifier":{"value":"d"}}`, fhir.IssueInvalid, "Observation.subject"},
+		{"target of a registered profile", `{"reference":"Practitioner/x"}`, `{"reference":"Organization/o"}`, fhir.IssueInvalid, "Observation.performer[0]"},
+		{"contained target", `"resourceType":"Practitioner","id":"pr"`, `"resourceType":"Organization","id":"pr"`, fhir.IssueInvalid, "Observation.performer[1]"},
+		{"missing choice", `"effectiveDateTime":"2026-01-05T10:00:00Z",`, ``, fhir.IssueRequired, "Observation.effective[x]"},
+		{"choice type not allowed", `"effectiveDateTime"`, `"effectiveInstant"`, fhir.IssueStructure, "Observation.effectiveInstant"},
+		{"max 1", `"component":[`, `"hasMember":[{"reference":"Observation/a"},{"reference":"Observation/b"}],"component":[`, fhir.IssueStructure, "Observation.hasMember"},
+		{"max 0 nested", `"valueString":"ok"}`, `"valueString":"ok","interpretation":[{"text":"H"}]}`, fhir.IssueStructure, "Observation.component[1].interpretation"},
+		{"nested min", `{"system":"x","code":"y"},`, ``, fhir.IssueRequired, ""}, // placeholder replaced below
+		{"nested required choice", `,"valueString":"ok"`, ``, fhir.IssueRequired, "Observation.component[1].value[x]"},
+		{"type profile", `"system":"http://unitsofmeasure.org",`, ``, fhir.IssueRequired, "Observation.component[0].valueQuantity.system"},
+		{"type profile fixed", `"system":"http://unitsofmeasure.org",`, `"system":"http://example.org/units",`, fhir.IssueValue, "Observation.component[0].valueQuantity.system"},
+	}
+	tests[15] = struct {
+		name, from, to string
+		code           fhir.IssueType
+		expr           string
+	}{"nested min", `"code":{"coding":[{"system":"x","code":"y"},{"system":"` + testBase + `CodeSystem/test","code":"b"}]},`, `"code":{"text":"t"},`, fhir.IssueRequired, "Observation.component[1].code.coding"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(testValidObs, tc.from) {
+				t.Fatalf("test body lacks %s", tc.from)
+			}
+			issues := profileIssues(t, strings.Replace(testValidObs, tc.from, tc.to, 1))
+			for _, is := range issues {
+				if is.Code == tc.code && len(is.Expression) == 1 && is.Expression[0] == tc.expr && is.Severity == fhir.SeverityError {
+					return
+				}
+			}
+			t.Errorf("want a %s error at %s; got %v", tc.code, tc.expr, issues)
+		})
+	}
+}
+
+func TestValidateWithProfilesUnknown(t *testing.T) {
+	registerTestProfiles(t)
+	body := `{"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/Observation","http://example.org/unknown"]},"status":"final","code":{"text":"x"}}`
+	issues := profileIssues(t, body)
+	if len(issues) != 1 || issues[0].Severity != fhir.SeverityWarning || fhir.HasErrors(issues) {
+		t.Fatalf("want one warning for the unknown profile, got %v", issues)
+	}
+	if !strings.Contains(issues[0].Diagnostics, "http://example.org/unknown") {
+		t.Errorf("diagnostics %q", issues[0].Diagnostics)
+	}
+	if !fhir.IsProfileRegistered(testObsURL + "|2") {
+		t.Error("IsProfileRegistered ignores the version")
+	}
+}
+
+func TestValidateProfile(t *testing.T) {
+	registerTestProfiles(t)
+	sd, _, err := fhir.ParseResource([]byte(testObsSD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient, _, _ := fhir.ParseResource([]byte(`{"resourceType":"Patient"}`))
+	if issues := fhir.ValidateProfile(patient, sd); len(issues) != 1 || issues[0].Code != fhir.IssueInvalid {
+		t.Errorf("a Patient against an Observation profile: %v", issues)
+	}
+	noSnap, _, _ := fhir.ParseResource([]byte(`{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient"}`))
+	if issues := fhir.ValidateProfile(patient, noSnap); !fhir.HasErrors(issues) {
+		t.Errorf("a profile without a snapshot: %v", issues)
+	}
+	obs, _, _ := fhir.ParseResource([]byte(strings.Replace(testValidObs, `"status":"final"`, `"status":"amended"`, 1)))
+	if issues := fhir.ValidateProfile(obs, sd); len(issues) != 1 {
+		t.Errorf("unregistered use: %v", issues)
+	}
+	pe := fhir.ProfileError(fhir.ValidateProfile(obs, sd))
+	if fhir.StatusOf(pe) != 422 || pe.Issues[0].Code != fhir.IssueValue {
+		t.Errorf("ProfileError: %d %v", fhir.StatusOf(pe), pe)
+	}
+}
+
+func TestRegisterRefuses(t *testing.T) {
+	for name, body := range map[string]string{
+		"not JSON":      `{`,
+		"no url":        `{"resourceType":"ValueSet","status":"draft"}`,
+		"no snapshot":   `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient"}`,
+		"wrong root":    `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Observation","path":"Observation"}]}}`,
+		"negative max":  `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Patient","path":"Patient"},{"id":"Patient.name","path":"Patient.name","max":"-1"}]}}`,
+		"invalid R4":    `{"resourceType":"CodeSystem","url":"http://x","status":"nope","content":"complete"}`,
+		"not a profile": `{"resourceType":"Patient"}`,
+	} {
+		if err := fhir.RegisterProfiles([]byte(body)); err == nil {
+			t.Errorf("%s: registered", name)
+		}
+	}
+}
+
+// FuzzValidateWithProfiles: no resource makes profile validation panic,
+// and every issue it reports has a severity, a code and an expression
+// under the resource's type.
+func FuzzValidateWithProfiles(f *testing.F) {
+	registerTestProfiles(f)
+	f.Add([]byte(testValidObs))
+	f.Add([]byte(strings.Replace(testValidObs, `"effectiveDateTime"`, `"effectiveInstant"`, 1)))
+	f.Add([]byte(`{"resourceType":"Observation","meta":{"profile":["` + testObsURL + `"]},"status":"final","code":{"text":"x"},"_effectiveDateTime":{"id":"a"}}`))
+	f.Add([]byte(`{"resourceType":"Patient","meta":{"profile":["` + testObsURL + `"]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 1 << 20, MaxDepth: 30})
+		if err != nil {
+			return
+		}
+		rt := v.GetString("resourceType")
+		for _, is := range fhir.ValidateWithProfiles(v) {
+			if is.Severity == "" || is.Code == "" {
+				t.Fatalf("issue without severity or code: %+v", is)
+			}
+			for _, e := range is.Expression {
+				if rt != "" && !strings.HasPrefix(e, rt) {
+					t.Fatalf("expression %q outside %s", e, rt)
+				}
+			}
+		}
+		sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 1 << 20, MaxDepth: 30})
+		if err == nil {
+			_ = fhir.ValidateProfile(v, sd)
+		}
+	})
+}
