@@ -26,7 +26,6 @@ const (
 // extension URLs are StructureDefinitions the project must serve.
 const (
 	CSPractitionerRole = CanonicalBase + "/CodeSystem/kap-practitioner-role" // prescriber, therapist, administrator
-	CSSeverityBand     = CanonicalBase + "/CodeSystem/kap-severity-band"     // minimal ... severe, positive, negative, probable-ptsd, low/moderate/high risk
 	CSConsentScope     = CanonicalBase + "/CodeSystem/kap-consent-scope"     // process-notes, treatment-record
 	CSNoteType         = CanonicalBase + "/CodeSystem/kap-document-type"     // process-note
 
@@ -49,7 +48,7 @@ const (
 const (
 	ProfileCarePlan           = CanonicalBase + "/StructureDefinition/kap-careplan"
 	ProfileSessionObservation = CanonicalBase + "/StructureDefinition/kap-session-observation"
-	ProfileScreeningQR        = CanonicalBase + "/StructureDefinition/kap-screening-questionnaireresponse"
+	ProfileScreeningQR        = CanonicalBase + "/StructureDefinition/kap-screening-response"
 	ProfileVitalSigns         = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 	ProfileBP                 = "http://hl7.org/fhir/StructureDefinition/bp"
 	ProfileHeartRate          = "http://hl7.org/fhir/StructureDefinition/heartrate"
@@ -153,7 +152,7 @@ var Codes = []Code{
 	{"drug.ketamine", SysRxNorm, "6130", "", Unverified},
 	{"route.iv", SysSNOMED, "47625008", "", Verified2},
 	{"route.im", SysSNOMED, "78421000", "", Verified2},
-	{"route.lozenge", SysSNOMED, "37839007", "", Verified2}, // sublingual
+	{"route.lozenge", SysSNOMED, "37839007", "", Verified2},  // sublingual
 	{"route.spravato", SysSNOMED, "46713006", "", Verified2}, // nasal
 	{"condition.mdd", SysSNOMED, "370143000", "", Verified2},
 	{"condition.trd", CSCondition, "treatment-resistant-depression", "Treatment-resistant depression", Local},

@@ -120,7 +120,7 @@ func (mp *mapping) observation(o *Observation) error {
 	}
 	if o.Dissociation != nil {
 		observe([]string{"dissociation"}, nil, "category.exam",
-			concept("dissociation (clinician rating 0-10)", localCoding(CSObservation, "dissociation", "")),
+			concept("dissociation (clinician rating 0-10)", localCoding(CSObservation, "dissociation-rating", "")),
 			mem("valueInteger", integer(*o.Dissociation)))
 	}
 	for _, se := range o.SideEffects {

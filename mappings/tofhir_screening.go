@@ -16,17 +16,18 @@ type instrumentDef struct {
 	// beyond them (or all, when none are verified) get local linkIds.
 	items []string
 	// answers: "frequency" (LOINC LA answers 0-3), "yesno" (LA33-6 /
-	// LA32-8) or "" (valueInteger).
+	// LA32-8), or "local": the kap-instrument answer codes of the
+	// project's Questionnaires ("pcl5-a<score>", "auditc-<item>-a<score>").
 	answers string
 }
 
 var instrumentDefs = map[string]instrumentDef{
 	"phq9":   {"PHQ-9", "phq9.panel", "phq9.total", []string{"phq9.1", "phq9.2", "phq9.3", "phq9.4", "phq9.5", "phq9.6", "phq9.7", "phq9.8", "phq9.9"}, "frequency"},
 	"gad7":   {"GAD-7", "gad7.panel", "gad7.total", []string{"gad7.1", "gad7.2", "gad7.3", "gad7.4", "gad7.5", "gad7.6", "gad7.7"}, "frequency"},
-	"pcl5":   {"PCL-5", "pcl5.panel", "pcl5.total", nil, ""},
+	"pcl5":   {"PCL-5", "pcl5.panel", "pcl5.total", nil, "local"},
 	"cssrs":  {"C-SSRS screener", "cssrs.panel", "", []string{"cssrs.1", "cssrs.2", "cssrs.3", "cssrs.4", "cssrs.5", "cssrs.6", "cssrs.7"}, "yesno"},
-	"auditc": {"AUDIT-C", "auditc.panel", "auditc.total", nil, ""},
-	"dast10": {"DAST-10", "dast10.panel", "dast10.total", nil, ""},
+	"auditc": {"AUDIT-C", "auditc.panel", "auditc.total", nil, "local"},
+	"dast10": {"DAST-10", "dast10.panel", "dast10.total", nil, "yesno"},
 }
 
 // QuestionnaireURL is the canonical of the Questionnaire a screening part
@@ -42,7 +43,7 @@ func QuestionnaireURL(part string) string {
 	case "pcl5":
 		return CanonicalBase + "/Questionnaire/pcl-5"
 	case "cssrs":
-		return CanonicalBase + "/Questionnaire/c-ssrs-screener"
+		return CanonicalBase + "/Questionnaire/cssrs-screener"
 	case "auditc":
 		return CanonicalBase + "/Questionnaire/audit-c"
 	case "dast10":
@@ -142,7 +143,7 @@ func (mp *mapping) screening(s *Screening) error {
 		if !ok {
 			return invalid("screening.clearance.decision", "%q is not cleared, not_cleared or deferred", c.Decision)
 		}
-		items = append(items, obj(mem("linkId", str("decision")), mem("text", str("clearance decision")),
+		items = append(items, obj(mem("linkId", str("clearance-decision")), mem("text", str("clearance decision")),
 			mem("answer", arr(obj(mem("valueCoding", localCoding(CSClearanceOutcome, dec, "")))))))
 		qr("clearance", items)
 		for _, i := range positives {
@@ -176,12 +177,20 @@ func (mp *mapping) screening(s *Screening) error {
 				}
 				ans = obj(mem("valueCoding", coding(yn)))
 			default:
-				ans = obj(mem("valueInteger", integer(score)))
+				code := "pcl5-a" + strconv.Itoa(score)
+				if ir.Instrument == "auditc" {
+					code = "auditc-" + strconv.Itoa(i+1) + "-a" + strconv.Itoa(score)
+				}
+				ans = obj(mem("valueCoding", localCoding(CSInstrument, code, "")))
 			}
 			items = append(items, obj(mem("linkId", str(ItemLinkID(ir.Instrument, i))), mem("answer", arr(ans))))
 		}
 		if ir.Difficulty != nil {
 			items = append(items, obj(mem("linkId", str(codeOf("phq9.difficulty").Code)), mem("answer", arr(obj(mem("valueInteger", integer(*ir.Difficulty)))))))
+		}
+		if def.total != "" {
+			// The Questionnaires end with a read-only total item.
+			items = append(items, obj(mem("linkId", str(codeOf(def.total).Code)), mem("answer", arr(obj(mem("valueInteger", integer(res.Total)))))))
 		}
 		qrID := qr(ir.Instrument, items)
 		var code, value *fhir.Value
@@ -190,15 +199,15 @@ func (mp *mapping) screening(s *Screening) error {
 			value = integer(res.Total)
 		} else {
 			code = concept(def.title+" triage", coding("cssrs.triage"))
-			value = concept(res.Band, localCoding(CSSeverityBand, res.BandCode, ""))
+			value = concept(res.Band, localCoding(CSObservation, "risk-"+res.BandCode, ""))
 		}
 		valueKey := "valueInteger"
 		if def.total == "" {
 			valueKey = "valueCodeableConcept"
 		}
 		var interp *fhir.Value
-		if def.total != "" && res.BandCode != "" {
-			interp = arr(concept(res.Band, localCoding(CSSeverityBand, res.BandCode, "")))
+		if def.total != "" {
+			interp = arr(interpretation(ir.Instrument, res))
 		}
 		mp.emit("Observation", []string{ir.Instrument, "total"}, nil, false,
 			mem("status", str("final")),
@@ -215,11 +224,26 @@ func (mp *mapping) screening(s *Screening) error {
 			flag([]string{"phq9", "item9"}, "flag.safety", concept("PHQ-9 item 9 positive: thoughts of death or self-harm", coding("phq9.9"), coding("condition.suicidal_ideation")))
 		}
 		if ir.Instrument == "cssrs" && res.SafetyFlag {
-			flag([]string{"cssrs", "risk"}, "flag.safety", concept("C-SSRS screener: "+res.Band, coding("cssrs.triage"), localCoding(CSSeverityBand, res.BandCode, "")))
+			flag([]string{"cssrs", "risk"}, "flag.safety", concept("C-SSRS screener: "+res.Band, coding("cssrs.triage"), localCoding(CSObservation, "risk-"+res.BandCode, "")))
 		}
 	}
 	if s.Clearance == nil && len(s.Instruments) == 0 {
 		mp.warn("screening", "neither clearance nor instruments: nothing to map")
 	}
 	return nil
+}
+
+// interpretation codes a total's reading in kap-observation: the severity
+// band for PHQ-9 and GAD-7, a positive or negative screen for the
+// instruments read by a cut-off.
+func interpretation(instrument string, res InstrumentScore) *fhir.Value {
+	switch instrument {
+	case "phq9", "gad7":
+		return concept(res.Band, localCoding(CSObservation, res.BandCode, ""))
+	}
+	code := "screen-negative"
+	if res.Positive {
+		code = "screen-positive"
+	}
+	return concept(res.Band, localCoding(CSObservation, code, ""))
 }

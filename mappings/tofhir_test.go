@@ -52,10 +52,13 @@ func (b *memBook) add(r Record) {
 	b.records = append(b.records, r)
 }
 
-func (b *memBook) Client(id string) (*Client, bool)             { r, ok := b.clients[id]; return r, ok }
-func (b *memBook) Practitioner(id string) (*Practitioner, bool) { r, ok := b.practitioners[id]; return r, ok }
-func (b *memBook) Course(id string) (*Course, bool)             { r, ok := b.courses[id]; return r, ok }
-func (b *memBook) Session(id string) (*Session, bool)           { r, ok := b.sessions[id]; return r, ok }
+func (b *memBook) Client(id string) (*Client, bool) { r, ok := b.clients[id]; return r, ok }
+func (b *memBook) Practitioner(id string) (*Practitioner, bool) {
+	r, ok := b.practitioners[id]
+	return r, ok
+}
+func (b *memBook) Course(id string) (*Course, bool)   { r, ok := b.courses[id]; return r, ok }
+func (b *memBook) Session(id string) (*Session, bool) { r, ok := b.sessions[id]; return r, ok }
 func (b *memBook) SessionsOf(course string) []*Session {
 	var out []*Session
 	for _, s := range b.sessions {
