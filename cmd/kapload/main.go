@@ -4,6 +4,7 @@
 //
 //	kapload -url http://127.0.0.1:8080 -mode read -c 32 -d 10s
 //	kapload -url http://127.0.0.1:8080 -mode create -c 32 -d 10s
+//	kapload -url http://127.0.0.1:8080 -mode get -path '/Observation?subject=Patient/p%07d' -rand 100000
 //
 // It only ever talks to the URL it is given; use a loopback address.
 package main
@@ -16,9 +17,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +41,9 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("kapload", flag.ContinueOnError)
 	base := fs.String("url", "http://127.0.0.1:8080", "FHIR base URL (loopback)")
-	mode := fs.String("mode", "read", "read (GET one Observation by id) or create (POST Observations)")
+	mode := fs.String("mode", "read", "read (GET one Observation by id), create (POST Observations) or get (GET -path)")
+	path := fs.String("path", "", "get mode: the path and query to GET; a %d-style verb in it is replaced by a random number below -rand")
+	randMax := fs.Int("rand", 0, "get mode: the bound of the random number put into -path")
 	conc := fs.Int("c", 32, "concurrent clients")
 	dur := fs.Duration("d", 10*time.Second, "how long to run")
 	maxReq := fs.Int("n", 0, "stop after this many requests (0: run for -d)")
@@ -57,6 +62,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		target = *base + "/Observation/" + id
 	case "create":
 		target = *base + "/Observation"
+	case "get":
+		if !strings.HasPrefix(*path, "/") {
+			return fmt.Errorf("-mode get needs -path starting with /")
+		}
+		target = *base + *path
 	default:
 		return fmt.Errorf("-mode %q: want read or create", *mode)
 	}
@@ -78,9 +88,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				t0 := time.Now()
 				var resp *http.Response
 				var err error
-				if *mode == "read" {
+				switch {
+				case *mode == "read":
 					resp, err = client.Get(target)
-				} else {
+				case *mode == "get" && *randMax > 0:
+					resp, err = client.Get(fmt.Sprintf(target, rand.IntN(*randMax)))
+				case *mode == "get":
+					resp, err = client.Get(target)
+				default:
 					resp, err = client.Post(target, "application/fhir+json", bytes.NewReader([]byte(observation)))
 				}
 				if err != nil {
