@@ -85,6 +85,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 			ConditionalDelete: &notSupported,
 			Documentation:     &idDoc,
 			Operation:         typeOperations,
+			SupportedProfile:  s.conf.profilesFor(typ),
 		}
 		interactions := typeInteractions
 		if searches {

@@ -37,6 +37,11 @@ type Config struct {
 	NewID func() string
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
+	// Conformance holds the server's own conformance resources as FHIR
+	// JSON (profiles, CodeSystems, ValueSets, Questionnaires): stored and
+	// served read-only, their profiles enforced on writes that claim them
+	// (conformance.go). Nil: none.
+	Conformance [][]byte
 }
 
 // Server serves the FHIR REST API.
@@ -52,6 +57,8 @@ type Server struct {
 
 	capOnce sync.Once
 	capJSON []byte
+
+	conf *conformance // nil without Config.Conformance
 }
 
 // New returns the FHIR API as an http.Handler.
@@ -74,6 +81,7 @@ func New(cfg Config) *Server {
 		s.version = "dev"
 	}
 	s.started = s.now().UTC()
+	s.conf = newConformance(cfg.Conformance, s.log)
 	s.engine = s.routes()
 	return s
 }

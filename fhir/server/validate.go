@@ -83,13 +83,14 @@ func validationIssues(typ string, body []byte) ([]fhir.Issue, error) {
 			return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 				Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
 		}
-		return nil, nil
+		return fhir.ValidateWithProfiles(inner), nil
 	}
 	if got != typ {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 			Diagnostics: "resourceType " + got + " does not match the " + typ + " endpoint", Expression: []string{got + ".resourceType"}}}, nil
 	}
-	return nil, nil
+	// The profiles it claims, as a write would check them.
+	return fhir.ValidateWithProfiles(res), nil
 }
 
 func arrayOf(v *fhir.Value) []*fhir.Value {

@@ -211,6 +211,9 @@ func checkIfMatch(ifMatch int64, cur fhir.Version, found bool) error {
 // createIn writes res as the first version of k, whose id the caller
 // chose; it answers 201.
 func (s *Server) createIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value) (fhir.Version, int, error) {
+	if err := s.checkWrite(k, res); err != nil {
+		return fhir.Version{}, 0, err
+	}
 	v, err := s.put(ctx, tx, k, fhir.Version{Key: k}, res)
 	if err != nil {
 		return fhir.Version{}, 0, err
@@ -254,6 +257,9 @@ func (s *Server) conditionalUpdateID(ctx context.Context, tx fhir.Tx, tenant, ty
 // deleteIn writes a deletion version of k: 204, also when k is already
 // deleted (nothing is written then); 404 when k never existed.
 func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch int64) (fhir.Version, int, error) {
+	if err := s.checkWrite(k, nil); err != nil {
+		return fhir.Version{}, 0, err
+	}
 	cur, found, err := current(ctx, tx, k)
 	if err != nil {
 		return fhir.Version{}, 0, err
@@ -277,6 +283,9 @@ func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch i
 // updateIn writes res as the next version of k inside tx. It answers 201
 // when no live version existed before, else 200.
 func (s *Server) updateIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value, ifMatch int64) (fhir.Version, int, error) {
+	if err := s.checkWrite(k, res); err != nil {
+		return fhir.Version{}, 0, err
+	}
 	cur, found, err := current(ctx, tx, k)
 	if err != nil {
 		return fhir.Version{}, 0, err

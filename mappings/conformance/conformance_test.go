@@ -39,6 +39,9 @@ func TestArtifactsAreValidR4(t *testing.T) {
 		if s := v.GetString("status"); s != "active" && s != "draft" {
 			t.Errorf("%s: status %q", a.URL, s)
 		}
+		if tag := v.Get("meta").Get("tag"); tag == nil || len(tag.Array) != 1 || tag.Array[0].GetString("system") != conformance.TagSystem || tag.Array[0].GetString("code") != conformance.TagCode {
+			t.Errorf("%s: meta.tag is not %s|%s", a.URL, conformance.TagSystem, conformance.TagCode)
+		}
 		if got, ok := conformance.Lookup(a.URL); !ok || got.ID != a.ID {
 			t.Errorf("Lookup(%s) = %v, %v", a.URL, got.ID, ok)
 		}

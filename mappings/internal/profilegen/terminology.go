@@ -28,9 +28,10 @@ type codeSystem struct {
 // stores the artifact under.
 func idOf(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
 
-// header is the metadata every artifact carries.
+// header is the metadata every artifact carries. The tag lets a client
+// find every artifact with one search (_tag) where the server stores them.
 func header(rt, url, name, title, status, description string) []any {
-	return []any{"resourceType", rt, "id", idOf(url), "url", url, "version", version, "name", name,
+	return []any{"resourceType", rt, "id", idOf(url), "meta", obj("tag", arr(coding(csTag, "conformance", "Conformance artifact"))), "url", url, "version", version, "name", name,
 		"title", title, "status", status, "experimental", false, "date", releaseDate, "publisher", publisher,
 		"description", description}
 }
