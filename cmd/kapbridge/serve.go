@@ -14,6 +14,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir/server"
+	"github.com/kapbridge/kapbridge/mappings/conformance"
 )
 
 // serveConfig is the configuration of `kapbridge serve`. Each flag has a
@@ -98,12 +99,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer store.Close()
 
+	// The project's profiles, CodeSystems, ValueSets and Questionnaires are
+	// stored before the first request, so a storage failure fails the start.
+	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources()})
+	if err := handler.SeedConformance(ctx); err != nil {
+		return fmt.Errorf("store the conformance resources: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
