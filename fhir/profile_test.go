@@ -237,3 +237,19 @@ func FuzzValidateWithProfiles(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkValidateWithProfiles: the cost a profile adds to each write of
+// a resource that claims it (base validation not included).
+func BenchmarkValidateWithProfiles(b *testing.B) {
+	registerTestProfiles(b)
+	v, _, err := fhir.ParseResource([]byte(testValidObs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if issues := fhir.ValidateWithProfiles(v); len(issues) > 0 {
+			b.Fatal(issues)
+		}
+	}
+}
