@@ -32,7 +32,7 @@ var (
 // Lookup resolves the records a mapping needs besides the one it maps:
 // the client (its security labels depend on a Part 2 program), the course
 // of a session, the sessions of a course (the CarePlan lists them). The
-// records' Book satisfies it; tests use a map.
+// records' Book satisfies it.
 type Lookup interface {
 	Client(id string) (*Client, bool)
 	Practitioner(id string) (*Practitioner, bool)
@@ -41,6 +41,8 @@ type Lookup interface {
 	// SessionsOf returns the sessions of a course, in any order.
 	SessionsOf(course string) []*Session
 }
+
+var _ Lookup = (*Book)(nil)
 
 // Thresholds are the blood-pressure readings above which an observation
 // raises a Flag.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/mappings/conformance"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/mappings")
@@ -25,48 +26,18 @@ func testMapper() *Mapper {
 	return &Mapper{Practice: "acme-kap", Now: func() time.Time { return testNow }}
 }
 
-// memBook is a Lookup over records held in maps.
+// memBook is the records' Book plus the order the records came in, which
+// the golden files follow.
 type memBook struct {
-	clients       map[string]*Client
-	practitioners map[string]*Practitioner
-	courses       map[string]*Course
-	sessions      map[string]*Session
-	records       []Record
+	*Book
+	records []Record
 }
 
-func newMemBook() *memBook {
-	return &memBook{clients: map[string]*Client{}, practitioners: map[string]*Practitioner{}, courses: map[string]*Course{}, sessions: map[string]*Session{}}
-}
+func newMemBook() *memBook { return &memBook{Book: NewBook()} }
 
 func (b *memBook) add(r Record) {
-	switch r := r.(type) {
-	case *Client:
-		b.clients[r.ID] = r
-	case *Practitioner:
-		b.practitioners[r.ID] = r
-	case *Course:
-		b.courses[r.ID] = r
-	case *Session:
-		b.sessions[r.ID] = r
-	}
+	b.Book.Add(r)
 	b.records = append(b.records, r)
-}
-
-func (b *memBook) Client(id string) (*Client, bool) { r, ok := b.clients[id]; return r, ok }
-func (b *memBook) Practitioner(id string) (*Practitioner, bool) {
-	r, ok := b.practitioners[id]
-	return r, ok
-}
-func (b *memBook) Course(id string) (*Course, bool)   { r, ok := b.courses[id]; return r, ok }
-func (b *memBook) Session(id string) (*Session, bool) { r, ok := b.sessions[id]; return r, ok }
-func (b *memBook) SessionsOf(course string) []*Session {
-	var out []*Session
-	for _, s := range b.sessions {
-		if s.Course == course {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // loadCourse decodes a full-course NDJSON file of testdata/records.
@@ -182,8 +153,12 @@ func mapAll(t testing.TB, m *Mapper, b *memBook) []*fhir.Value {
 }
 
 // TestCoursesValidate: every resource of the full courses passes the base
-// R4 validation, references resolve within the course, ids are unique.
+// R4 validation and the profiles it claims that the project publishes,
+// references resolve within the course, ids are unique.
 func TestCoursesValidate(t *testing.T) {
+	if err := conformance.Register(); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range fullCourses {
 		t.Run(name, func(t *testing.T) {
 			b := loadCourse(t, name)
@@ -200,6 +175,18 @@ func TestCoursesValidate(t *testing.T) {
 				ids[key] = true
 				if _, _, err := fhir.ParseResource(v.Encode()); err != nil {
 					t.Errorf("%s: %v", key, err)
+				}
+				if issues := fhir.ValidateWithProfiles(v); fhir.HasErrors(issues) {
+					t.Errorf("%s: profile: %v", key, fhir.ProfileError(issues))
+				}
+				var profiles []*fhir.Value
+				if ps := v.Get("meta").Get("profile"); ps != nil {
+					profiles = ps.Array
+				}
+				for _, p := range profiles {
+					if strings.HasPrefix(p.Str, CanonicalBase) && !fhir.IsProfileRegistered(p.Str) {
+						t.Errorf("%s claims %s, which the project does not publish", key, p.Str)
+					}
 				}
 				if !hasLabel(v, SysActCode, "PSY") && !hasLabel(v, SysActCode, "PSYTHPN") {
 					t.Errorf("%s: no PSY or PSYTHPN label", key)
