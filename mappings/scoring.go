@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -73,6 +74,29 @@ var (
 		{6, 8, "substantial", "substantial"}, {9, 10, "severe", "severe"}}
 )
 
+// Errors of Score, for errors.Is: the message names the numbers, the
+// sentinel says which rule.
+var (
+	// ErrTotalMismatch: a supplied total disagrees with the items.
+	ErrTotalMismatch = errors.New("supplied total disagrees with the items")
+	// ErrInstrumentItems: an unknown instrument, a wrong item count, an
+	// item out of range, or a field the instrument does not have.
+	ErrInstrumentItems = errors.New("instrument items invalid")
+)
+
+// scoreError carries a precise message and the rule's sentinel.
+type scoreError struct {
+	msg  string
+	rule error
+}
+
+func (e *scoreError) Error() string { return e.msg }
+func (e *scoreError) Unwrap() error { return e.rule }
+
+func itemsErr(format string, args ...any) error {
+	return &scoreError{fmt.Sprintf(format, args...), ErrInstrumentItems}
+}
+
 // instrumentShape is an instrument's item count and item score range.
 type instrumentShape struct {
 	Name  string // as a clinician writes it
@@ -90,42 +114,42 @@ var instrumentShapes = map[string]instrumentShape{
 }
 
 // Score computes an instrument's total, band, positive screen and safety
-// flag from its items. It returns an error naming the problem for an
-// unknown instrument, a wrong item count, an item out of range (1-based),
-// a supplied Total that disagrees with the items (naming both numbers),
-// and fields that do not belong to the instrument.
+// flag from its items. Its errors name the problem: ErrTotalMismatch for
+// a supplied Total that disagrees with the items (both numbers named);
+// ErrInstrumentItems for an unknown instrument, a wrong item count, an
+// item out of range (1-based), or a field the instrument does not have.
 func Score(r InstrumentResult) (InstrumentScore, error) {
 	shape, ok := instrumentShapes[r.Instrument]
 	if !ok {
-		return InstrumentScore{}, fmt.Errorf("unknown instrument %q: one of %s", r.Instrument, strings.Join(Instruments, ", "))
+		return InstrumentScore{}, itemsErr("unknown instrument %q: one of %s", r.Instrument, strings.Join(Instruments, ", "))
 	}
 	if len(r.Items) != shape.Items {
-		return InstrumentScore{}, fmt.Errorf("%s has %d items, got %d", shape.Name, shape.Items, len(r.Items))
+		return InstrumentScore{}, itemsErr("%s has %d items, got %d", shape.Name, shape.Items, len(r.Items))
 	}
 	for i, v := range r.Items {
 		if v < 0 || v > shape.Max {
 			if shape.Max == 1 {
-				return InstrumentScore{}, fmt.Errorf("%s item %d is %d: want 0 (no) or 1 (yes)", shape.Name, i+1, v)
+				return InstrumentScore{}, itemsErr("%s item %d is %d: want 0 (no) or 1 (yes)", shape.Name, i+1, v)
 			}
-			return InstrumentScore{}, fmt.Errorf("%s item %d is %d: want 0-%d", shape.Name, i+1, v, shape.Max)
+			return InstrumentScore{}, itemsErr("%s item %d is %d: want 0-%d", shape.Name, i+1, v, shape.Max)
 		}
 	}
 	if r.Difficulty != nil {
 		if r.Instrument != "phq9" {
-			return InstrumentScore{}, fmt.Errorf("%s has no difficulty question (PHQ-9 only)", shape.Name)
+			return InstrumentScore{}, itemsErr("%s has no difficulty question (PHQ-9 only)", shape.Name)
 		}
 		if *r.Difficulty < 0 || *r.Difficulty > 3 {
-			return InstrumentScore{}, fmt.Errorf("PHQ-9 difficulty is %d: want 0-3", *r.Difficulty)
+			return InstrumentScore{}, itemsErr("PHQ-9 difficulty is %d: want 0-3", *r.Difficulty)
 		}
 	}
 	if r.Sex != "" && r.Instrument != "auditc" {
-		return InstrumentScore{}, fmt.Errorf("%s is scored the same for every sex: sex applies only to AUDIT-C", shape.Name)
+		return InstrumentScore{}, itemsErr("%s is scored the same for every sex: sex applies only to AUDIT-C", shape.Name)
 	}
 	var s InstrumentScore
 	switch r.Instrument {
 	case "cssrs":
 		if r.Total != nil {
-			return InstrumentScore{}, fmt.Errorf("the C-SSRS screener has no total (it is triaged from its answers), got total %d", *r.Total)
+			return InstrumentScore{}, itemsErr("the C-SSRS screener has no total (it is triaged from its answers), got total %d", *r.Total)
 		}
 		var err error
 		if s, err = scoreCSSRS(r.Items); err != nil {
@@ -138,7 +162,7 @@ func Score(r InstrumentResult) (InstrumentScore, error) {
 	}
 	s.Instrument = r.Instrument
 	if r.Total != nil && *r.Total != s.Total {
-		return InstrumentScore{}, fmt.Errorf("%s supplied total %d disagrees with the items, which score %d", shape.Name, *r.Total, s.Total)
+		return InstrumentScore{}, &scoreError{fmt.Sprintf("%s supplied total %d disagrees with the items, which score %d", shape.Name, *r.Total, s.Total), ErrTotalMismatch}
 	}
 	switch r.Instrument {
 	case "phq9":
@@ -230,7 +254,7 @@ func scoreDAST10(items []int) InstrumentScore {
 func scoreCSSRS(items []int) (InstrumentScore, error) {
 	s := InstrumentScore{Total: -1}
 	if items[6] == 1 && items[5] == 0 {
-		return s, fmt.Errorf("C-SSRS screener item 7 (behaviour within the past 3 months) is yes but item 6 (behaviour ever) is no")
+		return s, itemsErr("C-SSRS screener item 7 (behaviour within the past 3 months) is yes but item 6 (behaviour ever) is no")
 	}
 	yes := func(q ...int) []string {
 		var out []string

@@ -1,0 +1,502 @@
+package mappings
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func f64(x float64) *float64 { return &x }
+func boolp(b bool) *bool     { return &b }
+
+// checkFixture is a small, clean course: every record in it checks
+// without findings (TestCheckFixtureClean), so each row's case changes one
+// thing and expects exactly its finding.
+type checkFixture struct {
+	client                     *Client
+	prescriber, therapist, adm *Practitioner
+	course                     *Course
+	consult, dosing            *Session
+	screening                  *Screening
+	weight, during             *Observation
+	note                       *Note
+	consent                    *Consent
+}
+
+func newCheckFixture() *checkFixture {
+	no := func() *bool { return boolp(false) }
+	return &checkFixture{
+		client:     &Client{Header: Header{Kind: KindClient, ID: "c1"}, Name: Name{Family: "Doe"}, BirthDate: "1980-01-01"},
+		prescriber: &Practitioner{Header: Header{Kind: KindPractitioner, ID: "rx"}, Name: Name{Family: "Rx"}, Role: "prescriber", Credential: "MD"},
+		therapist:  &Practitioner{Header: Header{Kind: KindPractitioner, ID: "th"}, Name: Name{Family: "Th"}, Role: "therapist", Credential: "LCSW"},
+		adm:        &Practitioner{Header: Header{Kind: KindPractitioner, ID: "rn"}, Name: Name{Family: "Rn"}, Role: "administrator", Credential: "RN"},
+		course: &Course{Header: Header{Kind: KindCourse, ID: "k1"}, Client: "c1", Prescriber: "rx", Therapist: "th", Team: []string{"rn"},
+			Indications: []string{"trd"}, Route: "iv", Planned: PlannedCounts{2, 6, 6}, Status: "active", Start: "2026-01-05", End: "2026-03-31"},
+		consult: &Session{Header: Header{Kind: KindSession, ID: "s1"}, Course: "k1", Type: "consultation", Status: "held",
+			PlannedStart: "2026-01-05T09:00:00-05:00", ActualStart: "2026-01-05T09:00:00-05:00", ActualEnd: "2026-01-05T10:00:00-05:00", Practitioners: []string{"rx", "th"}},
+		dosing: &Session{Header: Header{Kind: KindSession, ID: "s2"}, Course: "k1", Type: "dosing", Status: "held",
+			PlannedStart: "2026-01-12T10:00:00-05:00", ActualStart: "2026-01-12T10:00:00-05:00", ActualEnd: "2026-01-12T11:10:00-05:00",
+			Dose: &Dose{Drug: "ketamine", Mg: 35, MgPerKg: f64(0.5), Route: "iv", AdministeredBy: "rn", MonitoredMin: 60}},
+		screening: &Screening{Header: Header{Kind: KindScreening, ID: "sc1"}, Client: "c1", Course: "k1", Date: "2026-01-05T09:30:00-05:00", PerformedBy: "rx",
+			Clearance: &Clearance{no(), no(), no(), no(), no(), no(), nil, "cleared"},
+			Instruments: []InstrumentResult{
+				{Instrument: "phq9", Items: []int{2, 2, 2, 2, 1, 1, 1, 1, 0}, Total: intp(12)},
+				{Instrument: "cssrs", Items: []int{1, 0, 0, 0, 0, 0, 0}},
+			}},
+		weight: &Observation{Header: Header{Kind: KindObservation, ID: "o1"}, Session: "s1", Time: "2026-01-05T09:10:00-05:00", Performer: "rx",
+			Vitals: &Vitals{Systolic: f64(120), Diastolic: f64(80), HeartRate: f64(70), SpO2: f64(98), RespiratoryRate: f64(14), WeightKg: f64(70), TemperatureC: f64(36.8)}},
+		during: &Observation{Header: Header{Kind: KindObservation, ID: "o2"}, Session: "s2", Time: "2026-01-12T10:20:00-05:00", Performer: "rn", Phase: "during",
+			Vitals: &Vitals{Systolic: f64(130), Diastolic: f64(85), HeartRate: f64(80)}, Dissociation: intp(5), SideEffects: []string{"nausea"}},
+		note:    &Note{Header: Header{Kind: KindNote, ID: "n1"}, Session: "s2", Author: "th", Date: "2026-01-13", Text: "x"},
+		consent: &Consent{Header: Header{Kind: KindConsent, ID: "ct1"}, Client: "c1", Recipient: "rx", Scope: "process_notes", Decision: "permit", Start: "2026-01-05"},
+	}
+}
+
+func (f *checkFixture) records() []Record {
+	return []Record{f.client, f.prescriber, f.therapist, f.adm, f.course, f.consult, f.dosing, f.screening, f.weight, f.during, f.note, f.consent}
+}
+
+func (f *checkFixture) book(skip ...Record) *Book {
+	b := NewBook()
+	for _, r := range f.records() {
+		if !slices.Contains(skip, r) {
+			b.Add(r)
+		}
+	}
+	return b
+}
+
+func TestCheckFixtureClean(t *testing.T) {
+	f := newCheckFixture()
+	b := f.book()
+	for _, r := range f.records() {
+		if got := Check(b, r, CheckConfig{}); len(got) > 0 {
+			t.Errorf("%s %s: %v", r.RecordHeader().Kind, r.RecordHeader().ID, got)
+		}
+	}
+}
+
+// checkCase is one row of CHECKS.md: build a book and a record from a
+// clean fixture changed in one way, and expect the row's finding.
+type checkCase struct {
+	code     string
+	severity string
+	field    string // the finding's Field
+	message  string // a substring of its Message
+	setup    func(f *checkFixture) (*Book, Record)
+	cfg      CheckConfig
+}
+
+// inBook adds the fixture and returns r (already changed by the caller).
+func inBook(f *checkFixture, r Record) (*Book, Record) { b := f.book(); b.Add(r); return b, r }
+
+var checkCases = []checkCase{
+	{"vitals.range.systolic", "error", "vitals.systolic", "300 mm[Hg] is outside 50-260", func(f *checkFixture) (*Book, Record) {
+		f.during.Vitals.Systolic = f64(300)
+		return inBook(f, f.during)
+	}, CheckConfig{BP: Thresholds{400, 400}}},
+	{"vitals.range.diastolic", "error", "vitals.diastolic", "20 mm[Hg] is outside 30-160", func(f *checkFixture) (*Book, Record) {
+		f.during.Vitals.Diastolic = f64(20)
+		return inBook(f, f.during)
+	}, CheckConfig{}},
+	{"vitals.range.heart_rate", "error", "vitals.heart_rate", "300 /min is outside 25-250", func(f *checkFixture) (*Book, Record) {
+		f.during.Vitals.HeartRate = f64(300)
+		return inBook(f, f.during)
+	}, CheckConfig{}},
+	{"vitals.range.spo2", "error", "vitals.spo2", "9.8 % is outside 50-100", func(f *checkFixture) (*Book, Record) {
+		f.weight.Vitals.SpO2 = f64(9.8) // a slipped decimal point
+		return inBook(f, f.weight)
+	}, CheckConfig{}},
+	{"vitals.range.respiratory_rate", "error", "vitals.respiratory_rate", "outside 4-60", func(f *checkFixture) (*Book, Record) {
+		f.weight.Vitals.RespiratoryRate = f64(2)
+		return inBook(f, f.weight)
+	}, CheckConfig{}},
+	{"vitals.range.weight", "error", "vitals.weight_kg", "700 kg is outside 20-350", func(f *checkFixture) (*Book, Record) {
+		f.weight.Vitals.WeightKg = f64(700)
+		return inBook(f, f.weight)
+	}, CheckConfig{}},
+	{"vitals.range.temperature", "error", "vitals.temperature_c", "98.6 °C is outside 30-44", func(f *checkFixture) (*Book, Record) {
+		f.weight.Vitals.TemperatureC = f64(98.6) // Fahrenheit
+		return inBook(f, f.weight)
+	}, CheckConfig{}},
+	{"instrument.items", "error", "instruments[0].items", "PHQ-9 item 3 is 5: want 0-3", func(f *checkFixture) (*Book, Record) {
+		f.screening.Instruments[0] = InstrumentResult{Instrument: "phq9", Items: []int{0, 0, 5, 0, 0, 0, 0, 0, 0}}
+		return inBook(f, f.screening)
+	}, CheckConfig{}},
+	{"instrument.total", "error", "instruments[0].total", "PHQ-9 supplied total 13 disagrees with the items, which score 12", func(f *checkFixture) (*Book, Record) {
+		f.screening.Instruments[0].Total = intp(13)
+		return inBook(f, f.screening)
+	}, CheckConfig{}},
+	{"dosing.no_clearance", "error", "actual_start", `client "c1" has no screening with clearance decision "cleared"`, func(f *checkFixture) (*Book, Record) {
+		f.screening.Clearance.Decision = "deferred"
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.missing", "warning", "dose", "held dosing session without a dose", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose = nil
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.no_route", "error", "dose.route", "dose without a route", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.Route = ""
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.session_type", "error", "dose", "a dose on a integration session", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Type = "integration"
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.drug_route", "error", "dose.drug", "esketamine is given only as Spravato nasal spray, not by route iv", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.Drug = "esketamine"
+		f.dosing.Dose.MgPerKg = nil
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.spravato_mg", "warning", "dose.mg", "Spravato dose 70 mg", func(f *checkFixture) (*Book, Record) {
+		f.course.Route = "spravato"
+		f.dosing.Dose = &Dose{Drug: "esketamine", Mg: 70, Route: "spravato", Lot: "L1", MonitoredMin: 125}
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.mg_per_kg", "warning", "dose.mg_per_kg", "0.5 mg/kg, but 50 mg for 70 kg", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.Mg = 50
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"session.before_course", "error", "actual_start", "session on 2026-01-04, before its course starts on 2026-01-05", func(f *checkFixture) (*Book, Record) {
+		f.consult.PlannedStart = "2026-01-04T09:00:00-05:00"
+		f.consult.ActualStart, f.consult.ActualEnd = "2026-01-04T09:00:00-05:00", "2026-01-04T10:00:00-05:00"
+		return inBook(f, f.consult)
+	}, CheckConfig{}},
+	{"session.after_course", "warning", "planned_start", "after its course ended on 2026-03-31", func(f *checkFixture) (*Book, Record) {
+		s := &Session{Header: Header{Kind: KindSession, ID: "s9"}, Course: "k1", Type: "integration", Status: "planned", PlannedStart: "2026-04-02T10:00:00-04:00"}
+		return inBook(f, s)
+	}, CheckConfig{}},
+	{"session.end_before_start", "error", "actual_end", "before it starts", func(f *checkFixture) (*Book, Record) {
+		f.consult.ActualEnd = "2026-01-05T08:00:00-05:00"
+		return inBook(f, f.consult)
+	}, CheckConfig{}},
+	{"session.short", "warning", "dose.monitored_minutes", "30 monitored minutes, fewer than the 40 a iv session needs", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.MonitoredMin = 30
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"course.dosing_count", "warning", "planned.dosing", "10 dosing sessions planned, more than the usual 8", func(f *checkFixture) (*Book, Record) {
+		f.course.Planned.Dosing = 10
+		return inBook(f, f.course)
+	}, CheckConfig{}},
+	{"ref.pending", "warning", "session", `session "s2" is not known yet`, func(f *checkFixture) (*Book, Record) {
+		return f.book(f.dosing), f.during
+	}, CheckConfig{}},
+	{"ref.role", "warning", "prescriber", `practitioner "th" is a therapist, expected a prescriber`, func(f *checkFixture) (*Book, Record) {
+		f.course.Prescriber = "th"
+		return inBook(f, f.course)
+	}, CheckConfig{}},
+	{"safety.red_flag", "warning", "red_flags[0]", "red flag: mania", func(f *checkFixture) (*Book, Record) {
+		f.during.RedFlags = []string{"mania"}
+		return inBook(f, f.during)
+	}, CheckConfig{}},
+	{"safety.phq9_item9", "warning", "instruments[0].items[8]", "PHQ-9 item 9", func(f *checkFixture) (*Book, Record) {
+		f.screening.Instruments[0] = InstrumentResult{Instrument: "phq9", Items: []int{2, 2, 2, 2, 1, 1, 1, 0, 1}, Total: intp(12)}
+		return inBook(f, f.screening)
+	}, CheckConfig{}},
+	{"safety.cssrs", "warning", "instruments[1].items", "C-SSRS screener triage high", func(f *checkFixture) (*Book, Record) {
+		f.screening.Instruments[1].Items = []int{1, 1, 0, 1, 0, 0, 0}
+		return inBook(f, f.screening)
+	}, CheckConfig{}},
+	{"safety.bp", "warning", "vitals", "blood pressure 165/95 above the threshold 160/100", func(f *checkFixture) (*Book, Record) {
+		f.during.Vitals.Systolic, f.during.Vitals.Diastolic = f64(165), f64(95)
+		return inBook(f, f.during)
+	}, CheckConfig{BP: Thresholds{SystolicMax: 160, DiastolicMax: 100}}},
+}
+
+// TestCheckTable: one subtest per row of CHECKS.md, named by its code.
+// Each expects exactly one finding, the row's.
+func TestCheckTable(t *testing.T) {
+	for _, tc := range checkCases {
+		t.Run(tc.code, func(t *testing.T) {
+			b, r := tc.setup(newCheckFixture())
+			got := Check(b, r, tc.cfg)
+			if len(got) != 1 {
+				t.Fatalf("want one finding %s, got %v", tc.code, got)
+			}
+			g := got[0]
+			if g.Code != tc.code || g.Severity != tc.severity || g.Field != tc.field || !strings.Contains(g.Message, tc.message) {
+				t.Errorf("got %s\nwant %s %s %s: ...%s...", g, tc.severity, tc.code, tc.field, tc.message)
+			}
+		})
+	}
+}
+
+// More cases per row: the boundaries and the cases where a row must stay
+// quiet.
+func TestCheckRowDetails(t *testing.T) {
+	codes := func(fs []Finding) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Code)
+		}
+		return out
+	}
+	t.Run("range bounds are inclusive", func(t *testing.T) {
+		f := newCheckFixture()
+		f.weight.Vitals = &Vitals{Systolic: f64(50), Diastolic: f64(30), HeartRate: f64(250), SpO2: f64(100), RespiratoryRate: f64(4), WeightKg: f64(350), TemperatureC: f64(44)}
+		if got := Check(f.book(), f.weight, CheckConfig{}); len(got) != 0 {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("bp threshold is strictly above", func(t *testing.T) {
+		f := newCheckFixture()
+		f.during.Vitals.Systolic, f.during.Vitals.Diastolic = f64(140), f64(90)
+		if got := Check(f.book(), f.during, CheckConfig{}); len(got) != 0 {
+			t.Errorf("140/90 at the default 140/90: %v", got)
+		}
+		f.during.Vitals.Diastolic = f64(91)
+		if got := codes(Check(f.book(), f.during, CheckConfig{})); !slices.Equal(got, []string{"safety.bp"}) {
+			t.Errorf("140/91: %v", got)
+		}
+	})
+	t.Run("clearance after the dose does not count", func(t *testing.T) {
+		f := newCheckFixture()
+		f.screening.Date = "2026-01-12T12:00:00-05:00"
+		if got := codes(Check(f.book(), f.dosing, CheckConfig{})); !slices.Equal(got, []string{"dosing.no_clearance"}) {
+			t.Errorf("%v", got)
+		}
+		f.screening.Date = "2026-01-12" // a date-only screening counts for its whole day
+		if got := Check(f.book(), f.dosing, CheckConfig{}); len(got) != 0 {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("no clearance needed for a planned dosing without a dose", func(t *testing.T) {
+		f := newCheckFixture()
+		f.dosing.Status, f.dosing.Dose, f.dosing.ActualStart, f.dosing.ActualEnd = "planned", nil, "", ""
+		if got := Check(f.book(f.screening), f.dosing, CheckConfig{}); len(got) != 0 {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("maintenance dose needs clearance too", func(t *testing.T) {
+		f := newCheckFixture()
+		f.dosing.Type = "maintenance"
+		if got := codes(Check(f.book(f.screening), f.dosing, CheckConfig{})); !slices.Equal(got, []string{"dosing.no_clearance"}) {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("spravato 56 and 84 mg are quiet; ketamine by spravato route is an error", func(t *testing.T) {
+		f := newCheckFixture()
+		f.course.Route = "spravato"
+		for _, mg := range []float64{56, 84} {
+			f.dosing.Dose = &Dose{Drug: "esketamine", Mg: mg, Route: "spravato", MonitoredMin: 120}
+			if got := Check(f.book(), f.dosing, CheckConfig{}); len(got) != 0 {
+				t.Errorf("%g mg: %v", mg, got)
+			}
+		}
+		f.dosing.Dose = &Dose{Drug: "ketamine", Mg: 56, Route: "spravato", MonitoredMin: 120}
+		if got := codes(Check(f.book(), f.dosing, CheckConfig{})); !slices.Equal(got, []string{"dose.drug_route"}) {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("short session from actual times, per route and configurable", func(t *testing.T) {
+		f := newCheckFixture()
+		f.dosing.Dose.MonitoredMin = 0 // 70 minutes by the clock
+		f.dosing.Dose.Route = "lozenge"
+		f.dosing.Dose.MgPerKg = nil
+		got := Check(f.book(), f.dosing, CheckConfig{})
+		if len(got) != 1 || got[0].Code != "session.short" || !strings.Contains(got[0].Message, "70 monitored minutes, fewer than the 90") {
+			t.Errorf("%v", got)
+		}
+		if got := Check(f.book(), f.dosing, CheckConfig{MonitoringMinutes: map[string]int{"lozenge": 60}}); len(got) != 0 {
+			t.Errorf("with a 60 minute lozenge minimum: %v", got)
+		}
+	})
+	t.Run("mg per kg uses the latest weight before the dose", func(t *testing.T) {
+		f := newCheckFixture()
+		later := &Observation{Header: Header{Kind: KindObservation, ID: "o3"}, Session: "s2", Time: "2026-01-12T10:00:00-05:00", Vitals: &Vitals{WeightKg: f64(100)}}
+		b := f.book()
+		b.Add(later)
+		got := Check(b, f.dosing, CheckConfig{})
+		if len(got) != 1 || got[0].Code != "dose.mg_per_kg" || !strings.Contains(got[0].Message, "for 100 kg") {
+			t.Errorf("%v", got)
+		}
+		if got := Check(b, f.dosing, CheckConfig{MgPerKgTolerance: 0.5}); len(got) != 0 {
+			t.Errorf("tolerance 50%%: %v", got)
+		}
+	})
+	t.Run("dosing count from sessions in the book", func(t *testing.T) {
+		f := newCheckFixture()
+		b := f.book()
+		for i := range 9 {
+			s := *f.dosing
+			s.ID = "d" + string(rune('a'+i))
+			b.Add(&s)
+		}
+		if got := codes(Check(b, f.course, CheckConfig{})); !slices.Equal(got, []string{"course.dosing_count"}) {
+			t.Errorf("%v", got)
+		}
+		if got := Check(b, f.course, CheckConfig{MaxDosing: 12}); len(got) != 0 {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("pending references skip the rules that need them", func(t *testing.T) {
+		f := newCheckFixture()
+		f.screening.Clearance.Decision = "deferred" // would be no_clearance, but the course is unknown
+		got := Check(f.book(f.course), f.dosing, CheckConfig{})
+		if c := codes(got); !slices.Equal(c, []string{"ref.pending"}) || got[0].Field != "course" {
+			t.Errorf("%v", got)
+		}
+		if got := codes(Check(NewBook(), f.consent, CheckConfig{})); !slices.Equal(got, []string{"ref.pending", "ref.pending"}) {
+			t.Errorf("consent in an empty book: %v", got)
+		}
+		if got := Check(nil, f.client, CheckConfig{}); len(got) != 0 {
+			t.Errorf("nil book: %v", got)
+		}
+	})
+	t.Run("records by value check like pointers", func(t *testing.T) {
+		f := newCheckFixture()
+		f.during.RedFlags = []string{"confusion", "dependence"}
+		if got := codes(Check(f.book(), *f.during, CheckConfig{})); !slices.Equal(got, []string{"safety.red_flag", "safety.red_flag"}) {
+			t.Errorf("%v", got)
+		}
+	})
+	t.Run("cssrs low is quiet, moderate warns", func(t *testing.T) {
+		f := newCheckFixture()
+		f.screening.Instruments[1].Items = []int{1, 1, 0, 0, 0, 0, 0}
+		if got := Check(f.book(), f.screening, CheckConfig{}); len(got) != 0 {
+			t.Errorf("low: %v", got)
+		}
+		f.screening.Instruments[1].Items = []int{1, 1, 1, 0, 0, 0, 0}
+		if got := codes(Check(f.book(), f.screening, CheckConfig{})); !slices.Equal(got, []string{"safety.cssrs"}) {
+			t.Errorf("moderate: %v", got)
+		}
+	})
+	t.Run("findings come in table order", func(t *testing.T) {
+		f := newCheckFixture()
+		f.during.RedFlags = []string{"mania"}
+		f.during.Vitals.Systolic = f64(300)
+		got := codes(Check(f.book(), f.during, CheckConfig{}))
+		if !slices.Equal(got, []string{"vitals.range.systolic", "safety.red_flag", "safety.bp"}) {
+			t.Errorf("%v", got)
+		}
+	})
+}
+
+// TestCheckTableDocumented holds CHECKS.md, CheckCodes and checkCases to
+// each other: same codes, same order, same severities.
+func TestCheckTableDocumented(t *testing.T) {
+	doc, err := os.ReadFile("CHECKS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z0-9_.]+)` \\| (error|warning) \\|")
+	var docCodes []string
+	docSeverity := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
+		docCodes = append(docCodes, m[1])
+		docSeverity[m[1]] = m[2]
+	}
+	if n := strings.Count(string(doc), "\n| `"); n != len(docCodes) {
+		t.Errorf("CHECKS.md has %d table rows but %d parse as | `code` | severity |", n, len(docCodes))
+	}
+	var testCodes []string
+	for _, tc := range checkCases {
+		testCodes = append(testCodes, tc.code)
+		if docSeverity[tc.code] != tc.severity {
+			t.Errorf("%s: CHECKS.md says %q, the test %q", tc.code, docSeverity[tc.code], tc.severity)
+		}
+	}
+	if !slices.Equal(docCodes, CheckCodes) {
+		t.Errorf("CHECKS.md codes %v\ndiffer from CheckCodes %v", docCodes, CheckCodes)
+	}
+	if !slices.Equal(testCodes, CheckCodes) {
+		t.Errorf("test cases %v\ndiffer from CheckCodes %v", testCodes, CheckCodes)
+	}
+}
+
+// The example courses, all in one book, have no error findings; their
+// warnings are the ones the README describes.
+func TestCheckExamples(t *testing.T) {
+	b := NewBook()
+	var all []Record
+	for _, path := range recordFiles(t) {
+		if !strings.HasSuffix(path, ".ndjson") {
+			continue
+		}
+		for _, r := range loadRecords(t, path) {
+			b.Add(r)
+			all = append(all, r)
+		}
+	}
+	warnings := map[string]int{}
+	for _, r := range all {
+		for _, f := range Check(b, r, CheckConfig{}) {
+			if !slices.Contains(CheckCodes, f.Code) {
+				t.Errorf("code %s is not in CheckCodes", f.Code)
+			}
+			if f.Severity == SeverityError {
+				t.Errorf("%s %s: %s", r.RecordHeader().Kind, r.RecordHeader().ID, f)
+				continue
+			}
+			warnings[f.Code]++
+		}
+	}
+	var got []string
+	for c := range warnings {
+		got = append(got, c)
+	}
+	sort.Strings(got)
+	// safety.bp: transient rises above 140/90 during IM, IV and Spravato
+	// sessions; safety.phq9_item9: the IM baseline; safety.red_flag: the
+	// lozenge course's confusion at dosing 4.
+	if want := []string{"safety.bp", "safety.phq9_item9", "safety.red_flag"}; !slices.Equal(got, want) {
+		t.Errorf("warning codes %v (%v), want %v", got, warnings, want)
+	}
+}
+
+func TestBook(t *testing.T) {
+	f := newCheckFixture()
+	b := f.book()
+	var _ Lookup = b
+	if b.Len() != len(f.records()) {
+		t.Errorf("Len %d", b.Len())
+	}
+	if s := b.SessionsOf("k1"); len(s) != 2 || s[0].ID != "s1" || s[1].ID != "s2" {
+		t.Errorf("SessionsOf %v", s)
+	}
+	// An update replaces the record and moves it in the indexes.
+	moved := *f.dosing
+	moved.Course = "k2"
+	b.Add(moved) // by value
+	if s := b.SessionsOf("k1"); len(s) != 1 {
+		t.Errorf("after moving s2: SessionsOf(k1) = %v", s)
+	}
+	if s := b.SessionsOf("k2"); len(s) != 1 || s[0].Course != "k2" {
+		t.Errorf("SessionsOf(k2) = %v", s)
+	}
+	if got, ok := b.Session("s2"); !ok || got.Course != "k2" {
+		t.Errorf("Session(s2) = %v", got)
+	}
+	if _, ok := b.Client("rx"); ok {
+		t.Error("a practitioner id found as a client")
+	}
+	if r, ok := b.Get(KindPractitioner, "rx"); !ok || r.(*Practitioner).Role != "prescriber" {
+		t.Errorf("Get = %v", r)
+	}
+	if n := len(b.All(KindPractitioner)); n != 3 {
+		t.Errorf("All(practitioner) = %d", n)
+	}
+	if o := b.ObservationsOf("s2"); len(o) != 1 || o[0].ID != "o2" {
+		t.Errorf("ObservationsOf %v", o)
+	}
+	if n := b.NotesOf("s2"); len(n) != 1 {
+		t.Errorf("NotesOf %v", n)
+	}
+	if s := b.ScreeningsOf("c1"); len(s) != 1 {
+		t.Errorf("ScreeningsOf %v", s)
+	}
+	if c := b.CoursesOf("c1"); len(c) != 1 {
+		t.Errorf("CoursesOf %v", c)
+	}
+	if c := b.ConsentsOf("c1"); len(c) != 1 {
+		t.Errorf("ConsentsOf %v", c)
+	}
+	b.Add(nil)
+	b.Add((*Client)(nil))
+	if b.Len() != len(f.records()) {
+		t.Errorf("nil records were added")
+	}
+}
