@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Profile validation: a resource checked against the snapshot of a
@@ -184,6 +185,9 @@ type profileRegistry struct {
 	valueSets   map[string]*Value
 	codeSystems map[string]*Value
 	expansions  map[string]map[string]struct{} // cache; nil entry: not enumerable
+	// hasExtensions: an extension definition is registered, so resources
+	// are walked for extensions to check.
+	hasExtensions atomic.Bool
 }
 
 var registry = &profileRegistry{
@@ -245,6 +249,9 @@ func (r *profileRegistry) add(v *Value, typ string) error {
 	switch typ {
 	case "StructureDefinition":
 		r.profiles[url] = p
+		if p.typ == "Extension" {
+			r.hasExtensions.Store(true)
+		}
 	case "ValueSet":
 		r.valueSets[url] = v
 	case "CodeSystem":
@@ -367,8 +374,9 @@ func (r *profileRegistry) expandPart(p *Value, depth int) map[string]struct{} {
 // ---- validation ----
 
 // ValidateWithProfiles checks root against every profile in its
-// meta.profile that the registry knows. A profile it does not know is a
-// warning (the resource is not refused for it), except the base
+// meta.profile that the registry knows, and every extension in it whose
+// url is a registered extension definition. A profile it does not know is
+// a warning (the resource is not refused for it), except the base
 // definition of the resource's own type, which Validate already checks.
 // Callers refuse a resource when HasErrors(issues).
 func ValidateWithProfiles(root *Value) []Issue {
@@ -391,7 +399,82 @@ func ValidateWithProfiles(root *Value) []Issue {
 		}
 		issues = append(issues, p.validate(root, rt)...)
 	}
+	if registry.hasExtensions.Load() {
+		w := extensionWalker{path: append(make([]byte, 0, 128), rt...), container: root}
+		w.walk(root)
+		issues = append(issues, w.issues...)
+	}
 	return issues
+}
+
+// extensionWalker checks every extension whose url is a registered
+// extension definition against it, wherever it appears: an extension
+// says what it is by its url, so no meta.profile claim is needed.
+type extensionWalker struct {
+	path      []byte
+	container *Value
+	issues    []Issue
+	depth     int
+}
+
+func (w *extensionWalker) walk(v *Value) {
+	if w.depth > 64 {
+		return
+	}
+	w.depth++
+	defer func() { w.depth-- }()
+	switch v.Kind {
+	case KindArray:
+		n := len(w.path)
+		for i, item := range v.Array {
+			if item == nil {
+				continue
+			}
+			w.path = append(w.path, '[')
+			w.path = strconv.AppendInt(w.path, int64(i), 10)
+			w.path = append(w.path, ']')
+			w.walk(item)
+			w.path = w.path[:n]
+		}
+	case KindObject:
+		for _, m := range v.Members {
+			if m.Value == nil || (m.Value.Kind != KindObject && m.Value.Kind != KindArray) {
+				continue
+			}
+			n := len(w.path)
+			if n > 0 {
+				w.path = append(w.path, '.')
+			}
+			w.path = append(w.path, m.Key...)
+			if m.Key == "extension" || m.Key == "modifierExtension" {
+				w.extensions(m.Value)
+			}
+			w.walk(m.Value)
+			w.path = w.path[:n]
+		}
+	}
+}
+
+func (w *extensionWalker) extensions(list *Value) {
+	n := len(w.path)
+	for i, ext := range arrayItems(list) {
+		if ext == nil || ext.Kind != KindObject {
+			continue
+		}
+		p := registry.profile(ext.GetString("url"))
+		if p == nil || p.typ != "Extension" {
+			continue
+		}
+		if list.Kind == KindArray {
+			w.path = append(w.path, '[')
+			w.path = strconv.AppendInt(w.path, int64(i), 10)
+			w.path = append(w.path, ']')
+		}
+		pv := profileValidator{p: p, container: w.container, path: w.path}
+		pv.element(ext, p.root)
+		w.issues = append(w.issues, pv.issues...)
+		w.path = w.path[:n]
+	}
 }
 
 // ValidateProfile checks root against the snapshot of the

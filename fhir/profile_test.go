@@ -253,3 +253,53 @@ func BenchmarkValidateWithProfiles(b *testing.B) {
 		}
 	}
 }
+
+const testExtSD = `{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-phase","name":"TestPhase","status":"draft",
+	"kind":"complex-type","abstract":false,"type":"Extension","derivation":"constraint","context":[{"type":"element","expression":"Element"}],
+	"snapshot":{"element":[
+	{"id":"Extension","path":"Extension","min":0,"max":"1"},
+	{"id":"Extension.extension","path":"Extension.extension","min":0,"max":"0"},
+	{"id":"Extension.url","path":"Extension.url","min":1,"max":"1","fixedUri":"` + testBase + `StructureDefinition/test-phase"},
+	{"id":"Extension.value[x]","path":"Extension.value[x]","min":1,"max":"1","type":[{"code":"code"}],
+	 "binding":{"strength":"required","valueSet":"` + testCodesVS + `"}}]}}`
+
+// Registered extension definitions are checked wherever their url
+// appears, without a meta.profile claim.
+func TestValidateExtensions(t *testing.T) {
+	registerTestProfiles(t)
+	if err := fhir.RegisterProfiles([]byte(testExtSD)); err != nil {
+		t.Fatal(err)
+	}
+	ext := func(value string) string {
+		return `{"url":"` + testBase + `StructureDefinition/test-phase"` + value + `}`
+	}
+	ok := []string{
+		`{"resourceType":"Patient","extension":[` + ext(`,"valueCode":"a1"`) + `]}`,
+		`{"resourceType":"Patient","extension":[{"url":"http://example.org/other","valueString":"x"}]}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"component":[{"code":{"text":"c"},"extension":[` + ext(`,"valueCode":"b"`) + `]}]}`,
+	}
+	for _, body := range ok {
+		if issues := profileIssues(t, body); len(issues) > 0 {
+			t.Errorf("%s: %v", body, issues)
+		}
+	}
+	bad := []struct{ body, code, expr string }{
+		{`{"resourceType":"Patient","extension":[` + ext(`,"valueString":"a1"`) + `]}`, "structure", "Patient.extension[0].valueString"},
+		{`{"resourceType":"Patient","extension":[{"url":"http://example.org/other","valueString":"x"},` + ext(`,"extension":[{"url":"x","valueCode":"a"}]`) + `]}`, "required", "Patient.extension[1].value[x]"},
+		{`{"resourceType":"Patient","extension":[{"url":"http://example.org/other","valueString":"x"},` + ext(`,"extension":[{"url":"x","valueCode":"a"}]`) + `]}`, "structure", "Patient.extension[1].extension"},
+		{`{"resourceType":"Observation","status":"final","code":{"text":"x"},"component":[{"code":{"text":"c"},"extension":[` + ext(`,"valueCode":"zzz"`) + `]}]}`, "code-invalid", "Observation.component[0].extension[0].valueCode"},
+		{`{"resourceType":"Patient","birthDate":"2000-01-01","_birthDate":{"extension":[` + ext(`,"valueCode":"zzz"`) + `]}}`, "code-invalid", "Patient._birthDate.extension[0].valueCode"},
+	}
+	for _, tc := range bad {
+		issues := profileIssues(t, tc.body)
+		found := false
+		for _, is := range issues {
+			if string(is.Code) == tc.code && len(is.Expression) == 1 && is.Expression[0] == tc.expr {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: want %s at %s, got %v", tc.body, tc.code, tc.expr, issues)
+		}
+	}
+}

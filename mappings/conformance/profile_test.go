@@ -46,7 +46,8 @@ func validate(t *testing.T, body string) []fhir.Issue {
 // mappings write it passes; each way of breaking a rule is reported at
 // the element, with the issue code for what is wrong.
 func TestProfiles(t *testing.T) {
-	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse} {
+	withPhase := strings.Replace(validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"`+conformance.Base+`/StructureDefinition/kap-session-phase","valueCode":"during"}]`, 1)
+	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse, "with extension": withPhase} {
 		if issues := validate(t, body); len(issues) > 0 {
 			t.Errorf("%s: %v", name, issues)
 		}
@@ -68,6 +69,8 @@ func TestProfiles(t *testing.T) {
 		{"observation without category", validObservation, `"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"exam"}]}],`, "", fhir.IssueRequired, "Observation.category"},
 		{"response in progress", validResponse, `"status":"completed"`, `"status":"in-progress"`, fhir.IssueCodeInvalid, "QuestionnaireResponse.status"},
 		{"response without authored", validResponse, `,"authored":"2026-01-02"`, "", fhir.IssueRequired, "QuestionnaireResponse.authored"},
+		{"session phase not a phase", validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-session-phase","valueCode":"after"}]`, fhir.IssueCodeInvalid, "Observation.extension[0].valueCode"},
+		{"planned count as text", validCarePlan, `"status":"scheduled"`, `"status":"scheduled","extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-planned-count","valueString":"6"}]`, fhir.IssueStructure, "CarePlan.activity[1].detail.extension[0].valueString"},
 		{"response without questionnaire", validResponse, `"questionnaire":"` + conformance.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
 	}
 	for _, tc := range tests {

@@ -84,7 +84,8 @@ func run(core, diffDir, out string) error {
 }
 
 // profile reads one hand-written differential (id, name, title, status,
-// description, type, differential) and completes it into a
+// description, type, for an extension its context, differential) and
+// completes it into a
 // StructureDefinition with the common metadata and a generated snapshot.
 func profile(s *snapshotter, file string) (*fhir.Value, error) {
 	data, err := os.ReadFile(file)
@@ -109,7 +110,10 @@ func profile(s *snapshotter, file string) (*fhir.Value, error) {
 	kv = append(kv, "fhirVersion", "4.0.1",
 		// The base's mapping declarations, which the copied elements' mappings name.
 		"mapping", base.Get("mapping"),
-		"kind", "resource", "abstract", false, "type", typ,
+		"kind", base.GetString("kind"), "abstract", false,
+		// Where an extension may be used.
+		"context", src.Get("context"),
+		"type", typ,
 		"baseDefinition", "http://hl7.org/fhir/StructureDefinition/"+typ, "derivation", "constraint",
 		"snapshot", obj("element", snap),
 		"differential", src.Get("differential"))

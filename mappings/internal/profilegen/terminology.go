@@ -184,6 +184,23 @@ func codeSystems() []codeSystem {
 		{csCarePlanCategory, "KAPCarePlanCategory", "KAP care plan category", "Categories of CarePlan the gateway writes.", []concept{
 			{"kap-course", "KAP course", "A course of ketamine-assisted psychotherapy: consultation, preparation, dosing, integration and maintenance."},
 		}},
+		{csPractitionerRole, "KAPPractitionerRole", "KAP practitioner role", "The roles practitioners take in a KAP course.", []concept{
+			{"prescriber", "Prescriber", "Writes the prescription, monitors vitals and manages medical risk (MD, DO, NP, PA)."},
+			{"therapist", "Therapist", "Leads preparation, in-session support and integration (LCPC, LCSW, LMFT, psychologist)."},
+			{"administrator", "Administrator", "Gives the medicine under supervision (RN, CRNA, trained clinic staff)."},
+		}},
+		{csConsentScope, "KAPConsentScope", "KAP consent scope", "What part of a client's record a Consent permits or denies sharing.", []concept{
+			{"process-notes", "Process notes", "The therapist's process notes (psychotherapy notes, 45 CFR 164.501): disclosed only with this authorization."},
+			{"treatment-record", "Treatment record", "The KAP treatment record other than process notes: sessions, medication and monitoring, scores, plan and progress."},
+		}},
+		{csDocumentType, "KAPDocumentType", "KAP document type", "Kinds of document the gateway keeps.", []concept{
+			{"process-note", "Process note", "A therapist's process note of a session: a psychotherapy note, labelled V + PSYTHPN and never exported without an authorization."},
+		}},
+		{csSessionPhase, "KAPSessionPhase", "KAP session phase", "When in a dosing session an observation was made (the Spravato REMS form asks for blood pressure at these points).", []concept{
+			{"before", "Before dosing", "Before the dose is given."},
+			{"during", "During monitoring", "During the monitored time after the dose (for example at 40 minutes)."},
+			{"discharge", "Before discharge", "Before the client leaves the clinic."},
+		}},
 		{csTag, "KAPTag", "kapbridge resource tags", "Tags the gateway puts on resources it manages itself.", []concept{
 			{"conformance", "Conformance artifact", "A profile, CodeSystem, ValueSet or Questionnaire the gateway publishes; served read-only."},
 		}},

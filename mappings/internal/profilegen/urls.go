@@ -16,4 +16,11 @@ const (
 	csObservation      = canonicalBase + "/CodeSystem/kap-observation"
 	csCarePlanCategory = canonicalBase + "/CodeSystem/kap-careplan-category"
 	csTag              = canonicalBase + "/CodeSystem/kap-tag"
+
+	// Those mappings/codes.go adds for the mappings' own needs.
+	csPractitionerRole = canonicalBase + "/CodeSystem/kap-practitioner-role"
+	csConsentScope     = canonicalBase + "/CodeSystem/kap-consent-scope"
+	csDocumentType     = canonicalBase + "/CodeSystem/kap-document-type"
+	// The codes of the kap-session-phase extension's valueCode.
+	csSessionPhase = canonicalBase + "/CodeSystem/kap-session-phase"
 )
