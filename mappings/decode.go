@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -210,7 +211,7 @@ func Decode(data []byte) (Record, error) {
 		return nil, &RecordError{Problems: []Problem{{Message: "a record must be a JSON object, not " + jsonTypeName(tree)}}}
 	}
 	re := &RecordError{}
-	if _, err := dec.Token(); err != io.EOF {
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		// One record per call: a second value is a framing mistake the
 		// caller should hear about, not data to drop.
 		re.Problems = append(re.Problems, Problem{Message: fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())})
@@ -365,6 +366,27 @@ type jsonField struct {
 	Required bool // no omitempty: the field must be present
 }
 
+// structFields is a struct's jsonFields and an index by name, cached
+// per type: reflection on every record would dominate decoding.
+type structFields struct {
+	list   []jsonField
+	byName map[string]jsonField
+}
+
+var fieldCache sync.Map // reflect.Type -> *structFields
+
+func cachedFields(t reflect.Type) *structFields {
+	if v, ok := fieldCache.Load(t); ok {
+		return v.(*structFields)
+	}
+	sf := &structFields{list: jsonFields(t), byName: map[string]jsonField{}}
+	for _, f := range sf.list {
+		sf.byName[f.Name] = f
+	}
+	v, _ := fieldCache.LoadOrStore(t, sf)
+	return v.(*structFields)
+}
+
 // jsonFields lists t's fields by json name, flattening embedded structs
 // (Header) the way encoding/json does.
 func jsonFields(t reflect.Type) []jsonField {
@@ -410,11 +432,8 @@ func (w *walker) key(spec string) string {
 }
 
 func (w *walker) object(o *object, t reflect.Type, path, spec string, depth int) {
-	fields := jsonFields(t)
-	byName := map[string]jsonField{}
-	for _, f := range fields {
-		byName[f.Name] = f
-	}
+	sf := cachedFields(t)
+	fields, byName := sf.list, sf.byName
 	for _, d := range o.dups {
 		w.add(join(path, d), "duplicate field")
 	}
@@ -579,12 +598,12 @@ func isRecordDate(s string) bool {
 	return err == nil
 }
 
-// isRecordDateTime accepts RFC 3339 with a zone (Z or an offset): a time
-// without a zone is ambiguous across a practice and an EHR in different
-// zones.
+// isRecordDateTime accepts RFC 3339 with a zone (Z or an offset) and an
+// upper-case T, as Go's time.RFC3339 does: a time without a zone is
+// ambiguous across a practice and an EHR in different zones.
 func isRecordDateTime(s string) bool {
 	_, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil && strings.ContainsAny(s, "tT")
+	return err == nil
 }
 
 // checkNPI returns "" for a valid National Provider Identifier: 10

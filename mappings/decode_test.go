@@ -136,6 +136,7 @@ var decodeProblemCases = []struct {
 		[]Problem{{"start", `"2026-13-01" is not a date: want YYYY-MM-DD`}, {"end", "is not a date"}, {"signed", "is not a date"}}},
 	{"bad date-times", `{"kind":"session","id":"s","course":"c","type":"dosing","status":"held","planned_start":"2026-01-01","actual_start":"2026-01-01T10:00:00","updated":"yesterday"}`,
 		[]Problem{{"updated", "not a date-time"}, {"planned_start", `"2026-01-01" is not a date-time: want RFC 3339`}, {"actual_start", "not a date-time"}}},
+	{"lower-case date-time", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01t10:00:00z"}`, []Problem{{"time", "not a date-time"}}},
 	{"date or date-time", `{"kind":"screening","id":"x","client":"c","date":"2026-02-30","performed_by":"p"}`, []Problem{{"date", "neither a date"}}},
 	{"npi length", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"12345"}`, []Problem{{"npi", "want 10 digits"}}},
 	{"npi luhn", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"1234567890"}`, []Problem{{"npi", "check digit"}}},
@@ -296,4 +297,30 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = DecodeStream(strings.NewReader(string(data)), func(int, Record, error) error { return nil })
 	})
+}
+
+func BenchmarkDecodeObservation(b *testing.B) {
+	line := []byte(`{"kind":"observation","id":"spr-s05-o2","session":"spr-s05-dosing1","time":"2026-04-13T10:40:00-05:00","performer":"spr-administrator","phase":"during","vitals":{"systolic":148,"diastolic":92,"heart_rate":80,"spo2":97,"respiratory_rate":13},"dissociation":6,"side_effects":["dissociation_confusion","bp_elevation","nausea"],"comment":"BP at 40 min after first device."}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := Decode(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckCourse(b *testing.B) {
+	book := NewBook()
+	var recs []Record
+	for _, r := range loadRecords(b, filepath.Join("..", "testdata", "records", "course-spravato.ndjson")) {
+		book.Add(r)
+		recs = append(recs, r)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, r := range recs {
+			Check(book, r, CheckConfig{})
+		}
+	}
 }

@@ -50,9 +50,10 @@ func schemaRef(name string) schemaObj { return schemaObj{{"$ref", "#/$defs/" + n
 
 var formatDefs = map[string]string{fmtID: "id", fmtDate: "date", fmtDateTime: "dateTime", fmtDateOr: "dateOrDateTime", fmtNPI: "npi"}
 
-// dateTimePattern approximates RFC 3339 with a zone, as isRecordDateTime
-// accepts it ("format" alone is only an annotation in 2020-12).
-const dateTimePattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`
+// dateTimePattern is RFC 3339 with a zone and upper-case T and Z, as
+// isRecordDateTime (Go's time.RFC3339) accepts it; "format" alone is only
+// an annotation in 2020-12.
+const dateTimePattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
 
 var kindDescriptions = map[Kind]string{
 	KindClient:       "The person receiving KAP.",
