@@ -18,20 +18,22 @@ var idNamespace = [16]byte{0x6b, 0x61, 0x70, 0x62, 0x72, 0x69, 0x64, 0x67, 0x65,
 // nothing of the practice ids. The result is a valid FHIR id (36 of
 // [0-9a-f-]).
 func ResourceID(practice string, kind Kind, id string, suffix ...string) string {
-	h := sha1.New()
-	h.Write(idNamespace[:])
+	// One buffer, on the stack for typical names, hashed at once: ids are
+	// made for every resource and reference, so they should not allocate.
+	var buf [256]byte
+	name := append(buf[:0], idNamespace[:]...)
 	// NUL separators keep ("ab","c") and ("a","bc") apart.
-	h.Write([]byte(practice))
-	h.Write([]byte{0})
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
+	name = append(name, practice...)
+	name = append(name, 0)
+	name = append(name, kind...)
+	name = append(name, 0)
+	name = append(name, id...)
 	for _, s := range suffix {
-		h.Write([]byte{0})
-		h.Write([]byte(s))
+		name = append(name, 0)
+		name = append(name, s...)
 	}
-	var sum [sha1.Size]byte
-	u := h.Sum(sum[:0])[:16]
+	sum := sha1.Sum(name)
+	u := sum[:16]
 	u[6] = u[6]&0x0f | 0x50 // version 5
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
 	var out [36]byte

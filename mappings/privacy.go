@@ -26,27 +26,27 @@ func (mp *mapping) note(n *Note) error {
 	var date, created *fhir.Value
 	switch {
 	case isRFC3339(n.Date):
-		date, created = str(n.Date), str(n.Date) // DocumentReference.date is an instant
+		date, created = mp.str(n.Date), mp.str(n.Date) // DocumentReference.date is an instant
 	case isDay(n.Date):
-		created = str(n.Date)
+		created = mp.str(n.Date)
 	default:
 		return invalid("note.date", "%q is neither YYYY-MM-DD nor RFC 3339", n.Date)
 	}
 	var ctx *fhir.Value
 	if enc := mp.encounterRef(s); enc != nil {
-		ctx = obj(mem("encounter", arr(enc)))
+		ctx = mp.obj(mem("encounter", mp.arr(enc)))
 	}
 	mp.emit("DocumentReference", nil, nil, false,
-		mem("status", str("current")),
-		mem("docStatus", str("final")),
-		mem("type", concept("psychotherapy process note", localCoding(CSNoteType, "process-note", ""))),
+		mem("status", mp.str("current")),
+		mem("docStatus", mp.str("final")),
+		mem("type", mp.concept("psychotherapy process note", mp.localCoding(CSNoteType, "process-note", ""))),
 		mem("subject", mp.patientRef(c.Client)),
 		mem("date", date),
-		mem("author", arr(mp.practitionerRef(n.Author))),
-		mem("securityLabel", arr(concept("", coding("sec.V")), concept("", coding("sec.PSYTHPN")))),
-		mem("content", arr(obj(mem("attachment", obj(
-			mem("contentType", str("text/plain; charset=utf-8")),
-			mem("data", str(base64.StdEncoding.EncodeToString([]byte(n.Text)))),
+		mem("author", mp.arr(mp.practitionerRef(n.Author))),
+		mem("securityLabel", mp.arr(mp.concept("", mp.coding("sec.V")), mp.concept("", mp.coding("sec.PSYTHPN")))),
+		mem("content", mp.arr(mp.obj(mem("attachment", mp.obj(
+			mem("contentType", mp.str("text/plain; charset=utf-8")),
+			mem("data", mp.str(base64.StdEncoding.EncodeToString([]byte(n.Text)))),
 			mem("creation", created)))))),
 		mem("context", ctx))
 	return nil

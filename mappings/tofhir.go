@@ -13,8 +13,8 @@ import (
 // default the caller should know about (the Caddy adapter pattern: a lossy
 // conversion says what it lost).
 type Warning struct {
-	Field   string // the record field, e.g. "session.actual_start"
-	Message string
+	Field   string `json:"field"` // the record field, e.g. "session.actual_start"
+	Message string `json:"message"`
 }
 
 func (w Warning) String() string { return w.Field + ": " + w.Message }
@@ -137,6 +137,7 @@ func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Warning, error) {
 
 // mapping is the state of one ToFHIR call.
 type mapping struct {
+	arena
 	m        *Mapper
 	b        Lookup
 	out      []*fhir.Value
@@ -166,31 +167,31 @@ func (mp *mapping) rid(kind Kind, id string, suffix ...string) string {
 }
 
 func (mp *mapping) patientRef(client string) *fhir.Value {
-	return ref("Patient", mp.rid(KindClient, client, "Patient"))
+	return mp.ref("Patient", mp.rid(KindClient, client, "Patient"))
 }
 
 func (mp *mapping) practitionerRef(id string) *fhir.Value {
 	if id == "" {
 		return nil
 	}
-	return ref("Practitioner", mp.rid(KindPractitioner, id, "Practitioner"))
+	return mp.ref("Practitioner", mp.rid(KindPractitioner, id, "Practitioner"))
 }
 
 // securityLabels are kap-domain.md section 6: KAP content is restricted
 // mental-health information (R + PSY); a Part 2 program adds ETH; a
 // process note is very restricted (V + PSYTHPN) and never exported
 // without a Consent (see Exportable).
-func securityLabels(c *Client, processNote bool) *fhir.Value {
+func (a *arena) securityLabels(c *Client, processNote bool) *fhir.Value {
 	var ls []*fhir.Value
 	if processNote {
-		ls = append(ls, coding("sec.V"), coding("sec.PSYTHPN"))
+		ls = append(ls, a.coding("sec.V"), a.coding("sec.PSYTHPN"))
 	} else {
-		ls = append(ls, coding("sec.R"), coding("sec.PSY"))
+		ls = append(ls, a.coding("sec.R"), a.coding("sec.PSY"))
 	}
 	if c != nil && c.SUDProgram {
-		ls = append(ls, coding("sec.ETH"))
+		ls = append(ls, a.coding("sec.ETH"))
 	}
-	return arr(ls...)
+	return a.arr(ls...)
 }
 
 // begin sets what every resource of the record shares.
@@ -198,7 +199,7 @@ func securityLabels(c *Client, processNote bool) *fhir.Value {
 // built in code may leave empty.
 func (mp *mapping) begin(kind Kind, h Header, c *Client, processNote bool) {
 	mp.kind, mp.id = kind, h.ID
-	mp.labels = securityLabels(c, processNote)
+	mp.labels = mp.securityLabels(c, processNote)
 }
 
 // identifier is the practice identifier of a resource made from the
@@ -210,28 +211,28 @@ func (mp *mapping) identifier(suffix ...string) *fhir.Value {
 	if len(suffix) > 0 {
 		v += "/" + strings.Join(suffix, "/")
 	}
-	return obj(mem("system", str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/"+string(mp.kind))), mem("value", str(v)))
+	return mp.obj(mem("system", mp.str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/"+string(mp.kind))), mem("value", mp.str(v)))
 }
 
 // emit builds a resource: resourceType, id, meta (profiles, the record's
 // security labels), identifier (an array unless single), then the body.
 func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIdentifier bool, body ...fhir.Member) *fhir.Value {
 	ms := make([]fhir.Member, 0, len(body)+4)
-	ms = append(ms, mem("resourceType", str(rt)), mem("id", str(mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...))))
+	ms = append(ms, mem("resourceType", mp.str(rt)), mem("id", mp.str(mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...))))
 	var prof *fhir.Value
 	if len(profiles) > 0 {
-		prof = strs(profiles)
+		prof = mp.strs(profiles)
 	}
-	ms = append(ms, mem("meta", obj(mem("profile", prof), mem("security", mp.labels))))
+	ms = append(ms, mem("meta", mp.obj(mem("profile", prof), mem("security", mp.labels))))
 	if rt != "Provenance" {
 		id := mp.identifier(suffix...)
 		if !singleIdentifier {
-			id = arr(id)
+			id = mp.arr(id)
 		}
 		ms = append(ms, mem("identifier", id))
 	}
 	ms = append(ms, body...)
-	v := obj(ms...)
+	v := mp.obj(ms...)
 	mp.out = append(mp.out, v)
 	return v
 }
@@ -246,20 +247,20 @@ func (mp *mapping) idOf(rt string, suffix ...string) string {
 func (mp *mapping) provenance(h Header) {
 	targets := make([]*fhir.Value, len(mp.out))
 	for i, r := range mp.out {
-		targets[i] = ref(r.GetString("resourceType"), r.GetString("id"))
+		targets[i] = mp.ref(r.GetString("resourceType"), r.GetString("id"))
 	}
-	device := obj(
-		mem("type", str("Device")),
-		mem("identifier", obj(mem("system", str(NSPracticeRecordIDs)), mem("value", str(mp.m.Practice)))),
-		mem("display", str("practice system "+mp.m.Practice)))
-	source := obj(
+	device := mp.obj(
+		mem("type", mp.str("Device")),
+		mem("identifier", mp.obj(mem("system", mp.str(NSPracticeRecordIDs)), mem("value", mp.str(mp.m.Practice)))),
+		mem("display", mp.str("practice system "+mp.m.Practice)))
+	source := mp.obj(
 		mem("identifier", mp.identifier()),
-		mem("display", str(string(mp.kind)+" "+mp.id)))
+		mem("display", mp.str(string(mp.kind)+" "+mp.id)))
 	mp.emit("Provenance", nil, nil, false,
-		mem("target", arr(targets...)),
-		mem("recorded", str(mp.m.now().UTC().Format(time.RFC3339))),
-		mem("agent", arr(obj(mem("type", concept("", coding("participation.DEV"))), mem("who", device)))),
-		mem("entity", arr(obj(mem("role", str("source")), mem("what", source)))))
+		mem("target", mp.arr(targets...)),
+		mem("recorded", mp.str(mp.m.now().UTC().Format(time.RFC3339))),
+		mem("agent", mp.arr(mp.obj(mem("type", mp.concept("", mp.coding("participation.DEV"))), mem("who", device)))),
+		mem("entity", mp.arr(mp.obj(mem("role", mp.str("source")), mem("what", source)))))
 }
 
 // Dates. Records carry YYYY-MM-DD or RFC 3339; both are FHIR dateTimes
@@ -276,30 +277,30 @@ func isRFC3339(s string) bool {
 }
 
 // dateTime checks an optional date or timestamp field.
-func fhirDateTime(field, s string) (*fhir.Value, error) {
+func (mp *mapping) fhirDateTime(field, s string) (*fhir.Value, error) {
 	if s == "" {
 		return nil, nil
 	}
 	if !isDay(s) && !isRFC3339(s) {
 		return nil, invalid(field, "%q is neither YYYY-MM-DD nor RFC 3339", s)
 	}
-	return str(s), nil
+	return mp.str(s), nil
 }
 
-func fhirDate(field, s string) (*fhir.Value, error) {
+func (mp *mapping) fhirDate(field, s string) (*fhir.Value, error) {
 	if s == "" {
 		return nil, nil
 	}
 	if !isDay(s) {
 		return nil, invalid(field, "%q is not YYYY-MM-DD", s)
 	}
-	return str(s), nil
+	return mp.str(s), nil
 }
 
 // client -> Patient.
 func (mp *mapping) client(c *Client) error {
 	mp.begin(KindClient, c.Header, c, false)
-	bd, err := fhirDate("client.birth_date", c.BirthDate)
+	bd, err := mp.fhirDate("client.birth_date", c.BirthDate)
 	if err != nil {
 		return err
 	}
@@ -307,40 +308,40 @@ func (mp *mapping) client(c *Client) error {
 	switch c.Sex {
 	case "":
 	case "female", "male", "other", "unknown":
-		gender = str(c.Sex)
+		gender = mp.str(c.Sex)
 	default:
 		mp.warn("client.sex", "%q is not female, male, other or unknown: not carried", c.Sex)
 	}
 	var mrn *fhir.Value
 	if c.MRN != "" {
-		mrn = obj(
-			mem("type", concept("", coding("identifier.MR"))),
-			mem("system", str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/mrn")),
-			mem("value", str(c.MRN)))
+		mrn = mp.obj(
+			mem("type", mp.concept("", mp.coding("identifier.MR"))),
+			mem("system", mp.str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/mrn")),
+			mem("value", mp.str(c.MRN)))
 	}
 	var telecom []*fhir.Value
 	if c.Phone != "" {
-		telecom = append(telecom, obj(mem("system", str("phone")), mem("value", str(c.Phone))))
+		telecom = append(telecom, mp.obj(mem("system", mp.str("phone")), mem("value", mp.str(c.Phone))))
 	}
 	if c.Email != "" {
-		telecom = append(telecom, obj(mem("system", str("email")), mem("value", str(c.Email))))
+		telecom = append(telecom, mp.obj(mem("system", mp.str("email")), mem("value", mp.str(c.Email))))
 	}
 	var lang *fhir.Value
 	if c.Language != "" {
-		lang = arr(obj(mem("language", concept("", obj(mem("system", str(SysBCP47)), mem("code", str(c.Language))))), mem("preferred", boolean(true))))
+		lang = mp.arr(mp.obj(mem("language", mp.concept("", mp.obj(mem("system", mp.str(SysBCP47)), mem("code", mp.str(c.Language))))), mem("preferred", mp.boolean(true))))
 	}
 	var ext *fhir.Value
 	if c.Pronouns != "" {
-		ext = arr(extension(ExtPronouns, mem("valueString", str(c.Pronouns))))
+		ext = mp.arr(mp.extension(ExtPronouns, mem("valueString", mp.str(c.Pronouns))))
 	}
 	p := mp.emit("Patient", nil, nil, false,
 		mem("extension", ext),
-		mem("active", boolean(true)),
-		mem("name", arr(humanName(c.Name))),
-		mem("telecom", arr(telecom...)),
+		mem("active", mp.boolean(true)),
+		mem("name", mp.arr(mp.humanName(c.Name))),
+		mem("telecom", mp.arr(telecom...)),
 		mem("gender", gender),
 		mem("birthDate", bd),
-		mem("address", arr(obj(mem("postalCode", str(c.Postal))))),
+		mem("address", mp.arr(mp.obj(mem("postalCode", mp.str(c.Postal))))),
 		mem("communication", lang))
 	if mrn != nil {
 		// The chart number is a second identifier of the same Patient.
@@ -349,15 +350,15 @@ func (mp *mapping) client(c *Client) error {
 	return nil
 }
 
-func humanName(n Name) *fhir.Value {
+func (a *arena) humanName(n Name) *fhir.Value {
 	var prefix, suffix *fhir.Value
 	if n.Prefix != "" {
-		prefix = arr(str(n.Prefix))
+		prefix = a.arr(a.str(n.Prefix))
 	}
 	if n.Suffix != "" {
-		suffix = arr(str(n.Suffix))
+		suffix = a.arr(a.str(n.Suffix))
 	}
-	return obj(mem("family", str(n.Family)), mem("given", strs(n.Given)), mem("prefix", prefix), mem("suffix", suffix))
+	return a.obj(mem("family", a.str(n.Family)), mem("given", a.strs(n.Given)), mem("prefix", prefix), mem("suffix", suffix))
 }
 
 // practitioner -> Practitioner + PractitionerRole.
@@ -367,27 +368,27 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	// role (a KAP prescriber, a therapist) is itself mental-health context.
 	var npi *fhir.Value
 	if p.NPI != "" {
-		npi = obj(mem("type", concept("", coding("identifier.NPI"))), mem("system", str("http://hl7.org/fhir/sid/us-npi")), mem("value", str(p.NPI)))
+		npi = mp.obj(mem("type", mp.concept("", mp.coding("identifier.NPI"))), mem("system", mp.str("http://hl7.org/fhir/sid/us-npi")), mem("value", mp.str(p.NPI)))
 	}
 	var qual *fhir.Value
 	if p.Credential != "" {
 		var cod *fhir.Value
 		if _, ok := codeIndex["credential."+p.Credential]; ok {
-			cod = coding("credential." + p.Credential)
+			cod = mp.coding("credential." + p.Credential)
 		}
-		qual = arr(obj(mem("code", concept(p.Credential, cod))))
+		qual = mp.arr(mp.obj(mem("code", mp.concept(p.Credential, cod))))
 	}
 	var telecom []*fhir.Value
 	if p.Phone != "" {
-		telecom = append(telecom, obj(mem("system", str("phone")), mem("value", str(p.Phone))))
+		telecom = append(telecom, mp.obj(mem("system", mp.str("phone")), mem("value", mp.str(p.Phone))))
 	}
 	if p.Email != "" {
-		telecom = append(telecom, obj(mem("system", str("email")), mem("value", str(p.Email))))
+		telecom = append(telecom, mp.obj(mem("system", mp.str("email")), mem("value", mp.str(p.Email))))
 	}
 	pr := mp.emit("Practitioner", nil, nil, false,
-		mem("active", boolean(true)),
-		mem("name", arr(humanName(p.Name))),
-		mem("telecom", arr(telecom...)),
+		mem("active", mp.boolean(true)),
+		mem("name", mp.arr(mp.humanName(p.Name))),
+		mem("telecom", mp.arr(telecom...)),
 		mem("qualification", qual))
 	if npi != nil {
 		pr.Get("identifier").Array = append(pr.Get("identifier").Array, npi)
@@ -398,9 +399,9 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 		return invalid("practitioner.role", "%q is not prescriber, therapist or administrator", p.Role)
 	}
 	mp.emit("PractitionerRole", []string{"role"}, nil, false,
-		mem("active", boolean(true)),
-		mem("practitioner", ref("Practitioner", pr.GetString("id"))),
-		mem("code", arr(concept(p.Role, localCoding(CSPractitionerRole, p.Role, "")))))
+		mem("active", mp.boolean(true)),
+		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
+		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))))
 	return nil
 }
 
@@ -411,15 +412,15 @@ func (mp *mapping) consent(c *Consent) error {
 		return unresolved("consent.client", KindClient, c.Client)
 	}
 	mp.begin(KindConsent, c.Header, cl, false)
-	start, err := fhirDate("consent.start", c.Start)
+	start, err := mp.fhirDate("consent.start", c.Start)
 	if err != nil {
 		return err
 	}
-	end, err := fhirDate("consent.end", c.End)
+	end, err := mp.fhirDate("consent.end", c.End)
 	if err != nil {
 		return err
 	}
-	signed, err := fhirDateTime("consent.signed", c.Signed)
+	signed, err := mp.fhirDateTime("consent.signed", c.Signed)
 	if err != nil {
 		return err
 	}
@@ -440,11 +441,11 @@ func (mp *mapping) consent(c *Consent) error {
 	var label, scope *fhir.Value
 	switch c.Scope {
 	case "process_notes":
-		label = coding("sec.PSYTHPN")
-		scope = localCoding(CSConsentScope, "process-notes", "")
+		label = mp.coding("sec.PSYTHPN")
+		scope = mp.localCoding(CSConsentScope, "process-notes", "")
 	case "treatment_record":
-		label = coding("sec.PSY")
-		scope = localCoding(CSConsentScope, "treatment-record", "")
+		label = mp.coding("sec.PSY")
+		scope = mp.localCoding(CSConsentScope, "treatment-record", "")
 	default:
 		return invalid("consent.scope", "%q is not process_notes or treatment_record", c.Scope)
 	}
@@ -452,17 +453,17 @@ func (mp *mapping) consent(c *Consent) error {
 		return invalid("consent.recipient", "missing")
 	}
 	mp.emit("Consent", nil, nil, false,
-		mem("status", str("active")),
-		mem("scope", concept("", coding("consent.patient-privacy"))),
-		mem("category", arr(concept("", coding("consent.category")), concept("", scope))),
+		mem("status", mp.str("active")),
+		mem("scope", mp.concept("", mp.coding("consent.patient-privacy"))),
+		mem("category", mp.arr(mp.concept("", mp.coding("consent.category")), mp.concept("", scope))),
 		mem("patient", mp.patientRef(c.Client)),
 		mem("dateTime", signed),
-		mem("performer", arr(mp.patientRef(c.Client))),
-		mem("policyRule", concept("", coding(policy))),
-		mem("provision", obj(
-			mem("type", str(c.Decision)),
-			mem("period", obj(mem("start", start), mem("end", end))),
-			mem("actor", arr(obj(mem("role", concept("", coding("participation.IRCP"))), mem("reference", mp.practitionerRef(c.Recipient))))),
-			mem("securityLabel", arr(label)))))
+		mem("performer", mp.arr(mp.patientRef(c.Client))),
+		mem("policyRule", mp.concept("", mp.coding(policy))),
+		mem("provision", mp.obj(
+			mem("type", mp.str(c.Decision)),
+			mem("period", mp.obj(mem("start", start), mem("end", end))),
+			mem("actor", mp.arr(mp.obj(mem("role", mp.concept("", mp.coding("participation.IRCP"))), mem("reference", mp.practitionerRef(c.Recipient))))),
+			mem("securityLabel", mp.arr(label)))))
 	return nil
 }

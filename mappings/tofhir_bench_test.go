@@ -80,3 +80,26 @@ func BenchmarkObservationMapValidate(b *testing.B) {
 	}
 	b.ReportMetric(float64(best), "resources/op")
 }
+
+// BenchmarkObservationMap maps the same observation record without
+// validating, to tell the mapping's cost from the validator's.
+func BenchmarkObservationMap(b *testing.B) {
+	bk := loadCourse(b, "course-iv")
+	m := testMapper()
+	var obs Record
+	best := 0
+	for _, r := range bk.records {
+		if o, ok := r.(*Observation); ok {
+			res, _, _ := m.ToFHIR(bk, o)
+			if len(res) > best {
+				best, obs = len(res), o
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := m.ToFHIR(bk, obs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,15 +6,70 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
-// Small builders for *fhir.Value trees. A nil *fhir.Value means "absent":
-// obj and arr drop nil members and elements, so optional record fields
-// need no if-statements and an object never carries an empty value (which
-// FHIR forbids).
+// Builders for *fhir.Value trees. A nil *fhir.Value means "absent": obj
+// and arr drop nil members and elements, so optional record fields need
+// no if-statements and an object never carries an empty value (which FHIR
+// forbids).
+//
+// The nodes come from an arena: a mapping makes a few hundred small
+// nodes per record, and allocating them one by one made the mapping
+// mostly malloc and GC. Slices carved from the arena are capped at their
+// length, so a caller's later Set or append copies instead of writing
+// into a neighbour. No node is shared between resources: a caller may
+// change one resource without touching another.
+type arena struct {
+	vals []fhir.Value
+	mems []fhir.Member
+	ptrs []*fhir.Value
+}
+
+// Chunks start small (a consent makes a few dozen nodes) and double up to
+// arenaChunk (a course makes thousands).
+const arenaChunk = 1024
+
+func grow(c int) int {
+	if c < 64 {
+		return 64
+	}
+	return min(2*c, arenaChunk)
+}
+
+func (a *arena) val() *fhir.Value {
+	if len(a.vals) == cap(a.vals) {
+		a.vals = make([]fhir.Value, 0, grow(cap(a.vals)))
+	}
+	a.vals = a.vals[:len(a.vals)+1]
+	return &a.vals[len(a.vals)-1]
+}
+
+func (a *arena) members(n int) []fhir.Member {
+	if n > arenaChunk/4 {
+		return make([]fhir.Member, 0, n)
+	}
+	if cap(a.mems)-len(a.mems) < n {
+		a.mems = make([]fhir.Member, 0, max(grow(cap(a.mems)), n))
+	}
+	l := len(a.mems)
+	a.mems = a.mems[:l+n]
+	return a.mems[l : l : l+n]
+}
+
+func (a *arena) pointers(n int) []*fhir.Value {
+	if n > arenaChunk/4 {
+		return make([]*fhir.Value, 0, n)
+	}
+	if cap(a.ptrs)-len(a.ptrs) < n {
+		a.ptrs = make([]*fhir.Value, 0, max(grow(cap(a.ptrs)), n))
+	}
+	l := len(a.ptrs)
+	a.ptrs = a.ptrs[:l+n]
+	return a.ptrs[l : l : l+n]
+}
 
 func mem(key string, v *fhir.Value) fhir.Member { return fhir.Member{Key: key, Value: v} }
 
 // obj returns an object of the non-nil members, or nil if there are none.
-func obj(ms ...fhir.Member) *fhir.Value {
+func (a *arena) obj(ms ...fhir.Member) *fhir.Value {
 	n := 0
 	for _, m := range ms {
 		if m.Value != nil {
@@ -24,7 +79,9 @@ func obj(ms ...fhir.Member) *fhir.Value {
 	if n == 0 {
 		return nil
 	}
-	v := &fhir.Value{Kind: fhir.KindObject, Members: make([]fhir.Member, 0, n)}
+	v := a.val()
+	v.Kind = fhir.KindObject
+	v.Members = a.members(n)
 	for _, m := range ms {
 		if m.Value != nil {
 			v.Members = append(v.Members, m)
@@ -34,7 +91,7 @@ func obj(ms ...fhir.Member) *fhir.Value {
 }
 
 // arr returns an array of the non-nil elements, or nil if there are none.
-func arr(vs ...*fhir.Value) *fhir.Value {
+func (a *arena) arr(vs ...*fhir.Value) *fhir.Value {
 	n := 0
 	for _, e := range vs {
 		if e != nil {
@@ -44,7 +101,9 @@ func arr(vs ...*fhir.Value) *fhir.Value {
 	if n == 0 {
 		return nil
 	}
-	v := &fhir.Value{Kind: fhir.KindArray, Array: make([]*fhir.Value, 0, n)}
+	v := a.val()
+	v.Kind = fhir.KindArray
+	v.Array = a.pointers(n)
 	for _, e := range vs {
 		if e != nil {
 			v.Array = append(v.Array, e)
@@ -54,62 +113,74 @@ func arr(vs ...*fhir.Value) *fhir.Value {
 }
 
 // str returns a string, or nil for "".
-func str(s string) *fhir.Value {
+func (a *arena) str(s string) *fhir.Value {
 	if s == "" {
 		return nil
 	}
-	return fhir.String(s)
+	v := a.val()
+	v.Kind, v.Str = fhir.KindString, s
+	return v
 }
 
-func boolean(b bool) *fhir.Value { return &fhir.Value{Kind: fhir.KindBool, Bool: b} }
+func (a *arena) boolean(b bool) *fhir.Value {
+	v := a.val()
+	v.Kind, v.Bool = fhir.KindBool, b
+	return v
+}
 
-func integer(n int) *fhir.Value { return fhir.Number(int64(n)) }
+func (a *arena) integer(n int) *fhir.Value {
+	v := a.val()
+	v.Kind, v.Str = fhir.KindNumber, strconv.Itoa(n)
+	return v
+}
 
 // decimal writes the shortest text that reads back as x, so a practice's
-// 0.5 stays 0.5 (FHIR decimals keep their precision).
-func decimal(x float64) *fhir.Value {
-	return &fhir.Value{Kind: fhir.KindNumber, Str: strconv.FormatFloat(x, 'f', -1, 64)}
+// 0.5 stays 0.5 and any float64 round-trips exactly.
+func (a *arena) decimal(x float64) *fhir.Value {
+	v := a.val()
+	v.Kind, v.Str = fhir.KindNumber, strconv.FormatFloat(x, 'f', -1, 64)
+	return v
 }
 
-func strs(ss []string) *fhir.Value {
+func (a *arena) strs(ss []string) *fhir.Value {
 	vs := make([]*fhir.Value, len(ss))
 	for i, s := range ss {
-		vs[i] = str(s)
+		vs[i] = a.str(s)
 	}
-	return arr(vs...)
+	return a.arr(vs...)
 }
 
 // coding returns the Coding of a concept in the code table.
-func coding(concept string) *fhir.Value {
+func (a *arena) coding(concept string) *fhir.Value {
 	c := codeOf(concept)
-	return obj(mem("system", str(c.System)), mem("code", str(c.Code)), mem("display", str(c.Display)))
+	return a.obj(mem("system", a.str(c.System)), mem("code", a.str(c.Code)), mem("display", a.str(c.Display)))
 }
 
 // localCoding codes a concept of one of the project's CodeSystems.
-func localCoding(system, code, display string) *fhir.Value {
-	return obj(mem("system", str(system)), mem("code", str(code)), mem("display", str(display)))
+func (a *arena) localCoding(system, code, display string) *fhir.Value {
+	return a.obj(mem("system", a.str(system)), mem("code", a.str(code)), mem("display", a.str(display)))
 }
 
 // concept returns a CodeableConcept of codings and a text.
-func concept(text string, codings ...*fhir.Value) *fhir.Value {
-	return obj(mem("coding", arr(codings...)), mem("text", str(text)))
+func (a *arena) concept(text string, codings ...*fhir.Value) *fhir.Value {
+	return a.obj(mem("coding", a.arr(codings...)), mem("text", a.str(text)))
 }
 
 // ref returns a literal reference Type/id.
-func ref(typ, id string) *fhir.Value {
-	return obj(mem("reference", str(typ+"/"+id)))
+func (a *arena) ref(typ, id string) *fhir.Value {
+	return a.obj(mem("reference", a.str(typ+"/"+id)))
 }
 
 // ucum returns a Quantity in a UCUM unit of the code table.
-func ucum(x float64, unitConcept string) *fhir.Value {
+func (a *arena) ucum(x float64, unitConcept string) *fhir.Value {
 	u := codeOf(unitConcept)
-	return obj(mem("value", decimal(x)), mem("unit", str(u.Display)), mem("system", str(u.System)), mem("code", str(u.Code)))
+	return a.obj(mem("value", a.decimal(x)), mem("unit", a.str(u.Display)), mem("system", a.str(u.System)), mem("code", a.str(u.Code)))
 }
 
-func period(start, end string) *fhir.Value {
-	return obj(mem("start", str(start)), mem("end", str(end)))
+func (a *arena) period(start, end string) *fhir.Value {
+	return a.obj(mem("start", a.str(start)), mem("end", a.str(end)))
 }
 
-func extension(url string, value fhir.Member) *fhir.Value {
-	return obj(mem("url", str(url)), value)
+func (a *arena) extension(url string, value fhir.Member) *fhir.Value {
+	return a.obj(mem("url", a.str(url)), value)
 }

@@ -30,24 +30,24 @@ func validSessionType(t string) bool {
 }
 
 // sessionTypeCode codes a session type in the project CodeSystem.
-func sessionTypeCode(t string) *fhir.Value {
-	return concept(t, localCoding(CSSessionType, t, ""))
+func (a *arena) sessionTypeCode(t string) *fhir.Value {
+	return a.concept(t, a.localCoding(CSSessionType, t, ""))
 }
 
 // product is what a dosing activity of a course gives, by route: Spravato
 // is esketamine (RxNorm SCDF); the others ketamine, whose injectable SCD
 // depends on a strength the course does not name, so the ingredient.
-func product(route string) *fhir.Value {
+func (a *arena) product(route string) *fhir.Value {
 	switch route {
 	case "spravato":
-		return concept("esketamine nasal spray (Spravato)", coding("drug.esketamine"))
+		return a.concept("esketamine nasal spray (Spravato)", a.coding("drug.esketamine"))
 	case "iv":
-		return concept("ketamine hydrochloride IV infusion", coding("drug.ketamine"))
+		return a.concept("ketamine hydrochloride IV infusion", a.coding("drug.ketamine"))
 	case "im":
-		return concept("ketamine hydrochloride IM injection", coding("drug.ketamine"))
+		return a.concept("ketamine hydrochloride IM injection", a.coding("drug.ketamine"))
 	case "lozenge":
 		// Compounded troches have no RxNorm drug: the ingredient and text.
-		return concept("compounded ketamine troche (sublingual)", coding("drug.ketamine"))
+		return a.concept("compounded ketamine troche (sublingual)", a.coding("drug.ketamine"))
 	}
 	return nil
 }
@@ -56,22 +56,22 @@ var indications = []string{"mdd", "trd", "ptsd", "gad", "ocd", "suicidal_ideatio
 
 // conditionCode codes an indication: TRD has no code of its own, so it is
 // MDD plus the project's code in the same CodeableConcept.
-func conditionCode(ind string) *fhir.Value {
+func (a *arena) conditionCode(ind string) *fhir.Value {
 	switch ind {
 	case "trd":
-		return concept("treatment-resistant depression", coding("condition.mdd"), coding("condition.trd"))
+		return a.concept("treatment-resistant depression", a.coding("condition.mdd"), a.coding("condition.trd"))
 	case "mdd":
-		return concept("major depressive disorder", coding("condition.mdd"))
+		return a.concept("major depressive disorder", a.coding("condition.mdd"))
 	case "ptsd":
-		return concept("post-traumatic stress disorder", coding("condition.ptsd"))
+		return a.concept("post-traumatic stress disorder", a.coding("condition.ptsd"))
 	case "gad":
-		return concept("generalized anxiety disorder", coding("condition.gad"))
+		return a.concept("generalized anxiety disorder", a.coding("condition.gad"))
 	case "ocd":
-		return concept("obsessive-compulsive disorder", coding("condition.ocd"))
+		return a.concept("obsessive-compulsive disorder", a.coding("condition.ocd"))
 	case "suicidal_ideation":
-		return concept("suicidal thoughts", coding("condition.suicidal_ideation"))
+		return a.concept("suicidal thoughts", a.coding("condition.suicidal_ideation"))
 	case "chronic_pain":
-		return concept("chronic pain", coding("condition.chronic_pain"))
+		return a.concept("chronic pain", a.coding("condition.chronic_pain"))
 	}
 	return nil
 }
@@ -107,15 +107,15 @@ func (mp *mapping) course(c *Course) error {
 	if !ok {
 		return invalid("course.status", "%q is not draft, active, on_hold, completed or revoked", c.Status)
 	}
-	start, err := fhirDate("course.start", c.Start)
+	start, err := mp.fhirDate("course.start", c.Start)
 	if err != nil {
 		return err
 	}
-	end, err := fhirDate("course.end", c.End)
+	end, err := mp.fhirDate("course.end", c.End)
 	if err != nil {
 		return err
 	}
-	prod := product(c.Route)
+	prod := mp.product(c.Route)
 	if prod == nil {
 		return invalid("course.route", "%q is not iv, im, lozenge or spravato", c.Route)
 	}
@@ -127,18 +127,18 @@ func (mp *mapping) course(c *Course) error {
 	// is the prescriber's finding, not the practice record's.
 	clinical := "condition.active"
 	for _, ind := range c.Indications {
-		code := conditionCode(ind)
+		code := mp.conditionCode(ind)
 		if code == nil {
 			return invalid("course.indications", "%q is not one of %v", ind, indications)
 		}
 		cond := mp.emit("Condition", []string{ind}, nil, false,
-			mem("clinicalStatus", concept("", coding(clinical))),
-			mem("verificationStatus", concept("", coding("condition.confirmed"))),
-			mem("category", arr(concept("", coding("condition.problem-list-item")))),
+			mem("clinicalStatus", mp.concept("", mp.coding(clinical))),
+			mem("verificationStatus", mp.concept("", mp.coding("condition.confirmed"))),
+			mem("category", mp.arr(mp.concept("", mp.coding("condition.problem-list-item")))),
 			mem("code", code),
 			mem("subject", subject),
 			mem("recordedDate", start))
-		condRefs = append(condRefs, ref("Condition", cond.GetString("id")))
+		condRefs = append(condRefs, mp.ref("Condition", cond.GetString("id")))
 	}
 
 	goalStatus := "active"
@@ -155,13 +155,13 @@ func (mp *mapping) course(c *Course) error {
 	var goalRefs []*fhir.Value
 	addGoal := func(kind string, i int, text string) {
 		g := mp.emit("Goal", []string{kind, strconv.Itoa(i + 1)}, nil, false,
-			mem("lifecycleStatus", str(goalStatus)),
-			mem("category", arr(concept(kind))),
-			mem("description", concept(text)),
+			mem("lifecycleStatus", mp.str(goalStatus)),
+			mem("category", mp.arr(mp.concept(kind))),
+			mem("description", mp.concept(text)),
 			mem("subject", subject),
 			mem("startDate", start),
-			mem("addresses", arr(condRefs...)))
-		goalRefs = append(goalRefs, ref("Goal", g.GetString("id")))
+			mem("addresses", mp.arr(condRefs...)))
+		goalRefs = append(goalRefs, mp.ref("Goal", g.GetString("id")))
 	}
 	for i, g := range c.Goals {
 		addGoal("goal", i, g)
@@ -191,8 +191,8 @@ func (mp *mapping) course(c *Course) error {
 		if p, ok := mp.b.Practitioner(id); ok && p.Role != "" {
 			role = p.Role
 		}
-		parts = append(parts, obj(
-			mem("role", arr(concept(role, localCoding(CSPractitionerRole, role, "")))),
+		parts = append(parts, mp.obj(
+			mem("role", mp.arr(mp.concept(role, mp.localCoding(CSPractitionerRole, role, "")))),
 			mem("member", mp.practitionerRef(id))))
 	}
 	addMember(c.Prescriber, "prescriber")
@@ -201,11 +201,11 @@ func (mp *mapping) course(c *Course) error {
 		addMember(id, "administrator")
 	}
 	team := mp.emit("CareTeam", []string{"careteam"}, nil, false,
-		mem("status", str(teamStatus)),
-		mem("name", str("KAP course team")),
+		mem("status", mp.str(teamStatus)),
+		mem("name", mp.str("KAP course team")),
 		mem("subject", subject),
-		mem("period", obj(mem("start", start), mem("end", end))),
-		mem("participant", arr(parts...)))
+		mem("period", mp.obj(mem("start", start), mem("end", end))),
+		mem("participant", mp.arr(parts...)))
 
 	// Activities: first one per planned session type carrying the planned
 	// count (and the maintenance interval), then one per session.
@@ -224,20 +224,20 @@ func (mp *mapping) course(c *Course) error {
 		if p.typ == "dosing" {
 			prd = prod
 		}
-		acts = append(acts, obj(mem("detail", obj(
-			mem("extension", arr(extension(ExtPlannedCount, mem("valueInteger", integer(p.n))))),
-			mem("code", sessionTypeCode(p.typ)),
-			mem("status", str(planStatus(c.Status, p.typ, p.n, sessions))),
+		acts = append(acts, mp.obj(mem("detail", mp.obj(
+			mem("extension", mp.arr(mp.extension(ExtPlannedCount, mem("valueInteger", mp.integer(p.n))))),
+			mem("code", mp.sessionTypeCode(p.typ)),
+			mem("status", mp.str(planStatus(c.Status, p.typ, p.n, sessions))),
 			mem("productCodeableConcept", prd)))))
 	}
 	if c.Maintenance > 0 {
-		acts = append(acts, obj(mem("detail", obj(
-			mem("code", sessionTypeCode("maintenance")),
-			mem("status", str(planStatus(c.Status, "maintenance", 0, sessions))),
-			mem("scheduledTiming", obj(mem("repeat", obj(
-				mem("frequency", integer(1)),
-				mem("period", integer(c.Maintenance)),
-				mem("periodUnit", str("wk")))))),
+		acts = append(acts, mp.obj(mem("detail", mp.obj(
+			mem("code", mp.sessionTypeCode("maintenance")),
+			mem("status", mp.str(planStatus(c.Status, "maintenance", 0, sessions))),
+			mem("scheduledTiming", mp.obj(mem("repeat", mp.obj(
+				mem("frequency", mp.integer(1)),
+				mem("period", mp.integer(c.Maintenance)),
+				mem("periodUnit", mp.str("wk")))))),
 			mem("productCodeableConcept", prod)))))
 	}
 	for _, s := range sessions {
@@ -248,10 +248,10 @@ func (mp *mapping) course(c *Course) error {
 		}
 		var reason, outcome, prd *fhir.Value
 		if s.Status == "no_show" {
-			reason = concept("no show")
+			reason = mp.concept("no show")
 		}
 		if s.Status == "held" {
-			outcome = arr(ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter")))
+			outcome = mp.arr(mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter")))
 		}
 		if s.Type == "dosing" || s.Type == "maintenance" {
 			prd = prod
@@ -260,29 +260,29 @@ func (mp *mapping) course(c *Course) error {
 		for _, p := range s.Practitioners {
 			perf = append(perf, mp.practitionerRef(p))
 		}
-		acts = append(acts, obj(
+		acts = append(acts, mp.obj(
 			mem("outcomeReference", outcome),
-			mem("detail", obj(
-				mem("code", sessionTypeCode(s.Type)),
-				mem("status", str(st)),
+			mem("detail", mp.obj(
+				mem("code", mp.sessionTypeCode(s.Type)),
+				mem("status", mp.str(st)),
 				mem("statusReason", reason),
-				mem("scheduledPeriod", period(s.PlannedStart, s.PlannedEnd)),
-				mem("performer", arr(perf...)),
+				mem("scheduledPeriod", mp.period(s.PlannedStart, s.PlannedEnd)),
+				mem("performer", mp.arr(perf...)),
 				mem("productCodeableConcept", prd)))))
 	}
 
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
-		mem("status", str(status)),
-		mem("intent", str("plan")),
-		mem("category", arr(concept("", coding("careplan.assess-plan")), concept("", coding("careplan.kap")))),
-		mem("title", str("Ketamine-assisted psychotherapy course")),
+		mem("status", mp.str(status)),
+		mem("intent", mp.str("plan")),
+		mem("category", mp.arr(mp.concept("", mp.coding("careplan.assess-plan")), mp.concept("", mp.coding("careplan.kap")))),
+		mem("title", mp.str("Ketamine-assisted psychotherapy course")),
 		mem("subject", subject),
-		mem("period", obj(mem("start", start), mem("end", end))),
+		mem("period", mp.obj(mem("start", start), mem("end", end))),
 		mem("author", mp.practitionerRef(c.Prescriber)),
-		mem("careTeam", arr(ref("CareTeam", team.GetString("id")))),
-		mem("addresses", arr(condRefs...)),
-		mem("goal", arr(goalRefs...)),
-		mem("activity", arr(acts...)))
+		mem("careTeam", mp.arr(mp.ref("CareTeam", team.GetString("id")))),
+		mem("addresses", mp.arr(condRefs...)),
+		mem("goal", mp.arr(goalRefs...)),
+		mem("activity", mp.arr(acts...)))
 	// The CarePlan is the course's main resource: put it first so callers
 	// (and the golden files) see it first; its identifier is the bare id.
 	mp.out = append(mp.out[len(mp.out)-1:], mp.out[:len(mp.out)-1]...)

@@ -29,7 +29,7 @@ func (mp *mapping) observation(o *Observation) error {
 	if !isRFC3339(o.Time) {
 		return invalid("observation.time", "%q is not RFC 3339", o.Time)
 	}
-	when := str(o.Time)
+	when := mp.str(o.Time)
 	subject := mp.patientRef(c.Client)
 	enc := mp.encounterRef(s)
 	if enc == nil {
@@ -37,26 +37,26 @@ func (mp *mapping) observation(o *Observation) error {
 	}
 	var performer *fhir.Value
 	if o.Performer != "" {
-		performer = arr(mp.practitionerRef(o.Performer))
+		performer = mp.arr(mp.practitionerRef(o.Performer))
 	}
 	var ext *fhir.Value
 	if o.Phase != "" {
 		if !phases[o.Phase] {
 			return invalid("observation.phase", "%q is not before, during or discharge", o.Phase)
 		}
-		ext = arr(extension(ExtSessionPhase, mem("valueCode", str(o.Phase))))
+		ext = mp.arr(mp.extension(ExtSessionPhase, mem("valueCode", mp.str(o.Phase))))
 	}
 	var note *fhir.Value
 	if o.Comment != "" {
 		// The comment belongs to the whole observation: every resource
 		// made from it carries it.
-		note = arr(obj(mem("text", str(o.Comment))))
+		note = mp.arr(mp.obj(mem("text", mp.str(o.Comment))))
 	}
 	observe := func(suffix []string, profiles []string, category string, code *fhir.Value, value fhir.Member, rest ...fhir.Member) {
 		body := []fhir.Member{
 			mem("extension", ext),
-			mem("status", str("final")),
-			mem("category", arr(concept("", coding(category)))),
+			mem("status", mp.str("final")),
+			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
 			mem("code", code),
 			mem("subject", subject),
 			mem("encounter", enc),
@@ -70,11 +70,11 @@ func (mp *mapping) observation(o *Observation) error {
 	}
 	flag := func(suffix []string, code *fhir.Value) {
 		mp.emit("Flag", suffix, nil, false,
-			mem("status", str("active")),
-			mem("category", arr(concept("", coding("flag.safety")))),
+			mem("status", mp.str("active")),
+			mem("category", mp.arr(mp.concept("", mp.coding("flag.safety")))),
 			mem("code", code),
 			mem("subject", subject),
-			mem("period", obj(mem("start", when))),
+			mem("period", mp.obj(mem("start", when))),
 			mem("encounter", enc),
 			mem("author", mp.practitionerRef(o.Performer)))
 	}
@@ -83,45 +83,45 @@ func (mp *mapping) observation(o *Observation) error {
 	if v := o.Vitals; v != nil {
 		if v.Systolic != nil || v.Diastolic != nil {
 			comp := func(concept_ string, x *float64) *fhir.Value {
-				c := obj(mem("code", concept("", coding(concept_))))
+				c := mp.obj(mem("code", mp.concept("", mp.coding(concept_))))
 				if x == nil {
 					mp.warn("observation.vitals", "blood pressure without %s: data absent", codeOf(concept_).Display)
-					c.Set("dataAbsentReason", concept("", obj(mem("system", str("http://terminology.hl7.org/CodeSystem/data-absent-reason")), mem("code", str("not-performed")))))
+					c.Set("dataAbsentReason", mp.concept("", mp.obj(mem("system", mp.str("http://terminology.hl7.org/CodeSystem/data-absent-reason")), mem("code", mp.str("not-performed")))))
 					return c
 				}
-				c.Set("valueQuantity", ucum(*x, "ucum.mmHg"))
+				c.Set("valueQuantity", mp.ucum(*x, "ucum.mmHg"))
 				return c
 			}
 			observe([]string{"bp"}, []string{ProfileVitalSigns, ProfileBP}, vitalsCat,
-				concept("blood pressure", coding("vitals.bp")), mem("", nil),
-				mem("component", arr(comp("vitals.systolic", v.Systolic), comp("vitals.diastolic", v.Diastolic))))
+				mp.concept("blood pressure", mp.coding("vitals.bp")), mem("", nil),
+				mem("component", mp.arr(comp("vitals.systolic", v.Systolic), comp("vitals.diastolic", v.Diastolic))))
 			th := mp.m.thresholds()
 			if (v.Systolic != nil && *v.Systolic > th.SystolicMax) || (v.Diastolic != nil && *v.Diastolic > th.DiastolicMax) {
-				flag([]string{"bp"}, concept("blood pressure above the practice threshold", coding("vitals.bp"), localCoding(CSSideEffect, "bp-elevation", "")))
+				flag([]string{"bp"}, mp.concept("blood pressure above the practice threshold", mp.coding("vitals.bp"), mp.localCoding(CSSideEffect, "bp-elevation", "")))
 			}
 		}
 		one := func(x *float64, suffix, prof, codeConcept, unit, text string, extra ...*fhir.Value) {
 			if x == nil {
 				return
 			}
-			codings := append([]*fhir.Value{coding(codeConcept)}, extra...)
+			codings := append([]*fhir.Value{mp.coding(codeConcept)}, extra...)
 			profs := []string{ProfileVitalSigns, prof}
 			if suffix == "spo2" {
 				profs = append(profs, ProfileUSCorePulseOx)
 			}
-			observe([]string{suffix}, profs, vitalsCat, concept(text, codings...), mem("valueQuantity", ucum(*x, unit)))
+			observe([]string{suffix}, profs, vitalsCat, mp.concept(text, codings...), mem("valueQuantity", mp.ucum(*x, unit)))
 		}
 		one(v.HeartRate, "hr", ProfileHeartRate, "vitals.hr", "ucum.min-1", "heart rate")
 		// SpO2: the R4 oxygensat profile wants 2708-6, US Core pulse-ox 59408-5.
-		one(v.SpO2, "spo2", ProfileOxygenSat, "vitals.spo2", "ucum.%", "oxygen saturation", coding("vitals.spo2.base"))
+		one(v.SpO2, "spo2", ProfileOxygenSat, "vitals.spo2", "ucum.%", "oxygen saturation", mp.coding("vitals.spo2.base"))
 		one(v.RespiratoryRate, "rr", ProfileRespRate, "vitals.rr", "ucum.min-1", "respiratory rate")
 		one(v.WeightKg, "weight", ProfileBodyWeight, "vitals.weight", "ucum.kg", "body weight")
 		one(v.TemperatureC, "temp", ProfileBodyTemp, "vitals.temp", "ucum.Cel", "body temperature")
 	}
 	if o.Dissociation != nil {
 		observe([]string{"dissociation"}, nil, "category.exam",
-			concept("dissociation (clinician rating 0-10)", localCoding(CSObservation, "dissociation-rating", "")),
-			mem("valueInteger", integer(*o.Dissociation)))
+			mp.concept("dissociation (clinician rating 0-10)", mp.localCoding(CSObservation, "dissociation-rating", "")),
+			mem("valueInteger", mp.integer(*o.Dissociation)))
 	}
 	for _, se := range o.SideEffects {
 		code, ok := sideEffects[se]
@@ -129,8 +129,8 @@ func (mp *mapping) observation(o *Observation) error {
 			return invalid("observation.side_effects", "%q is not a known side effect", se)
 		}
 		observe([]string{"side-effect", code}, nil, "category.exam",
-			concept("side effect", localCoding(CSObservation, "side-effect", "")),
-			mem("valueCodeableConcept", concept("", localCoding(CSSideEffect, code, ""))))
+			mp.concept("side effect", mp.localCoding(CSObservation, "side-effect", "")),
+			mem("valueCodeableConcept", mp.concept("", mp.localCoding(CSSideEffect, code, ""))))
 	}
 	for _, rf := range o.RedFlags {
 		code, ok := redFlags[rf]
@@ -138,9 +138,9 @@ func (mp *mapping) observation(o *Observation) error {
 			return invalid("observation.red_flags", "%q is not mania, confusion or dependence", rf)
 		}
 		observe([]string{"red-flag", code}, nil, "category.exam",
-			concept("red flag", localCoding(CSObservation, "red-flag", "")),
-			mem("valueCodeableConcept", concept("", localCoding(CSRedFlag, code, ""))))
-		flag([]string{"red-flag", code}, concept("red flag: "+rf, localCoding(CSRedFlag, code, "")))
+			mp.concept("red flag", mp.localCoding(CSObservation, "red-flag", "")),
+			mem("valueCodeableConcept", mp.concept("", mp.localCoding(CSRedFlag, code, ""))))
+		flag([]string{"red-flag", code}, mp.concept("red flag: "+rf, mp.localCoding(CSRedFlag, code, "")))
 	}
 	if len(mp.out) == 0 {
 		mp.warn("observation", "no vitals, dissociation, side effect or red flag: nothing to map")

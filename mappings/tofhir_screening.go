@@ -87,7 +87,7 @@ func (mp *mapping) screening(s *Screening) error {
 		return unresolved("screening.client", KindClient, s.Client)
 	}
 	mp.begin(KindScreening, s.Header, cl, false)
-	when, err := fhirDateTime("screening.date", s.Date)
+	when, err := mp.fhirDateTime("screening.date", s.Date)
 	if err != nil {
 		return err
 	}
@@ -98,21 +98,21 @@ func (mp *mapping) screening(s *Screening) error {
 	author := mp.practitionerRef(s.PerformedBy)
 	flag := func(suffix []string, category string, code *fhir.Value) {
 		mp.emit("Flag", suffix, nil, false,
-			mem("status", str("active")),
-			mem("category", arr(concept("", coding(category)))),
+			mem("status", mp.str("active")),
+			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
 			mem("code", code),
 			mem("subject", subject),
-			mem("period", obj(mem("start", when))),
+			mem("period", mp.obj(mem("start", when))),
 			mem("author", author))
 	}
 	qr := func(part string, items []*fhir.Value) string {
 		v := mp.emit("QuestionnaireResponse", []string{part}, []string{ProfileScreeningQR}, true,
-			mem("questionnaire", str(QuestionnaireURL(part))),
-			mem("status", str("completed")),
+			mem("questionnaire", mp.str(QuestionnaireURL(part))),
+			mem("status", mp.str("completed")),
 			mem("subject", subject),
 			mem("authored", when),
 			mem("author", author),
-			mem("item", arr(items...)))
+			mem("item", mp.arr(items...)))
 		return v.GetString("id")
 	}
 
@@ -125,30 +125,30 @@ func (mp *mapping) screening(s *Screening) error {
 			if b == nil {
 				mp.warn("screening.clearance."+it.code, "not answered")
 			} else {
-				ans = arr(obj(mem("valueBoolean", boolean(*b))))
+				ans = mp.arr(mp.obj(mem("valueBoolean", mp.boolean(*b))))
 				if *b {
 					positives = append(positives, i)
 				}
 			}
-			items = append(items, obj(mem("linkId", str(it.code)), mem("text", str(it.text)), mem("answer", ans)))
+			items = append(items, mp.obj(mem("linkId", mp.str(it.code)), mem("text", mp.str(it.text)), mem("answer", ans)))
 		}
 		if len(c.Medications) > 0 {
 			var meds []*fhir.Value
 			for _, m := range c.Medications {
-				meds = append(meds, obj(mem("valueString", str(m))))
+				meds = append(meds, mp.obj(mem("valueString", mp.str(m))))
 			}
-			items = append(items, obj(mem("linkId", str("medications")), mem("text", str("contraindicated medications taken")), mem("answer", arr(meds...))))
+			items = append(items, mp.obj(mem("linkId", mp.str("medications")), mem("text", mp.str("contraindicated medications taken")), mem("answer", mp.arr(meds...))))
 		}
 		dec, ok := clearanceDecisions[c.Decision]
 		if !ok {
 			return invalid("screening.clearance.decision", "%q is not cleared, not_cleared or deferred", c.Decision)
 		}
-		items = append(items, obj(mem("linkId", str("clearance-decision")), mem("text", str("clearance decision")),
-			mem("answer", arr(obj(mem("valueCoding", localCoding(CSClearanceOutcome, dec, "")))))))
+		items = append(items, mp.obj(mem("linkId", mp.str("clearance-decision")), mem("text", mp.str("clearance decision")),
+			mem("answer", mp.arr(mp.obj(mem("valueCoding", mp.localCoding(CSClearanceOutcome, dec, "")))))))
 		qr("clearance", items)
 		for _, i := range positives {
 			it := clearanceItems[i]
-			flag([]string{"clearance", it.code}, "flag.clinical", concept("clearance finding: "+it.text, localCoding(CSClearanceItem, it.code, "")))
+			flag([]string{"clearance", it.code}, "flag.clinical", mp.concept("clearance finding: "+it.text, mp.localCoding(CSClearanceItem, it.code, "")))
 		}
 	}
 
@@ -169,37 +169,37 @@ func (mp *mapping) screening(s *Screening) error {
 				if score < 0 || score > 3 {
 					return invalid(fmt.Sprintf("screening.instruments[%d].items[%d]", n, i), "%d is not 0-3", score)
 				}
-				ans = obj(mem("valueCoding", coding("answer."+strconv.Itoa(score))))
+				ans = mp.obj(mem("valueCoding", mp.coding("answer."+strconv.Itoa(score))))
 			case "yesno":
 				yn := "no"
 				if score != 0 {
 					yn = "yes"
 				}
-				ans = obj(mem("valueCoding", coding(yn)))
+				ans = mp.obj(mem("valueCoding", mp.coding(yn)))
 			default:
 				code := "pcl5-a" + strconv.Itoa(score)
 				if ir.Instrument == "auditc" {
 					code = "auditc-" + strconv.Itoa(i+1) + "-a" + strconv.Itoa(score)
 				}
-				ans = obj(mem("valueCoding", localCoding(CSInstrument, code, "")))
+				ans = mp.obj(mem("valueCoding", mp.localCoding(CSInstrument, code, "")))
 			}
-			items = append(items, obj(mem("linkId", str(ItemLinkID(ir.Instrument, i))), mem("answer", arr(ans))))
+			items = append(items, mp.obj(mem("linkId", mp.str(ItemLinkID(ir.Instrument, i))), mem("answer", mp.arr(ans))))
 		}
 		if ir.Difficulty != nil {
-			items = append(items, obj(mem("linkId", str(codeOf("phq9.difficulty").Code)), mem("answer", arr(obj(mem("valueInteger", integer(*ir.Difficulty)))))))
+			items = append(items, mp.obj(mem("linkId", mp.str(codeOf("phq9.difficulty").Code)), mem("answer", mp.arr(mp.obj(mem("valueInteger", mp.integer(*ir.Difficulty)))))))
 		}
 		if def.total != "" {
 			// The Questionnaires end with a read-only total item.
-			items = append(items, obj(mem("linkId", str(codeOf(def.total).Code)), mem("answer", arr(obj(mem("valueInteger", integer(res.Total)))))))
+			items = append(items, mp.obj(mem("linkId", mp.str(codeOf(def.total).Code)), mem("answer", mp.arr(mp.obj(mem("valueInteger", mp.integer(res.Total)))))))
 		}
 		qrID := qr(ir.Instrument, items)
 		var code, value *fhir.Value
 		if def.total != "" {
-			code = concept(def.title+" total score", coding(def.total))
-			value = integer(res.Total)
+			code = mp.concept(def.title+" total score", mp.coding(def.total))
+			value = mp.integer(res.Total)
 		} else {
-			code = concept(def.title+" triage", coding("cssrs.triage"))
-			value = concept(res.Band, localCoding(CSObservation, "risk-"+res.BandCode, ""))
+			code = mp.concept(def.title+" triage", mp.coding("cssrs.triage"))
+			value = mp.concept(res.Band, mp.localCoding(CSObservation, "risk-"+res.BandCode, ""))
 		}
 		valueKey := "valueInteger"
 		if def.total == "" {
@@ -207,24 +207,28 @@ func (mp *mapping) screening(s *Screening) error {
 		}
 		var interp *fhir.Value
 		if def.total != "" {
-			interp = arr(interpretation(ir.Instrument, res))
+			interp = mp.arr(mp.interpretation(ir.Instrument, res))
 		}
-		mp.emit("Observation", []string{ir.Instrument, "total"}, nil, false,
-			mem("status", str("final")),
-			mem("category", arr(concept("", coding("category.survey")))),
+		result := "total"
+		if def.total == "" {
+			result = "triage"
+		}
+		mp.emit("Observation", []string{ir.Instrument, result}, nil, false,
+			mem("status", mp.str("final")),
+			mem("category", mp.arr(mp.concept("", mp.coding("category.survey")))),
 			mem("code", code),
 			mem("subject", subject),
 			mem("effectiveDateTime", when),
-			mem("performer", arr(author)),
+			mem("performer", mp.arr(author)),
 			mem(valueKey, value),
 			mem("interpretation", interp),
-			mem("derivedFrom", arr(ref("QuestionnaireResponse", qrID))))
+			mem("derivedFrom", mp.arr(mp.ref("QuestionnaireResponse", qrID))))
 		// Safety signals (kap-domain.md section 2).
 		if ir.Instrument == "phq9" && res.SafetyFlag {
-			flag([]string{"phq9", "item9"}, "flag.safety", concept("PHQ-9 item 9 positive: thoughts of death or self-harm", coding("phq9.9"), coding("condition.suicidal_ideation")))
+			flag([]string{"phq9", "item9"}, "flag.safety", mp.concept("PHQ-9 item 9 positive: thoughts of death or self-harm", mp.coding("phq9.9"), mp.coding("condition.suicidal_ideation")))
 		}
 		if ir.Instrument == "cssrs" && res.SafetyFlag {
-			flag([]string{"cssrs", "risk"}, "flag.safety", concept("C-SSRS screener: "+res.Band, coding("cssrs.triage"), localCoding(CSObservation, "risk-"+res.BandCode, "")))
+			flag([]string{"cssrs", "risk"}, "flag.safety", mp.concept("C-SSRS screener: "+res.Band, mp.coding("cssrs.triage"), mp.localCoding(CSObservation, "risk-"+res.BandCode, "")))
 		}
 	}
 	if s.Clearance == nil && len(s.Instruments) == 0 {
@@ -236,14 +240,17 @@ func (mp *mapping) screening(s *Screening) error {
 // interpretation codes a total's reading in kap-observation: the severity
 // band for PHQ-9 and GAD-7, a positive or negative screen for the
 // instruments read by a cut-off.
-func interpretation(instrument string, res InstrumentScore) *fhir.Value {
+func (a *arena) interpretation(instrument string, res InstrumentScore) *fhir.Value {
 	switch instrument {
 	case "phq9", "gad7":
-		return concept(res.Band, localCoding(CSObservation, res.BandCode, ""))
+		return a.concept(res.Band, a.localCoding(CSObservation, res.BandCode, ""))
 	}
-	code := "screen-negative"
+	code, text := "screen-negative", "negative screen"
 	if res.Positive {
-		code = "screen-positive"
+		code, text = "screen-positive", "positive screen"
 	}
-	return concept(res.Band, localCoding(CSObservation, code, ""))
+	if res.Band != "" && res.Band != "positive" && res.Band != "negative" {
+		text += " (" + res.Band + ")"
+	}
+	return a.concept(text, a.localCoding(CSObservation, code, ""))
 }

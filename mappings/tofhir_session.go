@@ -10,27 +10,27 @@ func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s)
 
 // routeConcept codes a dose route (SNOMED): a lozenge is sublingual,
 // Spravato nasal.
-func routeConcept(route string) *fhir.Value {
+func (a *arena) routeConcept(route string) *fhir.Value {
 	switch route {
 	case "iv":
-		return concept("intravenous", coding("route.iv"))
+		return a.concept("intravenous", a.coding("route.iv"))
 	case "im":
-		return concept("intramuscular", coding("route.im"))
+		return a.concept("intramuscular", a.coding("route.im"))
 	case "lozenge":
-		return concept("sublingual", coding("route.lozenge"))
+		return a.concept("sublingual", a.coding("route.lozenge"))
 	case "spravato":
-		return concept("nasal", coding("route.spravato"))
+		return a.concept("nasal", a.coding("route.spravato"))
 	}
 	return nil
 }
 
 // drugConcept codes the drug of a dose.
-func drugConcept(drug, route string) *fhir.Value {
+func (a *arena) drugConcept(drug, route string) *fhir.Value {
 	switch drug {
 	case "esketamine":
-		return concept("esketamine", coding("drug.esketamine"))
+		return a.concept("esketamine", a.coding("drug.esketamine"))
 	case "ketamine":
-		return concept("ketamine", coding("drug.ketamine"))
+		return a.concept("ketamine", a.coding("drug.ketamine"))
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func (mp *mapping) encounterRef(s *Session) *fhir.Value {
 	if s == nil || s.Status != "held" {
 		return nil
 	}
-	return ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter"))
+	return mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter"))
 }
 
 // session -> Encounter (held sessions) + MedicationAdministration (a dose).
@@ -95,27 +95,27 @@ func (mp *mapping) session(s *Session) error {
 	}
 	var parts []*fhir.Value
 	for _, p := range s.Practitioners {
-		parts = append(parts, obj(mem("individual", mp.practitionerRef(p))))
+		parts = append(parts, mp.obj(mem("individual", mp.practitionerRef(p))))
 	}
 	var reasons []*fhir.Value
 	for _, ind := range c.Indications {
-		reasons = append(reasons, ref("Condition", ResourceID(mp.m.Practice, KindCourse, c.ID, "Condition", ind)))
+		reasons = append(reasons, mp.ref("Condition", ResourceID(mp.m.Practice, KindCourse, c.ID, "Condition", ind)))
 	}
 	var length *fhir.Value
 	if s.Dose != nil && s.Dose.MonitoredMin > 0 {
 		// The REMS form asks for the monitored minutes; Encounter.length
 		// is the time the client was in the session.
-		length = ucum(float64(s.Dose.MonitoredMin), "ucum.min")
+		length = mp.ucum(float64(s.Dose.MonitoredMin), "ucum.min")
 	}
 	enc := mp.emit("Encounter", nil, nil, false,
-		mem("status", str("finished")),
-		mem("class", coding("encounter.AMB")),
-		mem("type", arr(sessionTypeCode(s.Type))),
+		mem("status", mp.str("finished")),
+		mem("class", mp.coding("encounter.AMB")),
+		mem("type", mp.arr(mp.sessionTypeCode(s.Type))),
 		mem("subject", mp.patientRef(c.Client)),
-		mem("participant", arr(parts...)),
-		mem("period", period(start, end)),
+		mem("participant", mp.arr(parts...)),
+		mem("period", mp.period(start, end)),
 		mem("length", length),
-		mem("reasonReference", arr(reasons...)))
+		mem("reasonReference", mp.arr(reasons...)))
 	if s.Dose == nil {
 		if s.Type == "dosing" {
 			mp.warn("session.dose", "a held dosing session without a dose: no MedicationAdministration")
@@ -126,11 +126,11 @@ func (mp *mapping) session(s *Session) error {
 		mp.warn("session.dose", "a dose in a %s session is mapped as given", s.Type)
 	}
 	d := s.Dose
-	med := drugConcept(d.Drug, d.Route)
+	med := mp.drugConcept(d.Drug, d.Route)
 	if med == nil {
 		return invalid("session.dose.drug", "%q is not ketamine or esketamine", d.Drug)
 	}
-	route := routeConcept(d.Route)
+	route := mp.routeConcept(d.Route)
 	if route == nil {
 		return invalid("session.dose.route", "%q is not iv, im, lozenge or spravato", d.Route)
 	}
@@ -143,36 +143,36 @@ func (mp *mapping) session(s *Session) error {
 		// R4 MedicationAdministration has no lot: the medication is a
 		// contained Medication whose batch carries it (the REMS form
 		// asks for the lot).
-		contained = arr(obj(
-			mem("resourceType", str("Medication")),
-			mem("id", str("med")),
+		contained = mp.arr(mp.obj(
+			mem("resourceType", mp.str("Medication")),
+			mem("id", mp.str("med")),
 			mem("code", med),
-			mem("batch", obj(mem("lotNumber", str(d.Lot))))))
-		medication = mem("medicationReference", obj(mem("reference", str("#med"))))
+			mem("batch", mp.obj(mem("lotNumber", mp.str(d.Lot))))))
+		medication = mem("medicationReference", mp.obj(mem("reference", mp.str("#med"))))
 	} else {
 		medication = mem("medicationCodeableConcept", med)
 	}
 	var perf *fhir.Value
 	if d.AdministeredBy != "" {
-		perf = arr(obj(mem("actor", mp.practitionerRef(d.AdministeredBy))))
+		perf = mp.arr(mp.obj(mem("actor", mp.practitionerRef(d.AdministeredBy))))
 	}
 	var ext *fhir.Value
 	if d.MgPerKg != nil {
-		ext = arr(extension(ExtDosePerKg, mem("valueQuantity", ucum(*d.MgPerKg, "ucum.mg/kg"))))
+		ext = mp.arr(mp.extension(ExtDosePerKg, mem("valueQuantity", mp.ucum(*d.MgPerKg, "ucum.mg/kg"))))
 	}
-	effective := mem("effectivePeriod", period(start, end))
+	effective := mem("effectivePeriod", mp.period(start, end))
 	mp.emit("MedicationAdministration", []string{"dose"}, nil, false,
 		mem("contained", contained),
-		mem("status", str("completed")),
+		mem("status", mp.str("completed")),
 		medication,
 		mem("subject", mp.patientRef(c.Client)),
-		mem("context", ref("Encounter", enc.GetString("id"))),
+		mem("context", mp.ref("Encounter", enc.GetString("id"))),
 		effective,
 		mem("performer", perf),
-		mem("reasonReference", arr(reasons...)),
-		mem("dosage", obj(
+		mem("reasonReference", mp.arr(reasons...)),
+		mem("dosage", mp.obj(
 			mem("extension", ext),
 			mem("route", route),
-			mem("dose", ucum(d.Mg, "ucum.mg")))))
+			mem("dose", mp.ucum(d.Mg, "ucum.mg")))))
 	return nil
 }
