@@ -29,7 +29,9 @@ import (
 //     or Reference.type names) and type profiles (type.profile) that are
 //     registered, which the value must conform to.
 //
-// Not checked: slicing (sliced elements are skipped), invariants
+// Not checked: slicing (sliced elements are skipped, except type slices
+// of a choice such as value[x]:valueQuantity, which constrain that type
+// where it is used), invariants
 // (constraint expressions, which would need FHIRPath), extensible and
 // weaker bindings, maxLength, min/maxValue, and references that cannot be
 // resolved to a type.
@@ -91,9 +93,15 @@ func compileProfile(sd *Value) (*profile, error) {
 	if snap == nil || snap.Kind != KindArray || len(snap.Array) == 0 {
 		return nil, fmt.Errorf("StructureDefinition %s has no snapshot", p.url)
 	}
-	byPath := map[string]*pelem{}
+	// Elements are keyed by id, which tells slices apart where the path
+	// does not ("Observation.value[x]:valueQuantity.code").
+	byID := map[string]*pelem{}
 	for i, e := range snap.Array {
 		path := e.GetString("path")
+		id := e.GetString("id")
+		if id == "" {
+			id = path
+		}
 		if i == 0 {
 			if p.typ == "" {
 				p.typ = path
@@ -102,21 +110,22 @@ func compileProfile(sd *Value) (*profile, error) {
 				return nil, fmt.Errorf("StructureDefinition %s: first snapshot element %q is not the type %q", p.url, path, p.typ)
 			}
 			p.root = &pelem{name: path, max: 1}
-			byPath[path] = p.root
+			byID[id] = p.root
 			continue
 		}
-		if strings.Contains(e.GetString("id"), ":") || e.Get("sliceName") != nil {
-			continue // slices are not checked
-		}
-		dot := strings.LastIndexByte(path, '.')
+		dot := strings.LastIndexByte(id, '.')
 		if dot < 0 {
 			continue
 		}
-		parent := byPath[path[:dot]]
-		if parent == nil {
-			continue // below an element we do not descend into
+		name, ok := elementName(id[dot+1:])
+		if !ok {
+			continue // a slice: slices are not checked
 		}
-		pe := &pelem{name: path[dot+1:], max: -1}
+		parent := byID[id[:dot]]
+		if parent == nil {
+			continue // below a slice, or an element we do not descend into
+		}
+		pe := &pelem{name: name, max: -1}
 		if base, ok := strings.CutSuffix(pe.name, "[x]"); ok {
 			pe.name, pe.choice = base, true
 		}
@@ -152,9 +161,26 @@ func compileProfile(sd *Value) (*profile, error) {
 			pe.valueSet = canonicalURL(b.GetString("valueSet"))
 		}
 		parent.kids = append(parent.kids, pe)
-		byPath[path] = pe
+		byID[id] = pe
 	}
 	return p, nil
+}
+
+// elementName is the JSON name an element id's last segment stands for:
+// "code", a choice "value[x]", or for a type slice of a choice
+// ("value[x]:valueQuantity", the R4 way to constrain one of its types) the
+// typed name "valueQuantity", which holds exactly when that type is used.
+// Other slices are not checked: ok is false.
+func elementName(seg string) (name string, ok bool) {
+	base, slice, sliced := strings.Cut(seg, ":")
+	if !sliced {
+		return seg, true
+	}
+	choice, isChoice := strings.CutSuffix(base, "[x]")
+	if isChoice && strings.HasPrefix(slice, choice) && isTypeSuffix(slice[len(choice):]) {
+		return slice, true
+	}
+	return "", false
 }
 
 func arrayItems(v *Value) []*Value {

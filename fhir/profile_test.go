@@ -303,3 +303,37 @@ func TestValidateExtensions(t *testing.T) {
 		}
 	}
 }
+
+// A type slice of a choice ("value[x]:valueQuantity") constrains that
+// type when it is used; other slices are not checked.
+func TestValidateTypeSlice(t *testing.T) {
+	sd, _, err := fhir.ParseResource([]byte(`{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-hr","name":"TestHR","status":"draft",
+	"kind":"resource","abstract":false,"type":"Observation","derivation":"constraint","snapshot":{"element":[
+	{"id":"Observation","path":"Observation","min":0,"max":"*"},
+	{"id":"Observation.code.coding:HR","path":"Observation.code.coding","sliceName":"HR","min":1,"max":"1"},
+	{"id":"Observation.code.coding:HR.code","path":"Observation.code.coding.code","min":1,"max":"1","fixedCode":"8867-4"},
+	{"id":"Observation.value[x]","path":"Observation.value[x]","min":0,"max":"1","type":[{"code":"Quantity"},{"code":"string"}]},
+	{"id":"Observation.value[x]:valueQuantity","path":"Observation.value[x]","sliceName":"valueQuantity","min":0,"max":"1","type":[{"code":"Quantity"}]},
+	{"id":"Observation.value[x]:valueQuantity.code","path":"Observation.value[x].code","min":1,"max":"1","fixedCode":"/min"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]string{
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1,"code":"/min"}}`: "",
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"x"}`:                         "",
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1,"code":"/s"}}`:   "Observation.valueQuantity.code",
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1}}`:               "Observation.valueQuantity.code",
+	} {
+		v, _, err := fhir.ParseResource([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		issues := fhir.ValidateProfile(v, sd)
+		switch {
+		case want == "" && len(issues) > 0:
+			t.Errorf("%s: %v", body, issues)
+		case want != "" && (len(issues) != 1 || issues[0].Expression[0] != want):
+			t.Errorf("%s: want one issue at %s, got %v", body, want, issues)
+		}
+	}
+}

@@ -100,7 +100,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer store.Close()
 
 	// The project's profiles, CodeSystems, ValueSets and Questionnaires are
-	// stored before the first request, so a storage failure fails the start.
+	// stored before the first request, so a storage failure fails the start;
+	// Register adds the vital-signs profiles mapped resources claim.
+	if err := conformance.Register(); err != nil {
+		return err
+	}
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources()})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)

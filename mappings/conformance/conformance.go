@@ -21,6 +21,13 @@ import (
 //go:embed artifacts/*.json
 var files embed.FS
 
+// The published profiles the mappings claim besides the project's own (R4
+// vital signs, US Core pulse oximetry), cut down to what validation reads:
+// registered by Register, not published as the project's artifacts.
+//
+//go:embed external/*.json
+var external embed.FS
+
 // Base is mappings.CanonicalBase, repeated so this package does not import
 // mappings (which may import it); a test keeps the two equal.
 const Base = "http://kapbridge.org/fhir"
@@ -129,9 +136,25 @@ var (
 )
 
 // Register makes the fhir package's profile validation know the
-// profiles, ValueSets and CodeSystems (fhir.ValidateWithProfiles). It is
-// idempotent; call it before validating mapped resources.
+// profiles, ValueSets and CodeSystems (fhir.ValidateWithProfiles), and the
+// R4 vital-signs and US Core pulse-oximetry profiles the mappings claim.
+// It is idempotent; call it before validating mapped resources.
 func Register() error {
-	registerOnce.Do(func() { registerErr = fhir.RegisterConformance(Resources()...) })
+	registerOnce.Do(func() {
+		if registerErr = fhir.RegisterConformance(Resources()...); registerErr != nil {
+			return
+		}
+		names, _ := fs.Glob(external, "external/*.json")
+		for _, n := range names {
+			data, err := external.ReadFile(n)
+			if err == nil {
+				err = fhir.RegisterProfiles(data)
+			}
+			if err != nil {
+				registerErr = fmt.Errorf("conformance: %s: %w", n, err)
+				return
+			}
+		}
+	})
 	return registerErr
 }

@@ -30,6 +30,18 @@ const (
 		"item":[{"linkId":"44250-9","answer":[{"valueCoding":{"system":"http://loinc.org","code":"LA6569-3"}}]}]}`
 )
 
+const (
+	heartRate = `{"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/vitalsigns","http://hl7.org/fhir/StructureDefinition/heartrate"]},
+		"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-05T10:40:00Z",
+		"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	bloodPressure = `{"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/bp"]},
+		"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-05T10:40:00Z",
+		"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+		{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`
+)
+
 func validate(t *testing.T, body string) []fhir.Issue {
 	t.Helper()
 	if err := conformance.Register(); err != nil {
@@ -47,7 +59,8 @@ func validate(t *testing.T, body string) []fhir.Issue {
 // the element, with the issue code for what is wrong.
 func TestProfiles(t *testing.T) {
 	withPhase := strings.Replace(validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"`+conformance.Base+`/StructureDefinition/kap-session-phase","valueCode":"during"}]`, 1)
-	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse, "with extension": withPhase} {
+	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse, "with extension": withPhase,
+		"heart rate": heartRate, "blood pressure": bloodPressure} {
 		if issues := validate(t, body); len(issues) > 0 {
 			t.Errorf("%s: %v", name, issues)
 		}
@@ -71,6 +84,9 @@ func TestProfiles(t *testing.T) {
 		{"response without authored", validResponse, `,"authored":"2026-01-02"`, "", fhir.IssueRequired, "QuestionnaireResponse.authored"},
 		{"session phase not a phase", validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-session-phase","valueCode":"after"}]`, fhir.IssueCodeInvalid, "Observation.extension[0].valueCode"},
 		{"planned count as text", validCarePlan, `"status":"scheduled"`, `"status":"scheduled","extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-planned-count","valueString":"6"}]`, fhir.IssueStructure, "CarePlan.activity[1].detail.extension[0].valueString"},
+		{"heart rate in beats", heartRate, `"code":"/min"}`, `"code":"beats/min"}`, fhir.IssueValue, "Observation.valueQuantity.code"},
+		{"heart rate without subject", heartRate, `"subject":{"reference":"Patient/p1"},`, "", fhir.IssueRequired, "Observation.subject"},
+		{"blood pressure with one component", bloodPressure, `{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`, "", fhir.IssueRequired, "Observation.component"},
 		{"response without questionnaire", validResponse, `"questionnaire":"` + conformance.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
 	}
 	for _, tc := range tests {

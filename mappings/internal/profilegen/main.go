@@ -24,10 +24,15 @@ import (
 
 func main() {
 	core := flag.String("core", "../../../shared/fhir-r4/core", "folder of the hl7.fhir.r4.core package")
+	uscore := flag.String("uscore", "../../../shared/fhir-r4/us-core-3.1.0", "folder of the US Core 3.1.0 package")
 	diff := flag.String("differential", "differential", "folder of the hand-written profile differentials")
 	out := flag.String("out", "artifacts", "output folder (its JSON files are replaced)")
+	external := flag.String("external", "external", "output folder of the published profiles copied for validation")
 	flag.Parse()
 	if err := run(*core, *diff, *out); err != nil {
+		log.Fatal(err)
+	}
+	if err := writeExternal(*core, *uscore, *external); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -16,20 +16,25 @@ func TestArtifactsUpToDate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(core, "StructureDefinition-CarePlan.json")); err != nil {
 		t.Skipf("R4 core package not at %s: %v", core, err)
 	}
-	out := t.TempDir()
+	out, ext := t.TempDir(), t.TempDir()
 	if err := run(core, "../../conformance/differential", out); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := filepath.Glob("../../conformance/artifacts/*.json")
-	got, _ := filepath.Glob(filepath.Join(out, "*.json"))
-	if len(got) != len(want) {
-		t.Errorf("generated %d artifacts, %d committed: run go generate ./mappings/conformance", len(got), len(want))
+	if err := writeExternal(core, "../../../../shared/fhir-r4/us-core-3.1.0", ext); err != nil {
+		t.Fatal(err)
 	}
-	for _, w := range want {
-		a, _ := os.ReadFile(w)
-		b, err := os.ReadFile(filepath.Join(out, filepath.Base(w)))
-		if err != nil || !bytes.Equal(a, b) {
-			t.Errorf("%s is stale: run go generate ./mappings/conformance", filepath.Base(w))
+	for committed, generated := range map[string]string{"../../conformance/artifacts": out, "../../conformance/external": ext} {
+		want, _ := filepath.Glob(filepath.Join(committed, "*.json"))
+		got, _ := filepath.Glob(filepath.Join(generated, "*.json"))
+		if len(got) != len(want) {
+			t.Errorf("generated %d files, %d committed in %s: run go generate ./mappings/conformance", len(got), len(want), committed)
+		}
+		for _, w := range want {
+			a, _ := os.ReadFile(w)
+			b, err := os.ReadFile(filepath.Join(generated, filepath.Base(w)))
+			if err != nil || !bytes.Equal(a, b) {
+				t.Errorf("%s is stale: run go generate ./mappings/conformance", w)
+			}
 		}
 	}
 }
