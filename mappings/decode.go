@@ -165,10 +165,11 @@ var recordRanges = map[string]numRange{
 	"observation.vitals.temperature_c":    {Min: 0},
 }
 
-// idPattern is the practice id syntax: short, URL- and FHIR-id-safe
-// (FHIR ids allow [A-Za-z0-9\-\.]{1,64}; "_" is mapped when ids are
-// derived, see the mappings).
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// idPattern is the practice id syntax. The mappings derive FHIR ids from
+// practice ids (deterministic UUIDs), so practice ids need not be FHIR
+// ids; the pattern keeps them short and safe in URLs, identifier values,
+// file names and CSV.
+var idPattern = regexp.MustCompile(idPatternText)
 
 const (
 	idPatternText   = `^[A-Za-z0-9._-]{1,64}$`
