@@ -223,7 +223,7 @@ func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIde
 	if len(profiles) > 0 {
 		prof = mp.strs(profiles)
 	}
-	ms = append(ms, mem("meta", mp.obj(mem("profile", prof), mem("security", mp.labels))))
+	ms = append(ms, mem("meta", mp.obj(mem("profile", prof), mem("security", mp.clone(mp.labels)))))
 	if rt != "Provenance" {
 		id := mp.identifier(suffix...)
 		if !singleIdentifier {
@@ -425,7 +425,7 @@ func (mp *mapping) consent(c *Consent) error {
 		return err
 	}
 	if signed == nil {
-		signed = start
+		signed = mp.clone(start)
 	}
 	var policy string
 	switch c.Decision {

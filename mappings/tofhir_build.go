@@ -184,3 +184,36 @@ func (a *arena) period(start, end string) *fhir.Value {
 func (a *arena) extension(url string, value fhir.Member) *fhir.Value {
 	return a.obj(mem("url", a.str(url)), value)
 }
+
+// clone deep-copies v into the arena: a value a mapping puts in several
+// places (the subject, the time, the labels) is cloned for each, so no
+// node is shared.
+func (a *arena) clone(v *fhir.Value) *fhir.Value {
+	if v == nil {
+		return nil
+	}
+	c := a.val()
+	*c = fhir.Value{Kind: v.Kind, Str: v.Str, Bool: v.Bool}
+	if v.Members != nil {
+		c.Members = a.members(len(v.Members))
+		for _, m := range v.Members {
+			c.Members = append(c.Members, mem(m.Key, a.clone(m.Value)))
+		}
+	}
+	if v.Array != nil {
+		c.Array = a.pointers(len(v.Array))
+		for _, e := range v.Array {
+			c.Array = append(c.Array, a.clone(e))
+		}
+	}
+	return c
+}
+
+// clones deep-copies each value.
+func (a *arena) clones(vs []*fhir.Value) []*fhir.Value {
+	out := make([]*fhir.Value, len(vs))
+	for i, v := range vs {
+		out[i] = a.clone(v)
+	}
+	return out
+}

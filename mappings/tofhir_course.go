@@ -136,8 +136,8 @@ func (mp *mapping) course(c *Course) error {
 			mem("verificationStatus", mp.concept("", mp.coding("condition.confirmed"))),
 			mem("category", mp.arr(mp.concept("", mp.coding("condition.problem-list-item")))),
 			mem("code", code),
-			mem("subject", subject),
-			mem("recordedDate", start))
+			mem("subject", mp.clone(subject)),
+			mem("recordedDate", mp.clone(start)))
 		condRefs = append(condRefs, mp.ref("Condition", cond.GetString("id")))
 	}
 
@@ -158,9 +158,9 @@ func (mp *mapping) course(c *Course) error {
 			mem("lifecycleStatus", mp.str(goalStatus)),
 			mem("category", mp.arr(mp.concept(kind))),
 			mem("description", mp.concept(text)),
-			mem("subject", subject),
-			mem("startDate", start),
-			mem("addresses", mp.arr(condRefs...)))
+			mem("subject", mp.clone(subject)),
+			mem("startDate", mp.clone(start)),
+			mem("addresses", mp.arr(mp.clones(condRefs)...)))
 		goalRefs = append(goalRefs, mp.ref("Goal", g.GetString("id")))
 	}
 	for i, g := range c.Goals {
@@ -203,8 +203,8 @@ func (mp *mapping) course(c *Course) error {
 	team := mp.emit("CareTeam", []string{"careteam"}, nil, false,
 		mem("status", mp.str(teamStatus)),
 		mem("name", mp.str("KAP course team")),
-		mem("subject", subject),
-		mem("period", mp.obj(mem("start", start), mem("end", end))),
+		mem("subject", mp.clone(subject)),
+		mem("period", mp.obj(mem("start", mp.clone(start)), mem("end", mp.clone(end)))),
 		mem("participant", mp.arr(parts...)))
 
 	// Activities: first one per planned session type carrying the planned
@@ -222,7 +222,7 @@ func (mp *mapping) course(c *Course) error {
 		}
 		var prd *fhir.Value
 		if p.typ == "dosing" {
-			prd = prod
+			prd = mp.clone(prod)
 		}
 		acts = append(acts, mp.obj(mem("detail", mp.obj(
 			mem("extension", mp.arr(mp.extension(ExtPlannedCount, mem("valueInteger", mp.integer(p.n))))),
@@ -238,7 +238,7 @@ func (mp *mapping) course(c *Course) error {
 				mem("frequency", mp.integer(1)),
 				mem("period", mp.integer(c.Maintenance)),
 				mem("periodUnit", mp.str("wk")))))),
-			mem("productCodeableConcept", prod)))))
+			mem("productCodeableConcept", mp.clone(prod))))))
 	}
 	for _, s := range sessions {
 		st, ok := activityStatus[s.Status]
@@ -254,7 +254,7 @@ func (mp *mapping) course(c *Course) error {
 			outcome = mp.arr(mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter")))
 		}
 		if s.Type == "dosing" || s.Type == "maintenance" {
-			prd = prod
+			prd = mp.clone(prod)
 		}
 		var perf []*fhir.Value
 		for _, p := range s.Practitioners {
@@ -276,11 +276,11 @@ func (mp *mapping) course(c *Course) error {
 		mem("intent", mp.str("plan")),
 		mem("category", mp.arr(mp.concept("", mp.coding("careplan.assess-plan")), mp.concept("", mp.coding("careplan.kap")))),
 		mem("title", mp.str("Ketamine-assisted psychotherapy course")),
-		mem("subject", subject),
-		mem("period", mp.obj(mem("start", start), mem("end", end))),
+		mem("subject", mp.clone(subject)),
+		mem("period", mp.obj(mem("start", mp.clone(start)), mem("end", mp.clone(end)))),
 		mem("author", mp.practitionerRef(c.Prescriber)),
 		mem("careTeam", mp.arr(mp.ref("CareTeam", team.GetString("id")))),
-		mem("addresses", mp.arr(condRefs...)),
+		mem("addresses", mp.arr(mp.clones(condRefs)...)),
 		mem("goal", mp.arr(goalRefs...)),
 		mem("activity", mp.arr(acts...)))
 	// The CarePlan is the course's main resource: put it first so callers

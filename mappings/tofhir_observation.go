@@ -54,18 +54,18 @@ func (mp *mapping) observation(o *Observation) error {
 	}
 	observe := func(suffix []string, profiles []string, category string, code *fhir.Value, value fhir.Member, rest ...fhir.Member) {
 		body := []fhir.Member{
-			mem("extension", ext),
+			mem("extension", mp.clone(ext)),
 			mem("status", mp.str("final")),
 			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
 			mem("code", code),
-			mem("subject", subject),
-			mem("encounter", enc),
-			mem("effectiveDateTime", when),
-			mem("performer", performer),
+			mem("subject", mp.clone(subject)),
+			mem("encounter", mp.clone(enc)),
+			mem("effectiveDateTime", mp.clone(when)),
+			mem("performer", mp.clone(performer)),
 			value,
 		}
 		body = append(body, rest...)
-		body = append(body, mem("note", note))
+		body = append(body, mem("note", mp.clone(note)))
 		mp.emit("Observation", suffix, append(profiles, ProfileSessionObservation), false, body...)
 	}
 	flag := func(suffix []string, code *fhir.Value) {
@@ -73,9 +73,9 @@ func (mp *mapping) observation(o *Observation) error {
 			mem("status", mp.str("active")),
 			mem("category", mp.arr(mp.concept("", mp.coding("flag.safety")))),
 			mem("code", code),
-			mem("subject", subject),
-			mem("period", mp.obj(mem("start", when))),
-			mem("encounter", enc),
+			mem("subject", mp.clone(subject)),
+			mem("period", mp.obj(mem("start", mp.clone(when)))),
+			mem("encounter", mp.clone(enc)),
 			mem("author", mp.practitionerRef(o.Performer)))
 	}
 	vitalsCat := "category.vital-signs"

@@ -101,17 +101,17 @@ func (mp *mapping) screening(s *Screening) error {
 			mem("status", mp.str("active")),
 			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
 			mem("code", code),
-			mem("subject", subject),
-			mem("period", mp.obj(mem("start", when))),
-			mem("author", author))
+			mem("subject", mp.clone(subject)),
+			mem("period", mp.obj(mem("start", mp.clone(when)))),
+			mem("author", mp.clone(author)))
 	}
 	qr := func(part string, items []*fhir.Value) string {
 		v := mp.emit("QuestionnaireResponse", []string{part}, []string{ProfileScreeningQR}, true,
 			mem("questionnaire", mp.str(QuestionnaireURL(part))),
 			mem("status", mp.str("completed")),
-			mem("subject", subject),
-			mem("authored", when),
-			mem("author", author),
+			mem("subject", mp.clone(subject)),
+			mem("authored", mp.clone(when)),
+			mem("author", mp.clone(author)),
 			mem("item", mp.arr(items...)))
 		return v.GetString("id")
 	}
@@ -217,9 +217,9 @@ func (mp *mapping) screening(s *Screening) error {
 			mem("status", mp.str("final")),
 			mem("category", mp.arr(mp.concept("", mp.coding("category.survey")))),
 			mem("code", code),
-			mem("subject", subject),
-			mem("effectiveDateTime", when),
-			mem("performer", mp.arr(author)),
+			mem("subject", mp.clone(subject)),
+			mem("effectiveDateTime", mp.clone(when)),
+			mem("performer", mp.arr(mp.clone(author))),
 			mem(valueKey, value),
 			mem("interpretation", interp),
 			mem("derivedFrom", mp.arr(mp.ref("QuestionnaireResponse", qrID))))

@@ -169,7 +169,7 @@ func (mp *mapping) session(s *Session) error {
 		mem("context", mp.ref("Encounter", enc.GetString("id"))),
 		effective,
 		mem("performer", perf),
-		mem("reasonReference", mp.arr(reasons...)),
+		mem("reasonReference", mp.arr(mp.clones(reasons)...)),
 		mem("dosage", mp.obj(
 			mem("extension", ext),
 			mem("route", route),

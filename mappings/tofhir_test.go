@@ -276,3 +276,34 @@ func TestCodesTable(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSharedNodes: no two places in a mapping's resources hold the same
+// node, so a caller may change one resource without changing another.
+func TestNoSharedNodes(t *testing.T) {
+	b := loadCourse(t, "course-iv")
+	m := testMapper()
+	for _, r := range b.records {
+		res, _, err := m.ToFHIR(b, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[*fhir.Value]string{}
+		var walk func(v *fhir.Value, path string)
+		walk = func(v *fhir.Value, path string) {
+			if prev, ok := seen[v]; ok {
+				t.Errorf("%v: %s and %s are the same node", r.RecordHeader(), prev, path)
+				return
+			}
+			seen[v] = path
+			for _, mb := range v.Members {
+				walk(mb.Value, path+"."+mb.Key)
+			}
+			for i, e := range v.Array {
+				walk(e, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+		for _, v := range res {
+			walk(v, v.GetString("resourceType"))
+		}
+	}
+}
