@@ -759,13 +759,17 @@ func decodeOne(dec *json.Decoder, lc *lineCounter, fn func(int, Record, error) e
 }
 
 // leadingSkip counts the bytes of whitespace and at most one comma the
-// decoder will skip before its next value.
+// decoder will skip before its next value. It reads the decoder's buffer
+// byte by byte, copying nothing.
 func leadingSkip(dec *json.Decoder) int {
-	buf, _ := io.ReadAll(io.LimitReader(dec.Buffered(), 1<<16))
+	br, _ := dec.Buffered().(io.ByteReader)
 	n := 0
 	comma := false
-	for n < len(buf) {
-		switch c := buf[n]; {
+	for br != nil {
+		c, err := br.ReadByte()
+		switch {
+		case err != nil:
+			return n
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			n++
 		case c == ',' && !comma:
@@ -778,23 +782,28 @@ func leadingSkip(dec *json.Decoder) int {
 	return n
 }
 
-// peekDelim reports the first non-space byte of the next value without
-// consuming it: '[' for an array; io.EOF at the end.
+// peekDelim returns the first byte of the next top-level value without
+// consuming it ('[' for an array), or io.EOF at the end of input.
 func peekDelim(dec *json.Decoder) (byte, error) {
 	if !dec.More() {
-		// More is false at the end of input or before a closing bracket.
+		// More is false at the end of input or before a stray closing
+		// bracket; Token tells the two apart.
 		if _, err := dec.Token(); err != nil {
 			return 0, err
 		}
 		return 0, errors.New("unexpected closing bracket")
 	}
-	buf, _ := io.ReadAll(io.LimitReader(dec.Buffered(), 1<<16))
-	for _, c := range buf {
+	// More has buffered the next non-space byte.
+	br, _ := dec.Buffered().(io.ByteReader)
+	for br != nil {
+		c, err := br.ReadByte()
+		if err != nil {
+			break
+		}
 		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
 			return c, nil
 		}
 	}
-	// Buffer exhausted (rare: long whitespace); fall back to a value.
 	return 0, nil
 }
 
@@ -802,7 +811,7 @@ func peekDelim(dec *json.Decoder) (byte, error) {
 // passed through, so a decoder offset maps back to a line number.
 type lineCounter struct {
 	r      io.Reader
-	line   int     // line number of the first byte
+	line   int     // line number before the first of starts
 	starts []int64 // offsets of the starts of lines after the first
 	off    int64
 }
@@ -818,7 +827,12 @@ func (lc *lineCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// lineAt returns the line of the byte at offset off. Offsets asked for
+// only grow, so line starts before off are dropped as they are passed:
+// memory stays bounded by the decoder's look-ahead, not the stream.
 func (lc *lineCounter) lineAt(off int64) int {
 	i, _ := slices.BinarySearch(lc.starts, off+1)
-	return lc.line + i
+	lc.line += i
+	lc.starts = lc.starts[i:]
+	return lc.line
 }
