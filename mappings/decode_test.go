@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -325,5 +326,38 @@ func BenchmarkCheckCourse(b *testing.B) {
 		for _, r := range recs {
 			Check(book, r, CheckConfig{})
 		}
+	}
+}
+
+// A long pretty-printed array: each record's line is where its "{" is,
+// across many decoder buffer refills.
+func TestDecodeStreamLongArray(t *testing.T) {
+	var recs []Record
+	for range 20 {
+		recs = append(recs, loadRecords(t, filepath.Join("..", "testdata", "records", "course-spravato.ndjson"))...)
+	}
+	b, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for i, line := range strings.Split(string(b), "\n") {
+		if line == "  {" {
+			want = append(want, i+1)
+		}
+	}
+	var got []int
+	err = DecodeStream(strings.NewReader(string(b)), func(line int, _ Record, err error) error {
+		if err != nil {
+			t.Errorf("line %d: %v", line, err)
+		}
+		got = append(got, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%d records; lines differ, first got %v want %v", len(got), got[:min(5, len(got))], want[:min(5, len(want))])
 	}
 }
