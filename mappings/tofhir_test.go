@@ -307,3 +307,65 @@ func TestNoSharedNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalCodesPublished: every code of a project CodeSystem in the
+// mapped courses is a concept of the published CodeSystem, and every
+// project extension has a published StructureDefinition.
+func TestLocalCodesPublished(t *testing.T) {
+	concepts := map[string]map[string]bool{}
+	published := func(system string) (map[string]bool, bool) {
+		if c, ok := concepts[system]; ok {
+			return c, c != nil
+		}
+		concepts[system] = nil
+		a, ok := conformance.Lookup(system)
+		if !ok {
+			return nil, false
+		}
+		var cs struct {
+			Concept []struct{ Code string } `json:"concept"`
+		}
+		if err := json.Unmarshal(a.JSON, &cs); err != nil {
+			t.Fatal(err)
+		}
+		set := map[string]bool{}
+		for _, c := range cs.Concept {
+			set[c.Code] = true
+		}
+		concepts[system] = set
+		return set, true
+	}
+	reported := map[string]bool{}
+	for _, name := range fullCourses {
+		for _, v := range mapAll(t, testMapper(), loadCourse(t, name)) {
+			var walk func(*fhir.Value)
+			walk = func(n *fhir.Value) {
+				if sys := n.GetString("system"); strings.HasPrefix(sys, CanonicalBase+"/CodeSystem/") && n.Get("code") != nil {
+					code := n.GetString("code")
+					set, ok := published(sys)
+					switch {
+					case !ok && !reported[sys]:
+						reported[sys] = true
+						t.Errorf("%s is used but not published", sys)
+					case ok && !set[code] && !reported[sys+"#"+code]:
+						reported[sys+"#"+code] = true
+						t.Errorf("%s#%s is used but not in the published CodeSystem", sys, code)
+					}
+				}
+				if url := n.GetString("url"); strings.HasPrefix(url, CanonicalBase+"/StructureDefinition/") && !reported[url] {
+					if _, ok := conformance.Lookup(url); !ok {
+						reported[url] = true
+						t.Errorf("extension %s is used but not published", url)
+					}
+				}
+				for _, m := range n.Members {
+					walk(m.Value)
+				}
+				for _, e := range n.Array {
+					walk(e)
+				}
+			}
+			walk(v)
+		}
+	}
+}
