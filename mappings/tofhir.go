@@ -194,9 +194,9 @@ func (a *arena) securityLabels(c *Client, processNote bool) *fhir.Value {
 	return a.arr(ls...)
 }
 
-// begin sets what every resource of the record shares.
-// The kind comes from the record's type, not its header, which a record
-// built in code may leave empty.
+// begin sets what every resource of the record shares. The kind comes
+// from the record's Go type, not its header, which a record built in code
+// may leave empty.
 func (mp *mapping) begin(kind Kind, h Header, c *Client, processNote bool) {
 	mp.kind, mp.id = kind, h.ID
 	mp.labels = mp.securityLabels(c, processNote)
@@ -235,11 +235,6 @@ func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIde
 	v := mp.obj(ms...)
 	mp.out = append(mp.out, v)
 	return v
-}
-
-// idOf is the id emit gives the resource rt with suffix of this record.
-func (mp *mapping) idOf(rt string, suffix ...string) string {
-	return mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...)
 }
 
 // provenance names the practice system as the source of every resource

@@ -25,7 +25,7 @@ func (a *arena) routeConcept(route string) *fhir.Value {
 }
 
 // drugConcept codes the drug of a dose.
-func (a *arena) drugConcept(drug, route string) *fhir.Value {
+func (a *arena) drugConcept(drug string) *fhir.Value {
 	switch drug {
 	case "esketamine":
 		return a.concept("esketamine", a.coding("drug.esketamine"))
@@ -126,7 +126,7 @@ func (mp *mapping) session(s *Session) error {
 		mp.warn("session.dose", "a dose in a %s session is mapped as given", s.Type)
 	}
 	d := s.Dose
-	med := mp.drugConcept(d.Drug, d.Route)
+	med := mp.drugConcept(d.Drug)
 	if med == nil {
 		return invalid("session.dose.drug", "%q is not ketamine or esketamine", d.Drug)
 	}
