@@ -73,6 +73,12 @@ type pelem struct {
 	pattern  *Value
 	valueSet string // a required binding's value set, without version
 	kids     []*pelem
+	// bnode is the base R4 definition of the element's content (nil if
+	// unknown), and narrows says the element constrains more than the
+	// base R4 definition (which Validate already checks): elements that
+	// do not, and have no such descendant, are dropped at compile time.
+	bnode   *node
+	narrows bool
 }
 
 type ptype struct {
@@ -110,6 +116,9 @@ func compileProfile(sd *Value) (*profile, error) {
 				return nil, fmt.Errorf("StructureDefinition %s: first snapshot element %q is not the type %q", p.url, path, p.typ)
 			}
 			p.root = &pelem{name: path, max: 1}
+			if td := r4().types[p.typ]; td != nil {
+				p.root.bnode = td.node
+			}
 			byID[id] = p.root
 			continue
 		}
@@ -157,13 +166,106 @@ func compileProfile(sd *Value) (*profile, error) {
 				pe.pattern = m.Value
 			}
 		}
-		if b := e.Get("binding"); b != nil && b.GetString("strength") == "required" {
+		// Required bindings to core value sets are the base validator's.
+		if b := e.Get("binding"); b != nil && b.GetString("strength") == "required" && !strings.HasPrefix(b.GetString("valueSet"), "http://hl7.org/fhir/ValueSet/") {
 			pe.valueSet = canonicalURL(b.GetString("valueSet"))
 		}
+		pe.narrows = pe.narrowsBase(parent.bnode, e.Get("base"))
 		parent.kids = append(parent.kids, pe)
 		byID[id] = pe
 	}
+	p.root.prune()
 	return p, nil
+}
+
+// narrowsBase compares the element with its base R4 definition (in the
+// parent's base node pn) and sets pe.bnode.
+func (pe *pelem) narrowsBase(pn *node, base *Value) bool {
+	var ed *elemDef
+	choices := 0
+	if pn != nil {
+		if pe.choice {
+			for _, x := range pn.elems {
+				if x.choice == pe.name {
+					choices++
+					ed = x
+				}
+			}
+			if choices != 1 {
+				ed = nil // children of a many-typed choice: base unknown
+			}
+		} else {
+			ed = pn.elems[pe.name]
+		}
+	}
+	if ed != nil {
+		pe.bnode = ed.node
+	}
+	if pe.fixed != nil || pe.pattern != nil || pe.valueSet != "" || (pe.choice && len(pe.types) < choices) {
+		return true
+	}
+	// Cardinality: the snapshot's base, else the R4 table's.
+	bmin, bmax := -1, -2
+	if base != nil {
+		if v := base.Get("min"); v != nil {
+			bmin, _ = strconv.Atoi(v.Str)
+		}
+		switch m := base.GetString("max"); m {
+		case "*":
+			bmax = -1
+		case "":
+		default:
+			bmax, _ = strconv.Atoi(m)
+		}
+	} else if ed != nil {
+		bmin, bmax = ed.min, ed.max
+	}
+	if pe.min != bmin || pe.max != bmax {
+		return true
+	}
+	for _, t := range pe.types {
+		if len(t.profiles) > 0 {
+			return true
+		}
+		if len(t.targets) > 0 && narrowsTargets(t.targets, ed) {
+			return true
+		}
+	}
+	return false
+}
+
+// narrowsTargets reports whether a Reference's target profiles allow less
+// than the base R4 element does.
+func narrowsTargets(targets []string, ed *elemDef) bool {
+	if ed == nil {
+		return true
+	}
+	for _, t := range targets {
+		name, core := strings.CutPrefix(t, coreSD)
+		if !core {
+			return true // a profile: narrower than its type
+		}
+		if name == "Resource" {
+			return false
+		}
+		if ed.targets != nil && !contains(ed.targets, name) {
+			return true
+		}
+	}
+	return ed.targets == nil || len(targets) < len(ed.targets)
+}
+
+// prune drops the children that constrain nothing the base does not; it
+// reports whether pe itself is worth checking.
+func (pe *pelem) prune() bool {
+	kept := pe.kids[:0]
+	for _, k := range pe.kids {
+		if k.prune() {
+			kept = append(kept, k)
+		}
+	}
+	pe.kids = kept
+	return pe.narrows || len(pe.kids) > 0
 }
 
 // elementName is the JSON name an element id's last segment stands for:
@@ -615,15 +717,19 @@ func (v *profileValidator) choice(obj *Value, k *pelem) {
 // isTypeSuffix reports whether s names an R4 type as a choice suffix
 // ("DateTime", "Quantity"), so "valueSet" is not taken for value[x].
 func isTypeSuffix(s string) bool {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	t := r4().types
-	if t[s] != nil {
-		return true
-	}
-	return t[strings.ToLower(s[:1])+s[1:]] != nil
+	typeSuffixOnce.Do(func() {
+		typeSuffixes = map[string]bool{}
+		for name := range r4().types {
+			typeSuffixes[strings.ToUpper(name[:1])+name[1:]] = true
+		}
+	})
+	return typeSuffixes[s]
 }
+
+var (
+	typeSuffixOnce sync.Once
+	typeSuffixes   map[string]bool
+)
 
 // member checks the member name of obj: its count, then each value.
 func (v *profileValidator) member(obj *Value, k *pelem, name string, types []ptype) {
@@ -744,7 +850,15 @@ func (v *profileValidator) binding(val *Value, url string, types []ptype) {
 // target checks the type a Reference points to against the allowed target
 // profiles: core type URLs and registered profiles (by their type).
 func (v *profileValidator) target(ref *Value, targets []string) {
-	allowed := make([]string, 0, len(targets))
+	bv := validator{spec: r4(), container: v.container}
+	got := strings.TrimPrefix(ref.GetString("type"), coreSD)
+	if got == "" || !bv.isResourceType(got) {
+		got = bv.referenceType(ref.GetString("reference"))
+	}
+	if got == "" {
+		return
+	}
+	// The type names the targets allow; built only to report a mismatch.
 	for _, t := range targets {
 		name, core := strings.CutPrefix(t, coreSD)
 		if !core {
@@ -754,19 +868,19 @@ func (v *profileValidator) target(ref *Value, targets []string) {
 			}
 			name = p.typ
 		}
-		if name == "Resource" {
+		if name == "Resource" || name == got {
 			return
 		}
-		allowed = append(allowed, name)
 	}
-	bv := validator{spec: r4(), container: v.container}
-	got := strings.TrimPrefix(ref.GetString("type"), coreSD)
-	if got == "" || !bv.isResourceType(got) {
-		got = bv.referenceType(ref.GetString("reference"))
+	allowed := make([]string, 0, len(targets))
+	for _, t := range targets {
+		if name, core := strings.CutPrefix(t, coreSD); core {
+			allowed = append(allowed, name)
+		} else {
+			allowed = append(allowed, registry.profile(t).typ)
+		}
 	}
-	if got != "" && !contains(allowed, got) {
-		v.issue(IssueInvalid, "reference to a "+got+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
-	}
+	v.issue(IssueInvalid, "reference to a "+got+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
 }
 
 // typeProfiles checks val against the registered type profiles it must
