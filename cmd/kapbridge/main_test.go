@@ -103,6 +103,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("history has %d entries, want 3", n)
 	}
 
+	// the practice record JSON Schema is served at a stable path
+	resp, err := http.Get(base + schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&schema)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || schema["$id"] == nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/schema+json") {
+		t.Errorf("schema: %d %v %v", resp.StatusCode, resp.Header.Get("Content-Type"), schema["$id"])
+	}
+
 	cancel()
 	select {
 	case err := <-done:

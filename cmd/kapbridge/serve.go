@@ -14,8 +14,13 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir/server"
+	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/conformance"
 )
+
+// schemaPath is where the practice record format's JSON Schema is served
+// (its $id is mappings.SchemaURL, the canonical name).
+const schemaPath = "/schema/practice-record.schema.json"
 
 // serveConfig is the configuration of `kapbridge serve`. Each flag has a
 // KAPBRIDGE_* environment variable; a flag given on the command line wins.
@@ -105,7 +110,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := conformance.Register(); err != nil {
 		return err
 	}
-	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources()})
+	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(),
+		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}

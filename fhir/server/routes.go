@@ -22,7 +22,10 @@ func (s *Server) routes() *gin.Engine {
 
 	r.GET("/metadata", s.capabilities)
 	r.GET("/_history", s.systemHistory) // system history
-	r.POST("/", s.bundle)               // batch and transaction Bundles
+	for _, d := range s.docs {
+		r.GET(d.Path, func(c *gin.Context) { c.Data(http.StatusOK, d.ContentType, d.Body) })
+	}
+	r.POST("/", s.bundle) // batch and transaction Bundles
 
 	typ := r.Group("/:type", knownType)
 	typ.GET("", s.search)                       // search

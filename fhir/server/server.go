@@ -42,6 +42,17 @@ type Config struct {
 	// served read-only, their profiles enforced on writes that claim them
 	// (conformance.go). Nil: none.
 	Conformance [][]byte
+	// Documents are served read-only beside the FHIR API at their Path
+	// (e.g. the practice record JSON Schema); the server knows nothing
+	// of their content.
+	Documents []Document
+}
+
+// Document is a static document served at a fixed path.
+type Document struct {
+	Path        string // e.g. "/schema/practice-record.schema.json"
+	ContentType string
+	Body        []byte
 }
 
 // Server serves the FHIR REST API.
@@ -59,6 +70,7 @@ type Server struct {
 	capJSON []byte
 
 	conf *conformance // nil without Config.Conformance
+	docs []Document
 }
 
 // New returns the FHIR API as an http.Handler.
@@ -82,6 +94,7 @@ func New(cfg Config) *Server {
 	}
 	s.started = s.now().UTC()
 	s.conf = newConformance(cfg.Conformance, s.log)
+	s.docs = cfg.Documents
 	s.engine = s.routes()
 	return s
 }
