@@ -261,14 +261,31 @@ func (mp *mapping) provenance(h Header) {
 // Dates. Records carry YYYY-MM-DD or RFC 3339; both are FHIR dateTimes
 // as written, so they pass through unchanged once checked.
 
+// Year 0000 parses in Go but is no FHIR date (the R4 date regex starts
+// at 0001).
 func isDay(s string) bool {
 	_, err := time.Parse("2006-01-02", s)
-	return err == nil
+	return err == nil && !strings.HasPrefix(s, "0000")
 }
 
+// isRFC3339 wants the exact shape FHIR dateTime allows with a time
+// (two-digit fields, seconds, a zone): time.Parse alone also takes "T9:00".
 func isRFC3339(s string) bool {
+	if len(s) < 20 || !digitsAt(s, 0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18) ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return false
+	}
 	_, err := time.Parse(time.RFC3339, s)
-	return err == nil
+	return err == nil && !strings.HasPrefix(s, "0000")
+}
+
+func digitsAt(s string, at ...int) bool {
+	for _, i := range at {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // dateTime checks an optional date or timestamp field.
@@ -322,7 +339,9 @@ func (mp *mapping) client(c *Client) error {
 		telecom = append(telecom, mp.obj(mem("system", mp.str("email")), mem("value", mp.str(c.Email))))
 	}
 	var lang *fhir.Value
-	if c.Language != "" {
+	if c.Language != "" && !isLanguageTag(c.Language) {
+		mp.warn("client.language", "%q is not a BCP-47 tag: not carried", c.Language)
+	} else if c.Language != "" {
 		lang = mp.arr(mp.obj(mem("language", mp.concept("", mp.obj(mem("system", mp.str(SysBCP47)), mem("code", mp.str(c.Language))))), mem("preferred", mp.boolean(true))))
 	}
 	var ext *fhir.Value
@@ -343,6 +362,21 @@ func (mp *mapping) client(c *Client) error {
 		p.Get("identifier").Array = append(p.Get("identifier").Array, mrn)
 	}
 	return nil
+}
+
+// isLanguageTag checks the shape of a BCP-47 tag (en, en-US, zh-Hant-TW).
+func isLanguageTag(s string) bool {
+	for i, part := range strings.Split(s, "-") {
+		if len(part) == 0 || len(part) > 8 || (i == 0 && len(part) < 2) {
+			return false
+		}
+		for _, r := range part {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (a *arena) humanName(n Name) *fhir.Value {
