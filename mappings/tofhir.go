@@ -87,6 +87,27 @@ func (m *Mapper) thresholds() Thresholds {
 // ToFHIR maps one record to its resources, a Provenance last. Records may
 // be passed by pointer or by value. A course's CarePlan lists the course's
 // sessions, so a caller that maps a session maps its course again too.
+//
+//	client        Patient
+//	practitioner  Practitioner, PractitionerRole
+//	course        CarePlan (profile kap-careplan), Condition per indication,
+//	              Goal per goal and intention, CareTeam
+//	session       held: Encounter, and MedicationAdministration for a dose;
+//	              planned, cancelled, no-show: nothing (CarePlan activities)
+//	screening     QuestionnaireResponse for the clearance and per instrument
+//	              (profile kap-screening-response), an Observation per
+//	              instrument result, Flag per positive clearance item,
+//	              PHQ-9 item 9 > 0 and C-SSRS moderate or high
+//	observation   vital-sign Observations (R4 vital-signs profiles),
+//	              dissociation, side-effect and red-flag Observations
+//	              (profile kap-session-observation), Flag per red flag and
+//	              for BP above Thresholds
+//	note          DocumentReference labelled V + PSYTHPN (see Exportable)
+//	consent       Consent
+//
+// Every resource carries the practice identifier and the security labels
+// of kap-domain.md section 6; ids are ResourceID(practice, kind, id,
+// resource type, ...), so mapping a record again gives the same ids.
 func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Warning, error) {
 	mp := mapping{m: m, b: b}
 	var err error
