@@ -103,3 +103,40 @@ func BenchmarkObservationMap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkObservationRecords maps and validates every observation record
+// of the four full courses (vitals before, during and at discharge,
+// dissociation, side effects); records/s is the throughput on one core.
+func BenchmarkObservationRecords(b *testing.B) {
+	type item struct {
+		bk  *memBook
+		rec Record
+	}
+	var items []item
+	for _, name := range fullCourses {
+		bk := loadCourse(b, name)
+		for _, r := range bk.records {
+			if _, ok := r.(*Observation); ok {
+				items = append(items, item{bk, r})
+			}
+		}
+	}
+	m := testMapper()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for _, it := range items {
+			res, _, err := m.ToFHIR(it.bk, it.rec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, v := range res {
+				if issues := fhir.Validate(v); len(issues) > 0 {
+					b.Fatal(issues)
+				}
+			}
+			n++
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
