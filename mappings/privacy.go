@@ -89,7 +89,10 @@ func subjectOf(res *fhir.Value) string {
 // for whom a Consent in force denies treatment_record to the recipient
 // stays too. Anything else is ordinary PHI that may go to a prescriber
 // for treatment (kap-domain.md section 6). A PSYTHPN resource whose
-// client cannot be told (a note's Provenance) never leaves.
+// client cannot be told (a note's Provenance) never leaves; a resource of
+// no known client (a Provenance, a Practitioner) is held back by any
+// client's treatment_record denial to that recipient, erring on the side
+// of the client who said no.
 func (m *Mapper) Exportable(res *fhir.Value, consents []*Consent, recipient string, at time.Time) bool {
 	patient := subjectOf(res)
 	note := hasLabel(res, SysActCode, "PSYTHPN")
