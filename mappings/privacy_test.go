@@ -174,3 +174,25 @@ func TestNoteMapsOnlyToLabelledDocumentReference(t *testing.T) {
 		}
 	}
 }
+
+// A treatment_record denial holds back that client's record from that
+// recipient only.
+func TestTreatmentRecordDenial(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	b, _ := noteCorpus(rng, 2)
+	m := testMapper()
+	at := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	deny := []*Consent{{Client: "c0", Recipient: "pres", Scope: "treatment_record", Decision: "deny", Start: "2026-01-01"}}
+	for _, v := range mapAll(t, m, b) {
+		if v.GetString("resourceType") != "Observation" {
+			continue
+		}
+		mine := subjectOf(v) == ResourceID(m.Practice, KindClient, "c0", "Patient")
+		if got := m.Exportable(v, deny, "pres", at); got == mine {
+			t.Errorf("client c0's %v observation exportable to pres: %v", mine, got)
+		}
+		if !m.Exportable(v, deny, "ther", at) {
+			t.Error("a denial to pres holds back what goes to ther")
+		}
+	}
+}
