@@ -95,8 +95,9 @@ func (m *Mapper) thresholds() Thresholds {
 //	session       held: Encounter, and MedicationAdministration for a dose;
 //	              planned, cancelled, no-show: nothing (CarePlan activities)
 //	screening     QuestionnaireResponse for the clearance and per instrument
-//	              (profile kap-screening-response), an Observation per
-//	              instrument result, Flag per positive clearance item,
+//	              (profile kap-screening-response), an Observation of the
+//	              clearance decision and per instrument result, a Flag per
+//	              positive clearance item,
 //	              PHQ-9 item 9 > 0 and C-SSRS moderate or high
 //	observation   vital-sign Observations (R4 vital-signs profiles),
 //	              dissociation, side-effect and red-flag Observations

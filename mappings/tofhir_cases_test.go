@@ -86,7 +86,7 @@ func TestToFHIRCases(t *testing.T) {
 		{name: "clearance positives and safety signals", rec: &Screening{Header: Header{ID: "sc"}, Client: "c1", Date: "2026-01-05", PerformedBy: "p1",
 			Clearance:   &Clearance{Cardiovascular: yes, PsychoticDisorder: no, BipolarI: no, SubstanceMisuse: no, Pregnancy: nil, ContraindicatedMeds: yes, Medications: []string{"phenelzine"}, Decision: "deferred"},
 			Instruments: []InstrumentResult{{Instrument: "phq9", Items: []int{1, 1, 1, 1, 1, 1, 1, 1, 1}}, {Instrument: "cssrs", Items: []int{1, 1, 1, 0, 0, 0, 0}}}},
-			types: "QuestionnaireResponse Flag Flag QuestionnaireResponse Observation Flag QuestionnaireResponse Observation Flag Provenance",
+			types: "QuestionnaireResponse Observation Flag Flag QuestionnaireResponse Observation Flag QuestionnaireResponse Observation Flag Provenance",
 			flags: []string{"cardiovascular", "contraindicated-medications", "44260-8", "6471006", "cssrs-triage", "risk-moderate"}, warn: "screening.clearance.pregnancy"},
 		{name: "screening total disagrees", rec: &Screening{Header: Header{ID: "sc"}, Client: "c1", Date: "2026-01-05", Instruments: []InstrumentResult{{Instrument: "gad7", Items: []int{1, 1, 1, 1, 1, 1, 1}, Total: ptr(9)}}}, err: ErrInvalidRecord},
 		{name: "note", rec: &Note{Header: Header{ID: "n"}, Session: "held", Author: "p1", Date: "2026-01-06", Text: "x"}, types: "DocumentReference Provenance"},

@@ -79,7 +79,7 @@ var clearanceItems = []struct {
 var clearanceDecisions = map[string]string{"cleared": "cleared", "not_cleared": "not-cleared", "deferred": "deferred"}
 
 // screening -> QuestionnaireResponse for the clearance and per instrument,
-// an Observation per instrument result (category survey, derivedFrom the
+// an Observation of the clearance decision and per instrument result (category survey, derivedFrom the
 // response), a Flag per positive clearance item and safety signal.
 func (mp *mapping) screening(s *Screening) error {
 	cl, ok := mp.b.Client(s.Client)
@@ -145,7 +145,18 @@ func (mp *mapping) screening(s *Screening) error {
 		}
 		items = append(items, mp.obj(mem("linkId", mp.str("clearance-decision")), mem("text", mp.str("clearance decision")),
 			mem("answer", mp.arr(mp.obj(mem("valueCoding", mp.localCoding(CSClearanceOutcome, dec, "")))))))
-		qr("clearance", items)
+		qrID := qr("clearance", items)
+		// The decision as an Observation too: what a prescriber's EHR
+		// searches for before a dose, without reading the whole form.
+		mp.emit("Observation", []string{"clearance", "decision"}, nil, false,
+			mem("status", mp.str("final")),
+			mem("category", mp.arr(mp.concept("", mp.coding("category.survey")))),
+			mem("code", mp.concept("KAP medical clearance decision", mp.localCoding(CSObservation, "clearance-decision", ""))),
+			mem("subject", mp.clone(subject)),
+			mem("effectiveDateTime", mp.clone(when)),
+			mem("performer", mp.arr(mp.clone(author))),
+			mem("valueCodeableConcept", mp.concept(c.Decision, mp.localCoding(CSClearanceOutcome, dec, ""))),
+			mem("derivedFrom", mp.arr(mp.ref("QuestionnaireResponse", qrID))))
 		for _, i := range positives {
 			it := clearanceItems[i]
 			flag([]string{"clearance", it.code}, "flag.clinical", mp.concept("clearance finding: "+it.text, mp.localCoding(CSClearanceItem, it.code, "")))
