@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // bundleEntry is one Bundle.entry as the server writes it. Resources are
@@ -52,7 +53,7 @@ type bundle struct {
 // pages (-1: unknown).
 func (s *Server) historyBundle(self, next string, versions []fhir.Version, total int) []byte {
 	b := bundle{ResourceType: "Bundle", ID: s.newID(), Type: "history",
-		Meta: bundleMeta{LastUpdated: formatInstant(s.now())},
+		Meta: bundleMeta{LastUpdated: write.FormatInstant(s.now())},
 		Link: []bundleLink{{Relation: "self", URL: self}}}
 	if total >= 0 {
 		b.Total = &total
@@ -62,7 +63,7 @@ func (s *Server) historyBundle(self, next string, versions []fhir.Version, total
 	}
 	for _, v := range versions {
 		e := bundleEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
-			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: formatInstant(v.LastUpdated)}}
+			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: write.FormatInstant(v.LastUpdated)}}
 		switch {
 		case v.Deleted:
 			// A deletion has no resource (bdl-5 allows it for history).

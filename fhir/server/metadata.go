@@ -9,6 +9,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // The interactions this server implements for every resource type. The
@@ -119,7 +120,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 		Title:        &title,
 		Status:       models.PublicationStatusActive,
 		Experimental: &f,
-		Date:         formatInstant(s.started),
+		Date:         write.FormatInstant(s.started),
 		Publisher:    ptr("kapbridge"),
 		Kind:         models.CapabilityStatementKindInstance,
 		Software:     &models.CapabilityStatementSoftware{Name: "kapbridge", Version: &s.version},

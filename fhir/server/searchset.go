@@ -10,6 +10,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // Paging: next links carry the store's cursor in _cursor, opaque to
@@ -120,7 +121,7 @@ type searchBundle struct {
 func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query, res search.Result, fingerprint string) []byte {
 	lp := linkParams(params, q.Ignored)
 	b := searchBundle{ResourceType: "Bundle", ID: s.newID(), Type: "searchset",
-		Meta: bundleMeta{LastUpdated: formatInstant(s.now())},
+		Meta: bundleMeta{LastUpdated: write.FormatInstant(s.now())},
 		Link: []bundleLink{{Relation: "self", URL: withQuery(s.base+path, lp)}}}
 	if res.Total >= 0 {
 		total := res.Total

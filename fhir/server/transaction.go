@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // Batch and transaction Bundles at POST / (http.html#transaction).
@@ -767,7 +768,7 @@ func (s *Server) runGets(c *gin.Context, entries []*bundleEntryReq) {
 		resp := &txEntryResponse{Status: statusLine(rec.Code), Etag: rec.Header().Get("ETag"),
 			Location: rec.Header().Get("Content-Location")}
 		if lm, err := http.ParseTime(rec.Header().Get("Last-Modified")); err == nil {
-			resp.LastModified = formatInstant(lm)
+			resp.LastModified = write.FormatInstant(lm)
 		}
 		body := rec.Body.Bytes()
 		switch {
@@ -794,7 +795,7 @@ func statusLine(code int) string {
 func (s *Server) respondBundle(c *gin.Context, kind string, entries []*bundleEntryReq) {
 	prefer := preferReturn(c)
 	out := txResponseBundle{ResourceType: "Bundle", ID: s.newID(), Type: kind,
-		Meta: bundleMeta{LastUpdated: formatInstant(s.now())}, Entry: make([]txResponseEntry, len(entries))}
+		Meta: bundleMeta{LastUpdated: write.FormatInstant(s.now())}, Entry: make([]txResponseEntry, len(entries))}
 	for i, e := range entries {
 		re := &out.Entry[i]
 		switch {
@@ -805,7 +806,7 @@ func (s *Server) respondBundle(c *gin.Context, kind string, entries []*bundleEnt
 		default:
 			v := e.out
 			re.Response = &txEntryResponse{Status: statusLine(e.status), Etag: etag(v.VersionID),
-				LastModified: formatInstant(v.LastUpdated)}
+				LastModified: write.FormatInstant(v.LastUpdated)}
 			if v.Deleted {
 				break
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // The write paths shared by create, update, conditional update and delete
@@ -59,80 +59,9 @@ func readBody(c *gin.Context) ([]byte, error) {
 	return body, nil
 }
 
-// stamp sets the server-owned elements: id, meta.versionId and
-// meta.lastUpdated. Everything else stays as received.
-func stamp(res *fhir.Value, id string, vid int64, ts time.Time) {
-	out := make([]fhir.Member, 0, len(res.Members)+2)
-	var meta *fhir.Value
-	for _, m := range res.Members {
-		switch m.Key {
-		case "id":
-			continue
-		case "meta":
-			meta = m.Value
-			continue
-		}
-		out = append(out, m)
-	}
-	if meta == nil {
-		meta = fhir.Object()
-	}
-	meta.Delete("versionId")
-	meta.Delete("_versionId")
-	meta.Delete("lastUpdated")
-	meta.Delete("_lastUpdated")
-	meta.Members = append([]fhir.Member{
-		{Key: "versionId", Value: fhir.String(strconv.FormatInt(vid, 10))},
-		{Key: "lastUpdated", Value: fhir.String(formatInstant(ts))},
-	}, meta.Members...)
-	// resourceType first, then id and meta, then the rest in received
-	// order: the conventional layout, and equal as JSON either way.
-	final := make([]fhir.Member, 0, len(out)+2)
-	rest := out
-	if len(out) > 0 && out[0].Key == "resourceType" {
-		final = append(final, out[0])
-		rest = out[1:]
-	}
-	final = append(final, fhir.Member{Key: "id", Value: fhir.String(id)}, fhir.Member{Key: "meta", Value: meta})
-	final = append(final, rest...)
-	res.Members = final
-}
-
-// formatInstant renders a FHIR instant with microseconds, in UTC.
-func formatInstant(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
-}
-
-// identifiersOf returns the resource's top-level identifiers (system and
-// value present).
-func identifiersOf(res *fhir.Value) []fhir.Identifier {
-	v := res.Get("identifier")
-	if v == nil {
-		return nil
-	}
-	items := []*fhir.Value{v}
-	if v.Kind == fhir.KindArray {
-		items = v.Array
-	}
-	var out []fhir.Identifier
-	for _, it := range items {
-		if val := it.GetString("value"); val != "" {
-			out = append(out, fhir.Identifier{System: it.GetString("system"), Value: val})
-		}
-	}
-	return out
-}
-
 // put writes res as the version after cur (cur zero for a new resource).
 func (s *Server) put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Version, res *fhir.Value) (fhir.Version, error) {
-	ts := s.now().UTC().Truncate(time.Microsecond)
-	vid := cur.VersionID + 1
-	stamp(res, k.ID, vid, ts)
-	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: identifiersOf(res), Entries: search.Extract(res, s.base)}); err != nil {
-		return fhir.Version{}, err
-	}
-	return v, nil
+	return write.Writer{Base: s.base, Now: s.now}.Put(ctx, tx, k, cur, res)
 }
 
 // current reads the newest version of k inside tx; found is false when k
