@@ -27,6 +27,10 @@ func (s *Server) serveVersion(c *gin.Context, v fhir.Version) {
 		s.fail(c, fhir.Errorf(fhir.IssueDeleted, "", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID))
 		return
 	}
+	if withheld(v) {
+		s.fail(c, withheldError(v))
+		return
+	}
 	if inm := c.GetHeader("If-None-Match"); inm != "" && inm == etag(v.VersionID) {
 		c.Status(http.StatusNotModified)
 		c.Writer.WriteHeaderNow()
