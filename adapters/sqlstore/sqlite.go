@@ -36,7 +36,8 @@ type sqliteStore struct {
 	r   sqliteReaderStmts
 
 	ws  sqliteSearchStmts
-	seq int64 // the last seq given to a Put; writer goroutine only
+	rec sqliteRecordStmts // practice records (records_sqlite.go)
+	seq int64             // the last seq given to a Put; writer goroutine only
 
 	mu         sync.RWMutex // guards closed and sends on queue against close(queue)
 	closed     bool
@@ -535,6 +536,7 @@ func (s *sqliteStore) Close() error {
 func (s *sqliteStore) closeConns() error {
 	var errs []error
 	errs = append(errs, s.ws.closeCache()...)
+	errs = append(errs, s.rec.close()...)
 	for _, st := range s.ws.prepared {
 		errs = append(errs, st.Close())
 	}
