@@ -1,0 +1,352 @@
+package practice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kapbridge/kapbridge/mappings"
+)
+
+// Media types POST /practice/v1/records accepts.
+const (
+	mimeJSON   = "application/json"
+	mimeNDJSON = "application/x-ndjson"
+)
+
+// RecordResult is the answer for one record of a request: where it was
+// (Index, 0-based, and the 1-based Line where it starts) and what became
+// of it. Problems are Decode's, with JSON paths into the record; they are
+// in Errors too, as text.
+type RecordResult struct {
+	Index int `json:"index"`
+	Line  int `json:"line"`
+	Result
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one thing wrong with a record as sent.
+type Problem struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Summary counts the records of a request by outcome.
+type Summary struct {
+	Records   int `json:"records"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Pending   int `json:"pending"`
+	Rejected  int `json:"rejected"`
+	Warnings  int `json:"warnings"`
+}
+
+// IngestResponse is the body of a POST /practice/v1/records answer.
+type IngestResponse struct {
+	Results []RecordResult `json:"results"`
+	Summary Summary        `json:"summary"`
+}
+
+// postRecords handles POST /practice/v1/records. The status is 200 when
+// every record was accepted (created, updated, unchanged or pending: a
+// pending record is stored and maps once what it names arrives), 207 when
+// any was rejected; the body carries a result per record either way, so a
+// bad record never hides the good ones.
+func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
+	mt, merr := requestMediaType(r.Header.Get("Content-Type"))
+	if merr != nil {
+		writeError(w, merr)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if _, sent := r.Header["Idempotency-Key"]; sent && !isToken(key, 255) {
+		writeError(w, &apiError{Code: codeBadIdempotencyKey, Message: "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"})
+		return
+	}
+	body, aerr := a.readBody(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	ctx := r.Context()
+	var status int
+	var resp []byte
+	var err error
+	if key == "" {
+		status, resp, err = a.ingest(ctx, mt, body)
+	} else {
+		var replayed bool
+		status, resp, replayed, err = a.idempotent(ctx, key, body, func() (int, []byte, error) { return a.ingest(ctx, mt, body) })
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+	}
+	if err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			a.log.ErrorContext(ctx, "practice ingestion failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
+			ae = &apiError{Code: codeStorage, Message: "the store failed; records before the failure may be written. Retrying the request is safe: a record applied twice is unchanged (request id " + w.Header().Get("X-Request-Id") + ")"}
+		}
+		writeError(w, ae)
+		return
+	}
+	writeJSON(w, status, resp)
+}
+
+// requestMediaType checks the Content-Type: JSON (one record or an
+// array) or NDJSON (one record per line).
+func requestMediaType(ct string) (string, *apiError) {
+	unsupported := &apiError{Code: codeUnsupportedMedia,
+		Message: fmt.Sprintf("Content-Type %q is not accepted: send %s (one record or an array of records) or %s (one record per line)", ct, mimeJSON, mimeNDJSON),
+		Details: []any{mimeJSON, mimeNDJSON}}
+	if ct == "" {
+		return "", unsupported
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", unsupported
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		unsupported.Message = fmt.Sprintf("charset %q is not accepted: records are UTF-8", cs)
+		return "", unsupported
+	}
+	switch mt {
+	case mimeJSON, mimeNDJSON:
+		return mt, nil
+	}
+	return "", unsupported
+}
+
+// readBody reads the whole body, bounded: the idempotency fingerprint and
+// the all-or-nothing framing check both need it before any write.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	tooLarge := &apiError{Code: codeTooLarge, Message: fmt.Sprintf("the body exceeds %d bytes: split the records over several requests, or use kapbridge import for files", a.maxBody)}
+	if r.ContentLength > a.maxBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, &apiError{Code: codeBadRequest, Message: "reading the body: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")))) == 0 {
+		return nil, &apiError{Code: codeEmptyBody, Message: "the body is empty: send one record, an array of records, or NDJSON"}
+	}
+	return body, nil
+}
+
+// decoded is one record of a request, decoded or not.
+type decoded struct {
+	line int
+	rec  mappings.Record
+	err  error
+}
+
+// ingest decodes the whole body first, so a body that is not JSON at all
+// writes nothing (400), then applies the records in order, each in its
+// own store transaction. It returns an *apiError for the caller's
+// mistakes and any other error for a storage failure.
+func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, []byte, error) {
+	recs, aerr := decodeBody(mediaType, body)
+	if aerr != nil {
+		return aerr.status(), errorBody(aerr), nil
+	}
+	out := IngestResponse{Results: make([]RecordResult, 0, len(recs))}
+	for i, d := range recs {
+		rr := RecordResult{Index: i, Line: d.line}
+		if d.err != nil {
+			rr.Status = StatusRejected
+			var re *mappings.RecordError
+			if errors.As(d.err, &re) {
+				rr.Kind, rr.ID = re.Kind, re.ID
+				for _, p := range re.Problems {
+					rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
+					rr.Errors = append(rr.Errors, problemText(p))
+				}
+			} else {
+				rr.Errors = []string{d.err.Error()}
+			}
+		} else {
+			res, err := a.applier.Apply(ctx, d.rec)
+			if err != nil {
+				h := d.rec.RecordHeader()
+				return 0, nil, fmt.Errorf("record %d (%s %q): %w", i, h.Kind, h.ID, err)
+			}
+			rr.Result = res
+		}
+		out.Summary.add(rr.Result)
+		out.Results = append(out.Results, rr)
+	}
+	status := http.StatusOK
+	if out.Summary.Rejected > 0 {
+		status = http.StatusMultiStatus
+	}
+	return status, marshal(out), nil
+}
+
+func problemText(p mappings.Problem) string {
+	if p.Field == "" {
+		return p.Message
+	}
+	return p.Field + ": " + p.Message
+}
+
+func (s *Summary) add(r Result) {
+	s.Records++
+	s.Warnings += len(r.Warnings)
+	switch r.Status {
+	case StatusCreated:
+		s.Created++
+	case StatusUpdated:
+		s.Updated++
+	case StatusUnchanged:
+		s.Unchanged++
+	case StatusPending:
+		s.Pending++
+	default:
+		s.Rejected++
+	}
+}
+
+// decodeBody splits a body into records. JSON must be one valid JSON
+// value (an object or an array of objects); NDJSON is one record per
+// line, each line on its own, so a broken line rejects only itself.
+func decodeBody(mediaType string, body []byte) ([]decoded, *apiError) {
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+	var recs []decoded
+	if mediaType == mimeNDJSON {
+		for n, line := range bytes.Split(body, []byte("\n")) {
+			if line = bytes.TrimSpace(line); len(line) == 0 {
+				continue
+			}
+			rec, err := mappings.Decode(line)
+			recs = append(recs, decoded{line: n + 1, rec: rec, err: err})
+		}
+	} else {
+		if err := validJSON(body); err != nil {
+			return nil, err
+		}
+		trimmed := bytes.TrimSpace(body)
+		if trimmed[0] != '{' && trimmed[0] != '[' {
+			return nil, &apiError{Code: codeInvalidJSON, Message: "the body must be a record (a JSON object) or an array of records"}
+		}
+		err := mappings.DecodeStream(bytes.NewReader(body), func(line int, rec mappings.Record, err error) error {
+			recs = append(recs, decoded{line: line, rec: rec, err: err})
+			return nil
+		})
+		if err != nil {
+			// The body is valid JSON, so this is a framing problem
+			// (e.g. an array of arrays).
+			return nil, &apiError{Code: codeInvalidJSON, Message: err.Error()}
+		}
+	}
+	if len(recs) == 0 {
+		return nil, &apiError{Code: codeNoRecords, Message: "the body holds no records"}
+	}
+	return recs, nil
+}
+
+// validJSON reports a syntax error with its line and column, since a
+// practice developer will look for it in an editor.
+func validJSON(body []byte) *apiError {
+	var v json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	err := dec.Decode(&v)
+	if err == nil {
+		if _, err2 := dec.Token(); err2 != io.EOF {
+			return &apiError{Code: codeInvalidJSON, Message: fmt.Sprintf("data after the JSON value at %s: send one record or one array (or use %s for one record per line)", position(body, dec.InputOffset()), mimeNDJSON)}
+		}
+		return nil
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &apiError{Code: codeInvalidJSON, Message: fmt.Sprintf("invalid JSON at %s: %v; nothing was written", position(body, se.Offset), err)}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &apiError{Code: codeInvalidJSON, Message: "invalid JSON: the body ends in the middle of a value (truncated?); nothing was written"}
+	}
+	return &apiError{Code: codeInvalidJSON, Message: "invalid JSON: " + err.Error() + "; nothing was written"}
+}
+
+// position names a byte offset as "line L, column C".
+func position(body []byte, off int64) string {
+	if off > int64(len(body)) {
+		off = int64(len(body))
+	}
+	before := body[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - bytes.LastIndexByte(before, '\n')
+	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col)
+}
+
+// RecordView is a record as the gateway holds it: GET
+// /practice/v1/records/{kind}/{id}.
+type RecordView struct {
+	Kind  mappings.Kind `json:"kind"`
+	ID    string        `json:"id"`
+	State string        `json:"state"` // mapped, pending, rejected
+	// Pending lists the "kind/id" references the record waits for.
+	Pending []string `json:"pending,omitempty"`
+	// Reasons say why a waiting record was rejected once its references
+	// arrived.
+	Reasons   []string        `json:"reasons,omitempty"`
+	Updated   time.Time       `json:"updated"`
+	Record    json.RawMessage `json:"record"`
+	Resources []ResourceRef   `json:"resources"`
+}
+
+// getRecord handles GET /practice/v1/records/{kind}/{id}.
+func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
+	kind, id := mappings.Kind(r.PathValue("kind")), r.PathValue("id")
+	if !knownKind(kind) {
+		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
+		return
+	}
+	row, ok, err := a.records.GetRecord(r.Context(), a.applier.tenant(), kind, id)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "practice record read failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
+		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
+		return
+	}
+	if !ok {
+		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("no %s record %q", kind, id)})
+		return
+	}
+	v := RecordView{Kind: row.Kind, ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
+		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]ResourceRef, 0, len(row.Resources))}
+	for _, s := range row.Resources {
+		if ref, err := ParseResourceRef(s); err == nil {
+			v.Resources = append(v.Resources, ref)
+		}
+	}
+	writeJSON(w, http.StatusOK, marshal(v))
+}
+
+func knownKind(k mappings.Kind) bool {
+	for _, x := range mappings.Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func kindNames() []any {
+	out := make([]any, len(mappings.Kinds))
+	for i, k := range mappings.Kinds {
+		out[i] = string(k)
+	}
+	return out
+}
