@@ -254,6 +254,7 @@ type applyState struct {
 	rows   map[string]*loaded // "kind/id" -> row; nil entry: not stored
 	dry    map[string]RecordRow
 	done   map[string]bool // records mapped in this transaction (no loops)
+	dirty  []string        // courses whose sessions changed
 	err    error           // first storage error seen by the Lookup
 }
 
@@ -433,7 +434,34 @@ func (st *applyState) apply(rec mappings.Record, body []byte, hash string) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	return st.process(rec, body, hash, old, false)
+	res, err := st.process(rec, body, hash, old, false)
+	if err != nil {
+		return Result{}, err
+	}
+	remapped := map[string]bool{}
+	for len(st.dirty) > 0 {
+		id := st.dirty[0]
+		st.dirty = st.dirty[1:]
+		if remapped[id] {
+			continue
+		}
+		remapped[id] = true
+		l, err := st.get(mappings.KindCourse, id)
+		if err != nil {
+			return Result{}, err
+		}
+		if l == nil || l.row.State != mappings.RecordMapped {
+			continue
+		}
+		r, err := st.process(l.rec, l.row.Body, l.row.Hash, l, true)
+		if err != nil {
+			return Result{}, err
+		}
+		if r.Status != StatusUnchanged {
+			res.Related = append(res.Related, r)
+		}
+	}
+	return res, nil
 }
 
 // process checks, maps, validates and writes one record, then maps what
@@ -738,9 +766,10 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 		}
 	}
 	if s, ok := rec.(*mappings.Session); ok {
-		if err := remap(mappings.KindCourse, s.Course); err != nil {
-			return nil, err
-		}
+		// The course is re-mapped once, at the end of the transaction:
+		// several of its sessions may resolve in this one, and the course
+		// itself may be what they were waiting for.
+		st.dirty = append(st.dirty, s.Course)
 		if !first {
 			for _, kind := range []mappings.Kind{mappings.KindObservation, mappings.KindNote} {
 				kids, err := st.children(kind, s.ID)

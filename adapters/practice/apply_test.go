@@ -129,7 +129,26 @@ func TestApplyAnyOrder(t *testing.T) {
 		}
 		got := snapshot(t, s)
 		if !equalContent(want, got) {
-			t.Errorf("seed %d: shuffled import differs from ordered import", seed)
+			t.Errorf("seed %d: shuffled import differs from ordered import:\n%s", seed, diffSnapshots(want, got))
+		}
+	}
+}
+
+// TestApplyPostgres runs the course import twice on PostgreSQL.
+func TestApplyPostgres(t *testing.T) {
+	s := openPGStore(t)
+	a := testApplier(s)
+	for _, name := range courseFiles[:2] {
+		recs := loadRecords(t, name)
+		if c := applyAll(t, a, recs); c[StatusCreated] != len(recs) {
+			t.Errorf("%s: first import: %v", name, c)
+		}
+		before := snapshot(t, s)
+		if c := applyAll(t, a, recs); c[StatusUnchanged] != len(recs) {
+			t.Errorf("%s: re-import: %v", name, c)
+		}
+		if !equalSnapshots(before, snapshot(t, s)) {
+			t.Errorf("%s: re-import changed the store", name)
 		}
 	}
 }

@@ -111,8 +111,15 @@ func diffSnapshots(a, b storeSnapshot) string {
 		switch {
 		case !ok:
 			fmt.Fprintf(&buf, "only in first: %s\n", k)
-		case v != w:
-			fmt.Fprintf(&buf, "differs: %s (%d vs %d versions)\n%s\n%s\n", k, v.versions, w.versions, v.content, w.content)
+		case v.content != w.content || v.deleted != w.deleted:
+			i := 0
+			for i < len(v.content) && i < len(w.content) && v.content[i] == w.content[i] {
+				i++
+			}
+			lo := max(0, i-80)
+			fmt.Fprintf(&buf, "differs: %s at byte %d\n  %s\n  %s\n", k, i, v.content[lo:min(len(v.content), i+200)], w.content[lo:min(len(w.content), i+200)])
+		case v.versions != w.versions:
+			fmt.Fprintf(&buf, "versions: %s %d vs %d\n", k, v.versions, w.versions)
 		}
 	}
 	for k := range b {
