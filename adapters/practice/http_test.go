@@ -517,4 +517,3 @@ func TestIdempotencyBusy(t *testing.T) {
 		t.Error("a busy key is not a 409")
 	}
 }
-
