@@ -1,0 +1,222 @@
+package practice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/mappings"
+)
+
+// exportCourse exports a course of e's store and decodes the output.
+func exportCourse(t *testing.T, e *apiEnv, course string) ([]byte, []mappings.Record, ExportSummary) {
+	t.Helper()
+	ex := &Exporter{Store: e.store, Mapper: e.applier.Mapper, Tenant: e.applier.Tenant}
+	var out bytes.Buffer
+	sum, err := ex.Export(context.Background(), course, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []mappings.Record
+	err = mappings.DecodeStream(bytes.NewReader(out.Bytes()), func(line int, rec mappings.Record, err error) error {
+		if err != nil {
+			t.Fatalf("exported line %d does not decode: %v", line, err)
+		}
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes(), recs, sum
+}
+
+func findRecord[T mappings.Record](recs []mappings.Record, id string) (T, bool) {
+	for _, r := range recs {
+		if v, ok := r.(T); ok && r.RecordHeader().ID == id {
+			return v, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// TestExportRoundTrip: a course imported over the API exports as the same
+// records (every record of the file, nothing else), and re-applying the
+// export changes nothing.
+func TestExportRoundTrip(t *testing.T) {
+	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
+		src := readTestdata(t, "course-iv.ndjson")
+		if a := e.post(t, "application/x-ndjson", src); a.status != http.StatusOK {
+			t.Fatalf("import: %d %s", a.status, a.body)
+		}
+		// Another course's records in the same store stay out.
+		if a := e.post(t, "application/x-ndjson", readTestdata(t, "course-im.ndjson")); a.status != http.StatusOK {
+			t.Fatalf("import im: %d %s", a.status, a.body)
+		}
+		out, recs, sum := exportCourse(t, e, "iv-course")
+		if len(sum.Merged) != 0 {
+			t.Errorf("nothing changed in FHIR, yet merged %v", sum.Merged)
+		}
+		want := map[string]mappings.Record{}
+		_ = mappings.DecodeStream(bytes.NewReader(src), func(_ int, rec mappings.Record, _ error) error {
+			h := rec.RecordHeader()
+			want[string(h.Kind)+"/"+h.ID] = rec
+			return nil
+		})
+		if len(recs) != len(want) {
+			t.Errorf("exported %d records, the file has %d", len(recs), len(want))
+		}
+		seenKind := 0
+		for _, r := range recs {
+			h := r.RecordHeader()
+			w, ok := want[string(h.Kind)+"/"+h.ID]
+			if !ok {
+				t.Errorf("exported %s %s, not in the course file", h.Kind, h.ID)
+				continue
+			}
+			gj, _ := json.Marshal(r)
+			wj, _ := json.Marshal(w)
+			if !bytes.Equal(gj, wj) {
+				t.Errorf("%s %s differs:\n got %s\nwant %s", h.Kind, h.ID, gj, wj)
+			}
+			// Dependency order: kinds never go back.
+			k := kindIndex(h.Kind)
+			if k < seenKind {
+				t.Errorf("%s %s after a later kind", h.Kind, h.ID)
+			}
+			seenKind = k
+		}
+		if sum.Records[mappings.KindNote] == 0 || sum.Records[mappings.KindConsent] != 1 {
+			t.Errorf("notes and the consent belong in the export: %v", sum.Records)
+		}
+
+		a := e.post(t, "application/x-ndjson", out)
+		r := ingestBody(t, a)
+		if a.status != http.StatusOK || r.Summary.Unchanged != len(recs) {
+			t.Errorf("re-applying the export: %d %+v", a.status, r.Summary)
+		}
+
+		var nf bytes.Buffer
+		_, err := (&Exporter{Store: e.store, Mapper: e.applier.Mapper, Tenant: e.applier.Tenant}).Export(context.Background(), "no-such-course", &nf)
+		if !errors.Is(err, ErrCourseNotFound) {
+			t.Errorf("unknown course: %v", err)
+		}
+	})
+}
+
+func kindIndex(k mappings.Kind) int {
+	for i, x := range mappings.Kinds {
+		if x == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestExportMergesEHRChanges: what a prescriber changes through the FHIR
+// API comes back in the export: the CarePlan put on hold holds the
+// course, a changed MedicationAdministration changes the dose, an EHR's
+// own vital-signs Observation becomes a new observation record.
+func TestExportMergesEHRChanges(t *testing.T) {
+	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
+		if a := e.post(t, "application/x-ndjson", readTestdata(t, "course-iv.ndjson")); a.status != http.StatusOK {
+			t.Fatalf("import: %d %s", a.status, a.body)
+		}
+		ns, tenant := e.applier.Mapper.Practice, e.applier.tenant()
+		_, before, _ := exportCourse(t, e, "iv-course")
+
+		// The prescriber puts the course on hold.
+		cpID := mappings.ResourceID(ns, mappings.KindCourse, "iv-course", "CarePlan")
+		e.fhirPut(t, tenant, "CarePlan", cpID, func(v map[string]any) { v["status"] = "on-hold" })
+
+		// ... records a different dose for the first dosing session.
+		var dosing *mappings.Session
+		for _, r := range before {
+			if s, ok := r.(*mappings.Session); ok && s.Type == "dosing" && s.Dose != nil {
+				dosing = s
+				break
+			}
+		}
+		if dosing == nil {
+			t.Fatal("no dosing session with a dose in the course")
+		}
+		maID := mappings.ResourceID(ns, mappings.KindSession, dosing.ID, "MedicationAdministration", "dose")
+		newMg := dosing.Dose.Mg + 2.5
+		e.fhirPut(t, tenant, "MedicationAdministration", maID, func(v map[string]any) {
+			v["dosage"].(map[string]any)["dose"].(map[string]any)["value"] = newMg
+		})
+
+		// ... and takes a heart rate in clinic.
+		enc := mappings.ResourceID(ns, mappings.KindSession, dosing.ID, "Encounter")
+		patient := mappings.ResourceID(ns, mappings.KindClient, "iv-client", "Patient")
+		hr := `{"resourceType":"Observation","status":"final",
+			"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+			"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},
+			"subject":{"reference":"Patient/` + patient + `"},"encounter":{"reference":"Encounter/` + enc + `"},
+			"effectiveDateTime":"2026-01-20T10:45:00-05:00",
+			"valueQuantity":{"value":91,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+		if a := e.do(t, http.MethodPost, "/Observation", "application/fhir+json", []byte(hr)); a.status != http.StatusCreated {
+			t.Fatalf("POST Observation: %d %s", a.status, a.body)
+		}
+
+		out, recs, sum := exportCourse(t, e, "iv-course")
+		course, ok := findRecord[*mappings.Course](recs, "iv-course")
+		if !ok || course.Status != "on_hold" {
+			t.Errorf("course status %q, want on_hold (merged %v)", course.Status, sum.Merged)
+		}
+		s, ok := findRecord[*mappings.Session](recs, dosing.ID)
+		if !ok || s.Dose == nil || s.Dose.Mg != newMg {
+			t.Errorf("session %s dose %+v, want %v mg", dosing.ID, s.Dose, newMg)
+		} else if s.Dose.MonitoredMin != dosing.Dose.MonitoredMin {
+			t.Errorf("monitored minutes %d lost (was %d)", s.Dose.MonitoredMin, dosing.Dose.MonitoredMin)
+		}
+		var ehr *mappings.Observation
+		for _, r := range recs {
+			if o, ok := r.(*mappings.Observation); ok && strings.HasPrefix(o.ID, "ehr-") {
+				ehr = o
+			}
+		}
+		if ehr == nil || ehr.Session != dosing.ID || ehr.Vitals == nil || ehr.Vitals.HeartRate == nil || *ehr.Vitals.HeartRate != 91 {
+			t.Errorf("the EHR's heart rate is not an observation record: %+v", ehr)
+		}
+		if len(recs) != len(before)+1 {
+			t.Errorf("%d records, want %d (one new observation)", len(recs), len(before)+1)
+		}
+		t.Logf("merged: %v", sum.Merged)
+
+		// The merged export is valid input: applying it takes the changes
+		// as the practice's own, and nothing is rejected.
+		a := e.post(t, "application/x-ndjson", out)
+		if r := ingestBody(t, a); a.status != http.StatusOK || r.Summary.Rejected != 0 {
+			t.Errorf("re-applying the merged export: %d %+v", a.status, r.Summary)
+		}
+	})
+}
+
+// fhirPut reads a resource through the FHIR API, changes it and PUTs it
+// back, as an EHR integration would.
+func (e *apiEnv) fhirPut(t *testing.T, tenant, typ, id string, change func(map[string]any)) {
+	t.Helper()
+	if tenant != fhir.DefaultTenant {
+		t.Skip("the FHIR API serves the default tenant only")
+	}
+	a := e.do(t, http.MethodGet, "/"+typ+"/"+id, "", nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("GET %s/%s: %d %s", typ, id, a.status, a.body)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(a.body, &v); err != nil {
+		t.Fatal(err)
+	}
+	change(v)
+	b, _ := json.Marshal(v)
+	if a := e.do(t, http.MethodPut, "/"+typ+"/"+id, "application/fhir+json", b); a.status != http.StatusOK {
+		t.Fatalf("PUT %s/%s: %d %s", typ, id, a.status, a.body)
+	}
+}
