@@ -1,6 +1,7 @@
 // Command kapbridge is the KAP FHIR R4 integration gateway.
 //
-//	kapbridge serve     run the FHIR REST API
+//	kapbridge serve     run the FHIR REST API and the practice ingestion API
+//	kapbridge export    write a course back as practice records
 //	kapbridge version   print the version
 package main
 
@@ -29,7 +30,9 @@ var version = "dev"
 const usage = `kapbridge: the KAP FHIR R4 integration gateway
 
 Usage:
-  kapbridge serve [flags]    run the FHIR R4 REST API (kapbridge serve -h for flags)
+  kapbridge serve [flags]    run the FHIR R4 REST API and the practice API (kapbridge serve -h for flags)
+  kapbridge export --course ID [--store DSN] [--out FILE]
+                             write a course back as practice records (NDJSON), with EHR changes merged
   kapbridge version          print the version
 `
 
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return export(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil

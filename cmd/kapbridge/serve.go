@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/server"
+	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/conformance"
 )
@@ -30,7 +33,14 @@ type serveConfig struct {
 	Store    string
 	LogLevel string
 	LogJSON  bool
+	// Practice is the practice namespace the ingestion API maps under.
+	Practice string
 }
+
+// defaultPractice is the practice namespace when neither -practice nor
+// KAPBRIDGE_PRACTICE names one. Resource ids and identifier systems derive
+// from it, so serve, import and export of one store must agree on it.
+const defaultPractice = "default"
 
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	env := func(name, def string) string {
@@ -46,6 +56,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.BaseURL, "base-url", env("KAPBRIDGE_BASE_URL", ""), "public base URL of the FHIR API, for Location and fullUrl (KAPBRIDGE_BASE_URL; default http://<listen>)")
 	fs.StringVar(&cfg.Store, "store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL for PostgreSQL (KAPBRIDGE_STORE)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
+	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,8 +130,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
+	// API, which keeps the root.
+	mux := http.NewServeMux()
+	mux.Handle("/practice/", practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &practice.Applier{
+		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}}))
+	mux.Handle("/", handler)
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
