@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -516,4 +517,83 @@ func TestIdempotencyBusy(t *testing.T) {
 	if (&apiError{Code: codeIdempotencyPending}).status() != http.StatusConflict {
 		t.Error("a busy key is not a 409")
 	}
+}
+
+// flakyStore fails the store transactions it is told to, as a full disk
+// or a lost database connection would.
+type flakyStore struct {
+	fhir.Store
+	RecordStore
+	IdempotencyStore
+	mu       sync.Mutex
+	failNext int // fail this many Update calls from now on
+}
+
+func (s *flakyStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) error {
+	s.mu.Lock()
+	fail := s.failNext > 0
+	if fail {
+		s.failNext--
+	}
+	s.mu.Unlock()
+	if fail {
+		return errors.New("disk full")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestStorageFailure: a store failure is a 500 in the JSON error shape,
+// with no cause leaked; its answer is not kept for the idempotency key,
+// so the retry runs and finishes the work.
+func TestStorageFailure(t *testing.T) {
+	base := openTestStore(t)
+	fs := &flakyStore{Store: base, RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	e := newAPIEnv(t, fs, testApplier(fs), HTTPConfig{})
+	body := readTestdata(t, "array.json")
+	fs.failNext = 1
+	d := wantError(t, e.post(t, "application/json", body, "Idempotency-Key", "k-500"), http.StatusInternalServerError, codeStorage)
+	if strings.Contains(d.Error.Message, "disk full") {
+		t.Errorf("the cause reached the client: %s", d.Error.Message)
+	}
+	a := e.post(t, "application/json", body, "Idempotency-Key", "k-500")
+	if a.status != http.StatusOK || a.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry: %d replayed=%q %s", a.status, a.header.Get("Idempotent-Replayed"), a.body)
+	}
+	// array.json's course names a therapist it does not carry: pending.
+	if r := ingestBody(t, a); r.Summary.Created != 2 || r.Summary.Pending != 1 {
+		t.Errorf("retry: %+v", r.Summary)
+	}
+}
+
+// FuzzDecodeBody: whatever the body, splitting it into records never
+// panics, and every record it yields has a position.
+func FuzzDecodeBody(f *testing.F) {
+	for _, name := range []string{"client.json", "array.json", "course-iv.ndjson"} {
+		b, err := os.ReadFile(testdataPath("records", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	f.Add([]byte("\xef\xbb\xbf[{\"kind\":\"client\"}\n,\n{}]"), false)
+	f.Add([]byte("{\"kind\":\"client\"}\r\n\r\nnot json\n[1]"), true)
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		mt := mimeJSON
+		if ndjson {
+			mt = mimeNDJSON
+		}
+		recs, aerr := decodeBody(mt, body)
+		if aerr != nil {
+			if len(recs) != 0 || aerr.status() != http.StatusBadRequest {
+				t.Fatalf("error %v with %d records", aerr, len(recs))
+			}
+			return
+		}
+		for i, d := range recs {
+			if d.line < 1 || (d.rec == nil) == (d.err == nil) {
+				t.Fatalf("record %d: line %d, rec %v, err %v", i, d.line, d.rec, d.err)
+			}
+		}
+	})
 }
