@@ -1,6 +1,7 @@
 // Command kapbridge is the KAP FHIR R4 integration gateway.
 //
 //	kapbridge serve     run the FHIR REST API and the practice ingestion API
+//	kapbridge import    import practice record files (JSON, NDJSON, CSV)
 //	kapbridge export    write a course back as practice records
 //	kapbridge version   print the version
 package main
@@ -31,6 +32,8 @@ const usage = `kapbridge: the KAP FHIR R4 integration gateway
 
 Usage:
   kapbridge serve [flags]    run the FHIR R4 REST API and the practice API (kapbridge serve -h for flags)
+  kapbridge import [flags] FILE...
+                             import practice records: JSON, NDJSON, CSV (kapbridge import -h for flags)
   kapbridge export --course ID [--store DSN] [--out FILE]
                              write a course back as practice records (NDJSON), with EHR changes merged
   kapbridge version          print the version
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,255 @@
+package practice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kapbridge/kapbridge/mappings"
+)
+
+// Importer imports files of practice records through an Applier, each
+// record in its own store transaction.
+type Importer struct {
+	Applier *Applier
+	Read    ReadOptions
+	// Workers is how many records are applied at once (default 8). Each
+	// is still its own transaction; several in flight let the SQLite
+	// store commit them in one fsync (group commit), which is where the
+	// import rate comes from. Records that depend on one another may then
+	// commit in either order: the pending mechanism resolves that.
+	Workers int
+	// Rejects receives one NDJSON line per rejected record (nil: none).
+	Rejects io.Writer
+	// Progress, if set, is told of every record and of the bytes read.
+	Progress *Progress
+}
+
+// ImportSummary counts what an import did.
+type ImportSummary struct {
+	Records   int64 `json:"records"`   // records read (good and bad)
+	Imported  int64 `json:"imported"`  // created or updated (including pending records completed later in the import)
+	Unchanged int64 `json:"unchanged"` // already held as they are
+	Pending   int64 `json:"pending"`   // stored, waiting for records not yet known (at the end of the import)
+	Rejected  int64 `json:"rejected"`  // in the rejects file
+	Warnings  int64 `json:"warnings"`  // warnings over all records
+	Resolved  int64 `json:"resolved"`  // earlier pending records this import completed
+}
+
+// Reject is one line of the rejects file.
+type Reject struct {
+	Line    int             `json:"line"`
+	File    string          `json:"file"`
+	Kind    mappings.Kind   `json:"kind,omitempty"`
+	ID      string          `json:"id,omitempty"`
+	Record  json.RawMessage `json:"record"`
+	Reasons []string        `json:"reasons"`
+}
+
+// ImportFile is one input: a name for messages and the rejects file, its
+// size if known (for the progress ETA) and how to open it.
+type ImportFile struct {
+	Name   string
+	Size   int64
+	Format Format
+	Open   func() (io.ReadCloser, error)
+}
+
+// FileInput is an ImportFile for a path ("-" is standard input, read as
+// NDJSON or JSON).
+func FileInput(path string, stdin io.Reader) (ImportFile, error) {
+	if path == "-" {
+		return ImportFile{Name: "-", Size: -1, Format: FormatJSON, Open: func() (io.ReadCloser, error) { return io.NopCloser(stdin), nil }}, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ImportFile{}, fmt.Errorf("practice: %w", err)
+	}
+	if fi.IsDir() {
+		return ImportFile{}, fmt.Errorf("practice: %s is a directory", path)
+	}
+	return ImportFile{Name: path, Size: fi.Size(), Format: FormatOf(path), Open: func() (io.ReadCloser, error) { return os.Open(path) }}, nil
+}
+
+type job struct {
+	file string
+	item Item
+}
+
+// Import reads every file in order and applies its records. It returns an
+// error only when it could not go on (a file unreadable, the store
+// failing); rejected records are counted, not errors.
+func (im *Importer) Import(ctx context.Context, files []ImportFile) (ImportSummary, error) {
+	var sum ImportSummary
+	workers := im.Workers
+	if workers <= 0 {
+		workers = 8
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var rejMu sync.Mutex
+	enc := (*json.Encoder)(nil)
+	if im.Rejects != nil {
+		enc = json.NewEncoder(im.Rejects)
+		enc.SetEscapeHTML(false)
+	}
+	var rejErr error
+	reject := func(file string, it Item, kind mappings.Kind, id string, reasons []string) {
+		atomic.AddInt64(&sum.Rejected, 1)
+		if enc == nil {
+			return
+		}
+		r := Reject{Line: it.Line, File: file, Kind: kind, ID: id, Record: rawRecord(it.Raw), Reasons: reasons}
+		rejMu.Lock()
+		if err := enc.Encode(r); err != nil && rejErr == nil {
+			rejErr = err
+			cancel(fmt.Errorf("practice: write rejects: %w", err))
+		}
+		rejMu.Unlock()
+	}
+
+	jobs := make(chan job, workers*4)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				im.one(ctx, cancel, j, &sum, reject)
+			}
+		}()
+	}
+
+	var readErr error
+	for _, f := range files {
+		if readErr = im.readFile(ctx, f, jobs); readErr != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if im.Progress != nil {
+		im.Progress.Finish()
+	}
+	if err := context.Cause(ctx); err != nil && readErr == nil {
+		readErr = err
+	}
+	if readErr != nil {
+		return sum, readErr
+	}
+	pending, err := im.Applier.Pending(context.WithoutCancel(ctx))
+	if err != nil {
+		return sum, err
+	}
+	sum.Pending = int64(len(pending))
+	return sum, nil
+}
+
+func (im *Importer) readFile(ctx context.Context, f ImportFile, jobs chan<- job) error {
+	rc, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("practice: open %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if im.Progress != nil {
+		im.Progress.StartFile(f.Name, f.Size)
+		r = &countingReader{r: rc, p: im.Progress}
+	}
+	err = Read(r, f.Format, im.Read, func(it Item) error {
+		select {
+		case jobs <- job{file: f.Name, item: it}:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("practice: %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+// one applies one item.
+func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j job, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
+	if ctx.Err() != nil {
+		return
+	}
+	atomic.AddInt64(&sum.Records, 1)
+	defer func() {
+		if im.Progress != nil {
+			im.Progress.Record()
+		}
+	}()
+	it := j.item
+	if it.Err != nil {
+		var kind mappings.Kind
+		var id string
+		var re *mappings.RecordError
+		reasons := []string{it.Err.Error()}
+		if errors.As(it.Err, &re) {
+			kind, id = re.Kind, re.ID
+			reasons = reasons[:0]
+			for _, p := range re.Problems {
+				if p.Field != "" {
+					reasons = append(reasons, p.Field+": "+p.Message)
+				} else {
+					reasons = append(reasons, p.Message)
+				}
+			}
+		}
+		reject(j.file, it, kind, id, reasons)
+		return
+	}
+	res, err := im.Applier.Apply(ctx, it.Record)
+	if err != nil {
+		cancel(err)
+		return
+	}
+	atomic.AddInt64(&sum.Warnings, int64(len(res.Warnings)))
+	switch res.Status {
+	case StatusCreated, StatusUpdated:
+		atomic.AddInt64(&sum.Imported, 1)
+	case StatusUnchanged, StatusPending:
+		// Pending is counted once, at the end, from the store.
+		if res.Status == StatusUnchanged {
+			atomic.AddInt64(&sum.Unchanged, 1)
+		}
+	case StatusRejected:
+		h := it.Record.RecordHeader()
+		reject(j.file, it, h.Kind, h.ID, res.Errors)
+	}
+	for _, r := range res.Related {
+		if r.Status == StatusCreated { // a pending record, completed by this one
+			atomic.AddInt64(&sum.Resolved, 1)
+			atomic.AddInt64(&sum.Imported, 1)
+		}
+	}
+}
+
+// rawRecord is the original record for the rejects file: as it was if it
+// is JSON, else as a string (a truncated or non-UTF-8 record).
+func rawRecord(raw []byte) json.RawMessage {
+	if len(raw) > 0 && json.Valid(raw) {
+		return raw
+	}
+	b, _ := json.Marshal(string(raw)) // invalid UTF-8 becomes U+FFFD here, in the report only
+	return b
+}
+
+type countingReader struct {
+	r io.Reader
+	p *Progress
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.p.Bytes(int64(n))
+	return n, err
+}
