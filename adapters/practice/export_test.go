@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/server"
+	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 )
 
@@ -161,9 +163,7 @@ func TestExportMergesEHRChanges(t *testing.T) {
 			"subject":{"reference":"Patient/` + patient + `"},"encounter":{"reference":"Encounter/` + enc + `"},
 			"effectiveDateTime":"2026-01-20T10:45:00-05:00",
 			"valueQuantity":{"value":91,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
-		if a := e.do(t, http.MethodPost, "/Observation", "application/fhir+json", []byte(hr)); a.status != http.StatusCreated {
-			t.Fatalf("POST Observation: %d %s", a.status, a.body)
-		}
+		e.fhirCreate(t, tenant, "Observation", hr)
 
 		out, recs, sum := exportCourse(t, e, "iv-course")
 		course, ok := findRecord[*mappings.Course](recs, "iv-course")
@@ -200,11 +200,36 @@ func TestExportMergesEHRChanges(t *testing.T) {
 }
 
 // fhirPut reads a resource through the FHIR API, changes it and PUTs it
-// back, as an EHR integration would.
+// back, as an EHR integration would. The FHIR API serves the default
+// tenant only, so on another tenant (the PostgreSQL runs, which share one
+// database) the same change goes through the store, as the EHR
+// connector's inbound side will write it.
 func (e *apiEnv) fhirPut(t *testing.T, tenant, typ, id string, change func(map[string]any)) {
 	t.Helper()
 	if tenant != fhir.DefaultTenant {
-		t.Skip("the FHIR API serves the default tenant only")
+		k := fhir.Key{Tenant: tenant, Type: typ, ID: id}
+		err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
+			cur, err := tx.Read(context.Background(), k)
+			if err != nil {
+				return err
+			}
+			var v map[string]any
+			if err := json.Unmarshal(cur.JSON, &v); err != nil {
+				return err
+			}
+			change(v)
+			b, _ := json.Marshal(v)
+			res, err := fhir.ParseJSON(b, fhir.DefaultLimits)
+			if err != nil {
+				return err
+			}
+			_, err = write.Writer{}.Put(context.Background(), tx, k, cur, res)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("change %s/%s: %v", typ, id, err)
+		}
+		return
 	}
 	a := e.do(t, http.MethodGet, "/"+typ+"/"+id, "", nil)
 	if a.status != http.StatusOK {
@@ -218,5 +243,28 @@ func (e *apiEnv) fhirPut(t *testing.T, tenant, typ, id string, change func(map[s
 	b, _ := json.Marshal(v)
 	if a := e.do(t, http.MethodPut, "/"+typ+"/"+id, "application/fhir+json", b); a.status != http.StatusOK {
 		t.Fatalf("PUT %s/%s: %d %s", typ, id, a.status, a.body)
+	}
+}
+
+// fhirCreate creates a resource through the FHIR API (or, on another
+// tenant, the store), as an EHR would.
+func (e *apiEnv) fhirCreate(t *testing.T, tenant, typ, body string) {
+	t.Helper()
+	if tenant != fhir.DefaultTenant {
+		res, err := fhir.ParseJSON([]byte(body), fhir.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := fhir.Key{Tenant: tenant, Type: typ, ID: server.NewUUID()}
+		if err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
+			_, err := write.Writer{}.Put(context.Background(), tx, k, fhir.Version{Key: k}, res)
+			return err
+		}); err != nil {
+			t.Fatalf("create %s: %v", typ, err)
+		}
+		return
+	}
+	if a := e.do(t, http.MethodPost, "/"+typ, "application/fhir+json", []byte(body)); a.status != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", typ, a.status, a.body)
 	}
 }
