@@ -26,7 +26,8 @@ import (
 //     after that gets 409 and may retry. The lock is per process: two
 //     gateway processes over one PostgreSQL store may both run a
 //     duplicate, which is harmless because applying a record twice is
-//     "unchanged" (no new FHIR version), and the first stored answer wins.
+//     "unchanged" (no new FHIR version); the answer stored last is the
+//     one replayed from then on.
 //   - Every record of a request is applied in its own store transaction
 //     (a bad record must not roll back the good ones), so the answer
 //     cannot commit with all of them: it is stored in its own transaction
