@@ -143,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version)
+	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
