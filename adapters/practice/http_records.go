@@ -305,6 +305,9 @@ type RecordView struct {
 	Updated   time.Time       `json:"updated"`
 	Record    json.RawMessage `json:"record"`
 	Resources []ResourceRef   `json:"resources"`
+	// Withheld names record fields not served over HTTP (a process note's
+	// text), with why.
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // getRecord handles GET /practice/v1/records/{kind}/{id}.
@@ -330,6 +333,21 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		if ref, err := ParseResourceRef(s); err == nil {
 			v.Resources = append(v.Resources, ref)
 		}
+	}
+	if kind == mappings.KindNote {
+		// A process note is a psychotherapy note. This API does not yet
+		// authenticate its callers (roadmap item 2), so it cannot tell the
+		// practice from anyone else who reaches it: the text stays in the
+		// store, and `kapbridge export` (run by the practice, on the
+		// store) gives it back.
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(row.Body, &m); err == nil {
+			delete(m, "text")
+			v.Record = marshal(m)
+		} else {
+			v.Record = json.RawMessage(`{}`)
+		}
+		v.Withheld = "text: a process note's text is not served over HTTP until the practice API authenticates its callers; use kapbridge export"
 	}
 	writeJSON(w, http.StatusOK, marshal(v))
 }
