@@ -161,7 +161,6 @@ func (a *Applier) Apply(ctx context.Context, rec mappings.Record) (Result, error
 	hash := hex.EncodeToString(sum[:])
 
 	var res Result
-	var dry map[string]RecordRow
 	err = a.Store.Update(ctx, func(tx fhir.Tx) error {
 		rtx, ok := tx.(RecordTx)
 		if !ok {
@@ -181,20 +180,22 @@ func (a *Applier) Apply(ctx context.Context, rec mappings.Record) (Result, error
 			return err
 		}
 		if a.DryRun {
-			dry = st.dry
+			// Remember the rows before this transaction ends: the next
+			// one (the store runs them one at a time for a tenant) must
+			// see them, as it would see committed rows.
+			a.dryMu.Lock()
+			if a.dryRows == nil {
+				a.dryRows = map[string]RecordRow{}
+			}
+			for k, r := range st.dry {
+				a.dryRows[k] = r
+			}
+			a.dryMu.Unlock()
 			return errDryRun
 		}
 		return nil
 	})
 	if errors.Is(err, errDryRun) {
-		a.dryMu.Lock()
-		if a.dryRows == nil {
-			a.dryRows = map[string]RecordRow{}
-		}
-		for k, r := range dry {
-			a.dryRows[k] = r
-		}
-		a.dryMu.Unlock()
 		err = nil
 	}
 	if err != nil {

@@ -225,11 +225,18 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 		h := it.Record.RecordHeader()
 		reject(j.file, it, h.Kind, h.ID, res.Errors)
 	}
-	for _, r := range res.Related {
-		if r.Status == StatusCreated { // a pending record, completed by this one
+	countResolved(res.Related, sum)
+}
+
+// countResolved counts the pending records a record completed, however
+// deep the chain (a course completing sessions completing observations).
+func countResolved(rs []Result, sum *ImportSummary) {
+	for _, r := range rs {
+		if r.Status == StatusCreated {
 			atomic.AddInt64(&sum.Resolved, 1)
 			atomic.AddInt64(&sum.Imported, 1)
 		}
+		countResolved(r.Related, sum)
 	}
 }
 

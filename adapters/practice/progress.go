@@ -62,15 +62,16 @@ func (p *Progress) Start(total int64) {
 			iv = 200 * time.Millisecond
 		}
 	}
+	stop, done := p.stop, p.done
 	go func() {
-		defer close(p.done)
+		defer close(done)
 		t := time.NewTicker(iv)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
 				p.draw(false)
-			case <-p.stop:
+			case <-stop:
 				return
 			}
 		}
@@ -100,7 +101,10 @@ func (p *Progress) Finish() {
 		return
 	}
 	close(stop)
-	<-p.done
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	<-done
 	p.draw(true)
 }
 
