@@ -80,3 +80,46 @@ func TestFormatsSameResources(t *testing.T) {
 		})
 	}
 }
+
+// TestCSVDocExamples: every CSV example in CSV.md reads as valid records.
+func TestCSVDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("CSV.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```csv\n")[1:]
+	if len(blocks) < 4 {
+		t.Fatalf("%d CSV examples", len(blocks))
+	}
+	for _, b := range blocks {
+		csvText, _, _ := strings.Cut(b, "```")
+		for _, it := range readString(t, FormatCSV, csvText, ReadOptions{}) {
+			if it.Err != nil {
+				t.Errorf("CSV.md example line %d: %v\n%s", it.Line, it.Err, csvText)
+			}
+		}
+	}
+}
+
+// TestReadDateFormats: Go and strftime-like layouts.
+func TestReadDateFormats(t *testing.T) {
+	for _, tc := range []struct{ format, cell, want string }{
+		{"02/01/2006", "17/03/1984", "1984-03-17"},
+		{"%d/%m/%Y", "17/03/1984", "1984-03-17"},
+		{"%m/%d/%y", "03/17/84", "1984-03-17"},
+		{"%d %b %Y", "17 Mar 1984", "1984-03-17"},
+	} {
+		items := readString(t, FormatCSV, "id,name.family,birth_date\nc1,X,"+tc.cell+"\n", ReadOptions{DateFormat: tc.format})
+		if len(items) != 1 || items[0].Err != nil {
+			t.Errorf("%s %s: %+v", tc.format, tc.cell, items)
+			continue
+		}
+		if got := items[0].Record.(*mappings.Client).BirthDate; got != tc.want {
+			t.Errorf("%s %s: %s, want %s", tc.format, tc.cell, got, tc.want)
+		}
+	}
+	items := readString(t, FormatCSV, "id,session,time,vitals.heart_rate\no1,s1,15/01/2026 10:40,80\n", ReadOptions{DateFormat: "%d/%m/%Y %H:%M"})
+	if len(items) != 1 || items[0].Err != nil || items[0].Record.(*mappings.Observation).Time != "2026-01-15T10:40:00Z" {
+		t.Errorf("date-time: %+v", items)
+	}
+}
