@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +151,52 @@ func TestApplyPostgres(t *testing.T) {
 		if !equalSnapshots(before, snapshot(t, s)) {
 			t.Errorf("%s: re-import changed the store", name)
 		}
+	}
+}
+
+// TestApplyConcurrent: records applied from several goroutines at once,
+// shuffled, still all resolve and make the same resources (SQLite runs
+// the transactions one at a time; PostgreSQL relies on LockRecords).
+func TestApplyConcurrent(t *testing.T) {
+	ref := openTestStore(t)
+	recs := loadRecords(t, "course-lozenge")
+	applyAll(t, testApplier(ref), recs)
+	want := snapshot(t, ref)
+	stores := map[string]func(testing.TB) fhir.Store{"sqlite": openTestStore}
+	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
+		stores["postgres"] = openPGStore
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			a := testApplier(s)
+			shuffled := append([]mappings.Record(nil), recs...)
+			rand.New(rand.NewPCG(9, 9)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			var wg sync.WaitGroup
+			ch := make(chan mappings.Record)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for r := range ch {
+						res, err := a.Apply(context.Background(), r)
+						if err != nil || res.Status == StatusRejected {
+							t.Errorf("%v %+v", err, res)
+						}
+					}
+				}()
+			}
+			for _, r := range shuffled {
+				ch <- r
+			}
+			close(ch)
+			wg.Wait()
+			if p, err := a.Pending(context.Background()); err != nil || len(p) > 0 {
+				t.Fatalf("pending after concurrent apply: %d, %v", len(p), err)
+			}
+			if got := snapshot(t, s); !equalContent(want, got) {
+				t.Errorf("concurrent apply differs:\n%s", diffSnapshots(want, got))
+			}
+		})
 	}
 }

@@ -2,9 +2,12 @@ package practice
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +66,94 @@ func BenchmarkImportObservations(b *testing.B) {
 		b.Fatalf("%+v", sum)
 	}
 	b.ReportMetric(float64(sum.Records)/el.Seconds(), "records/s")
+}
+
+// TestImportMemory measures the resident memory of the real binary
+// importing a large synthetic NDJSON file (KAPBRIDGE_BENCH_RSS_MB of it,
+// e.g. 200): it samples the child's VmHWM (peak RSS) from
+// /proc/<pid>/status while it runs, for at most KAPBRIDGE_BENCH_SECONDS
+// (default 120; the whole file at the measured import rate takes far
+// longer), and logs peak RSS, records done and the rate.
+func TestImportMemory(t *testing.T) {
+	mb, _ := strconv.Atoi(os.Getenv("KAPBRIDGE_BENCH_RSS_MB"))
+	if mb <= 0 {
+		t.Skip("KAPBRIDGE_BENCH_RSS_MB not set")
+	}
+	secs := 120
+	if s, _ := strconv.Atoi(os.Getenv("KAPBRIDGE_BENCH_SECONDS")); s > 0 {
+		secs = s
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kapbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kapbridge").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	in := filepath.Join(dir, "obs.ndjson")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 260 bytes per observation line.
+	if err := WriteSyntheticObservations(f, mb<<20/260); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fi, _ := os.Stat(in)
+	cmd := exec.Command(bin, "import", "--progress", "lines", "--progress-interval", "10s", "--store", filepath.Join(dir, "k.db"), in)
+	var stderr, stdout strings.Builder
+	cmd.Stderr, cmd.Stdout = &stderr, &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	peak := 0
+	deadline := time.After(time.Duration(secs) * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	finished := false
+loop:
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("import: %v\n%s%s", err, stdout.String(), stderr.String())
+			}
+			finished = true
+			break loop
+		case <-deadline:
+			cmd.Process.Signal(os.Interrupt)
+			<-done
+			break loop
+		case <-tick.C:
+			if b, err := os.ReadFile(status); err == nil {
+				if kb := vmHWM(string(b)); kb > peak {
+					peak = kb
+				}
+			}
+		}
+	}
+	t.Logf("input %.0f MB; finished: %v; peak RSS (VmHWM) %.1f MB\n%s%s", float64(fi.Size())/(1<<20), finished, float64(peak)/1024, stdout.String(), lastLines(stderr.String(), 3))
+	if peak > 200<<10 {
+		t.Errorf("peak RSS %.1f MB, over 200 MB", float64(peak)/1024)
+	}
+}
+
+func vmHWM(status string) int {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return kb
+		}
+	}
+	return 0
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -352,6 +352,10 @@ func TestImportCrashSafety(t *testing.T) {
 		err := cmd.Wait()
 		if err == nil {
 			t.Logf("kill %d: the import had finished already", i)
+			continue
+		}
+		if out, err := exec.Command("sqlite3", crashed, "SELECT count(*) FROM practice_records").Output(); err == nil {
+			t.Logf("kill %d: %s records stored", i, strings.TrimSpace(string(out)))
 		}
 	}
 	if out, err := exec.Command(bin, "import", "--progress", "none", "--store", crashed, in).CombinedOutput(); err != nil {
