@@ -93,8 +93,8 @@ func TestImportMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// About 260 bytes per observation line.
-	if err := WriteSyntheticObservations(f, mb<<20/260); err != nil {
+	// About 215 bytes per observation line.
+	if err := WriteSyntheticObservations(f, mb<<20/215); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
