@@ -106,6 +106,9 @@ func (im *Importer) Import(ctx context.Context, files []ImportFile) (ImportSumma
 			return
 		}
 		r := Reject{Line: it.Line, File: file, Kind: kind, ID: id, Record: rawRecord(it.Raw), Reasons: reasons}
+		if it.Raw == nil && file == "" {
+			r.Record = json.RawMessage("null") // a stored record: see its kind and id
+		}
 		rejMu.Lock()
 		if err := enc.Encode(r); err != nil && rejErr == nil {
 			rejErr = err
@@ -225,18 +228,25 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 		h := it.Record.RecordHeader()
 		reject(j.file, it, h.Kind, h.ID, res.Errors)
 	}
-	countResolved(res.Related, sum)
+	im.related(j, res.Related, sum, reject)
 }
 
-// countResolved counts the pending records a record completed, however
-// deep the chain (a course completing sessions completing observations).
-func countResolved(rs []Result, sum *ImportSummary) {
+// related counts the pending records a record completed, however deep the
+// chain (a course completing sessions completing observations), and
+// reports the ones that failed once completed: a record that waited and
+// then broke a check is stored as rejected, and would otherwise go
+// unnoticed. Their line is 0: they came from an earlier line or import.
+func (im *Importer) related(j job, rs []Result, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
 	for _, r := range rs {
-		if r.Status == StatusCreated {
+		switch r.Status {
+		case StatusCreated:
 			atomic.AddInt64(&sum.Resolved, 1)
 			atomic.AddInt64(&sum.Imported, 1)
+		case StatusRejected:
+			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, r.Errors...)
+			reject("", Item{}, r.Kind, r.ID, reasons)
 		}
-		countResolved(r.Related, sum)
+		im.related(j, r.Related, sum, reject)
 	}
 }
 

@@ -411,3 +411,32 @@ func dumpStore(t *testing.T, path string) map[string]dumpEntry {
 	}
 	return m
 }
+
+// TestImportPendingThenRejected: a session that waited for its course and
+// then fails a check against it is reported in the rejects file of the
+// import that completed it.
+func TestImportPendingThenRejected(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "k.db")
+	f1, f2 := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "b.ndjson")
+	os.WriteFile(f1, []byte(goodClient+"\n"+goodPract+"\n"+
+		`{"kind":"practitioner","id":"p2","name":{"family":"Moreno"},"role":"therapist","credential":"LCSW"}`+"\n"+
+		`{"kind":"session","id":"s1","course":"k1","type":"preparation","status":"planned","planned_start":"2026-01-10T10:00:00Z"}`+"\n"), 0o644)
+	os.WriteFile(f2, []byte(`{"kind":"course","id":"k1","client":"c1","prescriber":"p1","therapist":"p2","indications":["trd"],"route":"iv","planned":{"preparation":2,"dosing":6,"integration":6},"status":"active","start":"2026-02-01"}`+"\n"), 0o644)
+	if out, _, err := runImport(t, store, "--progress", "none", f1); err != nil || !strings.Contains(out, "pending: 1") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rej := filepath.Join(dir, "rej.ndjson")
+	out, _, err := runImport(t, store, "--progress", "none", "--rejects", rej, f2)
+	var er errRejected
+	if !errors.As(err, &er) || !strings.Contains(out, "rejected: 1") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rs := readRejects(t, rej)
+	if len(rs) != 1 || rs[0].Kind != "session" || rs[0].ID != "s1" || !strings.Contains(strings.Join(rs[0].Reasons, " "), "session.before_course") {
+		t.Errorf("rejects %+v", rs)
+	}
+	if st := storedRecords(t, store)["session/s1"]; st != mappings.RecordRejected {
+		t.Errorf("session stored as %q", st)
+	}
+}
