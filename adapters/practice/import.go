@@ -18,7 +18,7 @@ import (
 type Importer struct {
 	Applier *Applier
 	Read    ReadOptions
-	// Workers is how many records are applied at once (default 8). Each
+	// Workers is how many records are applied at once (default 64). Each
 	// is still its own transaction; several in flight let the SQLite
 	// store commit them in one fsync (group commit), which is where the
 	// import rate comes from. Records that depend on one another may then
@@ -88,7 +88,7 @@ func (im *Importer) Import(ctx context.Context, files []ImportFile) (ImportSumma
 	var sum ImportSummary
 	workers := im.Workers
 	if workers <= 0 {
-		workers = 8
+		workers = 64
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -37,6 +37,9 @@ func decodeList(s string) ([]string, error) {
 // scanRecord expects.
 const recordCols = `tenant, kind, id, parent, body, hash, state, pending, resources, reasons, updated`
 
+// recordColsR is recordCols qualified by the alias r, for joins.
+const recordColsR = `r.tenant, r.kind, r.id, r.parent, r.body, r.hash, r.state, r.pending, r.resources, r.reasons, r.updated`
+
 // recordFields are the scan destinations of recordCols; finish converts
 // the text columns once scanned.
 type recordFields struct {

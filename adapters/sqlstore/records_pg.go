@@ -41,9 +41,9 @@ func scanPGRecords(rows pgx.Rows, err error) ([]mappings.RecordRow, error) {
 
 const (
 	pgGetRecord = `SELECT ` + recordCols + ` FROM practice_records WHERE tenant = $1 AND kind = $2 AND id = $3`
-	pgWaiting   = `SELECT ` + recordCols + ` FROM practice_records r WHERE EXISTS (SELECT 1 FROM practice_pending p
-		WHERE p.tenant = $1 AND p.ref = $2 AND r.tenant = p.tenant AND r.kind = p.kind AND r.id = p.id) AND r.state = 'pending'
-		ORDER BY r.kind, r.id`
+	pgWaiting   = `SELECT ` + recordColsR + ` FROM practice_pending p JOIN practice_records r
+		ON r.tenant = p.tenant AND r.kind = p.kind AND r.id = p.id
+		WHERE p.tenant = $1 AND p.ref = $2 AND r.state = 'pending' ORDER BY r.kind, r.id`
 	pgChildren = `SELECT ` + recordCols + ` FROM practice_records WHERE tenant = $1 AND kind = $2 AND parent = $3 ORDER BY id`
 )
 

@@ -50,9 +50,11 @@ func (s *sqliteStore) recordStmts() (*sqliteRecordStmts, error) {
 			resources = excluded.resources, reasons = excluded.reasons, updated = excluded.updated`},
 		{&st.delPending, `DELETE FROM practice_pending WHERE tenant = ? AND kind = ? AND id = ?`},
 		{&st.addPending, `INSERT OR IGNORE INTO practice_pending (tenant, ref, kind, id) VALUES (?, ?, ?, ?)`},
-		{&st.waiting, `SELECT ` + recordCols + ` FROM practice_records r WHERE EXISTS (SELECT 1 FROM practice_pending p
-			WHERE p.tenant = ? AND p.ref = ? AND r.tenant = p.tenant AND r.kind = p.kind AND r.id = p.id) AND r.state = 'pending'
-			ORDER BY r.kind, r.id`},
+		// Driven by practice_pending's key, so the cost is the number of
+		// waiters, not the number of records.
+		{&st.waiting, `SELECT ` + recordColsR + ` FROM practice_pending p CROSS JOIN practice_records r
+			ON r.tenant = p.tenant AND r.kind = p.kind AND r.id = p.id
+			WHERE p.tenant = ? AND p.ref = ? AND r.state = 'pending' ORDER BY r.kind, r.id`},
 		{&st.children, `SELECT ` + recordCols + ` FROM practice_records WHERE tenant = ? AND kind = ? AND parent = ? ORDER BY id`},
 		{&st.putIdem, `INSERT INTO idempotency_keys (tenant, key, request_hash, status, response, created) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, key) DO UPDATE SET request_hash = excluded.request_hash, status = excluded.status,
