@@ -18,7 +18,7 @@ import (
 func TestWriteSynthetic(t *testing.T) {
 	path := os.Getenv("KAPBRIDGE_SYNTHETIC")
 	if path == "" {
-		t.Skip("KAPBRIDGE_SYNTHETIC not set")
+		t.Skip("KAPBRIDGE_SYNTHETIC not set: this only writes a synthetic import file for the benchmarks, on request (see BENCHMARKS.md)")
 	}
 	n := 10000
 	if s := os.Getenv("KAPBRIDGE_SYNTHETIC_N"); s != "" {
@@ -77,7 +77,7 @@ func BenchmarkImportObservations(b *testing.B) {
 func TestImportMemory(t *testing.T) {
 	mb, _ := strconv.Atoi(os.Getenv("KAPBRIDGE_BENCH_RSS_MB"))
 	if mb <= 0 {
-		t.Skip("KAPBRIDGE_BENCH_RSS_MB not set")
+		t.Skip("KAPBRIDGE_BENCH_RSS_MB not set: a memory measurement of minutes, run on request for BENCHMARKS.md, not a CI test")
 	}
 	secs := 120
 	if s, _ := strconv.Atoi(os.Getenv("KAPBRIDGE_BENCH_SECONDS")); s > 0 {
