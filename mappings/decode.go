@@ -717,7 +717,7 @@ func decodeValues(r io.Reader, firstLineNo int, fn func(int, Record, error) erro
 	lineAt := func() int { return lc.lineAt(dec.InputOffset()) }
 	for {
 		// Peek at the next value's first byte to find arrays.
-		tok, err := peekDelim(dec)
+		tok, err := PeekDelim(dec)
 		if err == io.EOF {
 			return nil
 		}
@@ -747,7 +747,7 @@ func decodeValues(r io.Reader, firstLineNo int, fn func(int, Record, error) erro
 func decodeOne(dec *json.Decoder, lc *lineCounter, fn func(int, Record, error) error) error {
 	var raw json.RawMessage
 	// The value starts after the whitespace and separator before it.
-	start := lc.lineAt(dec.InputOffset() + int64(leadingSkip(dec)))
+	start := lc.lineAt(dec.InputOffset() + LeadingSkip(dec))
 	if err := dec.Decode(&raw); err != nil {
 		if err == io.EOF {
 			return fmt.Errorf("line %d: unexpected end of input", start)
@@ -756,55 +756,6 @@ func decodeOne(dec *json.Decoder, lc *lineCounter, fn func(int, Record, error) e
 	}
 	rec, err := Decode(raw)
 	return fn(start, rec, err)
-}
-
-// leadingSkip counts the bytes of whitespace and at most one comma the
-// decoder will skip before its next value. It reads the decoder's buffer
-// byte by byte, copying nothing.
-func leadingSkip(dec *json.Decoder) int {
-	br, _ := dec.Buffered().(io.ByteReader)
-	n := 0
-	comma := false
-	for br != nil {
-		c, err := br.ReadByte()
-		switch {
-		case err != nil:
-			return n
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			n++
-		case c == ',' && !comma:
-			comma = true
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-// peekDelim returns the first byte of the next top-level value without
-// consuming it ('[' for an array), or io.EOF at the end of input.
-func peekDelim(dec *json.Decoder) (byte, error) {
-	if !dec.More() {
-		// More is false at the end of input or before a stray closing
-		// bracket; Token tells the two apart.
-		if _, err := dec.Token(); err != nil {
-			return 0, err
-		}
-		return 0, errors.New("unexpected closing bracket")
-	}
-	// More has buffered the next non-space byte.
-	br, _ := dec.Buffered().(io.ByteReader)
-	for br != nil {
-		c, err := br.ReadByte()
-		if err != nil {
-			break
-		}
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return c, nil
-		}
-	}
-	return 0, nil
 }
 
 // lineCounter remembers where each line starts in the bytes it has

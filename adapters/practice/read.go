@@ -227,8 +227,8 @@ skip:
 	lc := &newlineCounter{r: br, line: line + 1}
 	dec := json.NewDecoder(lc)
 	for {
-		start := lc.lineAt(dec.InputOffset() + skipSpace(dec))
-		tok, err := peekByte(dec)
+		start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
+		tok, err := mappings.PeekDelim(dec)
 		if err == io.EOF {
 			return nil
 		}
@@ -258,7 +258,7 @@ skip:
 // readValue decodes the next value of dec as a record. stop is set when
 // the document is broken and where the next record starts is unknown.
 func readValue(dec *json.Decoder, lc *newlineCounter, fn func(Item) error) (stop bool, err error) {
-	start := lc.lineAt(dec.InputOffset() + skipSpace(dec))
+	start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
 	var raw json.RawMessage
 	if derr := dec.Decode(&raw); derr != nil {
 		msg := derr.Error()
@@ -282,50 +282,6 @@ func peekLine(br *bufio.Reader) ([]byte, error) {
 			return b, err
 		}
 	}
-}
-
-// skipSpace counts the whitespace and at most one comma the decoder will
-// skip before its next value, so a record's line is where it starts.
-func skipSpace(dec *json.Decoder) int64 {
-	br, _ := dec.Buffered().(io.ByteReader)
-	var n int64
-	comma := false
-	for br != nil {
-		c, err := br.ReadByte()
-		switch {
-		case err != nil:
-			return n
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			n++
-		case c == ',' && !comma:
-			comma = true
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-// peekByte returns the first byte of the next value without consuming it.
-func peekByte(dec *json.Decoder) (byte, error) {
-	if !dec.More() {
-		if _, err := dec.Token(); err != nil {
-			return 0, err
-		}
-		return 0, errors.New("unexpected closing bracket")
-	}
-	br, _ := dec.Buffered().(io.ByteReader)
-	for br != nil {
-		c, err := br.ReadByte()
-		if err != nil {
-			break
-		}
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return c, nil
-		}
-	}
-	return '{', nil
 }
 
 // newlineCounter maps decoder offsets to line numbers, forgetting line
