@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +21,8 @@ import (
 type sqliteSearchStmts struct {
 	maxSeq              *sql.Stmt
 	insertRes, closeRes *sql.Stmt
-	insertIdx           [numTables]*sql.Stmt
+	insertIdx           [numTables]*sql.Stmt // one row
+	insertIdxN          [numTables]*sql.Stmt // idxChunk rows
 	vreadWriter         *sql.Stmt
 	readerMaxSeq        *sql.Stmt
 	prepared            []*sql.Stmt
@@ -114,11 +114,10 @@ func (s *sqliteStore) prepareSearch(ctx context.Context) error {
 		return err
 	}
 	for t := range numTables {
-		it := indexTables[t]
-		marks := strings.Repeat(", ?", len(it.cols))
-		q := fmt.Sprintf("INSERT OR IGNORE INTO %s (tenant, type, vkey, %s) VALUES (?, ?, ?%s)",
-			it.name, strings.Join(it.cols, ", "), marks)
-		if ws.insertIdx[t], err = prep(s.wconn, q); err != nil {
+		if ws.insertIdx[t], err = prep(s.wconn, insertIdxSQL(t, 1)); err != nil {
+			return err
+		}
+		if ws.insertIdxN[t], err = prep(s.wconn, insertIdxSQL(t, idxChunk)); err != nil {
 			return err
 		}
 	}
@@ -161,15 +160,13 @@ func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed b
 	if _, err := ws.insertRes.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), seq); err != nil {
 		return err
 	}
+	// Buffered until the batch ends (indexbuf_sqlite.go).
 	rowsByTable := indexRows(idx.Entries)
-	args := make([]any, 0, 32)
 	for t := range numTables {
 		for _, row := range rowsByTable[t] {
-			args = append(args[:0], k.Tenant, k.Type, seq)
-			args = append(args, row...)
-			if _, err := ws.insertIdx[t].ExecContext(bg, args...); err != nil {
-				return err
-			}
+			r := make([]any, 0, 3+len(row))
+			r = append(r, k.Tenant, k.Type, seq)
+			tx.s.idx.rows[t] = append(tx.s.idx.rows[t], append(r, row...))
 		}
 	}
 	return nil
@@ -258,6 +255,13 @@ func (tx *sqliteTx) Search(ctx context.Context, tenant string, q *search.Query, 
 		return search.Result{Total: -1}, unsupported("paging inside a transaction")
 	}
 	w := tx.s
+	if w.idx.earlier() {
+		tx.flushFirst = true
+		return search.Result{Total: -1}, errFlushFirst
+	}
+	if err := w.flushIndex(true); err != nil {
+		return search.Result{Total: -1}, err
+	}
 	e := &engine{
 		query: func(_ context.Context, q string, args ...any) (rows, error) {
 			// Background: cancelling a statement on the writer connection
