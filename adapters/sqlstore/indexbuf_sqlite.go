@@ -102,7 +102,10 @@ func (s *sqliteStore) flushIndex(own bool) error {
 			continue
 		}
 		slices.SortFunc(rows, cmpRow)
-		if err := s.insertRows(t, rows); err != nil {
+		// A resource may carry one value twice: its rows are now side
+		// by side. (INSERT OR IGNORE would drop them too, at a cost.)
+		uniq := slices.CompactFunc(rows, func(a, b []any) bool { return cmpRow(a, b) == 0 })
+		if err := s.insertRows(t, uniq); err != nil {
 			return fmt.Errorf("sqlstore: insert %s rows: %w", indexTables[t].name, err)
 		}
 		clear(rows)

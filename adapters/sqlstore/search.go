@@ -409,7 +409,7 @@ func (e *engine) forward(ctx context.Context, tenant string, s snap, inc search.
 	b := e.newBuilder(s)
 	on := ""
 	if inc.Param != nil {
-		on += " AND x.param = " + b.arg(inc.Param.Code)
+		on += " AND " + b.paramIs("x", inc.Param)
 	}
 	if inc.TargetType != "" {
 		on += " AND x.ref_type = " + b.arg(inc.TargetType)
@@ -445,7 +445,7 @@ func (e *engine) reverse(ctx context.Context, tenant string, s snap, inc search.
 		sql += " AND x.type = " + b.arg(inc.SourceType)
 	}
 	if inc.Param != nil {
-		sql += " AND x.param = " + b.arg(inc.Param.Code)
+		sql += " AND " + b.paramIs("x", inc.Param)
 	}
 	var out []verKey
 	err := e.collect(ctx, sql, b.args, func(r rows) error {

@@ -160,15 +160,11 @@ func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed b
 	if _, err := ws.insertRes.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), seq); err != nil {
 		return err
 	}
-	// Buffered until the batch ends (indexbuf_sqlite.go).
-	rowsByTable := indexRows(idx.Entries)
-	for t := range numTables {
-		for _, row := range rowsByTable[t] {
-			r := make([]any, 0, 3+len(row))
-			r = append(r, k.Tenant, k.Type, seq)
-			tx.s.idx.rows[t] = append(tx.s.idx.rows[t], append(r, row...))
-		}
-	}
+	// Buffered until the batch ends (indexbuf_sqlite.go), which also drops
+	// repeated values.
+	eachIndexRow(idx.Entries, []any{k.Tenant, k.Type, seq}, func(t int, row []any) {
+		tx.s.idx.rows[t] = append(tx.s.idx.rows[t], row)
+	})
 	return nil
 }
 

@@ -102,15 +102,11 @@ func tableOf(typ string) (int, bool) {
 	return 0, false
 }
 
-// indexRows turns a version's entries into rows per table, in the tables'
-// column order, without duplicates (a resource may carry one value twice;
-// the SQLite keys would reject the second and PostgreSQL would store it
-// twice for nothing). Entries of types without a table (special) are
-// skipped.
-func indexRows(entries []fhir.IndexEntry) [numTables][][]any {
-	var out [numTables][][]any
-	seen := map[string]bool{}
-	var key strings.Builder
+// eachIndexRow calls fn with the table and row (prefix followed by the
+// table's columns, in order) of each entry that has a table. Entries of
+// types without a table (special) are skipped. A resource may carry one
+// value twice: the rows are not deduplicated here (see indexRows).
+func eachIndexRow(entries []fhir.IndexEntry, prefix []any, fn func(t int, row []any)) {
 	for i := range entries {
 		e := &entries[i]
 		if e.Param == "_id" || e.Param == "_lastUpdated" {
@@ -128,10 +124,22 @@ func indexRows(entries []fhir.IndexEntry) [numTables][][]any {
 		if !ok {
 			continue
 		}
-		row := entryRow(t, e)
+		row := entryRow(append(make([]any, 0, len(prefix)+len(indexTables[t].cols)), prefix...), t, e)
 		if row == nil {
 			continue
 		}
+		fn(t, row)
+	}
+}
+
+// indexRows turns a version's entries into rows per table, in the tables'
+// column order, without duplicates (PostgreSQL would store a repeated
+// value twice for nothing).
+func indexRows(entries []fhir.IndexEntry) [numTables][][]any {
+	var out [numTables][][]any
+	seen := map[string]bool{}
+	var key strings.Builder
+	eachIndexRow(entries, nil, func(t int, row []any) {
 		key.Reset()
 		key.WriteString(strconv.Itoa(t))
 		for _, v := range row {
@@ -146,33 +154,35 @@ func indexRows(entries []fhir.IndexEntry) [numTables][][]any {
 			}
 		}
 		if seen[key.String()] {
-			continue
+			return
 		}
 		seen[key.String()] = true
 		out[t] = append(out[t], row)
-	}
+	})
 	return out
 }
 
-func entryRow(t int, e *fhir.IndexEntry) []any {
+// entryRow appends e's values for table t to dst; nil if e cannot be
+// stored.
+func entryRow(dst []any, t int, e *fhir.IndexEntry) []any {
 	switch t {
 	case tToken:
-		return []any{e.Param, e.Code, e.System, e.TypeSystem, e.TypeCode, e.Text}
+		return append(dst, e.Param, e.Code, e.System, e.TypeSystem, e.TypeCode, e.Text)
 	case tString:
-		return []any{e.Param, e.Text, e.Exact}
+		return append(dst, e.Param, e.Text, e.Exact)
 	case tDate:
-		return []any{e.Param, e.Lo, e.Hi}
+		return append(dst, e.Param, e.Lo, e.Hi)
 	case tNumber:
-		return []any{e.Param, e.NumLo, e.NumHi, e.System, e.Code}
+		return append(dst, e.Param, e.NumLo, e.NumHi, e.System, e.Code)
 	case tRef:
-		return []any{e.Param, e.RefID, e.RefType, e.Code, e.RefVersion}
+		return append(dst, e.Param, e.RefID, e.RefType, e.Code, e.RefVersion)
 	case tURI:
-		return []any{e.Param, e.Code}
+		return append(dst, e.Param, e.Code)
 	case tComposite:
 		if len(e.Parts) == 0 || len(e.Parts) > maxParts {
 			return nil // cannot be matched; better absent than wrong
 		}
-		row := []any{e.Param}
+		row := append(dst, e.Param)
 		for i := range maxParts {
 			var p fhir.IndexEntry
 			if i < len(e.Parts) {

@@ -162,7 +162,7 @@ func (b *builder) indexed(c *search.Clause, scope func(x string) string, sel str
 	x := b.alias("x")
 	var sb strings.Builder
 	sb.WriteString(strings.ReplaceAll(sel, "x_", x))
-	fmt.Fprintf(&sb, " FROM %s %s WHERE %s AND %s.param = %s", indexTables[t].name, x, scope(x), x, b.arg(p.Code))
+	fmt.Fprintf(&sb, " FROM %s %s WHERE %s AND %s", indexTables[t].name, x, scope(x), b.paramIs(x, p))
 	if c.Modifier == "missing" {
 		if len(c.Values) != 1 {
 			return "", unsupported("%s:missing needs one value", p.Code)
@@ -437,6 +437,23 @@ func (b *builder) lastUpdatedClause(c *search.Clause, r string) (string, error) 
 	return "(" + strings.Join(ors, " OR ") + ")", nil
 }
 
+// paramIs is the condition "x's rows are values of p": x.param = p's
+// code, or for an alias (search.Param.Alias) its aliased parameters'
+// codes, restricted to references to its type where it has one.
+func (b *builder) paramIs(x string, p *search.Param) string {
+	codes := p.IndexCodes()
+	var c string
+	if len(codes) == 1 {
+		c = x + ".param = " + b.arg(codes[0])
+	} else {
+		c = x + ".param IN (" + b.inList(codes) + ")"
+	}
+	if p.AliasRefType != "" {
+		c += " AND " + x + ".ref_type = " + b.arg(p.AliasRefType)
+	}
+	return c
+}
+
 // chainClause: some reference of r through Param points at a current
 // resource (of Chain.Type) that satisfies Chain.Clause.
 func (b *builder) chainClause(c *search.Clause, r string) (string, error) {
@@ -444,8 +461,8 @@ func (b *builder) chainClause(c *search.Clause, r string) (string, error) {
 		return "", unsupported("chain on %s parameter %s", c.Param.Type, c.Param.Code)
 	}
 	x, t := b.alias("x"), b.alias("t")
-	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.tenant = %[1]s.tenant AND %[2]s.type = %[1]s.ref_type AND %[2]s.id = %[1]s.ref_id AND %[3]s WHERE %[4]s AND %[1]s.param = %[5]s",
-		x, t, b.vis(t), correlate(x, r), b.arg(c.Param.Code))
+	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.tenant = %[1]s.tenant AND %[2]s.type = %[1]s.ref_type AND %[2]s.id = %[1]s.ref_id AND %[3]s WHERE %[4]s AND %[5]s",
+		x, t, b.vis(t), correlate(x, r), b.paramIs(x, c.Param))
 	if c.Chain.Type != "" {
 		cond += fmt.Sprintf(" AND %s.ref_type = %s", x, b.arg(c.Chain.Type))
 	} else if isTypeName(c.Modifier) {
@@ -465,8 +482,8 @@ func (b *builder) hasClause(h *search.Has, r string) (string, error) {
 		return "", unsupported("_has without type or reference parameter")
 	}
 	x, s := b.alias("h"), b.alias("hs")
-	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.vkey = %[1]s.vkey AND %[6]s WHERE %[1]s.tenant = %[3]s.tenant AND %[1]s.ref_id = %[3]s.id AND %[1]s.ref_type = %[3]s.type AND %[1]s.type = %[4]s AND %[1]s.param = %[5]s",
-		x, s, r, b.arg(h.Type), b.arg(h.RefParam.Code), b.vis(s))
+	cond := fmt.Sprintf("SELECT 1 FROM search_ref %[1]s JOIN search_res %[2]s ON %[2]s.vkey = %[1]s.vkey AND %[6]s WHERE %[1]s.tenant = %[3]s.tenant AND %[1]s.ref_id = %[3]s.id AND %[1]s.ref_type = %[3]s.type AND %[1]s.type = %[4]s AND %[5]s",
+		x, s, r, b.arg(h.Type), b.paramIs(x, h.RefParam), b.vis(s))
 	inner, err := b.clause(&h.Clause, s)
 	if err != nil {
 		return "", err
@@ -479,9 +496,17 @@ func (b *builder) compartment(c *search.Compartment, r string, driver bool) stri
 	if len(c.Params) == 0 {
 		return "1 = 0"
 	}
-	codes := make([]string, len(c.Params))
-	for i, p := range c.Params {
-		codes[i] = b.arg(p.Code)
+	var codes []string
+	for _, p := range c.Params {
+		if p.AliasRefType != "" && p.AliasRefType != c.Type {
+			continue // its values reference another type, never the owner
+		}
+		for _, code := range p.IndexCodes() {
+			codes = append(codes, b.arg(code))
+		}
+	}
+	if len(codes) == 0 {
+		return "1 = 0"
 	}
 	x := b.alias("c")
 	scope := correlate(x, r)
@@ -545,8 +570,8 @@ func (b *builder) sortExpr(k search.SortKey, r string) (sortKey, error) {
 	if strings.Contains(col, "%s") {
 		col = fmt.Sprintf(col, x)
 	}
-	expr := fmt.Sprintf("(SELECT %s(%s.%s) FROM %s %s WHERE %s AND %s.param = %s)",
-		agg, x, col, tbl, x, correlate(x, r), x, b.arg(k.Param.Code))
+	expr := fmt.Sprintf("(SELECT %s(%s.%s) FROM %s %s WHERE %s AND %s)",
+		agg, x, col, tbl, x, correlate(x, r), b.paramIs(x, k.Param))
 	return sortKey{expr: expr, kind: kind, desc: k.Desc}, nil
 }
 

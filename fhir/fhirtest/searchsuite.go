@@ -29,7 +29,8 @@ type TxSearcher interface {
 
 // RunSearchSuite checks a store's search, paging and history against
 // index entries and queries built by hand (independent of how package
-// search extracts and parses them). Subtests run in parallel; the
+// search extracts and parses them), and, end to end with both, the
+// parameters answered from other parameters' values (aliassuite.go). Subtests run in parallel; the
 // read-only ones share one loaded store.
 func RunSearchSuite(t *testing.T, open StoreOpener) {
 	t.Run("Queries", func(t *testing.T) {
@@ -69,6 +70,7 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 		{"TxSearchSeesOwnWrites", srTestTxSearch},
 		{"PagingStableUnderWrites", srTestPagingStability},
 		{"History", srTestHistory},
+		{"AliasParameters", srTestAliases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

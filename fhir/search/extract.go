@@ -42,6 +42,9 @@ func Extract(res *fhir.Value, base string) []fhir.IndexEntry {
 	// 300-byte entries is most of the cost otherwise.
 	out := make([]fhir.IndexEntry, 0, 48)
 	for _, d := range defs {
+		if len(d.p.Alias) > 0 {
+			continue // its values are other parameters' (Param.Alias)
+		}
 		nodes := c.eval(d.expr, in)
 		if len(nodes) == 0 {
 			continue

@@ -32,6 +32,24 @@ type Param struct {
 	// Components of a composite: each names its parameter (for its type)
 	// and an expression relative to the composite's own expression.
 	Components []Component
+	// Alias, when set, names the parameters of the same type whose values
+	// are exactly this one's: its expression is the union of theirs
+	// (Observation combo-code is code | component-code), or, with
+	// AliasRefType, theirs restricted to references to that type
+	// (Observation patient is subject.where(resolve() is Patient)). Such a
+	// parameter has no index values of its own (Extract skips it); a store
+	// answers it from the aliased parameters' values.
+	Alias        []string
+	AliasRefType string
+}
+
+// IndexCodes returns the parameter codes whose index values answer p: its
+// Alias, or its own code.
+func (p *Param) IndexCodes() []string {
+	if len(p.Alias) > 0 {
+		return p.Alias
+	}
+	return []string{p.Code}
 }
 
 // Component is one part of a composite parameter.

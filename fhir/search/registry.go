@@ -246,6 +246,7 @@ func loadRegistry(gz []byte) (*registry, error) {
 				pd.p.Components = append(pd.p.Components, Component{Param: byURL[c.URL].p, Expression: c.Expr})
 			}
 		}
+		findAliases(defs)
 		r.params[tp.Name] = defs
 		r.byCode[tp.Name] = codes
 		pub := make([]*Param, len(defs))
@@ -272,6 +273,135 @@ func loadRegistry(gz []byte) (*registry, error) {
 		r.comp[name] = m
 	}
 	return r, nil
+}
+
+// findAliases sets Alias on the parameters of one resource type whose
+// values are those of others (see Param.Alias): about a quarter of an
+// Observation's index rows were such copies (combo-code, combo-value-*,
+// the combo composites, patient), written on every version and never
+// needed.
+func findAliases(defs []*paramDef) {
+	ok := func(p *Param) bool { return p.Type != Special && !strings.HasPrefix(p.Code, "_") }
+	parts := make([]map[string]bool, len(defs))
+	for i, d := range defs {
+		parts[i] = map[string]bool{}
+		for _, part := range strings.Split(d.p.Expression, " | ") {
+			parts[i][strings.TrimSpace(part)] = true
+		}
+	}
+	// A union: P's expression parts are exactly covered by the parts of
+	// other parameters of its shape, each of which has only parts of P.
+	for i, d := range defs {
+		p := d.p
+		if !ok(p) || len(parts[i]) < 2 {
+			continue
+		}
+		covered := map[string]bool{}
+		var codes []string
+		for j, q := range defs {
+			if j == i || !ok(q.p) || len(parts[j]) >= len(parts[i]) || !sameShape(p, q.p) || !subset(parts[j], parts[i]) {
+				continue
+			}
+			codes = append(codes, q.p.Code)
+			for part := range parts[j] {
+				covered[part] = true
+			}
+		}
+		if len(covered) == len(parts[i]) {
+			p.Alias = codes
+		}
+	}
+	// X.where(resolve() is T): the values of X's parameter that reference
+	// a T.
+	for _, d := range defs {
+		p := d.p
+		const pre = ".where(resolve() is "
+		i := strings.LastIndex(p.Expression, pre)
+		if !ok(p) || p.Type != Reference || i < 0 || !strings.HasSuffix(p.Expression, ")") || strings.Contains(p.Expression, " | ") {
+			continue
+		}
+		typ := p.Expression[i+len(pre) : len(p.Expression)-1]
+		var codes []string
+		for _, q := range defs {
+			if q != d && ok(q.p) && q.p.Type == Reference && q.p.Expression == p.Expression[:i] {
+				codes = append(codes, q.p.Code)
+			}
+		}
+		if len(codes) > 0 && isTypeName(typ) {
+			p.Alias, p.AliasRefType = codes, typ
+		}
+	}
+	// An alias of an alias has no values of its own to read: drop those
+	// from the list, and the alias itself if what is left does not cover
+	// its expression.
+	isAlias := map[string]bool{}
+	for _, d := range defs {
+		if len(d.p.Alias) > 0 {
+			isAlias[d.p.Code] = true
+		}
+	}
+	for i, d := range defs {
+		p := d.p
+		if len(p.Alias) == 0 {
+			continue
+		}
+		keep := p.Alias[:0:0]
+		covered := map[string]bool{}
+		for _, c := range p.Alias {
+			if isAlias[c] {
+				continue
+			}
+			keep = append(keep, c)
+			for j, q := range defs {
+				if q.p.Code == c {
+					for part := range parts[j] {
+						covered[part] = true
+					}
+				}
+			}
+		}
+		if len(keep) == 0 || (p.AliasRefType == "" && len(covered) != len(parts[i])) {
+			p.Alias, p.AliasRefType = nil, ""
+			continue
+		}
+		p.Alias = keep
+	}
+}
+
+func subset(a, b map[string]bool) bool {
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameShape: q's index values can stand for p's: same type and, for a
+// composite, the same components.
+func sameShape(p, q *Param) bool {
+	if p.Type != q.Type || len(p.Components) != len(q.Components) {
+		return false
+	}
+	for i, c := range p.Components {
+		qc := q.Components[i]
+		if c.Expression != qc.Expression || c.Param == nil || qc.Param == nil || c.Param.Type != qc.Param.Type {
+			return false
+		}
+	}
+	return true
+}
+
+func isTypeName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParamsFor returns the search parameters of resource type typ, sorted by
