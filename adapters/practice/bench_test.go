@@ -36,7 +36,8 @@ func TestWriteSynthetic(t *testing.T) {
 
 // BenchmarkImportObservations imports b.N synthetic observation records
 // into a fresh SQLite file store, as kapbridge import does (one durable
-// transaction per record, 64 in flight), and reports records/s.
+// transaction per record, the default 256 in flight), and reports
+// records/s.
 func BenchmarkImportObservations(b *testing.B) {
 	dir := b.TempDir()
 	in := filepath.Join(dir, "obs.ndjson")
@@ -49,7 +50,7 @@ func BenchmarkImportObservations(b *testing.B) {
 	}
 	f.Close()
 	s := openTestStore(b)
-	im := &Importer{Applier: testApplier(s), Workers: 64}
+	im := &Importer{Applier: testApplier(s), }
 	file, err := FileInput(in, nil)
 	if err != nil {
 		b.Fatal(err)

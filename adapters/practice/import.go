@@ -18,10 +18,11 @@ import (
 type Importer struct {
 	Applier *Applier
 	Read    ReadOptions
-	// Workers is how many records are applied at once (default 64). Each
-	// is still its own transaction; several in flight let the SQLite
-	// store commit them in one fsync (group commit), which is where the
-	// import rate comes from. Records that depend on one another may then
+	// Workers is how many records are applied at once (default 256).
+	// Each is still its own transaction; several in flight let the SQLite
+	// store commit them in one fsync and one index flush (group commit,
+	// up to 256 a batch), which is where the import rate comes from: 256
+	// ran ~35 % faster than 64 (BENCHMARKS.md). Records that depend on one another may then
 	// commit in either order: the pending mechanism resolves that.
 	Workers int
 	// Rejects receives one NDJSON line per rejected record (nil: none).
@@ -88,7 +89,7 @@ func (im *Importer) Import(ctx context.Context, files []ImportFile) (ImportSumma
 	var sum ImportSummary
 	workers := im.Workers
 	if workers <= 0 {
-		workers = 64
+		workers = 256
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -57,7 +57,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	dateFormat := fs.String("date-format", "", "layout of CSV dates that are not ISO 8601: a Go layout (02/01/2006) or strftime-like (%d/%m/%Y); see adapters/practice/CSV.md")
 	store := fs.String("store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL for PostgreSQL (KAPBRIDGE_STORE)")
 	practiceName := fs.String("practice", env("KAPBRIDGE_PRACTICE", "default"), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
-	workers := fs.Int("workers", 64, "records applied at once (each still its own transaction)")
+	workers := fs.Int("workers", 256, "records applied at once (each still its own transaction)")
 	progress := fs.String("progress", env("KAPBRIDGE_PROGRESS", "auto"), "progress display on stderr: auto (a bar on a terminal, else lines), bar, lines, none (KAPBRIDGE_PROGRESS)")
 	interval := fs.Duration("progress-interval", 0, "time between progress lines (default 2s; bar: 200ms)")
 	if err := fs.Parse(args); err != nil {
