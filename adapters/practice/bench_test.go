@@ -50,7 +50,7 @@ func BenchmarkImportObservations(b *testing.B) {
 	}
 	f.Close()
 	s := openTestStore(b)
-	im := &Importer{Applier: testApplier(s), }
+	im := &Importer{Applier: testApplier(s)}
 	file, err := FileInput(in, nil)
 	if err != nil {
 		b.Fatal(err)
