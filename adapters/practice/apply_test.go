@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -198,5 +199,60 @@ func TestApplyConcurrent(t *testing.T) {
 				t.Errorf("concurrent apply differs:\n%s", diffSnapshots(want, got))
 			}
 		})
+	}
+}
+
+// TestApplyDosingWaitsForClearance: a dosing session that arrives before
+// any screening of its client clears them waits (pending on
+// clearance/<client>) instead of being rejected; a screening that does not
+// clear leaves it waiting; a cleared one maps it, in that screening's
+// transaction (CHECKS.md, dosing.no_clearance).
+func TestApplyDosingWaitsForClearance(t *testing.T) {
+	a := testApplier(openTestStore(t))
+	apply := func(js string) Result {
+		t.Helper()
+		rec, err := mappings.Decode([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Apply(t.Context(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for _, js := range []string{
+		`{"kind":"client","id":"c","name":{"family":"Client"},"birth_date":"1980-01-01","sex":"female"}`,
+		`{"kind":"practitioner","id":"rx","name":{"family":"Prescriber"},"role":"prescriber","credential":"MD"}`,
+		`{"kind":"practitioner","id":"th","name":{"family":"Therapist"},"role":"therapist","credential":"LCSW"}`,
+		`{"kind":"course","id":"k","client":"c","prescriber":"rx","therapist":"th","indications":["trd"],"route":"iv","planned":{"preparation":2,"dosing":6,"integration":6},"status":"active","start":"2026-01-01"}`,
+	} {
+		if res := apply(js); res.Status != StatusCreated {
+			t.Fatalf("%s: %s %v", js, res.Status, res.Errors)
+		}
+	}
+	session := `{"kind":"session","id":"s1","course":"k","type":"dosing","status":"held","planned_start":"2026-01-05T10:00:00Z","actual_start":"2026-01-05T10:00:00Z","actual_end":"2026-01-05T11:00:00Z","practitioners":["rx"],"dose":{"drug":"ketamine","mg":35,"route":"iv","monitored_minutes":60}}`
+	res := apply(session)
+	if res.Status != StatusPending || !slices.Equal(res.Pending, []string{"clearance/c"}) {
+		t.Fatalf("session before any screening: %s, pending %v, errors %v; want pending on clearance/c", res.Status, res.Pending, res.Errors)
+	}
+	screening := func(id, decision string) string {
+		return `{"kind":"screening","id":"` + id + `","client":"c","course":"k","date":"2026-01-02","performed_by":"rx","clearance":{"cardiovascular":false,"psychotic_disorder":false,"bipolar_i":false,"substance_misuse":false,"pregnancy":false,"contraindicated_medications":false,"decision":"` + decision + `"}}`
+	}
+	if res := apply(screening("scr-deferred", "deferred")); res.Status != StatusCreated || len(res.Related) != 0 {
+		t.Fatalf("deferred screening: %s, related %v; want created and nothing else mapped", res.Status, res.Related)
+	}
+	if p, err := a.Pending(t.Context()); err != nil || len(p) != 1 || p[0].ID != "s1" {
+		t.Fatalf("after a deferred screening, pending %v (%v); want session s1 still waiting", p, err)
+	}
+	res = apply(screening("scr-cleared", "cleared"))
+	sessionCreated := slices.ContainsFunc(res.Related, func(r Result) bool {
+		return r.Kind == mappings.KindSession && r.ID == "s1" && r.Status == StatusCreated
+	})
+	if res.Status != StatusCreated || !sessionCreated {
+		t.Fatalf("cleared screening: %s, related %+v; want the session created with it", res.Status, res.Related)
+	}
+	if p, err := a.Pending(t.Context()); err != nil || len(p) != 0 {
+		t.Errorf("pending after clearance: %v (%v); want none", p, err)
 	}
 }
