@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,23 +159,11 @@ func cmpValue(a, b any) int {
 		}
 	case int64:
 		if b, ok := b.(int64); ok {
-			switch {
-			case a < b:
-				return -1
-			case a > b:
-				return 1
-			}
-			return 0
+			return cmp.Compare(a, b)
 		}
 	case float64:
 		if b, ok := b.(float64); ok {
-			switch {
-			case a < b:
-				return -1
-			case a > b:
-				return 1
-			}
-			return 0
+			return cmp.Compare(a, b)
 		}
 	}
 	return 0
