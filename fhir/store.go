@@ -29,6 +29,11 @@ type Version struct {
 	// id, meta.versionId and meta.lastUpdated set by the server. It is
 	// empty for a deletion.
 	JSON []byte
+	// Sensitivity is what the store recorded when it wrote the version:
+	// SensitivityOfJSON(JSON), or for a deletion the Sensitivity of the
+	// version it deleted (so a deleted note stays a note). Stores set it
+	// themselves in Put; what the caller puts there is ignored.
+	Sensitivity Sensitivity
 }
 
 // Identifier is one Identifier (system|value) of a resource, indexed so
@@ -109,9 +114,18 @@ type Tx interface {
 	// Put stores v as a new version. v.VersionID must be exactly one more
 	// than the newest stored version of v.Key (1 for a new resource),
 	// otherwise Put returns ErrVersionConflict. idx replaces what was
-	// indexed for the resource (a deletion clears it).
+	// indexed for the resource (a deletion clears it). Put records the
+	// version's Sensitivity itself (see Version.Sensitivity), so no writer
+	// can forget to label a note.
 	Put(ctx context.Context, v Version, idx Index) error
 	// Enqueue adds m to the outbox; it commits or vanishes with the
 	// transaction.
 	Enqueue(ctx context.Context, m OutboxMessage) error
+	// LockCriteria serializes this transaction, until it ends, with every
+	// other transaction that calls LockCriteria for the same tenant and
+	// type. A conditional write whose criteria are a search (not a lone
+	// identifier, which LookupIdentifier serializes) takes it before
+	// searching, so two such writes cannot both find nothing and both
+	// create. A store whose writers are serialized anyway may do nothing.
+	LockCriteria(ctx context.Context, tenant, typ string) error
 }

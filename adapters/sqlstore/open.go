@@ -85,6 +85,16 @@ func conflict(k fhir.Key, have, want int64) error {
 		k.Tenant, k.Type, k.ID, have, want, fhir.ErrVersionConflict)
 }
 
+// sensitivityOf is what Put records for v (see fhir.Version.Sensitivity):
+// its own labels, or for a deletion those of the version it deletes
+// (headSens, the head row's).
+func sensitivityOf(v fhir.Version, headSens fhir.Sensitivity) fhir.Sensitivity {
+	if v.Deleted {
+		return headSens
+	}
+	return fhir.SensitivityOfJSON(v.JSON)
+}
+
 // nonNil makes an empty body an empty (not NULL) column value.
 func nonNil(b []byte) []byte {
 	if b == nil {

@@ -30,15 +30,15 @@ type pgStore struct {
 }
 
 const (
-	pgNewest = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	pgNewest = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 ORDER BY version_id DESC LIMIT 1`
-	pgVRead = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	pgVRead = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 AND version_id = $4`
-	pgHistory = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	pgHistory = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 ORDER BY version_id DESC LIMIT $4`
 	pgOutbox = `SELECT seq, tenant, topic, key, payload, created FROM outbox
 		WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3`
-	pgLockHead = `SELECT version_id FROM resource_heads WHERE tenant = $1 AND type = $2 AND id = $3 FOR UPDATE`
+	pgLockHead = `SELECT version_id, sensitivity FROM resource_heads WHERE tenant = $1 AND type = $2 AND id = $3 FOR UPDATE`
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a URL or
@@ -120,7 +120,7 @@ func (s *pgStore) migrate(ctx context.Context) error {
 
 func scanPGVersion(k fhir.Key, row pgx.Row) (fhir.Version, error) {
 	v := fhir.Version{Key: k}
-	if err := row.Scan(&v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON); err != nil {
+	if err := row.Scan(&v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON, &v.Sensitivity); err != nil {
 		return fhir.Version{}, err
 	}
 	v.LastUpdated = v.LastUpdated.UTC()
@@ -341,22 +341,24 @@ func (t *pgTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error {
 	k := v.Key
 	wrap := func(err error) error { return fmt.Errorf("sqlstore: put %s/%s/%s: %w", k.Tenant, k.Type, k.ID, err) }
 	var cur int64
-	if err := t.tx.QueryRow(ctx, pgLockHead, k.Tenant, k.Type, k.ID).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	var curSens fhir.Sensitivity
+	if err := t.tx.QueryRow(ctx, pgLockHead, k.Tenant, k.Type, k.ID).Scan(&cur, &curSens); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return wrap(err)
 	}
 	if v.VersionID != cur+1 {
 		return conflict(k, v.VersionID, cur+1)
 	}
+	v.Sensitivity = sensitivityOf(v, curSens)
 	lu := v.LastUpdated
 	if lu.IsZero() {
 		lu = t.s.opts.now()
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, k.Tenant, k.Type, k.ID, v.VersionID, timeMicros(lu), v.Deleted, nonNil(v.JSON))
-	b.Queue(`INSERT INTO resource_heads (tenant, type, id, version_id, deleted) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted`,
-		k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted)
+	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, sensitivity)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, k.Tenant, k.Type, k.ID, v.VersionID, timeMicros(lu), v.Deleted, nonNil(v.JSON), v.Sensitivity)
+	b.Queue(`INSERT INTO resource_heads (tenant, type, id, version_id, deleted, sensitivity) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted, sensitivity = excluded.sensitivity`,
+		k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted, v.Sensitivity)
 	if cur > 0 {
 		b.Queue(`DELETE FROM resource_identifiers WHERE tenant = $1 AND type = $2 AND id = $3`, k.Tenant, k.Type, k.ID)
 	}
@@ -373,6 +375,19 @@ func (t *pgTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error {
 	queueIndex(b, k, v, lu, cur > 0, idx)
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return wrap(err)
+	}
+	return nil
+}
+
+// LockCriteria takes a transaction advisory lock on the tenant and type.
+// READ COMMITTED gives each statement a fresh snapshot, so the search that
+// follows the lock sees whatever the previous holder committed.
+func (t *pgTx) LockCriteria(ctx context.Context, tenant, typ string) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("criteria", tenant, typ)); err != nil {
+		return fmt.Errorf("sqlstore: lock conditional criteria: %w", err)
 	}
 	return nil
 }

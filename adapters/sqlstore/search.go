@@ -85,6 +85,7 @@ func (e *engine) search(ctx context.Context, tenant string, q *search.Query, s s
 	if q == nil || q.Type == "" {
 		return res, unsupported("query without a resource type")
 	}
+	s.hide = q.Hide
 	b := e.newBuilder(s)
 	b.tenArg, b.typArg = b.arg(tenant), b.arg(q.Type)
 
@@ -474,6 +475,14 @@ var errBadCursor = fhir.Errorf(fhir.IssueInvalid, "", "the paging cursor does no
 func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQuery, s snap, after []string) ([]fhir.Version, []string, error) {
 	b := e.newBuilder(s)
 	where := []string{"v.tenant = " + b.arg(tenant)}
+	if q.Hide != 0 {
+		// A hidden version has no history entry of any kind (a deletion
+		// carries the sensitivity of what it deleted), and neither has any
+		// version of a resource whose newest version is hidden: reading
+		// it answers as if it never existed, so its history must too.
+		where = append(where, fmt.Sprintf(`(v.sensitivity & %[1]d) = 0 AND NOT EXISTS (SELECT 1 FROM resource_heads h
+			WHERE h.tenant = v.tenant AND h.type = v.type AND h.id = v.id AND (h.sensitivity & %[1]d) <> 0)`, q.Hide))
+	}
 	if q.Type != "" {
 		where = append(where, "v.type = "+b.arg(q.Type))
 	}
@@ -526,7 +535,7 @@ func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQue
 			AND n.last_updated <= %[1]s AND %[2]s)`, a, nvis))
 	}
 	limit := pageSize(q.Count)
-	sql := fmt.Sprintf("SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body, %s FROM resource_versions v WHERE %s ORDER BY %s LIMIT %s",
+	sql := fmt.Sprintf("SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body, v.sensitivity, %s FROM resource_versions v WHERE %s ORDER BY %s LIMIT %s",
 		seqSel, strings.Join(where, " AND "), order, b.arg(limit+1))
 	var vs []fhir.Version
 	var seqs []string
@@ -534,7 +543,7 @@ func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQue
 		v := fhir.Version{Key: fhir.Key{Tenant: tenant}}
 		var seq any
 		var lu any
-		if err := r.Scan(&v.Type, &v.ID, &v.VersionID, &lu, &v.Deleted, &v.JSON, &seq); err != nil {
+		if err := r.Scan(&v.Type, &v.ID, &v.VersionID, &lu, &v.Deleted, &v.JSON, &v.Sensitivity, &seq); err != nil {
 			return err
 		}
 		switch lu := lu.(type) {

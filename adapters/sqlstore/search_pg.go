@@ -33,8 +33,8 @@ func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed 
 	if v.Deleted {
 		return
 	}
-	b.Queue(`INSERT INTO search_res (tenant, type, id, version_id, last_updated) VALUES ($1, $2, $3, $4, $5)`,
-		k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro())
+	b.Queue(`INSERT INTO search_res (tenant, type, id, version_id, last_updated, sensitivity) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Sensitivity)
 	rowsByTable := indexRows(idx.Entries)
 	for t := range numTables {
 		rs := rowsByTable[t]
@@ -89,7 +89,7 @@ func pgEngine(q pgQuerier, now func() time.Time) *engine {
 			for i, k := range keys {
 				types[i], ids[i], vids[i] = k.typ, k.id, k.vid
 			}
-			rs, err := q.Query(ctx, `SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body
+			rs, err := q.Query(ctx, `SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body, v.sensitivity
 				FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(type, id, vid)
 				JOIN resource_versions v ON v.tenant = $1 AND v.type = k.type AND v.id = k.id AND v.version_id = k.vid`,
 				tenant, types, ids, vids)
@@ -98,7 +98,7 @@ func pgEngine(q pgQuerier, now func() time.Time) *engine {
 			}
 			return pgx.CollectRows(rs, func(r pgx.CollectableRow) (fhir.Version, error) {
 				v := fhir.Version{Key: fhir.Key{Tenant: tenant}}
-				err := r.Scan(&v.Type, &v.ID, &v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON)
+				err := r.Scan(&v.Type, &v.ID, &v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON, &v.Sensitivity)
 				v.LastUpdated = v.LastUpdated.UTC()
 				v.JSON = emptyToNil(v.JSON)
 				return v, err

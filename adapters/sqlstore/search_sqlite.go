@@ -105,8 +105,8 @@ func (s *sqliteStore) prepareSearch(ctx context.Context) error {
 	if ws.maxSeq, err = prep(s.wconn, "SELECT coalesce(max(seq), 0) FROM resource_versions"); err != nil {
 		return err
 	}
-	if ws.insertRes, err = prep(s.wconn, `INSERT INTO search_res (tenant, type, id, version_id, last_updated, vkey, from_seq, to_seq)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 9223372036854775807)`); err != nil {
+	if ws.insertRes, err = prep(s.wconn, `INSERT INTO search_res (tenant, type, id, version_id, last_updated, vkey, from_seq, to_seq, sensitivity)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 9223372036854775807, ?7)`); err != nil {
 		return err
 	}
 	if ws.closeRes, err = prep(s.wconn, `UPDATE search_res SET to_seq = ?
@@ -157,7 +157,7 @@ func (tx *sqliteTx) putIndex(k fhir.Key, v fhir.Version, lu time.Time, existed b
 	if v.Deleted {
 		return nil
 	}
-	if _, err := ws.insertRes.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), seq); err != nil {
+	if _, err := ws.insertRes.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), seq, v.Sensitivity); err != nil {
 		return err
 	}
 	// Buffered until the batch ends (indexbuf_sqlite.go), which also drops

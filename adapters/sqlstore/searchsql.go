@@ -25,11 +25,14 @@ func unsupported(format string, a ...any) error {
 
 // snap is the state a query reads: a snapshot of committed data (SQLite: a
 // seq; PostgreSQL: a pg_snapshot text) or, inside a transaction, whatever
-// the transaction sees now (current rows).
+// the transaction sees now (current rows); and, of that state, what its
+// caller may see: versions with a sensitivity in hide (the caller's
+// fhir.Audience.Hidden) do not exist for the query.
 type snap struct {
-	tx  bool
-	seq int64  // SQLite
-	pg  string // PostgreSQL
+	tx   bool
+	seq  int64  // SQLite
+	pg   string // PostgreSQL
+	hide fhir.Sensitivity
 }
 
 // builder accumulates one SQL statement and its arguments. Placeholders are
@@ -63,9 +66,23 @@ func (b *builder) alias(prefix string) string {
 	return prefix + strconv.Itoa(b.aliases)
 }
 
-// vis is the condition that search_res row a (a version) is
-// current in the state b reads.
+// vis is the condition that search_res row a (a version) is current in
+// the state b reads and visible to its caller. Every search_res row a
+// query touches passes through vis (the matches, chain targets, _has
+// sources, included resources), so a hidden resource cannot influence a
+// result in any way: not as a match, a count, a sort position or a
+// reason for another resource to match.
 func (b *builder) vis(a string) string {
+	cur := b.current(a)
+	if b.snap.hide != 0 {
+		cur += fmt.Sprintf(" AND (%s.sensitivity & %d) = 0", a, b.snap.hide)
+	}
+	return cur
+}
+
+// current is the condition that search_res row a is current in the state
+// b reads.
+func (b *builder) current(a string) string {
 	if b.snap.tx {
 		if b.pg {
 			return a + ".to_seq IS NULL"

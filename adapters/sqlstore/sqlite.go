@@ -69,11 +69,11 @@ type sqliteReaderStmts struct {
 }
 
 const (
-	sqlNewest = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	sqlNewest = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? ORDER BY version_id DESC LIMIT 1`
-	sqlVRead = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	sqlVRead = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? AND version_id = ?`
-	sqlHistory = `SELECT version_id, last_updated, deleted, body FROM resource_versions
+	sqlHistory = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? ORDER BY version_id DESC LIMIT ?`
 	sqlOutbox = `SELECT seq, tenant, topic, key, payload, created FROM outbox
 		WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
@@ -268,11 +268,11 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		{&w.release, "RELEASE fn"},
 		{&w.rollbackTo, "ROLLBACK TO fn"},
 		{&w.newest, sqlNewest},
-		{&w.head, "SELECT version_id FROM resource_heads WHERE tenant = ? AND type = ? AND id = ?"},
-		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.upsertHead, `INSERT INTO resource_heads (tenant, type, id, version_id, deleted) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted`},
+		{&w.head, "SELECT version_id, sensitivity FROM resource_heads WHERE tenant = ? AND type = ? AND id = ?"},
+		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, seq, sensitivity)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.upsertHead, `INSERT INTO resource_heads (tenant, type, id, version_id, deleted, sensitivity) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted, sensitivity = excluded.sensitivity`},
 		{&w.deleteIdents, "DELETE FROM resource_identifiers WHERE tenant = ? AND type = ? AND id = ?"},
 		{&w.insertIdent, `INSERT OR IGNORE INTO resource_identifiers (tenant, type, id, system, value) VALUES (?, ?, ?, ?, ?)`},
 		{&w.lookup, `SELECT id FROM resource_identifiers WHERE tenant = ? AND type = ? AND system = ? AND value = ? ORDER BY id`},
@@ -312,7 +312,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSQLiteVersion(k fhir.Key, row scanner) (fhir.Version, error) {
 	v := fhir.Version{Key: k}
 	var micros int64
-	if err := row.Scan(&v.VersionID, &micros, &v.Deleted, &v.JSON); err != nil {
+	if err := row.Scan(&v.VersionID, &micros, &v.Deleted, &v.JSON, &v.Sensitivity); err != nil {
 		return fhir.Version{}, err
 	}
 	v.LastUpdated = time.UnixMicro(micros).UTC()
@@ -650,12 +650,14 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 	}
 	bg, w, k := context.Background(), &tx.s.w, v.Key
 	var cur int64
-	if err := w.head.QueryRowContext(bg, k.Tenant, k.Type, k.ID).Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var curSens fhir.Sensitivity
+	if err := w.head.QueryRowContext(bg, k.Tenant, k.Type, k.ID).Scan(&cur, &curSens); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlstore: put %s/%s/%s: %w", k.Tenant, k.Type, k.ID, err)
 	}
 	if v.VersionID != cur+1 {
 		return conflict(k, v.VersionID, cur+1)
 	}
+	v.Sensitivity = sensitivityOf(v, curSens)
 	lu := v.LastUpdated
 	if lu.IsZero() {
 		lu = tx.s.opts.now()
@@ -663,10 +665,10 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 	wrap := func(err error) error { return fmt.Errorf("sqlstore: put %s/%s/%s: %w", k.Tenant, k.Type, k.ID, err) }
 	tx.s.seq++
 	seq := tx.s.seq
-	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON), seq); err != nil {
+	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON), seq, v.Sensitivity); err != nil {
 		return wrap(err)
 	}
-	if _, err := w.upsertHead.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted); err != nil {
+	if _, err := w.upsertHead.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted, v.Sensitivity); err != nil {
 		return wrap(err)
 	}
 	if cur > 0 {
@@ -686,6 +688,10 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 	}
 	return nil
 }
+
+// LockCriteria does nothing: the single writer runs one fn at a time, and
+// a search inside it sees every earlier fn's writes (search_sqlite.go).
+func (tx *sqliteTx) LockCriteria(ctx context.Context, tenant, typ string) error { return tx.check(ctx) }
 
 func (tx *sqliteTx) Enqueue(ctx context.Context, m fhir.OutboxMessage) error {
 	if err := tx.check(ctx); err != nil {

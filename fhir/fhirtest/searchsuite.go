@@ -71,6 +71,7 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 		{"PagingStableUnderWrites", srTestPagingStability},
 		{"History", srTestHistory},
 		{"AliasParameters", srTestAliases},
+		{"Disclosure", srTestDisclosure},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

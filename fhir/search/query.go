@@ -98,6 +98,11 @@ type Query struct {
 	// unsupported), to report in an OperationOutcome entry and to leave
 	// out of the self link.
 	Ignored []string
+
+	// Hide is the caller's fhir.Audience.Hidden(): resources with any of
+	// these sensitivities do not exist for this search, anywhere in it
+	// (matches, total, sort, chains, _has, includes).
+	Hide fhir.Sensitivity
 }
 
 // Clause is one search criterion: a parameter with its values, OR-ed.
@@ -222,6 +227,9 @@ type HistoryQuery struct {
 	Count int   // page size: default 50, capped at 1000
 	// Cursor continues a previous page (its Snapshot pins the state).
 	Cursor *Cursor
+	// Hide: versions of resources with any of these sensitivities are left
+	// out, deletions included (see Query.Hide).
+	Hide fhir.Sensitivity
 }
 
 // HistoryResult is one page of history, newest first.

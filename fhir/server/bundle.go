@@ -62,11 +62,6 @@ func (s *Server) historyBundle(self, next string, versions []fhir.Version, total
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: next})
 	}
 	for _, v := range versions {
-		if withheld(v) {
-			// A history Bundle has no place for an OperationOutcome; the
-			// note's versions are simply not disclosed (see privacy.go).
-			continue
-		}
 		e := bundleEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
 			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: write.FormatInstant(v.LastUpdated)}}
 		switch {

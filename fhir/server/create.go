@@ -17,13 +17,13 @@ func (s *Server) create(c *gin.Context) {
 		return
 	}
 	criteria := c.GetHeader("If-None-Exist")
-	tenant := tenantOf(c)
+	tenant, aud := tenantOf(c), audienceOf(c)
 	var out fhir.Version
 	var status int
 	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
 		ctx := c.Request.Context()
 		if criteria != "" {
-			v, found, err := s.conditionalCreateMatch(ctx, tx, tenant, typ, criteria)
+			v, found, err := s.conditionalCreateMatch(ctx, tx, tenant, typ, criteria, aud)
 			if err != nil {
 				return err
 			}

@@ -18,9 +18,10 @@ func (s *Server) delete(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	aud := audienceOf(c)
 	var out fhir.Version
 	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		out, _, err = s.deleteIn(c.Request.Context(), tx, k, ifMatch)
+		out, _, err = s.deleteIn(c.Request.Context(), tx, k, ifMatch, aud)
 		return err
 	})
 	if err != nil {

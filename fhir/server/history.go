@@ -23,15 +23,19 @@ func (s *Server) history(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	aud := audienceOf(c)
 	versions, err := s.store.History(c.Request.Context(), k, 0)
-	if errors.Is(err, fhir.ErrNotFound) || err == nil && len(versions) == 0 {
+	if errors.Is(err, fhir.ErrNotFound) || err == nil && (len(versions) == 0 || hidden(aud, versions[0])) {
 		err = notFound(fhir.ErrNotFound, k)
 	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	// One resource's versions are few; filter and page them here.
+	// One resource's versions are few; filter and page them here. _at
+	// looks at every version (the one current at that instant may be
+	// withheld, and then there is none to show), so withheld versions go
+	// after it.
 	var kept []fhir.Version
 	for i, v := range versions {
 		us := v.LastUpdated.UnixMicro()
@@ -41,6 +45,9 @@ func (s *Server) history(c *gin.Context) {
 		// _at: the version current at that instant is the newest one
 		// written at or before it.
 		if hp.At != 0 && (us > hp.At || i > 0 && versions[i-1].LastUpdated.UnixMicro() <= hp.At) {
+			continue
+		}
+		if aud.Withholds(v) {
 			continue
 		}
 		kept = append(kept, v)
@@ -97,6 +104,7 @@ func (s *Server) historyPage(c *gin.Context, typ, path string) {
 		return
 	}
 	hq.Type = typ
+	hq.Hide = audienceOf(c).Hidden()
 	fp := queryFingerprint(path, params)
 	if hq.Cursor, err = decodeCursor(params.Get("_cursor"), fp); err != nil {
 		s.fail(c, err)
@@ -117,7 +125,7 @@ func (s *Server) historyPage(c *gin.Context, typ, path string) {
 		np.Set("_cursor", encodeCursor(res.Next, fp))
 		next = withQuery(s.base+path, np)
 	}
-	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(s.base+path, lp), next, res.Versions, res.Total))
+	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(s.base+path, lp), next, s.visible(c.Request.Context(), audienceOf(c), res.Versions), res.Total))
 }
 
 // parseHistoryParams reads _since, _at and _count. History is not search:

@@ -13,6 +13,9 @@ import (
 func (s *Server) read(c *gin.Context) {
 	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
 	v, err := s.store.Read(c.Request.Context(), k)
+	if err == nil && hidden(audienceOf(c), v) {
+		err = fhir.ErrNotFound // exactly as if k never existed
+	}
 	if err != nil {
 		s.fail(c, notFound(err, k))
 		return
@@ -20,15 +23,12 @@ func (s *Server) read(c *gin.Context) {
 	s.serveVersion(c, v)
 }
 
-// serveVersion answers with one stored version, or 410 for a deletion.
+// serveVersion answers with one stored version the caller may see, or
+// 410 for a deletion.
 func (s *Server) serveVersion(c *gin.Context, v fhir.Version) {
 	setVersionHeaders(c, v)
 	if v.Deleted {
 		s.fail(c, fhir.Errorf(fhir.IssueDeleted, "", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID))
-		return
-	}
-	if withheld(v) {
-		s.fail(c, withheldError(v))
 		return
 	}
 	if inm := c.GetHeader("If-None-Match"); inm != "" && inm == etag(v.VersionID) {

@@ -96,6 +96,8 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 		s.fail(c, err)
 		return
 	}
+	aud := audienceOf(c)
+	q.Hide = aud.Hidden()
 	if comp != nil && comp.Type == typ {
 		// GET /Patient/{id}/Patient: the owner itself.
 		q.Clauses = append(q.Clauses, search.Clause{Param: search.Lookup(typ, "_id"), Values: []search.Value{{Code: comp.ID}}})
@@ -113,6 +115,8 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 		s.fail(c, err)
 		return
 	}
+	res.Matches = s.visible(c.Request.Context(), aud, res.Matches)
+	res.Included = s.visible(c.Request.Context(), aud, res.Included)
 	writeJSON(c, http.StatusOK, s.searchsetBundle(path, params, q, res, fp))
 }
 
@@ -131,8 +135,11 @@ func (s *Server) everything(c *gin.Context, id string) {
 			return
 		}
 	}
-	ctx, tenant := c.Request.Context(), tenantOf(c)
+	ctx, tenant, aud := c.Request.Context(), tenantOf(c), audienceOf(c)
 	patient, err := s.store.Read(ctx, fhir.Key{Tenant: tenant, Type: "Patient", ID: id})
+	if err == nil && hidden(aud, patient) {
+		err = fhir.ErrNotFound
+	}
 	if err == nil && patient.Deleted {
 		err = fhir.Errorf(fhir.IssueDeleted, "", "Patient/%s was deleted", id)
 	}
@@ -146,7 +153,7 @@ func (s *Server) everything(c *gin.Context, id string) {
 		if typ == "Patient" {
 			continue
 		}
-		q := &search.Query{Type: typ, Count: 1000, Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
+		q := &search.Query{Type: typ, Count: 1000, Hide: aud.Hidden(), Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
 		var cur *search.Cursor
 		for {
 			res, err := ss.Search(ctx, tenant, q, cur)
@@ -154,7 +161,7 @@ func (s *Server) everything(c *gin.Context, id string) {
 				s.fail(c, err)
 				return
 			}
-			all.Matches = append(all.Matches, res.Matches...)
+			all.Matches = append(all.Matches, s.visible(ctx, aud, res.Matches)...)
 			if len(all.Matches) > maxEverything {
 				s.fail(c, fhir.Errorf(fhir.IssueTooCostly, "", "Patient/%s has more than %d resources; $everything would be truncated, so it is refused: search the compartment by type (GET /Patient/%s/{type}) instead", id, maxEverything, id))
 				return

@@ -135,10 +135,6 @@ func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query
 		np.Set("_cursor", encodeCursor(res.Next, fingerprint))
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: withQuery(s.base+path, np)})
 	}
-	matches, hidden := withholdNotes(res.Matches)
-	included, hiddenInc := withholdNotes(res.Included)
-	res.Matches, res.Included = matches, included
-	hidden += hiddenInc
 	if q.Summary != "count" {
 		for _, v := range res.Matches {
 			b.Entry = append(b.Entry, searchEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
@@ -148,9 +144,6 @@ func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query
 			b.Entry = append(b.Entry, searchEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
 				Resource: shapeResource(v, q), Search: &searchEntryMode{"include"}})
 		}
-	}
-	if hidden > 0 {
-		b.Entry = append(b.Entry, searchEntry{Resource: fhir.OperationOutcome([]fhir.Issue{withheldIssue(hidden)}), Search: &searchEntryMode{"outcome"}})
 	}
 	if len(q.Ignored) > 0 {
 		issues := make([]fhir.Issue, 0, len(q.Ignored))

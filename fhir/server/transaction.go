@@ -440,10 +440,10 @@ func (s *Server) transaction(c *gin.Context, entries []*bundleEntryReq) {
 		s.respondBundle(c, "transaction-response", entries)
 		return
 	}
-	tenant := tenantOf(c)
+	tenant, aud := tenantOf(c), audienceOf(c)
 	ctx := c.Request.Context()
 	err := s.store.Update(ctx, func(tx fhir.Tx) error {
-		if err := s.resolveTargets(ctx, tx, tenant, entries); err != nil {
+		if err := s.resolveTargets(ctx, tx, tenant, aud, entries); err != nil {
 			return err
 		}
 		target := make(map[string]string, len(fullURLs))
@@ -460,18 +460,18 @@ func (s *Server) transaction(c *gin.Context, entries []*bundleEntryReq) {
 		// criteria are resolved, so that (as the spec orders it) the
 		// criteria see what the other entries wrote. Every entry touches
 		// a different resource, so this changes no outcome.
-		if err := s.writeEntries(ctx, tx, entries, false); err != nil {
+		if err := s.writeEntries(ctx, tx, entries, false, aud); err != nil {
 			return err
 		}
 		if len(conds) == 0 {
 			return nil
 		}
 		for _, cr := range conds {
-			if err := s.resolveConditionalReference(ctx, tx, tenant, cr); err != nil {
+			if err := s.resolveConditionalReference(ctx, tx, tenant, aud, cr); err != nil {
 				return err
 			}
 		}
-		return s.writeEntries(ctx, tx, entries, true)
+		return s.writeEntries(ctx, tx, entries, true, aud)
 	})
 	if err != nil {
 		s.fail(c, err)
@@ -506,13 +506,13 @@ func transactionFailure(entries []*bundleEntryReq) error {
 
 // writeEntries performs, in processing order, the write entries with
 // (condRefs true) or without conditional references.
-func (s *Server) writeEntries(ctx context.Context, tx fhir.Tx, entries []*bundleEntryReq, condRefs bool) error {
+func (s *Server) writeEntries(ctx context.Context, tx fhir.Tx, entries []*bundleEntryReq, condRefs bool, aud fhir.Audience) error {
 	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
 		for _, e := range entries {
 			if e.method != method || e.condRefs != condRefs {
 				continue
 			}
-			if err := s.writeEntry(ctx, tx, e); err != nil {
+			if err := s.writeEntry(ctx, tx, e, aud); err != nil {
 				return entryError(e, err, "")
 			}
 		}
@@ -583,8 +583,8 @@ func (w *refWalker) reference(node *fhir.Value) {
 // resolveConditionalReference replaces a conditional reference with
 // Type/id of the one resource its criteria match; none or several fail
 // the transaction.
-func (s *Server) resolveConditionalReference(ctx context.Context, tx fhir.Tx, tenant string, cr condRefSite) error {
-	ids, err := s.matchCondition(ctx, tx, tenant, cr.typ, cr.criteria)
+func (s *Server) resolveConditionalReference(ctx context.Context, tx fhir.Tx, tenant string, aud fhir.Audience, cr condRefSite) error {
+	ids, err := s.matchCondition(ctx, tx, tenant, cr.typ, cr.criteria, aud, condReference)
 	switch {
 	case err != nil:
 		return entryError(cr.entry, err, entryExpression("Bundle.entry["+strconv.Itoa(cr.entry.index)+"]", cr.entry.typ, cr.path))
@@ -603,13 +603,13 @@ func (s *Server) resolveConditionalReference(ctx context.Context, tx fhir.Tx, te
 // resolveTargets decides, inside tx, which resource each write entry is
 // about: new ids for creates, the match of a conditional create or
 // update. Two entries resolving to one resource fail the transaction.
-func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, entries []*bundleEntryReq) error {
+func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, aud fhir.Audience, entries []*bundleEntryReq) error {
 	seen := make(map[fhir.Key]*bundleEntryReq, len(entries))
 	for _, e := range entries {
 		e.matched, e.out, e.status = false, fhir.Version{}, 0
 		switch {
 		case e.method == http.MethodPost && e.ifNoneExist != "":
-			v, found, err := s.conditionalCreateMatch(ctx, tx, tenant, e.typ, criteriaOf(e.ifNoneExist))
+			v, found, err := s.conditionalCreateMatch(ctx, tx, tenant, e.typ, criteriaOf(e.ifNoneExist), aud)
 			if err != nil {
 				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.ifNoneExist")
 			}
@@ -621,7 +621,7 @@ func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, 
 		case e.method == http.MethodPost:
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: s.newID()}
 		case e.method == http.MethodPut && e.id == "":
-			id, err := s.conditionalUpdateID(ctx, tx, tenant, e.typ, e.query, e.bodyID)
+			id, err := s.conditionalUpdateID(ctx, tx, tenant, e.typ, e.query, e.bodyID, aud)
 			if err != nil {
 				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
 			}
@@ -649,17 +649,17 @@ func criteriaOf(h string) string {
 }
 
 // writeEntry performs one resolved write entry inside tx.
-func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq) (err error) {
+func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq, aud fhir.Audience) (err error) {
 	switch e.method {
 	case http.MethodDelete:
-		e.out, e.status, err = s.deleteIn(ctx, tx, e.key, e.ifMatch)
+		e.out, e.status, err = s.deleteIn(ctx, tx, e.key, e.ifMatch, aud)
 	case http.MethodPost:
 		if e.matched {
 			return nil
 		}
 		e.out, e.status, err = s.createIn(ctx, tx, e.key, e.res)
 	case http.MethodPut:
-		e.out, e.status, err = s.updateIn(ctx, tx, e.key, e.res, e.ifMatch)
+		e.out, e.status, err = s.updateIn(ctx, tx, e.key, e.res, e.ifMatch, aud)
 	}
 	return err
 }
@@ -679,7 +679,7 @@ func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq) 
 // resource by id they run one after another, in request order, so the
 // outcome does not depend on scheduling.
 func (s *Server) batch(c *gin.Context, entries []*bundleEntryReq) {
-	tenant := tenantOf(c)
+	tenant, aud := tenantOf(c), audienceOf(c)
 	ctx := c.Request.Context()
 	workers := batchWorkers
 	seen := map[string]bool{}
@@ -695,10 +695,10 @@ func (s *Server) batch(c *gin.Context, entries []*bundleEntryReq) {
 	}
 	run := func(e *bundleEntryReq) {
 		err := s.store.Update(ctx, func(tx fhir.Tx) error {
-			if err := s.resolveTargets(ctx, tx, tenant, []*bundleEntryReq{e}); err != nil {
+			if err := s.resolveTargets(ctx, tx, tenant, aud, []*bundleEntryReq{e}); err != nil {
 				return err
 			}
-			return s.writeEntry(ctx, tx, e)
+			return s.writeEntry(ctx, tx, e, aud)
 		})
 		if err != nil {
 			e.err = entryError(e, err, "")

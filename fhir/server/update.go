@@ -35,10 +35,11 @@ func (s *Server) update(c *gin.Context) {
 		return
 	}
 	k := fhir.Key{Tenant: tenantOf(c), Type: typ, ID: id}
+	aud := audienceOf(c)
 	var out fhir.Version
 	var status int
 	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		out, status, err = s.updateIn(c.Request.Context(), tx, k, res, ifMatch)
+		out, status, err = s.updateIn(c.Request.Context(), tx, k, res, ifMatch, aud)
 		return err
 	})
 	if err != nil {
@@ -67,17 +68,17 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	tenant := tenantOf(c)
+	tenant, aud := tenantOf(c), audienceOf(c)
 	bodyID := res.GetString("id")
 	var out fhir.Version
 	var status int
 	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
 		ctx := c.Request.Context()
-		id, err := s.conditionalUpdateID(ctx, tx, tenant, typ, criteria, bodyID)
+		id, err := s.conditionalUpdateID(ctx, tx, tenant, typ, criteria, bodyID, aud)
 		if err != nil {
 			return err
 		}
-		out, status, err = s.updateIn(ctx, tx, fhir.Key{Tenant: tenant, Type: typ, ID: id}, res, ifMatch)
+		out, status, err = s.updateIn(ctx, tx, fhir.Key{Tenant: tenant, Type: typ, ID: id}, res, ifMatch, aud)
 		return err
 	})
 	if err != nil {

@@ -153,8 +153,8 @@ func (s *Server) createIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir
 // conditionalCreateMatch resolves If-None-Exist: the one live resource
 // the criteria match (found true; the create then writes nothing and
 // answers 200 with it), none (found false), or 412 for several.
-func (s *Server) conditionalCreateMatch(ctx context.Context, tx fhir.Tx, tenant, typ, criteria string) (v fhir.Version, found bool, err error) {
-	id, err := s.matchOne(ctx, tx, tenant, typ, criteria)
+func (s *Server) conditionalCreateMatch(ctx context.Context, tx fhir.Tx, tenant, typ, criteria string, aud fhir.Audience) (v fhir.Version, found bool, err error) {
+	id, err := s.matchOne(ctx, tx, tenant, typ, criteria, aud)
 	if err != nil || id == "" {
 		return fhir.Version{}, false, err
 	}
@@ -168,8 +168,8 @@ func (s *Server) conditionalCreateMatch(ctx context.Context, tx fhir.Tx, tenant,
 // conditionalUpdateID resolves the target of a conditional update: the
 // resource the criteria match, else the body's id (update-as-create), else
 // a new id. A body id that contradicts the match is a 400.
-func (s *Server) conditionalUpdateID(ctx context.Context, tx fhir.Tx, tenant, typ, criteria, bodyID string) (string, error) {
-	id, err := s.matchOne(ctx, tx, tenant, typ, criteria)
+func (s *Server) conditionalUpdateID(ctx context.Context, tx fhir.Tx, tenant, typ, criteria, bodyID string, aud fhir.Audience) (string, error) {
+	id, err := s.matchOne(ctx, tx, tenant, typ, criteria, aud)
 	switch {
 	case err != nil:
 		return "", err
@@ -184,8 +184,9 @@ func (s *Server) conditionalUpdateID(ctx context.Context, tx fhir.Tx, tenant, ty
 }
 
 // deleteIn writes a deletion version of k: 204, also when k is already
-// deleted (nothing is written then); 404 when k never existed.
-func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch int64) (fhir.Version, int, error) {
+// deleted (nothing is written then); 404 when k never existed, or when aud
+// may not see it (as if it never existed; nothing is written).
+func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch int64, aud fhir.Audience) (fhir.Version, int, error) {
 	if err := s.checkWrite(k, nil); err != nil {
 		return fhir.Version{}, 0, err
 	}
@@ -193,7 +194,7 @@ func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch i
 	if err != nil {
 		return fhir.Version{}, 0, err
 	}
-	if !found {
+	if !found || hidden(aud, cur) {
 		return fhir.Version{}, 0, notFound(fhir.ErrNotFound, k)
 	}
 	if err := checkIfMatch(ifMatch, cur, found); err != nil {
@@ -210,14 +211,18 @@ func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch i
 }
 
 // updateIn writes res as the next version of k inside tx. It answers 201
-// when no live version existed before, else 200.
-func (s *Server) updateIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value, ifMatch int64) (fhir.Version, int, error) {
+// when no live version existed before, else 200. A k that aud may not see
+// is refused before anything about it (its version) is compared.
+func (s *Server) updateIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir.Value, ifMatch int64, aud fhir.Audience) (fhir.Version, int, error) {
 	if err := s.checkWrite(k, res); err != nil {
 		return fhir.Version{}, 0, err
 	}
 	cur, found, err := current(ctx, tx, k)
 	if err != nil {
 		return fhir.Version{}, 0, err
+	}
+	if found && hidden(aud, cur) {
+		return fhir.Version{}, 0, hiddenTargetError(k.Type)
 	}
 	if err := checkIfMatch(ifMatch, cur, found); err != nil {
 		return fhir.Version{}, 0, err
