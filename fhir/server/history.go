@@ -2,8 +2,10 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -132,7 +134,10 @@ func (s *Server) historyPage(c *gin.Context, typ, path string) {
 // any other parameter is refused rather than ignored.
 func parseHistoryParams(params url.Values) (search.HistoryQuery, error) {
 	var hq search.HistoryQuery
-	for k, vs := range params {
+	// In key order, so that of several problems the same one is reported
+	// every time.
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		vs := params[k]
 		if len(vs) != 1 {
 			return hq, fhir.Errorf(fhir.IssueInvalid, "", "history parameter %s given %d times", k, len(vs))
 		}
