@@ -130,8 +130,8 @@ type parseError struct {
 	pos      int
 	msg      string
 	tooLong  bool
-	tooLarge bool // over a size limit of the document: 413
-	path    []string // innermost first: "foo", "[0]", "name"
+	tooLarge bool     // over a size limit of the document: 413
+	path     []string // innermost first: "foo", "[0]", "name"
 }
 
 func (p *parser) alloc() *Value {
