@@ -97,8 +97,8 @@ func CapIssues(issues []Issue, max int) []Issue {
 		}
 	}
 	return append(out, Issue{Severity: SeverityInformation, Code: IssueInformational, Omitted: omitted,
-		Diagnostics: fmt.Sprintf("%d more issues were found and are not listed: an OperationOutcome lists at most %d (%s)",
-			omitted, max, LimitText("max-issues", int64(max)))})
+		Diagnostics: fmt.Sprintf("%d more issues were found and are not listed: an OperationOutcome lists at most %s",
+			omitted, LimitText("max-issues", int64(max)))})
 }
 
 // Error is the one error type of kapbridge's FHIR layer. Its Code is a FHIR
