@@ -164,8 +164,12 @@ func (s *Server) admit() gin.HandlerFunc {
 			return
 		}
 		busy := func(format string, args ...any) {
+			// Not s.fail, which logs every 5xx as a failure: shedding load
+			// is the server working as configured, and an overloaded
+			// server should not also write an error line per request
+			// (the access log has the 503).
 			c.Header("Retry-After", retryAfter)
-			s.fail(c, fhir.Errorf(fhir.IssueTransient, "", format, args...).WithStatus(http.StatusServiceUnavailable))
+			failStatic(c, fhir.Errorf(fhir.IssueTransient, "", format, args...).WithStatus(http.StatusServiceUnavailable))
 		}
 		wait, cancel := context.WithTimeout(r.Context(), s.lim.QueueWait)
 		defer cancel()
