@@ -225,6 +225,38 @@ func TestSearchLimitsOverHTTP(t *testing.T) {
 			if pages != 3 {
 				t.Errorf("walked %d pages of one match each, want 3", pages)
 			}
+			// Composite values nest deepest in SQL: max-search-values of
+			// them, beside a chained criterion of as many, sorted by
+			// max-sort-keys and paged.
+			for i := 1; i <= 3; i++ {
+				o := fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-0%d",`+
+					`"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`, i)
+				if r := srv.do("POST", "/Observation", []byte(o)); r.status != 201 {
+					t.Fatalf("create: %d %s", r.status, r.body)
+				}
+			}
+			if r := srv.do("PUT", "/Patient/p1", []byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"a0"}]}`)); r.status != 201 {
+				t.Fatalf("create p1: %d %s", r.status, r.body)
+			}
+			comp := list(d.MaxValues, "http://loinc.org|8480-6$ge%d|http://unitsofmeasure.org|mm[Hg]")
+			next = "/Observation?component-code-value-quantity=" + url.QueryEscape(comp) + "&subject:Patient.name=" + list(d.MaxValues, "a%d") +
+				"&_sort=date,-code,status,subject,-value-quantity,category,performer,_id&_count=1"
+			for pages = 0; next != "" && pages < 10; pages++ {
+				r := srv.do("GET", strings.TrimPrefix(next, srv.URL), nil)
+				if r.status != 200 {
+					t.Fatalf("composite page %d: %d %.600s", pages, r.status, r.body)
+				}
+				next = ""
+				links, _ := decode(t, r.body)["link"].([]any)
+				for _, l := range links {
+					if m := l.(map[string]any); m["relation"] == "next" {
+						next = m["url"].(string)
+					}
+				}
+			}
+			if pages != 3 {
+				t.Errorf("walked %d composite pages, want 3", pages)
+			}
 			for limit, q := range over {
 				r := srv.do("GET", "/Patient?"+q, nil)
 				issues := assertOutcome(t, r, 400)
