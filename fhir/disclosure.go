@@ -67,7 +67,7 @@ func SensitivityOfJSON(b []byte) Sensitivity {
 	if len(b) == 0 || !bytes.Contains(b, []byte(`"PSYTHPN"`)) && !bytes.Contains(b, []byte(SysConfidentiality)) {
 		return 0 // the cheap test rules out nearly every resource
 	}
-	root, err := ParseJSON(b, DefaultLimits)
+	root, err := ParseJSON(b, StoredLimits)
 	if err != nil {
 		if bytes.Contains(b, []byte(`"PSYTHPN"`)) {
 			return PsychotherapyNote

@@ -55,6 +55,50 @@ type Issue struct {
 	// Expression holds FHIRPath-style locations such as
 	// "Observation.component[1].code".
 	Expression []string
+	// Omitted is set only on the issue that closes a capped list (see
+	// CapIssues): how many issues were found and not listed.
+	Omitted int
+}
+
+// DefaultMaxIssues is how many issues an OperationOutcome lists by
+// default (limit max-issues): enough to fix a resource in one round, while
+// a body of a million bad values cannot make a million-issue answer.
+const DefaultMaxIssues = 100
+
+// CapIssues returns issues shortened to at most max entries (max <= 0:
+// DefaultMaxIssues): when there are more, the first max-1 and a last,
+// informational issue saying how many more were found and not listed.
+// Lists capped before (by the validator, or entries of a transaction)
+// are counted right: their closing issues are folded into the new one.
+func CapIssues(issues []Issue, max int) []Issue {
+	if max <= 0 {
+		max = DefaultMaxIssues
+	}
+	omitted, listed := 0, 0
+	for _, is := range issues {
+		if is.Omitted > 0 {
+			omitted += is.Omitted
+		} else {
+			listed++
+		}
+	}
+	if omitted == 0 && listed <= max {
+		return issues
+	}
+	keep := min(listed, max-1)
+	omitted += listed - keep
+	out := make([]Issue, 0, keep+1)
+	for _, is := range issues {
+		if len(out) == keep {
+			break
+		}
+		if is.Omitted == 0 {
+			out = append(out, is)
+		}
+	}
+	return append(out, Issue{Severity: SeverityInformation, Code: IssueInformational, Omitted: omitted,
+		Diagnostics: fmt.Sprintf("%d more issues were found and are not listed: an OperationOutcome lists at most %s",
+			omitted, LimitText("max-issues", int64(max)))})
 }
 
 // Error is the one error type of kapbridge's FHIR layer. Its Code is a FHIR
@@ -170,8 +214,16 @@ func AsError(err error) *Error {
 	return Errorf(IssueException, "", "internal error").Wrap(err)
 }
 
-// OperationOutcome renders issues as an OperationOutcome resource (JSON).
+// OperationOutcome renders issues as an OperationOutcome resource (JSON),
+// at most DefaultMaxIssues of them (CapIssues).
 func OperationOutcome(issues []Issue) []byte {
+	return OperationOutcomeMax(issues, DefaultMaxIssues)
+}
+
+// OperationOutcomeMax renders issues as an OperationOutcome resource
+// (JSON), at most max of them (CapIssues).
+func OperationOutcomeMax(issues []Issue, max int) []byte {
+	issues = CapIssues(issues, max)
 	type ooIssue struct {
 		Severity    Severity  `json:"severity"`
 		Code        IssueType `json:"code"`

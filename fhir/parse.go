@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,33 +10,77 @@ import (
 )
 
 // Limits bound what ParseJSON accepts. A zero field means its DefaultLimits
-// value.
-type Limits struct{ MaxBytes, MaxDepth, MaxStringBytes int }
+// value; a negative one, no limit.
+type Limits struct {
+	MaxBytes, MaxDepth, MaxStringBytes int
+	// MaxArrayElements bounds the elements of any one JSON array (limit
+	// max-array-elements), MaxNodes the JSON values of the whole document,
+	// objects, arrays and scalars alike (limit max-nodes). The tree costs
+	// about 100 bytes a value, and validation an issue per bad value, so
+	// these bound the memory a body of MaxBytes can make a request take.
+	MaxArrayElements, MaxNodes int
+}
 
 // DefaultLimits: FHIR says strings SHALL NOT exceed 1 MB; base64Binary is
 // exempt from the string limit but not from MaxBytes.
-var DefaultLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 100, MaxStringBytes: 1 << 20}
+//
+// The largest array among the official R4 examples (which the tests
+// round-trip) has 1,375 elements (Bundle-searchParams.json, its entries)
+// and the largest document 63,220 values (the same Bundle): the defaults
+// leave 7x and 4.7x headroom over them, and refuse the shape of an attack,
+// a 14 MB Observation holding a million identifiers, which took 1.2 GB to
+// accept (BENCHMARKS.md).
+var DefaultLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 100, MaxStringBytes: 1 << 20,
+	MaxArrayElements: 10_000, MaxNodes: 300_000}
+
+// StoredLimits are for re-reading JSON the store already holds: it was
+// checked when written, perhaps under other limits (or before a limit
+// existed), so only the nesting and string limits, which no version ever
+// escaped, still apply. A stored version may exceed MaxBytes by the meta
+// the server stamped on it.
+var StoredLimits = Limits{MaxBytes: -1, MaxArrayElements: -1, MaxNodes: -1}
+
+// withDefaults resolves zero fields to DefaultLimits and negative ones to
+// no limit.
+func (l Limits) withDefaults() Limits {
+	f := func(v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = math.MaxInt
+		}
+	}
+	f(&l.MaxBytes, DefaultLimits.MaxBytes)
+	f(&l.MaxDepth, DefaultLimits.MaxDepth)
+	f(&l.MaxStringBytes, DefaultLimits.MaxStringBytes)
+	f(&l.MaxArrayElements, DefaultLimits.MaxArrayElements)
+	f(&l.MaxNodes, DefaultLimits.MaxNodes)
+	return l
+}
+
+// LimitText names a configurable limit in a message to a client: its name,
+// which is also the kapbridge serve flag that sets it, its value, and the
+// environment variable, so whoever reads the error knows which knob an
+// operator would turn.
+func LimitText(name string, value int64) string {
+	env := "KAPBRIDGE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return "the server's limit " + name + " = " + strconv.FormatInt(value, 10) + " (kapbridge serve -" + name + ", " + env + ")"
+}
 
 // ParseJSON parses one JSON document into an ordered tree, strictly: no
 // duplicate keys, no trailing data, valid UTF-8 only, the JSON number
 // grammar, and the limits (a leading UTF-8 byte order mark is skipped).
 //
-// Errors are *Error: a body over MaxBytes is too-long with status 413; too
-// deep nesting or an over-long string is a too-long issue with status 400;
+// Errors are *Error: a body over MaxBytes, an array over MaxArrayElements
+// or a document over MaxNodes is too-long with status 413; too deep
+// nesting or an over-long string is a too-long issue with status 400;
 // anything else is a structure issue whose diagnostics give the line and
 // column and whose expression is the path reached. MaxStringBytes does not
 // bound the values of members that R4 defines as base64Binary (such as
 // "data"): Validate checks string lengths by their actual type.
 func ParseJSON(data []byte, lim Limits) (*Value, error) {
-	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = DefaultLimits.MaxBytes
-	}
-	if lim.MaxDepth <= 0 {
-		lim.MaxDepth = DefaultLimits.MaxDepth
-	}
-	if lim.MaxStringBytes <= 0 {
-		lim.MaxStringBytes = DefaultLimits.MaxStringBytes
-	}
+	lim = lim.withDefaults()
 	if len(data) > lim.MaxBytes {
 		return nil, Errorf(IssueTooLong, "", "body of %d bytes exceeds the limit of %d bytes", len(data), lim.MaxBytes).
 			WithStatus(http.StatusRequestEntityTooLarge)
@@ -69,6 +114,7 @@ type parser struct {
 	s        string
 	pos      int
 	depth    int
+	nodes    int // values allocated so far, for MaxNodes
 	lim      Limits
 	slab     []Value
 	mstk     []Member // members of the objects being parsed, a stack
@@ -81,13 +127,15 @@ type parser struct {
 // parseError collects the path on its way up the recursion, so the
 // success path never builds one.
 type parseError struct {
-	pos     int
-	msg     string
-	tooLong bool
-	path    []string // innermost first: "foo", "[0]", "name"
+	pos      int
+	msg      string
+	tooLong  bool
+	tooLarge bool     // over a size limit of the document: 413
+	path     []string // innermost first: "foo", "[0]", "name"
 }
 
 func (p *parser) alloc() *Value {
+	p.nodes++
 	if len(p.slab) == cap(p.slab) {
 		p.slab = make([]Value, 0, min(2*cap(p.slab)+16, 4096))
 	}
@@ -96,6 +144,11 @@ func (p *parser) alloc() *Value {
 }
 
 func (p *parser) fail(msg string) *parseError { return &parseError{pos: p.pos, msg: msg} }
+
+func (p *parser) tooManyNodes() *parseError {
+	return &parseError{pos: p.pos, tooLarge: true, msg: "a document of more than " + strconv.Itoa(p.lim.MaxNodes) +
+		" JSON values exceeds " + LimitText("max-nodes", int64(p.lim.MaxNodes))}
+}
 
 // errorOf turns a parseError into the *Error callers see. root, when given,
 // may already hold the resourceType, which starts the expression.
@@ -126,8 +179,11 @@ func (p *parser) errorOf(e *parseError, root *Value) *Error {
 		b.WriteString(e.path[i])
 	}
 	code, status := IssueStructure, http.StatusBadRequest
-	if e.tooLong {
+	if e.tooLong || e.tooLarge {
 		code = IssueTooLong
+	}
+	if e.tooLarge {
+		status = http.StatusRequestEntityTooLarge
 	}
 	err := Errorf(code, b.String(), "%s at line %d, column %d", e.msg, line, col)
 	return err.WithStatus(status)
@@ -327,6 +383,11 @@ func (p *parser) object(v *Value) *parseError {
 		p.pos++
 		p.ws()
 		child := p.alloc()
+		if p.nodes > p.lim.MaxNodes {
+			e := p.tooManyNodes()
+			e.path = append(e.path, key)
+			return e
+		}
 		if err := p.value(child, key); err != nil {
 			err.path = append(err.path, key)
 			return err
@@ -369,7 +430,16 @@ func (p *parser) array(v *Value, key string) *parseError {
 		return nil
 	}
 	for {
+		if n := len(p.astk) - base; n >= p.lim.MaxArrayElements {
+			return &parseError{pos: p.pos, tooLarge: true, msg: "an array of more than " + strconv.Itoa(n) +
+				" elements exceeds " + LimitText("max-array-elements", int64(p.lim.MaxArrayElements))}
+		}
 		child := p.alloc()
+		if p.nodes > p.lim.MaxNodes {
+			e := p.tooManyNodes()
+			e.path = append(e.path, "["+strconv.Itoa(len(p.astk)-base)+"]")
+			return e
+		}
 		if err := p.value(child, key); err != nil {
 			err.path = append(err.path, "["+strconv.Itoa(len(p.astk)-base)+"]")
 			return err

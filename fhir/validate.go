@@ -13,8 +13,11 @@ const maxFHIRString = 1 << 20
 // ParseResource parses data with DefaultLimits and validates it; it returns
 // the tree and its resourceType, or an *Error (IssueInvalid, status 400,
 // carrying every issue found, for a resource that is not valid R4).
-func ParseResource(data []byte) (*Value, string, error) {
-	v, err := ParseJSON(data, DefaultLimits)
+func ParseResource(data []byte) (*Value, string, error) { return DefaultLimits.ParseResource(data) }
+
+// ParseResource is the package's ParseResource under limits l.
+func (l Limits) ParseResource(data []byte) (*Value, string, error) {
+	v, err := ParseJSON(data, l)
 	if err != nil {
 		return nil, "", err
 	}
@@ -47,18 +50,33 @@ func Validate(root *Value) []Issue {
 		v.path = append(v.path, rt.Str...)
 	}
 	v.resource(root, true)
+	if v.omitted > 0 {
+		v.issues = append(v.issues, Issue{Severity: SeverityInformation, Code: IssueInformational, Omitted: v.omitted,
+			Diagnostics: strconv.Itoa(v.omitted) + " more issues were found and are not listed"})
+	}
 	return v.issues
 }
 
+// maxValidationIssues bounds the issues one validation keeps: a document
+// of many bad values (every one of a million identifiers empty) would
+// otherwise cost more in issues than in its tree. The rest are counted,
+// and an OperationOutcome lists fewer anyway (DefaultMaxIssues).
+const maxValidationIssues = 1000
+
 type validator struct {
-	spec   *specTables
-	issues []Issue
-	path   []byte
+	spec    *specTables
+	issues  []Issue
+	omitted int // issues found beyond maxValidationIssues
+	path    []byte
 	// container is the resource whose contained[] resolves "#id" references.
 	container *Value
 }
 
 func (v *validator) issue(code IssueType, diag string) {
+	if len(v.issues) >= maxValidationIssues {
+		v.omitted++
+		return
+	}
 	is := Issue{Severity: SeverityError, Code: code, Diagnostics: diag}
 	if len(v.path) > 0 {
 		is.Expression = []string{string(v.path)}
@@ -130,6 +148,12 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 		if m.Value == nil {
 			// Only trees built in code can hold a nil; treat it as null.
 			v.issueAt(key, IssueInvalid, "null is not allowed")
+			continue
+		}
+		if strings.IndexByte(key, 0) >= 0 {
+			// Named from the object, not echoed raw into the expression:
+			// PostgreSQL text, among others, cannot hold U+0000.
+			v.issue(IssueInvalid, "element name "+strconv.Quote(key)+" holds U+0000 (NUL), which FHIR JSON does not allow")
 			continue
 		}
 		if len(key) > 1 && key[0] == '_' {
@@ -437,6 +461,12 @@ func (v *validator) primitiveValue(ed *elemDef, val *Value) {
 	s := val.Str
 	if s == "" {
 		v.issue(IssueInvalid, "empty string is not allowed")
+		return
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		// FHIR strings are Unicode text, and stores differ on U+0000
+		// (PostgreSQL text cannot hold it): refused on every store alike.
+		v.issue(IssueValue, "U+0000 (NUL) is not allowed in a "+td.name)
 		return
 	}
 	if td.json == KindString && len(s) > maxFHIRString && td.name != "base64Binary" {

@@ -439,6 +439,10 @@ func (w *walker) object(o *object, t reflect.Type, path, spec string, depth int)
 		w.add(join(path, d), "duplicate field")
 	}
 	for _, k := range o.keys {
+		if strings.IndexByte(k, 0) >= 0 {
+			w.add(path, "field name %q holds U+0000 (NUL), which a record cannot contain", k)
+			continue
+		}
 		f, ok := byName[k]
 		if !ok {
 			names := make([]string, len(fields))
@@ -465,6 +469,12 @@ func (w *walker) value(v any, f jsonField, path, spec string, depth int) {
 		} else {
 			w.add(path, "must not be null (leave the field out instead)")
 		}
+		return
+	}
+	if s, ok := v.(string); ok && strings.IndexByte(s, 0) >= 0 {
+		// No store keeps it alike: PostgreSQL text cannot hold U+0000,
+		// so the record would map on SQLite and fail on PostgreSQL.
+		w.add(path, "holds U+0000 (NUL), which a record cannot contain")
 		return
 	}
 	if t.Kind() == reflect.Pointer {

@@ -156,6 +156,12 @@ var decodeProblemCases = []struct {
 	{"instrument", `{"kind":"screening","id":"x","client":"c","date":"2026-01-01","performed_by":"p","instruments":[{"instrument":"phq9","items":[1,2]},{"instrument":"madrs","items":["a"],"sex":"f"}]}`,
 		[]Problem{{"instruments[1].instrument", "one of phq9, gad7, pcl5, cssrs, auditc, dast10"}, {"instruments[1].items[0]", "must be an integer"}, {"instruments[1].sex", "one of female, male"}}},
 	{"too deep", `{"kind":"client","id":"c","name":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, []Problem{{"", "nested deeper"}}},
+	// U+0000 maps on SQLite and fails on PostgreSQL: refused at the door.
+	{"NUL in text", `{"kind":"note","id":"n","session":"s","author":"a","date":"2026-01-01","text":"a\u0000b"}`, []Problem{{"text", "U+0000"}}},
+	{"NUL", `{"kind":"note","id":"n","session":"s","author":"a","date":"2026-01-01","text":"a\u0000b","x\u0000":1}`,
+		[]Problem{{"text", "U+0000"}, {"", `field name "x\x00" holds U+0000`}}},
+	{"NUL in a list and an id", `{"kind":"session","id":"s\u0000","course":"c","type":"dosing","status":"planned","planned_start":"2026-01-01T10:00:00Z","practitioners":["p","\u0000"]}`,
+		[]Problem{{"id", "U+0000"}, {"practitioners[1]", "U+0000"}}},
 }
 
 func TestDecodeProblems(t *testing.T) {

@@ -492,6 +492,7 @@ func TestSchemaRejectsWhatDecodeRejects(t *testing.T) {
 		"duplicate field":   "a JSON parser keeps one value",
 		"date or date-time": "2026-02-30 matches the pattern; the calendar is the decoder's",
 		"npi luhn":          "the Luhn check digit",
+		"NUL in text":       "U+0000: a JSON Schema string may hold any character",
 	}
 	root := loadSchema(t)
 	for _, tt := range decodeProblemCases {

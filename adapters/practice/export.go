@@ -271,7 +271,7 @@ func (e *Exporter) changedResources(ctx context.Context, tenant string, book *ma
 				if mapped == nil {
 					mapped = mapAll(e.Mapper, book)
 				}
-				res, err := fhir.ParseJSON(v.JSON, fhir.DefaultLimits)
+				res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
 				if err != nil {
 					return nil, fmt.Errorf("stored %s/%s/_history/%d: %w", v.Type, v.ID, v.VersionID, err)
 				}

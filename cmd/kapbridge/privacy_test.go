@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -75,7 +74,7 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 	}
 
 	withStore, withoutStore := newStore(t), newStore(t)
-	with, without := startServe(t, withStore), startServe(t, withoutStore)
+	with, without := &gatewayProc{base: startServe(t, withStore, nil, nil)}, &gatewayProc{base: startServe(t, withoutStore, nil, nil)}
 	with.postNDJSON(t, course)
 	without.postNDJSON(t, withoutNotes.Bytes())
 
@@ -343,54 +342,12 @@ func countVersions(t *testing.T, st fhir.Store) int {
 	}
 }
 
-// gateway is a `kapbridge serve` started through run, on a loopback port.
-type gateway struct {
+// gatewayProc is a `kapbridge serve` started through run, on a loopback port.
+type gatewayProc struct {
 	base string
 }
 
-// startServe runs `kapbridge serve` on store until the test ends and waits
-// until it answers /metadata.
-func startServe(t *testing.T, store string) *gateway {
-	t.Helper()
-	addr := freeAddr(t)
-	env := map[string]string{"KAPBRIDGE_STORE": store}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logw := &lockedWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "-listen", addr}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logw)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("serve did not stop")
-		}
-	})
-	g := &gateway{base: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(g.base + "/metadata")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned before serving: %v\n%s", err, logw.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no /metadata after 30 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (g *gateway) do(t *testing.T, method, path string, header map[string]string, body string) answer {
+func (g *gatewayProc) do(t *testing.T, method, path string, header map[string]string, body string) answer {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -418,7 +375,7 @@ func (g *gateway) do(t *testing.T, method, path string, header map[string]string
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (g *gateway) put(t *testing.T, path, body string, want int) {
+func (g *gatewayProc) put(t *testing.T, path, body string, want int) {
 	t.Helper()
 	if a := g.do(t, http.MethodPut, path, nil, body); a.status != want {
 		t.Fatalf("PUT %s: %d %s", path, a.status, a.body)
@@ -426,7 +383,7 @@ func (g *gateway) put(t *testing.T, path, body string, want int) {
 }
 
 // postNDJSON posts practice records; every one must map.
-func (g *gateway) postNDJSON(t *testing.T, records []byte) {
+func (g *gatewayProc) postNDJSON(t *testing.T, records []byte) {
 	t.Helper()
 	a := g.do(t, http.MethodPost, "/practice/v1/records", map[string]string{"Content-Type": "application/x-ndjson"}, string(records))
 	if a.status != http.StatusOK {

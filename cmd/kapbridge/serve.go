@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type serveConfig struct {
 	LogJSON  bool
 	// Practice is the practice namespace the ingestion API maps under.
 	Practice string
+	// Limits bound the FHIR API's requests (one flag each, named as the
+	// limit; 0 means the default).
+	Limits server.Limits
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -58,11 +62,15 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
+	envErr := limitFlags(fs, getenv, &cfg.Limits)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
 		return cfg, usageError{err.Error()}
+	}
+	if err := envErr(); err != nil {
+		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
@@ -81,6 +89,83 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return cfg, usageError{fmt.Sprintf("-base-url %q must be an absolute http(s) URL", cfg.BaseURL)}
 	}
 	return cfg, nil
+}
+
+// limitFlags defines a flag for each limit of the FHIR API, named as the
+// limit (errors over a limit name it: fhir.LimitText), its default taken
+// from KAPBRIDGE_<NAME> when set. The function it returns, to call after
+// parsing, reports an environment value that is not a number (or
+// duration), and a negative flag value, as a usage error.
+func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits) func() error {
+	d := server.DefaultLimits
+	var bad []string
+	names := map[string]bool{}
+	envName := func(name string) string {
+		names[name] = true
+		return "KAPBRIDGE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	}
+	intFlag := func(p *int, name string, def int, usage string) {
+		v := def
+		if s := getenv(envName(name)); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				bad = append(bad, envName(name)+"="+s)
+			}
+			v = n
+		}
+		fs.IntVar(p, name, v, usage+" (0: the default; "+envName(name)+")")
+	}
+	int64Flag := func(p *int64, name string, def int64, usage string) {
+		v := def
+		if s := getenv(envName(name)); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				bad = append(bad, envName(name)+"="+s)
+			}
+			v = n
+		}
+		fs.Int64Var(p, name, v, usage+" (0: the default; "+envName(name)+")")
+	}
+	durFlag := func(p *time.Duration, name string, def time.Duration, usage string) {
+		v := def
+		if s := getenv(envName(name)); s != "" {
+			n, err := time.ParseDuration(s)
+			if err != nil || n < 0 {
+				bad = append(bad, envName(name)+"="+s)
+			}
+			v = n
+		}
+		fs.DurationVar(p, name, v, usage+" (0: the default; "+envName(name)+")")
+	}
+	int64Flag(&lim.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest FHIR request body, bytes: 413 beyond")
+	intFlag(&lim.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "largest request line and headers, bytes: 431 beyond")
+	intFlag(&lim.MaxBundleEntries, "max-bundle-entries", d.MaxBundleEntries, "most entries in a batch or transaction Bundle: 413 beyond")
+	intFlag(&lim.MaxIssues, "max-issues", d.MaxIssues, "most issues an OperationOutcome lists (at most 1000 of one resource)")
+	intFlag(&lim.MaxInFlight, "max-in-flight", d.MaxInFlight, "most FHIR requests served at once: 503 with Retry-After beyond, after -queue-wait")
+	int64Flag(&lim.BodyBudgetBytes, "body-budget-bytes", d.BodyBudgetBytes, "most bytes of FHIR request bodies read and processed at once (a body without Content-Length counts as -max-body-bytes): 503 with Retry-After beyond, after -queue-wait")
+	durFlag(&lim.QueueWait, "queue-wait", d.QueueWait, "how long a request waits for -max-in-flight or -body-budget-bytes before a 503")
+	intFlag(&lim.Resource.MaxArrayElements, "max-array-elements", d.Resource.MaxArrayElements, "most elements in one JSON array of a request body: 413 beyond")
+	intFlag(&lim.Resource.MaxNodes, "max-nodes", d.Resource.MaxNodes, "most JSON values (objects, arrays, scalars) in a request body: 413 beyond")
+	intFlag(&lim.Search.MaxParams, "max-search-params", d.Search.MaxParams, "most criteria (name=value pairs) in one search or conditional request: 400 beyond")
+	intFlag(&lim.Search.MaxValues, "max-search-values", d.Search.MaxValues, "most comma-separated (OR-ed) values of one search parameter: 400 beyond")
+	intFlag(&lim.Search.MaxTotalValues, "max-search-total-values", d.Search.MaxTotalValues, "most comma-separated values of all parameters of one search: 400 beyond")
+	intFlag(&lim.Search.MaxSortKeys, "max-sort-keys", d.Search.MaxSortKeys, "most _sort keys: 400 beyond")
+	intFlag(&lim.Search.MaxIncludes, "max-includes", d.Search.MaxIncludes, "most distinct _include and _revinclude of one search: 400 beyond")
+	intFlag(&lim.Search.MaxChains, "max-search-chains", d.Search.MaxChains, "most chained and _has criteria of one search: 400 beyond")
+	return func() error {
+		if len(bad) > 0 {
+			return usageError{"not a non-negative number (or duration): " + strings.Join(bad, ", ")}
+		}
+		fs.Visit(func(f *flag.Flag) {
+			if names[f.Name] && strings.HasPrefix(f.Value.String(), "-") {
+				bad = append(bad, "-"+f.Name+" "+f.Value.String())
+			}
+		})
+		if len(bad) > 0 {
+			return usageError{"a limit cannot be negative: " + strings.Join(bad, ", ")}
+		}
+		return nil
+	}
 }
 
 func newLogger(cfg serveConfig, w io.Writer) (*slog.Logger, error) {
@@ -121,8 +206,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := conformance.Register(); err != nil {
 		return err
 	}
+	lim := cfg.Limits.WithDefaults()
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(),
-		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}})
+		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}
@@ -132,17 +218,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root.
-	mux := http.NewServeMux()
-	mux.Handle("/practice/", practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &practice.Applier{
-		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}}))
-	mux.Handle("/", handler)
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &practice.Applier{
+		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           gateway(handler, practiceAPI),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// The listener turns net/http's own plain-text refusals (a header
+	// block over MaxHeaderBytes, a malformed request) into
+	// OperationOutcomes.
+	ln = server.Listener(ln, lim)
 	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
 
 	errc := make(chan error, 1)
@@ -160,6 +249,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// gateway routes /practice/ to the practice API and every other path to
+// the FHIR API, as sent: it neither cleans paths nor redirects (the
+// http.ServeMux it replaces answered "..", "." and "//" with a redirect
+// to the cleaned path, in text/plain). A path with such a segment goes to
+// the FHIR API, which answers it with a 404 OperationOutcome, so the
+// practice API's own ServeMux only ever sees paths it would not redirect.
+func gateway(fhirAPI, practiceAPI http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/practice/") && !hasDotOrEmptySegment(p) {
+			practiceAPI.ServeHTTP(w, r)
+			return
+		}
+		fhirAPI.ServeHTTP(w, r)
+	})
+}
+
+// hasDotOrEmptySegment reports a "." or ".." segment, or an empty one
+// other than after a trailing slash (which ServeMux leaves alone).
+func hasDotOrEmptySegment(p string) bool {
+	segs := strings.Split(strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/"), "/")
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // storeKind names the store for the log without its credentials.

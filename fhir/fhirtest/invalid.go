@@ -136,6 +136,13 @@ func InvalidResources() []InvalidCase {
 		{"extension without url", patient(`,"extension":[{"valueString":"x"}]`), "Patient", "Patient.extension[0].url", bad},
 		{"extension with two values", patient(`,"extension":[{"url":"http://example.org/x","valueString":"x","valueBoolean":true}]`), "Patient", "Patient.extension[0].valueBoolean", bad},
 		{"extension with a value and extensions", patient(`,"extension":[{"url":"http://example.org/x","valueString":"x","extension":[{"url":"y","valueString":"z"}]}]`), "Patient", "Patient.extension[0]", bad},
+
+		// U+0000: PostgreSQL text cannot hold it, so no store may take it.
+		{"NUL in a string", patient(`,"name":[{"family":"a\u0000b"}]`), "Patient", "Patient.name[0].family", bad},
+		{"NUL in a repeating string", patient(`,"name":[{"given":["Ann","\u0000"]}]`), "Patient", "Patient.name[0].given[1]", bad},
+		{"NUL in an identifier", patient(`,"identifier":[{"system":"urn:x","value":"1\u0000"}]`), "Patient", "Patient.identifier[0].value", bad},
+		{"NUL in a member name", patient(`,"name":[{"fam\u0000ily":"Ng"}]`), "Patient", "Patient.name[0]", bad},
+		{"NUL in a contained resource", patient(`,"contained":[{"resourceType":"Practitioner","id":"p","name":[{"text":"\u0000"}]}]`), "Patient", "Patient.contained[0].name[0].text", bad},
 	}
 
 	// Sizes and depth, built here rather than committed.
@@ -154,5 +161,11 @@ func InvalidResources() []InvalidCase {
 	// The parser stops at the 101st level: the 50th nested extension object.
 	cases = append(cases, InvalidCase{"200-deep nesting", []byte(deep.String()), "Patient", "Patient" + strings.Repeat(".extension[0]", 50), bad})
 	cases = append(cases, InvalidCase{"body over 16 MB", patient(`,"text":{"status":"generated","div":"<div>` + strings.Repeat("x", 17<<20) + `</div>"}`), "Patient", "", http.StatusRequestEntityTooLarge})
+	// The default array and node limits (fhir.DefaultLimits): 10,001
+	// identifiers; 10,000 names of 30 given names each, 310,000 values in
+	// arrays of at most 10,000, refused at the value that crosses 300,000.
+	cases = append(cases, InvalidCase{"array over 10,000 elements", patient(`,"identifier":[` + strings.Repeat(`{"value":"1"},`, 10000) + `{"value":"1"}]`), "Patient", "Patient.identifier", http.StatusRequestEntityTooLarge})
+	names := `{"given":[` + strings.Repeat(`"a",`, 29) + `"a"]}`
+	cases = append(cases, InvalidCase{"over 300,000 JSON values", patient(`,"name":[` + strings.Repeat(names+",", 9999) + names + `]`), "Patient", "Patient.name[9374].given[27]", http.StatusRequestEntityTooLarge})
 	return cases
 }

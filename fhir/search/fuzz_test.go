@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -29,11 +30,21 @@ func FuzzParseQuery(f *testing.F) {
 		{"RiskAssessment", "probability=0.80&probability=gt1e-3"},
 		{"Patient", "foo=bar&name:sounds=x&_filter=name eq x&_count=-1"},
 		{"Nonesuch", "a=b"},
+		// U+0000 and the limits (TestQueryNUL, TestQueryLimits).
+		{"Patient", "name=a%00b&identifier=urn:x|%00"},
+		{"Patient", "na%00me=x&_sort=birth%00date"},
+		{"Patient", repeat(DefaultLimits.MaxParams+1, "name=a%d", "&")},
+		{"Patient", "name=" + repeat(DefaultLimits.MaxValues+1, "a%d", ",")},
+		{"Patient", repeat(4, "name="+repeat(DefaultLimits.MaxValues, "a%d", ","), "&")},
+		{"Observation", "_sort=" + repeat(DefaultLimits.MaxSortKeys+1, "date", ",")},
+		{"Observation", repeat(40, "_include=Observation:subject", "&") + "&_include:iterate=Observation:subject&_revinclude=Provenance:target"},
+		{"Patient", repeat(DefaultLimits.MaxChains+1, "_has:Observation:patient:code=%d", "&")},
 	}
 	for _, s := range seeds {
 		f.Add(s.typ, s.q, true)
 		f.Add(s.typ, s.q, false)
 	}
+	lim := DefaultLimits
 	f.Fuzz(func(t *testing.T, typ, query string, strict bool) {
 		vals, err := url.ParseQuery(query)
 		if err != nil {
@@ -50,6 +61,30 @@ func FuzzParseQuery(f *testing.F) {
 		if q.Count < 0 || q.Count > MaxCount {
 			t.Fatalf("count %d", q.Count)
 		}
+		values, chains := 0, 0
+		for _, c := range q.Clauses {
+			for _, in := range []*Clause{&c, chainedClause(c)} {
+				if in != nil && len(in.Values) > lim.MaxValues {
+					t.Fatalf("%d values in one criterion", len(in.Values))
+				}
+			}
+			if cc := chainedClause(c); cc != nil {
+				chains++
+				values += len(cc.Values)
+			} else {
+				values += len(c.Values)
+			}
+			for _, v := range c.Values {
+				if strings.IndexByte(v.Code+v.System+v.Text+v.Exact+v.RefID, 0) >= 0 {
+					t.Fatalf("a value holds U+0000: %+v", v)
+				}
+			}
+		}
+		if len(q.Clauses) > lim.MaxParams || values > lim.MaxTotalValues || chains > lim.MaxChains ||
+			len(q.Sort) > lim.MaxSortKeys || len(q.Include)+len(q.RevInclude) > lim.MaxIncludes {
+			t.Fatalf("over the limits: %d criteria, %d values, %d chains, %d sort keys, %d includes",
+				len(q.Clauses), values, chains, len(q.Sort), len(q.Include)+len(q.RevInclude))
+		}
 		if strict && len(q.Ignored) > 0 {
 			t.Fatalf("strict query ignored %v", q.Ignored)
 		}
@@ -59,6 +94,17 @@ func FuzzParseQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// chainedClause is the inner criterion of a chained or _has one, else nil.
+func chainedClause(c Clause) *Clause {
+	switch {
+	case c.Chain != nil:
+		return &c.Chain.Clause
+	case c.Has != nil:
+		return &c.Has.Clause
+	}
+	return nil
 }
 
 // FuzzExtract: any JSON document that parses can be indexed without a

@@ -53,6 +53,14 @@ const (
 // conditional writes with the same criteria make one resource on every
 // backend.
 func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, rawQuery string, aud fhir.Audience, mode condMode) ([]string, error) {
+	params, perr := url.ParseQuery(rawQuery)
+	if perr == nil {
+		// Before either path below: U+0000 would reach the identifier
+		// index, where PostgreSQL cannot compare it.
+		if err := search.RefuseNUL(params); err != nil {
+			return nil, err
+		}
+	}
 	if cond, err := parseCondition(rawQuery, "conditional criteria"); err == nil {
 		ids, err := tx.LookupIdentifier(ctx, tenant, typ, cond.ident)
 		if err != nil {
@@ -60,9 +68,8 @@ func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, ra
 		}
 		return s.visibleIDs(ctx, tx, tenant, typ, ids, aud, mode)
 	}
-	params, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria %q are not a valid query: %v", rawQuery, err)
+	if perr != nil {
+		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria %q are not a valid query: %v", rawQuery, perr)
 	}
 	if len(params) == 0 {
 		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria are empty; give search parameters such as identifier=system|value")
@@ -72,7 +79,7 @@ func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, ra
 		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "this store resolves conditional criteria by identifier=system|value only")
 	}
 	// Unknown parameters would silently widen the match: always strict.
-	q, err := search.ParseQuery(typ, params, s.base, true)
+	q, err := s.lim.Search.ParseQuery(typ, params, s.base, true)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 // create handles POST /{type}, and conditional create with If-None-Exist.
 func (s *Server) create(c *gin.Context) {
 	typ := c.Param("type")
-	res, err := readResource(c, typ)
+	res, err := s.readResource(c, typ)
 	if err != nil {
 		s.fail(c, err)
 		return

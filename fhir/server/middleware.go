@@ -71,13 +71,15 @@ func (s *Server) recoverPanic() gin.HandlerFunc {
 	}
 }
 
-// MaxBodyBytes bounds a request body; larger bodies get 413.
+// MaxBodyBytes is the default bound of a request body
+// (Limits.MaxBodyBytes); larger bodies get 413.
 const MaxBodyBytes = 16 << 20
 
 // negotiate picks the response format from _format or Accept (JSON only:
 // XML gets 406) and checks the request body's Content-Type (415 for
-// anything but FHIR JSON or JSON).
-func negotiate() gin.HandlerFunc {
+// anything but FHIR JSON or JSON, or a charset other than UTF-8), and
+// bounds the body at maxBody bytes.
+func negotiate(maxBody int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		format, err := responseFormat(c.Query("_format"), c.GetHeader("Accept"))
 		if err != nil {
@@ -87,7 +89,17 @@ func negotiate() gin.HandlerFunc {
 		}
 		c.Set(ctxFormat, format)
 		if c.Request.ContentLength != 0 && (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut) {
-			if ct := c.GetHeader("Content-Type"); ct != "" && !isJSONMediaType(ct) && !strings.HasSuffix(c.Request.URL.Path, "/_search") {
+			ct := c.GetHeader("Content-Type")
+			if _, params, err := mime.ParseMediaType(ct); err == nil {
+				// JSON is UTF-8 (RFC 8259), and so is a form body here:
+				// another charset would be decoded as UTF-8 and stored
+				// wrong, so it is refused, not guessed at.
+				if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+					failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "unsupported charset %q in Content-Type %q: send the body as UTF-8 (charset=utf-8, or no charset)", cs, ct).WithStatus(http.StatusUnsupportedMediaType))
+					return
+				}
+			}
+			if ct != "" && !isJSONMediaType(ct) && !strings.HasSuffix(c.Request.URL.Path, "/_search") {
 				// A form-encoded POST is accepted only by _search, which
 				// checks its own body; everything else must be JSON.
 				failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "unsupported Content-Type %q: send application/fhir+json or application/json", ct).WithStatus(http.StatusUnsupportedMediaType))
@@ -95,7 +107,7 @@ func negotiate() gin.HandlerFunc {
 			}
 		}
 		if c.Request.Body != nil {
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 		}
 		c.Next()
 	}

@@ -18,7 +18,7 @@ func (s *Server) routes() *gin.Engine {
 	// kapbridge sits behind no proxy it knows of: never trust
 	// X-Forwarded-For when recording a client address.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(requestID(), s.accessLog(), s.recoverPanic(), negotiate(), s.conformanceReady)
+	r.Use(requestID(), s.accessLog(), s.recoverPanic(), checkRequestPath, negotiate(s.lim.MaxBodyBytes), s.admit(), s.conformanceReady)
 
 	r.GET("/metadata", s.capabilities)
 	r.GET("/_history", s.systemHistory) // system history

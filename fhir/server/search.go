@@ -91,7 +91,7 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support search").WithStatus(http.StatusNotImplemented))
 		return
 	}
-	q, err := search.ParseQuery(typ, params, s.base, preferHandling(c) == "strict")
+	q, err := s.lim.Search.ParseQuery(typ, params, s.base, preferHandling(c) == "strict")
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -185,7 +185,7 @@ func preferHandling(c *gin.Context) string { return strings.ToLower(preference(c
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge)
+		return fhir.Errorf(fhir.IssueTooLong, "", "the request body exceeds %s", fhir.LimitText("max-body-bytes", mbe.Limit)).WithStatus(http.StatusRequestEntityTooLarge)
 	}
 	return fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err)
 }

@@ -164,7 +164,7 @@ func shapeResource(v fhir.Version, q *search.Query) json.RawMessage {
 	if keep == nil {
 		return v.JSON
 	}
-	root, err := fhir.ParseJSON(v.JSON, fhir.DefaultLimits)
+	root, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
 	if err != nil {
 		return v.JSON // stored JSON always parses; never lose a resource over it
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// (e.g. the practice record JSON Schema); the server knows nothing
 	// of their content.
 	Documents []Document
+	// Limits bound requests and how many are served at once; the zero
+	// value is DefaultLimits (limits.go).
+	Limits Limits
 }
 
 // Document is a static document served at a fixed path.
@@ -71,6 +74,9 @@ type Server struct {
 
 	conf *conformance // nil without Config.Conformance
 	docs []Document
+
+	lim       Limits // with defaults
+	admission *admission
 }
 
 // New returns the FHIR API as an http.Handler.
@@ -95,6 +101,8 @@ func New(cfg Config) *Server {
 	s.started = s.now().UTC()
 	s.conf = newConformance(cfg.Conformance, s.log)
 	s.docs = cfg.Documents
+	s.lim = cfg.Limits.WithDefaults()
+	s.admission = newAdmission(s.lim)
 	s.engine = s.routes()
 	return s
 }
@@ -157,7 +165,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", c.GetString(ctxRequestID)), slog.Any("cause", fe.Err))
 	}
-	writeJSON(c, status, fhir.OperationOutcome(fe.Issues))
+	writeJSON(c, status, fhir.OperationOutcomeMax(fe.Issues, s.lim.MaxIssues))
 	c.Abort()
 }
 

@@ -98,7 +98,7 @@ func (s *Server) bundle(c *gin.Context) {
 		s.fail(c, fhir.Errorf(fhir.IssueRequired, "", "the request body is empty: POST / takes a batch or transaction Bundle"))
 		return
 	}
-	root, err := fhir.ParseJSON(body, fhir.DefaultLimits)
+	root, err := fhir.ParseJSON(body, s.lim.Resource)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -110,6 +110,13 @@ func (s *Server) bundle(c *gin.Context) {
 	kind := root.GetString("type")
 	if kind != "batch" && kind != "transaction" {
 		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "Bundle.type", "Bundle.type %q cannot be processed at POST /: send a batch or a transaction", kind))
+		return
+	}
+	if n := len(arrayOf(root.Get("entry"))); n > s.lim.MaxBundleEntries {
+		// Refused before any entry is looked at: a batch's entries each
+		// cost a store round trip, and all their answers are held at once.
+		s.fail(c, fhir.Errorf(fhir.IssueTooLong, "Bundle.entry", "the %s has %d entries, more than %s: send it in several Bundles", kind, n,
+			fhir.LimitText("max-bundle-entries", int64(s.lim.MaxBundleEntries))).WithStatus(http.StatusRequestEntityTooLarge))
 		return
 	}
 	entries, err := s.parseBundle(root, kind == "transaction")
@@ -800,7 +807,7 @@ func (s *Server) respondBundle(c *gin.Context, kind string, entries []*bundleEnt
 		re := &out.Entry[i]
 		switch {
 		case e.err != nil:
-			re.Response = &txEntryResponse{Status: statusLine(fhir.StatusOf(e.err)), Outcome: fhir.OperationOutcome(e.err.Issues)}
+			re.Response = &txEntryResponse{Status: statusLine(fhir.StatusOf(e.err)), Outcome: fhir.OperationOutcomeMax(e.err.Issues, s.lim.MaxIssues)}
 		case e.got != nil:
 			re.Response, re.Resource = e.got, e.gotRes
 		default:

@@ -21,7 +21,7 @@ func (s *Server) update(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	res, err := readResource(c, typ)
+	res, err := s.readResource(c, typ)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -63,7 +63,7 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	res, err := readResource(c, typ)
+	res, err := s.readResource(c, typ)
 	if err != nil {
 		s.fail(c, err)
 		return

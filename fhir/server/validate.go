@@ -1,8 +1,6 @@
 package server
 
 import (
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -28,17 +26,12 @@ func (s *Server) typeOperation(c *gin.Context) {
 // "resource" parameter.
 func (s *Server) validate(c *gin.Context) {
 	typ := c.Param("type")
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(c, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge))
-			return
-		}
-		s.fail(c, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err))
+		s.fail(c, err)
 		return
 	}
-	issues, err := validationIssues(typ, body)
+	issues, err := validationIssues(typ, body, s.lim.Resource)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -47,14 +40,14 @@ func (s *Server) validate(c *gin.Context) {
 		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
 			Diagnostics: "the " + typ + " is valid against the base FHIR R4 definitions"}}
 	}
-	writeJSON(c, http.StatusOK, fhir.OperationOutcome(issues))
+	writeJSON(c, http.StatusOK, fhir.OperationOutcomeMax(issues, s.lim.MaxIssues))
 }
 
 // validationIssues parses and validates body as a typ (directly or inside
 // a Parameters) and returns every problem. The error is for a request
 // that cannot be validated at all (an unsupported parameter).
-func validationIssues(typ string, body []byte) ([]fhir.Issue, error) {
-	res, got, err := fhir.ParseResource(body)
+func validationIssues(typ string, body []byte, lim fhir.Limits) ([]fhir.Issue, error) {
+	res, got, err := lim.ParseResource(body)
 	if err != nil {
 		fe := fhir.AsError(err)
 		if fe.Status == http.StatusRequestEntityTooLarge {

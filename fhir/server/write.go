@@ -28,7 +28,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // readResource reads and validates the request body as a resource of type
 // typ.
-func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
+func (s *Server) readResource(c *gin.Context, typ string) (*fhir.Value, error) {
 	body, err := readBody(c)
 	if err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
 	if len(body) == 0 {
 		return nil, fhir.Errorf(fhir.IssueRequired, "", "the request body is empty: a %s resource is required", typ)
 	}
-	res, got, err := fhir.ParseResource(body)
+	res, got, err := s.lim.Resource.ParseResource(body)
 	if err != nil {
 		return nil, err
 	}
@@ -50,11 +50,7 @@ func readResource(c *gin.Context, typ string) (*fhir.Value, error) {
 func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fhir.Errorf(fhir.IssueTooLong, "", "request body exceeds %d bytes", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge)
-		}
-		return nil, fhir.Errorf(fhir.IssueStructure, "", "could not read the request body").Wrap(err)
+		return nil, bodyError(err)
 	}
 	return body, nil
 }

@@ -52,7 +52,7 @@ func Unchanged(cur fhir.Version, res *fhir.Value) bool {
 	if cur.Deleted || len(cur.JSON) == 0 {
 		return false
 	}
-	old, err := fhir.ParseJSON(cur.JSON, fhir.DefaultLimits)
+	old, err := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
 	if err != nil {
 		return false
 	}

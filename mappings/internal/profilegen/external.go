@@ -45,7 +45,7 @@ func writeExternal(core, uscore, out string) error {
 		if err != nil {
 			return err
 		}
-		sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 64 << 20})
+		sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 64 << 20, MaxArrayElements: -1, MaxNodes: -1})
 		if err != nil {
 			return fmt.Errorf("%s: %w", x.name, err)
 		}

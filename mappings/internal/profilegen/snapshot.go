@@ -26,7 +26,7 @@ func (s *snapshotter) base(typ string) (*fhir.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 64 << 20})
+	sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 64 << 20, MaxArrayElements: -1, MaxNodes: -1})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", typ, err)
 	}

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
+)
+
+// Limits bound what one request may ask of the FHIR API and how much it
+// serves at once. A zero field means its DefaultLimits value. Each limit
+// is named (in its comment) as the kapbridge serve flag that sets it; the
+// environment variable is KAPBRIDGE_ and the name in capitals with
+// underscores, and every error over a limit names it (fhir.LimitText).
+type Limits struct {
+	// MaxBodyBytes bounds a request body (max-body-bytes): 413.
+	MaxBodyBytes int64
+	// MaxHeaderBytes bounds the request line and headers
+	// (max-header-bytes). net/http enforces it (serve sets
+	// http.Server.MaxHeaderBytes from it) with a 431 that Listener turns
+	// into an OperationOutcome naming it.
+	MaxHeaderBytes int
+	// MaxBundleEntries bounds the entries of a batch or transaction
+	// (max-bundle-entries): 413 before any entry is processed.
+	MaxBundleEntries int
+	// MaxIssues bounds the issues one OperationOutcome lists (max-issues);
+	// the last one listed then says how many more there were. One
+	// resource's validation keeps at most 1,000.
+	MaxIssues int
+	// MaxInFlight bounds the requests the API serves at once
+	// (max-in-flight).
+	MaxInFlight int
+	// BodyBudgetBytes bounds the bytes of request bodies being read and
+	// processed at once (body-budget-bytes): a request reserves its
+	// Content-Length, or MaxBodyBytes when it does not say, until it is
+	// answered. It is at least MaxBodyBytes.
+	BodyBudgetBytes int64
+	// QueueWait is how long a request waits for a place among
+	// MaxInFlight, or for its share of BodyBudgetBytes, before it is
+	// answered 503 with Retry-After (queue-wait).
+	QueueWait time.Duration
+	// Resource bounds a resource or Bundle body as it is parsed
+	// (max-array-elements, max-nodes); its MaxBytes is MaxBodyBytes.
+	Resource fhir.Limits
+	// Search bounds one search, and the criteria of conditional
+	// interactions (max-search-params, max-search-values,
+	// max-search-total-values, max-sort-keys, max-includes,
+	// max-search-chains).
+	Search search.Limits
+}
+
+// DefaultLimits, and why each is what it is:
+//
+//   - MaxBodyBytes 16 MiB: FHIR bodies of a gateway are small (the
+//     largest official example is 2.5 MB); Binary uploads fit.
+//   - MaxHeaderBytes 64 KiB: a GET of the largest search the search limits
+//     allow (300 values) is a few KiB; bearer tokens fit many times over.
+//     net/http's 1 MiB default would let every in-flight request pin
+//     a megabyte before any other limit applies.
+//   - MaxBundleEntries 2,000: twice the 1,000-entry transaction the API is
+//     sized for (BENCHMARKS.md: 181 ms). A batch of 100,000 GET entries
+//     ran 155 s and took 2.5 GB before this limit.
+//   - MaxIssues 100: enough to fix a resource in one round.
+//   - MaxInFlight 256: eight times the 32 clients of the throughput
+//     benchmarks. Past it a request would only wait for the store (one
+//     SQLite writer, a PostgreSQL pool); a prompt 503 with Retry-After
+//     tells a client to back off instead of timing it out.
+//   - BodyBudgetBytes 64 MiB: four bodies of the maximum size at once. A
+//     body costs about five times its size while parsed, validated and
+//     stored (BENCHMARKS.md: 8 concurrent 16 MiB bodies took 479 MB
+//     before this budget), so bodies take at most ~400 MB together.
+//   - QueueWait 2 s: long enough for a queued body to see one of four
+//     16 MiB bodies ahead of it finish (about 0.5 s each), short enough
+//     that a client sees a 503 long before its own timeout.
+//   - Resource: fhir.DefaultLimits; Search: search.DefaultLimits.
+var DefaultLimits = Limits{
+	MaxBodyBytes:     MaxBodyBytes,
+	MaxHeaderBytes:   64 << 10,
+	MaxBundleEntries: 2000,
+	MaxIssues:        fhir.DefaultMaxIssues,
+	MaxInFlight:      256,
+	BodyBudgetBytes:  64 << 20,
+	QueueWait:        2 * time.Second,
+	Resource:         fhir.DefaultLimits,
+	Search:           search.DefaultLimits,
+}
+
+// WithDefaults returns l with every zero field set to its DefaultLimits
+// value (Resource and Search field by field), BodyBudgetBytes raised to
+// MaxBodyBytes if below it, and Resource.MaxBytes set to MaxBodyBytes.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxBundleEntries <= 0 {
+		l.MaxBundleEntries = d.MaxBundleEntries
+	}
+	if l.MaxIssues <= 0 {
+		l.MaxIssues = d.MaxIssues
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = d.MaxInFlight
+	}
+	if l.BodyBudgetBytes <= 0 {
+		l.BodyBudgetBytes = d.BodyBudgetBytes
+	}
+	l.BodyBudgetBytes = max(l.BodyBudgetBytes, l.MaxBodyBytes)
+	if l.QueueWait <= 0 {
+		l.QueueWait = d.QueueWait
+	}
+	if l.Resource.MaxArrayElements == 0 {
+		l.Resource.MaxArrayElements = d.Resource.MaxArrayElements
+	}
+	if l.Resource.MaxNodes == 0 {
+		l.Resource.MaxNodes = d.Resource.MaxNodes
+	}
+	l.Resource.MaxBytes = int(l.MaxBodyBytes)
+	return l
+}
+
+// ---- admission: in-flight requests and the body budget ----
+
+// admission holds the two semaphores every request passes.
+type admission struct {
+	inFlight *semaphore.Weighted
+	budget   *semaphore.Weighted
+}
+
+func newAdmission(l Limits) *admission {
+	return &admission{inFlight: semaphore.NewWeighted(int64(l.MaxInFlight)), budget: semaphore.NewWeighted(l.BodyBudgetBytes)}
+}
+
+// admittedKey marks a request context already admitted: a Bundle's GET
+// entries run through the router again inside their Bundle's admission,
+// and must not queue behind it.
+type admittedKey struct{}
+
+// admit lets a request in when there is room among MaxInFlight and in the
+// body budget for its body, waiting up to QueueWait; otherwise it answers
+// 503 with Retry-After, naming the limit. A body declared over
+// MaxBodyBytes is refused (413) before it is read.
+func (s *Server) admit() gin.HandlerFunc {
+	retryAfter := strconv.Itoa(max(1, int(s.lim.QueueWait.Round(time.Second)/time.Second)))
+	return func(c *gin.Context) {
+		r := c.Request
+		if r.Context().Value(admittedKey{}) != nil {
+			c.Next()
+			return
+		}
+		if r.ContentLength > s.lim.MaxBodyBytes {
+			s.fail(c, fhir.Errorf(fhir.IssueTooLong, "", "the request body of %d bytes exceeds %s", r.ContentLength,
+				fhir.LimitText("max-body-bytes", s.lim.MaxBodyBytes)).WithStatus(http.StatusRequestEntityTooLarge))
+			return
+		}
+		busy := func(format string, args ...any) {
+			// Not s.fail, which logs every 5xx as a failure: shedding load
+			// is the server working as configured, and an overloaded
+			// server should not also write an error line per request
+			// (the access log has the 503).
+			c.Header("Retry-After", retryAfter)
+			failStatic(c, fhir.Errorf(fhir.IssueTransient, "", format, args...).WithStatus(http.StatusServiceUnavailable))
+		}
+		wait, cancel := context.WithTimeout(r.Context(), s.lim.QueueWait)
+		defer cancel()
+		if err := s.admission.inFlight.Acquire(wait, 1); err != nil {
+			busy("the server is busy: it serves at most %d requests at once (%s), and none finished within %s; retry after %s s",
+				s.lim.MaxInFlight, fhir.LimitText("max-in-flight", int64(s.lim.MaxInFlight)), s.lim.QueueWait, retryAfter)
+			return
+		}
+		defer s.admission.inFlight.Release(1)
+		if n := bodyWeight(r, s.lim.MaxBodyBytes); n > 0 {
+			if err := s.admission.budget.Acquire(wait, n); err != nil {
+				busy("the server is busy reading other request bodies: this one (%d bytes reserved: its Content-Length, or max-body-bytes without one) did not fit within %s of %s; retry after %s s",
+					n, s.lim.QueueWait, fhir.LimitText("body-budget-bytes", s.lim.BodyBudgetBytes), retryAfter)
+				return
+			}
+			defer s.admission.budget.Release(n)
+		}
+		c.Request = r.WithContext(context.WithValue(r.Context(), admittedKey{}, true))
+		c.Next()
+	}
+}
+
+// bodyWeight is what a request's body reserves of the budget: its
+// Content-Length, or the most a body may be when it is sent without one.
+func bodyWeight(r *http.Request, maxBody int64) int64 {
+	switch {
+	case r.ContentLength > 0:
+		return r.ContentLength
+	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+		return maxBody
+	}
+	return 0
+}
+
+// ---- the request line ----
+
+// checkRequestPath refuses a path the router would otherwise have to
+// guess at: one with an empty, "." or ".." segment (404: there is no FHIR
+// interaction there, and the API does not clean paths or redirect), or
+// holding U+0000 (400: no FHIR id or type can, and PostgreSQL text cannot
+// hold it).
+func checkRequestPath(c *gin.Context) {
+	p := c.Request.URL.Path
+	if strings.IndexByte(p, 0) >= 0 {
+		failStatic(c, fhir.Errorf(fhir.IssueInvalid, "", "the request path %q holds U+0000 (NUL, %%00), which no FHIR type or id can", p))
+		return
+	}
+	if p == "/" {
+		return
+	}
+	for _, seg := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			failStatic(c, fhir.Errorf(fhir.IssueNotFound, "", "no FHIR interaction at %s %s: the path has an empty, \".\" or \"..\" segment (paths are taken as sent, never cleaned or redirected)", c.Request.Method, p))
+			return
+		}
+	}
+}
