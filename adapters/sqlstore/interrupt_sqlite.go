@@ -1,5 +1,7 @@
 package sqlstore
 
+import "strings"
+
 // How an SQLite search stops when its context ends.
 //
 // modernc.org/sqlite (v1.62) interrupts a statement (sqlite3_interrupt,
@@ -38,7 +40,12 @@ package sqlstore
 // the batch survives.
 
 // materialized wraps a SELECT so that SQLite computes all its rows in the
-// first step, where the driver can interrupt it (see above).
+// first step, where the driver can interrupt it (see above). A count (an
+// aggregate without GROUP BY) does that already: its one row comes after
+// all the work.
 func materialized(q string) string {
+	if strings.HasPrefix(q, "SELECT count(*) FROM ") {
+		return q
+	}
 	return "WITH kb_q AS MATERIALIZED (" + q + ") SELECT * FROM kb_q"
 }
