@@ -179,6 +179,7 @@ func TestSQLiteTxSearchInterruptKeepsBatch(t *testing.T) {
 	if searchTook > limit+time.Second {
 		t.Errorf("the in-transaction search stopped %s after it began, want about %s", searchTook, limit)
 	}
+	t.Logf("in-transaction search stopped %s after it began (limit %s)", searchTook.Round(time.Millisecond), limit)
 	for id, want := range map[string]bool{"before": true, "searcher": false, "after": true} {
 		_, err := st.Read(t.Context(), key(id))
 		if got := err == nil; got != want {
