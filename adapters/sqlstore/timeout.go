@@ -52,13 +52,16 @@ const pgConnectionCheck = "2s"
 // pool:
 //
 //   - cancellation: pgx's default reaction to a context ending is to set a
-//     deadline on the socket and close the connection, which leaves the
-//     backend running its statement until it next writes to the socket
-//     (minutes, or hours for a query that sends nothing until done). The
-//     CancelRequestContextWatcherHandler sends PostgreSQL a real cancel
-//     request at once instead; the statement ends with SQLSTATE 57014 and
-//     the connection stays usable. If no answer comes within
-//     pgCancelFallback, the socket deadline closes the connection anyway.
+//     deadline on the socket, which fails the read and closes the
+//     connection; in pgx v5.12 its asynchronous close then sends a cancel
+//     request, so the statement does stop, but every cancelled query costs
+//     the pool its connection (a new one must be dialled and
+//     authenticated), and the caller gets the context's error. The
+//     CancelRequestContextWatcherHandler sends PostgreSQL the cancel
+//     request first and keeps the connection: the statement ends with
+//     SQLSTATE 57014 and the connection is reused. If no answer comes
+//     within pgCancelFallback, the socket deadline closes the connection
+//     anyway.
 //   - statement_timeout and idle_in_transaction_session_timeout (unless the
 //     DSN sets them): the backstop for what cancellation cannot reach.
 //   - application_name "kapbridge" unless the DSN names one, so operators
