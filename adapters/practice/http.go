@@ -1,6 +1,7 @@
 package practice
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +32,15 @@ const DefaultMaxBodyBytes = 10 << 20
 // request with the same Idempotency-Key to finish before it gets 409.
 const DefaultIdempotencyWait = 30 * time.Second
 
+// DefaultRequestTimeout bounds one request of the practice API when
+// HTTPConfig.RequestTimeout is zero. Far longer than the FHIR API's 30 s:
+// a request's work is bounded already by its body (DefaultMaxBodyBytes,
+// about 10,000 records, each a few key lookups and one small
+// transaction), and at the rate measured on SQLite (a few hundred records
+// a second) the largest body needs about a minute. The limit is for a
+// store that stops answering, not for a costly request.
+const DefaultRequestTimeout = 5 * time.Minute
+
 // HTTPConfig configures the practice ingestion API. Every field but
 // Applier has a documented default.
 type HTTPConfig struct {
@@ -49,6 +59,11 @@ type HTTPConfig struct {
 	// Logger gets one line per request (ids and status, never bodies:
 	// records are PHI); nil means slog.Default().
 	Logger *slog.Logger
+	// RequestTimeout bounds each request; 0 means DefaultRequestTimeout.
+	// Past it the records not yet applied are not applied, and the answer
+	// is 503 timeout (records before that point are stored; a retry is
+	// safe).
+	RequestTimeout time.Duration
 }
 
 // API serves the practice ingestion API under /practice/.
@@ -58,6 +73,7 @@ type API struct {
 	idem    IdempotencyStore
 	maxBody int64
 	wait    time.Duration
+	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
 	schema  []byte
@@ -86,6 +102,9 @@ func NewAPI(cfg HTTPConfig) *API {
 	}
 	if a.wait <= 0 {
 		a.wait = DefaultIdempotencyWait
+	}
+	if a.timeout = cfg.RequestTimeout; a.timeout <= 0 {
+		a.timeout = DefaultRequestTimeout
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -125,7 +144,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	a.mux.ServeHTTP(sw, r)
+	// The request's store calls stop when its time is up (or its client
+	// goes away: net/http cancels r's context then).
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	a.mux.ServeHTTP(sw, r.WithContext(ctx))
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "practice request",
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
@@ -185,6 +208,7 @@ const (
 	codeIdempotencyReused  = "idempotency_key_reused"
 	codeIdempotencyPending = "idempotency_key_in_use"
 	codeStorage            = "storage_failure"
+	codeTimeout            = "timeout"
 )
 
 // codeStatus is the one table from error code to HTTP status.
@@ -201,6 +225,7 @@ var codeStatus = map[string]int{
 	codeIdempotencyReused:  http.StatusUnprocessableEntity,
 	codeIdempotencyPending: http.StatusConflict,
 	codeStorage:            http.StatusInternalServerError,
+	codeTimeout:            http.StatusServiceUnavailable,
 }
 
 // apiError is the API's one error type. Message is for the practice's

@@ -92,7 +92,13 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var ae *apiError
-		if !errors.As(err, &ae) {
+		if ctx.Err() != nil && !errors.As(err, &ae) {
+			// 503: unlike a costly FHIR search, a retry makes progress
+			// (the records applied already come back unchanged).
+			a.log.WarnContext(ctx, "practice ingestion stopped", "request_id", w.Header().Get("X-Request-Id"), "error", err)
+			ae = &apiError{Code: codeTimeout, Message: "the request ran past its time limit of " + a.timeout.String() +
+				" (or its client went away) and was stopped; records before that point may be written. Retrying the request is safe: a record applied twice is unchanged. Send fewer records per request"}
+		} else if !errors.As(err, &ae) {
 			a.log.ErrorContext(ctx, "practice ingestion failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 			ae = &apiError{Code: codeStorage, Message: "the store failed; records before the failure may be written. Retrying the request is safe: a record applied twice is unchanged (request id " + w.Header().Get("X-Request-Id") + ")"}
 		}

@@ -23,8 +23,9 @@ const maxAttempts = 20
 type Option func(*options)
 
 type options struct {
-	now      func() time.Time
-	maxBatch int
+	now              func() time.Time
+	maxBatch         int
+	statementTimeout time.Duration // PostgreSQL; see WithStatementTimeout
 }
 
 // WithClock sets the clock used to fill a zero Version.LastUpdated or
@@ -49,6 +50,9 @@ func buildOptions(opts []Option) options {
 	}
 	if o.maxBatch < 1 {
 		o.maxBatch = 1
+	}
+	if o.statementTimeout == 0 {
+		o.statementTimeout = DefaultStatementTimeout
 	}
 	return o
 }

@@ -55,6 +55,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (fhir.Store, 
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
+	configurePostgres(cfg, o)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: connect PostgreSQL: %w", err)
@@ -77,6 +78,12 @@ func (s *pgStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlstore: connect PostgreSQL: %w", err)
 	}
 	defer c.Release()
+	// A migration (and the wait for another replica's) may take longer
+	// than the statement timeout meant for requests.
+	if _, err := c.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	defer c.Exec(context.WithoutCancel(ctx), "RESET statement_timeout")
 	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", pgMigrateLock); err != nil {
 		return fmt.Errorf("sqlstore: migrate: lock: %w", err)
 	}

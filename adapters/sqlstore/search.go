@@ -340,6 +340,9 @@ func (e *engine) includes(ctx context.Context, tenant string, q *search.Query, s
 	var out []fhir.Version
 	frontier := matches
 	for depth := 0; depth < maxIncludeDepth && len(frontier) > 0; depth++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err // each level is more queries: stop between them
+		}
 		byType := map[string][]string{}
 		for _, v := range frontier {
 			byType[v.Type] = append(byType[v.Type], v.ID)

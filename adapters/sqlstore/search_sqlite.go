@@ -38,7 +38,8 @@ type sqliteSearchStmts struct {
 // prepared per call.
 const maxCachedStmts = 512
 
-// readQuery runs q on the read pool through a cached prepared statement.
+// readQuery runs q on the read pool through a cached prepared statement,
+// materialized so that ctx can stop it (interrupt_sqlite.go).
 func (s *sqliteStore) readQuery(ctx context.Context, q string, args ...any) (rows, error) {
 	ws := &s.ws
 	ws.cacheMu.Lock()
@@ -46,7 +47,7 @@ func (s *sqliteStore) readQuery(ctx context.Context, q string, args ...any) (row
 	ws.cacheMu.Unlock()
 	if st == nil {
 		var err error
-		if st, err = s.rdb.PrepareContext(ctx, q); err != nil {
+		if st, err = s.rdb.PrepareContext(ctx, materialized(q)); err != nil {
 			return nil, err
 		}
 		ws.cacheMu.Lock()
@@ -62,7 +63,7 @@ func (s *sqliteStore) readQuery(ctx context.Context, q string, args ...any) (row
 		default:
 			ws.cacheMu.Unlock()
 			st.Close() // the cache is full: run this shape unprepared
-			rs, err := s.rdb.QueryContext(ctx, q, args...)
+			rs, err := s.rdb.QueryContext(ctx, materialized(q), args...)
 			if err != nil {
 				return nil, err
 			}
@@ -259,17 +260,18 @@ func (tx *sqliteTx) Search(ctx context.Context, tenant string, q *search.Query, 
 		return search.Result{Total: -1}, err
 	}
 	e := &engine{
-		query: func(_ context.Context, q string, args ...any) (rows, error) {
-			// Background: cancelling a statement on the writer connection
-			// would roll back the whole batch.
-			rs, err := w.wconn.QueryContext(context.Background(), q, args...)
+		query: func(ctx context.Context, q string, args ...any) (rows, error) {
+			// The caller's ctx, unlike every write on this connection: an
+			// interrupted read-only statement does not roll back the
+			// batch (interrupt_sqlite.go).
+			rs, err := w.wconn.QueryContext(ctx, materialized(q), args...)
 			if err != nil {
 				return nil, err
 			}
 			return sqlRows{rs}, nil
 		},
-		fetch: func(_ context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
-			return sqliteFetch(context.Background(), w.ws.vreadWriter, tenant, keys)
+		fetch: func(ctx context.Context, tenant string, keys []verKey) ([]fhir.Version, error) {
+			return sqliteFetch(ctx, w.ws.vreadWriter, tenant, keys)
 		},
 		now:   w.opts.now,
 		probe: true,

@@ -39,6 +39,8 @@ type serveConfig struct {
 	// Limits bound the FHIR API's requests (one flag each, named as the
 	// limit; 0 means the default).
 	Limits server.Limits
+	// RequestTimeout bounds each FHIR API request (server.Config).
+	RequestTimeout time.Duration
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -63,6 +65,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
+	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
+		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
+			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -74,6 +79,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if fs.NArg() > 0 {
 		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if d, err := time.ParseDuration(*requestTimeout); err == nil && d > 0 {
+		cfg.RequestTimeout = d
+	} else {
+		return cfg, usageError{fmt.Sprintf("-request-timeout %q: want a positive duration such as 30s or 2m", *requestTimeout)}
 	}
 	switch *logFormat {
 	case "json":
@@ -194,7 +204,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, cfg.Store)
+	store, err := sqlstore.Open(ctx, cfg.Store, sqlstore.WithStatementTimeout(cfg.RequestTimeout+statementTimeoutMargin))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -207,7 +217,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	lim := cfg.Limits.WithDefaults()
-	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(),
+	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(), RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
@@ -278,6 +288,12 @@ func hasDotOrEmptySegment(p string) bool {
 	}
 	return false
 }
+
+// statementTimeoutMargin puts PostgreSQL's statement_timeout a little
+// above the request time limit: a request ends by its own deadline, which
+// cancels its query; the server-side timeout is the backstop for a query
+// the gateway could not cancel (it was killed, the network went away).
+const statementTimeoutMargin = 5 * time.Second
 
 // storeKind names the store for the log without its credentials.
 func storeKind(dsn string) string {

@@ -19,6 +19,7 @@ func (s *Server) routes() *gin.Engine {
 	// X-Forwarded-For when recording a client address.
 	_ = r.SetTrustedProxies(nil)
 	r.Use(requestID(), s.accessLog(), s.recoverPanic(), checkRequestPath, negotiate(s.lim.MaxBodyBytes), s.admit(), s.conformanceReady)
+	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
 	r.GET("/metadata", s.capabilities)
 	r.GET("/_history", s.systemHistory) // system history

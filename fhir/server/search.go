@@ -153,6 +153,10 @@ func (s *Server) everything(c *gin.Context, id string) {
 		if typ == "Patient" {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			s.fail(c, err) // one search per type: stop between them
+			return
+		}
 		q := &search.Query{Type: typ, Count: 1000, Hide: aud.Hidden(), Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
 		var cur *search.Cursor
 		for {

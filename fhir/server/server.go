@@ -49,6 +49,10 @@ type Config struct {
 	// Limits bound requests and how many are served at once; the zero
 	// value is DefaultLimits (limits.go).
 	Limits Limits
+	// RequestTimeout bounds each request (deadline.go); zero means
+	// DefaultRequestTimeout (30 s). A request past it is stopped, its
+	// store queries cancelled, and answered 403 too-costly.
+	RequestTimeout time.Duration
 }
 
 // Document is a static document served at a fixed path.
@@ -77,6 +81,7 @@ type Server struct {
 
 	lim       Limits // with defaults
 	admission *admission
+	timeout time.Duration // Config.RequestTimeout, defaulted
 }
 
 // New returns the FHIR API as an http.Handler.
@@ -97,6 +102,10 @@ func New(cfg Config) *Server {
 	}
 	if s.version == "" {
 		s.version = "dev"
+	}
+	s.timeout = cfg.RequestTimeout
+	if s.timeout <= 0 {
+		s.timeout = DefaultRequestTimeout
 	}
 	s.started = s.now().UTC()
 	s.conf = newConformance(cfg.Conformance, s.log)
@@ -159,6 +168,10 @@ func writeJSON(c *gin.Context, status int, body []byte) {
 // fail answers err as an OperationOutcome with the status its code maps
 // to. Causes of 5xx errors are logged, never sent.
 func (s *Server) fail(c *gin.Context, err error) {
+	if te := s.timeoutError(c.Request.Context(), err); te != nil {
+		s.logTimeout(c, te)
+		err = te
+	}
 	fe := fhir.AsError(err)
 	status := fhir.StatusOf(fe)
 	if status >= 500 {

@@ -708,7 +708,7 @@ func (s *Server) batch(c *gin.Context, entries []*bundleEntryReq) {
 			return s.writeEntry(ctx, tx, e, aud)
 		})
 		if err != nil {
-			e.err = entryError(e, err, "")
+			e.err = entryError(e, s.entryTimeout(ctx, err), "")
 			if e.err.Status >= 500 {
 				s.logEntryFailure(c, e)
 			}
@@ -751,6 +751,11 @@ func (s *Server) logEntryFailure(c *gin.Context, e *bundleEntryReq) {
 func (s *Server) runGets(c *gin.Context, entries []*bundleEntryReq) {
 	for _, e := range entries {
 		if e.err != nil || (e.method != http.MethodGet && e.method != http.MethodHead) {
+			continue
+		}
+		if err := c.Request.Context().Err(); err != nil {
+			// Out of time: the rest are answered without running.
+			e.err = entryError(e, s.entryTimeout(c.Request.Context(), err), "")
 			continue
 		}
 		target := "/" + e.path
