@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -40,7 +36,7 @@ func TestPrivacyTable(t *testing.T) {
 		"sqlite": func(t *testing.T) string { return filepath.Join(t.TempDir(), "kap.db") },
 	}
 	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
-		stores["postgres"] = func(t *testing.T) string { return pgSchemaStore(t, dsn, "kbpriv_") }
+		stores["postgres"] = func(t *testing.T) string { return freshPostgresStore(t, dsn) }
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half is skipped (.ci/run sets it)")
 	}
@@ -392,37 +388,4 @@ func (g *gatewayProc) postNDJSON(t *testing.T, records []byte) {
 	if !bytes.Contains(a.body, []byte(`"pending":0,"rejected":0`)) {
 		t.Fatalf("practice API did not map every record: %s", a.body)
 	}
-}
-
-// pgSchemaStore creates a fresh schema on the PostgreSQL server at dsn,
-// dropped when t ends, and returns a store DSN using it.
-func pgSchemaStore(t *testing.T, dsn, prefix string) string {
-	t.Helper()
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := prefix + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
