@@ -29,12 +29,12 @@ const (
 // dtv is a FHIRPath Date, DateTime or Time with the precision it was
 // written with. A Time uses only the clock fields.
 type dtv struct {
-	kind                  dtKind
-	prec                  uint8
+	kind                   dtKind
+	prec                   uint8
 	y, mo, d, h, mi, s, ms int
-	tz                    bool // a time zone was given
-	tzMin                 int  // its offset east of UTC, in minutes
-	zulu                  bool // it was written Z
+	tz                     bool // a time zone was given
+	tzMin                  int  // its offset east of UTC, in minutes
+	zulu                   bool // it was written Z
 }
 
 // parseDateLiteral reads what follows @ in a literal.
@@ -301,6 +301,9 @@ func (v dtv) fields() [6]int {
 // years keep the day, clamped to the month's end (FHIRPath: 2012-01-31
 // plus one month is 2012-02-29).
 func (v dtv) addDuration(n int64, unit string) (dtv, bool) {
+	if v.kind == kTime {
+		v.y, v.mo, v.d = 2000, 1, 1 // any day: only the clock is kept
+	}
 	t := v.toTime()
 	switch unit {
 	case "year", "month":

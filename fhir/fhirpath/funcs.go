@@ -213,7 +213,7 @@ func init() {
 		return out
 	})
 	register("ofType", 1, 1, func(c *evalCtx, n *node, in []item, sc *scope) []item {
-		if _, ok := resolveType(n.argType); !ok {
+		if _, ok := resolveType(n.argType); !ok && n.argType.ns == "" {
 			c.fail(Execution, n, "unknown type %s", n.argType)
 		}
 		var out []item
@@ -324,7 +324,7 @@ func init() {
 		// With an input, the criterion and branches see it as $this.
 		s := sc
 		if len(in) == 1 {
-			s = &scope{this: in, total: sc.total, hasTotal: sc.hasTotal}
+			s = &scope{this: in, index: sc.index, hasIndex: sc.hasIndex, total: sc.total, hasTotal: sc.hasTotal}
 		}
 		cond := c.eval(n.args[0], s.this, s)
 		if len(cond) > 1 {
@@ -451,7 +451,8 @@ func (c *evalCtx) sortItems(n *node, in []item, sc *scope) []item {
 			desc = []bool{false}
 		}
 	}
-	cmp := func(a, b []item) int {
+	// Empty keys come first, whichever the direction.
+	cmp := func(a, b []item, desc bool) int {
 		switch {
 		case len(a) == 0 && len(b) == 0:
 			return 0
@@ -459,6 +460,9 @@ func (c *evalCtx) sortItems(n *node, in []item, sc *scope) []item {
 			return -1
 		case len(b) == 0:
 			return 1
+		}
+		if desc {
+			a, b = b, a
 		}
 		r, ok := c.compare(n, c.single(n, a), c.single(n, b))
 		if !ok {
@@ -468,10 +472,7 @@ func (c *evalCtx) sortItems(n *node, in []item, sc *scope) []item {
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		for k := range rows[i].keys {
-			r := cmp(rows[i].keys[k], rows[j].keys[k])
-			if desc[k] {
-				r = -r
-			}
+			r := cmp(rows[i].keys[k], rows[j].keys[k], desc[k])
 			if r != 0 {
 				return r < 0
 			}

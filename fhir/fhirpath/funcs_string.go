@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"html"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -226,8 +227,8 @@ func init() {
 		case "html":
 			return strItems(html.UnescapeString(s))
 		case "json":
-			var out string
-			if err := json.Unmarshal([]byte(`"`+s+`"`), &out); err != nil {
+			out, ok := unescapeJSON(s)
+			if !ok {
 				return nil
 			}
 			return strItems(out)
@@ -235,4 +236,47 @@ func init() {
 		c.fail(Execution, n, "unknown escape %q", a[0])
 		return nil
 	})
+}
+
+// unescapeJSON undoes JSON string escapes; other characters (a bare
+// quote) pass through.
+func unescapeJSON(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 >= len(s) {
+			return "", false
+		}
+		i++
+		switch s[i] {
+		case '"', '\\', '/':
+			b.WriteByte(s[i])
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			if i+5 > len(s) {
+				return "", false
+			}
+			n, err := strconv.ParseUint(s[i+1:i+5], 16, 32)
+			if err != nil {
+				return "", false
+			}
+			b.WriteRune(rune(n))
+			i += 4
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }

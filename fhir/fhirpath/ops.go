@@ -691,6 +691,9 @@ func (c *evalCtx) quantityArith(n *node, x, y quantity) []item {
 		if !v.scaled(v.scale).IsInt() {
 			v = v.round(v.scale)
 		}
+		if n.op == "/" {
+			v = v.trimmed()
+		}
 		return []item{sysItem(quantity{v: v, unit: unitString(d)})}
 	}
 	c.fail(Execution, n, "cannot apply %s to quantities", n.op)
@@ -739,7 +742,7 @@ func (c *evalCtx) addQuantity(n *node, x dtv, q quantity, sub bool) dtv {
 
 // typeOp is "is" and "as" (operators and functions).
 func (c *evalCtx) typeOp(n *node, op string, ts typeSpec, v []item) []item {
-	if _, ok := resolveType(ts); !ok {
+	if _, ok := resolveType(ts); !ok && ts.ns == "" {
 		c.fail(Execution, n, "unknown type %s", ts)
 	}
 	if len(v) == 0 {

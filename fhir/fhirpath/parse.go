@@ -206,15 +206,19 @@ func (p *parser) postfix(n *node) *node {
 }
 
 // identifier reads an identifier, a delimited identifier, or one of the
-// keywords the grammar allows as names (as, contains, in, is).
-func (p *parser) identifier() (string, int, bool) {
+// keywords the grammar allows as names (as, contains, in, is). After a
+// dot any keyword is a name: R4 writes text.`div`, but text.div is what
+// people (and other engines) write, and it cannot mean anything else.
+func (p *parser) identifier() (string, int, bool) { return p.name(false) }
+
+func (p *parser) name(afterDot bool) (string, int, bool) {
 	t := p.tok
 	switch t.kind {
 	case tDelim:
 		p.advance()
 		return t.text, t.pos, true
 	case tIdent:
-		if reserved[t.text] {
+		if reserved[t.text] && !afterDot {
 			return "", t.pos, false
 		}
 		p.advance()
@@ -243,7 +247,7 @@ func (p *parser) invocation(start bool) *node {
 		return &node{kind: nTotal, pos: t.pos}
 	}
 	delimited := p.tok.kind == tDelim
-	name, pos, ok := p.identifier()
+	name, pos, ok := p.name(!start)
 	if !ok {
 		p.failf(pos, "expected a name, found %s", p.describe(p.tok))
 		return &node{kind: nEmpty, pos: pos}

@@ -69,22 +69,22 @@ func derived(factor string, parts ...int8) unitDef {
 }
 
 var ucumAtoms = map[string]unitDef{
-	"m":   {rat("1"), base(dimLength), true},
-	"g":   {rat("1"), base(dimMass), true},
-	"s":   {rat("1"), base(dimTime), true},
-	"mol": {rat("602213670000000000000000"), dims{}, true},
-	"K":   {rat("1"), base(dimTemp), true},
-	"A":   {rat("1"), base(dimCurrent), true},
-	"cd":  {rat("1"), base(dimLuminous), true},
-	"rad": {rat("1"), base(dimAngle), true},
-	"L":   {rat("1/1000"), dims{dimLength: 3}, true},
-	"l":   {rat("1/1000"), dims{dimLength: 3}, true},
-	"min": derived("60", dimTime, 1),
-	"h":   derived("3600", dimTime, 1),
-	"d":   derived("86400", dimTime, 1),
-	"wk":  derived("604800", dimTime, 1),
-	"mo":  derived("2629800", dimTime, 1),  // mean Julian month
-	"a":   derived("31557600", dimTime, 1), // Julian year
+	"m":       {rat("1"), base(dimLength), true},
+	"g":       {rat("1"), base(dimMass), true},
+	"s":       {rat("1"), base(dimTime), true},
+	"mol":     {rat("602213670000000000000000"), dims{}, true},
+	"K":       {rat("1"), base(dimTemp), true},
+	"A":       {rat("1"), base(dimCurrent), true},
+	"cd":      {rat("1"), base(dimLuminous), true},
+	"rad":     {rat("1"), base(dimAngle), true},
+	"L":       {rat("1/1000"), dims{dimLength: 3}, true},
+	"l":       {rat("1/1000"), dims{dimLength: 3}, true},
+	"min":     derived("60", dimTime, 1),
+	"h":       derived("3600", dimTime, 1),
+	"d":       derived("86400", dimTime, 1),
+	"wk":      derived("604800", dimTime, 1),
+	"mo":      derived("2629800", dimTime, 1),  // mean Julian month
+	"a":       derived("31557600", dimTime, 1), // Julian year
 	"[in_i]":  derived("0.0254", dimLength, 1),
 	"[ft_i]":  derived("0.3048", dimLength, 1),
 	"[yd_i]":  derived("0.9144", dimLength, 1),

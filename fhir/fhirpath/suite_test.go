@@ -36,8 +36,10 @@ var notSupported = map[string]string{
 	"testFHIRPathIsFunction9":  "observation-example.json lacks the patient-age extension its XML original has",
 	"testFHIRPathIsFunction10": "observation-example.json lacks the patient-age extension its XML original has",
 	// conformsTo() needs a profile validator (reported as not supported).
-	"testConformsTo1": "conformsTo() needs a profile validator",
-	"testConformsTo2": "conformsTo() needs a profile validator",
+	"testFHIRPathAsFunction14": "valueset-example-expansion.json has version 4.0.1 where its XML original has 20150622",
+	"testFHIRPathAsFunction19": "valueset-example-expansion.json has version 4.0.1 where its XML original has 20150622",
+	"testConformsTo1":          "conformsTo() needs a profile validator",
+	"testConformsTo2":          "conformsTo() needs a profile validator",
 }
 
 type suiteFile struct {
@@ -118,7 +120,10 @@ func (in *inputs) get(name string) (*fhir.Value, error) {
 	if v, ok := in.cache[name]; ok {
 		return v, nil
 	}
-	file := strings.TrimSuffix(name, ".xml") + ".json"
+	file := name
+	if base, ok := strings.CutSuffix(name, ".xml"); ok {
+		file = base + ".json"
+	}
 	raw, err := os.ReadFile(filepath.Join(in.dir, file))
 	if err != nil {
 		return nil, err
@@ -214,6 +219,9 @@ func matchOutput(it Item, typ, text string) string {
 		return fmt.Sprintf("type %s, want %s", it.Type(), typ)
 	}
 	want := strings.TrimPrefix(text, "@")
+	if it.Type() == "System.Time" {
+		want = strings.TrimPrefix(want, "T")
+	}
 	got := it.String()
 	if got == want {
 		return ""

@@ -50,7 +50,9 @@ func (it item) systemType() string {
 
 // isComplex reports whether it is a FHIR element with children (not a
 // primitive, not a System value).
-func (it item) isComplex() bool { return it.tname != "" && it.sv == nil && it.v != nil && it.v.Kind == fhir.KindObject }
+func (it item) isComplex() bool {
+	return it.tname != "" && it.sv == nil && it.v != nil && it.v.Kind == fhir.KindObject
+}
 
 // resourceItem makes the item of a resource.
 func resourceItem(v *fhir.Value) item {
@@ -160,4 +162,3 @@ func appendMember(out []item, o *fhir.Value, name string, el *fhir.Element) []it
 	}
 	return append(out, it)
 }
-
