@@ -66,6 +66,16 @@ func CompileWith(src string, opts Options) (*Expression, error) {
 	if e, ok := cache.Load(k); ok {
 		return e.(*Expression), nil
 	}
+	e, err := compile(src, opts)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := cache.LoadOrStore(k, e)
+	return actual.(*Expression), nil
+}
+
+// compile is CompileWith without the cache.
+func compile(src string, opts Options) (*Expression, error) {
 	root, err := parse(src)
 	if err != nil {
 		return nil, err
@@ -78,9 +88,7 @@ func CompileWith(src string, opts Options) (*Expression, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	e := &Expression{src: src, root: root, opts: opts}
-	actual, _ := cache.LoadOrStore(k, e)
-	return actual.(*Expression), nil
+	return &Expression{src: src, root: root, opts: opts}, nil
 }
 
 // compiler binds functions and type names once, so evaluation never

@@ -91,9 +91,14 @@ type evalCtx struct {
 // evalFailure carries an *Error up through the evaluator's recursion.
 type evalFailure struct{ err *Error }
 
-// maxSteps bounds one evaluation, so repeat() over a cyclic-looking
-// expression or a hostile aggregate cannot run without end.
-const maxSteps = 10_000_000
+// Bounds on one evaluation, so that no expression (repeat() that keeps
+// making new items, combine() nested to double a collection each time,
+// strings doubled by +) can run without end or take all memory.
+const (
+	maxSteps  = 10_000_000
+	maxItems  = 1_000_000 // items in one collection
+	maxString = 1 << 20   // bytes of one computed string (FHIR's own limit)
+)
 
 func (e *Expression) run(in []item, resource *fhir.Value, env *Env) (out Collection, err error) {
 	if env == nil {
@@ -166,6 +171,19 @@ func (c *evalCtx) eval(n *node, in []item, sc *scope) []item {
 	if c.steps > maxSteps {
 		c.fail(Execution, n, "evaluation exceeded %d steps", maxSteps)
 	}
+	out := c.evalNode(n, in, sc)
+	if len(out) > maxItems {
+		c.fail(Execution, n, "a collection of more than %d items", maxItems)
+	}
+	if len(out) == 1 {
+		if s, ok := out[0].sv.(string); ok && len(s) > maxString && out[0].tname == "" {
+			c.fail(Execution, n, "a string of more than %d bytes", maxString)
+		}
+	}
+	return out
+}
+
+func (c *evalCtx) evalNode(n *node, in []item, sc *scope) []item {
 	switch n.kind {
 	case nLiteral:
 		return []item{n.lit}

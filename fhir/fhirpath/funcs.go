@@ -200,6 +200,10 @@ func init() {
 		for len(queue) > 0 {
 			var next []item
 			c.each(n, 0, queue, sc, func(_ int, _ item, res []item) bool {
+				c.steps += len(out)
+				if c.steps > maxSteps || len(out) > maxItems {
+					c.fail(Execution, n, "repeat() does not end")
+				}
 				for _, r := range res {
 					if !containsItem(out, r) {
 						out = append(out, r)

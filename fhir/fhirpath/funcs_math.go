@@ -148,6 +148,9 @@ func init() {
 		ev := value(c.single(n.args[0], e))
 		if x, ok := v.(int64); ok {
 			if y, ok := ev.(int64); ok && y >= 0 {
+				if y > 64 && x != 0 && x != 1 && x != -1 {
+					return nil // beyond any Integer
+				}
 				r := new(big.Int).Exp(big.NewInt(x), big.NewInt(y), nil)
 				return intOrEmpty(r)
 			}
@@ -161,6 +164,9 @@ func init() {
 			r := new(big.Rat).SetInt64(1)
 			for i := int64(0); i < y; i++ {
 				r.Mul(r, base.r)
+				if r.Num().BitLen()+r.Denom().BitLen() > maxDecBits {
+					return nil // beyond any Decimal
+				}
 			}
 			return []item{sysItem(dec{r: r, scale: min(base.scale*int(y), maxScale)})}
 		}

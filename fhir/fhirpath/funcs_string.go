@@ -49,6 +49,13 @@ func (c *evalCtx) regex(n *node, pattern string) *regexp.Regexp {
 
 func strItems(s string) []item { return []item{sysItem(s)} }
 
+// checkLen refuses to build a string longer than maxString.
+func (c *evalCtx) checkLen(n *node, size float64) {
+	if size > maxString {
+		c.fail(Execution, n, "%s() would make a string of more than %d bytes", n.name, maxString)
+	}
+}
+
 func init() {
 	// stringFn registers a function of a string input and string arguments;
 	// any empty argument makes the answer empty.
@@ -125,6 +132,11 @@ func init() {
 		return strItems(strings.ToLower(s))
 	})
 	stringFn("replace", 2, func(c *evalCtx, n *node, s string, a []string) []item {
+		count := utf8.RuneCountInString(s) + 1
+		if a[0] != "" {
+			count = strings.Count(s, a[0])
+		}
+		c.checkLen(n, float64(len(s))+float64(count)*float64(len(a[1])))
 		return strItems(strings.ReplaceAll(s, a[0], a[1]))
 	})
 	stringFn("matches", 1, func(c *evalCtx, n *node, s string, a []string) []item {
@@ -137,6 +149,10 @@ func init() {
 		if a[0] == "" {
 			return strItems(s)
 		}
+		// At most len(s)+1 matches, each giving the replacement with each
+		// group reference ($1) expanded to at most len(s) bytes.
+		ls, lr := float64(len(s)), float64(len(a[1]))
+		c.checkLen(n, ls+(ls+1)*lr*(1+float64(strings.Count(a[1], "$"))*ls))
 		return strItems(c.regex(n, a[0]).ReplaceAllString(s, a[1]))
 	})
 	stringFn("length", 0, func(c *evalCtx, n *node, s string, a []string) []item {
@@ -169,12 +185,15 @@ func init() {
 			sep = s
 		}
 		parts := make([]string, 0, len(in))
+		size := 0
 		for _, it := range in {
 			s, ok := value(it).(string)
 			if !ok {
 				c.fail(Execution, n, "join() needs strings, got %s", it.systemTypeOf())
 			}
 			parts = append(parts, s)
+			size += len(s) + len(sep)
+			c.checkLen(n, float64(size))
 		}
 		return strItems(strings.Join(parts, sep))
 	})

@@ -617,7 +617,28 @@ func (c *evalCtx) intArith(n *node, x, y int64) []item {
 	return []item{sysItem(r)}
 }
 
+// maxDecBits bounds the size of a computed decimal (about 4,900 digits,
+// far past FHIR's 28): chained products would otherwise grow without end.
+const maxDecBits = 1 << 14
+
+func (c *evalCtx) checkDec(n *node, d dec) dec {
+	if d.r.Num().BitLen()+d.r.Denom().BitLen() > maxDecBits {
+		c.fail(Execution, n, "decimal out of range")
+	}
+	return d
+}
+
 func (c *evalCtx) decArith(n *node, x, y dec) []item {
+	out := c.decArith1(n, x, y)
+	if len(out) == 1 {
+		if d, ok := out[0].sv.(dec); ok {
+			c.checkDec(n, d)
+		}
+	}
+	return out
+}
+
+func (c *evalCtx) decArith1(n *node, x, y dec) []item {
 	switch n.op {
 	case "+":
 		return []item{sysItem(x.add(y))}
@@ -687,7 +708,7 @@ func (c *evalCtx) quantityArith(n *node, x, y quantity) []item {
 			}
 			scale = quoScale
 		}
-		v := dec{r: r, scale: min(scale, maxScale)}
+		v := c.checkDec(n, dec{r: r, scale: min(scale, maxScale)})
 		if !v.scaled(v.scale).IsInt() {
 			v = v.round(v.scale)
 		}

@@ -247,6 +247,9 @@ func (p *unitParser) component() (canonical, bool) {
 		if p.i < len(p.s) && p.s[p.i] == '{' && !p.annotation() {
 			return canonical{}, false
 		}
+		if f.Sign() == 0 {
+			return canonical{}, false // '0' is no unit, and would divide by zero
+		}
 		return canonical{factor: f}, true
 	}
 	j := p.i
