@@ -136,6 +136,7 @@ func TestEvaluate(t *testing.T) {
 		{nil, "@2014 < @2014-06", "[]"},
 		{nil, "@2014-01 < @2014-06-01", "[System.Boolean true]"},
 		// variables
+		{nil, "'\\uD83D\\uDE00 \\u00e9'.length()", "[System.Integer 3]"},
 		{nil, "%ucum", "[System.String http://unitsofmeasure.org]"},
 		{nil, "%`vs-administrative-gender`", "[System.String http://hl7.org/fhir/ValueSet/administrative-gender]"},
 	}
@@ -150,6 +151,41 @@ func TestEvaluate(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s\n\tgot  %s\n\twant %s", tt.expr, got, tt.want)
+		}
+	}
+}
+
+// TestSuiteGaps covers, on resources written here, what the suite's tests
+// with missing or differing inputs check (see notSupported).
+func TestSuiteGaps(t *testing.T) {
+	obs := mustParse(t, `{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+	  "extension": [{"url": "http://example.com/fhir/StructureDefinition/patient-age",
+	    "valueAge": {"value": 41, "system": "http://unitsofmeasure.org", "code": "a"}}]}`)
+	params := mustParse(t, `{"resourceType": "Parameters", "parameter": [
+	  {"name": "a", "valueString": "x"}, {"name": "b", "valueInteger": 5},
+	  {"name": "c", "valueUuid": "urn:uuid:0e2a5a3e-6a83-4b4e-9e6f-3b5a1f2c3d4e"}, {"name": "d", "valueDecimal": 1.5}]}`)
+	period := mustParse(t, `{"resourceType": "Patient", "identifier": [
+	  {"period": {"start": "2010-01-01T10:00:00+10:00", "end": "2010-01-01"}}]}`)
+	const age = "Observation.extension('http://example.com/fhir/StructureDefinition/patient-age').value"
+	for _, tt := range []struct {
+		res        *fhir.Value
+		expr, want string
+	}{
+		{obs, age + " is Age", "[System.Boolean true]"},
+		{obs, age + " is Quantity", "[System.Boolean true]"},
+		{obs, age + " is Duration", "[System.Boolean false]"},
+		{obs, age + " > 40 'a'", "[System.Boolean true]"},
+		{params, "Parameters.parameter[0].value.is(FHIR.string)", "[System.Boolean true]"},
+		{params, "Parameters.parameter[1].value.is(FHIR.integer)", "[System.Boolean true]"},
+		{params, "Parameters.parameter[2].value.is(FHIR.uuid)", "[System.Boolean true]"},
+		{params, "Parameters.parameter[2].value.is(FHIR.uri)", "[System.Boolean true]"},
+		{params, "Parameters.parameter[3].value.is(FHIR.decimal)", "[System.Boolean true]"},
+		{period, "Patient.identifier.period.all(start.hasValue().not() or end.hasValue().not() or (start <= end))", "[System.Boolean false]"},
+		{period, "Patient.identifier.period.all(start.empty() or end.empty() or (start.lowBoundary() < end.highBoundary()))", "[System.Boolean true]"},
+	} {
+		got, err := evalString(t, tt.res, tt.expr, nil)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: got %s %v, want %s", tt.expr, got, err, tt.want)
 		}
 	}
 }

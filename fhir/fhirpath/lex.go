@@ -3,6 +3,7 @@ package fhirpath
 import (
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -173,8 +174,18 @@ func (l *lexer) quoted(q byte) (string, bool) {
 					l.fail(l.pos-2, "bad \\u escape")
 					return "", false
 				}
-				b.WriteRune(rune(n))
 				l.pos += 4
+				r := rune(n)
+				// A UTF-16 surrogate pair written as two escapes.
+				if utf16.IsSurrogate(r) && strings.HasPrefix(l.src[l.pos:], "\\u") && l.pos+6 <= len(l.src) {
+					if lo, err := strconv.ParseUint(l.src[l.pos+2:l.pos+6], 16, 32); err == nil {
+						if d := utf16.DecodeRune(r, rune(lo)); d != utf8.RuneError {
+							r = d
+							l.pos += 6
+						}
+					}
+				}
+				b.WriteRune(r)
 			default:
 				l.fail(l.pos-2, "unknown escape \\%c", e)
 				return "", false
