@@ -2,6 +2,7 @@ package fhirpath
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // Options change how an expression is compiled. The zero value is the
@@ -40,11 +41,17 @@ type cacheKey struct {
 	opts Options
 }
 
-// cache holds every expression compiled so far, by text and options. The
-// set of expressions a server evaluates (invariants, search parameters)
-// is fixed and small, so the cache is not bounded; Compile of text that
-// does not compile caches nothing.
-var cache sync.Map // cacheKey -> *Expression
+// cache holds the expressions compiled so far, by text and options. The
+// expressions a server evaluates (invariants, search parameters) are a
+// fixed set of a few thousand; past maxCached entries (text from callers,
+// say) Compile still works but keeps nothing. Text that does not compile
+// is never kept.
+var (
+	cache       sync.Map // cacheKey -> *Expression
+	cachedCount atomic.Int64
+)
+
+const maxCached = 50_000
 
 // Compile parses src with the default options, or returns the expression
 // already compiled from the same text. Errors are *Error of kind Syntax
@@ -70,7 +77,13 @@ func CompileWith(src string, opts Options) (*Expression, error) {
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := cache.LoadOrStore(k, e)
+	if cachedCount.Load() >= maxCached {
+		return e, nil
+	}
+	actual, loaded := cache.LoadOrStore(k, e)
+	if !loaded {
+		cachedCount.Add(1)
+	}
 	return actual.(*Expression), nil
 }
 

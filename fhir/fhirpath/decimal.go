@@ -109,10 +109,11 @@ func unscale(n *big.Int, places int) dec {
 	return dec{r: new(big.Rat).SetFrac(n, pow10(places)), scale: places}
 }
 
-// floorInt is the largest integer not above r.
+// floorInt is the largest integer not above r. DivMod is Euclidean
+// division, whose quotient is the floor when the divisor (a Rat's
+// denominator) is positive.
 func floorInt(r *big.Rat) *big.Int {
-	q, m := new(big.Int).DivMod(r.Num(), r.Denom(), new(big.Int))
-	_ = m // DivMod is Euclidean: with a positive denominator, q is the floor
+	q, _ := new(big.Int).DivMod(r.Num(), r.Denom(), new(big.Int))
 	return q
 }
 
@@ -139,8 +140,6 @@ func (d dec) round(places int) dec {
 	return unscale(n, places)
 }
 
-func (d dec) floorTo(places int) dec { return unscale(floorInt(d.scaled(places)), places) }
-func (d dec) ceilTo(places int) dec  { return unscale(ceilInt(d.scaled(places)), places) }
 func (d dec) truncTo(places int) dec { return unscale(truncInt(d.scaled(places)), places) }
 
 // trimmed drops trailing zero digits from the scale (not below 0).

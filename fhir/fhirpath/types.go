@@ -74,26 +74,6 @@ func fhirDerives(t, want string) bool {
 	return false
 }
 
-// systemTypeOfPrimitive maps an R4 primitive to the System type its value
-// has.
-func systemTypeOfPrimitive(name string) string {
-	switch name {
-	case "boolean":
-		return "Boolean"
-	case "integer", "positiveInt", "unsignedInt":
-		return "Integer"
-	case "decimal":
-		return "Decimal"
-	case "date":
-		return "Date"
-	case "dateTime", "instant":
-		return "DateTime"
-	case "time":
-		return "Time"
-	}
-	return "String"
-}
-
 // resolveType checks a type specifier against the two models: a bare
 // name is FHIR's if FHIR defines it, else System's.
 func resolveType(ts typeSpec) (typeSpec, bool) {
