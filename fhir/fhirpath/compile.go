@@ -15,9 +15,9 @@ type Options struct {
 	// skip() applied to the unordered children() and descendants().
 	// It needs ContextType.
 	Strict bool
-	// ContextType is the FHIR type the expression is evaluated on
-	// ("Patient", or "Observation.component"'s type is not expressible:
-	// use the resource type). Only Strict uses it.
+	// ContextType is the FHIR type the expression will be evaluated on:
+	// a resource or data type name ("Patient", "HumanName"). Only Strict
+	// uses it; without it strict mode checks only what follows an as.
 	ContextType string
 	// TypedChoiceNames allows a choice element by its typed name
 	// (Observation.valueQuantity), which FHIRPath makes an error: the

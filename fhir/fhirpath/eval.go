@@ -18,8 +18,8 @@ type Env struct {
 	// (a Bundle, or the resource whose contained list holds it).
 	RootResource *fhir.Value
 	// Vars are the caller's own variables (%name). A value may be a
-	// *fhir.Value (a resource, or an element of ContextType-like type
-	// unknown to the engine), a string, bool, int, int64, float64,
+	// *fhir.Value (a resource is typed by its resourceType; any other
+	// JSON is navigated untyped), a string, bool, int, int64, float64,
 	// time.Time, or a Collection from an earlier evaluation.
 	Vars map[string]any
 	// Now is the clock for now(), today() and timeOfDay(); nil is
