@@ -86,6 +86,7 @@ type elemDef struct {
 	choice   string // base name of a choice element ("value"), else ""
 	min, max int    // max -1 is unbounded
 	typ      *typeDef
+	code     string   // the type code as defined: "BackboneElement" for inline nodes
 	node     *node    // children: an inline backbone, a content reference or typ.node
 	targets  []string // Reference targets; nil means any resource
 	codes    map[string]struct{}
@@ -218,7 +219,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 			base, isChoice := strings.CutSuffix(name, "[x]")
 			req := requirement{name: name}
 			for _, ty := range e.Types {
-				ed := &elemDef{name: name, min: e.Min, max: e.Max, node: inline}
+				ed := &elemDef{name: name, code: ty.Code, min: e.Min, max: e.Max, node: inline}
 				if isChoice {
 					ed.choice = base
 					ed.name = base + strings.ToUpper(ty.Code[:1]) + ty.Code[1:]
