@@ -255,4 +255,3 @@ func checkNoBusyBackends(t *testing.T, dsn, app string) {
 	}
 	t.Errorf("PostgreSQL backends still working after the table: %q", busy)
 }
-

@@ -81,7 +81,7 @@ type Server struct {
 
 	lim       Limits // with defaults
 	admission *admission
-	timeout time.Duration // Config.RequestTimeout, defaulted
+	timeout   time.Duration // Config.RequestTimeout, defaulted
 }
 
 // New returns the FHIR API as an http.Handler.
