@@ -1,0 +1,100 @@
+package memstore_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirtest"
+	"github.com/kapbridge/kapbridge/fhir/memstore"
+	"github.com/kapbridge/kapbridge/fhir/search"
+)
+
+// open gives each test an empty store of its own.
+func open(t *testing.T) fhir.Store {
+	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStoreSuite(t *testing.T) {
+	fhirtest.RunStoreSuiteWith(t, open, fhirtest.Features{Volatile: true})
+}
+
+func TestSearchSuite(t *testing.T) {
+	fhirtest.RunSearchSuite(t, open)
+}
+
+func TestClosed(t *testing.T) {
+	s, ctx := memstore.New(), t.Context()
+	k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: "p"}
+	if err := s.Update(ctx, func(tx fhir.Tx) error {
+		return tx.Put(ctx, fhir.Version{Key: k, VersionID: 1, JSON: []byte(`{}`)}, fhir.Index{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	if _, err := s.Read(ctx, k); !errors.Is(err, memstore.ErrClosed) {
+		t.Errorf("Read after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Update(ctx, func(fhir.Tx) error { return nil }); !errors.Is(err, memstore.ErrClosed) {
+		t.Errorf("Update after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Search(ctx, fhir.DefaultTenant, &search.Query{Type: "Patient"}, nil); !errors.Is(err, memstore.ErrClosed) {
+		t.Errorf("Search after Close: %v, want ErrClosed", err)
+	}
+}
+
+// A cursor must name a committed snapshot: a forged one must not read a
+// running transaction's writes.
+func TestCursorFromElsewhere(t *testing.T) {
+	s, ctx := memstore.New(), t.Context()
+	defer s.Close()
+	q := &search.Query{Type: "Patient"}
+	for _, cur := range []*search.Cursor{{Snapshot: 99}, {Snapshot: -1}} {
+		_, err := s.Search(ctx, fhir.DefaultTenant, q, cur)
+		var fe *fhir.Error
+		if !errors.As(err, &fe) || fe.Code != fhir.IssueInvalid {
+			t.Errorf("cursor %+v: %v, want an invalid *fhir.Error", cur, err)
+		}
+		if _, err := s.HistoryPage(ctx, fhir.DefaultTenant, search.HistoryQuery{Cursor: cur}); !errors.As(err, &fe) {
+			t.Errorf("history cursor %+v: %v, want a *fhir.Error", cur, err)
+		}
+	}
+	// Sort values that do not fit the keys.
+	q.Sort = []search.SortKey{{Param: &search.Param{Code: "birthdate", Type: search.Date}}}
+	if _, err := s.Search(ctx, fhir.DefaultTenant, q, &search.Cursor{After: []string{"sx"}}); err == nil {
+		t.Errorf("string sort value for a date key: no error")
+	}
+}
+
+func TestUnsupportedIsNotSupported(t *testing.T) {
+	s, ctx := memstore.New(), t.Context()
+	defer s.Close()
+	tok := &search.Param{Code: "code", Type: search.Token}
+	for name, q := range map[string]*search.Query{
+		"no type":       {},
+		"token :in":     {Type: "Observation", Clauses: []search.Clause{{Param: tok, Modifier: "in", Values: []search.Value{{Code: "x"}}}}},
+		"special":       {Type: "Location", Clauses: []search.Clause{{Param: &search.Param{Code: "near", Type: search.Special}, Values: []search.Value{{Code: "x"}}}}},
+		"no value":      {Type: "Observation", Clauses: []search.Clause{{Param: tok}}},
+		"bad prefix":    {Type: "Patient", Clauses: []search.Clause{{Param: &search.Param{Code: "birthdate", Type: search.Date}, Values: []search.Value{{Prefix: "xx"}}}}},
+		"sort on comp.": {Type: "Observation", Sort: []search.SortKey{{Param: &search.Param{Code: "c", Type: search.Composite}}}},
+	} {
+		_, err := s.Search(ctx, fhir.DefaultTenant, q, nil)
+		var fe *fhir.Error
+		if !errors.Is(err, memstore.ErrUnsupported) || !errors.As(err, &fe) || fe.Code != fhir.IssueNotSupported {
+			t.Errorf("%s: %v, want a not-supported *fhir.Error wrapping ErrUnsupported", name, err)
+		}
+	}
+	err := s.Update(ctx, func(tx fhir.Tx) error {
+		_, err := tx.(fhirtest.TxSearcher).Search(ctx, fhir.DefaultTenant, &search.Query{Type: "Patient"}, &search.Cursor{Snapshot: 1})
+		return err
+	})
+	if !errors.Is(err, memstore.ErrUnsupported) {
+		t.Errorf("paging inside a transaction: %v, want ErrUnsupported", err)
+	}
+}
