@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -96,5 +97,51 @@ func TestUnsupportedIsNotSupported(t *testing.T) {
 	})
 	if !errors.Is(err, memstore.ErrUnsupported) {
 		t.Errorf("paging inside a transaction: %v, want ErrUnsupported", err)
+	}
+}
+
+func dump(t *testing.T, s *memstore.Store) string {
+	t.Helper()
+	var b strings.Builder
+	if err := s.Dump(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// A failed transaction leaves the store as it was, byte for byte: not
+// even the tenant or type it was the first to write remains.
+func TestFailedUpdateLeavesNoTrace(t *testing.T) {
+	s, ctx := memstore.New(), t.Context()
+	defer s.Close()
+	put := func(tx fhir.Tx, tenant, typ, id string, vid int64) error {
+		return tx.Put(ctx, fhir.Version{Key: fhir.Key{Tenant: tenant, Type: typ, ID: id}, VersionID: vid, JSON: []byte(`{"a":1}`)},
+			fhir.Index{Identifiers: []fhir.Identifier{{System: "s", Value: id}},
+				Entries: []fhir.IndexEntry{{Param: "code", Type: "token", Code: id}}})
+	}
+	if err := s.Update(ctx, func(tx fhir.Tx) error { return put(tx, "a", "Patient", "p", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, s)
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx fhir.Tx) error {
+		for _, w := range []struct {
+			tenant, typ, id string
+			vid             int64
+		}{{"a", "Patient", "p", 2}, {"a", "Patient", "q", 1}, {"a", "Group", "g", 1}, {"b", "Patient", "p", 1}, {"a", "Patient", "p", 3}} {
+			if err := put(tx, w.tenant, w.typ, w.id, w.vid); err != nil {
+				return err
+			}
+		}
+		if err := tx.Enqueue(ctx, fhir.OutboxMessage{Tenant: "c", Topic: "t"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update: %v", err)
+	}
+	if after := dump(t, s); after != before {
+		t.Errorf("a failed Update changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }

@@ -328,6 +328,13 @@ func (s *Store) undo(tx *memTx) {
 				u.td.sorted = slices.Delete(u.td.sorted, j, j+1)
 			}
 		}
+		// Nor does a type or tenant that only this transaction wrote.
+		if len(u.td.log) == 0 {
+			delete(u.t.types, r.key.Type)
+		}
+		if len(u.t.types) == 0 && len(u.t.outbox) == 0 {
+			delete(s.tenants, r.key.Tenant)
+		}
 	}
 	s.seq = s.committed
 }
