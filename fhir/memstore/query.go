@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -89,7 +88,14 @@ func selOf(p *search.Param) paramSel {
 // any reports whether f holds for some row of v that sel selects.
 func (v *version) any(sel *paramSel, f func(*row) bool) bool {
 	for _, code := range sel.codes {
-		i := sort.Search(len(v.rows), func(i int) bool { return v.rows[i].Param >= code })
+		i, j := 0, len(v.rows) // the first row with Param >= code
+		for i < j {
+			if h := int(uint(i+j) >> 1); v.rows[h].Param < code {
+				i = h + 1
+			} else {
+				j = h
+			}
+		}
 		for ; i < len(v.rows) && v.rows[i].Param == code; i++ {
 			r := &v.rows[i]
 			if r.t != sel.t || sel.refType != "" && r.RefType != sel.refType {
