@@ -90,7 +90,7 @@ func (w *view) hasTargets(n *hasNode) map[refKey]struct{} {
 	}
 	m := map[refKey]struct{}{}
 	if td := w.typ(n.typ); td != nil {
-		for _, r := range td.sorted {
+		for r := range td.ids.after("") {
 			v := w.visible(r)
 			if v == nil || !n.inner(w, v) {
 				continue
@@ -180,13 +180,15 @@ func (s *Store) search(tenant string, q *search.Query, snap int64, cur *search.C
 		preds = append(preds, c.compartment(q.Compartment))
 	}
 	w := &view{t: s.tenants[tenant], snap: snap, hide: q.Hide}
-	var all []*resource
+	var ids *idList
 	if td := w.typ(q.Type); td != nil {
-		all = td.sorted
+		ids = &td.ids
+	} else {
+		ids = &idList{}
 	}
-	// matchAt returns resource i's visible version if it matches q.
-	matchAt := func(i int) *version {
-		v := w.visible(all[i])
+	// match returns r's visible version if it matches q.
+	match := func(r *resource) *version {
+		v := w.visible(r)
 		if v == nil {
 			return nil
 		}
@@ -200,8 +202,8 @@ func (s *Store) search(tenant string, q *search.Query, snap int64, cur *search.C
 	counted := q.Total == "accurate" || q.Summary == "count"
 	if q.Summary == "count" {
 		n := 0
-		for i := range all {
-			if matchAt(i) != nil {
+		for r := range ids.after("") {
+			if match(r) != nil {
 				n++
 			}
 		}
@@ -227,24 +229,24 @@ func (s *Store) search(tenant string, q *search.Query, snap int64, cur *search.C
 	}
 	var page []hit // up to limit+1, in order
 	if len(keys) == 0 {
-		// The default order is by id, the order of all: a page is the
+		// The default order is by id, the order of ids: a page is the
 		// next limit+1 matches after the cursor's id.
-		from := 0
+		afterID := ""
 		if cur != nil {
-			from = sort.Search(len(all), func(i int) bool { return all[i].key.ID > cur.AfterID })
+			afterID = cur.AfterID
 		}
-		start := from // nothing to count before the cursor unless counting
+		start := afterID // nothing to count before the cursor unless counting
 		if counted {
-			start = 0
+			start = ""
 		}
 		n := 0
-		for i := start; i < len(all); i++ {
-			v := matchAt(i)
+		for r := range ids.after(start) {
+			v := match(r)
 			if v == nil {
 				continue
 			}
 			n++
-			if i >= from && len(page) <= limit {
+			if (cur == nil || r.key.ID > afterID) && len(page) <= limit {
 				page = append(page, hit{v: v})
 			}
 			if len(page) > limit && !counted {
@@ -256,8 +258,8 @@ func (s *Store) search(tenant string, q *search.Query, snap int64, cur *search.C
 		}
 	} else {
 		var hits []hit
-		for i := range all {
-			if v := matchAt(i); v != nil {
+		for r := range ids.after("") {
+			if v := match(r); v != nil {
 				vals := make([]sortVal, len(keys))
 				for j, k := range keys {
 					vals[j] = k.val(v)
@@ -469,7 +471,7 @@ func (w *view) reverse(found []*version, inc search.Include, typ string, ids map
 		return found
 	}
 	scan := func(td *typeData) {
-		for _, r := range td.sorted {
+		for r := range td.ids.after("") {
 			v := w.visible(r)
 			if v != nil && refSel(v, inc.Param, func(x *row) bool { return x.RefType == typ && ids[x.RefID] }) {
 				found = append(found, v)

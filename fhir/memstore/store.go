@@ -71,9 +71,9 @@ type identKey struct{ typ, system, value string }
 
 // typeData is one resource type of one tenant.
 type typeData struct {
-	byID   map[string]*resource
-	sorted []*resource // the values of byID by id: the default search order
-	log    []*version  // every version of the type in seq order (type history)
+	byID map[string]*resource
+	ids  idList     // the values of byID in id order
+	log  []*version // every version of the type in seq order (type history)
 }
 
 // resource is every version of one resource.
@@ -324,9 +324,7 @@ func (s *Store) undo(tx *memTx) {
 		u.t.setIdents(r, u.prevIdents)
 		if u.created {
 			delete(u.td.byID, r.key.ID)
-			if j, ok := u.td.find(r.key.ID); ok {
-				u.td.sorted = slices.Delete(u.td.sorted, j, j+1)
-			}
+			u.td.ids.remove(r.key.ID)
 		}
 		// Nor does a type or tenant that only this transaction wrote.
 		if len(u.td.log) == 0 {
@@ -357,11 +355,6 @@ func (t *tenant) typ(name string) *typeData {
 		t.types[name] = td
 	}
 	return td
-}
-
-// find returns where id is or would be in td.sorted.
-func (td *typeData) find(id string) (int, bool) {
-	return slices.BinarySearchFunc(td.sorted, id, func(r *resource, id string) int { return strings.Compare(r.key.ID, id) })
 }
 
 // setIdents makes idents the identifiers r is found by.
@@ -503,8 +496,7 @@ func (tx *memTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error 
 		r = &resource{key: k}
 		u.res = r
 		td.byID[k.ID] = r
-		j, _ := td.find(k.ID)
-		td.sorted = slices.Insert(td.sorted, j, r)
+		td.ids.insert(r)
 	} else if v.Deleted {
 		// A deleted note stays a note.
 		nv.Sensitivity = r.versions[len(r.versions)-1].Sensitivity
