@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -218,4 +219,53 @@ func BenchmarkSearchPaged(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkHeapPerResource reports the heap a stored resource costs (the
+// benchmark Observations: about 450 bytes of JSON, 10 index values).
+func BenchmarkHeapPerResource(b *testing.B) {
+	const n = 20000
+	bodies := make([][]byte, n)
+	idxs := make([]fhir.Index, n)
+	for i := range n {
+		bodies[i] = observationJSON(i)
+		res, err := fhir.ParseJSON(bodies[i], fhir.DefaultLimits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idxs[i] = fhir.Index{Entries: search.Extract(res, "")}
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint("o", i)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	ctx := b.Context()
+	var per float64
+	for b.Loop() {
+		before := heap()
+		s := memstore.New()
+		for i := 0; i < n; i += 100 {
+			err := s.Update(ctx, func(tx fhir.Tx) error {
+				for j := i; j < i+100; j++ {
+					v := fhir.Version{Key: fhir.Key{Tenant: fhir.DefaultTenant, Type: "Observation", ID: ids[j]}, VersionID: 1, JSON: bodies[j]}
+					if err := tx.Put(ctx, v, idxs[j]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		per = float64(heap()-before) / n
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(per, "heap-B/resource")
 }

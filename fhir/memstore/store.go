@@ -544,21 +544,37 @@ func (tx *memTx) LockCriteria(ctx context.Context, tenant, typ string) error { r
 // indexRows keeps what a search can use of entries (as sqlstore's index
 // tables do), copied and sorted by parameter.
 func indexRows(entries []fhir.IndexEntry) []row {
-	var rows []row
-	for _, e := range entries {
+	keep := func(e *fhir.IndexEntry) table {
 		if e.Param == "_id" || e.Param == "_lastUpdated" {
-			continue // answered from the version itself
+			return tNone // answered from the version itself
 		}
 		if e.Type == "reference" && e.Text == "identifier" {
-			continue // a Reference.identifier, for :identifier, which is not supported
+			return tNone // a Reference.identifier, for :identifier, which is not supported
 		}
-		tb := tableOf(e.Type)
-		if tb == tNone || tb == tComposite && len(e.Parts) == 0 {
-			continue
+		if tb := tableOf(e.Type); tb != tComposite || len(e.Parts) > 0 {
+			return tb
 		}
-		e.Parts = slices.Clone(e.Parts)
-		rows = append(rows, row{IndexEntry: e, t: tb})
+		return tNone
+	}
+	n := 0
+	for i := range entries {
+		if keep(&entries[i]) != tNone {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// Sized exactly: a row is a few hundred bytes, the bulk of the
+	// store's memory.
+	rows := make([]row, 0, n)
+	for i := range entries {
+		if tb := keep(&entries[i]); tb != tNone {
+			e := entries[i]
+			e.Parts = slices.Clone(e.Parts)
+			rows = append(rows, row{IndexEntry: e, t: tb})
+		}
 	}
 	slices.SortStableFunc(rows, func(a, b row) int { return strings.Compare(a.Param, b.Param) })
-	return slices.Clip(rows)
+	return rows
 }
