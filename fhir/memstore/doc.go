@@ -41,10 +41,13 @@
 //
 // # Limits
 //
-// Everything lives on the Go heap: every version's JSON and index entries,
-// never compacted, so memory grows with everything ever written (roughly
-// the bodies' size plus a few hundred bytes per index value). Searches
-// scan the resources of their type, which is fast for thousands of
-// resources (see BENCHMARKS.md) and slow for millions; writers are
-// serialized, and a running search delays the next write's Put.
+// Everything lives on the Go heap: every version's JSON and index values,
+// never compacted, so memory grows with everything ever written, updates
+// and deletions included: about 250 bytes an index value plus the body,
+// 4 KB a version of a typical Observation (450 bytes of JSON, 10 index
+// values), so a million versions need some 4 GB. Searches scan the live
+// resources of their type (there is no index by value), which takes well
+// under a millisecond for thousands of resources (BENCHMARKS.md) and grows
+// linearly from there. Writers are serialized, and a running search
+// delays the next Put.
 package memstore
