@@ -26,6 +26,7 @@ func (s *Store) Dump(w io.Writer) error {
 		t := s.tenants[tn]
 		p("tenant %q\n", tn)
 		for _, typ := range slices.Sorted(maps.Keys(t.types)) {
+			p(" type %s\n", typ)
 			for r := range t.types[typ].ids.after("") {
 				p("  %s/%s identifiers %q\n", typ, r.key.ID, r.idents)
 				for _, v := range r.versions {

@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -135,6 +136,13 @@ func TestFailedUpdateLeavesNoTrace(t *testing.T) {
 		}
 		if err := tx.Enqueue(ctx, fhir.OutboxMessage{Tenant: "c", Topic: "t"}); err != nil {
 			return err
+		}
+		// Refused Puts, of a new tenant and of a new type.
+		if err := put(tx, "d", "Patient", "p", 2); !errors.Is(err, fhir.ErrVersionConflict) {
+			return fmt.Errorf("version 2 of a new resource: %v", err)
+		}
+		if err := put(tx, "a", "Device", "x", 3); !errors.Is(err, fhir.ErrVersionConflict) {
+			return fmt.Errorf("version 3 of a new resource: %v", err)
 		}
 		return boom
 	})

@@ -480,17 +480,18 @@ func (tx *memTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error 
 	if s.closed {
 		return ErrClosed
 	}
-	t := s.tenant(k.Tenant)
-	td := t.typ(k.Type)
-	r := td.byID[k.ID]
+	r := s.resourceAt(k)
 	var cur int64
 	if r != nil {
 		cur = int64(len(r.versions))
 	}
 	if v.VersionID != cur+1 {
+		// Before anything is created: a refused Put leaves no trace.
 		return fmt.Errorf("memstore: %s/%s/%s: version %d given, next is %d: %w",
 			k.Tenant, k.Type, k.ID, v.VersionID, cur+1, fhir.ErrVersionConflict)
 	}
+	t := s.tenant(k.Tenant)
+	td := t.typ(k.Type)
 	u := undoPut{t: t, td: td, res: r, created: r == nil}
 	if r == nil {
 		r = &resource{key: k}
