@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/fhirtest"
@@ -151,5 +153,43 @@ func TestFailedUpdateLeavesNoTrace(t *testing.T) {
 	}
 	if after := dump(t, s); after != before {
 		t.Errorf("a failed Update changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// Writes from goroutines that fn started and did not wait for race the
+// end of the transaction: each is part of it or refused, never left over
+// to surface with a later commit.
+func TestWritesRacingTheirTransactionsEnd(t *testing.T) {
+	s, ctx := memstore.New(), t.Context()
+	defer s.Close()
+	boom := errors.New("boom")
+	for round := range 40 {
+		var wg sync.WaitGroup
+		_ = s.Update(ctx, func(tx fhir.Tx) error {
+			for g := range 3 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: fmt.Sprintf("r%d-%d-%d", round, g, i)}
+						if tx.Put(ctx, fhir.Version{Key: k, VersionID: 1, JSON: []byte(`{}`)}, fhir.Index{}) != nil ||
+							tx.Enqueue(ctx, fhir.OutboxMessage{Tenant: fhir.DefaultTenant, Key: k.ID}) != nil {
+							return
+						}
+					}
+				})
+			}
+			time.Sleep(50 * time.Microsecond)
+			if round%2 == 0 {
+				return boom
+			}
+			return nil
+		})
+		wg.Wait()
+		before := dump(t, s)
+		if err := s.Update(ctx, func(fhir.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if after := dump(t, s); after != before {
+			t.Fatalf("round %d: an empty commit changed the store: writes outlived their transaction", round)
+		}
 	}
 }

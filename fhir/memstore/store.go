@@ -299,6 +299,8 @@ func callFn(fn func(fhir.Tx) error, tx fhir.Tx) (err error) {
 func (s *Store) commit(tx *memTx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
 	for _, m := range tx.outbox {
 		t := s.tenant(m.Tenant)
 		s.outboxSeq++
@@ -312,6 +314,8 @@ func (s *Store) commit(tx *memTx) {
 func (s *Store) undo(tx *memTx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
 	for i := len(tx.undo) - 1; i >= 0; i-- {
 		u := tx.undo[i]
 		r := u.res
@@ -477,8 +481,11 @@ func (tx *memTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error 
 	s := tx.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	if tx.done.Load() {
+		// Checked again under the lock, which commit and undo take only
+		// after fn returned: a Put racing with the end of its transaction
+		// is either part of it or refused, never left over.
+		return errTxDone
 	}
 	r := s.resourceAt(k)
 	var cur int64
@@ -533,8 +540,11 @@ func (tx *memTx) Enqueue(ctx context.Context, m fhir.OutboxMessage) error {
 	}
 	m.Seq = 0
 	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done.Load() {
+		return errTxDone // see Put
+	}
 	tx.outbox = append(tx.outbox, m)
-	tx.mu.Unlock()
 	return nil
 }
 
