@@ -49,9 +49,29 @@ func PerTestStorage(newStorage func(t *testing.T) string, openAt func(t *testing
 	}
 }
 
+// Features says what a backend cannot do that the SQL stores do, so that
+// a suite skips exactly those cases, saying why (as Watermill's shared
+// pub/sub suite does). The zero value claims everything.
+type Features struct {
+	// Volatile: the store keeps nothing once closed (an in-memory store),
+	// so there is no storage to reopen and DurableAcrossReopen is skipped.
+	// The opener is then called once per test.
+	Volatile bool
+}
+
 // RunStoreSuite checks that a fhir.Store backend keeps the contract of the
 // Store and Tx interfaces. Subtests run in parallel, each on its own storage.
 func RunStoreSuite(t *testing.T, open StoreOpener) {
+	RunStoreSuiteWith(t, open, Features{})
+}
+
+// RunStoreSuiteWith is RunStoreSuite for a backend that lacks some
+// Features: the cases that need them are skipped with the reason.
+func RunStoreSuiteWith(t *testing.T, open StoreOpener, f Features) {
+	skip := map[string]string{}
+	if f.Volatile {
+		skip["DurableAcrossReopen"] = "Features.Volatile: the store keeps nothing once closed, so there is nothing to reopen"
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, open StoreOpener)
@@ -75,6 +95,9 @@ func RunStoreSuite(t *testing.T, open StoreOpener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if why, ok := skip[tc.name]; ok {
+				t.Skip(why)
+			}
 			t.Parallel()
 			tc.fn(t, open)
 		})
