@@ -92,9 +92,11 @@ func craft(t testing.TB, method jwt.SigningMethod, key any, header, claims map[s
 	return s
 }
 
-// TestValidateAssertionTable has one row per field of a client assertion
-// that can be wrong; each must be refused naming that field, with the
-// OAuth error invalid_client.
+// TestValidateAssertionTable has one row per field of a token request
+// and its client assertion that can be wrong; each request goes through
+// ValidateTokenRequest and must be refused naming that field, with the
+// OAuth error a token endpoint answers (invalid_client for everything
+// about the assertion).
 func TestValidateAssertionTable(t *testing.T) {
 	testKeys(t)
 	rsaKey, ecKey := testRSA.signer, testEC.signer
@@ -107,69 +109,88 @@ func TestValidateAssertionTable(t *testing.T) {
 	tamperedClaims := parts[0] + "." + b64.EncodeToString([]byte(`{"iss":"kapbridge-test","sub":"kapbridge-test","aud":"`+testTokenURL+`","exp":`+
 		itoa(exp(4*time.Minute))+`,"jti":"tampered"}`)) + "." + parts[2]
 
+	replayed := rs384(nil, nil)
+
 	for _, tc := range []struct {
 		name      string
 		assertion string
 		want      Field // "" means valid
 		reason    string
+		form      func(url.Values) // edits the token request around the assertion
 	}{
-		{"valid RS384", good, "", ""},
-		{"valid ES384", craft(t, jwt.SigningMethodES384, ecKey, nil, nil), "", ""},
-		{"valid with aud in an array", rs384(nil, map[string]any{"aud": []string{"other", testTokenURL}}), "", ""},
-		{"valid jku equal to the registered URL", rs384(map[string]any{"jku": testJWKSURL}, nil), "", ""},
-		{"valid exp within leeway past", rs384(nil, map[string]any{"exp": exp(-20 * time.Second), "iat": exp(-time.Minute)}), "", ""},
+		{"valid RS384", good, "", "", nil},
+		{"valid ES384", craft(t, jwt.SigningMethodES384, ecKey, nil, nil), "", "", nil},
+		{"valid with aud in an array", rs384(nil, map[string]any{"aud": []string{"other", testTokenURL}}), "", "", nil},
+		{"valid jku equal to the registered URL", rs384(map[string]any{"jku": testJWKSURL}, nil), "", "", nil},
+		{"valid exp within leeway past", rs384(nil, map[string]any{"exp": exp(-20 * time.Second), "iat": exp(-time.Minute)}), "", "", nil},
 
-		{"alg none", craft(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, nil), FieldAlg, `"none"`},
-		{"alg HS256 keyed with the public key", craft(t, jwt.SigningMethodHS256, pubPEM, nil, nil), FieldAlg, `"HS256"`},
-		{"alg RS256", craft(t, jwt.SigningMethodRS256, rsaKey, nil, nil), FieldAlg, `"RS256"`},
-		{"alg ES256 claimed", rs384(map[string]any{"alg": "ES256"}, nil), FieldAlg, `"ES256"`},
-		{"alg missing", rs384(map[string]any{"alg": nil}, nil), FieldAlg, "missing"},
-		{"alg ES384 with the RSA key's kid", craft(t, jwt.SigningMethodES384, ecKey, map[string]any{"kid": testRSA.KeyID()}, nil), FieldAlg, "needs an EC P-384 key"},
-		{"typ missing", rs384(map[string]any{"typ": nil}, nil), FieldTyp, "missing"},
-		{"typ not JWT", rs384(map[string]any{"typ": "at+jwt"}, nil), FieldTyp, "at+jwt"},
-		{"crit", rs384(map[string]any{"crit": []string{"exp"}}, nil), FieldCrit, "not supported"},
-		{"kid missing", rs384(map[string]any{"kid": nil}, nil), FieldKID, "missing"},
-		{"kid not a string", rs384(map[string]any{"kid": 42}, nil), FieldKID, "42"},
-		{"kid unknown", rs384(map[string]any{"kid": "no-such-key"}, nil), FieldKID, "no key with this kid"},
-		{"kid of an unregistered key", craft(t, jwt.SigningMethodES384, testEC2.signer, map[string]any{"kid": testEC2.KeyID()}, nil), FieldKID, "no key with this kid"},
-		{"signed by another key under a registered kid", craft(t, jwt.SigningMethodES384, testEC2.signer, nil, nil), FieldSignature, "does not verify"},
-		{"claims changed after signing", tamperedClaims, FieldSignature, "does not verify"},
-		{"jku not the registered URL", rs384(map[string]any{"jku": "https://evil.example/jwks.json"}, nil), FieldJKU, "evil.example"},
-		{"jku not a string", rs384(map[string]any{"jku": 1}, nil), FieldJKU, "not a URL"},
-		{"jku for a client without a JWKS URL", rs384(map[string]any{"jku": testJWKSURL}, map[string]any{"iss": "no-url", "sub": "no-url"}), FieldJKU, "no registered JWK Set URL"},
-		{"iss missing", rs384(nil, map[string]any{"iss": nil}), FieldIss, "missing"},
-		{"iss not a registered client", rs384(nil, map[string]any{"iss": "stranger", "sub": "stranger"}), FieldIss, "not a registered client"},
-		{"iss a disabled client", rs384(nil, map[string]any{"iss": "disabled", "sub": "disabled"}), FieldIss, "disabled"},
-		{"sub missing", rs384(nil, map[string]any{"sub": nil}), FieldSub, "missing"},
-		{"sub not iss", rs384(nil, map[string]any{"sub": "someone-else"}), FieldSub, "not the iss"},
-		{"aud missing", rs384(nil, map[string]any{"aud": nil}), FieldAud, "missing"},
-		{"aud another URL", rs384(nil, map[string]any{"aud": "https://ehr.example/auth/token/"}), FieldAud, "not this server's token URL"},
-		{"aud array without ours", rs384(nil, map[string]any{"aud": []string{"a", "b"}}), FieldAud, "none of the 2"},
-		{"aud a number", rs384(nil, map[string]any{"aud": 5}), FieldAud, "not a string"},
-		{"exp missing", rs384(nil, map[string]any{"exp": nil}), FieldExp, "missing"},
-		{"exp too far ahead", rs384(nil, map[string]any{"exp": exp(10 * time.Minute)}), FieldExp, "more than 5m0s ahead"},
-		{"exp just over five minutes and leeway", rs384(nil, map[string]any{"exp": exp(5*time.Minute + 31*time.Second)}), FieldExp, "ahead"},
-		{"exp past", rs384(nil, map[string]any{"exp": exp(-2 * time.Minute), "iat": exp(-5 * time.Minute)}), FieldExp, "expired"},
-		{"exp a string", rs384(nil, map[string]any{"exp": itoa(exp(time.Minute))}), FieldExp, "not a number"},
-		{"nbf in the future", rs384(nil, map[string]any{"nbf": exp(2 * time.Minute)}), FieldNbf, "future"},
-		{"iat in the future", rs384(nil, map[string]any{"iat": exp(2 * time.Minute)}), FieldIat, "future"},
-		{"jti missing", rs384(nil, map[string]any{"jti": nil}), FieldJTI, "missing"},
-		{"jti empty", rs384(nil, map[string]any{"jti": ""}), FieldJTI, "missing"},
-		{"jti too long", rs384(nil, map[string]any{"jti": strings.Repeat("j", 256)}), FieldJTI, "over the limit"},
-		{"not three parts", "a.b", FieldAssertion, "compact form"},
-		{"header not base64url", "!!.e30.e30", FieldAssertion, "header"},
-		{"claims not JSON", b64.EncodeToString([]byte(`{"alg":"RS384"}`)) + ".bm90IGpzb24." + parts[2], FieldAssertion, "claims"},
-		{"too long", strings.Repeat("a", MaxAssertionBytes+1), FieldAssertion, "over the limit"},
+		{"alg none", craft(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, nil), FieldAlg, `"none"`, nil},
+		{"alg HS256 keyed with the public key", craft(t, jwt.SigningMethodHS256, pubPEM, nil, nil), FieldAlg, `"HS256"`, nil},
+		{"alg RS256", craft(t, jwt.SigningMethodRS256, rsaKey, nil, nil), FieldAlg, `"RS256"`, nil},
+		{"alg ES256 claimed", rs384(map[string]any{"alg": "ES256"}, nil), FieldAlg, `"ES256"`, nil},
+		{"alg missing", rs384(map[string]any{"alg": nil}, nil), FieldAlg, "missing", nil},
+		{"alg ES384 with the RSA key's kid", craft(t, jwt.SigningMethodES384, ecKey, map[string]any{"kid": testRSA.KeyID()}, nil), FieldAlg, "needs an EC P-384 key", nil},
+		{"typ missing", rs384(map[string]any{"typ": nil}, nil), FieldTyp, "missing", nil},
+		{"typ not JWT", rs384(map[string]any{"typ": "at+jwt"}, nil), FieldTyp, "at+jwt", nil},
+		{"crit", rs384(map[string]any{"crit": []string{"exp"}}, nil), FieldCrit, "not supported", nil},
+		{"kid missing", rs384(map[string]any{"kid": nil}, nil), FieldKID, "missing", nil},
+		{"kid not a string", rs384(map[string]any{"kid": 42}, nil), FieldKID, "42", nil},
+		{"kid unknown", rs384(map[string]any{"kid": "no-such-key"}, nil), FieldKID, "no key with this kid", nil},
+		{"kid of an unregistered key", craft(t, jwt.SigningMethodES384, testEC2.signer, map[string]any{"kid": testEC2.KeyID()}, nil), FieldKID, "no key with this kid", nil},
+		{"signed by another key under a registered kid", craft(t, jwt.SigningMethodES384, testEC2.signer, nil, nil), FieldSignature, "does not verify", nil},
+		{"claims changed after signing", tamperedClaims, FieldSignature, "does not verify", nil},
+		{"jku not the registered URL", rs384(map[string]any{"jku": "https://evil.example/jwks.json"}, nil), FieldJKU, "evil.example", nil},
+		{"jku not a string", rs384(map[string]any{"jku": 1}, nil), FieldJKU, "not a URL", nil},
+		{"jku for a client without a JWKS URL", rs384(map[string]any{"jku": testJWKSURL}, map[string]any{"iss": "no-url", "sub": "no-url"}), FieldJKU, "no registered JWK Set URL", nil},
+		{"iss missing", rs384(nil, map[string]any{"iss": nil}), FieldIss, "missing", nil},
+		{"iss not a registered client", rs384(nil, map[string]any{"iss": "stranger", "sub": "stranger"}), FieldIss, "not a registered client", nil},
+		{"iss a disabled client", rs384(nil, map[string]any{"iss": "disabled", "sub": "disabled"}), FieldIss, "disabled", nil},
+		{"sub missing", rs384(nil, map[string]any{"sub": nil}), FieldSub, "missing", nil},
+		{"sub not iss", rs384(nil, map[string]any{"sub": "someone-else"}), FieldSub, "not the iss", nil},
+		{"aud missing", rs384(nil, map[string]any{"aud": nil}), FieldAud, "missing", nil},
+		{"aud another URL", rs384(nil, map[string]any{"aud": "https://ehr.example/auth/token/"}), FieldAud, "not this server's token URL", nil},
+		{"aud array without ours", rs384(nil, map[string]any{"aud": []string{"a", "b"}}), FieldAud, "none of the 2", nil},
+		{"aud a number", rs384(nil, map[string]any{"aud": 5}), FieldAud, "not a string", nil},
+		{"exp missing", rs384(nil, map[string]any{"exp": nil}), FieldExp, "missing", nil},
+		{"exp too far ahead", rs384(nil, map[string]any{"exp": exp(10 * time.Minute)}), FieldExp, "more than 5m0s ahead", nil},
+		{"exp just over five minutes and leeway", rs384(nil, map[string]any{"exp": exp(5*time.Minute + 31*time.Second)}), FieldExp, "ahead", nil},
+		{"exp past", rs384(nil, map[string]any{"exp": exp(-2 * time.Minute), "iat": exp(-5 * time.Minute)}), FieldExp, "expired", nil},
+		{"exp a string", rs384(nil, map[string]any{"exp": itoa(exp(time.Minute))}), FieldExp, "not a number", nil},
+		{"nbf in the future", rs384(nil, map[string]any{"nbf": exp(2 * time.Minute)}), FieldNbf, "future", nil},
+		{"iat in the future", rs384(nil, map[string]any{"iat": exp(2 * time.Minute)}), FieldIat, "future", nil},
+		{"jti missing", rs384(nil, map[string]any{"jti": nil}), FieldJTI, "missing", nil},
+		{"jti empty", rs384(nil, map[string]any{"jti": ""}), FieldJTI, "missing", nil},
+		{"jti too long", rs384(nil, map[string]any{"jti": strings.Repeat("j", 256)}), FieldJTI, "over the limit", nil},
+		{"not three parts", "a.b", FieldAssertion, "compact form", nil},
+		{"header not base64url", "!!.e30.e30", FieldAssertion, "header", nil},
+		{"claims not JSON", b64.EncodeToString([]byte(`{"alg":"RS384"}`)) + ".bm90IGpzb24." + parts[2], FieldAssertion, "claims", nil},
+		{"too long", strings.Repeat("a", MaxAssertionBytes+1), FieldAssertion, "over the limit", nil},
+		{"jti replayed", replayed, FieldJTI, "already used", nil},
+		{"grant_type wrong", good, FieldGrantType, "authorization_code", func(f url.Values) { f.Set("grant_type", "authorization_code") }},
+		{"grant_type missing", good, FieldGrantType, `""`, func(f url.Values) { f.Del("grant_type") }},
+		{"client_assertion_type wrong", good, FieldAssertionType, "saml2-bearer", func(f url.Values) {
+			f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
+		}},
+		{"client_assertion missing", good, FieldAssertion, "missing", func(f url.Values) { f.Del("client_assertion") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, _ := testValidator(t)
-			got, err := v.ValidateAssertion(context.Background(), tc.assertion)
+			f := TokenRequestForm(tc.assertion, "system/Observation.rs")
+			if tc.form != nil {
+				tc.form(f)
+			}
+			if tc.assertion == replayed {
+				if _, err := v.ValidateTokenRequest(context.Background(), f); err != nil {
+					t.Fatalf("first use: %v", err)
+				}
+			}
+			got, err := v.ValidateTokenRequest(context.Background(), f)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if got.Client.ID == "" || got.ID == "" || got.Expiry.IsZero() {
-					t.Fatalf("verified assertion incomplete: %+v", got)
+				if a := got.Assertion; a.Client.ID == "" || a.ID == "" || a.Expiry.IsZero() {
+					t.Fatalf("verified assertion incomplete: %+v", a)
 				}
 				return
 			}
@@ -181,8 +202,12 @@ func TestValidateAssertionTable(t *testing.T) {
 				t.Fatalf("refused on %s (%q), want %s with %q", ve.Field, ve.Reason, tc.want, tc.reason)
 			}
 			t.Log(err)
-			if ve.OAuthError() != "invalid_client" {
-				t.Fatalf("OAuth error %s, want invalid_client", ve.OAuthError())
+			oauth := map[Field]string{FieldGrantType: "unsupported_grant_type", FieldAssertionType: "invalid_request"}[tc.want]
+			if oauth == "" {
+				oauth = "invalid_client"
+			}
+			if ve.OAuthError() != oauth {
+				t.Fatalf("OAuth error %s, want %s", ve.OAuthError(), oauth)
 			}
 			if strings.Contains(err.Error(), parts[2]) {
 				t.Fatal("the error message holds the signature")
