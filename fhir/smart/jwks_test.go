@@ -127,6 +127,20 @@ func TestJWKSKey(t *testing.T) {
 	}
 }
 
+// TestSeedJWKS: the fuzz seed's keys are usable and their kids are their
+// thumbprints, as GenerateKey makes them.
+func TestSeedJWKS(t *testing.T) {
+	s, err := ParseJWKS([]byte(seedJWKS))
+	if err != nil || len(s.Keys) != 2 {
+		t.Fatalf("%v, %+v", err, s)
+	}
+	for _, k := range s.Keys {
+		if k.Thumbprint() != k.KeyID {
+			t.Errorf("kid %s, thumbprint %s", k.KeyID, k.Thumbprint())
+		}
+	}
+}
+
 func TestJWKSMarshal(t *testing.T) {
 	data, err := json.Marshal(JWKS{})
 	if err != nil || string(data) != `{"keys":[]}` {
