@@ -336,7 +336,7 @@ func (c *Capabilities) fill(cs *models.CapabilityStatement) error {
 		}
 	}
 	for _, op := range rest.Operation {
-		c.SystemOperations = appendOnce(c.SystemOperations, strings.TrimPrefix(op.Name, "$"))
+		c.SystemOperations = appendNew(c.SystemOperations, strings.TrimPrefix(op.Name, "$"))
 	}
 	for _, p := range rest.SearchParam {
 		c.SystemSearchParams = append(c.SystemSearchParams, SearchParam{Name: p.Name, Type: p.Type.Code()})
@@ -358,7 +358,7 @@ func (c *Capabilities) fill(cs *models.CapabilityStatement) error {
 				name = *svc.Text
 			}
 			if name != "" {
-				c.Security.Services = appendOnce(c.Security.Services, name)
+				c.Security.Services = appendNew(c.Security.Services, name)
 			}
 		}
 		for _, ext := range s.Extension {
@@ -391,15 +391,15 @@ func (c *Capabilities) fill(cs *models.CapabilityStatement) error {
 			c.warn("%s is described twice; the interactions and search parameters of both are read", typ)
 		}
 		for _, in := range r.Interaction {
-			rc.Interactions = appendOnce(rc.Interactions, Interaction(in.Code.Code()))
+			rc.Interactions = appendNew(rc.Interactions, Interaction(in.Code.Code()))
 		}
 		if r.Versioning != nil {
 			rc.Versioning = r.Versioning.Code()
 		}
-		rc.ReadHistory = rc.ReadHistory || isTrue(r.ReadHistory)
-		rc.UpdateCreate = rc.UpdateCreate || isTrue(r.UpdateCreate)
-		rc.ConditionalCreate = rc.ConditionalCreate || isTrue(r.ConditionalCreate)
-		rc.ConditionalUpdate = rc.ConditionalUpdate || isTrue(r.ConditionalUpdate)
+		rc.ReadHistory = rc.ReadHistory || declaredTrue(r.ReadHistory)
+		rc.UpdateCreate = rc.UpdateCreate || declaredTrue(r.UpdateCreate)
+		rc.ConditionalCreate = rc.ConditionalCreate || declaredTrue(r.ConditionalCreate)
+		rc.ConditionalUpdate = rc.ConditionalUpdate || declaredTrue(r.ConditionalUpdate)
 		if r.ConditionalRead != nil {
 			rc.ConditionalRead = r.ConditionalRead.Code()
 		}
@@ -410,7 +410,7 @@ func (c *Capabilities) fill(cs *models.CapabilityStatement) error {
 			rc.SearchParams = append(rc.SearchParams, SearchParam{Name: p.Name, Type: p.Type.Code()})
 		}
 		for _, op := range r.Operation {
-			rc.Operations = appendOnce(rc.Operations, strings.TrimPrefix(op.Name, "$"))
+			rc.Operations = appendNew(rc.Operations, strings.TrimPrefix(op.Name, "$"))
 		}
 		if r.Profile != nil {
 			rc.Profile = *r.Profile
@@ -447,9 +447,9 @@ func statementName(root map[string]any, cs *models.CapabilityStatement) string {
 	return "the CapabilityStatement"
 }
 
-func isTrue(b *bool) bool { return b != nil && *b }
+func declaredTrue(b *bool) bool { return b != nil && *b }
 
-func appendOnce[T comparable](s []T, v T) []T {
+func appendNew[T comparable](s []T, v T) []T {
 	if slices.Contains(s, v) {
 		return s
 	}

@@ -9,9 +9,9 @@ import (
 // the package's errors, never a panic; what is read only holds
 // interactions of the right level.
 func FuzzReadCapabilities(f *testing.F) {
-	f.Add(readFixture(f, epicFile))
-	f.Add(readFixture(f, oracleFile))
-	f.Add(readFixture(f, minimalFile))
+	f.Add(ehrFixture(f, epicFile))
+	f.Add(ehrFixture(f, oracleFile))
+	f.Add(ehrFixture(f, minimalFile))
 	for _, s := range []string{
 		`{"resourceType":"CapabilityStatement","fhirVersion":"4.0.1","rest":[{"mode":"server","interaction":[{"code":"batch"}],
 		  "resource":[{"type":"Observation","interaction":[{"code":"create"},{"code":"nope"}],"versioning":"versioned-update",

@@ -14,7 +14,7 @@ import (
 // interaction without a known code). The result always decodes with the
 // models, whatever the input.
 func (c *Capabilities) project(root map[string]any) map[string]any {
-	p := reader{c: c}
+	p := statementReader{c: c}
 	out := map[string]any{"resourceType": "CapabilityStatement"}
 	if sw := p.object(root, "software", "software"); sw != nil {
 		if name := p.str(sw, "name", "software.name"); name != "" {
@@ -50,16 +50,16 @@ func (c *Capabilities) project(root map[string]any) map[string]any {
 	return out
 }
 
-type reader struct{ c *Capabilities }
+type statementReader struct{ c *Capabilities }
 
-func (p reader) warn(path, format string, args ...any) {
+func (p statementReader) warn(path, format string, args ...any) {
 	p.c.warn("%s: %s: left out", path, fmt.Sprintf(format, args...))
 }
 
 // The accessors return the member of the JSON kind wanted, or its zero
 // value (with a warning when the member is there but of another kind).
 
-func (p reader) str(m map[string]any, key, path string) string {
+func (p statementReader) str(m map[string]any, key, path string) string {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return ""
@@ -71,7 +71,7 @@ func (p reader) str(m map[string]any, key, path string) string {
 	return s
 }
 
-func (p reader) boolean(m map[string]any, key, path string) (value, present bool) {
+func (p statementReader) boolean(m map[string]any, key, path string) (value, present bool) {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return false, false
@@ -84,7 +84,7 @@ func (p reader) boolean(m map[string]any, key, path string) (value, present bool
 	return b, true
 }
 
-func (p reader) object(m map[string]any, key, path string) map[string]any {
+func (p statementReader) object(m map[string]any, key, path string) map[string]any {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return nil
@@ -96,7 +96,7 @@ func (p reader) object(m map[string]any, key, path string) map[string]any {
 	return o
 }
 
-func (p reader) array(m map[string]any, key, path string) []any {
+func (p statementReader) array(m map[string]any, key, path string) []any {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return nil
@@ -108,7 +108,7 @@ func (p reader) array(m map[string]any, key, path string) []any {
 	return a
 }
 
-func (p reader) strings(m map[string]any, key, path string) []any {
+func (p statementReader) strings(m map[string]any, key, path string) []any {
 	var out []any
 	for i, v := range p.array(m, key, path) {
 		if s, ok := v.(string); ok {
@@ -121,7 +121,7 @@ func (p reader) strings(m map[string]any, key, path string) []any {
 }
 
 // code returns the string member key if target (a models enum) knows it.
-func (p reader) code(m map[string]any, key, path string, target json.Unmarshaler) (string, bool) {
+func (p statementReader) code(m map[string]any, key, path string, target json.Unmarshaler) (string, bool) {
 	s := p.str(m, key, path)
 	if s == "" {
 		return "", false
@@ -134,7 +134,7 @@ func (p reader) code(m map[string]any, key, path string, target json.Unmarshaler
 	return s, true
 }
 
-func (p reader) rest(rm map[string]any, path string) map[string]any {
+func (p statementReader) rest(rm map[string]any, path string) map[string]any {
 	mode, ok := p.code(rm, "mode", path+".mode", new(models.RestfulCapabilityMode))
 	if !ok {
 		p.warn(path, "no known mode")
@@ -181,7 +181,7 @@ func (p reader) rest(rm map[string]any, path string) map[string]any {
 	return out
 }
 
-func (p reader) operations(m map[string]any, path string) []any {
+func (p statementReader) operations(m map[string]any, path string) []any {
 	var out []any
 	for i, x := range p.array(m, "operation", path+".operation") {
 		op := fmt.Sprintf("%s.operation[%d]", path, i)
@@ -200,7 +200,7 @@ func (p reader) operations(m map[string]any, path string) []any {
 	return out
 }
 
-func (p reader) searchParams(m map[string]any, path string) []any {
+func (p statementReader) searchParams(m map[string]any, path string) []any {
 	var out []any
 	for i, x := range p.array(m, "searchParam", path+".searchParam") {
 		sp := fmt.Sprintf("%s.searchParam[%d]", path, i)
@@ -225,7 +225,7 @@ func (p reader) searchParams(m map[string]any, path string) []any {
 	return out
 }
 
-func (p reader) security(sec map[string]any, path string) map[string]any {
+func (p statementReader) security(sec map[string]any, path string) map[string]any {
 	out := map[string]any{}
 	if b, ok := p.boolean(sec, "cors", path+".cors"); ok {
 		out["cors"] = b
@@ -304,7 +304,7 @@ func (p reader) security(sec map[string]any, path string) map[string]any {
 	return out
 }
 
-func (p reader) resource(rm map[string]any, path string) map[string]any {
+func (p statementReader) resource(rm map[string]any, path string) map[string]any {
 	typ, ok := p.code(rm, "type", path+".type", new(models.ResourceType))
 	if !ok {
 		p.warn(path, "no known resource type")

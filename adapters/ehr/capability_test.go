@@ -17,7 +17,7 @@ import (
 )
 
 // testdataDir holds the package's fixtures and golden files.
-var testdataDir = filepath.Join("..", "..", "testdata", "ehr")
+var ehrTestdata = filepath.Join("..", "..", "testdata", "ehr")
 
 const (
 	epicFile    = "epic-r4-sandbox.capabilitystatement.json"
@@ -25,16 +25,16 @@ const (
 	minimalFile = "minimal.capabilitystatement.json"
 )
 
-func readFixture(t testing.TB, name string) []byte {
+func ehrFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdataDir, name))
+	b, err := os.ReadFile(filepath.Join(ehrTestdata, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func mustRead(t testing.TB, data []byte) *Capabilities {
+func mustReadCapabilities(t testing.TB, data []byte) *Capabilities {
 	t.Helper()
 	c, err := ReadCapabilities(data)
 	if err != nil {
@@ -60,8 +60,8 @@ func kapbridgeStatement(t testing.TB) []byte {
 	return b
 }
 
-// interactions lists what typ declares, for comparing with sync.md.
-func interactions(c *Capabilities, typ string) string {
+// declaredInteractions lists what typ declares, for comparing with sync.md.
+func declaredInteractions(c *Capabilities, typ string) string {
 	r := c.Resource(typ)
 	if r == nil {
 		return "-"
@@ -77,8 +77,8 @@ func interactions(c *Capabilities, typ string) string {
 // TestRealStatements reads the Epic and Oracle Health statements whole
 // (no warning) and checks them against the table of sync.md.
 func TestRealStatements(t *testing.T) {
-	epic := mustRead(t, readFixture(t, epicFile))
-	oracle := mustRead(t, readFixture(t, oracleFile))
+	epic := mustReadCapabilities(t, ehrFixture(t, epicFile))
+	oracle := mustReadCapabilities(t, ehrFixture(t, oracleFile))
 	for _, c := range []*Capabilities{epic, oracle} {
 		if len(c.Warnings) > 0 {
 			t.Errorf("%s: warnings %q", c.Name, c.Warnings)
@@ -110,10 +110,10 @@ func TestRealStatements(t *testing.T) {
 		{"Subscription", "-", "-"},
 	}
 	for _, row := range table {
-		if got := interactions(epic, row.typ); got != row.epic {
+		if got := declaredInteractions(epic, row.typ); got != row.epic {
 			t.Errorf("epic %s: %q, want %q", row.typ, got, row.epic)
 		}
-		if got := interactions(oracle, row.typ); got != row.oracle {
+		if got := declaredInteractions(oracle, row.typ); got != row.oracle {
 			t.Errorf("oracle %s: %q, want %q", row.typ, got, row.oracle)
 		}
 	}
@@ -175,7 +175,7 @@ func TestRealStatements(t *testing.T) {
 // TestKapbridgeStatement: kapbridge's own statement is the full-featured
 // server: every type writable, conditional update, If-Match, transaction.
 func TestKapbridgeStatement(t *testing.T) {
-	c := mustRead(t, kapbridgeStatement(t))
+	c := mustReadCapabilities(t, kapbridgeStatement(t))
 	if len(c.Warnings) > 0 {
 		t.Errorf("warnings %q", c.Warnings)
 	}
@@ -231,7 +231,7 @@ func TestReadLeniently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := interactions(c, "Observation"); got != "create read search-type" {
+	if got := declaredInteractions(c, "Observation"); got != "create read search-type" {
 		t.Errorf("Observation: %q", got)
 	}
 	if c.ConditionalUpdate("Observation") {

@@ -29,13 +29,13 @@ var ErrRepresentation = errors.New("ehr: cannot build the representation")
 
 // Codes the builders use; each was checked in a published HL7 artifact.
 const (
-	sysLOINC            = "http://loinc.org"
+	loincSystem         = "http://loinc.org"
 	sysDocRefCategory   = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category" // US Core 3.1-8.0
 	sysCommCategory     = "http://terminology.hl7.org/CodeSystem/communication-category"
 	sysObsCategory      = "http://terminology.hl7.org/CodeSystem/observation-category"
 	loincPlanOfCareNote = "18776-5" // "Plan of care note": C-CDA on FHIR CarePlanDocumentType value set
-	mimeXHTML           = "application/xhtml+xml"
-	mimeFHIRJSON        = "application/fhir+json"
+	attachmentXHTML     = "application/xhtml+xml"
+	attachmentFHIRJSON  = "application/fhir+json"
 	extPlannedCount     = mappings.ExtPlannedCount
 	extDosePerKg        = mappings.ExtDosePerKg
 )
@@ -99,7 +99,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 	})
 	named("Care team", carePlan.Get("careTeam"), func(ct *fhir.Value) string {
 		var ms []string
-		for _, p := range arrayOf(ct.Get("participant")) {
+		for _, p := range elementsOf(ct.Get("participant")) {
 			m := refText(p.Get("member"))
 			if role := conceptsText(p.Get("role")); role != "" {
 				m = role + ": " + m
@@ -112,7 +112,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 		}
 		return s
 	})
-	if acts := arrayOf(carePlan.Get("activity")); len(acts) > 0 {
+	if acts := elementsOf(carePlan.Get("activity")); len(acts) > 0 {
 		x.heading("Activities")
 		x.startTable("Activity", "Status", "When", "Planned", "Product", "Performers")
 		for _, a := range acts {
@@ -125,13 +125,13 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 				when = d.GetString("scheduledString")
 			}
 			planned := ""
-			for _, e := range arrayOf(d.Get("extension")) {
+			for _, e := range elementsOf(d.Get("extension")) {
 				if e.GetString("url") == extPlannedCount && e.Get("valueInteger") != nil {
 					planned = e.Get("valueInteger").Str
 				}
 			}
 			var perf []string
-			for _, p := range arrayOf(d.Get("performer")) {
+			for _, p := range elementsOf(d.Get("performer")) {
 				perf = append(perf, refText(p))
 			}
 			what := conceptText(d.Get("code"))
@@ -142,7 +142,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 		}
 		x.endTable()
 	}
-	if notes := arrayOf(carePlan.Get("note")); len(notes) > 0 {
+	if notes := elementsOf(carePlan.Get("note")); len(notes) > 0 {
 		x.heading("Notes")
 		var items []string
 		for _, n := range notes {
@@ -160,11 +160,11 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 		docStatus = "entered-in-error"
 	}
 	typ := jsonObject(
-		member("coding", jsonArray(jsonObject(
-			member("system", jsonString(sysLOINC)),
-			member("code", jsonString(loincPlanOfCareNote)),
-			member("display", jsonString("Plan of care note"))))),
-		member("text", jsonString(title)))
+		jsonMember("coding", jsonArray(jsonObject(
+			jsonMember("system", jsonString(loincSystem)),
+			jsonMember("code", jsonString(loincPlanOfCareNote)),
+			jsonMember("display", jsonString("Plan of care note"))))),
+		jsonMember("text", jsonString(title)))
 	var author *fhir.Value
 	if a := carePlan.Get("author"); a != nil {
 		author = jsonArray(cloneValue(a))
@@ -175,7 +175,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 	}
 	doc := documentReference(BuildCarePlanDocument, carePlan, ids, docStatus, typ, carePlan.Get("subject"), author, date,
 		title, x.bytes(), "CarePlan "+carePlan.GetString("id")+" (FHIR R4 JSON)",
-		jsonObject(member("period", cloneValue(carePlan.Get("period")))))
+		jsonObject(jsonMember("period", cloneValue(carePlan.Get("period")))))
 	return doc, warnings, nil
 }
 
@@ -206,7 +206,7 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 			title = questionnaire.GetString("title")
 			var walk func(items *fhir.Value)
 			walk = func(items *fhir.Value) {
-				for _, it := range arrayOf(items) {
+				for _, it := range elementsOf(items) {
 					texts[it.GetString("linkId")] = it.GetString("text")
 					walk(it.Get("item"))
 				}
@@ -233,7 +233,7 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 	x.startTable("Question", "Answer")
 	var walk func(items *fhir.Value, depth int)
 	walk = func(items *fhir.Value, depth int) {
-		for _, it := range arrayOf(items) {
+		for _, it := range elementsOf(items) {
 			q := it.GetString("text")
 			if t := texts[it.GetString("linkId")]; t != "" {
 				q = t
@@ -243,7 +243,7 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 			}
 			q = strings.Repeat("— ", depth) + q
 			var answers []string
-			for _, a := range arrayOf(it.Get("answer")) {
+			for _, a := range elementsOf(it.Get("answer")) {
 				answers = append(answers, valueText(a, "value"))
 				walk(a.Get("item"), depth+1)
 			}
@@ -270,9 +270,9 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 	}
 	var ctx *fhir.Value
 	if enc := qr.Get("encounter"); enc != nil {
-		ctx = jsonObject(member("encounter", jsonArray(cloneValue(enc))))
+		ctx = jsonObject(jsonMember("encounter", jsonArray(cloneValue(enc))))
 	}
-	doc := documentReference(BuildQuestionnaireResponseDocument, qr, ids, docStatus, jsonObject(member("text", jsonString(heading))),
+	doc := documentReference(BuildQuestionnaireResponseDocument, qr, ids, docStatus, jsonObject(jsonMember("text", jsonString(heading))),
 		qr.Get("subject"), author, date, heading, x.bytes(),
 		"QuestionnaireResponse "+qr.GetString("id")+" (FHIR R4 JSON)", ctx)
 	return doc, warnings, nil
@@ -285,12 +285,12 @@ func documentReference(builder Builder, src *fhir.Value, ids *fhir.Value, docSta
 	source := src.Encode()
 	attachment := func(contentType string, data []byte, title string) *fhir.Value {
 		sum := sha1.Sum(data)
-		return jsonObject(member("attachment", jsonObject(
-			member("contentType", jsonString(contentType)),
-			member("data", jsonString(base64.StdEncoding.EncodeToString(data))),
-			member("size", fhir.Number(int64(len(data)))),
-			member("hash", jsonString(base64.StdEncoding.EncodeToString(sum[:]))),
-			member("title", jsonString(title)))))
+		return jsonObject(jsonMember("attachment", jsonObject(
+			jsonMember("contentType", jsonString(contentType)),
+			jsonMember("data", jsonString(base64.StdEncoding.EncodeToString(data))),
+			jsonMember("size", fhir.Number(int64(len(data)))),
+			jsonMember("hash", jsonString(base64.StdEncoding.EncodeToString(sum[:]))),
+			jsonMember("title", jsonString(title)))))
 	}
 	var dateV *fhir.Value
 	if date != "" {
@@ -300,26 +300,26 @@ func documentReference(builder Builder, src *fhir.Value, ids *fhir.Value, docSta
 		context = nil
 	}
 	return jsonObject(
-		member("resourceType", jsonString("DocumentReference")),
-		member("id", jsonString(derivedID(builder, src))),
-		member("meta", securityMeta(src)),
-		member("identifier", ids),
-		member("status", jsonString("current")),
-		member("docStatus", jsonString(docStatus)),
-		member("type", typ),
-		member("category", jsonArray(jsonObject(member("coding", jsonArray(jsonObject(
-			member("system", jsonString(sysDocRefCategory)),
-			member("code", jsonString("clinical-note")),
-			member("display", jsonString("Clinical Note")))))))),
-		member("subject", cloneValue(subject)),
-		member("date", dateV),
-		member("author", author),
-		member("description", jsonString(title)),
-		member("securityLabel", securityLabels(src)),
-		member("content", jsonArray(
-			attachment(mimeXHTML, xhtml, title),
-			attachment(mimeFHIRJSON, source, jsonTitle))),
-		member("context", context))
+		jsonMember("resourceType", jsonString("DocumentReference")),
+		jsonMember("id", jsonString(derivedID(builder, src))),
+		jsonMember("meta", securityMeta(src)),
+		jsonMember("identifier", ids),
+		jsonMember("status", jsonString("current")),
+		jsonMember("docStatus", jsonString(docStatus)),
+		jsonMember("type", typ),
+		jsonMember("category", jsonArray(jsonObject(jsonMember("coding", jsonArray(jsonObject(
+			jsonMember("system", jsonString(sysDocRefCategory)),
+			jsonMember("code", jsonString("clinical-note")),
+			jsonMember("display", jsonString("Clinical Note")))))))),
+		jsonMember("subject", cloneValue(subject)),
+		jsonMember("date", dateV),
+		jsonMember("author", author),
+		jsonMember("description", jsonString(title)),
+		jsonMember("securityLabel", securityLabels(src)),
+		jsonMember("content", jsonArray(
+			attachment(attachmentXHTML, xhtml, title),
+			attachment(attachmentFHIRJSON, source, jsonTitle))),
+		jsonMember("context", context))
 }
 
 // DoseObservation represents a MedicationAdministration as an Observation
@@ -343,7 +343,7 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 	var lot *fhir.Value
 	if ref := ma.Get("medicationReference").GetString("reference"); ref != "" {
 		if strings.HasPrefix(ref, "#") {
-			for _, c := range arrayOf(ma.Get("contained")) {
+			for _, c := range elementsOf(ma.Get("contained")) {
 				if c.GetString("resourceType") == "Medication" && c.GetString("id") == ref[1:] {
 					med = c.Get("code")
 					lot = c.Get("batch").Get("lotNumber")
@@ -352,7 +352,7 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 		}
 		if med == nil {
 			warn("MedicationAdministration.medicationReference", "names "+ref+", which is not contained: the medication is given by its reference text only")
-			med = jsonObject(member("text", jsonString(refText(ma.Get("medicationReference")))))
+			med = jsonObject(jsonMember("text", jsonString(refText(ma.Get("medicationReference")))))
 		}
 	}
 	medText := conceptText(med)
@@ -368,25 +368,25 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 		if value.Value == nil {
 			return
 		}
-		components = append(components, jsonObject(member("code", jsonObject(member("text", jsonString(name)))), value))
+		components = append(components, jsonObject(jsonMember("code", jsonObject(jsonMember("text", jsonString(name)))), value))
 	}
-	component("route", member("valueCodeableConcept", cloneValue(dosage.Get("route"))))
-	for _, e := range arrayOf(dosage.Get("extension")) {
+	component("route", jsonMember("valueCodeableConcept", cloneValue(dosage.Get("route"))))
+	for _, e := range elementsOf(dosage.Get("extension")) {
 		if e.GetString("url") == extDosePerKg {
-			component("dose per kg", member("valueQuantity", cloneValue(e.Get("valueQuantity"))))
+			component("dose per kg", jsonMember("valueQuantity", cloneValue(e.Get("valueQuantity"))))
 		}
 	}
-	component("rate", member("valueQuantity", cloneValue(dosage.Get("rateQuantity"))))
+	component("rate", jsonMember("valueQuantity", cloneValue(dosage.Get("rateQuantity"))))
 	if lot != nil {
-		component("lot number", member("valueString", cloneValue(lot)))
+		component("lot number", jsonMember("valueString", cloneValue(lot)))
 	}
-	component("dosage", member("valueString", cloneValue(dosage.Get("text"))))
+	component("dosage", jsonMember("valueString", cloneValue(dosage.Get("text"))))
 	if dosage.Get("dose") == nil {
 		warn("MedicationAdministration.dosage.dose", "no dose: the Observation has no value")
 	}
 
 	var performers []*fhir.Value
-	for _, p := range arrayOf(ma.Get("performer")) {
+	for _, p := range elementsOf(ma.Get("performer")) {
 		a := p.Get("actor")
 		switch t, _, _ := strings.Cut(a.GetString("reference"), "/"); t {
 		case "Practitioner", "PractitionerRole", "Patient", "RelatedPerson":
@@ -401,10 +401,10 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 		}
 	}
 	var notes []*fhir.Value
-	for _, n := range arrayOf(ma.Get("note")) {
+	for _, n := range elementsOf(ma.Get("note")) {
 		notes = append(notes, cloneValue(n))
 	}
-	notes = append(notes, jsonObject(member("text", jsonString(
+	notes = append(notes, jsonObject(jsonMember("text", jsonString(
 		"Recorded by kapbridge from MedicationAdministration "+ma.GetString("id")+" (identifier "+identifierText(ids)+"): this EHR does not accept MedicationAdministration writes."))))
 
 	status := "final"
@@ -421,9 +421,9 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 	var effective fhir.Member
 	switch {
 	case ma.Get("effectivePeriod") != nil:
-		effective = member("effectivePeriod", cloneValue(ma.Get("effectivePeriod")))
+		effective = jsonMember("effectivePeriod", cloneValue(ma.Get("effectivePeriod")))
 	case ma.Get("effectiveDateTime") != nil:
-		effective = member("effectiveDateTime", cloneValue(ma.Get("effectiveDateTime")))
+		effective = jsonMember("effectiveDateTime", cloneValue(ma.Get("effectiveDateTime")))
 	}
 	var perf *fhir.Value
 	if len(performers) > 0 {
@@ -434,23 +434,23 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 		comps = jsonArray(components...)
 	}
 	obs := jsonObject(
-		member("resourceType", jsonString("Observation")),
-		member("id", jsonString(derivedID(BuildDoseObservation, ma))),
-		member("meta", securityMeta(ma)),
-		member("identifier", ids),
-		member("status", jsonString(status)),
-		member("category", jsonArray(jsonObject(member("coding", jsonArray(jsonObject(
-			member("system", jsonString(sysObsCategory)),
-			member("code", jsonString("therapy")),
-			member("display", jsonString("Therapy")))))))),
-		member("code", code),
-		member("subject", cloneValue(ma.Get("subject"))),
-		member("encounter", cloneValue(ma.Get("context"))),
+		jsonMember("resourceType", jsonString("Observation")),
+		jsonMember("id", jsonString(derivedID(BuildDoseObservation, ma))),
+		jsonMember("meta", securityMeta(ma)),
+		jsonMember("identifier", ids),
+		jsonMember("status", jsonString(status)),
+		jsonMember("category", jsonArray(jsonObject(jsonMember("coding", jsonArray(jsonObject(
+			jsonMember("system", jsonString(sysObsCategory)),
+			jsonMember("code", jsonString("therapy")),
+			jsonMember("display", jsonString("Therapy")))))))),
+		jsonMember("code", code),
+		jsonMember("subject", cloneValue(ma.Get("subject"))),
+		jsonMember("encounter", cloneValue(ma.Get("context"))),
 		effective,
-		member("performer", perf),
-		member("valueQuantity", cloneValue(dosage.Get("dose"))),
-		member("note", jsonArray(notes...)),
-		member("component", comps))
+		jsonMember("performer", perf),
+		jsonMember("valueQuantity", cloneValue(dosage.Get("dose"))),
+		jsonMember("note", jsonArray(notes...)),
+		jsonMember("component", comps))
 	return obs, warnings, nil
 }
 
@@ -475,7 +475,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 	var warnings []mappings.Warning
 	rule := conceptText(flag.Get("code"))
 	var codes []string
-	for _, c := range arrayOf(flag.Get("code").Get("coding")) {
+	for _, c := range elementsOf(flag.Get("code").Get("coding")) {
 		codes = append(codes, codingText(c))
 	}
 	var b strings.Builder
@@ -490,10 +490,10 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 		case "Observation":
 			values = append(values, observationText(ev))
 		case "QuestionnaireResponse":
-			for _, c := range arrayOf(flag.Get("code").Get("coding")) {
+			for _, c := range elementsOf(flag.Get("code").Get("coding")) {
 				if it := findItem(ev.Get("item"), c.GetString("code")); it != nil {
 					var as []string
-					for _, a := range arrayOf(it.Get("answer")) {
+					for _, a := range elementsOf(it.Get("answer")) {
 						as = append(as, valueText(a, "value"))
 					}
 					q := it.GetString("text")
@@ -508,7 +508,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 			continue
 		}
 		if id := ev.GetString("id"); id != "" {
-			about = append(about, jsonObject(member("reference", jsonString(ev.GetString("resourceType")+"/"+id))))
+			about = append(about, jsonObject(jsonMember("reference", jsonString(ev.GetString("resourceType")+"/"+id))))
 		}
 	}
 	if len(values) > 0 {
@@ -538,24 +538,24 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 		reason = jsonArray(cloneValue(c))
 	}
 	com := jsonObject(
-		member("resourceType", jsonString("Communication")),
-		member("id", jsonString(derivedID(BuildFlagCommunication, flag))),
-		member("meta", securityMeta(flag)),
-		member("identifier", ids),
-		member("status", jsonString(status)),
-		member("category", jsonArray(jsonObject(member("coding", jsonArray(jsonObject(
-			member("system", jsonString(sysCommCategory)),
-			member("code", jsonString("alert")),
-			member("display", jsonString("Alert")))))))),
-		member("priority", jsonString("urgent")),
-		member("subject", cloneValue(flag.Get("subject"))),
-		member("about", aboutV),
-		member("encounter", cloneValue(flag.Get("encounter"))),
-		member("sent", sentV),
-		member("recipient", jsonArray(cloneValue(recipient))),
-		member("sender", cloneValue(flag.Get("author"))),
-		member("reasonCode", reason),
-		member("payload", jsonArray(jsonObject(member("contentString", jsonString(b.String()))))))
+		jsonMember("resourceType", jsonString("Communication")),
+		jsonMember("id", jsonString(derivedID(BuildFlagCommunication, flag))),
+		jsonMember("meta", securityMeta(flag)),
+		jsonMember("identifier", ids),
+		jsonMember("status", jsonString(status)),
+		jsonMember("category", jsonArray(jsonObject(jsonMember("coding", jsonArray(jsonObject(
+			jsonMember("system", jsonString(sysCommCategory)),
+			jsonMember("code", jsonString("alert")),
+			jsonMember("display", jsonString("Alert")))))))),
+		jsonMember("priority", jsonString("urgent")),
+		jsonMember("subject", cloneValue(flag.Get("subject"))),
+		jsonMember("about", aboutV),
+		jsonMember("encounter", cloneValue(flag.Get("encounter"))),
+		jsonMember("sent", sentV),
+		jsonMember("recipient", jsonArray(cloneValue(recipient))),
+		jsonMember("sender", cloneValue(flag.Get("author"))),
+		jsonMember("reasonCode", reason),
+		jsonMember("payload", jsonArray(jsonObject(jsonMember("contentString", jsonString(b.String()))))))
 	return com, warnings, nil
 }
 
@@ -577,11 +577,11 @@ func checkInput(res *fhir.Value, typ string) error {
 // again must not be written.
 func practiceIdentifiers(res *fhir.Value) (*fhir.Value, error) {
 	var out []*fhir.Value
-	for _, id := range arrayOf(res.Get("identifier")) {
+	for _, id := range elementsOf(res.Get("identifier")) {
 		if strings.HasPrefix(id.GetString("system"), mappings.NSPracticeRecordIDs+"/") && id.GetString("value") != "" {
 			out = append(out, jsonObject(
-				member("system", jsonString(id.GetString("system"))),
-				member("value", jsonString(id.GetString("value")))))
+				jsonMember("system", jsonString(id.GetString("system"))),
+				jsonMember("value", jsonString(id.GetString("value")))))
 		}
 	}
 	if len(out) == 0 {
@@ -593,7 +593,7 @@ func practiceIdentifiers(res *fhir.Value) (*fhir.Value, error) {
 
 func identifierText(ids *fhir.Value) string {
 	var s []string
-	for _, id := range arrayOf(ids) {
+	for _, id := range elementsOf(ids) {
 		s = append(s, id.GetString("system")+"|"+id.GetString("value"))
 	}
 	return strings.Join(s, ", ")
@@ -605,15 +605,15 @@ func securityMeta(res *fhir.Value) *fhir.Value {
 	if sec == nil {
 		return nil
 	}
-	return jsonObject(member("security", cloneValue(sec)))
+	return jsonObject(jsonMember("security", cloneValue(sec)))
 }
 
 // securityLabels are res's meta.security codings as the CodeableConcepts
 // of DocumentReference.securityLabel, or nil.
 func securityLabels(res *fhir.Value) *fhir.Value {
 	var out []*fhir.Value
-	for _, c := range arrayOf(res.Get("meta").Get("security")) {
-		out = append(out, jsonObject(member("coding", jsonArray(cloneValue(c)))))
+	for _, c := range elementsOf(res.Get("meta").Get("security")) {
+		out = append(out, jsonObject(jsonMember("coding", jsonArray(cloneValue(c)))))
 	}
 	if len(out) == 0 {
 		return nil
@@ -633,10 +633,10 @@ func derivedID(b Builder, src *fhir.Value) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// arrayOf returns the elements of an array, or the value itself as a
+// elementsOf returns the elements of an array, or the value itself as a
 // one-element list (FHIR elements of cardinality 1 given where many are
 // expected), or nil.
-func arrayOf(v *fhir.Value) []*fhir.Value {
+func elementsOf(v *fhir.Value) []*fhir.Value {
 	switch {
 	case v == nil:
 		return nil
@@ -667,7 +667,7 @@ func conceptText(cc *fhir.Value) string {
 		return t
 	}
 	var ds []string
-	for _, c := range arrayOf(cc.Get("coding")) {
+	for _, c := range elementsOf(cc.Get("coding")) {
 		if d := c.GetString("display"); d != "" {
 			ds = append(ds, d)
 		}
@@ -676,7 +676,7 @@ func conceptText(cc *fhir.Value) string {
 		return strings.Join(ds, ", ")
 	}
 	var cs []string
-	for _, c := range arrayOf(cc.Get("coding")) {
+	for _, c := range elementsOf(cc.Get("coding")) {
 		cs = append(cs, codingText(c))
 	}
 	return strings.Join(cs, ", ")
@@ -684,7 +684,7 @@ func conceptText(cc *fhir.Value) string {
 
 func conceptsText(ccs *fhir.Value) string {
 	var s []string
-	for _, cc := range arrayOf(ccs) {
+	for _, cc := range elementsOf(ccs) {
 		if t := conceptText(cc); t != "" {
 			s = append(s, t)
 		}
@@ -803,7 +803,7 @@ func observationText(o *fhir.Value) string {
 	if v := valueText(o, "value"); v != "" {
 		vs = append(vs, v)
 	}
-	for _, c := range arrayOf(o.Get("component")) {
+	for _, c := range elementsOf(o.Get("component")) {
 		if v := valueText(c, "value"); v != "" {
 			vs = append(vs, conceptText(c.Get("code"))+" "+v)
 		}
@@ -824,14 +824,14 @@ func findItem(items *fhir.Value, key string) *fhir.Value {
 	if key == "" {
 		return nil
 	}
-	for _, it := range arrayOf(items) {
+	for _, it := range elementsOf(items) {
 		if it.GetString("linkId") == key {
 			return it
 		}
 		if found := findItem(it.Get("item"), key); found != nil {
 			return found
 		}
-		for _, a := range arrayOf(it.Get("answer")) {
+		for _, a := range elementsOf(it.Get("answer")) {
 			if found := findItem(a.Get("item"), key); found != nil {
 				return found
 			}
@@ -842,7 +842,7 @@ func findItem(items *fhir.Value, key string) *fhir.Value {
 
 // ---- building ----
 
-func member(key string, v *fhir.Value) fhir.Member { return fhir.Member{Key: key, Value: v} }
+func jsonMember(key string, v *fhir.Value) fhir.Member { return fhir.Member{Key: key, Value: v} }
 
 // jsonObject makes an object of the members whose value is not nil.
 func jsonObject(ms ...fhir.Member) *fhir.Value {

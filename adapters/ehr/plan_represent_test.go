@@ -19,7 +19,7 @@ import (
 // ({"resources": [...]}) or a single resource.
 func inputResources(t testing.TB, name string) []*fhir.Value {
 	t.Helper()
-	v, err := fhir.ParseJSON(readFixture(t, filepath.Join("input", name)), fhir.StoredLimits)
+	v, err := fhir.ParseJSON(ehrFixture(t, filepath.Join("input", name)), fhir.StoredLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,15 +29,15 @@ func inputResources(t testing.TB, name string) []*fhir.Value {
 	return []*fhir.Value{v}
 }
 
-// pick returns the resources of type typ among rs whose first identifier
+// pickResource returns the resource of type typ among rs whose first identifier
 // value ends with suffix ("" for any).
-func pick(t testing.TB, rs []*fhir.Value, typ, suffix string) *fhir.Value {
+func pickResource(t testing.TB, rs []*fhir.Value, typ, suffix string) *fhir.Value {
 	t.Helper()
 	for _, r := range rs {
 		if r.GetString("resourceType") != typ {
 			continue
 		}
-		if ids := arrayOf(r.Get("identifier")); suffix == "" || len(ids) > 0 && strings.HasSuffix(ids[0].GetString("value"), suffix) {
+		if ids := elementsOf(r.Get("identifier")); suffix == "" || len(ids) > 0 && strings.HasSuffix(ids[0].GetString("value"), suffix) {
 			return r
 		}
 	}
@@ -45,13 +45,13 @@ func pick(t testing.TB, rs []*fhir.Value, typ, suffix string) *fhir.Value {
 	return nil
 }
 
-type built struct {
+type builtResource struct {
 	res      *fhir.Value
 	warnings []mappings.Warning
 	err      error
 }
 
-func (b built) must(t testing.TB) *fhir.Value {
+func (b builtResource) must(t testing.TB) *fhir.Value {
 	t.Helper()
 	if b.err != nil {
 		t.Fatal(b.err)
@@ -59,42 +59,42 @@ func (b built) must(t testing.TB) *fhir.Value {
 	return b.res
 }
 
-var prescriber = jsonObject(member("reference", jsonString("Practitioner/b8ba46cd-596a-5640-b004-f04d58c7b8f1")),
-	member("display", jsonString("the course's prescriber")))
+var testPrescriber = jsonObject(jsonMember("reference", jsonString("Practitioner/b8ba46cd-596a-5640-b004-f04d58c7b8f1")),
+	jsonMember("display", jsonString("the course's prescriber")))
 
 // representationCases are the golden cases: one per builder and input.
-func representationCases(t testing.TB) map[string]func() built {
+func representationCases(t testing.TB) map[string]func() builtResource {
 	course := inputResources(t, "course-iv-course.json")
 	screening := inputResources(t, "screening-im-screening-baseline.json")
 	dosing := inputResources(t, "session-iv-s04-dosing1.json")
 	bp := inputResources(t, "observation-iv-s14-o2.json")
 	phq9 := inputResources(t, "Questionnaire-phq-9.json")[0]
-	return map[string]func() built{
-		"careplan-document": func() built {
-			r, w, err := CarePlanDocument(pick(t, course, "CarePlan", ""), course, "2026-03-01T12:00:00Z")
-			return built{r, w, err}
+	return map[string]func() builtResource{
+		"careplan-document": func() builtResource {
+			r, w, err := CarePlanDocument(pickResource(t, course, "CarePlan", ""), course, "2026-03-01T12:00:00Z")
+			return builtResource{r, w, err}
 		},
-		"questionnaireresponse-document": func() built {
-			r, w, err := QuestionnaireResponseDocument(pick(t, screening, "QuestionnaireResponse", "/phq9"), phq9, "2026-03-01T12:00:00Z")
-			return built{r, w, err}
+		"questionnaireresponse-document": func() builtResource {
+			r, w, err := QuestionnaireResponseDocument(pickResource(t, screening, "QuestionnaireResponse", "/phq9"), phq9, "2026-03-01T12:00:00Z")
+			return builtResource{r, w, err}
 		},
-		"dose-observation": func() built {
-			r, w, err := DoseObservation(pick(t, dosing, "MedicationAdministration", ""))
-			return built{r, w, err}
+		"dose-observation": func() builtResource {
+			r, w, err := DoseObservation(pickResource(t, dosing, "MedicationAdministration", ""))
+			return builtResource{r, w, err}
 		},
-		"flag-communication-bp": func() built {
-			r, w, err := FlagCommunication(pick(t, bp, "Flag", "/bp"), []*fhir.Value{pick(t, bp, "Observation", "/bp")}, prescriber, "2026-03-01T12:00:00Z")
-			return built{r, w, err}
+		"flag-communication-bp": func() builtResource {
+			r, w, err := FlagCommunication(pickResource(t, bp, "Flag", "/bp"), []*fhir.Value{pickResource(t, bp, "Observation", "/bp")}, testPrescriber, "2026-03-01T12:00:00Z")
+			return builtResource{r, w, err}
 		},
-		"flag-communication-phq9-item9": func() built {
-			r, w, err := FlagCommunication(pick(t, screening, "Flag", "/phq9/item9"),
-				[]*fhir.Value{pick(t, screening, "QuestionnaireResponse", "/phq9"), pick(t, screening, "Observation", "/phq9/total")}, prescriber, "")
-			return built{r, w, err}
+		"flag-communication-phq9-item9": func() builtResource {
+			r, w, err := FlagCommunication(pickResource(t, screening, "Flag", "/phq9/item9"),
+				[]*fhir.Value{pickResource(t, screening, "QuestionnaireResponse", "/phq9"), pickResource(t, screening, "Observation", "/phq9/total")}, testPrescriber, "")
+			return builtResource{r, w, err}
 		},
 	}
 }
 
-func pretty(t testing.TB, v *fhir.Value) []byte {
+func prettyResource(t testing.TB, v *fhir.Value) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := json.Indent(&b, v.Encode(), "", "  "); err != nil {
@@ -108,7 +108,7 @@ func pretty(t testing.TB, v *fhir.Value) []byte {
 func attachments(t testing.TB, doc *fhir.Value) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	for _, c := range arrayOf(doc.Get("content")) {
+	for _, c := range elementsOf(doc.Get("content")) {
 		a := c.Get("attachment")
 		data, err := base64.StdEncoding.DecodeString(a.GetString("data"))
 		if err != nil {
@@ -153,18 +153,18 @@ func TestRepresentations(t *testing.T) {
 			for _, w := range first.warnings {
 				t.Logf("warning: %s", w)
 			}
-			if arrayOf(res.Get("identifier"))[0].GetString("system") == "" ||
-				!strings.HasPrefix(arrayOf(res.Get("identifier"))[0].GetString("system"), mappings.NSPracticeRecordIDs+"/acme-kap/") {
+			if elementsOf(res.Get("identifier"))[0].GetString("system") == "" ||
+				!strings.HasPrefix(elementsOf(res.Get("identifier"))[0].GetString("system"), mappings.NSPracticeRecordIDs+"/acme-kap/") {
 				t.Errorf("identifier %s", res.Get("identifier").Encode())
 			}
 			if sec := res.Get("meta").Get("security"); sec == nil || !strings.Contains(string(sec.Encode()), `"PSY"`) {
 				t.Error("the security labels were not carried")
 			}
-			checkGolden(t, name+".json", pretty(t, res))
+			checkEHRGolden(t, name+".json", prettyResource(t, res))
 			if res.GetString("resourceType") == "DocumentReference" {
 				att := attachments(t, res)
-				wellFormed(t, att[mimeXHTML])
-				checkGolden(t, name+".xhtml", att[mimeXHTML])
+				wellFormed(t, att[attachmentXHTML])
+				checkEHRGolden(t, name+".xhtml", att[attachmentXHTML])
 			}
 		})
 	}
@@ -177,7 +177,7 @@ func TestInputsUntouched(t *testing.T) {
 	for i, r := range course {
 		before[i] = r.Encode()
 	}
-	doc, _, err := CarePlanDocument(pick(t, course, "CarePlan", ""), course, "")
+	doc, _, err := CarePlanDocument(pickResource(t, course, "CarePlan", ""), course, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,20 +191,20 @@ func TestInputsUntouched(t *testing.T) {
 
 func TestCarePlanDocument(t *testing.T) {
 	course := inputResources(t, "course-iv-course.json")
-	cp := pick(t, course, "CarePlan", "")
+	cp := pickResource(t, course, "CarePlan", "")
 	doc, _, err := CarePlanDocument(cp, course, "2026-03-01T12:00:00Z")
 	if err != nil {
 		t.Fatal(err)
 	}
 	att := attachments(t, doc)
-	if !bytes.Equal(att[mimeFHIRJSON], cp.Encode()) {
+	if !bytes.Equal(att[attachmentFHIRJSON], cp.Encode()) {
 		t.Error("the attached JSON is not the CarePlan as given")
 	}
-	back, _, err := fhir.ParseResource(att[mimeFHIRJSON])
+	back, _, err := fhir.ParseResource(att[attachmentFHIRJSON])
 	if err != nil || back.GetString("id") != cp.GetString("id") {
 		t.Errorf("attached CarePlan does not parse back: %v", err)
 	}
-	x := string(att[mimeXHTML])
+	x := string(att[attachmentXHTML])
 	for _, want := range []string{"Ketamine-assisted psychotherapy course", "treatment-resistant depression",
 		"Get through a work week without dreading mornings", "prescriber: Practitioner/", "ketamine hydrochloride IV infusion"} {
 		if !strings.Contains(x, want) {
@@ -222,7 +222,7 @@ func TestCarePlanDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x := string(attachments(t, doc2)[mimeXHTML]); !strings.Contains(x, "Goal/f51e5424-0980-5e99-b0cb-d7c1b4bf9552") || doc2.Get("date") != nil {
+	if x := string(attachments(t, doc2)[attachmentXHTML]); !strings.Contains(x, "Goal/f51e5424-0980-5e99-b0cb-d7c1b4bf9552") || doc2.Get("date") != nil {
 		t.Error("without related resources the summary should name the goals by reference, and no date was given")
 	}
 }
@@ -230,15 +230,15 @@ func TestCarePlanDocument(t *testing.T) {
 // TestSummaryEscapes: text from the record never becomes markup.
 func TestSummaryEscapes(t *testing.T) {
 	course := inputResources(t, "course-iv-course.json")
-	cp := cloneValue(pick(t, course, "CarePlan", ""))
+	cp := cloneValue(pickResource(t, course, "CarePlan", ""))
 	hostile := `<script>alert("x")</script> & <b>bold</b> ]]> ` + "\x01\x00" + "\xff end"
 	cp.Set("title", jsonString(hostile))
-	cp.Set("note", jsonArray(jsonObject(member("text", jsonString("</li></ul><img src=x onerror=alert(1)>")))))
+	cp.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString("</li></ul><img src=x onerror=alert(1)>")))))
 	doc, _, err := CarePlanDocument(cp, course, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := attachments(t, doc)[mimeXHTML]
+	x := attachments(t, doc)[attachmentXHTML]
 	wellFormed(t, x)
 	s := string(x)
 	for _, bad := range []string{"<script", "<b>", "<img", "\x01", "\x00", "\xff"} {
@@ -274,26 +274,26 @@ func TestSummaryEscapes(t *testing.T) {
 
 func TestQuestionnaireResponseDocument(t *testing.T) {
 	screening := inputResources(t, "screening-im-screening-baseline.json")
-	qr := pick(t, screening, "QuestionnaireResponse", "/phq9")
+	qr := pickResource(t, screening, "QuestionnaireResponse", "/phq9")
 	phq9 := inputResources(t, "Questionnaire-phq-9.json")[0]
 	doc, w, err := QuestionnaireResponseDocument(qr, phq9, "")
 	if err != nil || len(w) > 0 {
 		t.Fatal(err, w)
 	}
-	x := string(attachments(t, doc)[mimeXHTML])
+	x := string(attachments(t, doc)[attachmentXHTML])
 	if !strings.Contains(x, "Little interest or pleasure in doing things") || !strings.Contains(x, "Patient Health Questionnaire-9 (PHQ-9)") {
 		t.Error("question texts or title from the Questionnaire are missing")
 	}
-	if !bytes.Equal(attachments(t, doc)[mimeFHIRJSON], qr.Encode()) {
+	if !bytes.Equal(attachments(t, doc)[attachmentFHIRJSON], qr.Encode()) {
 		t.Error("the attached JSON is not the QuestionnaireResponse as given")
 	}
 	// Another questionnaire's texts are not used, and it is said.
-	clear := pick(t, screening, "QuestionnaireResponse", "/clearance")
+	clear := pickResource(t, screening, "QuestionnaireResponse", "/clearance")
 	doc, w, err = QuestionnaireResponseDocument(clear, phq9, "")
 	if err != nil || len(w) != 1 {
 		t.Fatalf("err %v warnings %v", err, w)
 	}
-	if x := string(attachments(t, doc)[mimeXHTML]); !strings.Contains(x, "cardiovascular issues") || !strings.Contains(x, "<td>no</td>") {
+	if x := string(attachments(t, doc)[attachmentXHTML]); !strings.Contains(x, "cardiovascular issues") || !strings.Contains(x, "<td>no</td>") {
 		t.Error("the response's own texts and boolean answers should show")
 	}
 	if doc.Get("identifier").Array[0].GetString("value") != "im-screening-baseline/clearance" {
@@ -302,7 +302,7 @@ func TestQuestionnaireResponseDocument(t *testing.T) {
 }
 
 func TestDoseObservation(t *testing.T) {
-	ma := pick(t, inputResources(t, "session-iv-s04-dosing1.json"), "MedicationAdministration", "")
+	ma := pickResource(t, inputResources(t, "session-iv-s04-dosing1.json"), "MedicationAdministration", "")
 	obs, w, err := DoseObservation(ma)
 	if err != nil {
 		t.Fatal(err)
@@ -326,9 +326,9 @@ func TestDoseObservation(t *testing.T) {
 
 func TestFlagCommunication(t *testing.T) {
 	screening := inputResources(t, "screening-im-screening-baseline.json")
-	flag := pick(t, screening, "Flag", "/phq9/item9")
-	qr := pick(t, screening, "QuestionnaireResponse", "/phq9")
-	com, w, err := FlagCommunication(flag, []*fhir.Value{qr}, prescriber, "2026-03-01T12:00:00Z")
+	flag := pickResource(t, screening, "Flag", "/phq9/item9")
+	qr := pickResource(t, screening, "QuestionnaireResponse", "/phq9")
+	com, w, err := FlagCommunication(flag, []*fhir.Value{qr}, testPrescriber, "2026-03-01T12:00:00Z")
 	if err != nil || len(w) > 0 {
 		t.Fatal(err, w)
 	}
@@ -351,17 +351,17 @@ func TestFlagCommunication(t *testing.T) {
 		t.Errorf("identifier %s", got)
 	}
 	// Without evidence it still goes, and says the value is missing.
-	if _, w, err := FlagCommunication(flag, nil, prescriber, ""); err != nil || len(w) != 1 {
+	if _, w, err := FlagCommunication(flag, nil, testPrescriber, ""); err != nil || len(w) != 1 {
 		t.Errorf("no evidence: err %v warnings %v", err, w)
 	}
 }
 
 func TestRepresentationRefused(t *testing.T) {
 	course := inputResources(t, "course-iv-course.json")
-	cp := pick(t, course, "CarePlan", "")
+	cp := pickResource(t, course, "CarePlan", "")
 	noID := cloneValue(cp)
 	noID.Delete("identifier")
-	flag := pick(t, inputResources(t, "observation-iv-s14-o2.json"), "Flag", "")
+	flag := pickResource(t, inputResources(t, "observation-iv-s14-o2.json"), "Flag", "")
 	for name, f := range map[string]func() error{
 		"wrong type":        func() error { _, _, err := CarePlanDocument(flag, nil, ""); return err },
 		"nil":               func() error { _, _, err := DoseObservation(nil); return err },
@@ -383,7 +383,7 @@ func TestRepresentationIdentifiersUnique(t *testing.T) {
 	all := mappedResources(t)
 	native := map[string]bool{} // type + system|value
 	for _, r := range all {
-		for _, id := range arrayOf(r.Get("identifier")) {
+		for _, id := range elementsOf(r.Get("identifier")) {
 			native[r.GetString("resourceType")+" "+id.GetString("system")+"|"+id.GetString("value")] = true
 		}
 	}
@@ -395,7 +395,7 @@ func TestRepresentationIdentifiersUnique(t *testing.T) {
 		if !ok {
 			continue
 		}
-		for _, id := range arrayOf(r.Get("identifier")) {
+		for _, id := range elementsOf(r.Get("identifier")) {
 			k := to + " " + id.GetString("system") + "|" + id.GetString("value")
 			if native[k] {
 				t.Errorf("%s/%s as %s would share identifier %s with a mapped %s", r.GetString("resourceType"), r.GetString("id"), to, k, to)

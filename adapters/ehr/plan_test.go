@@ -20,17 +20,17 @@ func init() {
 	}
 }
 
-func updatingGolden() bool {
+func updatingEHRGolden() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
 
-// checkGolden compares got with testdata/ehr/golden/name, or rewrites it
+// checkEHRGolden compares got with testdata/ehr/golden/name, or rewrites it
 // with -update.
-func checkGolden(t *testing.T, name string, got []byte) {
+func checkEHRGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(testdataDir, "golden", name)
-	if updatingGolden() {
+	path := filepath.Join(ehrTestdata, "golden", name)
+	if updatingEHRGolden() {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -54,17 +54,17 @@ type planCase struct {
 }
 
 var planCases = []planCase{
-	{"epic", func(t testing.TB) []byte { return readFixture(t, epicFile) }},
-	{"oracle", func(t testing.TB) []byte { return readFixture(t, oracleFile) }},
+	{"epic", func(t testing.TB) []byte { return ehrFixture(t, epicFile) }},
+	{"oracle", func(t testing.TB) []byte { return ehrFixture(t, oracleFile) }},
 	{"kapbridge", kapbridgeStatement},
-	{"minimal", func(t testing.TB) []byte { return readFixture(t, minimalFile) }},
+	{"minimal", func(t testing.TB) []byte { return ehrFixture(t, minimalFile) }},
 }
 
 func planOf(t testing.TB, name string) *WritePlan {
 	t.Helper()
 	for _, pc := range planCases {
 		if pc.name == name {
-			return PlanWrites(mustRead(t, pc.data(t)))
+			return PlanWrites(mustReadCapabilities(t, pc.data(t)))
 		}
 	}
 	t.Fatalf("no plan case %q", name)
@@ -79,14 +79,14 @@ func TestPlanTables(t *testing.T) {
 			if err := planOf(t, pc.name).WriteTable(&b); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "plan-"+pc.name+".txt", b.Bytes())
+			checkEHRGolden(t, "plan-"+pc.name+".txt", b.Bytes())
 		})
 	}
 }
 
-// route says how an entry goes, in one word per part, for assertions:
+// routeText says how an entry goes, in one word per part, for assertions:
 // "DocumentReference<CarePlanDocument", "Observation@score".
-func route(e PlanEntry) string {
+func routeText(e PlanEntry) string {
 	switch e.Outcome {
 	case OutcomeCannotGo:
 		return "cannot: " + e.Reason
@@ -125,7 +125,7 @@ func TestPlanEpic(t *testing.T) {
 	checkRoutes(t, p, want)
 	for _, a := range []Artifact{ArtifactSession, ArtifactProvenance, ArtifactConsent} {
 		if e := p.Entry(a); e.Outcome != OutcomeCannotGo || !strings.Contains(e.Reason, "only") {
-			t.Errorf("%s: %s", a, route(e))
+			t.Errorf("%s: %s", a, routeText(e))
 		}
 	}
 	if p.Transport != TransportSingle {
@@ -173,7 +173,7 @@ func TestPlanOracle(t *testing.T) {
 		t.Errorf("dose notes %q", e.Route.Notes)
 	}
 	if e := p.Entry(ArtifactConsent); e.Outcome != OutcomeCannotGo {
-		t.Errorf("consent: %s", route(e))
+		t.Errorf("consent: %s", routeText(e))
 	}
 	if p.Transport != TransportBatch {
 		t.Errorf("transport %s, want batch", p.Transport)
@@ -202,12 +202,12 @@ func TestPlanKapbridge(t *testing.T) {
 		switch e.Artifact {
 		case ArtifactClient, ArtifactPractitioner, ArtifactQuestionnaire:
 			if e.Outcome != OutcomeNotSent {
-				t.Errorf("%s: %s", e.Artifact, route(e))
+				t.Errorf("%s: %s", e.Artifact, routeText(e))
 			}
 			continue
 		}
 		if e.Outcome != OutcomeSent || len(e.Route.Parts) != 1 || e.Route.Parts[0].Type != e.Resource || e.Route.Parts[0].Build != BuildAsMapped {
-			t.Errorf("%s: %s, want native", e.Artifact, route(e))
+			t.Errorf("%s: %s, want native", e.Artifact, routeText(e))
 			continue
 		}
 		m := e.Route.Parts[0].Method
@@ -239,7 +239,7 @@ func TestPlanMinimal(t *testing.T) {
 		ArtifactSafetySignal, ArtifactSession, ArtifactProvenance, ArtifactConsent, ArtifactProcessNote} {
 		e := p.Entry(a)
 		if e.Outcome != OutcomeCannotGo || !strings.Contains(e.Reason, "not listed") {
-			t.Errorf("%s: %s", a, route(e))
+			t.Errorf("%s: %s", a, routeText(e))
 		}
 	}
 	if e := p.Entry(ArtifactSafetySignal); !strings.Contains(e.Reason, "no alert can reach the prescriber") {
@@ -256,7 +256,7 @@ func TestSafetySignalsReachThePrescriber(t *testing.T) {
 	for _, name := range []string{"epic", "oracle", "kapbridge"} {
 		e := planOf(t, name).Entry(ArtifactSafetySignal)
 		if e.Outcome != OutcomeSent || (e.Route.Parts[0].Type != "Flag" && e.Route.Parts[0].Type != "Communication") {
-			t.Errorf("%s: safety signal %s", name, route(e))
+			t.Errorf("%s: safety signal %s", name, routeText(e))
 		}
 	}
 }
@@ -264,7 +264,7 @@ func TestSafetySignalsReachThePrescriber(t *testing.T) {
 func checkRoutes(t *testing.T, p *WritePlan, want map[Artifact]string) {
 	t.Helper()
 	for a, w := range want {
-		if got := route(p.Entry(a)); got != w {
+		if got := routeText(p.Entry(a)); got != w {
 			t.Errorf("%s: %s, want %s", a, got, w)
 		}
 	}

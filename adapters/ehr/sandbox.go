@@ -109,9 +109,9 @@ func (f *sandboxFilter) refusal(q sandboxRequest) string {
 	return ""
 }
 
-// classify maps a request to its interaction; ok is false for what is no
+// classifyRequest maps a request to its interaction; ok is false for what is no
 // FHIR interaction the filter judges (the API answers it).
-func classify(method, path string, query url.Values, ifNoneExist string) (sandboxRequest, bool) {
+func classifyRequest(method, path string, query url.Values, ifNoneExist string) (sandboxRequest, bool) {
 	q := sandboxRequest{method: method, path: path}
 	if method == http.MethodHead {
 		method = http.MethodGet
@@ -230,7 +230,7 @@ func (f *sandboxFilter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.bundle(w, r)
 		return
 	}
-	q, ok := classify(r.Method, path, r.URL.Query(), r.Header.Get("If-None-Exist"))
+	q, ok := classifyRequest(r.Method, path, r.URL.Query(), r.Header.Get("If-None-Exist"))
 	if ok {
 		if why := f.refusal(q); why != "" {
 			f.refuse(w, r, why+": "+r.Method+" "+path, "")
@@ -255,7 +255,7 @@ func (f *sandboxFilter) updateCreates(r *http.Request, q sandboxRequest) string 
 		return ""
 	}
 	probe.Header.Set("Accept", "application/fhir+json")
-	var st statusOnly
+	var st probeWriter
 	f.next.ServeHTTP(&st, probe)
 	if st.status == http.StatusNotFound || st.status == http.StatusGone {
 		return "does not declare updateCreate for " + q.typ + ", and " + q.typ + "/" + q.id +
@@ -264,26 +264,26 @@ func (f *sandboxFilter) updateCreates(r *http.Request, q sandboxRequest) string 
 	return ""
 }
 
-// statusOnly is a ResponseWriter that keeps the status and drops the body.
-type statusOnly struct {
+// probeWriter is a ResponseWriter that keeps the status and drops the body.
+type probeWriter struct {
 	status int
 	h      http.Header
 }
 
-func (s *statusOnly) Header() http.Header {
+func (s *probeWriter) Header() http.Header {
 	if s.h == nil {
 		s.h = http.Header{}
 	}
 	return s.h
 }
 
-func (s *statusOnly) WriteHeader(code int) {
+func (s *probeWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
 	}
 }
 
-func (s *statusOnly) Write(b []byte) (int, error) {
+func (s *probeWriter) Write(b []byte) (int, error) {
 	s.WriteHeader(http.StatusOK)
 	return len(b), nil
 }
@@ -342,7 +342,7 @@ func (f *sandboxFilter) bundle(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		method := strings.ToUpper(e.Request.Method)
-		q, ok := classify(method, u.Path, u.Query(), e.Request.IfNoneExist)
+		q, ok := classifyRequest(method, u.Path, u.Query(), e.Request.IfNoneExist)
 		if !ok {
 			continue
 		}
@@ -375,7 +375,7 @@ func (f *sandboxFilter) refuse(w http.ResponseWriter, r *http.Request, why, expr
 func (f *sandboxFilter) allowed(path string) string {
 	var ms []string
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		q, ok := classify(m, path, nil, "")
+		q, ok := classifyRequest(m, path, nil, "")
 		if !ok || f.refusal(q) != "" {
 			continue
 		}

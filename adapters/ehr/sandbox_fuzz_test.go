@@ -21,7 +21,7 @@ func FuzzCapabilityFilter(f *testing.F) {
 	f.Add("DELETE", "/Patient?identifier=a|b", "", "")
 	f.Add("GET", "//$x/", "", "")
 	f.Add("HEAD", "/metadata", "", "")
-	caps := mustRead(f, readFixture(f, oracleFile))
+	caps := mustReadCapabilities(f, ehrFixture(f, oracleFile))
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.Count(r.URL.Path, "/") == 2 {
 			w.WriteHeader(http.StatusNotFound) // the update-as-create probe: nothing exists

@@ -15,32 +15,32 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/server"
 )
 
-// sandbox is kapbridge's FHIR API on the in-memory store, behind the
+// sandboxServer is kapbridge's FHIR API on the in-memory store, behind the
 // capability filter of a statement, over real HTTP.
-type sandbox struct {
+type sandboxServer struct {
 	t     *testing.T
 	url   string
 	inner http.Handler // the API without the filter, to seed data
 }
 
-func startSandbox(t *testing.T, statement []byte) *sandbox {
+func startSandbox(t *testing.T, statement []byte) *sandboxServer {
 	t.Helper()
-	caps := mustRead(t, statement)
+	caps := mustReadCapabilities(t, statement)
 	var h http.Handler
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(ts.Close)
 	api := server.New(server.Config{Store: memstore.New(), BaseURL: ts.URL, Logger: slog.New(slog.DiscardHandler)})
 	h = CapabilityFilter(caps)(api)
-	return &sandbox{t: t, url: ts.URL, inner: api}
+	return &sandboxServer{t: t, url: ts.URL, inner: api}
 }
 
-type answer struct {
+type sandboxAnswer struct {
 	status int
 	header http.Header
 	body   []byte
 }
 
-func (a answer) outcome(t *testing.T) string {
+func (a sandboxAnswer) outcome(t *testing.T) string {
 	t.Helper()
 	var oo struct {
 		ResourceType string `json:"resourceType"`
@@ -56,7 +56,7 @@ func (a answer) outcome(t *testing.T) string {
 	return oo.Issue[0].Code + ": " + oo.Issue[0].Diagnostics + " @" + strings.Join(oo.Issue[0].Expression, ",")
 }
 
-func (s *sandbox) do(method, path, body string, header ...string) answer {
+func (s *sandboxServer) do(method, path, body string, header ...string) sandboxAnswer {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
@@ -77,11 +77,11 @@ func (s *sandbox) do(method, path, body string, header ...string) answer {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return answer{res.StatusCode, res.Header, b}
+	return sandboxAnswer{res.StatusCode, res.Header, b}
 }
 
 // seed writes a resource through the API behind the filter.
-func (s *sandbox) seed(method, path, body string) {
+func (s *sandboxServer) seed(method, path, body string) {
 	s.t.Helper()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -114,7 +114,7 @@ func postEntry(typ, resource string) string {
 }
 
 // wantRefused checks a 405 whose OperationOutcome names what and the EHR.
-func wantRefused(t *testing.T, a answer, ehr string, what ...string) {
+func wantRefused(t *testing.T, a sandboxAnswer, ehr string, what ...string) {
 	t.Helper()
 	if a.status != http.StatusMethodNotAllowed {
 		t.Fatalf("status %d, want 405: %s", a.status, a.body)
@@ -130,16 +130,16 @@ func wantRefused(t *testing.T, a answer, ehr string, what ...string) {
 	}
 }
 
-func wantStatus(t *testing.T, a answer, status int) {
+func wantHTTPStatus(t *testing.T, a sandboxAnswer, status int) {
 	t.Helper()
 	if a.status != status {
 		t.Fatalf("status %d, want %d: %s", a.status, status, a.body)
 	}
 }
 
-func createdID(t *testing.T, a answer) string {
+func createdID(t *testing.T, a sandboxAnswer) string {
 	t.Helper()
-	wantStatus(t, a, http.StatusCreated)
+	wantHTTPStatus(t, a, http.StatusCreated)
 	var r struct {
 		ID string `json:"id"`
 	}
@@ -150,13 +150,13 @@ func createdID(t *testing.T, a answer) string {
 }
 
 func TestSandboxEpic(t *testing.T) {
-	statement := readFixture(t, epicFile)
+	statement := ehrFixture(t, epicFile)
 	s := startSandbox(t, statement)
 	const epic = "Epic May 2026"
 
 	// The statement served is Epic's, byte for byte.
 	meta := s.do("GET", "/metadata", "")
-	wantStatus(t, meta, http.StatusOK)
+	wantHTTPStatus(t, meta, http.StatusOK)
 	if !bytes.Equal(meta.body, statement) || !strings.HasPrefix(meta.header.Get("Content-Type"), "application/fhir+json") {
 		t.Error("GET /metadata does not serve the Epic statement")
 	}
@@ -168,10 +168,10 @@ func TestSandboxEpic(t *testing.T) {
 	}
 	id := createdID(t, s.do("POST", "/Observation", observationJSON))
 
-	wantStatus(t, s.do("GET", "/Observation/"+id, ""), http.StatusOK)
-	wantStatus(t, s.do("GET", "/Observation?code=8867-4", ""), http.StatusOK)
-	wantStatus(t, s.do("POST", "/Observation/_search", "code=8867-4", "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
-	wantStatus(t, s.do("GET", "/Patient/p1/Observation", ""), http.StatusOK) // compartment: Observation search
+	wantHTTPStatus(t, s.do("GET", "/Observation/"+id, ""), http.StatusOK)
+	wantHTTPStatus(t, s.do("GET", "/Observation?code=8867-4", ""), http.StatusOK)
+	wantHTTPStatus(t, s.do("POST", "/Observation/_search", "code=8867-4", "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
+	wantHTTPStatus(t, s.do("GET", "/Patient/p1/Observation", ""), http.StatusOK) // compartment: Observation search
 	wantRefused(t, s.do("GET", "/Observation/"+id+"/_history/1", ""), epic, "vread on Observation")
 	wantRefused(t, s.do("GET", "/Observation/"+id+"/_history", ""), epic, "history-instance on Observation")
 	wantRefused(t, s.do("GET", "/Observation/_history", ""), epic, "history-type on Observation")
@@ -179,7 +179,7 @@ func TestSandboxEpic(t *testing.T) {
 	wantRefused(t, s.do("DELETE", "/Observation/"+id, ""), epic, "delete on Observation")
 	// Update of an existing Observation: declared.
 	upd := strings.Replace(observationJSON, `{"resourceType":"Observation",`, `{"resourceType":"Observation","id":"`+id+`",`, 1)
-	wantStatus(t, s.do("PUT", "/Observation/"+id, upd), http.StatusOK)
+	wantHTTPStatus(t, s.do("PUT", "/Observation/"+id, upd), http.StatusOK)
 	// Update as create: updateCreate is false.
 	wantRefused(t, s.do("PUT", "/Observation/new-one", strings.Replace(upd, id, "new-one", 1)), epic, "updateCreate", "Observation/new-one")
 	// Conditional forms: not declared.
@@ -188,7 +188,7 @@ func TestSandboxEpic(t *testing.T) {
 	wantRefused(t, s.do("DELETE", "/Observation?identifier=urn:x|1", ""), epic, "delete on Observation")
 	// Types and operations.
 	wantRefused(t, s.do("POST", "/Flag", `{"resourceType":"Flag","status":"active","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`), epic, "create on Flag")
-	wantStatus(t, s.do("GET", "/Flag", ""), http.StatusOK)
+	wantHTTPStatus(t, s.do("GET", "/Flag", ""), http.StatusOK)
 	wantRefused(t, s.do("GET", "/Provenance?target=Observation/"+id, ""), epic, "search-type on Provenance")
 	wantRefused(t, s.do("GET", "/Subscription", ""), epic, "does not list Subscription")
 	wantRefused(t, s.do("POST", "/Observation/$validate", observationJSON), epic, "operation $validate on Observation")
@@ -197,20 +197,20 @@ func TestSandboxEpic(t *testing.T) {
 	wantRefused(t, s.do("POST", "/", bundleJSON("batch", postEntry("Observation", observationJSON))), epic, "does not declare batch")
 	wantRefused(t, s.do("POST", "/", bundleJSON("transaction", postEntry("Observation", observationJSON))), epic, "does not declare transaction")
 	// Not interactions: the API answers.
-	wantStatus(t, s.do("GET", "/NoSuchType", ""), http.StatusNotFound)
+	wantHTTPStatus(t, s.do("GET", "/NoSuchType", ""), http.StatusNotFound)
 	if a := s.do("POST", "/", `{"resourceType":"Patient"}`); a.status != http.StatusBadRequest {
 		t.Errorf("a non-Bundle POST / should reach the API: %d %s", a.status, a.body)
 	}
 }
 
 func TestSandboxOracle(t *testing.T) {
-	s := startSandbox(t, readFixture(t, oracleFile))
+	s := startSandbox(t, ehrFixture(t, oracleFile))
 	const oracle = "Oracle Health"
 
 	wantRefused(t, s.do("POST", "/QuestionnaireResponse", qrJSON("")), oracle, "create on QuestionnaireResponse")
 	// The EHR updates a QuestionnaireResponse it holds.
 	s.seed("PUT", "/QuestionnaireResponse/qr1", qrJSON("qr1"))
-	wantStatus(t, s.do("PUT", "/QuestionnaireResponse/qr1", qrJSON("qr1")), http.StatusOK)
+	wantHTTPStatus(t, s.do("PUT", "/QuestionnaireResponse/qr1", qrJSON("qr1")), http.StatusOK)
 	// It cannot be made to hold a new one by update (updateCreate false).
 	wantRefused(t, s.do("PUT", "/QuestionnaireResponse/qr2", qrJSON("qr2")), oracle, "updateCreate", "QuestionnaireResponse/qr2")
 
@@ -222,7 +222,7 @@ func TestSandboxOracle(t *testing.T) {
 	// goes through, a batch with one undeclared entry is refused, naming it.
 	wantRefused(t, s.do("POST", "/", bundleJSON("transaction", postEntry("Observation", observationJSON))), oracle, "does not declare transaction", "@Bundle.type")
 	ok := s.do("POST", "/", bundleJSON("batch", postEntry("Observation", observationJSON), postEntry("Observation", observationJSON)))
-	wantStatus(t, ok, http.StatusOK)
+	wantHTTPStatus(t, ok, http.StatusOK)
 	if !strings.Contains(string(ok.body), `"batch-response"`) {
 		t.Errorf("batch answered %s", ok.body)
 	}
@@ -240,12 +240,12 @@ func TestSandboxOracle(t *testing.T) {
 func TestSandboxFull(t *testing.T) {
 	s := startSandbox(t, kapbridgeStatement(t))
 	id := createdID(t, s.do("POST", "/CarePlan", carePlanJSON))
-	wantStatus(t, s.do("GET", "/CarePlan/"+id+"/_history/1", ""), http.StatusOK)
-	wantStatus(t, s.do("PUT", "/CarePlan?identifier=urn:x|1", strings.Replace(carePlanJSON, `"status"`, `"identifier":[{"system":"urn:x","value":"1"}],"status"`, 1)), http.StatusCreated)
-	wantStatus(t, s.do("PUT", "/QuestionnaireResponse/qr9", qrJSON("qr9")), http.StatusCreated)
-	wantStatus(t, s.do("POST", "/", bundleJSON("transaction", postEntry("Flag", `{"resourceType":"Flag","status":"active","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`))), http.StatusOK)
-	wantStatus(t, s.do("GET", "/_history", ""), http.StatusOK)
-	wantStatus(t, s.do("DELETE", "/CarePlan/"+id, ""), http.StatusNoContent)
+	wantHTTPStatus(t, s.do("GET", "/CarePlan/"+id+"/_history/1", ""), http.StatusOK)
+	wantHTTPStatus(t, s.do("PUT", "/CarePlan?identifier=urn:x|1", strings.Replace(carePlanJSON, `"status"`, `"identifier":[{"system":"urn:x","value":"1"}],"status"`, 1)), http.StatusCreated)
+	wantHTTPStatus(t, s.do("PUT", "/QuestionnaireResponse/qr9", qrJSON("qr9")), http.StatusCreated)
+	wantHTTPStatus(t, s.do("POST", "/", bundleJSON("transaction", postEntry("Flag", `{"resourceType":"Flag","status":"active","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`))), http.StatusOK)
+	wantHTTPStatus(t, s.do("GET", "/_history", ""), http.StatusOK)
+	wantHTTPStatus(t, s.do("DELETE", "/CarePlan/"+id, ""), http.StatusNoContent)
 }
 
 // TestClassify maps requests to interactions.
@@ -285,7 +285,7 @@ func TestClassify(t *testing.T) {
 	} {
 		q, _ := url.ParseQuery(tc.query)
 		got := "-"
-		if r, ok := classify(tc.method, tc.path, q, tc.ifNoneExist); ok {
+		if r, ok := classifyRequest(tc.method, tc.path, q, tc.ifNoneExist); ok {
 			got = r.name()
 		}
 		if got != tc.want {
