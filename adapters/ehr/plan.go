@@ -127,12 +127,12 @@ func hasCoding(cc *fhir.Value, system, code string) bool {
 	})
 }
 
-// Outcome is what a plan decides for an artifact.
-type Outcome int
+// PlanOutcome is what a plan decides for an artifact.
+type PlanOutcome int
 
 const (
 	// OutcomeSent: the artifact goes, by its Route.
-	OutcomeSent Outcome = iota
+	OutcomeSent PlanOutcome = iota
 	// OutcomeCannotGo: nothing this EHR accepts can carry it; Reason says
 	// why.
 	OutcomeCannotGo
@@ -226,7 +226,7 @@ type Route struct {
 type PlanEntry struct {
 	Artifact Artifact
 	Resource string // the resource type the mappings make
-	Outcome  Outcome
+	Outcome  PlanOutcome
 	Route    Route  // when OutcomeSent
 	Reason   string // when OutcomeCannotGo or OutcomeNotSent
 	// ConsentRequired: the privacy gate lets it go only with a Consent
@@ -399,7 +399,9 @@ func (e PlanEntry) note(s ...string) PlanEntry {
 	return e
 }
 
-func cannotGo(reason string) PlanEntry { return PlanEntry{Outcome: OutcomeCannotGo, Reason: reason} }
+func cannotGo(reason string) PlanEntry {
+	return PlanEntry{Outcome: OutcomeCannotGo, Reason: reason}
+}
 
 func (pl *planner) plan(a ArtifactInfo) PlanEntry {
 	switch a.Artifact {

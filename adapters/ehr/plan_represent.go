@@ -63,7 +63,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 	x.row("Status", carePlan.GetString("status"))
 	x.row("Intent", carePlan.GetString("intent"))
 	x.row("Period", periodText(carePlan.Get("period")))
-	x.row("Category", conceptsText(carePlan.Get("category")))
+	x.row("Category", readableConcepts(carePlan.Get("category")))
 	x.row("Patient", refText(carePlan.Get("subject")))
 	x.row("Author", refText(carePlan.Get("author")))
 	x.row("Description", carePlan.GetString("description"))
@@ -88,11 +88,11 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 		x.list(items)
 	}
 	named("Conditions addressed", carePlan.Get("addresses"), func(c *fhir.Value) string {
-		return conceptText(c.Get("code"))
+		return readableConcept(c.Get("code"))
 	})
 	named("Goals", carePlan.Get("goal"), func(g *fhir.Value) string {
-		s := conceptText(g.Get("description"))
-		if cat := conceptsText(g.Get("category")); cat != "" {
+		s := readableConcept(g.Get("description"))
+		if cat := readableConcepts(g.Get("category")); cat != "" {
 			s += " (" + cat + ")"
 		}
 		return s
@@ -101,7 +101,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 		var ms []string
 		for _, p := range elementsOf(ct.Get("participant")) {
 			m := refText(p.Get("member"))
-			if role := conceptsText(p.Get("role")); role != "" {
+			if role := readableConcepts(p.Get("role")); role != "" {
 				m = role + ": " + m
 			}
 			ms = append(ms, m)
@@ -134,11 +134,11 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 			for _, p := range elementsOf(d.Get("performer")) {
 				perf = append(perf, refText(p))
 			}
-			what := conceptText(d.Get("code"))
+			what := readableConcept(d.Get("code"))
 			if what == "" {
 				what = refText(a.Get("reference"))
 			}
-			x.cells(what, d.GetString("status"), when, planned, conceptText(d.Get("productCodeableConcept")), strings.Join(perf, ", "))
+			x.cells(what, d.GetString("status"), when, planned, readableConcept(d.Get("productCodeableConcept")), strings.Join(perf, ", "))
 		}
 		x.endTable()
 	}
@@ -355,7 +355,7 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 			med = jsonObject(jsonMember("text", jsonString(refText(ma.Get("medicationReference")))))
 		}
 	}
-	medText := conceptText(med)
+	medText := readableConcept(med)
 	code := cloneValue(med)
 	if code == nil {
 		code = jsonObject()
@@ -473,7 +473,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 		return nil, nil, fmt.Errorf("%w: a safety alert needs the prescriber as its recipient (a Reference)", ErrRepresentation)
 	}
 	var warnings []mappings.Warning
-	rule := conceptText(flag.Get("code"))
+	rule := readableConcept(flag.Get("code"))
 	var codes []string
 	for _, c := range elementsOf(flag.Get("code").Get("coding")) {
 		codes = append(codes, codingText(c))
@@ -657,9 +657,9 @@ func codingText(c *fhir.Value) string {
 	return s
 }
 
-// conceptText is how a person reads a CodeableConcept: its text, else its
+// readableConcept is how a person reads a CodeableConcept: its text, else its
 // codings' displays, else its codings.
-func conceptText(cc *fhir.Value) string {
+func readableConcept(cc *fhir.Value) string {
 	if cc == nil {
 		return ""
 	}
@@ -682,10 +682,10 @@ func conceptText(cc *fhir.Value) string {
 	return strings.Join(cs, ", ")
 }
 
-func conceptsText(ccs *fhir.Value) string {
+func readableConcepts(ccs *fhir.Value) string {
 	var s []string
 	for _, cc := range elementsOf(ccs) {
-		if t := conceptText(cc); t != "" {
+		if t := readableConcept(cc); t != "" {
 			s = append(s, t)
 		}
 	}
@@ -724,7 +724,7 @@ func periodText(p *fhir.Value) string {
 func timingText(t *fhir.Value) string {
 	r := t.Get("repeat")
 	if r == nil {
-		return conceptText(t.Get("code"))
+		return readableConcept(t.Get("code"))
 	}
 	var s []string
 	if f, p, u := r.Get("frequency"), r.Get("period"), r.GetString("periodUnit"); f != nil && p != nil {
@@ -767,7 +767,7 @@ func valueText(v *fhir.Value, prefix string) string {
 		case "Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity":
 			return quantityText(m.Value)
 		case "CodeableConcept":
-			return conceptText(m.Value)
+			return readableConcept(m.Value)
 		case "Coding":
 			if d := m.Value.GetString("display"); d != "" {
 				return d
@@ -798,14 +798,14 @@ func valueText(v *fhir.Value, prefix string) string {
 
 // observationText is "code: value" of an Observation, components included.
 func observationText(o *fhir.Value) string {
-	s := conceptText(o.Get("code"))
+	s := readableConcept(o.Get("code"))
 	var vs []string
 	if v := valueText(o, "value"); v != "" {
 		vs = append(vs, v)
 	}
 	for _, c := range elementsOf(o.Get("component")) {
 		if v := valueText(c, "value"); v != "" {
-			vs = append(vs, conceptText(c.Get("code"))+" "+v)
+			vs = append(vs, readableConcept(c.Get("code"))+" "+v)
 		}
 	}
 	if len(vs) > 0 {
