@@ -2,10 +2,15 @@
 // work into each EHR in a form that EHR accepts, and plays such an EHR in
 // the sandbox. Its parts:
 //
-//   - Auth and HTTP policy (the SMART Backend Services client: signed
-//     client assertions, cached tokens; retries of what can recover,
-//     Retry-After, the EHR's final OperationOutcome kept): written
-//     separately, in the same package.
+//   - Auth and HTTP (token.go, client.go, policy.go, models.go):
+//     TokenSource authenticates as a SMART Backend Services client (a
+//     signed client assertion, or a client secret where that is all an
+//     EHR offers) and caches the access token; Client sends FHIR requests
+//     with the retry policy (network errors, 429 and 5xx but 501, capped
+//     backoff with jitter, Retry-After; a create is repeated only when it
+//     provably did not land), keeps the EHR's final OperationOutcome, and
+//     logs no token, query or body; the EHR's OperationOutcomes and
+//     Bundles are read with the R4 models.
 //   - Capabilities (capability*.go): an EHR's CapabilityStatement read
 //     into what kapbridge relies on: per resource type the interactions,
 //     conditional create/update/delete, updateCreate, versioning (If-Match)
