@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -266,7 +267,8 @@ func ReadCapabilities(data []byte) (*Capabilities, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotCapabilityStatement, err)
 	}
-	if _, err := dec.Token(); err == nil {
+	var extra any
+	if err := dec.Decode(&extra); err != io.EOF {
 		return nil, fmt.Errorf("%w: more than one JSON value", ErrNotCapabilityStatement)
 	}
 	root, ok := doc.(map[string]any)

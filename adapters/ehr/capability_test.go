@@ -286,6 +286,8 @@ func TestReadRefused(t *testing.T) {
 	}{
 		{"not json", `{"resourceType":`, ErrNotCapabilityStatement},
 		{"two values", `{"resourceType":"CapabilityStatement"} {}`, ErrNotCapabilityStatement},
+		{"trailing brace", `{"resourceType":"CapabilityStatement","rest":[{"mode":"server"}]}}`, ErrNotCapabilityStatement},
+		{"trailing space", "{\"resourceType\":\"CapabilityStatement\",\"rest\":[{\"mode\":\"server\"}]} \n", nil},
 		{"array", `[]`, ErrNotCapabilityStatement},
 		{"patient", `{"resourceType":"Patient"}`, ErrNotCapabilityStatement},
 		{"no rest", `{"resourceType":"CapabilityStatement","fhirVersion":"4.0.1"}`, ErrNotCapabilityStatement},

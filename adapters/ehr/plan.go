@@ -271,8 +271,12 @@ func (p *WritePlan) Entry(a Artifact) PlanEntry {
 	return PlanEntry{Artifact: a, Outcome: OutcomeCannotGo, Reason: "not in the plan"}
 }
 
-// PlanWrites decides the write plan for the EHR c describes.
+// PlanWrites decides the write plan for the EHR c describes; a nil c
+// declares nothing, so nothing can go.
 func PlanWrites(c *Capabilities) *WritePlan {
+	if c == nil {
+		c = &Capabilities{Name: "an EHR that declares nothing"}
+	}
 	p := &WritePlan{EHR: c.Name, BaseURL: c.BaseURL, Transport: transportOf(c), Warnings: c.Warnings}
 	pl := &planner{c: c, done: map[Artifact]PlanEntry{}}
 	for _, a := range Artifacts {

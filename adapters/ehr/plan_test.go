@@ -250,6 +250,18 @@ func TestPlanMinimal(t *testing.T) {
 	}
 }
 
+func TestPlanNil(t *testing.T) {
+	p := PlanWrites(nil)
+	for _, e := range p.Entries {
+		if e.Outcome == OutcomeSent {
+			t.Errorf("%s goes to an EHR that declares nothing", e.Artifact)
+		}
+	}
+	if len(p.Entries) != len(Artifacts) {
+		t.Errorf("%d entries", len(p.Entries))
+	}
+}
+
 // TestSafetySignalsReachThePrescriber: on every real profile each safety
 // signal lands as something that alerts: a Flag or a Communication.
 func TestSafetySignalsReachThePrescriber(t *testing.T) {

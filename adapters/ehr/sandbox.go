@@ -255,6 +255,9 @@ func (f *sandboxFilter) updateCreates(r *http.Request, q sandboxRequest) string 
 		return ""
 	}
 	probe.Header.Set("Accept", "application/fhir+json")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		probe.Header.Set("Authorization", auth) // the same caller asks
+	}
 	var st probeWriter
 	f.next.ServeHTTP(&st, probe)
 	if st.status == http.StatusNotFound || st.status == http.StatusGone {

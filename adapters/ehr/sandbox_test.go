@@ -293,3 +293,29 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxProbeAsCaller: the existence check of an update asks the API
+// as the caller (same Authorization), so an API behind auth answers it.
+func TestSandboxProbeAsCaller(t *testing.T) {
+	var probes []string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodGet {
+			probes = append(probes, r.URL.Path)
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	h := CapabilityFilter(mustReadCapabilities(t, ehrFixture(t, oracleFile)))(next)
+	req := httptest.NewRequest(http.MethodPut, "/QuestionnaireResponse/q%201", strings.NewReader(qrJSON("q 1")))
+	req.Header.Set("Authorization", "Bearer t")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed || len(probes) != 1 || probes[0] != "/QuestionnaireResponse/q 1" {
+		t.Errorf("status %d, probes %q", rec.Code, probes)
+	}
+}
