@@ -50,7 +50,7 @@ func FuzzCapabilityFilter(f *testing.F) {
 				t.Fatalf("%d without an OperationOutcome: %s", rec.Code, rec.Body)
 			}
 		case http.StatusNotFound:
-			if method != http.MethodGet {
+			if req.Method != http.MethodGet { // "" is GET to net/http
 				t.Fatalf("404 for %s %q", method, path)
 			}
 		default:
