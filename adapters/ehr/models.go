@@ -2,7 +2,6 @@ package ehr
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -185,23 +184,6 @@ func NextLink(b *models.Bundle) string {
 		}
 	}
 	return ""
-}
-
-// ParseCapabilityStatement reads an EHR's CapabilityStatement (its
-// /metadata) with golang-fhir-models; one with no rest entry is refused,
-// since it says nothing about what the EHR accepts.
-func ParseCapabilityStatement(data []byte) (*models.CapabilityStatement, error) {
-	if err := checkResourceType(data, "CapabilityStatement"); err != nil {
-		return nil, err
-	}
-	cs, err := models.UnmarshalCapabilityStatement(data)
-	if err != nil {
-		return nil, fmt.Errorf("ehr: CapabilityStatement: %w", err)
-	}
-	if len(cs.Rest) == 0 {
-		return nil, errors.New("ehr: CapabilityStatement has no rest entry")
-	}
-	return &cs, nil
 }
 
 // checkResourceType: the models' Unmarshal functions do not look at

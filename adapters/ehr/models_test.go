@@ -73,42 +73,6 @@ func TestParseBundle(t *testing.T) {
 	}
 }
 
-// TestParseCapabilityStatement reads Epic's and Oracle Health's real
-// statements (testdata/ehr, copied from ../shared/ehr-capabilities) and
-// finds what sync.md says about them.
-func TestParseCapabilityStatement(t *testing.T) {
-	for _, tc := range []struct {
-		file                   string
-		createQR, createCarePl bool
-	}{
-		{"epic-r4-sandbox.capabilitystatement.json", true, false},
-		{"oracle-health-r4-secure-sandbox.capabilitystatement.json", false, false},
-	} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ehr", tc.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs, err := ParseCapabilityStatement(data)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.file, err)
-		}
-		creates := map[string]bool{}
-		for _, r := range cs.Rest[0].Resource {
-			for _, in := range r.Interaction {
-				if in.Code.Code() == "create" {
-					creates[r.Type.Code()] = true
-				}
-			}
-		}
-		if !creates["Observation"] || creates["QuestionnaireResponse"] != tc.createQR || creates["CarePlan"] != tc.createCarePl {
-			t.Errorf("%s: creates %v", tc.file, creates)
-		}
-	}
-	if _, err := ParseCapabilityStatement([]byte(`{"resourceType":"CapabilityStatement","status":"active","date":"2026","kind":"instance","fhirVersion":"4.0.1","format":["json"]}`)); err == nil {
-		t.Error("a statement without rest accepted")
-	}
-}
-
 func FuzzParseOperationOutcome(f *testing.F) {
 	for _, tc := range outcomeCases {
 		f.Add(tc.doc)
