@@ -1,8 +1,6 @@
 package ehr
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
