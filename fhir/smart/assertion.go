@@ -67,13 +67,8 @@ func (k *SigningKey) Sign(a Assertion) (string, error) {
 	if jti == "" {
 		jti = NewID()
 	}
-	var method jwt.SigningMethod
-	switch k.alg {
-	case RS384:
-		method = jwt.SigningMethodRS384
-	case ES384:
-		method = jwt.SigningMethodES384
-	default:
+	method := k.method()
+	if method == nil {
 		return "", fmt.Errorf("smart: key algorithm %q cannot sign a client assertion", k.alg)
 	}
 	// MapClaims, not RegisteredClaims: aud stays a single string (as SMART

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The two signing algorithms of SMART Backend Services: a client supports
@@ -95,6 +97,17 @@ func NewSigningKey(priv crypto.Signer) (*SigningKey, error) {
 
 // Alg is RS384 or ES384.
 func (k *SigningKey) Alg() string { return k.alg }
+
+// method is the JWS method of k's algorithm, nil for none of ours.
+func (k *SigningKey) method() jwt.SigningMethod {
+	switch k.alg {
+	case RS384:
+		return jwt.SigningMethodRS384
+	case ES384:
+		return jwt.SigningMethodES384
+	}
+	return nil
+}
 
 // KeyID is the key's kid: its RFC 7638 thumbprint (SHA-256, base64url).
 func (k *SigningKey) KeyID() string { return k.kid }
