@@ -20,6 +20,8 @@ const (
 	IssueValue           IssueType = "value"
 	IssueInvariant       IssueType = "invariant"
 	IssueSecurity        IssueType = "security"
+	IssueLogin           IssueType = "login"
+	IssueForbidden       IssueType = "forbidden"
 	IssueProcessing      IssueType = "processing"
 	IssueNotSupported    IssueType = "not-supported"
 	IssueDuplicate       IssueType = "duplicate"

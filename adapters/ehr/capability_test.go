@@ -20,13 +20,21 @@ import (
 var ehrTestdata = filepath.Join("..", "..", "testdata", "ehr")
 
 const (
-	epicFile    = "epic-r4-sandbox.capabilitystatement.json"
-	oracleFile  = "oracle-health-r4-secure-sandbox.capabilitystatement.json"
+	// The vendor statements are the embedded profiles (profiles.go).
+	epicFile    = "profile:epic"
+	oracleFile  = "profile:oracle"
 	minimalFile = "minimal.capabilitystatement.json"
 )
 
 func ehrFixture(t testing.TB, name string) []byte {
 	t.Helper()
+	if profile, ok := strings.CutPrefix(name, "profile:"); ok {
+		b, err := Profile(profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	b, err := os.ReadFile(filepath.Join(ehrTestdata, name))
 	if err != nil {
 		t.Fatal(err)

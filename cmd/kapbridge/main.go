@@ -3,6 +3,8 @@
 //	kapbridge serve     run the FHIR REST API and the practice ingestion API
 //	kapbridge import    import practice record files (JSON, NDJSON, CSV)
 //	kapbridge export    write a course back as practice records
+//	kapbridge keys      make a signing key for SMART Backend Services
+//	kapbridge sandbox   play an EHR (Epic, Oracle Health, full) for rehearsals
 //	kapbridge version   print the version
 package main
 
@@ -36,6 +38,10 @@ Usage:
                              import practice records: JSON, NDJSON, CSV (kapbridge import -h for flags)
   kapbridge export --course ID [--store DSN] [--out FILE]
                              write a course back as practice records (NDJSON), with EHR changes merged
+  kapbridge keys generate --alg RS384|ES384 --out FILE
+                             make a signing key (PEM) and its public JWK Set (FILE.jwks.json)
+  kapbridge sandbox --profile epic|oracle|full --client ID=JWKS-FILE [--listen ADDR]
+                             run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
   kapbridge version          print the version
 `
 
@@ -65,6 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return importCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "sandbox":
+		return sandbox(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil
