@@ -115,9 +115,12 @@ type bufferWriter struct {
 	body   []byte
 }
 
-func (b *bufferWriter) Header() http.Header         { return b.header }
-func (b *bufferWriter) WriteHeader(int)             {}
-func (b *bufferWriter) Write(p []byte) (int, error) { b.body = append(b.body, p...); return len(p), nil }
+func (b *bufferWriter) Header() http.Header { return b.header }
+func (b *bufferWriter) WriteHeader(int)     {}
+func (b *bufferWriter) Write(p []byte) (int, error) {
+	b.body = append(b.body, p...)
+	return len(p), nil
+}
 
 // sandboxBearer lets /metadata through and checks the access token of
 // every other request, and its scopes against the interaction.
