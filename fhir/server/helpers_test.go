@@ -27,23 +27,24 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/server"
 )
 
 // backend opens a fresh, empty store.
 type backend struct {
 	name string
-	open func(t *testing.T) fhir.Store
+	open func(t *testing.T) search.Store
 	// openDumped opens a fresh store as open does, with a function that
 	// renders everything the store holds (every table, every row) as
 	// text: two equal dumps mean the store is unchanged byte for byte.
-	openDumped func(t *testing.T) (fhir.Store, func(t *testing.T) string)
+	openDumped func(t *testing.T) (search.Store, func(t *testing.T) string)
 }
 
 // backends returns SQLite always and PostgreSQL when
 // KAPBRIDGE_TEST_POSTGRES_DSN is set (.ci/run sets it).
 func backends(t *testing.T) []backend {
-	sqlite := func(t *testing.T) (fhir.Store, func(*testing.T) string) {
+	sqlite := func(t *testing.T) (search.Store, func(*testing.T) string) {
 		path := filepath.Join(t.TempDir(), "kapbridge.db")
 		st, err := sqlstore.Open(context.Background(), path)
 		if err != nil {
@@ -52,13 +53,13 @@ func backends(t *testing.T) []backend {
 		t.Cleanup(func() { st.Close() })
 		return st, func(t *testing.T) string { return dumpSQLite(t, path) }
 	}
-	bs := []backend{{"sqlite", func(t *testing.T) fhir.Store { st, _ := sqlite(t); return st }, sqlite}}
+	bs := []backend{{"sqlite", func(t *testing.T) search.Store { st, _ := sqlite(t); return st }, sqlite}}
 	dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
 		return bs
 	}
-	postgres := func(t *testing.T) (fhir.Store, func(*testing.T) string) {
+	postgres := func(t *testing.T) (search.Store, func(*testing.T) string) {
 		schemaDSN := freshPostgresSchema(t, dsn)
 		st, err := sqlstore.Open(context.Background(), schemaDSN)
 		if err != nil {
@@ -67,7 +68,7 @@ func backends(t *testing.T) []backend {
 		t.Cleanup(func() { st.Close() })
 		return st, func(t *testing.T) string { return dumpPostgres(t, schemaDSN) }
 	}
-	return append(bs, backend{"postgres", func(t *testing.T) fhir.Store { st, _ := postgres(t); return st }, postgres})
+	return append(bs, backend{"postgres", func(t *testing.T) search.Store { st, _ := postgres(t); return st }, postgres})
 }
 
 // freshPostgresSchema creates an empty schema, dropped after the test, and
@@ -103,7 +104,7 @@ func freshPostgresSchema(t *testing.T, dsn string) string {
 // countingStore counts committed Put calls, to prove that a refused
 // request stored nothing.
 type countingStore struct {
-	fhir.Store
+	search.Store
 	committed atomic.Int64
 }
 
@@ -118,6 +119,11 @@ func (tx countingTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) er
 		*tx.puts++
 	}
 	return err
+}
+
+// Search is the wrapped transaction's: a search.Store's Tx searches.
+func (tx countingTx) Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error) {
+	return tx.Tx.(search.Searcher).Search(ctx, tenant, q, cur)
 }
 
 func (s *countingStore) Update(ctx context.Context, fn func(fhir.Tx) error) error {

@@ -94,11 +94,6 @@ func (s *Server) typeHistory(c *gin.Context) {
 func (s *Server) systemHistory(c *gin.Context) { s.historyPage(c, "", "/_history") }
 
 func (s *Server) historyPage(c *gin.Context, typ, path string) {
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support type or system history").WithStatus(http.StatusNotImplemented))
-		return
-	}
 	params := c.Request.URL.Query()
 	hq, err := parseHistoryParams(params)
 	if err != nil {
@@ -112,7 +107,7 @@ func (s *Server) historyPage(c *gin.Context, typ, path string) {
 		s.fail(c, err)
 		return
 	}
-	res, err := ss.HistoryPage(c.Request.Context(), tenantOf(c), hq)
+	res, err := s.store.HistoryPage(c.Request.Context(), tenantOf(c), hq)
 	if err != nil {
 		s.fail(c, err)
 		return

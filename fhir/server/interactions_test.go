@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 const patientJSON = `{"resourceType":"Patient","identifier":[{"system":"urn:kap:test","value":"%s"}],"name":[{"family":"%s"}],"birthDate":"1980-02-03","_birthDate":{"extension":[{"url":"http://example.org/x","valueString":"kept"}]}}`
@@ -212,7 +213,7 @@ func TestErrorsAreOperationOutcomes(t *testing.T) {
 
 // faultyStore lets a test provoke the failures a healthy store never shows.
 type faultyStore struct {
-	fhir.Store
+	search.Store
 	readErr   error
 	readPanic bool
 	updateErr error

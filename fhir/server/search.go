@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"io"
 	"mime"
@@ -14,13 +13,6 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
-
-// searchStore is what search and history need from the store, beyond
-// fhir.Store. Both sqlstore backends implement it.
-type searchStore interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-	HistoryPage(ctx context.Context, tenant string, q search.HistoryQuery) (search.HistoryResult, error)
-}
 
 // search handles GET /{type}?params.
 func (s *Server) search(c *gin.Context) {
@@ -86,11 +78,6 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 	if t := c.Param("searchType"); t != "" {
 		typ = t
 	}
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support search").WithStatus(http.StatusNotImplemented))
-		return
-	}
 	q, err := s.lim.Search.ParseQuery(typ, params, s.base, preferHandling(c) == "strict")
 	if err != nil {
 		s.fail(c, err)
@@ -110,7 +97,7 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 		s.fail(c, err)
 		return
 	}
-	res, err := ss.Search(c.Request.Context(), tenantOf(c), q, cur)
+	res, err := s.store.Search(c.Request.Context(), tenantOf(c), q, cur)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -124,11 +111,6 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 // resource in its compartment, as one searchset. It refuses (too-costly)
 // rather than truncate when the compartment is larger than the cap.
 func (s *Server) everything(c *gin.Context, id string) {
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support search").WithStatus(http.StatusNotImplemented))
-		return
-	}
 	for k := range c.Request.URL.Query() {
 		if k != "_format" && k != "_pretty" {
 			s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported", k))
@@ -160,7 +142,7 @@ func (s *Server) everything(c *gin.Context, id string) {
 		q := &search.Query{Type: typ, Count: 1000, Hide: aud.Hidden(), Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
 		var cur *search.Cursor
 		for {
-			res, err := ss.Search(ctx, tenant, q, cur)
+			res, err := s.store.Search(ctx, tenant, q, cur)
 			if err != nil {
 				s.fail(c, err)
 				return

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -18,12 +19,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // Config configures a Server. The zero value of every field but Store has
 // a documented default.
 type Config struct {
-	// Store holds the resources. Required.
+	// Store holds the resources. Required, and it must search: implement
+	// search.Store (search, paged history, and transactions that search
+	// their own view), as every backend of the project does; New panics
+	// otherwise, since such a server could not serve the interactions its
+	// CapabilityStatement declares.
 	Store fhir.Store
 	// BaseURL is the public base URL of the FHIR API, used for Location
 	// headers and fullUrl; default "http://127.0.0.1:8080".
@@ -64,7 +70,7 @@ type Document struct {
 
 // Server serves the FHIR REST API.
 type Server struct {
-	store   fhir.Store
+	store   search.Store
 	base    string
 	log     *slog.Logger
 	now     func() time.Time
@@ -84,9 +90,15 @@ type Server struct {
 	timeout   time.Duration // Config.RequestTimeout, defaulted
 }
 
-// New returns the FHIR API as an http.Handler.
+// New returns the FHIR API as an http.Handler. It panics when cfg.Store
+// is nil or does not implement search.Store: a wiring mistake, reported
+// once here rather than as a 501 on every search.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
+	st, ok := cfg.Store.(search.Store)
+	if !ok {
+		panic(fmt.Sprintf("server.New: Config.Store (%T) does not implement search.Store: the FHIR API needs a store that searches, pages history and searches inside its transactions", cfg.Store))
+	}
+	s := &Server{store: st, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
 		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
 	if s.base == "" {
 		s.base = "http://127.0.0.1:8080"
