@@ -41,7 +41,7 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 		return m
 	}
 	m["postgres"] = func(t *testing.T) fhir.Store {
-		if err := conformance.Register(); err != nil {
+		if _, err := conformance.Profiles(); err != nil {
 			t.Fatal(err)
 		}
 		s, err := sqlstore.Open(context.Background(), dsn)

@@ -48,6 +48,13 @@ type Config struct {
 	// served read-only, their profiles enforced on writes that claim them
 	// (conformance.go). Nil: none.
 	Conformance [][]byte
+	// Profiles are the profiles, ValueSets and CodeSystems every write is
+	// checked against beyond the base R4 definitions: a resource claiming
+	// one of the profiles in meta.profile must meet it (422 otherwise), and
+	// an extension whose url is one of its extension definitions must
+	// meet that. The server adds the profiles and terminology of
+	// Conformance to them. Nil: only those of Conformance.
+	Profiles *fhir.Profiles
 	// Documents are served read-only beside the FHIR API at their Path
 	// (e.g. the practice record JSON Schema); the server knows nothing
 	// of their content.
@@ -82,8 +89,9 @@ type Server struct {
 	capOnce sync.Once
 	capJSON []byte
 
-	conf *conformance // nil without Config.Conformance
-	docs []Document
+	conf     *conformance   // nil without Config.Conformance
+	profiles *fhir.Profiles // Config.Profiles with Conformance's
+	docs     []Document
 
 	lim       Limits // with defaults
 	admission *admission
@@ -120,7 +128,7 @@ func New(cfg Config) *Server {
 		s.timeout = DefaultRequestTimeout
 	}
 	s.started = s.now().UTC()
-	s.conf = newConformance(cfg.Conformance, s.log)
+	s.conf, s.profiles = newConformance(cfg.Conformance, cfg.Profiles, s.log)
 	s.docs = cfg.Documents
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)

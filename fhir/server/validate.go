@@ -31,7 +31,7 @@ func (s *Server) validate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	issues, err := validationIssues(typ, body, s.lim.Resource)
+	issues, err := validationIssues(typ, body, s.lim.Resource, s.profiles)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -44,9 +44,10 @@ func (s *Server) validate(c *gin.Context) {
 }
 
 // validationIssues parses and validates body as a typ (directly or inside
-// a Parameters) and returns every problem. The error is for a request
-// that cannot be validated at all (an unsupported parameter).
-func validationIssues(typ string, body []byte, lim fhir.Limits) ([]fhir.Issue, error) {
+// a Parameters), and against the profiles it claims, and returns every
+// problem. The error is for a request that cannot be validated at all (an
+// unsupported parameter).
+func validationIssues(typ string, body []byte, lim fhir.Limits, profiles *fhir.Profiles) ([]fhir.Issue, error) {
 	res, got, err := lim.ParseResource(body)
 	if err != nil {
 		fe := fhir.AsError(err)
@@ -76,14 +77,14 @@ func validationIssues(typ string, body []byte, lim fhir.Limits) ([]fhir.Issue, e
 			return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 				Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
 		}
-		return fhir.ValidateWithProfiles(inner), nil
+		return profiles.Validate(inner), nil
 	}
 	if got != typ {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 			Diagnostics: "resourceType " + got + " does not match the " + typ + " endpoint", Expression: []string{got + ".resourceType"}}}, nil
 	}
 	// The profiles it claims, as a write would check them.
-	return fhir.ValidateWithProfiles(res), nil
+	return profiles.Validate(res), nil
 }
 
 func arrayOf(v *fhir.Value) []*fhir.Value {
