@@ -215,10 +215,19 @@ func sameContent(stored, artifact []byte) bool {
 // conformanceReady is middleware: the conformance resources are in the
 // store before any request reads or writes it.
 func (s *Server) conformanceReady(c *gin.Context) {
+	if err := s.conformanceLoaded(c.Request.Context()); err != nil {
+		s.fail(c, err)
+	}
+}
+
+// conformanceLoaded stores the conformance resources if that is not done
+// yet; the error is the answer to a request that finds them missing.
+func (s *Server) conformanceLoaded(ctx context.Context) error {
 	if s.conf == nil || s.conf.seeded.Load() {
-		return
+		return nil
 	}
-	if err := s.SeedConformance(c.Request.Context()); err != nil {
-		s.fail(c, fhir.Errorf(fhir.IssueTransient, "", "the server's conformance resources could not be loaded; try again").Wrap(err))
+	if err := s.SeedConformance(ctx); err != nil {
+		return fhir.Errorf(fhir.IssueTransient, "", "the server's conformance resources could not be loaded; try again").Wrap(err)
 	}
+	return nil
 }

@@ -1,10 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -34,9 +34,9 @@ var everythingOperation = models.CapabilityStatementRestResourceOperation{
 	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
 
 // capabilities handles GET /metadata.
-func (s *Server) capabilities(c *gin.Context) {
+func (s *Server) capabilities(context.Context, *Request) (*Response, error) {
 	s.capOnce.Do(func() { s.capJSON = s.buildCapabilityStatement() })
-	writeJSON(c, http.StatusOK, s.capJSON)
+	return &Response{Status: http.StatusOK, Body: s.capJSON}, nil
 }
 
 func (s *Server) buildCapabilityStatement() []byte {

@@ -83,6 +83,7 @@ type Server struct {
 	now     func() time.Time
 	newID   func() string
 	version string
+	table   []route // routes.go
 	engine  *gin.Engine
 	started time.Time
 
@@ -132,6 +133,7 @@ func New(cfg Config) *Server {
 	s.docs = cfg.Documents
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
+	s.table = s.routeTable()
 	s.engine = s.routes()
 	return s
 }
@@ -186,26 +188,19 @@ func writeJSON(c *gin.Context, status int, body []byte) {
 }
 
 // fail answers err as an OperationOutcome with the status its code maps
-// to. Causes of 5xx errors are logged, never sent.
+// to (outcome). Causes of 5xx errors are logged, never sent.
 func (s *Server) fail(c *gin.Context, err error) {
-	if te := s.timeoutError(c.Request.Context(), err); te != nil {
-		s.logTimeout(c, te)
-		err = te
-	}
-	fe := fhir.AsError(err)
-	status := fhir.StatusOf(fe)
-	if status >= 500 {
-		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("request_id", c.GetString(ctxRequestID)), slog.Any("cause", fe.Err))
-	}
-	writeJSON(c, status, fhir.OperationOutcomeMax(fe.Issues, s.lim.MaxIssues))
+	status, body := s.outcome(c.Request.Context(), c.GetString(ctxRequestID), c.Request.URL.Path, err)
+	writeJSON(c, status, body)
 	c.Abort()
 }
 
-// setVersionHeaders sets ETag and Last-Modified for v.
-func setVersionHeaders(c *gin.Context, v fhir.Version) {
-	c.Header("ETag", etag(v.VersionID))
-	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+// versionHeaders are ETag and Last-Modified for v.
+func versionHeaders(v fhir.Version) http.Header {
+	h := http.Header{}
+	h.Set("ETag", etag(v.VersionID))
+	h.Set("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+	return h
 }
 
 func etag(vid int64) string { return `W/"` + itoa(vid) + `"` }
@@ -214,37 +209,37 @@ func (s *Server) location(v fhir.Version) string {
 	return s.base + "/" + v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
 }
 
-// respondWrite answers a create or update according to the Prefer header.
-func (s *Server) respondWrite(c *gin.Context, status int, v fhir.Version) {
-	setVersionHeaders(c, v)
-	if status == http.StatusCreated || c.Request.Method == http.MethodPut {
-		c.Header("Location", s.location(v))
+// writeResponse answers a create or update according to the Prefer
+// header.
+func (s *Server) writeResponse(r *Request, status int, v fhir.Version) *Response {
+	resp := &Response{Status: status, Header: versionHeaders(v)}
+	if status == http.StatusCreated || r.Method == http.MethodPut {
+		resp.Header.Set("Location", s.location(v))
 	}
-	switch preferReturn(c) {
+	switch preferReturn(r.Header) {
 	case "minimal":
-		c.Status(status)
-		c.Writer.WriteHeaderNow()
 	case "OperationOutcome":
 		msg := "updated " + v.Type + "/" + v.ID + " to version " + itoa(v.VersionID)
 		if status == http.StatusCreated {
 			msg = "created " + v.Type + "/" + v.ID + " version " + itoa(v.VersionID)
-		} else if c.Request.Method == http.MethodPost {
+		} else if r.Method == http.MethodPost {
 			msg = "matched existing " + v.Type + "/" + v.ID + " (conditional create); nothing written"
 		}
-		writeJSON(c, status, fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
-			Code: fhir.IssueInformational, Diagnostics: msg}}))
+		resp.Body = fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
+			Code: fhir.IssueInformational, Diagnostics: msg}})
 	default:
-		writeJSON(c, status, v.JSON)
+		resp.Body = v.JSON
 	}
+	return resp
 }
 
 // preferReturn reads return=... from the Prefer header ("" if absent).
-func preferReturn(c *gin.Context) string { return preference(c, "return") }
+func preferReturn(h http.Header) string { return preference(h, "return") }
 
 // preference returns the value of one preference in the Prefer headers
 // (RFC 7240: comma-separated preferences, each possibly with ;params).
-func preference(c *gin.Context, name string) string {
-	for _, h := range c.Request.Header.Values("Prefer") {
+func preference(h http.Header, name string) string {
+	for _, h := range h.Values("Prefer") {
 		for _, pref := range strings.Split(h, ",") {
 			for _, part := range strings.Split(pref, ";") {
 				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")

@@ -1,21 +1,20 @@
 package server
 
 import (
+	"context"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // typeOperation handles POST /{type}/{op}. The one type-level operation
 // so far is $validate.
-func (s *Server) typeOperation(c *gin.Context) {
-	switch c.Param("id") {
+func (s *Server) typeOperation(ctx context.Context, r *Request) (*Response, error) {
+	switch r.params.id {
 	case "$validate":
-		s.validate(c)
+		return s.validate(ctx, r)
 	default:
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "POST %s is not an interaction this server supports (create is POST /%s; operations: $validate)", c.Request.URL.Path, c.Param("type")).WithStatus(http.StatusMethodNotAllowed))
+		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "POST %s is not an interaction this server supports (create is POST /%s; operations: $validate)", r.URL.Path, r.params.typ).WithStatus(http.StatusMethodNotAllowed)
 	}
 }
 
@@ -24,23 +23,21 @@ func (s *Server) typeOperation(c *gin.Context) {
 // resource is valid; a 4xx means validation itself could not be done.
 // The body is the resource itself or a Parameters resource with a
 // "resource" parameter.
-func (s *Server) validate(c *gin.Context) {
-	typ := c.Param("type")
-	body, err := readBody(c)
+func (s *Server) validate(_ context.Context, r *Request) (*Response, error) {
+	typ := r.params.typ
+	body, err := readBody(r)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	issues, err := validationIssues(typ, body, s.lim.Resource, s.profiles)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if len(issues) == 0 {
 		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
 			Diagnostics: "the " + typ + " is valid against the base FHIR R4 definitions"}}
 	}
-	writeJSON(c, http.StatusOK, fhir.OperationOutcomeMax(issues, s.lim.MaxIssues))
+	return &Response{Status: http.StatusOK, Body: fhir.OperationOutcomeMax(issues, s.lim.MaxIssues)}, nil
 }
 
 // validationIssues parses and validates body as a typ (directly or inside
