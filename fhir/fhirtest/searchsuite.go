@@ -49,10 +49,7 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 			}
 		})
 	})
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, open StoreOpener)
-	}{
+	runCases(t, []suiteCase[StoreOpener]{
 		{"WritesReplaceIndex", srTestWrites},
 		{"FailedUpdateLeavesNoIndex", srTestFailedUpdate},
 		{"TxSearchSeesOwnWrites", srTestTxSearch},
@@ -60,13 +57,7 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 		{"History", srTestHistory},
 		{"AliasParameters", srTestAliases},
 		{"Disclosure", srTestDisclosure},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, open)
-		})
-	}
+	}, func(*testing.T) StoreOpener { return open }, nil)
 }
 
 func srAs(t *testing.T, s fhir.Store) search.Store {
