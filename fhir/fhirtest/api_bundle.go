@@ -457,7 +457,7 @@ func apiTestTransactionPreferAndGet(t *testing.T, c *apiClient) {
 }
 
 // apiTestTransaction1000: a 1,000-entry transaction commits (its speed is
-// measured in fhir/server BenchmarkTransaction1000).
+// measured in adapters/sqlstore BenchmarkTransaction1000).
 func apiTestTransaction1000(t *testing.T, c *apiClient) {
 	body := ThousandEntryTransaction(t)
 	start := time.Now()

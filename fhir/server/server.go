@@ -1,7 +1,9 @@
-// Package server is kapbridge's FHIR R4 REST API on Gin: the route table
-// (routes.go), one file per interaction, the middleware every request goes
-// through, and the CapabilityStatement that describes exactly what is
-// implemented.
+// Package server is kapbridge's FHIR R4 REST API: the route table
+// (routes.go), one file per interaction, each a plain function of a
+// Request to a Response or an OperationOutcome error (handler.go) that Gin
+// serves over HTTP behind the middleware every request goes through, and
+// that Server.Do runs in the process (batch and transaction GET entries);
+// and the CapabilityStatement that describes exactly what is implemented.
 package server
 
 import (
