@@ -67,27 +67,36 @@ const (
 	"contained":[{"resourceType":"Practitioner","id":"pr"}]}`
 )
 
-func registerTestProfiles(t testing.TB) {
+// testProfiles holds the test's profiles and terminology.
+func testProfiles(t testing.TB) *fhir.Profiles {
 	t.Helper()
-	if err := fhir.RegisterConformance([]byte(testCS), []byte(testVS), []byte(testQuantitySD), []byte(testPractitionerSD)); err != nil {
+	p, err := fhir.NewProfiles([]byte(testCS), []byte(testVS), []byte(testQuantitySD), []byte(testPractitionerSD), []byte(testObsSD))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fhir.RegisterProfiles([]byte(testObsSD)); err != nil {
-		t.Fatal(err)
-	}
+	return p
 }
 
-func profileIssues(t testing.TB, body string) []fhir.Issue {
+func mustParse(t testing.TB, body string) *fhir.Value {
+	t.Helper()
+	v, _, err := fhir.ParseResource([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func profileIssues(t testing.TB, p *fhir.Profiles, body string) []fhir.Issue {
 	t.Helper()
 	v, _, err := fhir.ParseResource([]byte(body))
 	if err != nil {
 		t.Fatalf("base validation: %v\n%s", err, body)
 	}
-	return fhir.ValidateWithProfiles(v)
+	return p.Validate(v)
 }
 
-func TestValidateWithProfilesAccepts(t *testing.T) {
-	registerTestProfiles(t)
+func TestProfilesValidateAccepts(t *testing.T) {
+	p := testProfiles(t)
 	accept := map[string]string{
 		"valid":                       testValidObs,
 		"effective as a Period":       strings.Replace(testValidObs, `"effectiveDateTime":"2026-01-05T10:00:00Z"`, `"effectivePeriod":{"start":"2026-01-05"}`, 1),
@@ -97,14 +106,14 @@ func TestValidateWithProfilesAccepts(t *testing.T) {
 		"reference type unknown":      strings.Replace(testValidObs, `"Patient/p1"`, `"urn:uuid:0b5e6e1c-1c1c-4c1c-8c1c-1c1c1c1c1c1c"`, 1),
 	}
 	for name, body := range accept {
-		if issues := profileIssues(t, body); len(issues) > 0 {
+		if issues := profileIssues(t, p, body); len(issues) > 0 {
 			t.Errorf("%s: %v", name, issues)
 		}
 	}
 }
 
-func TestValidateWithProfilesRefuses(t *testing.T) {
-	registerTestProfiles(t)
+func TestProfilesValidateRefuses(t *testing.T) {
+	p := testProfiles(t)
 	tests := []struct {
 		name, from, to string
 		code           fhir.IssueType
@@ -140,7 +149,7 @@ func TestValidateWithProfilesRefuses(t *testing.T) {
 			if !strings.Contains(testValidObs, tc.from) {
 				t.Fatalf("test body lacks %s", tc.from)
 			}
-			issues := profileIssues(t, strings.Replace(testValidObs, tc.from, tc.to, 1))
+			issues := profileIssues(t, p, strings.Replace(testValidObs, tc.from, tc.to, 1))
 			for _, is := range issues {
 				if is.Code == tc.code && len(is.Expression) == 1 && is.Expression[0] == tc.expr && is.Severity == fhir.SeverityError {
 					return
@@ -151,40 +160,44 @@ func TestValidateWithProfilesRefuses(t *testing.T) {
 	}
 }
 
-func TestValidateWithProfilesUnknown(t *testing.T) {
-	registerTestProfiles(t)
+func TestProfilesValidateUnknown(t *testing.T) {
+	p := testProfiles(t)
 	body := `{"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/Observation","http://example.org/unknown"]},"status":"final","code":{"text":"x"}}`
-	issues := profileIssues(t, body)
+	issues := profileIssues(t, p, body)
 	if len(issues) != 1 || issues[0].Severity != fhir.SeverityWarning || fhir.HasErrors(issues) {
 		t.Fatalf("want one warning for the unknown profile, got %v", issues)
 	}
 	if !strings.Contains(issues[0].Diagnostics, "http://example.org/unknown") {
 		t.Errorf("diagnostics %q", issues[0].Diagnostics)
 	}
-	if !fhir.IsProfileRegistered(testObsURL + "|2") {
-		t.Error("IsProfileRegistered ignores the version")
+	if !p.Known(testObsURL + "|2") {
+		t.Error("Known ignores the version")
+	}
+	var none *fhir.Profiles
+	if issues := none.Validate(mustParse(t, testValidObs)); len(issues) != 1 || issues[0].Severity != fhir.SeverityWarning || none.Known(testObsURL) {
+		t.Errorf("the nil Profiles holds nothing: %v", issues)
 	}
 }
 
 func TestValidateProfile(t *testing.T) {
-	registerTestProfiles(t)
+	p := testProfiles(t)
 	sd, _, err := fhir.ParseResource([]byte(testObsSD))
 	if err != nil {
 		t.Fatal(err)
 	}
 	patient, _, _ := fhir.ParseResource([]byte(`{"resourceType":"Patient"}`))
-	if issues := fhir.ValidateProfile(patient, sd); len(issues) != 1 || issues[0].Code != fhir.IssueInvalid {
+	if issues := p.ValidateProfile(patient, sd); len(issues) != 1 || issues[0].Code != fhir.IssueInvalid {
 		t.Errorf("a Patient against an Observation profile: %v", issues)
 	}
 	noSnap, _, _ := fhir.ParseResource([]byte(`{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient"}`))
-	if issues := fhir.ValidateProfile(patient, noSnap); !fhir.HasErrors(issues) {
+	if issues := p.ValidateProfile(patient, noSnap); !fhir.HasErrors(issues) {
 		t.Errorf("a profile without a snapshot: %v", issues)
 	}
 	obs, _, _ := fhir.ParseResource([]byte(strings.Replace(testValidObs, `"status":"final"`, `"status":"amended"`, 1)))
-	if issues := fhir.ValidateProfile(obs, sd); len(issues) != 1 {
+	if issues := p.ValidateProfile(obs, sd); len(issues) != 1 {
 		t.Errorf("unregistered use: %v", issues)
 	}
-	pe := fhir.ProfileError(fhir.ValidateProfile(obs, sd))
+	pe := fhir.ProfileError(p.ValidateProfile(obs, sd))
 	if fhir.StatusOf(pe) != 422 || pe.Issues[0].Code != fhir.IssueValue {
 		t.Errorf("ProfileError: %d %v", fhir.StatusOf(pe), pe)
 	}
@@ -192,25 +205,30 @@ func TestValidateProfile(t *testing.T) {
 
 func TestRegisterRefuses(t *testing.T) {
 	for name, body := range map[string]string{
-		"not JSON":      `{`,
-		"no url":        `{"resourceType":"ValueSet","status":"draft"}`,
-		"no snapshot":   `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient"}`,
-		"wrong root":    `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Observation","path":"Observation"}]}}`,
-		"negative max":  `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Patient","path":"Patient"},{"id":"Patient.name","path":"Patient.name","max":"-1"}]}}`,
-		"invalid R4":    `{"resourceType":"CodeSystem","url":"http://x","status":"nope","content":"complete"}`,
-		"not a profile": `{"resourceType":"Patient"}`,
+		"not JSON":     `{`,
+		"no url":       `{"resourceType":"ValueSet","status":"draft"}`,
+		"no snapshot":  `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient"}`,
+		"wrong root":   `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Observation","path":"Observation"}]}}`,
+		"negative max": `{"resourceType":"StructureDefinition","url":"http://x","name":"X","status":"draft","kind":"resource","abstract":false,"type":"Patient","snapshot":{"element":[{"id":"Patient","path":"Patient"},{"id":"Patient.name","path":"Patient.name","max":"-1"}]}}`,
+		"invalid R4":   `{"resourceType":"CodeSystem","url":"http://x","status":"nope","content":"complete"}`,
 	} {
-		if err := fhir.RegisterProfiles([]byte(body)); err == nil {
-			t.Errorf("%s: registered", name)
+		if _, err := fhir.NewProfiles([]byte(body)); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
+	}
+	// Other types are left out, as the server's conformance resources
+	// (Questionnaires among them) are given whole.
+	p, err := fhir.NewProfiles([]byte(`{"resourceType":"Questionnaire","status":"draft"}`))
+	if err != nil || p.Known("") {
+		t.Errorf("a Questionnaire: %v", err)
 	}
 }
 
-// FuzzValidateWithProfiles: no resource makes profile validation panic,
+// FuzzProfilesValidate: no resource makes profile validation panic,
 // and every issue it reports has a severity, a code and an expression
 // under the resource's type.
-func FuzzValidateWithProfiles(f *testing.F) {
-	registerTestProfiles(f)
+func FuzzProfilesValidate(f *testing.F) {
+	p := testProfiles(f)
 	f.Add([]byte(testValidObs))
 	f.Add([]byte(strings.Replace(testValidObs, `"effectiveDateTime"`, `"effectiveInstant"`, 1)))
 	f.Add([]byte(`{"resourceType":"Observation","meta":{"profile":["` + testObsURL + `"]},"status":"final","code":{"text":"x"},"_effectiveDateTime":{"id":"a"}}`))
@@ -221,7 +239,7 @@ func FuzzValidateWithProfiles(f *testing.F) {
 			return
 		}
 		rt := v.GetString("resourceType")
-		for _, is := range fhir.ValidateWithProfiles(v) {
+		for _, is := range p.Validate(v) {
 			if is.Severity == "" || is.Code == "" {
 				t.Fatalf("issue without severity or code: %+v", is)
 			}
@@ -233,22 +251,22 @@ func FuzzValidateWithProfiles(f *testing.F) {
 		}
 		sd, err := fhir.ParseJSON(data, fhir.Limits{MaxBytes: 1 << 20, MaxDepth: 30})
 		if err == nil {
-			_ = fhir.ValidateProfile(v, sd)
+			_ = p.ValidateProfile(v, sd)
 		}
 	})
 }
 
-// BenchmarkValidateWithProfiles: the cost a profile adds to each write of
+// BenchmarkProfilesValidate: the cost a profile adds to each write of
 // a resource that claims it (base validation not included).
-func BenchmarkValidateWithProfiles(b *testing.B) {
-	registerTestProfiles(b)
+func BenchmarkProfilesValidate(b *testing.B) {
+	p := testProfiles(b)
 	v, _, err := fhir.ParseResource([]byte(testValidObs))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if issues := fhir.ValidateWithProfiles(v); len(issues) > 0 {
+		if issues := p.Validate(v); len(issues) > 0 {
 			b.Fatal(issues)
 		}
 	}
@@ -266,8 +284,8 @@ const testExtSD = `{"resourceType":"StructureDefinition","url":"` + testBase + `
 // Registered extension definitions are checked wherever their url
 // appears, without a meta.profile claim.
 func TestValidateExtensions(t *testing.T) {
-	registerTestProfiles(t)
-	if err := fhir.RegisterProfiles([]byte(testExtSD)); err != nil {
+	p, err := testProfiles(t).With([]byte(testExtSD))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ext := func(value string) string {
@@ -279,7 +297,7 @@ func TestValidateExtensions(t *testing.T) {
 		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"component":[{"code":{"text":"c"},"extension":[` + ext(`,"valueCode":"b"`) + `]}]}`,
 	}
 	for _, body := range ok {
-		if issues := profileIssues(t, body); len(issues) > 0 {
+		if issues := profileIssues(t, p, body); len(issues) > 0 {
 			t.Errorf("%s: %v", body, issues)
 		}
 	}
@@ -291,7 +309,7 @@ func TestValidateExtensions(t *testing.T) {
 		{`{"resourceType":"Patient","birthDate":"2000-01-01","_birthDate":{"extension":[` + ext(`,"valueCode":"zzz"`) + `]}}`, "code-invalid", "Patient._birthDate.extension[0].valueCode"},
 	}
 	for _, tc := range bad {
-		issues := profileIssues(t, tc.body)
+		issues := profileIssues(t, p, tc.body)
 		found := false
 		for _, is := range issues {
 			if string(is.Code) == tc.code && len(is.Expression) == 1 && is.Expression[0] == tc.expr {
@@ -307,6 +325,7 @@ func TestValidateExtensions(t *testing.T) {
 // A type slice of a choice ("value[x]:valueQuantity") constrains that
 // type when it is used; other slices are not checked.
 func TestValidateTypeSlice(t *testing.T) {
+	var p *fhir.Profiles // the profile refers to nothing it would have to hold
 	sd, _, err := fhir.ParseResource([]byte(`{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-hr","name":"TestHR","status":"draft",
 	"kind":"resource","abstract":false,"type":"Observation","derivation":"constraint","snapshot":{"element":[
 	{"id":"Observation","path":"Observation","min":0,"max":"*"},
@@ -328,7 +347,7 @@ func TestValidateTypeSlice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		issues := fhir.ValidateProfile(v, sd)
+		issues := p.ValidateProfile(v, sd)
 		switch {
 		case want == "" && len(issues) > 0:
 			t.Errorf("%s: %v", body, issues)

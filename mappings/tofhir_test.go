@@ -156,7 +156,8 @@ func mapAll(t testing.TB, m *Mapper, b *memBook) []*fhir.Value {
 // R4 validation and the profiles it claims that the project publishes,
 // references resolve within the course, ids are unique.
 func TestCoursesValidate(t *testing.T) {
-	if err := conformance.Register(); err != nil {
+	published, err := conformance.Profiles()
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range fullCourses {
@@ -176,7 +177,7 @@ func TestCoursesValidate(t *testing.T) {
 				if _, _, err := fhir.ParseResource(v.Encode()); err != nil {
 					t.Errorf("%s: %v", key, err)
 				}
-				if issues := fhir.ValidateWithProfiles(v); fhir.HasErrors(issues) {
+				if issues := published.Validate(v); fhir.HasErrors(issues) {
 					t.Errorf("%s: profile: %v", key, fhir.ProfileError(issues))
 				}
 				var profiles []*fhir.Value
@@ -184,7 +185,7 @@ func TestCoursesValidate(t *testing.T) {
 					profiles = ps.Array
 				}
 				for _, p := range profiles {
-					if strings.HasPrefix(p.Str, CanonicalBase) && !fhir.IsProfileRegistered(p.Str) {
+					if strings.HasPrefix(p.Str, CanonicalBase) && !published.Known(p.Str) {
 						t.Errorf("%s claims %s, which the project does not publish", key, p.Str)
 					}
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/conformance"
 )
 
 // RecordRow is a stored practice record (see mappings.RecordRow, where it
@@ -615,7 +616,11 @@ func validate(v *fhir.Value) string {
 	if issues := fhir.Validate(v); fhir.HasErrors(issues) {
 		return "mapped " + name + " is not valid FHIR R4 (a gateway bug): " + fhir.ProfileError(issues).Error()
 	}
-	if issues := fhir.ValidateWithProfiles(v); fhir.HasErrors(issues) {
+	profiles, err := conformance.Profiles()
+	if err != nil {
+		return "the implementation guide's profiles do not load (a gateway bug): " + err.Error()
+	}
+	if issues := profiles.Validate(v); fhir.HasErrors(issues) {
 		return "mapped " + name + " does not meet its profile (a gateway bug): " + fhir.ProfileError(issues).Error()
 	}
 	return ""

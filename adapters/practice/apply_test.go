@@ -25,7 +25,7 @@ func testdataPath(parts ...string) string {
 // openTestStore opens a fresh SQLite file store.
 func openTestStore(t testing.TB) fhir.Store {
 	t.Helper()
-	if err := conformance.Register(); err != nil {
+	if _, err := conformance.Profiles(); err != nil {
 		t.Fatal(err)
 	}
 	s, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))

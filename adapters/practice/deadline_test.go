@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // stuckStore is a store that stops answering once stuck is set: Update
 // waits until its context ends, as a transaction blocked on a lock would.
 type stuckStore struct {
-	fhir.Store
+	search.Store
 	RecordStore
 	IdempotencyStore
 	stuck atomic.Bool
@@ -32,7 +33,7 @@ func (s *stuckStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // after the limit.
 func TestRequestTimeout(t *testing.T) {
 	base := openTestStore(t)
-	ss := &stuckStore{Store: base, RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	ss := &stuckStore{Store: base.(search.Store), RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
 	const limit = 200 * time.Millisecond
 	e := newAPIEnv(t, ss, testApplier(ss), HTTPConfig{RequestTimeout: limit})
 	ss.stuck.Store(true)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/conformance"
@@ -40,7 +41,7 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 		return m
 	}
 	m["postgres"] = func(t *testing.T) fhir.Store {
-		if err := conformance.Register(); err != nil {
+		if _, err := conformance.Profiles(); err != nil {
 			t.Fatal(err)
 		}
 		s, err := sqlstore.Open(context.Background(), dsn)
@@ -522,7 +523,7 @@ func TestIdempotencyBusy(t *testing.T) {
 // flakyStore fails the store transactions it is told to, as a full disk
 // or a lost database connection would.
 type flakyStore struct {
-	fhir.Store
+	search.Store
 	RecordStore
 	IdempotencyStore
 	mu       sync.Mutex
@@ -547,7 +548,7 @@ func (s *flakyStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // so the retry runs and finishes the work.
 func TestStorageFailure(t *testing.T) {
 	base := openTestStore(t)
-	fs := &flakyStore{Store: base, RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	fs := &flakyStore{Store: base.(search.Store), RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
 	e := newAPIEnv(t, fs, testApplier(fs), HTTPConfig{})
 	body := readTestdata(t, "array.json")
 	fs.failNext = 1

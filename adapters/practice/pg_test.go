@@ -22,7 +22,7 @@ func openPGStore(t testing.TB) fhir.Store {
 	if dsn == "" {
 		t.Skip("KAPBRIDGE_TEST_POSTGRES_DSN not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}
-	if err := conformance.Register(); err != nil {
+	if _, err := conformance.Profiles(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -36,7 +37,7 @@ func openBenchSQLite(b *testing.B) fhir.Store {
 }
 
 func openBenchPostgres(b *testing.B) fhir.Store {
-	s, err := Open(b.Context(), newPGSchema(b, postgresDSN(b)))
+	s, err := Open(b.Context(), sqltest.FreshSchema(b, postgresDSN(b)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,12 +14,6 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
-// txSearcher is the in-transaction search the REST API's conditional
-// interactions use.
-type txSearcher interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-}
-
 // putPatient writes a new Patient with the given family name the way the
 // REST API does (stamp, index, Put).
 func putPatient(ctx context.Context, tx fhir.Tx, id, family string) error {
@@ -32,7 +26,7 @@ func putPatient(ctx context.Context, tx fhir.Tx, id, family string) error {
 }
 
 // countFamily counts the Patients with family name family that s sees.
-func countFamily(ctx context.Context, s txSearcher, family string) (int, error) {
+func countFamily(ctx context.Context, s search.Searcher, family string) (int, error) {
 	q, err := search.ParseQuery("Patient", url.Values{"family": {family}}, "", true)
 	if err != nil {
 		return 0, err
@@ -91,7 +85,7 @@ func TestSQLiteBufferedIndexInBatch(t *testing.T) {
 			if err := putPatient(ctx, tx, "p2", "Own"); err != nil {
 				return err
 			}
-			s := tx.(txSearcher)
+			s := tx.(search.Searcher)
 			var err error
 			if sawZed, err = countFamily(ctx, s, "Zed"); err != nil {
 				return err
@@ -116,7 +110,7 @@ func TestSQLiteBufferedIndexInBatch(t *testing.T) {
 		t.Errorf("the searching fn ran %d times; want 2 (once more after the flush)", runs)
 	}
 	for family, want := range map[string]int{"Zed": 1, "Own": 1, "Ghost": 0} {
-		if n, err := countFamily(ctx, st.(txSearcher), family); err != nil || n != want {
+		if n, err := countFamily(ctx, st.(search.Searcher), family); err != nil || n != want {
 			t.Errorf("after commit, family %s: %d matches (%v); want %d", family, n, err, want)
 		}
 	}

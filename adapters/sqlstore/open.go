@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // ErrClosed is returned by Update after Close.
@@ -57,12 +58,21 @@ func buildOptions(opts []Option) options {
 	return o
 }
 
+// Both backends are search.Store: they search and page history, and so do
+// their transactions.
+var (
+	_ search.Store    = (*sqliteStore)(nil)
+	_ search.Searcher = (*sqliteTx)(nil)
+	_ search.Store    = (*pgStore)(nil)
+	_ search.Searcher = (*pgTx)(nil)
+)
+
 // Open opens the store named by dsn, migrating its schema as needed. A dsn
 // starting with postgres:// or postgresql:// opens PostgreSQL; anything else
 // is an SQLite database file, optionally prefixed sqlite: or file: (a file:
 // URI may carry its own query parameters), whose parent directories are
 // created.
-func Open(ctx context.Context, dsn string, opts ...Option) (fhir.Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (search.Store, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		return OpenPostgres(ctx, dsn, opts...)
 	}

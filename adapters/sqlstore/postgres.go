@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // The PostgreSQL backend: a pgx pool, READ COMMITTED transactions in which
@@ -46,7 +47,7 @@ const (
 // schema) and migrates it. Unless dsn sets pool_max_conns, the pool holds
 // up to max(8, 4*GOMAXPROCS) connections: writers spend most of their time
 // waiting on commit, so a few more than cores keeps the server busy.
-func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (fhir.Store, error) {
+func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (search.Store, error) {
 	o := buildOptions(opts)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

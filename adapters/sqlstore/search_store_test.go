@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -86,7 +87,7 @@ func TestSQLiteSearchMigrationKeepsData(t *testing.T) {
 // invisible on every later page, although its transaction id is lower
 // than that of one that committed before the first page.
 func TestPostgresSnapshotIgnoresLateCommits(t *testing.T) {
-	st, err := Open(t.Context(), newPGSchema(t, postgresDSN(t)))
+	st, err := Open(t.Context(), sqltest.FreshSchema(t, postgresDSN(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -57,9 +57,9 @@ func TestSensitivityMigration(t *testing.T) {
 			}
 		}
 	}}}
-	if dsn := postgresDSNOrEmpty(t); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		dialects = append(dialects, dialect{"postgres", func(t *testing.T) (string, func(t *testing.T)) {
-			schemaDSN := newPGSchema(t, dsn)
+			schemaDSN := sqltest.FreshSchema(t, dsn)
 			return schemaDSN, func(t *testing.T) {
 				ctx := context.Background()
 				conn, err := pgx.Connect(ctx, schemaDSN)
@@ -127,14 +127,4 @@ func TestSensitivityMigration(t *testing.T) {
 			check("after migration 0004", st)
 		})
 	}
-}
-
-// postgresDSNOrEmpty returns the test server's DSN, or "" after logging
-// that the PostgreSQL half is skipped.
-func postgresDSNOrEmpty(t *testing.T) string {
-	dsn := os.Getenv(pgEnv)
-	if dsn == "" {
-		t.Log(pgEnv + " not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
-	}
-	return dsn
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 )
 
@@ -88,7 +89,7 @@ const (
 // callers' fns in one transaction: fn must not call Update on the same store
 // (it would wait for itself forever) and should be quick, since the whole
 // batch waits for it.
-func OpenSQLite(ctx context.Context, path string, opts ...Option) (fhir.Store, error) {
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (search.Store, error) {
 	o := buildOptions(opts)
 	file, userQuery, err := parseSQLiteDSN(path)
 	if err != nil {

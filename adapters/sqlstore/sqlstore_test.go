@@ -1,25 +1,20 @@
 package sqlstore
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/fhirtest"
 )
 
-const pgEnv = "KAPBRIDGE_TEST_POSTGRES_DSN"
+const pgEnv = sqltest.EnvPostgresDSN
 
 // sqliteOpener gives each test its own database file under t.TempDir().
 func sqliteOpener() fhirtest.StoreOpener {
@@ -48,52 +43,9 @@ func postgresDSN(t testing.TB) string {
 	return dsn
 }
 
-// newPGSchema creates a schema with a random name, dropped when t ends, and
-// returns dsn with search_path pointing at it, so tests run in parallel and
-// repeatedly without seeing each other.
-func newPGSchema(t testing.TB, dsn string) string {
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "kbtest_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect %s: %v", pgEnv, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(dsn, schema)
-}
-
-func withSearchPath(dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " search_path=" + schema
-}
-
 func postgresOpener(dsn string) fhirtest.StoreOpener {
 	return fhirtest.PerTestStorage(
-		func(t *testing.T) string { return newPGSchema(t, dsn) },
+		func(t *testing.T) string { return sqltest.FreshSchema(t, dsn) },
 		func(t *testing.T, schemaDSN string) fhir.Store {
 			s, err := Open(t.Context(), schemaDSN)
 			if err != nil {
@@ -142,7 +94,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 		s.Close()
 	}
 	if dsn := os.Getenv(pgEnv); dsn != "" {
-		sdsn := newPGSchema(t, dsn)
+		sdsn := sqltest.FreshSchema(t, dsn)
 		// Replicas starting at once: the advisory lock lets one migrate.
 		errs := make(chan error, 4)
 		for range 4 {
@@ -308,7 +260,7 @@ func TestClockFillsZeroTimes(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 6007, time.FixedZone("X", -7200))
 	dsns := map[string]string{"sqlite": filepath.Join(t.TempDir(), "clock.db")}
 	if dsn := os.Getenv(pgEnv); dsn != "" {
-		dsns["postgres"] = newPGSchema(t, dsn)
+		dsns["postgres"] = sqltest.FreshSchema(t, dsn)
 	}
 	for name, dsn := range dsns {
 		s, err := Open(t.Context(), dsn, WithClock(func() time.Time { return at }))

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -236,7 +237,7 @@ func TestSQLiteTxSearchNaturalTime(t *testing.T) {
 // carry a unique application_name, so the test can find its own backends.
 func pgTestStore(t *testing.T, opts ...Option) (*pgStore, string, string) {
 	t.Helper()
-	dsn := newPGSchema(t, postgresDSN(t))
+	dsn := sqltest.FreshSchema(t, postgresDSN(t))
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatalf("the PostgreSQL test DSN must be a URL: %v", err)

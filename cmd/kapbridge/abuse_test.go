@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 )
 
 // abuseBound is how long any row of TestAbuseTable may take to be
@@ -44,7 +46,7 @@ func TestAbuseTable(t *testing.T) {
 	app := ""
 	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
 		app = fmt.Sprintf("kbabuse_%d", time.Now().UnixNano())
-		stores["postgres"] = freshPostgresStore(t, dsn) + "&application_name=" + app
+		stores["postgres"] = sqltest.FreshSchema(t, dsn) + "&application_name=" + app
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half is skipped (.ci/run sets it)")
 	}

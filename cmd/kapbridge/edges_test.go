@@ -4,21 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 )
 
 // edgeLimits are the serve flags TestServeInputEdges runs with: every
@@ -123,7 +120,7 @@ func edgeCases() []edgeCase {
 func TestServeInputEdges(t *testing.T) {
 	stores := map[string]string{"sqlite": filepath.Join(t.TempDir(), "kap.db")}
 	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
-		stores["postgres"] = freshPostgresStore(t, dsn)
+		stores["postgres"] = sqltest.FreshSchema(t, dsn)
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
 	}
@@ -365,36 +362,4 @@ func waitIdle(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("the server stayed busy")
-}
-
-// freshPostgresStore creates an empty schema, dropped after the test, and
-// returns a store DSN whose search_path selects it.
-func freshPostgresStore(t *testing.T, dsn string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "kbedges_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(ctx, dsn); err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

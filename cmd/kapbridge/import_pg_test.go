@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 )
 
 // TestImportPostgres: the command on a PostgreSQL store (a fresh schema of
@@ -21,27 +17,7 @@ func TestImportPostgres(t *testing.T) {
 	if dsn == "" {
 		t.Skip("KAPBRIDGE_TEST_POSTGRES_DSN not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "kbimport_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	store := u.String()
+	store := sqltest.FreshSchema(t, dsn)
 
 	csvs, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "import", "course-iv", "*.csv"))
 	out, _, err := runImport(t, store, append([]string{"--progress", "none"}, csvs...)...)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -36,7 +37,7 @@ func TestPrivacyTable(t *testing.T) {
 		"sqlite": func(t *testing.T) string { return filepath.Join(t.TempDir(), "kap.db") },
 	}
 	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
-		stores["postgres"] = func(t *testing.T) string { return freshPostgresStore(t, dsn) }
+		stores["postgres"] = func(t *testing.T) string { return sqltest.FreshSchema(t, dsn) }
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half is skipped (.ci/run sets it)")
 	}

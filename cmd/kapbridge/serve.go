@@ -212,12 +212,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// The project's profiles, CodeSystems, ValueSets and Questionnaires are
 	// stored before the first request, so a storage failure fails the start;
-	// Register adds the vital-signs profiles mapped resources claim.
-	if err := conformance.Register(); err != nil {
+	// writes are checked against them and the vital-signs profiles mapped
+	// resources claim (conformance.Profiles).
+	profiles, err := conformance.Profiles()
+	if err != nil {
 		return err
 	}
 	lim := cfg.Limits.WithDefaults()
-	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(), RequestTimeout: cfg.RequestTimeout,
+	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
+		Conformance: conformance.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirtest"
 )
 
 // TestR4Invariants compiles every invariant (constraint expression) of
@@ -26,10 +27,10 @@ var invalidInSource = map[string]string{
 }
 
 func TestR4Invariants(t *testing.T) {
-	shared := filepath.Join("..", "..", "..", "shared", "fhir-r4")
+	shared := fhirtest.SharedDir(t, "fhir-r4")
 	files, _ := filepath.Glob(filepath.Join(shared, "core", "StructureDefinition-*.json"))
 	if len(files) == 0 {
-		t.Skipf("the R4 definitions are not at %s (they come with ../shared beside the repository)", shared)
+		t.Fatalf("no R4 definitions in %s/core", shared)
 	}
 	profiles, _ := filepath.Glob(filepath.Join(shared, "us-core-3.1.0", "StructureDefinition-*.json"))
 	type invariant struct{ key, src string }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirtest"
 )
 
 // The official FHIRPath test suite for R4 (HL7 fhir-test-cases), kept in
@@ -68,27 +69,10 @@ type suiteTest struct {
 	} `xml:"output"`
 }
 
-// suiteDir finds shared/fhirpath-tests beside the module root.
+// suiteDir finds shared/fhirpath-tests beside the module root (skipping
+// without it, or failing in CI: fhirtest.SharedDir).
 func suiteDir(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	s := filepath.Join(dir, "..", "shared", "fhirpath-tests")
-	if _, err := os.Stat(filepath.Join(s, "tests-fhir-r4.xml")); err != nil {
-		t.Skipf("the FHIRPath test suite is not at %s (it comes with ../shared beside the repository): %v", s, err)
-	}
-	return s
+	return filepath.Dir(fhirtest.SharedDir(t, "fhirpath-tests/tests-fhir-r4.xml"))
 }
 
 func loadSuite(t testing.TB) (string, *suiteFile) {

@@ -14,24 +14,12 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
-// Searcher is what a store offers for search and paged history, with the
-// signatures the server's interfaces expect.
-type Searcher interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-	HistoryPage(ctx context.Context, tenant string, q search.HistoryQuery) (search.HistoryResult, error)
-}
-
-// TxSearcher is what a store's Tx offers: search on the transaction's own
-// view (conditional create and update).
-type TxSearcher interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-}
-
-// RunSearchSuite checks a store's search, paging and history against
-// index entries and queries built by hand (independent of how package
-// search extracts and parses them), and, end to end with both, the
-// parameters answered from other parameters' values (aliassuite.go). Subtests run in parallel; the
-// read-only ones share one loaded store.
+// RunSearchSuite checks a store's search, paging and history (the store
+// must be a search.Store) against index entries and queries built by hand
+// (independent of how package search extracts and parses them), and, end
+// to end with both, the parameters answered from other parameters' values
+// (aliassuite.go). Subtests run in parallel; the read-only ones share one
+// loaded store.
 func RunSearchSuite(t *testing.T, open StoreOpener) {
 	t.Run("Queries", func(t *testing.T) {
 		s := open(t)
@@ -61,10 +49,7 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 			}
 		})
 	})
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, open StoreOpener)
-	}{
+	runCases(t, []suiteCase[StoreOpener]{
 		{"WritesReplaceIndex", srTestWrites},
 		{"FailedUpdateLeavesNoIndex", srTestFailedUpdate},
 		{"TxSearchSeesOwnWrites", srTestTxSearch},
@@ -72,20 +57,14 @@ func RunSearchSuite(t *testing.T, open StoreOpener) {
 		{"History", srTestHistory},
 		{"AliasParameters", srTestAliases},
 		{"Disclosure", srTestDisclosure},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, open)
-		})
-	}
+	}, func(*testing.T) StoreOpener { return open }, nil)
 }
 
-func srAs(t *testing.T, s fhir.Store) Searcher {
+func srAs(t *testing.T, s fhir.Store) search.Store {
 	t.Helper()
-	srch, ok := s.(Searcher)
+	srch, ok := s.(search.Store)
 	if !ok {
-		t.Fatalf("%T does not implement fhirtest.Searcher", s)
+		t.Fatalf("%T does not implement search.Store", s)
 	}
 	return srch
 }
@@ -372,7 +351,7 @@ func srCases() []srCase {
 }
 
 // srWalk returns every match of q, following Next to the end.
-func srWalk(t *testing.T, s Searcher, q *search.Query) []fhir.Version {
+func srWalk(t *testing.T, s search.Searcher, q *search.Query) []fhir.Version {
 	t.Helper()
 	var out []fhir.Version
 	var cur *search.Cursor
@@ -402,7 +381,7 @@ func srIDs(vs []fhir.Version) []string {
 
 // srExpect runs q with a page size of 2 (so every case pages) and
 // compares the ids, in order if q sorts.
-func srExpect(t *testing.T, s Searcher, q *search.Query, want []string) {
+func srExpect(t *testing.T, s search.Searcher, q *search.Query, want []string) {
 	t.Helper()
 	qq := *q
 	qq.Count = 2
@@ -425,7 +404,7 @@ func srKeys(vs []fhir.Version) []string {
 	return ks
 }
 
-func srTestIncludes(t *testing.T, s Searcher) {
+func srTestIncludes(t *testing.T, s search.Searcher) {
 	ctx := t.Context()
 	check := func(name string, q *search.Query, wantMatches, wantIncluded []string) {
 		t.Helper()
@@ -487,7 +466,7 @@ func srTestIncludes(t *testing.T, s Searcher) {
 	check("mixed", q, []string{"Patient/p1", "Patient/p2"}, []string{"Observation/o1", "Observation/o2", "Observation/o3", "Practitioner/pr1"})
 }
 
-func srTestSort(t *testing.T, s Searcher) {
+func srTestSort(t *testing.T, s search.Searcher) {
 	pat := func(keys ...search.SortKey) *search.Query {
 		q := srQ("Patient")
 		q.Sort = keys
@@ -527,7 +506,7 @@ func srTestSort(t *testing.T, s Searcher) {
 	}
 }
 
-func srTestTotals(t *testing.T, s Searcher) {
+func srTestTotals(t *testing.T, s search.Searcher) {
 	ctx := t.Context()
 	q := srQ("Observation", srCl(srStatus, "", search.Value{Code: "final"}))
 	q.Total, q.Count = "accurate", 2
@@ -567,7 +546,7 @@ func srPut(t *testing.T, s fhir.Store, typ, id string, vid int64, deleted bool, 
 	}
 }
 
-func srFind(t *testing.T, s Searcher, code string) []string {
+func srFind(t *testing.T, s search.Searcher, code string) []string {
 	t.Helper()
 	vs := srWalk(t, s, srQ("Observation", srCl(srCode, "", search.Value{Code: code})))
 	out := make([]string, len(vs))
@@ -672,9 +651,9 @@ func srTestTxSearch(t *testing.T, open StoreOpener) {
 	srPut(t, s, "Observation", "a", 1, false, srT0, srTok("identifier", "urn:x", "1", ""))
 	q := srQ("Observation", srCl(srIdentifier, "", srTV("urn:x", "2")))
 	err := s.Update(t.Context(), func(tx fhir.Tx) error {
-		ts, ok := tx.(TxSearcher)
+		ts, ok := tx.(search.Searcher)
 		if !ok {
-			return fmt.Errorf("%T does not implement fhirtest.TxSearcher", tx)
+			return fmt.Errorf("%T does not implement search.Searcher", tx)
 		}
 		res, err := ts.Search(t.Context(), fhir.DefaultTenant, q, nil)
 		if err != nil || len(res.Matches) != 0 {

@@ -72,10 +72,7 @@ func RunStoreSuiteWith(t *testing.T, open StoreOpener, f Features) {
 	if f.Volatile {
 		skip["DurableAcrossReopen"] = "Features.Volatile: the store keeps nothing once closed, so there is nothing to reopen"
 	}
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, open StoreOpener)
-	}{
+	runCases(t, []suiteCase[StoreOpener]{
 		{"CreateReadVReadHistory", storeTestCreateRead},
 		{"UnknownIsNotFound", storeTestUnknown},
 		{"Deletion", storeTestDeletion},
@@ -92,16 +89,7 @@ func RunStoreSuiteWith(t *testing.T, open StoreOpener, f Features) {
 		{"DurableAcrossReopen", storeTestReopen},
 		{"LargeBody", storeTestLargeBody},
 		{"BinarySafeBody", storeTestBinaryBody},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if why, ok := skip[tc.name]; ok {
-				t.Skip(why)
-			}
-			t.Parallel()
-			tc.fn(t, open)
-		})
-	}
+	}, func(*testing.T) StoreOpener { return open }, skip)
 }
 
 // stT0 has nanoseconds and a non-UTC zone: stores keep microseconds, in UTC.

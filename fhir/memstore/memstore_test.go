@@ -95,7 +95,7 @@ func TestUnsupportedIsNotSupported(t *testing.T) {
 		}
 	}
 	err := s.Update(ctx, func(tx fhir.Tx) error {
-		_, err := tx.(fhirtest.TxSearcher).Search(ctx, fhir.DefaultTenant, &search.Query{Type: "Patient"}, &search.Cursor{Snapshot: 1})
+		_, err := tx.(search.Searcher).Search(ctx, fhir.DefaultTenant, &search.Query{Type: "Patient"}, &search.Cursor{Snapshot: 1})
 		return err
 	})
 	if !errors.Is(err, memstore.ErrUnsupported) {

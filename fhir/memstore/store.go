@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -90,6 +91,12 @@ type version struct {
 	res  *resource
 	rows []row // its index values, sorted by Param; none for a deletion
 }
+
+// Store is a search.Store, and its transactions search their own view.
+var (
+	_ search.Store    = (*Store)(nil)
+	_ search.Searcher = (*memTx)(nil)
+)
 
 // New returns an empty Store.
 func New(opts ...Option) *Store {

@@ -44,7 +44,7 @@ type Limits struct {
 
 // DefaultLimits keep every search of the test suites and of the clients
 // we know (at most 4 criteria, 2 values a criterion, 4 sort keys, 4
-// includes and 2 chains in the fhir/server and fhir/fhirtest suites)
+// includes and 2 chains in the fhir/fhirtest suites)
 // working with room to spare, while keeping the SQL well inside what the
 // stores plan quickly and SQLite accepts at all:
 //

@@ -1,7 +1,9 @@
 // Package search owns FHIR search: the R4 search-parameter registry
 // generated from the official SearchParameter definitions, the FHIRPath
-// subset that extracts index values from a resource at write time, and the
-// parsed form of a search request (Query) that a store executes.
+// subset that extracts index values from a resource at write time, the
+// parsed form of a search request (Query) that a store executes, and the
+// store capabilities that execute it (Searcher, HistoryPager, Store:
+// store.go).
 package search
 
 import "github.com/kapbridge/kapbridge/fhir"

@@ -2,32 +2,62 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net/http"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
-// bundleEntry is one Bundle.entry as the server writes it. Resources are
-// embedded as stored, byte for byte.
-type bundleEntry struct {
-	FullURL  string          `json:"fullUrl,omitempty"`
-	Resource json.RawMessage `json:"resource,omitempty"`
-	Request  *entryRequest   `json:"request,omitempty"`
-	Response *entryResponse  `json:"response,omitempty"`
+// Batch and transaction Bundles at POST / (http.html#transaction): this
+// file takes the request; bundle_parse.go reads the entries,
+// transaction.go and batch.go run them, bundle_response.go runs the GET
+// entries and answers.
+//
+// A transaction runs every write entry inside one Store.Update, so it
+// commits or vanishes whole: versions, index rows and history alike. A
+// batch gives every entry its own Update and its own response. Both answer
+// with a Bundle whose entries are in request order, whatever order they
+// were processed in.
+
+// bundle handles POST /: a batch or a transaction.
+func (s *Server) bundle(ctx context.Context, r *Request) (*Response, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, fhir.Errorf(fhir.IssueRequired, "", "the request body is empty: POST / takes a batch or transaction Bundle")
+	}
+	root, err := fhir.ParseJSON(body, s.lim.Resource)
+	if err != nil {
+		return nil, err
+	}
+	if rt := root.GetString("resourceType"); rt != "Bundle" {
+		return nil, fhir.Errorf(fhir.IssueInvalid, "resourceType", "POST / takes a Bundle of type batch or transaction, not %q", rt)
+	}
+	kind := root.GetString("type")
+	if kind != "batch" && kind != "transaction" {
+		return nil, fhir.Errorf(fhir.IssueNotSupported, "Bundle.type", "Bundle.type %q cannot be processed at POST /: send a batch or a transaction", kind)
+	}
+	if n := len(arrayOf(root.Get("entry"))); n > s.lim.MaxBundleEntries {
+		// Refused before any entry is looked at: a batch's entries each
+		// cost a store round trip, and all their answers are held at once.
+		return nil, fhir.Errorf(fhir.IssueTooLong, "Bundle.entry", "the %s has %d entries, more than %s: send it in several Bundles", kind, n,
+			fhir.LimitText("max-bundle-entries", int64(s.lim.MaxBundleEntries))).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	entries, err := s.parseBundle(root, kind == "transaction")
+	if err != nil {
+		return nil, err
+	}
+	if kind == "transaction" {
+		return s.transaction(ctx, r, entries)
+	}
+	return s.batch(ctx, r, entries)
 }
 
-type entryRequest struct {
-	Method string `json:"method"`
-	URL    string `json:"url"`
-}
-
-type entryResponse struct {
-	Status       string `json:"status"`
-	Location     string `json:"location,omitempty"`
-	Etag         string `json:"etag,omitempty"`
-	LastModified string `json:"lastModified,omitempty"`
-}
+// The pieces of Bundle JSON the server writes (searchset.go, historyset.go,
+// bundle_response.go).
 
 type bundleLink struct {
 	Relation string `json:"relation"`
@@ -36,54 +66,6 @@ type bundleLink struct {
 
 type bundleMeta struct {
 	LastUpdated string `json:"lastUpdated"`
-}
-
-type bundle struct {
-	ResourceType string        `json:"resourceType"`
-	ID           string        `json:"id"`
-	Meta         bundleMeta    `json:"meta"`
-	Type         string        `json:"type"`
-	Total        *int          `json:"total,omitempty"`
-	Link         []bundleLink  `json:"link,omitempty"`
-	Entry        []bundleEntry `json:"entry,omitempty"`
-}
-
-// historyBundle renders versions (newest first) as a history Bundle; next
-// is the next page's link ("" on the last page), total the count of all
-// pages (-1: unknown).
-func (s *Server) historyBundle(self, next string, versions []fhir.Version, total int) []byte {
-	b := bundle{ResourceType: "Bundle", ID: s.newID(), Type: "history",
-		Meta: bundleMeta{LastUpdated: write.FormatInstant(s.now())},
-		Link: []bundleLink{{Relation: "self", URL: self}}}
-	if total >= 0 {
-		b.Total = &total
-	}
-	if next != "" {
-		b.Link = append(b.Link, bundleLink{Relation: "next", URL: next})
-	}
-	for _, v := range versions {
-		e := bundleEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
-			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: write.FormatInstant(v.LastUpdated)}}
-		switch {
-		case v.Deleted:
-			// A deletion has no resource (bdl-5 allows it for history).
-			e.Request = &entryRequest{Method: "DELETE", URL: v.Type + "/" + v.ID}
-			e.Response.Status = "204"
-		case v.VersionID == 1:
-			e.Resource = v.JSON
-			e.Request = &entryRequest{Method: "POST", URL: v.Type}
-			e.Response.Status = "201"
-			e.Response.Location = s.location(v)
-		default:
-			e.Resource = v.JSON
-			e.Request = &entryRequest{Method: "PUT", URL: v.Type + "/" + v.ID}
-			e.Response.Status = "200"
-			e.Response.Location = s.location(v)
-		}
-		b.Entry = append(b.Entry, e)
-	}
-	out := marshalJSON(b)
-	return out
 }
 
 // marshalJSON encodes v without HTML escaping, so URLs in links keep

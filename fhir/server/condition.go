@@ -14,11 +14,6 @@ import (
 // here, inside the writing transaction, so the check and the write that
 // depends on it commit together.
 
-// searchTx is a store transaction that can search its own view.
-type searchTx interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-}
-
 // How criteria treat resources the caller may not see (privacy.go).
 type condMode int
 
@@ -74,7 +69,9 @@ func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, ra
 	if len(params) == 0 {
 		return nil, fhir.Errorf(fhir.IssueInvalid, "", "conditional criteria are empty; give search parameters such as identifier=system|value")
 	}
-	st, ok := tx.(searchTx)
+	// search.Store's transactions search (Config.Store); a Tx that does
+	// not breaks that contract.
+	st, ok := tx.(search.Searcher)
 	if !ok {
 		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "this store resolves conditional criteria by identifier=system|value only")
 	}

@@ -27,10 +27,10 @@ import (
 //   - no client write may change them: create, update and delete of an
 //     artifact's id, or of any resource whose canonical url lies under an
 //     artifact's canonical base, is refused with 403 (also inside Bundles);
-//   - their profiles, ValueSets and CodeSystems are registered with the
-//     fhir package, so every write of a resource claiming one of the
-//     profiles in meta.profile is checked against it (422 if it fails),
-//     and the CapabilityStatement lists the profiles as supportedProfile.
+//   - their profiles, ValueSets and CodeSystems join Config.Profiles, so
+//     every write of a resource claiming one of the profiles in
+//     meta.profile is checked against it (422 if it fails), and the
+//     CapabilityStatement lists the profiles as supportedProfile.
 type conformance struct {
 	docs     []conformanceDoc
 	keys     map[string]bool     // "Type/id" of every artifact
@@ -46,13 +46,16 @@ type conformanceDoc struct {
 	json    []byte
 }
 
-// newConformance reads the artifacts; one that is not valid R4 or has no
-// id is logged and left out (the artifacts are built in and tested, so
-// this is a build defect, not a request error).
-func newConformance(docs [][]byte, log *slog.Logger) *conformance {
+// newConformance reads the artifacts, and returns with them the profiles
+// writes are checked against: base with the artifacts' profiles and
+// terminology. An artifact that is not valid R4, has no id or cannot be
+// compiled is logged and left out (the artifacts are built in and tested,
+// so this is a build defect, not a request error).
+func newConformance(docs [][]byte, base *fhir.Profiles, log *slog.Logger) (*conformance, *fhir.Profiles) {
 	if len(docs) == 0 {
-		return nil
+		return nil, base
 	}
+	profiles := base
 	cf := &conformance{keys: map[string]bool{}, profiles: map[string][]string{}}
 	bases := map[string]bool{}
 	for i, data := range docs {
@@ -65,7 +68,10 @@ func newConformance(docs [][]byte, log *slog.Logger) *conformance {
 			}
 		}
 		if err == nil {
-			err = fhir.RegisterConformance(data)
+			var with *fhir.Profiles
+			if with, err = profiles.With(data); err == nil {
+				profiles = with
+			}
 		}
 		if err != nil {
 			log.Error("conformance resource left out", "index", i, "error", err)
@@ -91,7 +97,7 @@ func newConformance(docs [][]byte, log *slog.Logger) *conformance {
 	for _, urls := range cf.profiles {
 		sort.Strings(urls)
 	}
-	return cf
+	return cf, profiles
 }
 
 // profilesFor lists the profiles of typ, for the CapabilityStatement.
@@ -138,7 +144,7 @@ func (s *Server) checkWrite(k fhir.Key, res *fhir.Value) error {
 	if res == nil {
 		return nil
 	}
-	if issues := fhir.ValidateWithProfiles(res); fhir.HasErrors(issues) {
+	if issues := s.profiles.Validate(res); fhir.HasErrors(issues) {
 		return fhir.ProfileError(issues)
 	}
 	return nil
@@ -209,10 +215,19 @@ func sameContent(stored, artifact []byte) bool {
 // conformanceReady is middleware: the conformance resources are in the
 // store before any request reads or writes it.
 func (s *Server) conformanceReady(c *gin.Context) {
+	if err := s.conformanceLoaded(c.Request.Context()); err != nil {
+		s.fail(c, err)
+	}
+}
+
+// conformanceLoaded stores the conformance resources if that is not done
+// yet; the error is the answer to a request that finds them missing.
+func (s *Server) conformanceLoaded(ctx context.Context) error {
 	if s.conf == nil || s.conf.seeded.Load() {
-		return
+		return nil
 	}
-	if err := s.SeedConformance(c.Request.Context()); err != nil {
-		s.fail(c, fhir.Errorf(fhir.IssueTransient, "", "the server's conformance resources could not be loaded; try again").Wrap(err))
+	if err := s.SeedConformance(ctx); err != nil {
+		return fhir.Errorf(fhir.IssueTransient, "", "the server's conformance resources could not be loaded; try again").Wrap(err)
 	}
+	return nil
 }

@@ -1,27 +1,24 @@
 package server
 
 import (
+	"context"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // create handles POST /{type}, and conditional create with If-None-Exist.
-func (s *Server) create(c *gin.Context) {
-	typ := c.Param("type")
-	res, err := s.readResource(c, typ)
+func (s *Server) create(ctx context.Context, r *Request) (*Response, error) {
+	typ := r.params.typ
+	res, err := s.readResource(r, typ)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	criteria := c.GetHeader("If-None-Exist")
-	tenant, aud := tenantOf(c), audienceOf(c)
+	criteria := r.Header.Get("If-None-Exist")
+	tenant, aud := r.tenant(), r.Audience
 	var out fhir.Version
 	var status int
-	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		ctx := c.Request.Context()
+	err = s.store.Update(ctx, func(tx fhir.Tx) (err error) {
 		if criteria != "" {
 			v, found, err := s.conditionalCreateMatch(ctx, tx, tenant, typ, criteria, aud)
 			if err != nil {
@@ -38,8 +35,7 @@ func (s *Server) create(c *gin.Context) {
 		return err
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	s.respondWrite(c, status, out)
+	return s.writeResponse(r, status, out), nil
 }

@@ -109,12 +109,12 @@ func (s *Server) entryTimeout(ctx context.Context, err error) error {
 
 // logTimeout records a request stopped by its time limit (a 4xx the
 // access log alone would not explain).
-func (s *Server) logTimeout(c *gin.Context, te *fhir.Error) {
+func (s *Server) logTimeout(ctx context.Context, id, path string, te *fhir.Error) {
 	msg := "request stopped at its time limit"
 	if te.Status == statusClientClosedRequest {
 		msg = "request cancelled: the client went away"
 	}
-	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, msg,
-		slog.String("request_id", c.GetString(ctxRequestID)), slog.String("path", c.Request.URL.Path),
+	s.log.LogAttrs(ctx, slog.LevelWarn, msg,
+		slog.String("request_id", id), slog.String("path", path),
 		slog.Int("status", fhir.StatusOf(te)), slog.Any("cause", te.Err))
 }

@@ -1,9 +1,8 @@
 package server
 
 import (
+	"context"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -11,24 +10,21 @@ import (
 // delete handles DELETE /{type}/{id}: a deletion version; reads then
 // answer 410, history keeps every version. Deleting what is already
 // deleted changes nothing (204); deleting what never existed is a 404.
-func (s *Server) delete(c *gin.Context) {
-	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
-	ifMatch, err := parseIfMatch(c.GetHeader("If-Match"))
+func (s *Server) delete(ctx context.Context, r *Request) (*Response, error) {
+	k := r.key()
+	ifMatch, err := parseIfMatch(r.Header.Get("If-Match"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	aud := audienceOf(c)
 	var out fhir.Version
-	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		out, _, err = s.deleteIn(c.Request.Context(), tx, k, ifMatch, aud)
+	err = s.store.Update(ctx, func(tx fhir.Tx) (err error) {
+		out, _, err = s.deleteIn(ctx, tx, k, ifMatch, r.Audience)
 		return err
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	c.Header("ETag", etag(out.VersionID))
-	c.Status(http.StatusNoContent)
-	c.Writer.WriteHeaderNow()
+	h := http.Header{}
+	h.Set("ETag", etag(out.VersionID))
+	return &Response{Status: http.StatusNoContent, Header: h}, nil
 }

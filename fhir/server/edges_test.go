@@ -3,270 +3,17 @@ package server_test
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/server"
 )
 
-// newLimitedServer is newTestServer with limits.
-func newLimitedServer(t *testing.T, st fhir.Store, lim server.Limits) *testServer {
-	var h http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-	h = server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.DiscardHandler), Limits: lim})
-	return &testServer{ts, t}
-}
-
-// diagnostics joins an OperationOutcome's diagnostics and expressions.
-func diagnostics(issues []any) string {
-	var b strings.Builder
-	for _, is := range issues {
-		m := is.(map[string]any)
-		fmt.Fprintf(&b, "%v %v; ", m["diagnostics"], m["expression"])
-	}
-	return b.String()
-}
-
-// bundleOf is a batch or transaction Bundle of the given entries.
-func bundleOf(kind string, entries ...string) []byte {
-	return []byte(`{"resourceType":"Bundle","type":"` + kind + `","entry":[` + strings.Join(entries, ",") + `]}`)
-}
-
-// TestNULAnswersAlikeOnBothStores sends U+0000 everywhere a client can put
-// it: in a resource (value, member name), a search (GET, POST _search), a
-// conditional create, a conditional update, a Bundle entry (request.url,
-// ifNoneExist, a conditional reference) and the path. Each is a 4xx
-// OperationOutcome naming U+0000, nothing is stored, and the answers are
-// the same on SQLite and PostgreSQL (before: 201 on SQLite, 500 on
-// PostgreSQL for the resource; 500 on PostgreSQL for the criteria).
-func TestNULAnswersAlikeOnBothStores(t *testing.T) {
-	patient := `{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"1"}]}`
-	cases := []struct {
-		name, method, path, body string
-		headers                  []string
-		status                   int
-		want                     string // in the diagnostics or expressions
-	}{
-		{"resource value", "POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}`, nil, 400, "Patient.name[0].family"},
-		{"resource member name", "POST", "/Patient", `{"resourceType":"Patient","name":[{"fam\u0000ily":"x"}]}`, nil, 400, "U+0000"},
-		{"update", "PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"text":"\u0000"}]}`, nil, 400, "Patient.name[0].text"},
-		{"search value", "GET", "/Patient?name=a%00b", "", nil, 400, "U+0000"},
-		{"search name", "GET", "/Patient?na%00me=x", "", nil, 400, "U+0000"},
-		{"search identifier", "GET", "/Patient?identifier=urn:x|1%00", "", nil, 400, "U+0000"},
-		{"POST _search form", "POST", "/Patient/_search", "name=a%00b", []string{"Content-Type", "application/x-www-form-urlencoded"}, 400, "U+0000"},
-		{"If-None-Exist identifier", "POST", "/Patient", patient, []string{"If-None-Exist", "identifier=urn:x|a%00b"}, 400, "U+0000"},
-		{"If-None-Exist search", "POST", "/Patient", patient, []string{"If-None-Exist", "name=a%00b"}, 400, "U+0000"},
-		{"conditional update identifier", "PUT", "/Patient?identifier=urn:x|a%00b", patient, nil, 400, "U+0000"},
-		{"conditional update search", "PUT", "/Patient?family=a%00b", patient, nil, 400, "U+0000"},
-		{"path id", "GET", "/Patient/a%00b", "", nil, 400, "U+0000"},
-		{"path type", "GET", "/Pat%00ient", "", nil, 400, "U+0000"},
-		{"compartment", "GET", "/Patient/a%00b/Observation", "", nil, 400, "U+0000"},
-		{"transaction: request.url escaped", "POST", "/", string(bundleOf("transaction",
-			`{"resource":`+patient+`,"request":{"method":"PUT","url":"Patient?identifier=urn:x|a%00b"}}`)), nil, 400, "U+0000"},
-		{"transaction: request.url raw", "POST", "/", string(bundleOf("transaction",
-			`{"resource":`+patient+`,"request":{"method":"PUT","url":"Patient?identifier=urn:x|a\u0000b"}}`)), nil, 400, "Bundle.entry[0].request.url"},
-		{"transaction: ifNoneExist escaped", "POST", "/", string(bundleOf("transaction",
-			`{"resource":`+patient+`,"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:x|%00"}}`)), nil, 400, "U+0000"},
-		{"transaction: ifNoneExist raw", "POST", "/", string(bundleOf("transaction",
-			`{"resource":`+patient+`,"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:x|\u0000"}}`)), nil, 400, "Bundle.entry[0].request.ifNoneExist"},
-		{"transaction: conditional reference", "POST", "/", string(bundleOf("transaction",
-			`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:x|%00"}},"request":{"method":"POST","url":"Observation"}}`)), nil, 400, "U+0000"},
-		{"transaction: resource", "POST", "/", string(bundleOf("transaction",
-			`{"resource":{"resourceType":"Patient","name":[{"family":"\u0000"}]},"request":{"method":"POST","url":"Patient"}}`)), nil, 400, "Bundle.entry[0].resource.name[0].family"},
-	}
-	answers := map[string][]string{}
-	for _, be := range backends(t) {
-		t.Run(be.name, func(t *testing.T) {
-			st, dump := be.openDumped(t)
-			srv := newTestServer(t, st)
-			before := dump(t)
-			for _, tc := range cases {
-				var body []byte
-				if tc.body != "" {
-					body = []byte(tc.body)
-				}
-				r := srv.do(tc.method, tc.path, body, tc.headers...)
-				issues := assertOutcome(t, r, tc.status)
-				if d := diagnostics(issues); !strings.Contains(d, tc.want) {
-					t.Errorf("%s: %q not in %s", tc.name, tc.want, d)
-				}
-				answers[tc.name] = append(answers[tc.name], fmt.Sprintf("%d %s", r.status, strings.ReplaceAll(string(r.body), srv.URL, "BASE")))
-			}
-			// A batch answers each entry on its own: the NUL entries fail,
-			// with the same outcomes, inside a 200.
-			r := srv.do("POST", "/", bundleOf("batch",
-				`{"request":{"method":"GET","url":"Patient?name=a%00b"}}`,
-				`{"resource":`+patient+`,"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:x|%00"}}`,
-				`{"resource":{"resourceType":"Patient","name":[{"family":"\u0000"}]},"request":{"method":"POST","url":"Patient"}}`))
-			if r.status != 200 || strings.Count(string(r.body), `"status":"400 Bad Request"`) != 3 || strings.Count(string(r.body), "U+0000") < 3 {
-				t.Errorf("batch: %d %s", r.status, r.body)
-			}
-			if after := dump(t); after != before {
-				t.Errorf("the store changed: a refused write was stored")
-			}
-			// $validate answers 200 with the issue, as the operation says.
-			r = srv.do("POST", "/Patient/$validate", []byte(`{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}`))
-			if r.status != 200 || !strings.Contains(string(r.body), "U+0000") {
-				t.Errorf("$validate: %d %s", r.status, r.body)
-			}
-		})
-	}
-	for name, as := range answers {
-		if len(as) == 2 && as[0] != as[1] {
-			t.Errorf("%s: the stores answer differently:\nsqlite:   %s\npostgres: %s", name, as[0], as[1])
-		}
-	}
-}
-
-// TestSearchLimitsOverHTTP: the largest search the default limits allow
-// runs on both stores (its SQL within SQLite's expression depth, quickly
-// on PostgreSQL), paging included; one past each limit is a 400 naming
-// it. Before the limits, 500 OR-ed values, 1,000 criteria or 1,000 sort
-// keys were a 500 on SQLite, and 1,000 sort keys on PostgreSQL.
-func TestSearchLimitsOverHTTP(t *testing.T) {
-	d := search.DefaultLimits
-	list := func(n int, format string) string {
-		parts := make([]string, n)
-		for i := range parts {
-			parts[i] = fmt.Sprintf(format, i)
-		}
-		return strings.Join(parts, ",")
-	}
-	var worst []string
-	// max-search-params criteria: max-search-chains of them chained or
-	// _has, the values spread to max-search-total-values with one
-	// criterion at max-search-values.
-	worst = append(worst, "name="+list(d.MaxValues, "n%d"))
-	left := d.MaxTotalValues - d.MaxValues
-	for i := 0; i < d.MaxChains; i++ {
-		worst = append(worst, "_has:Observation:patient:code="+list(10, "http://loinc.org|%d-1"))
-		left -= 10
-	}
-	// The rest string criteria, the kind the PostgreSQL planner is
-	// slowest with, each holding a value every patient matches.
-	for i := len(worst); i < d.MaxParams; i++ {
-		n := left / (d.MaxParams - i)
-		if i%2 == 0 {
-			worst = append(worst, "family=n,"+list(n-1, "f%d"))
-		} else {
-			worst = append(worst, "given=g,"+list(n-1, "g%d"))
-		}
-		left -= n
-	}
-	sortKeys := "birthdate,-family,given,gender,-address-city,identifier,-general-practitioner,_id"
-	worst = append(worst, "_sort="+sortKeys, "_count=1")
-	var incs []string
-	for _, s := range []string{"Provenance:target", "Observation:subject", "Observation:patient", "Encounter:subject", "Encounter:patient",
-		"Condition:subject", "Condition:patient", "AllergyIntolerance:patient", "Immunization:patient", "CarePlan:subject", "CarePlan:patient",
-		"Procedure:patient", "MedicationRequest:patient", "DiagnosticReport:patient", "Goal:patient", "Flag:patient"} {
-		incs = append(incs, "_revinclude="+url.QueryEscape(s))
-	}
-	worst = append(worst, incs...)
-	worstQuery := strings.Join(worst, "&")
-
-	over := map[string]string{
-		"max-search-values":       "name=" + list(500, "a%d"),
-		"max-search-params":       strings.Repeat("name=a&", 1000) + "name=a",
-		"max-sort-keys":           "_sort=" + strings.Repeat("birthdate,", 999) + "birthdate",
-		"max-search-total-values": strings.Repeat("name="+list(100, "a%d")+"&", 3) + "family=x",
-		"max-includes":            strings.Join(incs, "&") + "&_include=Patient:organization",
-		"max-search-chains":       strings.Repeat("_has:Observation:patient:code=1&", 5) + "name=x",
-	}
-	for _, be := range backends(t) {
-		t.Run(be.name, func(t *testing.T) {
-			srv := newTestServer(t, be.open(t))
-			for i := 0; i < 3; i++ {
-				p := fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":"n%d","given":["g"]}],"birthDate":"19%02d-06-01","gender":"female"}`, i, 50+i)
-				if r := srv.do("POST", "/Patient", []byte(p)); r.status != 201 {
-					t.Fatalf("create: %d %s", r.status, r.body)
-				}
-			}
-			// The worst case matches nothing (the _has criteria find no
-			// Observation); without them, the same shape matches, and its
-			// pages are walked.
-			start := time.Now()
-			r := srv.do("GET", "/Patient?"+worstQuery, nil)
-			if r.status != 200 {
-				t.Fatalf("the largest allowed search: %d %.600s", r.status, r.body)
-			}
-			t.Logf("largest allowed search (%d bytes of query): %v", len(worstQuery), time.Since(start))
-			var noHas []string
-			for _, p := range worst {
-				if !strings.HasPrefix(p, "_has:") {
-					noHas = append(noHas, p)
-				}
-			}
-			next := "/Patient?" + strings.Join(noHas, "&")
-			pages := 0
-			for next != "" && pages < 10 {
-				r := srv.do("GET", strings.TrimPrefix(next, srv.URL), nil)
-				if r.status != 200 {
-					t.Fatalf("page %d: %d %.600s", pages, r.status, r.body)
-				}
-				pages++
-				next = ""
-				b := decode(t, r.body)
-				links, _ := b["link"].([]any)
-				for _, l := range links {
-					if m := l.(map[string]any); m["relation"] == "next" {
-						next = m["url"].(string)
-					}
-				}
-			}
-			if pages != 3 {
-				t.Errorf("walked %d pages of one match each, want 3", pages)
-			}
-			// Composite values nest deepest in SQL: max-search-values of
-			// them, beside a chained criterion of as many, sorted by
-			// max-sort-keys and paged.
-			for i := 1; i <= 3; i++ {
-				o := fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-0%d",`+
-					`"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`, i)
-				if r := srv.do("POST", "/Observation", []byte(o)); r.status != 201 {
-					t.Fatalf("create: %d %s", r.status, r.body)
-				}
-			}
-			if r := srv.do("PUT", "/Patient/p1", []byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"a0"}]}`)); r.status != 201 {
-				t.Fatalf("create p1: %d %s", r.status, r.body)
-			}
-			comp := list(d.MaxValues, "http://loinc.org|8480-6$ge%d|http://unitsofmeasure.org|mm[Hg]")
-			next = "/Observation?component-code-value-quantity=" + url.QueryEscape(comp) + "&subject:Patient.name=" + list(d.MaxValues, "a%d") +
-				"&_sort=date,-code,status,subject,-value-quantity,category,performer,_id&_count=1"
-			for pages = 0; next != "" && pages < 10; pages++ {
-				r := srv.do("GET", strings.TrimPrefix(next, srv.URL), nil)
-				if r.status != 200 {
-					t.Fatalf("composite page %d: %d %.600s", pages, r.status, r.body)
-				}
-				next = ""
-				links, _ := decode(t, r.body)["link"].([]any)
-				for _, l := range links {
-					if m := l.(map[string]any); m["relation"] == "next" {
-						next = m["url"].(string)
-					}
-				}
-			}
-			if pages != 3 {
-				t.Errorf("walked %d composite pages, want 3", pages)
-			}
-			for limit, q := range over {
-				r := srv.do("GET", "/Patient?"+q, nil)
-				issues := assertOutcome(t, r, 400)
-				if d := diagnostics(issues); !strings.Contains(d, limit+" = ") || !strings.Contains(d, "-"+limit) {
-					t.Errorf("%s: the 400 does not name the limit: %s", limit, d)
-				}
-			}
-		})
-	}
-}
+// What the server itself bounds, in the process (the same limits against
+// `kapbridge serve` are cmd/kapbridge TestAbuseTable and TestServeInputEdges).
 
 // stall opens a connection to srv and sends a request whose body stops
 // halfway: the server admits it and then waits for the rest, holding its
@@ -303,7 +50,7 @@ func busyAnswer(t *testing.T, srv *testServer, method, path string, body []byte)
 // once the place is free, requests are served again. A body declared
 // larger than max-body-bytes is refused before it is read.
 func TestAdmission(t *testing.T) {
-	st := &countingStore{Store: backends(t)[0].open(t)}
+	st := newCountingStore(t)
 	patient := []byte(`{"resourceType":"Patient","gender":"other"}`)
 
 	t.Run("in flight", func(t *testing.T) {
@@ -364,7 +111,7 @@ func waitFor(t *testing.T, ok func() bool) {
 // max-issues, each a 4xx OperationOutcome naming the problem, with nothing
 // stored.
 func TestRequestEdges(t *testing.T) {
-	st := &countingStore{Store: backends(t)[0].open(t)}
+	st := newCountingStore(t)
 	srv := newLimitedServer(t, st, server.Limits{MaxBundleEntries: 3, MaxIssues: 10})
 	patient := `{"resourceType":"Patient","gender":"other"}`
 	get := `{"request":{"method":"GET","url":"Patient"}}`

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -9,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
@@ -18,21 +17,19 @@ import (
 // history handles GET /{type}/{id}/_history: the versions of one
 // resource, newest first, deletions included; _since, _at and _count as
 // for the other history levels.
-func (s *Server) history(c *gin.Context) {
-	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
-	hp, err := parseHistoryParams(c.Request.URL.Query())
+func (s *Server) history(ctx context.Context, r *Request) (*Response, error) {
+	k := r.key()
+	hp, err := parseHistoryParams(r.URL.Query())
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	aud := audienceOf(c)
-	versions, err := s.store.History(c.Request.Context(), k, 0)
+	aud := r.Audience
+	versions, err := s.store.History(ctx, k, 0)
 	if errors.Is(err, fhir.ErrNotFound) || err == nil && (len(versions) == 0 || hidden(aud, versions[0])) {
 		err = notFound(fhir.ErrNotFound, k)
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	// One resource's versions are few; filter and page them here. _at
 	// looks at every version (the one current at that instant may be
@@ -55,14 +52,13 @@ func (s *Server) history(c *gin.Context) {
 		kept = append(kept, v)
 	}
 	self := s.base + "/" + k.Type + "/" + k.ID + "/_history"
-	params := c.Request.URL.Query()
+	params := r.URL.Query()
 	// The cursor is the last versionId shown: the next page continues
 	// below it, so versions written meanwhile never shift a page.
 	if raw := params.Get("_cursor"); raw != "" {
 		below, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || below < 1 {
-			s.fail(c, fhir.Errorf(fhir.IssueInvalid, "", "_cursor is not a paging cursor this server issued; follow the Bundle's next link"))
-			return
+			return nil, fhir.Errorf(fhir.IssueInvalid, "", "_cursor is not a paging cursor this server issued; follow the Bundle's next link")
 		}
 		n := 0
 		for n < len(kept) && kept[n].VersionID >= below {
@@ -82,40 +78,34 @@ func (s *Server) history(c *gin.Context) {
 		next = withQuery(self, np)
 	}
 	params.Del("_cursor")
-	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(self, params), next, page, -1))
+	return &Response{Status: http.StatusOK, Body: s.historyBundle(withQuery(self, params), next, page, -1)}, nil
 }
 
 // typeHistory handles GET /{type}/_history.
-func (s *Server) typeHistory(c *gin.Context) {
-	s.historyPage(c, c.Param("type"), "/"+c.Param("type")+"/_history")
+func (s *Server) typeHistory(ctx context.Context, r *Request) (*Response, error) {
+	return s.historyPage(ctx, r, r.params.typ, "/"+r.params.typ+"/_history")
 }
 
 // systemHistory handles GET /_history.
-func (s *Server) systemHistory(c *gin.Context) { s.historyPage(c, "", "/_history") }
+func (s *Server) systemHistory(ctx context.Context, r *Request) (*Response, error) {
+	return s.historyPage(ctx, r, "", "/_history")
+}
 
-func (s *Server) historyPage(c *gin.Context, typ, path string) {
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support type or system history").WithStatus(http.StatusNotImplemented))
-		return
-	}
-	params := c.Request.URL.Query()
+func (s *Server) historyPage(ctx context.Context, r *Request, typ, path string) (*Response, error) {
+	params := r.URL.Query()
 	hq, err := parseHistoryParams(params)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	hq.Type = typ
-	hq.Hide = audienceOf(c).Hidden()
+	hq.Hide = r.Audience.Hidden()
 	fp := queryFingerprint(path, params)
 	if hq.Cursor, err = decodeCursor(params.Get("_cursor"), fp); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	res, err := ss.HistoryPage(c.Request.Context(), tenantOf(c), hq)
+	res, err := s.store.HistoryPage(ctx, r.tenant(), hq)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	lp := linkParams(params, nil)
 	var next string
@@ -127,7 +117,7 @@ func (s *Server) historyPage(c *gin.Context, typ, path string) {
 		np.Set("_cursor", encodeCursor(res.Next, fp))
 		next = withQuery(s.base+path, np)
 	}
-	writeJSON(c, http.StatusOK, s.historyBundle(withQuery(s.base+path, lp), next, s.visible(c.Request.Context(), audienceOf(c), res.Versions), res.Total))
+	return &Response{Status: http.StatusOK, Body: s.historyBundle(withQuery(s.base+path, lp), next, s.visible(ctx, r.Audience, res.Versions), res.Total)}, nil
 }
 
 // parseHistoryParams reads _since, _at and _count. History is not search:

@@ -212,18 +212,22 @@ func bodyWeight(r *http.Request, maxBody int64) int64 {
 // holding U+0000 (400: no FHIR id or type can, and PostgreSQL text cannot
 // hold it).
 func checkRequestPath(c *gin.Context) {
-	p := c.Request.URL.Path
+	if err := checkPath(c.Request.Method, c.Request.URL.Path); err != nil {
+		failStatic(c, err)
+	}
+}
+
+func checkPath(method, p string) error {
 	if strings.IndexByte(p, 0) >= 0 {
-		failStatic(c, fhir.Errorf(fhir.IssueInvalid, "", "the request path %q holds U+0000 (NUL, %%00), which no FHIR type or id can", p))
-		return
+		return fhir.Errorf(fhir.IssueInvalid, "", "the request path %q holds U+0000 (NUL, %%00), which no FHIR type or id can", p)
 	}
 	if p == "/" {
-		return
+		return nil
 	}
 	for _, seg := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			failStatic(c, fhir.Errorf(fhir.IssueNotFound, "", "no FHIR interaction at %s %s: the path has an empty, \".\" or \"..\" segment (paths are taken as sent, never cleaned or redirected)", c.Request.Method, p))
-			return
+			return fhir.Errorf(fhir.IssueNotFound, "", "no FHIR interaction at %s %s: the path has an empty, \".\" or \"..\" segment (paths are taken as sent, never cleaned or redirected)", method, p)
 		}
 	}
+	return nil
 }

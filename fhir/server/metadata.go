@@ -1,10 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -22,10 +22,6 @@ var typeInteractions = []models.TypeRestfulInteraction{
 	models.TypeRestfulInteractionDelete,
 	models.TypeRestfulInteractionHistoryInstance,
 	models.TypeRestfulInteractionCreate,
-}
-
-// With a store that searches, these come on top.
-var searchInteractions = []models.TypeRestfulInteraction{
 	models.TypeRestfulInteractionSearchType,
 	models.TypeRestfulInteractionHistoryType,
 }
@@ -38,9 +34,9 @@ var everythingOperation = models.CapabilityStatementRestResourceOperation{
 	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
 
 // capabilities handles GET /metadata.
-func (s *Server) capabilities(c *gin.Context) {
+func (s *Server) capabilities(context.Context, *Request) (*Response, error) {
 	s.capOnce.Do(func() { s.capJSON = s.buildCapabilityStatement() })
-	writeJSON(c, http.StatusOK, s.capJSON)
+	return &Response{Status: http.StatusOK, Body: s.capJSON}, nil
 }
 
 func (s *Server) buildCapabilityStatement() []byte {
@@ -51,17 +47,14 @@ func (s *Server) buildCapabilityStatement() []byte {
 	name, title := "KapbridgeFHIRServer", "kapbridge FHIR R4 server"
 	desc := "kapbridge: the FHIR R4 API of the ketamine-assisted psychotherapy integration gateway"
 	idDoc := "Conditional create (If-None-Exist) and conditional update (PUT ?identifier=) accept one criterion: identifier=system|value."
-	_, searches := s.store.(searchStore)
 	revIncludes := map[string][]string{} // target type -> "Source:param"
-	if searches {
-		for _, src := range fhir.ResourceTypes() {
-			for _, p := range search.ParamsFor(src) {
-				if p.Type != search.Reference {
-					continue
-				}
-				for _, tgt := range p.Targets {
-					revIncludes[tgt] = append(revIncludes[tgt], src+":"+p.Code)
-				}
+	for _, src := range fhir.ResourceTypes() {
+		for _, p := range search.ParamsFor(src) {
+			if p.Type != search.Reference {
+				continue
+			}
+			for _, tgt := range p.Targets {
+				revIncludes[tgt] = append(revIncludes[tgt], src+":"+p.Code)
 			}
 		}
 	}
@@ -88,29 +81,25 @@ func (s *Server) buildCapabilityStatement() []byte {
 			Operation:         typeOperations,
 			SupportedProfile:  s.conf.profilesFor(typ),
 		}
-		interactions := typeInteractions
-		if searches {
-			interactions = append(append([]models.TypeRestfulInteraction(nil), typeInteractions...), searchInteractions...)
-			for _, p := range search.ParamsFor(typ) {
-				var pt models.SearchParamType
-				if err := json.Unmarshal([]byte(`"`+string(p.Type)+`"`), &pt); err != nil {
-					continue
-				}
-				r.SearchParam = append(r.SearchParam, models.CapabilityStatementRestResourceSearchParam{
-					Name: p.Code, Definition: ptr(p.URL), Type: pt})
-				if p.Type == search.Reference {
-					r.SearchInclude = append(r.SearchInclude, typ+":"+p.Code)
-				}
+		for _, p := range search.ParamsFor(typ) {
+			var pt models.SearchParamType
+			if err := json.Unmarshal([]byte(`"`+string(p.Type)+`"`), &pt); err != nil {
+				continue
 			}
-			if len(r.SearchInclude) > 0 {
-				r.SearchInclude = append(r.SearchInclude, "*")
-			}
-			r.SearchRevInclude = revIncludes[typ]
-			if typ == "Patient" {
-				r.Operation = append(append([]models.CapabilityStatementRestResourceOperation(nil), typeOperations...), everythingOperation)
+			r.SearchParam = append(r.SearchParam, models.CapabilityStatementRestResourceSearchParam{
+				Name: p.Code, Definition: ptr(p.URL), Type: pt})
+			if p.Type == search.Reference {
+				r.SearchInclude = append(r.SearchInclude, typ+":"+p.Code)
 			}
 		}
-		for _, code := range interactions {
+		if len(r.SearchInclude) > 0 {
+			r.SearchInclude = append(r.SearchInclude, "*")
+		}
+		r.SearchRevInclude = revIncludes[typ]
+		if typ == "Patient" {
+			r.Operation = append(append([]models.CapabilityStatementRestResourceOperation(nil), typeOperations...), everythingOperation)
+		}
+		for _, code := range typeInteractions {
 			r.Interaction = append(r.Interaction, models.CapabilityStatementRestResourceInteraction{Code: code})
 		}
 		resources = append(resources, r)
@@ -131,7 +120,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 		Rest: []models.CapabilityStatementRest{{
 			Mode:        models.RestfulCapabilityModeServer,
 			Resource:    resources,
-			Interaction: systemInteractions(searches),
+			Interaction: systemInteractions,
 		}},
 	}
 	out, err := json.Marshal(cs)
@@ -142,15 +131,10 @@ func (s *Server) buildCapabilityStatement() []byte {
 }
 
 // systemInteractions lists the whole-system interactions served.
-func systemInteractions(searches bool) []models.CapabilityStatementRestInteraction {
-	out := []models.CapabilityStatementRestInteraction{
-		{Code: models.SystemRestfulInteractionTransaction},
-		{Code: models.SystemRestfulInteractionBatch},
-	}
-	if searches {
-		out = append(out, models.CapabilityStatementRestInteraction{Code: models.SystemRestfulInteractionHistorySystem})
-	}
-	return out
+var systemInteractions = []models.CapabilityStatementRestInteraction{
+	{Code: models.SystemRestfulInteractionTransaction},
+	{Code: models.SystemRestfulInteractionBatch},
+	{Code: models.SystemRestfulInteractionHistorySystem},
 }
 
 func ptr[T any](v T) *T { return &v }

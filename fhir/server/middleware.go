@@ -89,20 +89,8 @@ func negotiate(maxBody int64) gin.HandlerFunc {
 		}
 		c.Set(ctxFormat, format)
 		if c.Request.ContentLength != 0 && (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut) {
-			ct := c.GetHeader("Content-Type")
-			if _, params, err := mime.ParseMediaType(ct); err == nil {
-				// JSON is UTF-8 (RFC 8259), and so is a form body here:
-				// another charset would be decoded as UTF-8 and stored
-				// wrong, so it is refused, not guessed at.
-				if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-					failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "unsupported charset %q in Content-Type %q: send the body as UTF-8 (charset=utf-8, or no charset)", cs, ct).WithStatus(http.StatusUnsupportedMediaType))
-					return
-				}
-			}
-			if ct != "" && !isJSONMediaType(ct) && !strings.HasSuffix(c.Request.URL.Path, "/_search") {
-				// A form-encoded POST is accepted only by _search, which
-				// checks its own body; everything else must be JSON.
-				failStatic(c, fhir.Errorf(fhir.IssueNotSupported, "", "unsupported Content-Type %q: send application/fhir+json or application/json", ct).WithStatus(http.StatusUnsupportedMediaType))
+			if err := checkContentType(c.GetHeader("Content-Type"), c.Request.URL.Path); err != nil {
+				failStatic(c, err)
 				return
 			}
 		}
@@ -111,6 +99,26 @@ func negotiate(maxBody int64) gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// checkContentType refuses the Content-Type ct of a body sent to path: a
+// charset other than UTF-8, or a type other than JSON except a form to
+// _search (415).
+func checkContentType(ct, path string) error {
+	if _, params, err := mime.ParseMediaType(ct); err == nil {
+		// JSON is UTF-8 (RFC 8259), and so is a form body here: another
+		// charset would be decoded as UTF-8 and stored wrong, so it is
+		// refused, not guessed at.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return fhir.Errorf(fhir.IssueNotSupported, "", "unsupported charset %q in Content-Type %q: send the body as UTF-8 (charset=utf-8, or no charset)", cs, ct).WithStatus(http.StatusUnsupportedMediaType)
+		}
+	}
+	if ct != "" && !isJSONMediaType(ct) && !strings.HasSuffix(path, "/_search") {
+		// A form-encoded POST is accepted only by _search, which checks
+		// its own body; everything else must be JSON.
+		return fhir.Errorf(fhir.IssueNotSupported, "", "unsupported Content-Type %q: send application/fhir+json or application/json", ct).WithStatus(http.StatusUnsupportedMediaType)
+	}
+	return nil
 }
 
 func isJSONMediaType(ct string) bool {

@@ -1,42 +1,39 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // read handles GET /{type}/{id}: the current version, 410 once deleted.
-func (s *Server) read(c *gin.Context) {
-	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
-	v, err := s.store.Read(c.Request.Context(), k)
-	if err == nil && hidden(audienceOf(c), v) {
+func (s *Server) read(ctx context.Context, r *Request) (*Response, error) {
+	k := r.key()
+	v, err := s.store.Read(ctx, k)
+	if err == nil && hidden(r.Audience, v) {
 		err = fhir.ErrNotFound // exactly as if k never existed
 	}
 	if err != nil {
-		s.fail(c, notFound(err, k))
-		return
+		return nil, notFound(err, k)
 	}
-	s.serveVersion(c, v)
+	return serveVersion(r, v)
 }
 
 // serveVersion answers with one stored version the caller may see, or
 // 410 for a deletion.
-func (s *Server) serveVersion(c *gin.Context, v fhir.Version) {
-	setVersionHeaders(c, v)
+func serveVersion(r *Request, v fhir.Version) (*Response, error) {
+	resp := &Response{Header: versionHeaders(v)}
 	if v.Deleted {
-		s.fail(c, fhir.Errorf(fhir.IssueDeleted, "", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID))
-		return
+		return resp, fhir.Errorf(fhir.IssueDeleted, "", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID)
 	}
-	if inm := c.GetHeader("If-None-Match"); inm != "" && inm == etag(v.VersionID) {
-		c.Status(http.StatusNotModified)
-		c.Writer.WriteHeaderNow()
-		return
+	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == etag(v.VersionID) {
+		resp.Status = http.StatusNotModified
+		return resp, nil
 	}
-	writeJSON(c, http.StatusOK, v.JSON)
+	resp.Status, resp.Body = http.StatusOK, v.JSON
+	return resp, nil
 }
 
 // notFound turns the store's ErrNotFound into a 404 naming what is

@@ -3,100 +3,72 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
-// searchStore is what search and history need from the store, beyond
-// fhir.Store. Both sqlstore backends implement it.
-type searchStore interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-	HistoryPage(ctx context.Context, tenant string, q search.HistoryQuery) (search.HistoryResult, error)
-}
-
 // search handles GET /{type}?params.
-func (s *Server) search(c *gin.Context) {
-	s.runSearch(c, c.Request.URL.Query(), nil, "/"+c.Param("type"))
+func (s *Server) search(ctx context.Context, r *Request) (*Response, error) {
+	return s.runSearch(ctx, r, r.URL.Query(), nil, r.params.typ, "/"+r.params.typ)
 }
 
 // searchPost handles POST /{type}/_search: parameters in a form body (and
 // the URL), same result as GET.
-func (s *Server) searchPost(c *gin.Context) {
-	params := c.Request.URL.Query()
-	if ct := c.GetHeader("Content-Type"); ct != "" {
+func (s *Server) searchPost(ctx context.Context, r *Request) (*Response, error) {
+	params := r.URL.Query()
+	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
-			s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "POST _search takes an application/x-www-form-urlencoded body, not %q", ct).WithStatus(http.StatusUnsupportedMediaType))
-			return
+			return nil, fhir.Errorf(fhir.IssueNotSupported, "", "POST _search takes an application/x-www-form-urlencoded body, not %q", ct).WithStatus(http.StatusUnsupportedMediaType)
 		}
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(r)
 	if err != nil {
-		s.fail(c, bodyError(err))
-		return
+		return nil, err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		s.fail(c, fhir.Errorf(fhir.IssueInvalid, "", "the _search form body is not valid application/x-www-form-urlencoded: %v", err))
-		return
+		return nil, fhir.Errorf(fhir.IssueInvalid, "", "the _search form body is not valid application/x-www-form-urlencoded: %v", err)
 	}
 	for k, vs := range form {
 		params[k] = append(params[k], vs...)
 	}
-	s.runSearch(c, params, nil, "/"+c.Param("type"))
+	return s.runSearch(ctx, r, params, nil, r.params.typ, "/"+r.params.typ)
 }
 
 // compartment handles GET /Patient/{id}/{type} (compartment search) and
 // GET /Patient/{id}/$everything.
-func (s *Server) compartment(c *gin.Context) {
-	owner, id, typ := c.Param("type"), c.Param("id"), c.Param("compartment")
+func (s *Server) compartment(ctx context.Context, r *Request) (*Response, error) {
+	owner, id, typ := r.params.typ, r.params.id, r.params.compartment
 	if owner != "Patient" {
-		s.fail(c, fhir.Errorf(fhir.IssueNotFound, "", "no %s compartment here: compartment search is supported for Patient", owner))
-		return
+		return nil, fhir.Errorf(fhir.IssueNotFound, "", "no %s compartment here: compartment search is supported for Patient", owner)
 	}
 	if typ == "$everything" {
-		s.everything(c, id)
-		return
+		return s.everything(ctx, r, id)
 	}
 	if !fhir.IsResourceType(typ) {
-		s.fail(c, fhir.Errorf(fhir.IssueNotFound, "", "unknown resource type %q", typ))
-		return
+		return nil, fhir.Errorf(fhir.IssueNotFound, "", "unknown resource type %q", typ)
 	}
 	params := search.CompartmentParams("Patient", typ)
 	if len(params) == 0 && typ != "Patient" {
-		s.fail(c, fhir.Errorf(fhir.IssueNotFound, "", "%s is not in the Patient compartment", typ))
-		return
+		return nil, fhir.Errorf(fhir.IssueNotFound, "", "%s is not in the Patient compartment", typ)
 	}
 	comp := &search.Compartment{Type: "Patient", ID: id, Params: params}
-	c.Params = append(c.Params, gin.Param{Key: "searchType", Value: typ})
-	s.runSearch(c, c.Request.URL.Query(), comp, "/Patient/"+id+"/"+typ)
+	return s.runSearch(ctx, r, r.URL.Query(), comp, typ, "/Patient/"+id+"/"+typ)
 }
 
-// runSearch parses, runs and answers one search page.
-func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compartment, path string) {
-	typ := c.Param("type")
-	if t := c.Param("searchType"); t != "" {
-		typ = t
-	}
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support search").WithStatus(http.StatusNotImplemented))
-		return
-	}
-	q, err := s.lim.Search.ParseQuery(typ, params, s.base, preferHandling(c) == "strict")
+// runSearch parses, runs and answers one search page of typ.
+func (s *Server) runSearch(ctx context.Context, r *Request, params url.Values, comp *search.Compartment, typ, path string) (*Response, error) {
+	q, err := s.lim.Search.ParseQuery(typ, params, s.base, preferHandling(r.Header) == "strict")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	aud := audienceOf(c)
+	aud := r.Audience
 	q.Hide = aud.Hidden()
 	if comp != nil && comp.Type == typ {
 		// GET /Patient/{id}/Patient: the owner itself.
@@ -107,35 +79,27 @@ func (s *Server) runSearch(c *gin.Context, params url.Values, comp *search.Compa
 	fp := queryFingerprint(path, params)
 	cur, err := decodeCursor(params.Get("_cursor"), fp)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	res, err := ss.Search(c.Request.Context(), tenantOf(c), q, cur)
+	res, err := s.store.Search(ctx, r.tenant(), q, cur)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	res.Matches = s.visible(c.Request.Context(), aud, res.Matches)
-	res.Included = s.visible(c.Request.Context(), aud, res.Included)
-	writeJSON(c, http.StatusOK, s.searchsetBundle(path, params, q, res, fp))
+	res.Matches = s.visible(ctx, aud, res.Matches)
+	res.Included = s.visible(ctx, aud, res.Included)
+	return &Response{Status: http.StatusOK, Body: s.searchsetBundle(path, params, q, res, fp)}, nil
 }
 
 // everything handles GET /Patient/{id}/$everything: the patient and every
 // resource in its compartment, as one searchset. It refuses (too-costly)
 // rather than truncate when the compartment is larger than the cap.
-func (s *Server) everything(c *gin.Context, id string) {
-	ss, ok := s.store.(searchStore)
-	if !ok {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "this store does not support search").WithStatus(http.StatusNotImplemented))
-		return
-	}
-	for k := range c.Request.URL.Query() {
+func (s *Server) everything(ctx context.Context, r *Request, id string) (*Response, error) {
+	for k := range r.URL.Query() {
 		if k != "_format" && k != "_pretty" {
-			s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported", k))
-			return
+			return nil, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported", k)
 		}
 	}
-	ctx, tenant, aud := c.Request.Context(), tenantOf(c), audienceOf(c)
+	tenant, aud := r.tenant(), r.Audience
 	patient, err := s.store.Read(ctx, fhir.Key{Tenant: tenant, Type: "Patient", ID: id})
 	if err == nil && hidden(aud, patient) {
 		err = fhir.ErrNotFound
@@ -144,8 +108,7 @@ func (s *Server) everything(c *gin.Context, id string) {
 		err = fhir.Errorf(fhir.IssueDeleted, "", "Patient/%s was deleted", id)
 	}
 	if err != nil {
-		s.fail(c, notFound(err, fhir.Key{Type: "Patient", ID: id}))
-		return
+		return nil, notFound(err, fhir.Key{Type: "Patient", ID: id})
 	}
 	const maxEverything = 10000
 	all := search.Result{Matches: []fhir.Version{patient}, Total: 1}
@@ -154,21 +117,18 @@ func (s *Server) everything(c *gin.Context, id string) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			s.fail(c, err) // one search per type: stop between them
-			return
+			return nil, err // one search per type: stop between them
 		}
 		q := &search.Query{Type: typ, Count: 1000, Hide: aud.Hidden(), Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
 		var cur *search.Cursor
 		for {
-			res, err := ss.Search(ctx, tenant, q, cur)
+			res, err := s.store.Search(ctx, tenant, q, cur)
 			if err != nil {
-				s.fail(c, err)
-				return
+				return nil, err
 			}
 			all.Matches = append(all.Matches, s.visible(ctx, aud, res.Matches)...)
 			if len(all.Matches) > maxEverything {
-				s.fail(c, fhir.Errorf(fhir.IssueTooCostly, "", "Patient/%s has more than %d resources; $everything would be truncated, so it is refused: search the compartment by type (GET /Patient/%s/{type}) instead", id, maxEverything, id))
-				return
+				return nil, fhir.Errorf(fhir.IssueTooCostly, "", "Patient/%s has more than %d resources; $everything would be truncated, so it is refused: search the compartment by type (GET /Patient/%s/{type}) instead", id, maxEverything, id)
 			}
 			if res.Next == nil {
 				break
@@ -179,11 +139,11 @@ func (s *Server) everything(c *gin.Context, id string) {
 	all.Total = len(all.Matches)
 	q := &search.Query{Type: "Patient"}
 	path := "/Patient/" + id + "/$everything"
-	writeJSON(c, http.StatusOK, s.searchsetBundle(path, url.Values{}, q, all, ""))
+	return &Response{Status: http.StatusOK, Body: s.searchsetBundle(path, url.Values{}, q, all, "")}, nil
 }
 
 // preferHandling reads handling=... from the Prefer header.
-func preferHandling(c *gin.Context) string { return strings.ToLower(preference(c, "handling")) }
+func preferHandling(h http.Header) string { return strings.ToLower(preference(h, "handling")) }
 
 // bodyError maps a body read failure to an OperationOutcome error.
 func bodyError(err error) error {

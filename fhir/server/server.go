@@ -1,7 +1,9 @@
-// Package server is kapbridge's FHIR R4 REST API on Gin: the route table
-// (routes.go), one file per interaction, the middleware every request goes
-// through, and the CapabilityStatement that describes exactly what is
-// implemented.
+// Package server is kapbridge's FHIR R4 REST API: the route table
+// (routes.go), one file per interaction, each a plain function of a
+// Request to a Response or an OperationOutcome error (handler.go) that Gin
+// serves over HTTP behind the middleware every request goes through, and
+// that Server.Do runs in the process (batch and transaction GET entries);
+// and the CapabilityStatement that describes exactly what is implemented.
 package server
 
 import (
@@ -9,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -18,12 +21,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // Config configures a Server. The zero value of every field but Store has
 // a documented default.
 type Config struct {
-	// Store holds the resources. Required.
+	// Store holds the resources. Required, and it must search: implement
+	// search.Store (search, paged history, and transactions that search
+	// their own view), as every backend of the project does; New panics
+	// otherwise, since such a server could not serve the interactions its
+	// CapabilityStatement declares.
 	Store fhir.Store
 	// BaseURL is the public base URL of the FHIR API, used for Location
 	// headers and fullUrl; default "http://127.0.0.1:8080".
@@ -42,6 +50,13 @@ type Config struct {
 	// served read-only, their profiles enforced on writes that claim them
 	// (conformance.go). Nil: none.
 	Conformance [][]byte
+	// Profiles are the profiles, ValueSets and CodeSystems every write is
+	// checked against beyond the base R4 definitions: a resource claiming
+	// one of the profiles in meta.profile must meet it (422 otherwise), and
+	// an extension whose url is one of its extension definitions must
+	// meet that. The server adds the profiles and terminology of
+	// Conformance to them. Nil: only those of Conformance.
+	Profiles *fhir.Profiles
 	// Documents are served read-only beside the FHIR API at their Path
 	// (e.g. the practice record JSON Schema); the server knows nothing
 	// of their content.
@@ -64,29 +79,37 @@ type Document struct {
 
 // Server serves the FHIR REST API.
 type Server struct {
-	store   fhir.Store
+	store   search.Store
 	base    string
 	log     *slog.Logger
 	now     func() time.Time
 	newID   func() string
 	version string
+	table   []route // routes.go
 	engine  *gin.Engine
 	started time.Time
 
 	capOnce sync.Once
 	capJSON []byte
 
-	conf *conformance // nil without Config.Conformance
-	docs []Document
+	conf     *conformance   // nil without Config.Conformance
+	profiles *fhir.Profiles // Config.Profiles with Conformance's
+	docs     []Document
 
 	lim       Limits // with defaults
 	admission *admission
 	timeout   time.Duration // Config.RequestTimeout, defaulted
 }
 
-// New returns the FHIR API as an http.Handler.
+// New returns the FHIR API as an http.Handler. It panics when cfg.Store
+// is nil or does not implement search.Store: a wiring mistake, reported
+// once here rather than as a 501 on every search.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
+	st, ok := cfg.Store.(search.Store)
+	if !ok {
+		panic(fmt.Sprintf("server.New: Config.Store (%T) does not implement search.Store: the FHIR API needs a store that searches, pages history and searches inside its transactions", cfg.Store))
+	}
+	s := &Server{store: st, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
 		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
 	if s.base == "" {
 		s.base = "http://127.0.0.1:8080"
@@ -108,10 +131,11 @@ func New(cfg Config) *Server {
 		s.timeout = DefaultRequestTimeout
 	}
 	s.started = s.now().UTC()
-	s.conf = newConformance(cfg.Conformance, s.log)
+	s.conf, s.profiles = newConformance(cfg.Conformance, cfg.Profiles, s.log)
 	s.docs = cfg.Documents
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
+	s.table = s.routeTable()
 	s.engine = s.routes()
 	return s
 }
@@ -166,26 +190,19 @@ func writeJSON(c *gin.Context, status int, body []byte) {
 }
 
 // fail answers err as an OperationOutcome with the status its code maps
-// to. Causes of 5xx errors are logged, never sent.
+// to (outcome). Causes of 5xx errors are logged, never sent.
 func (s *Server) fail(c *gin.Context, err error) {
-	if te := s.timeoutError(c.Request.Context(), err); te != nil {
-		s.logTimeout(c, te)
-		err = te
-	}
-	fe := fhir.AsError(err)
-	status := fhir.StatusOf(fe)
-	if status >= 500 {
-		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("request_id", c.GetString(ctxRequestID)), slog.Any("cause", fe.Err))
-	}
-	writeJSON(c, status, fhir.OperationOutcomeMax(fe.Issues, s.lim.MaxIssues))
+	status, body := s.outcome(c.Request.Context(), c.GetString(ctxRequestID), c.Request.URL.Path, err)
+	writeJSON(c, status, body)
 	c.Abort()
 }
 
-// setVersionHeaders sets ETag and Last-Modified for v.
-func setVersionHeaders(c *gin.Context, v fhir.Version) {
-	c.Header("ETag", etag(v.VersionID))
-	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+// versionHeaders are ETag and Last-Modified for v.
+func versionHeaders(v fhir.Version) http.Header {
+	h := http.Header{}
+	h.Set("ETag", etag(v.VersionID))
+	h.Set("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+	return h
 }
 
 func etag(vid int64) string { return `W/"` + itoa(vid) + `"` }
@@ -194,37 +211,37 @@ func (s *Server) location(v fhir.Version) string {
 	return s.base + "/" + v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
 }
 
-// respondWrite answers a create or update according to the Prefer header.
-func (s *Server) respondWrite(c *gin.Context, status int, v fhir.Version) {
-	setVersionHeaders(c, v)
-	if status == http.StatusCreated || c.Request.Method == http.MethodPut {
-		c.Header("Location", s.location(v))
+// writeResponse answers a create or update according to the Prefer
+// header.
+func (s *Server) writeResponse(r *Request, status int, v fhir.Version) *Response {
+	resp := &Response{Status: status, Header: versionHeaders(v)}
+	if status == http.StatusCreated || r.Method == http.MethodPut {
+		resp.Header.Set("Location", s.location(v))
 	}
-	switch preferReturn(c) {
+	switch preferReturn(r.Header) {
 	case "minimal":
-		c.Status(status)
-		c.Writer.WriteHeaderNow()
 	case "OperationOutcome":
 		msg := "updated " + v.Type + "/" + v.ID + " to version " + itoa(v.VersionID)
 		if status == http.StatusCreated {
 			msg = "created " + v.Type + "/" + v.ID + " version " + itoa(v.VersionID)
-		} else if c.Request.Method == http.MethodPost {
+		} else if r.Method == http.MethodPost {
 			msg = "matched existing " + v.Type + "/" + v.ID + " (conditional create); nothing written"
 		}
-		writeJSON(c, status, fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
-			Code: fhir.IssueInformational, Diagnostics: msg}}))
+		resp.Body = fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
+			Code: fhir.IssueInformational, Diagnostics: msg}})
 	default:
-		writeJSON(c, status, v.JSON)
+		resp.Body = v.JSON
 	}
+	return resp
 }
 
 // preferReturn reads return=... from the Prefer header ("" if absent).
-func preferReturn(c *gin.Context) string { return preference(c, "return") }
+func preferReturn(h http.Header) string { return preference(h, "return") }
 
 // preference returns the value of one preference in the Prefer headers
 // (RFC 7240: comma-separated preferences, each possibly with ;params).
-func preference(c *gin.Context, name string) string {
-	for _, h := range c.Request.Header.Values("Prefer") {
+func preference(h http.Header, name string) string {
+	for _, h := range h.Values("Prefer") {
 		for _, pref := range strings.Split(h, ",") {
 			for _, part := range strings.Split(pref, ";") {
 				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")

@@ -1,79 +1,67 @@
 package server
 
 import (
+	"context"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // update handles PUT /{type}/{id}: a new version, or update-as-create with
 // the client's id. If-Match makes it version-aware (412 on mismatch).
-func (s *Server) update(c *gin.Context) {
-	typ, id := c.Param("type"), c.Param("id")
+func (s *Server) update(ctx context.Context, r *Request) (*Response, error) {
+	typ, id := r.params.typ, r.params.id
 	if !idPattern.MatchString(id) {
-		s.fail(c, fhir.Errorf(fhir.IssueInvalid, "", "%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", id))
-		return
+		return nil, fhir.Errorf(fhir.IssueInvalid, "", "%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", id)
 	}
-	ifMatch, err := parseIfMatch(c.GetHeader("If-Match"))
+	ifMatch, err := parseIfMatch(r.Header.Get("If-Match"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	res, err := s.readResource(c, typ)
+	res, err := s.readResource(r, typ)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	switch bodyID := res.GetString("id"); {
 	case bodyID == "":
-		s.fail(c, fhir.Errorf(fhir.IssueRequired, typ+".id", "an update must carry the id %q in the resource", id))
-		return
+		return nil, fhir.Errorf(fhir.IssueRequired, typ+".id", "an update must carry the id %q in the resource", id)
 	case bodyID != id:
-		s.fail(c, fhir.Errorf(fhir.IssueInvalid, typ+".id", "resource id %q does not match the id %q in the URL", bodyID, id))
-		return
+		return nil, fhir.Errorf(fhir.IssueInvalid, typ+".id", "resource id %q does not match the id %q in the URL", bodyID, id)
 	}
-	k := fhir.Key{Tenant: tenantOf(c), Type: typ, ID: id}
-	aud := audienceOf(c)
+	k := r.key()
 	var out fhir.Version
 	var status int
-	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		out, status, err = s.updateIn(c.Request.Context(), tx, k, res, ifMatch, aud)
+	err = s.store.Update(ctx, func(tx fhir.Tx) (err error) {
+		out, status, err = s.updateIn(ctx, tx, k, res, ifMatch, r.Audience)
 		return err
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	s.respondWrite(c, status, out)
+	return s.writeResponse(r, status, out), nil
 }
 
 // conditionalUpdate handles PUT /{type}?identifier=system|value: no match
 // creates, one match updates it, several are a 412.
-func (s *Server) conditionalUpdate(c *gin.Context) {
-	typ := c.Param("type")
-	if c.Request.URL.RawQuery == "" {
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "PUT needs an id (PUT /%s/{id}) or a condition (PUT /%s?identifier=system|value)", typ, typ).WithStatus(http.StatusMethodNotAllowed))
-		return
+func (s *Server) conditionalUpdate(ctx context.Context, r *Request) (*Response, error) {
+	typ := r.params.typ
+	if r.URL.RawQuery == "" {
+		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "PUT needs an id (PUT /%s/{id}) or a condition (PUT /%s?identifier=system|value)", typ, typ).WithStatus(http.StatusMethodNotAllowed)
 	}
-	criteria := conditionalQuery(c)
-	ifMatch, err := parseIfMatch(c.GetHeader("If-Match"))
+	criteria := conditionalQuery(r)
+	ifMatch, err := parseIfMatch(r.Header.Get("If-Match"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	res, err := s.readResource(c, typ)
+	res, err := s.readResource(r, typ)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	tenant, aud := tenantOf(c), audienceOf(c)
+	tenant, aud := r.tenant(), r.Audience
 	bodyID := res.GetString("id")
 	var out fhir.Version
 	var status int
-	err = s.store.Update(c.Request.Context(), func(tx fhir.Tx) (err error) {
-		ctx := c.Request.Context()
+	err = s.store.Update(ctx, func(tx fhir.Tx) (err error) {
 		id, err := s.conditionalUpdateID(ctx, tx, tenant, typ, criteria, bodyID, aud)
 		if err != nil {
 			return err
@@ -82,16 +70,15 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		return err
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	s.respondWrite(c, status, out)
+	return s.writeResponse(r, status, out), nil
 }
 
 // conditionalQuery is the request query without the parameters that shape
 // the response (_format, _pretty), which are not search criteria.
-func conditionalQuery(c *gin.Context) string {
-	q := c.Request.URL.Query()
+func conditionalQuery(r *Request) string {
+	q := r.URL.Query()
 	q.Del("_format")
 	q.Del("_pretty")
 	return q.Encode()

@@ -1,21 +1,20 @@
 package server
 
 import (
+	"context"
 	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // typeOperation handles POST /{type}/{op}. The one type-level operation
 // so far is $validate.
-func (s *Server) typeOperation(c *gin.Context) {
-	switch c.Param("id") {
+func (s *Server) typeOperation(ctx context.Context, r *Request) (*Response, error) {
+	switch r.params.id {
 	case "$validate":
-		s.validate(c)
+		return s.validate(ctx, r)
 	default:
-		s.fail(c, fhir.Errorf(fhir.IssueNotSupported, "", "POST %s is not an interaction this server supports (create is POST /%s; operations: $validate)", c.Request.URL.Path, c.Param("type")).WithStatus(http.StatusMethodNotAllowed))
+		return nil, fhir.Errorf(fhir.IssueNotSupported, "", "POST %s is not an interaction this server supports (create is POST /%s; operations: $validate)", r.URL.Path, r.params.typ).WithStatus(http.StatusMethodNotAllowed)
 	}
 }
 
@@ -24,29 +23,28 @@ func (s *Server) typeOperation(c *gin.Context) {
 // resource is valid; a 4xx means validation itself could not be done.
 // The body is the resource itself or a Parameters resource with a
 // "resource" parameter.
-func (s *Server) validate(c *gin.Context) {
-	typ := c.Param("type")
-	body, err := readBody(c)
+func (s *Server) validate(_ context.Context, r *Request) (*Response, error) {
+	typ := r.params.typ
+	body, err := readBody(r)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	issues, err := validationIssues(typ, body, s.lim.Resource)
+	issues, err := validationIssues(typ, body, s.lim.Resource, s.profiles)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if len(issues) == 0 {
 		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
 			Diagnostics: "the " + typ + " is valid against the base FHIR R4 definitions"}}
 	}
-	writeJSON(c, http.StatusOK, fhir.OperationOutcomeMax(issues, s.lim.MaxIssues))
+	return &Response{Status: http.StatusOK, Body: fhir.OperationOutcomeMax(issues, s.lim.MaxIssues)}, nil
 }
 
 // validationIssues parses and validates body as a typ (directly or inside
-// a Parameters) and returns every problem. The error is for a request
-// that cannot be validated at all (an unsupported parameter).
-func validationIssues(typ string, body []byte, lim fhir.Limits) ([]fhir.Issue, error) {
+// a Parameters), and against the profiles it claims, and returns every
+// problem. The error is for a request that cannot be validated at all (an
+// unsupported parameter).
+func validationIssues(typ string, body []byte, lim fhir.Limits, profiles *fhir.Profiles) ([]fhir.Issue, error) {
 	res, got, err := lim.ParseResource(body)
 	if err != nil {
 		fe := fhir.AsError(err)
@@ -76,14 +74,14 @@ func validationIssues(typ string, body []byte, lim fhir.Limits) ([]fhir.Issue, e
 			return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 				Diagnostics: "resource parameter holds a " + t + ", not a " + typ, Expression: []string{"Parameters.parameter.resource"}}}, nil
 		}
-		return fhir.ValidateWithProfiles(inner), nil
+		return profiles.Validate(inner), nil
 	}
 	if got != typ {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueInvalid,
 			Diagnostics: "resourceType " + got + " does not match the " + typ + " endpoint", Expression: []string{got + ".resourceType"}}}, nil
 	}
 	// The profiles it claims, as a write would check them.
-	return fhir.ValidateWithProfiles(res), nil
+	return profiles.Validate(res), nil
 }
 
 func arrayOf(v *fhir.Value) []*fhir.Value {

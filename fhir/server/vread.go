@@ -1,23 +1,21 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"strconv"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
 // vread handles GET /{type}/{id}/_history/{vid}.
-func (s *Server) vread(c *gin.Context) {
-	k := fhir.Key{Tenant: tenantOf(c), Type: c.Param("type"), ID: c.Param("id")}
-	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+func (s *Server) vread(ctx context.Context, r *Request) (*Response, error) {
+	k := r.key()
+	vid, err := strconv.ParseInt(r.params.vid, 10, 64)
 	if err != nil || vid < 1 {
-		s.fail(c, fhir.Errorf(fhir.IssueNotFound, "", "%q is not a version id of %s/%s", c.Param("vid"), k.Type, k.ID))
-		return
+		return nil, fhir.Errorf(fhir.IssueNotFound, "", "%q is not a version id of %s/%s", r.params.vid, k.Type, k.ID)
 	}
-	ctx, aud := c.Request.Context(), audienceOf(c)
+	aud := r.Audience
 	// A withheld resource has no versions for this caller, and a withheld
 	// version of a visible one does not exist either.
 	head, err := s.store.Read(ctx, k)
@@ -35,8 +33,7 @@ func (s *Server) vread(c *gin.Context) {
 		err = fhir.Errorf(fhir.IssueNotFound, "", "%s/%s has no version %d", k.Type, k.ID, vid)
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	s.serveVersion(c, v)
+	return serveVersion(r, v)
 }

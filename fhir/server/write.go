@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
 )
@@ -28,8 +26,8 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // readResource reads and validates the request body as a resource of type
 // typ.
-func (s *Server) readResource(c *gin.Context, typ string) (*fhir.Value, error) {
-	body, err := readBody(c)
+func (s *Server) readResource(r *Request, typ string) (*fhir.Value, error) {
+	body, err := readBody(r)
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +45,11 @@ func (s *Server) readResource(c *gin.Context, typ string) (*fhir.Value, error) {
 }
 
 // readBody reads the request body; one over MaxBodyBytes is a 413.
-func readBody(c *gin.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request.Body)
+func readBody(r *Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, bodyError(err)
 	}

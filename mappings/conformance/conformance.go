@@ -23,7 +23,7 @@ var files embed.FS
 
 // The published profiles the mappings claim besides the project's own (R4
 // vital signs, US Core pulse oximetry), cut down to what validation reads:
-// registered by Register, not published as the project's artifacts.
+// held by Profiles, not published as the project's artifacts.
 //
 //go:embed external/*.json
 var external embed.FS
@@ -131,30 +131,29 @@ func Lookup(url string) (Artifact, bool) {
 }
 
 var (
-	registerOnce sync.Once
-	registerErr  error
+	profilesOnce sync.Once
+	profiles     *fhir.Profiles
+	profilesErr  error
 )
 
-// Register makes the fhir package's profile validation know the
-// profiles, ValueSets and CodeSystems (fhir.ValidateWithProfiles), and the
-// R4 vital-signs and US Core pulse-oximetry profiles the mappings claim.
-// It is idempotent; call it before validating mapped resources.
-func Register() error {
-	registerOnce.Do(func() {
-		if registerErr = fhir.RegisterConformance(Resources()...); registerErr != nil {
-			return
-		}
+// Profiles returns the profiles, ValueSets and CodeSystems of Resources
+// and the R4 vital-signs and US Core pulse-oximetry profiles the mappings
+// claim, compiled once: what mapped resources are validated against
+// (fhir.Profiles.Validate) and what the server's Config.Profiles is. The
+// value is shared and does not change.
+func Profiles() (*fhir.Profiles, error) {
+	profilesOnce.Do(func() {
+		docs := Resources()
 		names, _ := fs.Glob(external, "external/*.json")
 		for _, n := range names {
 			data, err := external.ReadFile(n)
-			if err == nil {
-				err = fhir.RegisterProfiles(data)
-			}
 			if err != nil {
-				registerErr = fmt.Errorf("conformance: %s: %w", n, err)
+				profilesErr = fmt.Errorf("conformance: %s: %w", n, err)
 				return
 			}
+			docs = append(docs, data)
 		}
+		profiles, profilesErr = fhir.NewProfiles(docs...)
 	})
-	return registerErr
+	return profiles, profilesErr
 }

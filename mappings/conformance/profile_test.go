@@ -44,14 +44,15 @@ const (
 
 func validate(t *testing.T, body string) []fhir.Issue {
 	t.Helper()
-	if err := conformance.Register(); err != nil {
+	profiles, err := conformance.Profiles()
+	if err != nil {
 		t.Fatal(err)
 	}
 	v, _, err := fhir.ParseResource([]byte(body))
 	if err != nil {
 		t.Fatalf("base validation: %v\n%s", err, body)
 	}
-	return fhir.ValidateWithProfiles(v)
+	return profiles.Validate(v)
 }
 
 // The real profiles, generated snapshots and all: a resource as the
