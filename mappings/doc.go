@@ -3,8 +3,9 @@
 // work (clients, practitioners, courses, sessions, screenings, session
 // observations, process notes, consents), its scoring and safety checks,
 // and the pure mappings between those records and FHIR R4 resources, both
-// ways. It also owns the project's own conformance artifacts (profiles,
-// CodeSystems, ValueSets, Questionnaires).
+// ways. The project's own conformance artifacts (profiles, CodeSystems,
+// ValueSets, Questionnaires) are the implementation guide's, in package
+// mappings/ig.
 //
 // Mappings are pure functions returning (resources, warnings, error): what
 // a mapping cannot carry is a Warning the caller sees, never a silent drop.

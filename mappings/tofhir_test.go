@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/mappings")
@@ -156,7 +156,7 @@ func mapAll(t testing.TB, m *Mapper, b *memBook) []*fhir.Value {
 // R4 validation and the profiles it claims that the project publishes,
 // references resolve within the course, ids are unique.
 func TestCoursesValidate(t *testing.T) {
-	if err := conformance.Register(); err != nil {
+	if err := ig.Register(); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range fullCourses {
@@ -318,7 +318,7 @@ func TestLocalCodesPublished(t *testing.T) {
 			return c, c != nil
 		}
 		concepts[system] = nil
-		a, ok := conformance.Lookup(system)
+		a, ok := ig.Lookup(system)
 		if !ok {
 			return nil, false
 		}
@@ -353,7 +353,7 @@ func TestLocalCodesPublished(t *testing.T) {
 					}
 				}
 				if url := n.GetString("url"); strings.HasPrefix(url, CanonicalBase+"/StructureDefinition/") && !reported[url] {
-					if _, ok := conformance.Lookup(url); !ok {
+					if _, ok := ig.Lookup(url); !ok {
 						reported[url] = true
 						t.Errorf("extension %s is used but not published", url)
 					}

@@ -13,7 +13,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 var courseFiles = []string{"course-iv", "course-im", "course-lozenge", "course-spravato"}
@@ -25,7 +25,7 @@ func testdataPath(parts ...string) string {
 // openTestStore opens a fresh SQLite file store.
 func openTestStore(t testing.TB) fhir.Store {
 	t.Helper()
-	if err := conformance.Register(); err != nil {
+	if err := ig.Register(); err != nil {
 		t.Fatal(err)
 	}
 	s, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))

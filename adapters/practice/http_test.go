@@ -19,7 +19,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 // apiEnv is the practice API and the FHIR API behind one mux, as serve
@@ -40,7 +40,7 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 		return m
 	}
 	m["postgres"] = func(t *testing.T) fhir.Store {
-		if err := conformance.Register(); err != nil {
+		if err := ig.Register(); err != nil {
 			t.Fatal(err)
 		}
 		s, err := sqlstore.Open(context.Background(), dsn)
@@ -77,7 +77,7 @@ func newAPIEnv(t *testing.T, s fhir.Store, a *Applier, cfg HTTPConfig) *apiEnv {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	fhirAPI := server.New(server.Config{Store: s, Conformance: conformance.Resources()})
+	fhirAPI := server.New(server.Config{Store: s, Conformance: ig.Resources()})
 	if err := fhirAPI.SeedConformance(context.Background()); err != nil {
 		t.Fatal(err)
 	}

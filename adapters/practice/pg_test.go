@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 // openPGStore opens a store in a fresh schema of the test server named by
@@ -22,7 +22,7 @@ func openPGStore(t testing.TB) fhir.Store {
 	if dsn == "" {
 		t.Skip("KAPBRIDGE_TEST_POSTGRES_DSN not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}
-	if err := conformance.Register(); err != nil {
+	if err := ig.Register(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -14,7 +14,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 const importUsage = `Usage: kapbridge import [flags] FILE...
@@ -105,7 +105,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		prog.Interval = *interval
 	}
 
-	if err := conformance.Register(); err != nil {
+	if err := ig.Register(); err != nil {
 		return fmt.Errorf("import: load the conformance resources: %w", err)
 	}
 	st, err := sqlstore.Open(ctx, *store)

@@ -19,7 +19,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 // schemaPath is where the practice record format's JSON Schema is served
@@ -213,11 +213,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The project's profiles, CodeSystems, ValueSets and Questionnaires are
 	// stored before the first request, so a storage failure fails the start;
 	// Register adds the vital-signs profiles mapped resources claim.
-	if err := conformance.Register(); err != nil {
+	if err := ig.Register(); err != nil {
 		return err
 	}
 	lim := cfg.Limits.WithDefaults()
-	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: conformance.Resources(), RequestTimeout: cfg.RequestTimeout,
+	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version, Conformance: ig.Resources(), RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)

@@ -17,23 +17,23 @@ func TestArtifactsUpToDate(t *testing.T) {
 		t.Skipf("R4 core package not at %s: %v", core, err)
 	}
 	out, ext := t.TempDir(), t.TempDir()
-	if err := run(core, "../../conformance/differential", out); err != nil {
+	if err := run(core, "../../ig/differential", out); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeExternal(core, "../../../../shared/fhir-r4/us-core-3.1.0", ext); err != nil {
 		t.Fatal(err)
 	}
-	for committed, generated := range map[string]string{"../../conformance/artifacts": out, "../../conformance/external": ext} {
+	for committed, generated := range map[string]string{"../../ig/artifacts": out, "../../ig/external": ext} {
 		want, _ := filepath.Glob(filepath.Join(committed, "*.json"))
 		got, _ := filepath.Glob(filepath.Join(generated, "*.json"))
 		if len(got) != len(want) {
-			t.Errorf("generated %d files, %d committed in %s: run go generate ./mappings/conformance", len(got), len(want), committed)
+			t.Errorf("generated %d files, %d committed in %s: run go generate ./mappings/ig", len(got), len(want), committed)
 		}
 		for _, w := range want {
 			a, _ := os.ReadFile(w)
 			b, err := os.ReadFile(filepath.Join(generated, filepath.Base(w)))
 			if err != nil || !bytes.Equal(a, b) {
-				t.Errorf("%s is stale: run go generate ./mappings/conformance", w)
+				t.Errorf("%s is stale: run go generate ./mappings/ig", w)
 			}
 		}
 	}
