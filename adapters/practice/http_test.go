@@ -95,11 +95,12 @@ type answer struct {
 	body   []byte
 }
 
-func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte, header ...string) answer {
-	t.Helper()
+// send makes one request. It returns an error rather than failing the
+// test, so goroutines other than the test's own can call it.
+func (e *apiEnv) send(method, path, contentType string, body []byte, header ...string) (answer, error) {
 	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -109,14 +110,25 @@ func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte,
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	return answer{resp.StatusCode, resp.Header, b}
+	return answer{resp.StatusCode, resp.Header, b}, nil
+}
+
+// do makes one request from the test's goroutine, failing the test if
+// there is no answer.
+func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte, header ...string) answer {
+	t.Helper()
+	a, err := e.send(method, path, contentType, body, header...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return a
 }
 
 func (e *apiEnv) post(t *testing.T, contentType string, body []byte, header ...string) answer {
@@ -469,10 +481,17 @@ func TestIdempotencyConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i] = e.post(t, "application/x-ndjson", body, "Idempotency-Key", "race")
+				a, err := e.send(http.MethodPost, pathRecords, "application/x-ndjson", body, "Idempotency-Key", "race")
+				if err != nil {
+					t.Errorf("request %d: %v", i, err) // not Fatal: this is not the test's goroutine
+				}
+				answers[i] = a
 			}()
 		}
 		wg.Wait()
+		if t.Failed() {
+			return
+		}
 		ran := 0
 		for i, a := range answers {
 			if a.status != http.StatusOK || !bytes.Equal(a.body, answers[0].body) {
