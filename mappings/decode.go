@@ -189,6 +189,32 @@ var recordTypes = map[Kind]reflect.Type{
 	KindConsent:      reflect.TypeFor[Consent](),
 }
 
+// recordKinds is recordTypes the other way round.
+var recordKinds = func() map[reflect.Type]Kind {
+	m := make(map[reflect.Type]Kind, len(recordTypes))
+	for k, t := range recordTypes {
+		m[t] = k
+	}
+	return m
+}()
+
+// RecordType returns the struct type of kind's records (Session for
+// KindSession), false for an unknown kind.
+func RecordType(kind Kind) (reflect.Type, bool) {
+	t, ok := recordTypes[kind]
+	return t, ok
+}
+
+// NewRecord returns a pointer to a new, empty record of kind (a *Session
+// for KindSession), false for an unknown kind.
+func NewRecord(kind Kind) (Record, bool) {
+	t, ok := recordTypes[kind]
+	if !ok {
+		return nil, false
+	}
+	return reflect.New(t).Interface().(Record), true
+}
+
 // maxDepth bounds nesting: the deepest legal record is four levels deep,
 // so anything far beyond is garbage or an attack on the stack.
 const maxDepth = 16

@@ -112,39 +112,23 @@ func (m *Mapper) thresholds() Thresholds {
 func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Warning, error) {
 	mp := mapping{m: m, b: b}
 	var err error
-	switch r := r.(type) {
+	switch rp := recordPointer(r).(type) {
 	case *Client:
-		err = mp.client(r)
-	case Client:
-		err = mp.client(&r)
+		err = mp.client(rp)
 	case *Practitioner:
-		err = mp.practitioner(r)
-	case Practitioner:
-		err = mp.practitioner(&r)
+		err = mp.practitioner(rp)
 	case *Course:
-		err = mp.course(r)
-	case Course:
-		err = mp.course(&r)
+		err = mp.course(rp)
 	case *Session:
-		err = mp.session(r)
-	case Session:
-		err = mp.session(&r)
+		err = mp.session(rp)
 	case *Screening:
-		err = mp.screening(r)
-	case Screening:
-		err = mp.screening(&r)
+		err = mp.screening(rp)
 	case *Observation:
-		err = mp.observation(r)
-	case Observation:
-		err = mp.observation(&r)
+		err = mp.observation(rp)
 	case *Note:
-		err = mp.note(r)
-	case Note:
-		err = mp.note(&r)
+		err = mp.note(rp)
 	case *Consent:
-		err = mp.consent(r)
-	case Consent:
-		err = mp.consent(&r)
+		err = mp.consent(rp)
 	default:
 		return nil, nil, fmt.Errorf("%w: unknown record type %T", ErrInvalidRecord, r)
 	}

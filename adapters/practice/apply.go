@@ -507,7 +507,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	if st.err != nil {
 		return Result{}, st.err
 	}
-	row := RecordRow{Tenant: st.tenant, Kind: h.Kind, ID: h.ID, Parent: parentOf(rec), Body: body, Hash: hash, Updated: time.Now().UTC()}
+	row := RecordRow{Tenant: st.tenant, Kind: h.Kind, ID: h.ID, Parent: rec.Parent().ID, Body: body, Hash: hash, Updated: time.Now().UTC()}
 	if len(res.Errors) > 0 {
 		return st.reject(res, row, old)
 	}
@@ -788,81 +788,15 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 	return out, nil
 }
 
-// refField is one reference a record makes to another.
-type refField struct {
-	kind mappings.Kind
-	id   string
-}
-
-// references lists every record a record names. A record is mapped only
-// when all of them are mapped: the mappings resolve some (a session's
-// course and client), and a reference to a practitioner not yet known
-// would point at a resource that does not exist.
-func references(rec mappings.Record) []refField {
-	var out []refField
-	add := func(kind mappings.Kind, ids ...string) {
-		for _, id := range ids {
-			if id != "" {
-				out = append(out, refField{kind, id})
-			}
-		}
-	}
-	switch r := rec.(type) {
-	case *mappings.Course:
-		add(mappings.KindClient, r.Client)
-		add(mappings.KindPractitioner, r.Prescriber, r.Therapist)
-		add(mappings.KindPractitioner, r.Team...)
-	case *mappings.Session:
-		add(mappings.KindCourse, r.Course)
-		add(mappings.KindPractitioner, r.Practitioners...)
-		if r.Dose != nil {
-			add(mappings.KindPractitioner, r.Dose.AdministeredBy)
-		}
-	case *mappings.Screening:
-		add(mappings.KindClient, r.Client)
-		add(mappings.KindCourse, r.Course)
-		add(mappings.KindPractitioner, r.PerformedBy)
-	case *mappings.Observation:
-		add(mappings.KindSession, r.Session)
-		add(mappings.KindPractitioner, r.Performer)
-	case *mappings.Note:
-		add(mappings.KindSession, r.Session)
-		add(mappings.KindPractitioner, r.Author)
-	case *mappings.Consent:
-		add(mappings.KindClient, r.Client)
-		add(mappings.KindPractitioner, r.Recipient)
-	}
-	return out
-}
-
-// parentOf is the record a record hangs under (RecordRow.Parent).
-func parentOf(rec mappings.Record) string {
-	switch r := rec.(type) {
-	case *mappings.Course:
-		return r.Client
-	case *mappings.Session:
-		return r.Course
-	case *mappings.Screening:
-		return r.Client
-	case *mappings.Observation:
-		return r.Session
-	case *mappings.Note:
-		return r.Session
-	case *mappings.Consent:
-		return r.Client
-	}
-	return ""
-}
-
 // missing lists the references that are not mapped yet, as "kind/id".
 func (st *applyState) missing(rec mappings.Record) ([]string, error) {
 	var out []string
-	for _, r := range references(rec) {
-		if _, ok := st.mapped(r.kind, r.id); !ok {
+	for _, r := range rec.References() {
+		if _, ok := st.mapped(r.Kind, r.ID); !ok {
 			if st.err != nil {
 				return nil, st.err
 			}
-			k := ref(r.kind, r.id)
+			k := r.String()
 			if !slices.Contains(out, k) {
 				out = append(out, k)
 			}
@@ -876,8 +810,8 @@ func (st *applyState) missing(rec mappings.Record) ([]string, error) {
 // and, for a dose in mg/kg, the client's weights.
 func (st *applyState) checkBook(rec mappings.Record) (*mappings.Book, error) {
 	b := mappings.NewBook()
-	for _, r := range references(rec) {
-		if x, ok := st.mapped(r.kind, r.id); ok {
+	for _, r := range rec.References() {
+		if x, ok := st.mapped(r.Kind, r.ID); ok {
 			b.Add(x)
 		}
 	}
@@ -1011,25 +945,8 @@ func (c *decodedCache) decode(row RecordRow) (mappings.Record, error) {
 // checked by mappings.Decode when it arrived), so plain encoding/json
 // suffices.
 func decodeStored(kind mappings.Kind, body []byte) (mappings.Record, error) {
-	var r mappings.Record
-	switch kind {
-	case mappings.KindClient:
-		r = &mappings.Client{}
-	case mappings.KindPractitioner:
-		r = &mappings.Practitioner{}
-	case mappings.KindCourse:
-		r = &mappings.Course{}
-	case mappings.KindSession:
-		r = &mappings.Session{}
-	case mappings.KindScreening:
-		r = &mappings.Screening{}
-	case mappings.KindObservation:
-		r = &mappings.Observation{}
-	case mappings.KindNote:
-		r = &mappings.Note{}
-	case mappings.KindConsent:
-		r = &mappings.Consent{}
-	default:
+	r, ok := mappings.NewRecord(kind)
+	if !ok {
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}
 	if err := json.Unmarshal(body, r); err != nil {

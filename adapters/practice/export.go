@@ -206,23 +206,10 @@ func practitionersOf(b *mappings.Book) []string {
 	var ids []string
 	for _, kind := range mappings.Kinds {
 		for _, r := range b.All(kind) {
-			switch r := r.(type) {
-			case *mappings.Course:
-				ids = append(ids, r.Prescriber, r.Therapist)
-				ids = append(ids, r.Team...)
-			case *mappings.Session:
-				ids = append(ids, r.Practitioners...)
-				if r.Dose != nil {
-					ids = append(ids, r.Dose.AdministeredBy)
+			for _, ref := range r.References() {
+				if ref.Kind == mappings.KindPractitioner {
+					ids = append(ids, ref.ID)
 				}
-			case *mappings.Screening:
-				ids = append(ids, r.PerformedBy)
-			case *mappings.Observation:
-				ids = append(ids, r.Performer)
-			case *mappings.Note:
-				ids = append(ids, r.Author)
-			case *mappings.Consent:
-				ids = append(ids, r.Recipient)
 			}
 		}
 	}

@@ -27,18 +27,6 @@ import (
 // becomes the JSON record it spells and goes through mappings.Decode, so a
 // CSV row is checked exactly like a JSON record.
 
-// recordTypes are the structs of the kinds, for the type of a column.
-var recordTypes = map[mappings.Kind]reflect.Type{
-	mappings.KindClient:       reflect.TypeFor[mappings.Client](),
-	mappings.KindPractitioner: reflect.TypeFor[mappings.Practitioner](),
-	mappings.KindCourse:       reflect.TypeFor[mappings.Course](),
-	mappings.KindSession:      reflect.TypeFor[mappings.Session](),
-	mappings.KindScreening:    reflect.TypeFor[mappings.Screening](),
-	mappings.KindObservation:  reflect.TypeFor[mappings.Observation](),
-	mappings.KindNote:         reflect.TypeFor[mappings.Note](),
-	mappings.KindConsent:      reflect.TypeFor[mappings.Consent](),
-}
-
 // kindSignatures tell a header's kind when it has no kind column: the
 // first kind all of whose signature columns are present.
 var kindSignatures = []struct {
@@ -162,7 +150,7 @@ func rowJSON(header, row []string) []byte {
 
 // csvRecord builds the JSON record a row spells.
 func csvRecord(kind mappings.Kind, header, row []string, layout string) ([]byte, error) {
-	t, ok := recordTypes[kind]
+	t, ok := mappings.RecordType(kind)
 	if !ok {
 		return nil, fmt.Errorf("kind: unknown kind %q", kind)
 	}
