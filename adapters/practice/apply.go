@@ -21,47 +21,17 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
-// RecordRow is a stored practice record (see mappings.RecordRow, where it
-// lives so the SQL store can share it without importing this package).
-type RecordRow = mappings.RecordRow
-
-// RecordTx is what Apply needs of a store transaction besides fhir.Tx;
-// the store's Tx must implement it too (Apply type-asserts).
-type RecordTx interface {
-	GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (RecordRow, bool, error)
-	PutRecord(ctx context.Context, r RecordRow) error
-	// WaitingOn returns the pending rows whose Pending lists ref ("kind/id").
-	WaitingOn(ctx context.Context, tenant string, ref string) ([]RecordRow, error)
-	// ChildRecords returns the rows of kind whose Parent is parent.
-	ChildRecords(ctx context.Context, tenant string, kind mappings.Kind, parent string) ([]RecordRow, error)
-	// LockRecords serializes appliers of one tenant until the transaction
-	// ends. Pending resolution needs it where transactions run
-	// concurrently (PostgreSQL): otherwise a record and the one it waits
-	// for could commit side by side, each not seeing the other, and the
-	// waiting one would never resolve.
-	LockRecords(ctx context.Context, tenant string) error
-}
-
-// RecordStore reads stored records outside transactions.
-type RecordStore interface {
-	GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (RecordRow, bool, error)
-	// ListRecords lists rows by kind and state; "" matches any.
-	ListRecords(ctx context.Context, tenant string, kind mappings.Kind, state string) ([]RecordRow, error)
-}
-
-// IdempotencyStore and IdempotencyTx keep the answers to ingestion
-// requests that carried an Idempotency-Key (rows older than
-// mappings.IdempotencyTTL are not returned).
-type IdempotencyStore interface {
-	GetIdempotency(ctx context.Context, tenant, key string) (mappings.IdempotencyRow, bool, error)
-}
-
-// IdempotencyTx stores an answer in the transaction that made it.
-type IdempotencyTx interface {
-	PutIdempotency(ctx context.Context, r mappings.IdempotencyRow) error
-}
+// RecordRow is a stored practice record; RecordTx and RecordStore are what
+// Apply needs of a store transaction besides fhir.Tx and of the store
+// (package recordstore is the contract the SQL store implements).
+type (
+	RecordRow   = recordstore.Row
+	RecordTx    = recordstore.Tx
+	RecordStore = recordstore.Store
+)
 
 // Applier applies practice records to a store. It is safe for concurrent
 // use.
@@ -210,7 +180,7 @@ func (a *Applier) Pending(ctx context.Context) ([]RecordRow, error) {
 	if !ok {
 		return nil, fmt.Errorf("practice: the store (%T) cannot hold practice records", a.Store)
 	}
-	rows, err := rs.ListRecords(ctx, a.tenant(), "", mappings.RecordPending)
+	rows, err := rs.ListRecords(ctx, a.tenant(), "", recordstore.StatePending)
 	if err != nil {
 		return nil, fmt.Errorf("practice: list pending records: %w", err)
 	}
@@ -221,7 +191,7 @@ func (a *Applier) Pending(ctx context.Context) ([]RecordRow, error) {
 		var out []RecordRow
 		for _, r := range a.dryRows {
 			seen[ref(r.Kind, r.ID)] = true
-			if r.State == mappings.RecordPending {
+			if r.State == recordstore.StatePending {
 				out = append(out, r)
 			}
 		}
@@ -237,7 +207,7 @@ func (a *Applier) Pending(ctx context.Context) ([]RecordRow, error) {
 	return rows, nil
 }
 
-func ref(kind mappings.Kind, id string) string { return string(kind) + "/" + id }
+func ref[K ~string](kind K, id string) string { return string(kind) + "/" + id }
 
 // loaded is a stored row and its decoded record.
 type loaded struct {
@@ -271,7 +241,7 @@ func (st *applyState) get(kind mappings.Kind, id string) (*loaded, error) {
 		row, found = r, true
 	} else {
 		var err error
-		row, found, err = st.rtx.GetRecord(st.ctx, st.tenant, kind, id)
+		row, found, err = st.rtx.GetRecord(st.ctx, st.tenant, string(kind), id)
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +285,7 @@ func (st *applyState) mapped(kind mappings.Kind, id string) (mappings.Record, bo
 		}
 		return nil, false
 	}
-	if l == nil || l.row.State != mappings.RecordMapped {
+	if l == nil || l.row.State != recordstore.StateMapped {
 		return nil, false
 	}
 	return l.rec, true
@@ -340,22 +310,22 @@ func (st *applyState) children(kind mappings.Kind, parent string) ([]mappings.Re
 	var rows []RecordRow
 	{
 		var err error
-		rows, err = st.rtx.ChildRecords(st.ctx, st.tenant, kind, parent)
+		rows, err = st.rtx.ChildRecords(st.ctx, st.tenant, string(kind), parent)
 		if err != nil {
 			return nil, err
 		}
 	}
 	if st.dry != nil {
-		rows = st.mergeDry(rows, func(r RecordRow) bool { return r.Kind == kind && r.Parent == parent })
+		rows = st.mergeDry(rows, func(r RecordRow) bool { return r.Kind == string(kind) && r.Parent == parent })
 	}
 	var out []mappings.Record
 	for _, r := range rows {
 		// What this transaction already changed wins over the query.
-		l, err := st.get(r.Kind, r.ID)
+		l, err := st.get(mappings.Kind(r.Kind), r.ID)
 		if err != nil {
 			return nil, err
 		}
-		if l != nil && l.row.State == mappings.RecordMapped && l.row.Parent == parent {
+		if l != nil && l.row.State == recordstore.StateMapped && l.row.Parent == parent {
 			out = append(out, l.rec)
 		}
 	}
@@ -403,7 +373,7 @@ func (st *applyState) waitingOn(k string) ([]RecordRow, error) {
 	}
 	if st.dry != nil {
 		rows = st.mergeDry(rows, func(r RecordRow) bool {
-			return r.State == mappings.RecordPending && slices.Contains(r.Pending, k)
+			return r.State == recordstore.StatePending && slices.Contains(r.Pending, k)
 		})
 	}
 	slices.SortFunc(rows, func(x, y RecordRow) int { return strings.Compare(ref(x.Kind, x.ID), ref(y.Kind, y.ID)) })
@@ -417,10 +387,10 @@ func (st *applyState) apply(rec mappings.Record, body []byte, hash string) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	if old != nil && old.row.Hash == hash && old.row.State != mappings.RecordRejected {
+	if old != nil && old.row.Hash == hash && old.row.State != recordstore.StateRejected {
 		// The same record again: nothing to do, whatever its state.
 		r := Result{Kind: h.Kind, ID: h.ID, Status: StatusUnchanged}
-		if old.row.State == mappings.RecordPending {
+		if old.row.State == recordstore.StatePending {
 			r.Status = StatusPending
 			r.Pending = old.row.Pending
 		}
@@ -431,7 +401,7 @@ func (st *applyState) apply(rec mappings.Record, body []byte, hash string) (Resu
 		}
 		return r, nil
 	}
-	rec, err = st.a.cache.decode(RecordRow{Kind: h.Kind, ID: h.ID, Body: body, Hash: hash})
+	rec, err = st.a.cache.decode(RecordRow{Kind: string(h.Kind), ID: h.ID, Body: body, Hash: hash})
 	if err != nil {
 		return Result{}, err
 	}
@@ -451,7 +421,7 @@ func (st *applyState) apply(rec mappings.Record, body []byte, hash string) (Resu
 		if err != nil {
 			return Result{}, err
 		}
-		if l == nil || l.row.State != mappings.RecordMapped {
+		if l == nil || l.row.State != recordstore.StateMapped {
 			continue
 		}
 		r, err := st.process(l.rec, l.row.Body, l.row.Hash, l, true)
@@ -473,7 +443,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	key := ref(h.Kind, h.ID)
 	st.done[key] = true
 	res := Result{Kind: h.Kind, ID: h.ID}
-	wasMapped := old != nil && old.row.State == mappings.RecordMapped
+	wasMapped := old != nil && old.row.State == recordstore.StateMapped
 
 	missing, err := st.missing(rec)
 	if err != nil {
@@ -507,12 +477,12 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	if st.err != nil {
 		return Result{}, st.err
 	}
-	row := RecordRow{Tenant: st.tenant, Kind: h.Kind, ID: h.ID, Parent: rec.Parent().ID, Body: body, Hash: hash, Updated: time.Now().UTC()}
+	row := RecordRow{Tenant: st.tenant, Kind: string(h.Kind), ID: h.ID, Parent: rec.Parent().ID, Body: body, Hash: hash, Updated: time.Now().UTC()}
 	if len(res.Errors) > 0 {
 		return st.reject(res, row, old)
 	}
 	if len(missing) > 0 {
-		row.State = mappings.RecordPending
+		row.State = recordstore.StatePending
 		row.Pending = missing
 		if old != nil {
 			row.Resources = old.row.Resources
@@ -552,7 +522,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 		return Result{}, err
 	}
 	res.Resources = refs
-	row.State = mappings.RecordMapped
+	row.State = recordstore.StateMapped
 	for _, r := range refs {
 		row.Resources = append(row.Resources, r.String())
 	}
@@ -585,8 +555,8 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 // pending and its reasons can be read back.
 func (st *applyState) reject(res Result, row RecordRow, old *loaded) (Result, error) {
 	res.Status = StatusRejected
-	if old != nil && old.row.State == mappings.RecordPending && old.row.Hash == row.Hash {
-		row.State = mappings.RecordRejected
+	if old != nil && old.row.State == recordstore.StatePending && old.row.Hash == row.Hash {
+		row.State = recordstore.StateRejected
 		row.Reasons = res.Errors
 		row.Resources = old.row.Resources
 		if err := st.put(row); err != nil {
@@ -726,7 +696,7 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 			return nil
 		}
 		l, err := st.get(kind, id)
-		if err != nil || l == nil || l.row.State != mappings.RecordMapped {
+		if err != nil || l == nil || l.row.State != recordstore.StateMapped {
 			return err
 		}
 		r, err := st.process(l.rec, l.row.Body, l.row.Hash, l, true)
@@ -752,11 +722,11 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 			if st.done[k] {
 				continue
 			}
-			l, err := st.get(row.Kind, row.ID)
+			l, err := st.get(mappings.Kind(row.Kind), row.ID)
 			if err != nil {
 				return nil, err
 			}
-			if l == nil || l.row.State != mappings.RecordPending {
+			if l == nil || l.row.State != recordstore.StatePending {
 				continue
 			}
 			r, err := st.process(l.rec, l.row.Body, l.row.Hash, l, false)
@@ -925,7 +895,7 @@ func (c *decodedCache) decode(row RecordRow) (mappings.Record, error) {
 	if ok && row.Hash != "" {
 		return r, nil
 	}
-	r, err := decodeStored(row.Kind, row.Body)
+	r, err := decodeStored(mappings.Kind(row.Kind), row.Body)
 	if err != nil {
 		return nil, fmt.Errorf("stored record %s/%s: %w", row.Kind, row.ID, err)
 	}

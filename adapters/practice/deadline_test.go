@@ -15,7 +15,6 @@ import (
 type stuckStore struct {
 	fhir.Store
 	RecordStore
-	IdempotencyStore
 	stuck atomic.Bool
 }
 
@@ -32,7 +31,7 @@ func (s *stuckStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // after the limit.
 func TestRequestTimeout(t *testing.T) {
 	base := openTestStore(t)
-	ss := &stuckStore{Store: base, RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	ss := &stuckStore{Store: base, RecordStore: base.(RecordStore)}
 	const limit = 200 * time.Millisecond
 	e := newAPIEnv(t, ss, testApplier(ss), HTTPConfig{RequestTimeout: limit})
 	ss.stuck.Store(true)

@@ -106,10 +106,10 @@ func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (Ex
 
 // loadCourse reads the course's records into a Book, returning their rows
 // (which name the resource versions the gateway wrote) too.
-func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, courseID string) (*mappings.Book, []mappings.RecordRow, error) {
+func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, courseID string) (*mappings.Book, []RecordRow, error) {
 	book := mappings.NewBook()
-	var rows []mappings.RecordRow
-	add := func(row mappings.RecordRow) error {
+	var rows []RecordRow
+	add := func(row RecordRow) error {
 		rec, err := mappings.Decode(row.Body)
 		if err != nil {
 			return fmt.Errorf("stored %s %q does not decode: %w", row.Kind, row.ID, err)
@@ -125,14 +125,14 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		if _, have := book.Get(kind, id); have {
 			return nil
 		}
-		row, ok, err := st.GetRecord(ctx, tenant, kind, id)
+		row, ok, err := st.GetRecord(ctx, tenant, string(kind), id)
 		if err != nil || !ok {
 			return err // a reference not (yet) held is simply not exported
 		}
 		return add(row)
 	}
-	list := func(kind mappings.Kind, keep func(mappings.RecordRow) bool) error {
-		all, err := st.ListRecords(ctx, tenant, kind, "")
+	list := func(kind mappings.Kind, keep func(RecordRow) bool) error {
+		all, err := st.ListRecords(ctx, tenant, string(kind), "")
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil
 	}
 
-	row, ok, err := st.GetRecord(ctx, tenant, mappings.KindCourse, courseID)
+	row, ok, err := st.GetRecord(ctx, tenant, string(mappings.KindCourse), courseID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +161,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	sessions := map[string]bool{}
-	if err := list(mappings.KindSession, func(r mappings.RecordRow) bool {
+	if err := list(mappings.KindSession, func(r RecordRow) bool {
 		if r.Parent == courseID {
 			sessions[r.ID] = true
 			return true
@@ -173,7 +173,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 	// A screening belongs to the course when it names it, or names no
 	// course at all (the consultation's baseline, taken before the course
 	// existed).
-	if err := list(mappings.KindScreening, func(r mappings.RecordRow) bool {
+	if err := list(mappings.KindScreening, func(r RecordRow) bool {
 		if r.Parent != course.Client {
 			return false
 		}
@@ -186,11 +186,11 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	for _, kind := range []mappings.Kind{mappings.KindObservation, mappings.KindNote} {
-		if err := list(kind, func(r mappings.RecordRow) bool { return sessions[r.Parent] }); err != nil {
+		if err := list(kind, func(r RecordRow) bool { return sessions[r.Parent] }); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := list(mappings.KindConsent, func(r mappings.RecordRow) bool { return r.Parent == course.Client }); err != nil {
+	if err := list(mappings.KindConsent, func(r RecordRow) bool { return r.Parent == course.Client }); err != nil {
 		return nil, nil, err
 	}
 	for _, id := range practitionersOf(book) {
@@ -225,7 +225,7 @@ var fromFHIRTypes = []string{"CarePlan", "MedicationAdministration", "Observatio
 // version no record row names, whose content also differs from what the
 // records map to now (a row's list can trail a re-mapping, e.g. the
 // CarePlan re-mapped when a session arrives).
-func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []mappings.RecordRow, courseID string) ([]*fhir.Value, error) {
+func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []RecordRow, courseID string) ([]*fhir.Value, error) {
 	ss, ok := e.Store.(compartmentSearcher)
 	if !ok {
 		return nil, errors.New("practice: the store cannot search")

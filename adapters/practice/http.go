@@ -45,8 +45,8 @@ const DefaultRequestTimeout = 5 * time.Minute
 // Applier has a documented default.
 type HTTPConfig struct {
 	// Applier maps and stores the records. Required; its Store must also
-	// implement GetRecord and GetIdempotency, its transactions
-	// PutIdempotency (both sqlstore backends do).
+	// implement recordstore.Store, its transactions recordstore.Tx (both
+	// sqlstore backends do).
 	Applier *Applier
 	// MaxBodyBytes bounds a request body (413 beyond); 0 means
 	// DefaultMaxBodyBytes.
@@ -70,7 +70,6 @@ type HTTPConfig struct {
 type API struct {
 	applier *Applier
 	records RecordStore
-	idem    IdempotencyStore
 	maxBody int64
 	wait    time.Duration
 	timeout time.Duration
@@ -82,8 +81,8 @@ type API struct {
 }
 
 // NewAPI returns the practice ingestion API. It panics if the Applier's
-// store lacks the record or idempotency methods: that is a wiring
-// mistake, found at start rather than on the first request.
+// store does not keep practice records (recordstore.Store): that is a
+// wiring mistake, found at start rather than on the first request.
 func NewAPI(cfg HTTPConfig) *API {
 	a := &API{applier: cfg.Applier, maxBody: cfg.MaxBodyBytes, wait: cfg.IdempotencyWait, now: cfg.Now, log: cfg.Logger,
 		schema: mappings.Schema(), keys: newKeyLocks()}
@@ -92,10 +91,7 @@ func NewAPI(cfg HTTPConfig) *API {
 	}
 	var ok bool
 	if a.records, ok = a.applier.Store.(RecordStore); !ok {
-		panic("practice: the store does not implement RecordStore")
-	}
-	if a.idem, ok = a.applier.Store.(IdempotencyStore); !ok {
-		panic("practice: the store does not implement IdempotencyStore")
+		panic("practice: the store does not keep practice records (recordstore.Store)")
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes

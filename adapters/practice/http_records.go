@@ -323,7 +323,7 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
 		return
 	}
-	row, ok, err := a.records.GetRecord(r.Context(), a.applier.tenant(), kind, id)
+	row, ok, err := a.records.GetRecord(r.Context(), a.applier.tenant(), string(kind), id)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "practice record read failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
@@ -333,7 +333,7 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("no %s record %q", kind, id)})
 		return
 	}
-	v := RecordView{Kind: row.Kind, ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
+	v := RecordView{Kind: mappings.Kind(row.Kind), ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
 		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]ResourceRef, 0, len(row.Resources))}
 	for _, s := range row.Resources {
 		if ref, err := ParseResourceRef(s); err == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // apiEnv is the practice API and the FHIR API behind one mux, as serve
@@ -376,7 +377,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		if err := json.Unmarshal(a.body, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Kind != mappings.KindSession || v.ID != "iv-s01-consultation" || v.State != mappings.RecordMapped || len(v.Pending) != 0 {
+		if v.Kind != mappings.KindSession || v.ID != "iv-s01-consultation" || v.State != recordstore.StateMapped || len(v.Pending) != 0 {
 			t.Errorf("view %+v", v)
 		}
 		rec, err := mappings.Decode(v.Record)
@@ -404,7 +405,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		// A pending record shows what it waits for.
 		e.post(t, "application/json", []byte(`{"kind":"note","id":"n-wait","session":"s-later","author":"iv-therapist","date":"2026-02-01","text":"x"}`))
 		a = e.do(t, http.MethodGet, pathRecords+"/note/n-wait", "", nil)
-		if err := json.Unmarshal(a.body, &v); err != nil || v.State != mappings.RecordPending || len(v.Pending) != 1 || v.Pending[0] != "session/s-later" || len(v.Resources) != 0 {
+		if err := json.Unmarshal(a.body, &v); err != nil || v.State != recordstore.StatePending || len(v.Pending) != 1 || v.Pending[0] != "session/s-later" || len(v.Resources) != 0 {
 			t.Errorf("pending view %s (%v)", a.body, err)
 		}
 
@@ -543,7 +544,6 @@ func TestIdempotencyBusy(t *testing.T) {
 type flakyStore struct {
 	fhir.Store
 	RecordStore
-	IdempotencyStore
 	mu       sync.Mutex
 	failNext int // fail this many Update calls from now on
 }
@@ -566,7 +566,7 @@ func (s *flakyStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // so the retry runs and finishes the work.
 func TestStorageFailure(t *testing.T) {
 	base := openTestStore(t)
-	fs := &flakyStore{Store: base, RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	fs := &flakyStore{Store: base, RecordStore: base.(RecordStore)}
 	e := newAPIEnv(t, fs, testApplier(fs), HTTPConfig{})
 	body := readTestdata(t, "array.json")
 	fs.failNext = 1

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // Idempotency-Key, as the IETF httpapi draft describes it, per tenant
-// for mappings.IdempotencyTTL (24 h):
+// for recordstore.IdempotencyTTL (24 h):
 //
 //   - The fingerprint is the SHA-256 of the request body. The same key
 //     with the same body gets the stored answer (status and bytes) and an
@@ -95,15 +95,15 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 	}
 	defer unlock()
 
-	row, found, err := a.idem.GetIdempotency(ctx, tenant, key)
+	row, found, err := a.records.GetIdempotency(ctx, tenant, key)
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read idempotency key: %w", err)
 	}
 	now := a.now().UTC()
-	if found && now.Sub(row.Created) < mappings.IdempotencyTTL {
+	if found && now.Sub(row.Created) < recordstore.IdempotencyTTL {
 		if row.RequestHash != hash {
 			return 0, nil, false, &apiError{Code: codeIdempotencyReused,
-				Message: fmt.Sprintf("Idempotency-Key %q was used within the last %s for a different request body; use a new key for a new request", key, mappings.IdempotencyTTL),
+				Message: fmt.Sprintf("Idempotency-Key %q was used within the last %s for a different request body; use a new key for a new request", key, recordstore.IdempotencyTTL),
 				Details: []any{key}}
 		}
 		return row.Status, row.Response, true, nil
@@ -112,9 +112,9 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 	if err != nil || status >= 500 {
 		return status, resp, false, err
 	}
-	stored := mappings.IdempotencyRow{Tenant: tenant, Key: key, RequestHash: hash, Status: status, Response: resp, Created: now}
+	stored := recordstore.IdempotencyRow{Tenant: tenant, Key: key, RequestHash: hash, Status: status, Response: resp, Created: now}
 	if perr := a.applier.Store.Update(ctx, func(tx fhir.Tx) error {
-		w, ok := tx.(IdempotencyTx)
+		w, ok := tx.(recordstore.Tx)
 		if !ok {
 			return errors.New("the store transaction does not implement PutIdempotency")
 		}

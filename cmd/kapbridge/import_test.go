@@ -21,6 +21,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // runImport runs `kapbridge import` in-process with the given flags.
@@ -211,7 +212,7 @@ func TestImportTwiceAndPending(t *testing.T) {
 		t.Fatalf("import of the course: %v\n%s", err, out)
 	}
 	for k, st := range storedRecords(t, store) {
-		if st != mappings.RecordMapped {
+		if st != recordstore.StateMapped {
 			t.Errorf("%s is %s", k, st)
 		}
 	}
@@ -502,7 +503,7 @@ func TestImportPendingThenRejected(t *testing.T) {
 	if len(rs) != 1 || rs[0].Kind != "session" || rs[0].ID != "s1" || !strings.Contains(strings.Join(rs[0].Reasons, " "), "session.before_course") {
 		t.Errorf("rejects %+v", rs)
 	}
-	if st := storedRecords(t, store)["session/s1"]; st != mappings.RecordRejected {
+	if st := storedRecords(t, store)["session/s1"]; st != recordstore.StateRejected {
 		t.Errorf("session stored as %q", st)
 	}
 }
