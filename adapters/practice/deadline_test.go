@@ -14,7 +14,7 @@ import (
 // waits until its context ends, as a transaction blocked on a lock would.
 type stuckStore struct {
 	fhir.Store
-	RecordStore
+	recordStore
 	stuck atomic.Bool
 }
 
@@ -31,7 +31,7 @@ func (s *stuckStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // after the limit.
 func TestRequestTimeout(t *testing.T) {
 	base := openTestStore(t)
-	ss := &stuckStore{Store: base, RecordStore: base.(RecordStore)}
+	ss := &stuckStore{Store: base, recordStore: base.(recordStore)}
 	const limit = 200 * time.Millisecond
 	e := newAPIEnv(t, ss, testApplier(ss), HTTPConfig{RequestTimeout: limit})
 	ss.stuck.Store(true)

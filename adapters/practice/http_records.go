@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // Media types POST /practice/v1/records accepts.
@@ -29,7 +30,7 @@ const (
 type RecordResult struct {
 	Index int `json:"index"`
 	Line  int `json:"line"`
-	Result
+	records.Result
 	Problems []Problem `json:"problems,omitempty"`
 }
 
@@ -173,7 +174,7 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	for i, d := range recs {
 		rr := RecordResult{Index: i, Line: d.line}
 		if d.err != nil {
-			rr.Status = StatusRejected
+			rr.Status = records.StatusRejected
 			var re *mappings.RecordError
 			if errors.As(d.err, &re) {
 				rr.Kind, rr.ID = re.Kind, re.ID
@@ -209,17 +210,17 @@ func problemText(p mappings.Problem) string {
 	return p.Field + ": " + p.Message
 }
 
-func (s *Summary) add(r Result) {
+func (s *Summary) add(r records.Result) {
 	s.Records++
 	s.Warnings += len(r.Warnings)
 	switch r.Status {
-	case StatusCreated:
+	case records.StatusCreated:
 		s.Created++
-	case StatusUpdated:
+	case records.StatusUpdated:
 		s.Updated++
-	case StatusUnchanged:
+	case records.StatusUnchanged:
 		s.Unchanged++
-	case StatusPending:
+	case records.StatusPending:
 		s.Pending++
 	default:
 		s.Rejected++
@@ -307,10 +308,10 @@ type RecordView struct {
 	Pending []string `json:"pending,omitempty"`
 	// Reasons say why a waiting record was rejected once its references
 	// arrived.
-	Reasons   []string        `json:"reasons,omitempty"`
-	Updated   time.Time       `json:"updated"`
-	Record    json.RawMessage `json:"record"`
-	Resources []ResourceRef   `json:"resources"`
+	Reasons   []string              `json:"reasons,omitempty"`
+	Updated   time.Time             `json:"updated"`
+	Record    json.RawMessage       `json:"record"`
+	Resources []records.ResourceRef `json:"resources"`
 	// Withheld names record fields not served over HTTP (a process note's
 	// text), with why.
 	Withheld string `json:"withheld,omitempty"`
@@ -323,7 +324,7 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
 		return
 	}
-	row, ok, err := a.records.GetRecord(r.Context(), a.applier.tenant(), string(kind), id)
+	row, ok, err := a.applier.Record(r.Context(), kind, id)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "practice record read failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
@@ -334,9 +335,9 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := RecordView{Kind: mappings.Kind(row.Kind), ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
-		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]ResourceRef, 0, len(row.Resources))}
+		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]records.ResourceRef, 0, len(row.Resources))}
 	for _, s := range row.Resources {
-		if ref, err := ParseResourceRef(s); err == nil {
+		if ref, err := records.ParseResourceRef(s); err == nil {
 			v.Resources = append(v.Resources, ref)
 		}
 	}

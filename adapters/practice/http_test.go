@@ -20,6 +20,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
 	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
@@ -28,7 +29,7 @@ import (
 type apiEnv struct {
 	url     string
 	store   fhir.Store
-	applier *Applier
+	applier *records.Applier
 }
 
 // storeOpeners are the backends the HTTP tests run on: SQLite always,
@@ -49,9 +50,6 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		if _, ok := s.(RecordStore); !ok {
-			t.Fatal("the PostgreSQL store does not implement practice.RecordStore")
-		}
 		return s
 	}
 	return m
@@ -72,7 +70,7 @@ func forEachStore(t *testing.T, cfg HTTPConfig, fn func(t *testing.T, e *apiEnv)
 	}
 }
 
-func newAPIEnv(t *testing.T, s fhir.Store, a *Applier, cfg HTTPConfig) *apiEnv {
+func newAPIEnv(t *testing.T, s fhir.Store, a *records.Applier, cfg HTTPConfig) *apiEnv {
 	t.Helper()
 	cfg.Applier = a
 	if cfg.Logger == nil {
@@ -200,10 +198,10 @@ func TestPostOneRecord(t *testing.T) {
 			t.Fatalf("results %+v, summary %+v", r.Results, r.Summary)
 		}
 		res := r.Results[0]
-		if res.Index != 0 || res.Line != 1 || res.Kind != mappings.KindClient || res.Status != StatusCreated {
+		if res.Index != 0 || res.Line != 1 || res.Kind != mappings.KindClient || res.Status != records.StatusCreated {
 			t.Errorf("result %+v", res)
 		}
-		var patient *ResourceRef
+		var patient *records.ResourceRef
 		for i, ref := range res.Resources {
 			if ref.Type == "Patient" {
 				patient = &res.Resources[i]
@@ -212,7 +210,7 @@ func TestPostOneRecord(t *testing.T) {
 		if patient == nil || patient.Version != 1 || patient.ID != mappings.ResourceID("test-practice", mappings.KindClient, res.ID, "Patient") {
 			t.Fatalf("no Patient version 1 among %+v", res.Resources)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient.ID); n != 1 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient.ID); n != 1 {
 			t.Errorf("%d Patient versions, want 1", n)
 		}
 		// The same record again: unchanged, no new version.
@@ -220,7 +218,7 @@ func TestPostOneRecord(t *testing.T) {
 		if r.Summary != (Summary{Records: 1, Unchanged: 1}) {
 			t.Errorf("again: summary %+v", r.Summary)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient.ID); n != 1 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient.ID); n != 1 {
 			t.Errorf("again: %d Patient versions, want 1", n)
 		}
 	})
@@ -250,7 +248,7 @@ func TestPostArrayAndNDJSON(t *testing.T) {
 			if res.Line != i+1 {
 				t.Fatalf("ndjson result %d on line %d, want %d", i, res.Line, i+1)
 			}
-			if res.Status != StatusCreated && res.Status != StatusUpdated && res.Status != StatusUnchanged {
+			if res.Status != records.StatusCreated && res.Status != records.StatusUpdated && res.Status != records.StatusUnchanged {
 				t.Errorf("line %d: %s %v", res.Line, res.Status, res.Errors)
 			}
 		}
@@ -281,13 +279,13 @@ func TestPostMixed(t *testing.T) {
 			status string
 			field  string
 		}{
-			{1, StatusCreated, ""},
-			{2, StatusRejected, "shoe_size"},
-			{4, StatusRejected, "birth_date"},
-			{5, StatusRejected, ""},
-			{6, StatusRejected, "kind"},
-			{7, StatusPending, ""},
-			{8, StatusCreated, ""},
+			{1, records.StatusCreated, ""},
+			{2, records.StatusRejected, "shoe_size"},
+			{4, records.StatusRejected, "birth_date"},
+			{5, records.StatusRejected, ""},
+			{6, records.StatusRejected, "kind"},
+			{7, records.StatusPending, ""},
+			{8, records.StatusCreated, ""},
 		}
 		if len(r.Results) != len(want) {
 			t.Fatalf("%d results, want %d: %s", len(r.Results), len(want), a.body)
@@ -297,7 +295,7 @@ func TestPostMixed(t *testing.T) {
 			if got.Index != i || got.Line != w.line || got.Status != w.status {
 				t.Errorf("result %d: index %d line %d status %s, want line %d status %s (%v)", i, got.Index, got.Line, got.Status, w.line, w.status, got.Errors)
 			}
-			if w.status == StatusRejected && len(got.Errors) == 0 {
+			if w.status == records.StatusRejected && len(got.Errors) == 0 {
 				t.Errorf("line %d rejected without errors", w.line)
 			}
 			if w.field != "" && (len(got.Problems) == 0 || got.Problems[0].Field != w.field) {
@@ -392,7 +390,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		for _, ref := range v.Resources {
 			if ref.Type == "Encounter" && ref.ID == enc {
 				found = true
-				cur, err := e.store.Read(context.Background(), fhir.Key{Tenant: e.applier.tenant(), Type: "Encounter", ID: enc})
+				cur, err := e.store.Read(context.Background(), fhir.Key{Tenant: tenantOf(e.applier), Type: "Encounter", ID: enc})
 				if err != nil || cur.VersionID != ref.Version {
 					t.Errorf("Encounter ref version %d, store has %d (%v)", ref.Version, cur.VersionID, err)
 				}
@@ -451,7 +449,7 @@ func TestIdempotencyKey(t *testing.T) {
 		if again.status != first.status || !bytes.Equal(again.body, first.body) || again.header.Get("Idempotent-Replayed") != "true" {
 			t.Fatalf("replay: %d %q\nfirst %s\nagain %s", again.status, again.header.Get("Idempotent-Replayed"), first.body, again.body)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient); n != 2 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient); n != 2 {
 			t.Errorf("%d Patient versions, want 2 (create, change)", n)
 		}
 
@@ -543,7 +541,7 @@ func TestIdempotencyBusy(t *testing.T) {
 // or a lost database connection would.
 type flakyStore struct {
 	fhir.Store
-	RecordStore
+	recordStore
 	mu       sync.Mutex
 	failNext int // fail this many Update calls from now on
 }
@@ -566,7 +564,7 @@ func (s *flakyStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // so the retry runs and finishes the work.
 func TestStorageFailure(t *testing.T) {
 	base := openTestStore(t)
-	fs := &flakyStore{Store: base, RecordStore: base.(RecordStore)}
+	fs := &flakyStore{Store: base, recordStore: base.(recordStore)}
 	e := newAPIEnv(t, fs, testApplier(fs), HTTPConfig{})
 	body := readTestdata(t, "array.json")
 	fs.failNext = 1

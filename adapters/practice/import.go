@@ -11,12 +11,13 @@ import (
 	"sync/atomic"
 
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // Importer imports files of practice records through an Applier, each
 // record in its own store transaction.
 type Importer struct {
-	Applier *Applier
+	Applier *records.Applier
 	Read    ReadOptions
 	// Workers is how many records are applied at once (default 256).
 	// Each is still its own transaction; several in flight let the SQLite
@@ -218,14 +219,14 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 	}
 	atomic.AddInt64(&sum.Warnings, int64(len(res.Warnings)))
 	switch res.Status {
-	case StatusCreated, StatusUpdated:
+	case records.StatusCreated, records.StatusUpdated:
 		atomic.AddInt64(&sum.Imported, 1)
-	case StatusUnchanged, StatusPending:
+	case records.StatusUnchanged, records.StatusPending:
 		// Pending is counted once, at the end, from the store.
-		if res.Status == StatusUnchanged {
+		if res.Status == records.StatusUnchanged {
 			atomic.AddInt64(&sum.Unchanged, 1)
 		}
-	case StatusRejected:
+	case records.StatusRejected:
 		h := it.Record.RecordHeader()
 		reject(j.file, it, h.Kind, h.ID, res.Errors)
 	}
@@ -237,13 +238,13 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 // reports the ones that failed once completed: a record that waited and
 // then broke a check is stored as rejected, and would otherwise go
 // unnoticed. Their line is 0: they came from an earlier line or import.
-func (im *Importer) related(j job, rs []Result, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
+func (im *Importer) related(j job, rs []records.Result, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
 	for _, r := range rs {
 		switch r.Status {
-		case StatusCreated:
+		case records.StatusCreated:
 			atomic.AddInt64(&sum.Resolved, 1)
 			atomic.AddInt64(&sum.Imported, 1)
-		case StatusRejected:
+		case records.StatusRejected:
 			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, r.Errors...)
 			reject("", Item{}, r.Kind, r.ID, reasons)
 		}

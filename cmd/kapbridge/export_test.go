@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // TestServePracticeAPIAndExport drives the real program: serve takes a
@@ -127,7 +127,7 @@ func TestServePracticeAPIAndExport(t *testing.T) {
 		t.Errorf("export without --course: %v, want a usage error", err)
 	}
 	err = run(context.Background(), []string{"export", "--course", "nope", "--out", filepath.Join(dir, "nope.ndjson")}, getenv, nil, io.Discard, io.Discard)
-	if !errors.Is(err, practice.ErrCourseNotFound) {
+	if !errors.Is(err, records.ErrCourseNotFound) {
 		t.Errorf("unknown course: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nope.ndjson")); !os.IsNotExist(err) {

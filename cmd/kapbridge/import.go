@@ -15,6 +15,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 const importUsage = `Usage: kapbridge import [flags] FILE...
@@ -124,7 +125,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		rej = f
 	}
 
-	ap := &practice.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
 	im := &practice.Importer{Applier: ap, Read: practice.ReadOptions{DateFormat: *dateFormat}, Workers: *workers, Rejects: rej, Progress: prog}
 	start := time.Now()
 	if prog != nil {

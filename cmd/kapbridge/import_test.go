@@ -41,7 +41,7 @@ func storedRecords(t *testing.T, store string) map[string]string {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.(practice.RecordStore).ListRecords(context.Background(), fhir.DefaultTenant, "", "")
+	rows, err := s.(recordstore.Store).ListRecords(context.Background(), fhir.DefaultTenant, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

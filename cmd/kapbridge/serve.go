@@ -20,6 +20,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // schemaPath is where the practice record format's JSON Schema is served
@@ -228,7 +229,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root.
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &practice.Applier{
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &records.Applier{
 		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	srv := &http.Server{
 		Handler:           gateway(handler, practiceAPI),

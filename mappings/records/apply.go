@@ -1,9 +1,4 @@
-// Package practice connects a therapy practice's records to the gateway:
-// the Applier maps one practice record and writes it, with the FHIR
-// versions made from it, in one store transaction; readers turn import
-// files (JSON, NDJSON, CSV) into records; the import command and the REST
-// ingestion API both go through the Applier.
-package practice
+package records
 
 import (
 	"context"
@@ -13,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,18 +18,12 @@ import (
 	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
-// RecordRow is a stored practice record; RecordTx and RecordStore are what
-// Apply needs of a store transaction besides fhir.Tx and of the store
-// (package recordstore is the contract the SQL store implements).
-type (
-	RecordRow   = recordstore.Row
-	RecordTx    = recordstore.Tx
-	RecordStore = recordstore.Store
-)
-
 // Applier applies practice records to a store. It is safe for concurrent
 // use.
 type Applier struct {
+	// Store holds the FHIR versions and, beside them, the record rows: it
+	// must implement recordstore.Store (both sqlstore backends do),
+	// checked once, on first use (Check).
 	Store  fhir.Store
 	Mapper *mappings.Mapper
 	Writer write.Writer
@@ -46,33 +34,68 @@ type Applier struct {
 	// later records of the same run resolve against earlier ones.
 	DryRun bool
 
+	once    sync.Once
+	rows    recordstore.Store // Store as a record store, once checked
+	rowsErr error
 	cache   decodedCache
 	dryMu   sync.Mutex
-	dryRows map[string]RecordRow
+	dryRows map[string]recordstore.Row
 }
 
-// ResourceRef names one FHIR resource version.
-type ResourceRef struct {
-	Type    string `json:"type"`
-	ID      string `json:"id"`
-	Version int64  `json:"version"`
+// Check reports whether the Store keeps practice records (else an error
+// wrapping ErrNoRecordStore). It checks once; every method calls it, and
+// wiring calls it to fail at start rather than at the first record.
+func (a *Applier) Check() error {
+	a.once.Do(func() { a.rows, a.rowsErr = rowStore(a.Store) })
+	return a.rowsErr
 }
 
-func (r ResourceRef) String() string {
-	return r.Type + "/" + r.ID + "/" + strconv.FormatInt(r.Version, 10)
-}
-
-// ParseResourceRef parses "Type/id/version".
-func ParseResourceRef(s string) (ResourceRef, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) != 3 {
-		return ResourceRef{}, fmt.Errorf("practice: resource reference %q: want Type/id/version", s)
+func (a *Applier) tenant() string {
+	if a.Tenant == "" {
+		return fhir.DefaultTenant
 	}
-	v, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return ResourceRef{}, fmt.Errorf("practice: resource reference %q: %w", s, err)
+	return a.Tenant
+}
+
+// update runs fn in one store transaction, with the transaction's record
+// side: the one place a transaction is asked for it (a store that
+// implements recordstore.Store promises its transactions implement Tx).
+func (a *Applier) update(ctx context.Context, fn func(tx fhir.Tx, rtx recordstore.Tx) error) error {
+	if err := a.Check(); err != nil {
+		return err
 	}
-	return ResourceRef{Type: parts[0], ID: parts[1], Version: v}, nil
+	return a.Store.Update(ctx, func(tx fhir.Tx) error {
+		rtx, ok := tx.(recordstore.Tx)
+		if !ok {
+			return fmt.Errorf("records: the store keeps practice records, but its transaction (%T) does not implement recordstore.Tx", tx)
+		}
+		return fn(tx, rtx)
+	})
+}
+
+// Record returns the stored row of one record, as the store holds it.
+func (a *Applier) Record(ctx context.Context, kind mappings.Kind, id string) (recordstore.Row, bool, error) {
+	if err := a.Check(); err != nil {
+		return recordstore.Row{}, false, err
+	}
+	return a.rows.GetRecord(ctx, a.tenant(), string(kind), id)
+}
+
+// Answer returns the answer stored for an ingestion request's
+// Idempotency-Key (none older than recordstore.IdempotencyTTL).
+func (a *Applier) Answer(ctx context.Context, key string) (recordstore.IdempotencyRow, bool, error) {
+	if err := a.Check(); err != nil {
+		return recordstore.IdempotencyRow{}, false, err
+	}
+	return a.rows.GetIdempotency(ctx, a.tenant(), key)
+}
+
+// KeepAnswer stores the answer to an ingestion request under its
+// Idempotency-Key (r.Tenant is the Applier's), in a transaction of its
+// own: the records of a request are applied one transaction each.
+func (a *Applier) KeepAnswer(ctx context.Context, r recordstore.IdempotencyRow) error {
+	r.Tenant = a.tenant()
+	return a.update(ctx, func(_ fhir.Tx, rtx recordstore.Tx) error { return rtx.PutIdempotency(ctx, r) })
 }
 
 // Statuses of a Result.
@@ -100,14 +123,7 @@ type Result struct {
 }
 
 // errDryRun rolls a dry run's transaction back.
-var errDryRun = errors.New("practice: dry run")
-
-func (a *Applier) tenant() string {
-	if a.Tenant == "" {
-		return fhir.DefaultTenant
-	}
-	return a.Tenant
-}
+var errDryRun = errors.New("records: dry run")
 
 // Apply maps and writes one decoded record in one store transaction: the
 // record row, the FHIR versions and (later) outbox rows commit together,
@@ -120,26 +136,22 @@ func (a *Applier) tenant() string {
 // for storage failures.
 func (a *Applier) Apply(ctx context.Context, rec mappings.Record) (Result, error) {
 	if rec == nil {
-		return Result{}, errors.New("practice: apply: nil record")
+		return Result{}, errors.New("records: apply: nil record")
 	}
 	body, err := json.Marshal(rec)
 	if err != nil {
-		return Result{}, fmt.Errorf("practice: apply: encode record: %w", err)
+		return Result{}, fmt.Errorf("records: apply: encode record: %w", err)
 	}
 	h := rec.RecordHeader()
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 
 	var res Result
-	err = a.Store.Update(ctx, func(tx fhir.Tx) error {
-		rtx, ok := tx.(RecordTx)
-		if !ok {
-			return fmt.Errorf("practice: the store's transactions (%T) cannot hold practice records", tx)
-		}
+	err = a.update(ctx, func(tx fhir.Tx, rtx recordstore.Tx) error {
 		// Update may run fn more than once: start from nothing each time.
 		st := &applyState{a: a, ctx: ctx, tx: tx, rtx: rtx, tenant: a.tenant(), rows: map[string]*loaded{}, done: map[string]bool{}}
 		if a.DryRun {
-			st.dry = map[string]RecordRow{}
+			st.dry = map[string]recordstore.Row{}
 		}
 		if err := rtx.LockRecords(ctx, st.tenant); err != nil {
 			return err
@@ -155,7 +167,7 @@ func (a *Applier) Apply(ctx context.Context, rec mappings.Record) (Result, error
 			// see them, as it would see committed rows.
 			a.dryMu.Lock()
 			if a.dryRows == nil {
-				a.dryRows = map[string]RecordRow{}
+				a.dryRows = map[string]recordstore.Row{}
 			}
 			for k, r := range st.dry {
 				a.dryRows[k] = r
@@ -169,26 +181,25 @@ func (a *Applier) Apply(ctx context.Context, rec mappings.Record) (Result, error
 		err = nil
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("practice: apply %s %q: %w", h.Kind, h.ID, err)
+		return Result{}, fmt.Errorf("records: apply %s %q: %w", h.Kind, h.ID, err)
 	}
 	return res, nil
 }
 
 // Pending returns the records waiting for others.
-func (a *Applier) Pending(ctx context.Context) ([]RecordRow, error) {
-	rs, ok := a.Store.(RecordStore)
-	if !ok {
-		return nil, fmt.Errorf("practice: the store (%T) cannot hold practice records", a.Store)
+func (a *Applier) Pending(ctx context.Context) ([]recordstore.Row, error) {
+	if err := a.Check(); err != nil {
+		return nil, err
 	}
-	rows, err := rs.ListRecords(ctx, a.tenant(), "", recordstore.StatePending)
+	rows, err := a.rows.ListRecords(ctx, a.tenant(), "", recordstore.StatePending)
 	if err != nil {
-		return nil, fmt.Errorf("practice: list pending records: %w", err)
+		return nil, fmt.Errorf("records: list pending records: %w", err)
 	}
 	if a.DryRun {
 		// A dry run stored nothing: its pending rows are in memory.
 		a.dryMu.Lock()
 		seen := map[string]bool{}
-		var out []RecordRow
+		var out []recordstore.Row
 		for _, r := range a.dryRows {
 			seen[ref(r.Kind, r.ID)] = true
 			if r.State == recordstore.StatePending {
@@ -201,182 +212,9 @@ func (a *Applier) Pending(ctx context.Context) ([]RecordRow, error) {
 				out = append(out, r)
 			}
 		}
-		slices.SortFunc(out, func(x, y RecordRow) int { return strings.Compare(ref(x.Kind, x.ID), ref(y.Kind, y.ID)) })
+		slices.SortFunc(out, func(x, y recordstore.Row) int { return strings.Compare(ref(x.Kind, x.ID), ref(y.Kind, y.ID)) })
 		rows = out
 	}
-	return rows, nil
-}
-
-func ref[K ~string](kind K, id string) string { return string(kind) + "/" + id }
-
-// loaded is a stored row and its decoded record.
-type loaded struct {
-	row RecordRow
-	rec mappings.Record
-}
-
-// applyState is one Apply transaction.
-type applyState struct {
-	a      *Applier
-	ctx    context.Context
-	tx     fhir.Tx
-	rtx    RecordTx
-	tenant string
-	rows   map[string]*loaded // "kind/id" -> row; nil entry: not stored
-	dry    map[string]RecordRow
-	done   map[string]bool // records mapped in this transaction (no loops)
-	dirty  []string        // courses whose sessions changed
-	err    error           // first storage error seen by the Lookup
-}
-
-// get returns the stored row of kind/id (as this transaction sees it).
-func (st *applyState) get(kind mappings.Kind, id string) (*loaded, error) {
-	k := ref(kind, id)
-	if l, ok := st.rows[k]; ok {
-		return l, nil
-	}
-	var row RecordRow
-	found := false
-	if r, ok := st.dryRow(k); ok {
-		row, found = r, true
-	} else {
-		var err error
-		row, found, err = st.rtx.GetRecord(st.ctx, st.tenant, string(kind), id)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if !found {
-		st.rows[k] = nil
-		return nil, nil
-	}
-	rec, err := st.a.cache.decode(row)
-	if err != nil {
-		return nil, err
-	}
-	l := &loaded{row: row, rec: rec}
-	st.rows[k] = l
-	return l, nil
-}
-
-// dryRow returns a row a dry run would have written.
-func (st *applyState) dryRow(k string) (RecordRow, bool) {
-	if st.dry == nil {
-		return RecordRow{}, false
-	}
-	if r, ok := st.dry[k]; ok {
-		return r, true
-	}
-	st.a.dryMu.Lock()
-	defer st.a.dryMu.Unlock()
-	r, ok := st.a.dryRows[k]
-	return r, ok
-}
-
-// mapped returns the record of kind/id if it is mapped.
-func (st *applyState) mapped(kind mappings.Kind, id string) (mappings.Record, bool) {
-	if id == "" {
-		return nil, false
-	}
-	l, err := st.get(kind, id)
-	if err != nil {
-		if st.err == nil {
-			st.err = err
-		}
-		return nil, false
-	}
-	if l == nil || l.row.State != recordstore.StateMapped {
-		return nil, false
-	}
-	return l.rec, true
-}
-
-func (st *applyState) put(row RecordRow) error {
-	k := ref(row.Kind, row.ID)
-	rec, err := st.a.cache.decode(row)
-	if err != nil {
-		return err
-	}
-	st.rows[k] = &loaded{row: row, rec: rec}
-	if st.dry != nil {
-		st.dry[k] = row
-		return nil
-	}
-	return st.rtx.PutRecord(st.ctx, row)
-}
-
-// children returns the mapped records of kind under parent.
-func (st *applyState) children(kind mappings.Kind, parent string) ([]mappings.Record, error) {
-	var rows []RecordRow
-	{
-		var err error
-		rows, err = st.rtx.ChildRecords(st.ctx, st.tenant, string(kind), parent)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if st.dry != nil {
-		rows = st.mergeDry(rows, func(r RecordRow) bool { return r.Kind == string(kind) && r.Parent == parent })
-	}
-	var out []mappings.Record
-	for _, r := range rows {
-		// What this transaction already changed wins over the query.
-		l, err := st.get(mappings.Kind(r.Kind), r.ID)
-		if err != nil {
-			return nil, err
-		}
-		if l != nil && l.row.State == recordstore.StateMapped && l.row.Parent == parent {
-			out = append(out, l.rec)
-		}
-	}
-	return out, nil
-}
-
-// mergeDry adds the dry run's rows matching keep to rows (replacing the
-// stored ones of the same kind and id).
-func (st *applyState) mergeDry(rows []RecordRow, keep func(RecordRow) bool) []RecordRow {
-	byKey := map[string]int{}
-	for i, r := range rows {
-		byKey[ref(r.Kind, r.ID)] = i
-	}
-	add := func(r RecordRow) {
-		if i, ok := byKey[ref(r.Kind, r.ID)]; ok {
-			rows[i] = r
-			return
-		}
-		if keep(r) {
-			byKey[ref(r.Kind, r.ID)] = len(rows)
-			rows = append(rows, r)
-		}
-	}
-	st.a.dryMu.Lock()
-	for _, r := range st.a.dryRows {
-		add(r)
-	}
-	st.a.dryMu.Unlock()
-	for _, r := range st.dry {
-		add(r)
-	}
-	out := rows[:0]
-	for _, r := range rows {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (st *applyState) waitingOn(k string) ([]RecordRow, error) {
-	rows, err := st.rtx.WaitingOn(st.ctx, st.tenant, k)
-	if err != nil {
-		return nil, err
-	}
-	if st.dry != nil {
-		rows = st.mergeDry(rows, func(r RecordRow) bool {
-			return r.State == recordstore.StatePending && slices.Contains(r.Pending, k)
-		})
-	}
-	slices.SortFunc(rows, func(x, y RecordRow) int { return strings.Compare(ref(x.Kind, x.ID), ref(y.Kind, y.ID)) })
 	return rows, nil
 }
 
@@ -401,7 +239,7 @@ func (st *applyState) apply(rec mappings.Record, body []byte, hash string) (Resu
 		}
 		return r, nil
 	}
-	rec, err = st.a.cache.decode(RecordRow{Kind: string(h.Kind), ID: h.ID, Body: body, Hash: hash})
+	rec, err = st.a.cache.decode(recordstore.Row{Kind: string(h.Kind), ID: h.ID, Body: body, Hash: hash})
 	if err != nil {
 		return Result{}, err
 	}
@@ -477,7 +315,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	if st.err != nil {
 		return Result{}, st.err
 	}
-	row := RecordRow{Tenant: st.tenant, Kind: string(h.Kind), ID: h.ID, Parent: rec.Parent().ID, Body: body, Hash: hash, Updated: time.Now().UTC()}
+	row := recordstore.Row{Tenant: st.tenant, Kind: string(h.Kind), ID: h.ID, Parent: rec.Parent().ID, Body: body, Hash: hash, Updated: time.Now().UTC()}
 	if len(res.Errors) > 0 {
 		return st.reject(res, row, old)
 	}
@@ -553,7 +391,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 // stored (its earlier version, if any, stays); a pending record that was
 // waiting and now fails is marked rejected so it is no longer listed as
 // pending and its reasons can be read back.
-func (st *applyState) reject(res Result, row RecordRow, old *loaded) (Result, error) {
+func (st *applyState) reject(res Result, row recordstore.Row, old *loaded) (Result, error) {
 	res.Status = StatusRejected
 	if old != nil && old.row.State == recordstore.StatePending && old.row.Hash == row.Hash {
 		row.State = recordstore.StateRejected
@@ -577,112 +415,6 @@ func findingText(f mappings.Finding) string {
 // clearanceRef is the pseudo-reference a dosing session waits on while
 // its client has no cleared screening.
 func clearanceRef(client string) string { return "clearance/" + client }
-
-// validate runs the base R4 validation and the claimed profiles; a
-// failure is a mapping bug, reported as the record's error so it is seen.
-func validate(v *fhir.Value) string {
-	name := v.GetString("resourceType") + "/" + v.GetString("id")
-	if issues := fhir.Validate(v); fhir.HasErrors(issues) {
-		return "mapped " + name + " is not valid FHIR R4 (a gateway bug): " + fhir.ProfileError(issues).Error()
-	}
-	if issues := fhir.ValidateWithProfiles(v); fhir.HasErrors(issues) {
-		return "mapped " + name + " does not meet its profile (a gateway bug): " + fhir.ProfileError(issues).Error()
-	}
-	return ""
-}
-
-// write writes the resources that changed and deletes the ones the
-// previous mapping made that this one no longer does (a held session
-// cancelled loses its Encounter). The Provenance is written only when
-// something else changed: its recorded time differs on every mapping, and
-// a re-import must create no versions.
-func (st *applyState) write(resources []*fhir.Value, oldRes []string) ([]ResourceRef, bool, error) {
-	type pend struct {
-		v   *fhir.Value
-		k   fhir.Key
-		cur fhir.Version
-	}
-	var prov []pend
-	var refs []ResourceRef
-	changed := false
-	made := map[string]bool{}
-	for _, v := range resources {
-		k := fhir.Key{Tenant: st.tenant, Type: v.GetString("resourceType"), ID: v.GetString("id")}
-		made[k.Type+"/"+k.ID] = true
-		cur, err := st.tx.Read(st.ctx, k)
-		if err != nil && !errors.Is(err, fhir.ErrNotFound) {
-			return nil, false, err
-		}
-		if err != nil {
-			cur = fhir.Version{Key: k}
-		}
-		if k.Type == "Provenance" {
-			prov = append(prov, pend{v, k, cur})
-			continue
-		}
-		if write.Unchanged(cur, v) {
-			refs = append(refs, ResourceRef{k.Type, k.ID, cur.VersionID})
-			continue
-		}
-		changed = true
-		nv, err := st.putVersion(k, cur, v)
-		if err != nil {
-			return nil, false, err
-		}
-		refs = append(refs, ResourceRef{k.Type, k.ID, nv})
-	}
-	for _, s := range oldRes {
-		r, err := ParseResourceRef(s)
-		if err != nil || made[r.Type+"/"+r.ID] {
-			continue
-		}
-		k := fhir.Key{Tenant: st.tenant, Type: r.Type, ID: r.ID}
-		cur, err := st.tx.Read(st.ctx, k)
-		if errors.Is(err, fhir.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if cur.Deleted {
-			continue
-		}
-		changed = true
-		if st.dry == nil {
-			if err := st.tx.Put(st.ctx, fhir.Version{Key: k, VersionID: cur.VersionID + 1, Deleted: true}, fhir.Index{}); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	for _, p := range prov {
-		if !changed && p.cur.VersionID > 0 && !p.cur.Deleted {
-			refs = append(refs, ResourceRef{p.k.Type, p.k.ID, p.cur.VersionID})
-			continue
-		}
-		changed = true
-		nv, err := st.putVersion(p.k, p.cur, p.v)
-		if err != nil {
-			return nil, false, err
-		}
-		refs = append(refs, ResourceRef{p.k.Type, p.k.ID, nv})
-	}
-	return refs, changed, nil
-}
-
-func (st *applyState) putVersion(k fhir.Key, cur fhir.Version, v *fhir.Value) (int64, error) {
-	if st.dry != nil {
-		return cur.VersionID + 1, nil
-	}
-	if cur.Deleted {
-		// A deleted resource comes back as the version after the deletion.
-		cur.JSON = nil
-	}
-	nv, err := st.a.Writer.Put(st.ctx, st.tx, k, cur, v)
-	if err != nil {
-		return 0, err
-	}
-	return nv.VersionID, nil
-}
 
 // dependents maps what depends on a record that was just mapped: records
 // waiting for it, a session's course (its CarePlan lists the sessions), a
@@ -827,100 +559,4 @@ func (st *applyState) checkBook(rec mappings.Record) (*mappings.Book, error) {
 	}
 	b.Add(rec)
 	return b, st.err
-}
-
-// lookup resolves the mappings' references from the stored records.
-func (st *applyState) lookup() mappings.Lookup { return txLookup{st} }
-
-type txLookup struct{ st *applyState }
-
-func lookupAs[T any](st *applyState, kind mappings.Kind, id string) (*T, bool) {
-	r, ok := st.mapped(kind, id)
-	if !ok {
-		return nil, false
-	}
-	p, ok := any(r).(*T)
-	return p, ok
-}
-
-func (l txLookup) Client(id string) (*mappings.Client, bool) {
-	return lookupAs[mappings.Client](l.st, mappings.KindClient, id)
-}
-
-func (l txLookup) Practitioner(id string) (*mappings.Practitioner, bool) {
-	return lookupAs[mappings.Practitioner](l.st, mappings.KindPractitioner, id)
-}
-
-func (l txLookup) Course(id string) (*mappings.Course, bool) {
-	return lookupAs[mappings.Course](l.st, mappings.KindCourse, id)
-}
-
-func (l txLookup) Session(id string) (*mappings.Session, bool) {
-	return lookupAs[mappings.Session](l.st, mappings.KindSession, id)
-}
-
-func (l txLookup) SessionsOf(course string) []*mappings.Session {
-	kids, err := l.st.children(mappings.KindSession, course)
-	if err != nil {
-		if l.st.err == nil {
-			l.st.err = err
-		}
-		return nil
-	}
-	out := make([]*mappings.Session, 0, len(kids))
-	for _, k := range kids {
-		if s, ok := k.(*mappings.Session); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// decodedCache keeps decoded records by hash: looking up a session's
-// course and client for every observation would otherwise decode the same
-// JSON thousands of times. Entries are immutable (keyed by content), so
-// sharing them between transactions is safe.
-type decodedCache struct {
-	mu sync.Mutex
-	m  map[string]mappings.Record
-}
-
-const decodedCacheMax = 4096
-
-func (c *decodedCache) decode(row RecordRow) (mappings.Record, error) {
-	key := string(row.Kind) + "\x00" + row.Hash
-	c.mu.Lock()
-	r, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && row.Hash != "" {
-		return r, nil
-	}
-	r, err := decodeStored(mappings.Kind(row.Kind), row.Body)
-	if err != nil {
-		return nil, fmt.Errorf("stored record %s/%s: %w", row.Kind, row.ID, err)
-	}
-	if row.Hash == "" {
-		return r, nil
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= decodedCacheMax {
-		c.m = map[string]mappings.Record{} // crude but bounded
-	}
-	c.m[key] = r
-	c.mu.Unlock()
-	return r, nil
-}
-
-// decodeStored decodes a canonical body the gateway wrote itself (already
-// checked by mappings.Decode when it arrived), so plain encoding/json
-// suffices.
-func decodeStored(kind mappings.Kind, body []byte) (mappings.Record, error) {
-	r, ok := mappings.NewRecord(kind)
-	if !ok {
-		return nil, fmt.Errorf("unknown kind %q", kind)
-	}
-	if err := json.Unmarshal(body, r); err != nil {
-		return nil, err
-	}
-	return r, nil
 }

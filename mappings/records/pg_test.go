@@ -1,4 +1,4 @@
-package practice
+package records
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package practice
+package records
 
 import (
 	"cmp"
@@ -14,6 +14,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // Export: a course back as practice records, so a practice reads what
@@ -38,10 +39,10 @@ import (
 
 // ErrCourseNotFound: export was asked for a course the store does not
 // hold.
-var ErrCourseNotFound = errors.New("practice: course not found")
+var ErrCourseNotFound = errors.New("records: course not found")
 
-// compartmentSearcher is what export needs, besides RecordStore, to find
-// the course's FHIR resources. Both sqlstore backends implement it.
+// compartmentSearcher is what export needs, besides recordstore.Store, to
+// find the course's FHIR resources. Both sqlstore backends implement it.
 type compartmentSearcher interface {
 	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
 }
@@ -69,9 +70,9 @@ type ExportSummary struct {
 // in order leaves nothing pending.
 func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (ExportSummary, error) {
 	sum := ExportSummary{Records: map[mappings.Kind]int{}}
-	st, ok := e.Store.(RecordStore)
-	if !ok {
-		return sum, errors.New("practice: the store cannot list practice records")
+	st, err := rowStore(e.Store)
+	if err != nil {
+		return sum, err
 	}
 	tenant := cmp.Or(e.Tenant, fhir.DefaultTenant)
 	book, rows, err := e.loadCourse(ctx, st, tenant, courseID)
@@ -106,10 +107,10 @@ func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (Ex
 
 // loadCourse reads the course's records into a Book, returning their rows
 // (which name the resource versions the gateway wrote) too.
-func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, courseID string) (*mappings.Book, []RecordRow, error) {
+func (e *Exporter) loadCourse(ctx context.Context, st recordstore.Store, tenant, courseID string) (*mappings.Book, []recordstore.Row, error) {
 	book := mappings.NewBook()
-	var rows []RecordRow
-	add := func(row RecordRow) error {
+	var rows []recordstore.Row
+	add := func(row recordstore.Row) error {
 		rec, err := mappings.Decode(row.Body)
 		if err != nil {
 			return fmt.Errorf("stored %s %q does not decode: %w", row.Kind, row.ID, err)
@@ -131,7 +132,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		}
 		return add(row)
 	}
-	list := func(kind mappings.Kind, keep func(RecordRow) bool) error {
+	list := func(kind mappings.Kind, keep func(recordstore.Row) bool) error {
 		all, err := st.ListRecords(ctx, tenant, string(kind), "")
 		if err != nil {
 			return err
@@ -161,7 +162,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	sessions := map[string]bool{}
-	if err := list(mappings.KindSession, func(r RecordRow) bool {
+	if err := list(mappings.KindSession, func(r recordstore.Row) bool {
 		if r.Parent == courseID {
 			sessions[r.ID] = true
 			return true
@@ -173,7 +174,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 	// A screening belongs to the course when it names it, or names no
 	// course at all (the consultation's baseline, taken before the course
 	// existed).
-	if err := list(mappings.KindScreening, func(r RecordRow) bool {
+	if err := list(mappings.KindScreening, func(r recordstore.Row) bool {
 		if r.Parent != course.Client {
 			return false
 		}
@@ -186,11 +187,11 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	for _, kind := range []mappings.Kind{mappings.KindObservation, mappings.KindNote} {
-		if err := list(kind, func(r RecordRow) bool { return sessions[r.Parent] }); err != nil {
+		if err := list(kind, func(r recordstore.Row) bool { return sessions[r.Parent] }); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := list(mappings.KindConsent, func(r RecordRow) bool { return r.Parent == course.Client }); err != nil {
+	if err := list(mappings.KindConsent, func(r recordstore.Row) bool { return r.Parent == course.Client }); err != nil {
 		return nil, nil, err
 	}
 	for _, id := range practitionersOf(book) {
@@ -225,10 +226,10 @@ var fromFHIRTypes = []string{"CarePlan", "MedicationAdministration", "Observatio
 // version no record row names, whose content also differs from what the
 // records map to now (a row's list can trail a re-mapping, e.g. the
 // CarePlan re-mapped when a session arrives).
-func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []RecordRow, courseID string) ([]*fhir.Value, error) {
+func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []recordstore.Row, courseID string) ([]*fhir.Value, error) {
 	ss, ok := e.Store.(compartmentSearcher)
 	if !ok {
-		return nil, errors.New("practice: the store cannot search")
+		return nil, fmt.Errorf("records: the store (%T) cannot search", e.Store)
 	}
 	course, _ := book.Course(courseID)
 	if _, ok := book.Client(course.Client); !ok {
