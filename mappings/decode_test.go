@@ -1,8 +1,10 @@
 package mappings
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,27 +29,38 @@ func recordFiles(t testing.TB) []string {
 	return out
 }
 
-// loadRecords decodes one example file, failing on any reject.
+// loadRecords decodes one example file (a record, an array of records
+// or NDJSON), failing on any reject.
 func loadRecords(t testing.TB, path string) []Record {
 	t.Helper()
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var recs []Record
-	err = DecodeStream(f, func(line int, rec Record, err error) error {
-		if err != nil {
-			t.Errorf("%s:%d: %v", path, line, err)
-			return nil
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return recs
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		items := []json.RawMessage{raw}
+		if raw[0] == '[' {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+		}
+		for _, it := range items {
+			rec, err := Decode(it)
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
+			}
+			recs = append(recs, rec)
+		}
 	}
-	return recs
 }
 
 func TestExamplesDecode(t *testing.T) {
@@ -221,68 +234,9 @@ func TestNPI(t *testing.T) {
 	}
 }
 
-func TestDecodeStreamFramings(t *testing.T) {
-	note := func(id string) string {
-		return `{"kind":"note","id":"` + id + `","session":"s","author":"a","date":"2026-01-01","text":"x"}`
-	}
-	type got struct {
-		line int
-		id   string
-		bad  bool
-	}
-	tests := []struct {
-		name string
-		in   string
-		want []got
-	}{
-		{"empty", "  \n\n", nil},
-		{"ndjson with a bad line and a blank line", note("a") + "\n" + `{"kind":"note","id":"b"}` + "\n\n" + "not json\n" + note("d"),
-			[]got{{1, "a", false}, {2, "", true}, {4, "", true}, {5, "d", false}}},
-		{"ndjson with CRLF and BOM", "\ufeff" + note("a") + "\r\n" + note("b") + "\r\n", []got{{1, "a", false}, {2, "b", false}}},
-		{"array over lines", "[\n  " + note("a") + ",\n  " + `{"kind":"nope"}` + ",\n\n  " + note("c") + "\n]\n", []got{{2, "a", false}, {3, "", true}, {5, "c", false}}},
-		{"array on one line", "[" + note("a") + "," + note("b") + "]", []got{{1, "a", false}, {1, "b", false}}},
-		{"pretty single document", "\n{\n  \"kind\": \"note\",\n  \"id\": \"p\",\n  \"session\": \"s\", \"author\": \"a\",\n  \"date\": \"2026-01-01\", \"text\": \"x\"\n}\n", []got{{2, "p", false}}},
-		{"pretty documents in sequence", "{\n\"kind\":\"note\",\"id\":\"a\",\"session\":\"s\",\"author\":\"a\",\"date\":\"2026-01-01\",\"text\":\"x\"\n}\n{\n\"kind\":\"client\"\n}\n", []got{{1, "a", false}, {4, "", true}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out []got
-			err := DecodeStream(strings.NewReader(tt.in), func(line int, rec Record, err error) error {
-				g := got{line: line, bad: err != nil}
-				if rec != nil {
-					g.id = rec.RecordHeader().ID
-				}
-				if (rec == nil) == (err == nil) {
-					t.Errorf("line %d: record %v and error %v", line, rec, err)
-				}
-				out = append(out, g)
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(out, tt.want) {
-				t.Errorf("got %v, want %v", out, tt.want)
-			}
-		})
-	}
-}
-
-func TestDecodeStreamErrors(t *testing.T) {
-	stop := errors.New("stop")
-	n := 0
-	err := DecodeStream(strings.NewReader(`{"kind":"x"}`+"\n"+`{"kind":"y"}`), func(int, Record, error) error { n++; return stop })
-	if !errors.Is(err, stop) || n != 1 {
-		t.Errorf("fn's error not returned at once: %v after %d calls", err, n)
-	}
-	err = DecodeStream(strings.NewReader("[\n{\"kind\":\"note\"},\n{\"kind\": ]"), func(int, Record, error) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "line 3") {
-		t.Errorf("broken array: %v, want an error naming line 3", err)
-	}
-}
-
-// FuzzDecode: Decode and DecodeStream never panic, and Decode returns
-// exactly one of a record and an error. Seeded from testdata/records and
+// FuzzDecode: Decode never panics, and returns exactly one of a record
+// and an error (the reader of whole files and bodies, which calls it, is
+// fuzzed in adapters/practice: FuzzRead). Seeded from testdata/records and
 // the reject table.
 func FuzzDecode(f *testing.F) {
 	for _, path := range recordFiles(f) {
@@ -305,7 +259,6 @@ func FuzzDecode(f *testing.F) {
 		if (rec == nil) == (err == nil) {
 			t.Fatalf("record %v and error %v", rec, err)
 		}
-		_ = DecodeStream(strings.NewReader(string(data)), func(int, Record, error) error { return nil })
 	})
 }
 
@@ -332,38 +285,5 @@ func BenchmarkCheckCourse(b *testing.B) {
 		for _, r := range recs {
 			Check(book, r, CheckConfig{})
 		}
-	}
-}
-
-// A long pretty-printed array: each record's line is where its "{" is,
-// across many decoder buffer refills.
-func TestDecodeStreamLongArray(t *testing.T) {
-	var recs []Record
-	for range 20 {
-		recs = append(recs, loadRecords(t, filepath.Join("..", "testdata", "records", "course-spravato.ndjson"))...)
-	}
-	b, err := json.MarshalIndent(recs, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []int
-	for i, line := range strings.Split(string(b), "\n") {
-		if line == "  {" {
-			want = append(want, i+1)
-		}
-	}
-	var got []int
-	err = DecodeStream(strings.NewReader(string(b)), func(line int, _ Record, err error) error {
-		if err != nil {
-			t.Errorf("line %d: %v", line, err)
-		}
-		got = append(got, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("%d records; lines differ, first got %v want %v", len(got), got[:min(5, len(got))], want[:min(5, len(want))])
 	}
 }

@@ -154,13 +154,6 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiErro
 	return body, nil
 }
 
-// decoded is one record of a request, decoded or not.
-type decoded struct {
-	line int
-	rec  mappings.Record
-	err  error
-}
-
 // ingest decodes the whole body first, so a body that is not JSON at all
 // writes nothing (400), then applies the records in order, each in its
 // own store transaction. It returns an *apiError for the caller's
@@ -172,23 +165,23 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	}
 	out := IngestResponse{Results: make([]RecordResult, 0, len(recs))}
 	for i, d := range recs {
-		rr := RecordResult{Index: i, Line: d.line}
-		if d.err != nil {
+		rr := RecordResult{Index: i, Line: d.Line}
+		if d.Err != nil {
 			rr.Status = records.StatusRejected
 			var re *mappings.RecordError
-			if errors.As(d.err, &re) {
+			if errors.As(d.Err, &re) {
 				rr.Kind, rr.ID = re.Kind, re.ID
 				for _, p := range re.Problems {
 					rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
 					rr.Errors = append(rr.Errors, problemText(p))
 				}
 			} else {
-				rr.Errors = []string{d.err.Error()}
+				rr.Errors = []string{d.Err.Error()}
 			}
 		} else {
-			res, err := a.applier.Apply(ctx, d.rec)
+			res, err := a.applier.Apply(ctx, d.Record)
 			if err != nil {
-				h := d.rec.RecordHeader()
+				h := d.Record.RecordHeader()
 				return 0, nil, fmt.Errorf("record %d (%s %q): %w", i, h.Kind, h.ID, err)
 			}
 			rr.Result = res
@@ -227,21 +220,16 @@ func (s *Summary) add(r records.Result) {
 	}
 }
 
-// decodeBody splits a body into records. JSON must be one valid JSON
-// value (an object or an array of objects); NDJSON is one record per
-// line, each line on its own, so a broken line rejects only itself.
-func decodeBody(mediaType string, body []byte) ([]decoded, *apiError) {
+// decodeBody splits a body into records with Read, the reader of
+// `kapbridge import`, so a record is read, checked and numbered the same
+// way whichever way it arrives. JSON must be one valid JSON value (an
+// object or an array of objects), checked whole first, so a broken
+// document writes nothing; NDJSON is one record per line, each line on
+// its own, so a broken line rejects only itself.
+func decodeBody(mediaType string, body []byte) ([]Item, *apiError) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	var recs []decoded
-	if mediaType == mimeNDJSON {
-		for n, line := range bytes.Split(body, []byte("\n")) {
-			if line = bytes.TrimSpace(line); len(line) == 0 {
-				continue
-			}
-			rec, err := mappings.Decode(line)
-			recs = append(recs, decoded{line: n + 1, rec: rec, err: err})
-		}
-	} else {
+	format := FormatNDJSON
+	if mediaType != mimeNDJSON {
 		if err := validJSON(body); err != nil {
 			return nil, err
 		}
@@ -249,16 +237,15 @@ func decodeBody(mediaType string, body []byte) ([]decoded, *apiError) {
 		if trimmed[0] != '{' && trimmed[0] != '[' {
 			return nil, &apiError{Code: codeInvalidJSON, Message: "the body must be a record (a JSON object) or an array of records"}
 		}
-		err := mappings.DecodeStream(bytes.NewReader(body), func(line int, rec mappings.Record, err error) error {
-			recs = append(recs, decoded{line: line, rec: rec, err: err})
-			return nil
-		})
-		if err != nil {
-			// The body is valid JSON, so this is a framing problem
-			// (e.g. an array of arrays).
-			return nil, &apiError{Code: codeInvalidJSON, Message: err.Error()}
-		}
+		format = FormatJSON
 	}
+	var recs []Item
+	// Read fails only with fn's error (none here) or the reader's (none
+	// from memory).
+	_ = Read(bytes.NewReader(body), format, ReadOptions{}, func(it Item) error {
+		recs = append(recs, it)
+		return nil
+	})
 	if len(recs) == 0 {
 		return nil, &apiError{Code: codeNoRecords, Message: "the body holds no records"}
 	}

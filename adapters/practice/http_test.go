@@ -608,9 +608,30 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		for i, d := range recs {
-			if d.line < 1 || (d.rec == nil) == (d.err == nil) {
-				t.Fatalf("record %d: line %d, rec %v, err %v", i, d.line, d.rec, d.err)
+			if d.Line < 1 || (d.Record == nil) == (d.Err == nil) {
+				t.Fatalf("record %d: line %d, rec %v, err %v", i, d.Line, d.Record, d.Err)
 			}
+		}
+	})
+}
+
+// TestPostReadLikeImport: a request body is read by the import reader, so
+// a record that is not valid UTF-8 (which encoding/json would quietly
+// change to U+FFFD) is rejected by itself, on its line, as in a file.
+func TestPostReadLikeImport(t *testing.T) {
+	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
+		body := `{"kind":"client","id":"c-1","name":{"family":"Okafor"},"birth_date":"1984-03-17"}` + "\n" +
+			`{"kind":"client","id":"c-2","name":{"family":"M` + "\xff" + `ller"},"birth_date":"1990-01-01"}` + "\n"
+		a := e.post(t, "application/x-ndjson", []byte(body))
+		r := ingestBody(t, a)
+		if a.status != http.StatusMultiStatus || len(r.Results) != 2 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		if got := r.Results[1]; got.Line != 2 || got.Status != records.StatusRejected || len(got.Errors) != 1 || !strings.Contains(got.Errors[0], "invalid UTF-8") {
+			t.Errorf("the non-UTF-8 record: %+v", got)
+		}
+		if r.Results[0].Status != records.StatusCreated {
+			t.Errorf("the good record: %+v", r.Results[0])
 		}
 	})
 }

@@ -65,7 +65,10 @@ func FormatOf(name string) Format {
 }
 
 // Read reads records from r in format f, calling fn for each in file
-// order. A bad record is an Item with Err set and reading goes on, except
+// order. It is the one reader of the practice record format: `kapbridge
+// import` reads files with it and the practice API request bodies, so a
+// record's checks (size, UTF-8, mappings.Decode) and its line number do
+// not depend on how it arrived. A bad record is an Item with Err set and reading goes on, except
 // where the framing is lost (a JSON document cut short): then the last
 // Item says so and Read stops. Read returns fn's first error or a read
 // error. Memory is bounded by one record, not the file.
@@ -227,8 +230,8 @@ skip:
 	lc := &newlineCounter{r: br, line: line + 1}
 	dec := json.NewDecoder(lc)
 	for {
-		start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
-		tok, err := mappings.PeekDelim(dec)
+		start := lc.lineAt(dec.InputOffset() + leadingSkip(dec))
+		tok, err := peekDelim(dec)
 		if err == io.EOF {
 			return nil
 		}
@@ -258,7 +261,7 @@ skip:
 // readValue decodes the next value of dec as a record. stop is set when
 // the document is broken and where the next record starts is unknown.
 func readValue(dec *json.Decoder, lc *newlineCounter, fn func(Item) error) (stop bool, err error) {
-	start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
+	start := lc.lineAt(dec.InputOffset() + leadingSkip(dec))
 	var raw json.RawMessage
 	if derr := dec.Decode(&raw); derr != nil {
 		msg := derr.Error()
@@ -312,4 +315,53 @@ func (c *newlineCounter) lineAt(off int64) int {
 	c.line += i
 	c.starts = c.starts[i:]
 	return c.line
+}
+
+// leadingSkip counts the bytes of whitespace and at most one comma the
+// decoder will skip before its next value. It reads the decoder's buffer
+// byte by byte, copying nothing.
+func leadingSkip(dec *json.Decoder) int64 {
+	br, _ := dec.Buffered().(io.ByteReader)
+	var n int64
+	comma := false
+	for br != nil {
+		c, err := br.ReadByte()
+		switch {
+		case err != nil:
+			return n
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			n++
+		case c == ',' && !comma:
+			comma = true
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// peekDelim returns the first byte of the next top-level value without
+// consuming it ('[' for an array), or io.EOF at the end of input.
+func peekDelim(dec *json.Decoder) (byte, error) {
+	if !dec.More() {
+		// More is false at the end of input or before a stray closing
+		// bracket; Token tells the two apart.
+		if _, err := dec.Token(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("unexpected closing bracket")
+	}
+	// More has buffered the next non-space byte.
+	br, _ := dec.Buffered().(io.ByteReader)
+	for br != nil {
+		c, err := br.ReadByte()
+		if err != nil {
+			break
+		}
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c, nil
+		}
+	}
+	return 0, nil
 }

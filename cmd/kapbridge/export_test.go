@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
 )
@@ -98,12 +99,12 @@ func TestServePracticeAPIAndExport(t *testing.T) {
 	}
 	var course *mappings.Course
 	n := 0
-	_ = mappings.DecodeStream(bytes.NewReader(f), func(line int, rec mappings.Record, err error) error {
-		if err != nil {
-			t.Errorf("line %d: %v", line, err)
+	_ = practice.Read(bytes.NewReader(f), practice.FormatNDJSON, practice.ReadOptions{}, func(it practice.Item) error {
+		if it.Err != nil {
+			t.Errorf("line %d: %v", it.Line, it.Err)
 		}
 		n++
-		if c, ok := rec.(*mappings.Course); ok {
+		if c, ok := it.Record.(*mappings.Course); ok {
 			course = c
 		}
 		return nil
