@@ -15,31 +15,45 @@ import (
 	"time"
 )
 
-// Problem is one thing wrong with a record. Field is a JSON path into the
-// record ("dose.mg", "instruments[2].items"); empty for the record as a
-// whole.
-type Problem struct {
-	Field   string
-	Message string
+// RecordError is why a text is not a valid record: every problem found
+// in it (each of code CodeInvalidRecord), so a practice can fix them all
+// in one round instead of one per attempt.
+type RecordError struct {
+	// Record is the record's kind and id as sent: the kind empty when it
+	// is missing or unknown, the id possibly invalid or empty.
+	Record   Ref
+	Problems []Problem
 }
 
-// RecordError lists every problem Decode found in one record, so a
-// practice can fix them all in one round instead of one per attempt.
-type RecordError struct {
-	Kind     Kind   // empty when the kind itself is missing or unknown
-	ID       string // as sent, possibly invalid or empty
-	Problems []Problem
+// InvalidRecord returns a RecordError of one problem with the record as a
+// whole (a reader's: too long, not UTF-8, not JSON).
+func InvalidRecord(format string, args ...any) *RecordError {
+	return &RecordError{Problems: []Problem{invalidField("", fmt.Sprintf(format, args...))}}
+}
+
+// invalidField is a problem of a record that does not decode.
+func invalidField(field, msg string) Problem {
+	return Problem{Code: CodeInvalidRecord, Severity: SeverityError, Field: field, Message: msg}
+}
+
+// At sets the line where the record starts on e and its problems, and
+// returns e.
+func (e *RecordError) At(line int) *RecordError {
+	for i := range e.Problems {
+		e.Problems[i].Line = line
+	}
+	return e
 }
 
 func (e *RecordError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid record")
-	if e.Kind != "" {
+	if e.Record.Kind != "" {
 		b.WriteString(" ")
-		b.WriteString(string(e.Kind))
+		b.WriteString(string(e.Record.Kind))
 	}
-	if e.ID != "" {
-		fmt.Fprintf(&b, " %q", e.ID)
+	if e.Record.ID != "" {
+		fmt.Fprintf(&b, " %q", e.Record.ID)
 	}
 	for i, p := range e.Problems {
 		if i == 0 {
@@ -47,13 +61,18 @@ func (e *RecordError) Error() string {
 		} else {
 			b.WriteString("; ")
 		}
-		if p.Field != "" {
-			b.WriteString(p.Field)
-			b.WriteString(": ")
-		}
-		b.WriteString(p.Message)
+		b.WriteString(p.String())
 	}
 	return b.String()
+}
+
+// named sets the record on e's problems once its kind and id are known,
+// and returns e.
+func (e *RecordError) named() *RecordError {
+	for i := range e.Problems {
+		e.Problems[i].Record = e.Record
+	}
+	return e
 }
 
 // The closed vocabularies of the record format. Keys are "kind.path" with
@@ -230,41 +249,41 @@ func Decode(data []byte) (Record, error) {
 	dec.UseNumber()
 	tree, err := parseValue(dec, 0)
 	if err != nil {
-		return nil, &RecordError{Problems: []Problem{{Message: "invalid JSON: " + err.Error()}}}
+		return nil, InvalidRecord("invalid JSON: %s", err)
 	}
 	obj, ok := tree.(*object)
 	if !ok {
-		return nil, &RecordError{Problems: []Problem{{Message: "a record must be a JSON object, not " + jsonTypeName(tree)}}}
+		return nil, InvalidRecord("a record must be a JSON object, not %s", jsonTypeName(tree))
 	}
 	re := &RecordError{}
 	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		// One record per call: a second value is a framing mistake the
 		// caller should hear about, not data to drop.
-		re.Problems = append(re.Problems, Problem{Message: fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())})
+		re.Problems = append(re.Problems, invalidField("", fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())))
 	}
 	if id, ok := obj.vals["id"].(string); ok {
-		re.ID = id
+		re.Record.ID = id
 	}
 	kv, present := obj.vals["kind"]
 	ks, isString := kv.(string)
 	switch {
 	case !present:
-		re.Problems = append(re.Problems, Problem{"kind", "required: one of " + kindList()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", "required: one of "+kindList()))
+		return nil, re.named()
 	case !isString:
-		re.Problems = append(re.Problems, Problem{"kind", "must be a string: one of " + kindList()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", "must be a string: one of "+kindList()))
+		return nil, re.named()
 	}
 	t, known := recordTypes[Kind(ks)]
 	if !known {
-		re.Problems = append(re.Problems, Problem{"kind", fmt.Sprintf("unknown kind %q: one of %s", ks, kindList())})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", fmt.Sprintf("unknown kind %q: one of %s", ks, kindList())))
+		return nil, re.named()
 	}
-	re.Kind = Kind(ks)
-	w := walker{kind: re.Kind}
+	re.Record.Kind = Kind(ks)
+	w := walker{kind: re.Record.Kind}
 	w.object(obj, t, "", "", 0)
 	if re.Problems = append(re.Problems, w.problems...); len(re.Problems) > 0 {
-		return nil, re
+		return nil, re.named()
 	}
 	// The walk has vouched for every field; the strict decode is the
 	// guard that the walk and encoding/json agree.
@@ -272,8 +291,8 @@ func Decode(data []byte) (Record, error) {
 	sd := json.NewDecoder(bytes.NewReader(data))
 	sd.DisallowUnknownFields()
 	if err := sd.Decode(rec.Interface()); err != nil {
-		re.Problems = append(re.Problems, Problem{Message: err.Error()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("", err.Error()))
+		return nil, re.named()
 	}
 	return rec.Interface().(Record), nil
 }
@@ -382,7 +401,7 @@ type walker struct {
 }
 
 func (w *walker) add(field, format string, args ...any) {
-	w.problems = append(w.problems, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	w.problems = append(w.problems, invalidField(field, fmt.Sprintf(format, args...)))
 }
 
 // jsonField is one struct field as the record format sees it.

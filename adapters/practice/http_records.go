@@ -25,16 +25,42 @@ const (
 
 // RecordResult is the answer for one record of a request: where it was
 // (Index, 0-based, and the 1-based Line where it starts) and what became
-// of it. Problems are Decode's, with JSON paths into the record; they are
-// in Errors too, as text.
+// of it. For a record that does not decode, Problems list its problems
+// with the JSON path of each field at fault; they are in Errors too, as
+// text.
 type RecordResult struct {
 	Index int `json:"index"`
 	Line  int `json:"line"`
-	records.Result
+	Result
 	Problems []Problem `json:"problems,omitempty"`
 }
 
-// Problem is one thing wrong with a record as sent.
+// Result is a records.Result as the practice API answers it: its problems
+// as text (mappings.Problem.String), errors and warnings apart.
+type Result struct {
+	Kind      mappings.Kind         `json:"kind"`
+	ID        string                `json:"id"`
+	Status    string                `json:"status"`
+	Resources []records.ResourceRef `json:"resources,omitempty"`
+	Warnings  []string              `json:"warnings,omitempty"`
+	Errors    []string              `json:"errors,omitempty"`
+	Pending   []string              `json:"pending,omitempty"`
+	Related   []Result              `json:"related,omitempty"`
+}
+
+// resultOf renders a records.Result, and the results it carries, as the
+// API's JSON.
+func resultOf(r records.Result) Result {
+	out := Result{Kind: r.Kind, ID: r.ID, Status: r.Status, Resources: r.Resources, Pending: r.Pending,
+		Warnings: mappings.Texts(r.Warnings), Errors: mappings.Texts(r.Errors)}
+	for _, rel := range r.Related {
+		out.Related = append(out.Related, resultOf(rel))
+	}
+	return out
+}
+
+// Problem is a mappings.Problem of a record that does not decode, as the
+// practice API lists it: the field at fault and the message.
 type Problem struct {
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
@@ -167,16 +193,10 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	for i, d := range recs {
 		rr := RecordResult{Index: i, Line: d.Line}
 		if d.Err != nil {
-			rr.Status = records.StatusRejected
-			var re *mappings.RecordError
-			if errors.As(d.Err, &re) {
-				rr.Kind, rr.ID = re.Kind, re.ID
-				for _, p := range re.Problems {
-					rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
-					rr.Errors = append(rr.Errors, problemText(p))
-				}
-			} else {
-				rr.Errors = []string{d.Err.Error()}
+			rr.Kind, rr.ID, rr.Status = d.Err.Record.Kind, d.Err.Record.ID, records.StatusRejected
+			rr.Errors = mappings.Texts(d.Err.Problems)
+			for _, p := range d.Err.Problems {
+				rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
 			}
 		} else {
 			res, err := a.applier.Apply(ctx, d.Record)
@@ -184,7 +204,7 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 				h := d.Record.RecordHeader()
 				return 0, nil, fmt.Errorf("record %d (%s %q): %w", i, h.Kind, h.ID, err)
 			}
-			rr.Result = res
+			rr.Result = resultOf(res)
 		}
 		out.Summary.add(rr.Result)
 		out.Results = append(out.Results, rr)
@@ -196,14 +216,7 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	return status, marshal(out), nil
 }
 
-func problemText(p mappings.Problem) string {
-	if p.Field == "" {
-		return p.Message
-	}
-	return p.Field + ": " + p.Message
-}
-
-func (s *Summary) add(r records.Result) {
+func (s *Summary) add(r Result) {
 	s.Records++
 	s.Warnings += len(r.Warnings)
 	switch r.Status {

@@ -3,7 +3,6 @@ package practice
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,7 +42,8 @@ type ImportSummary struct {
 	Resolved  int64 `json:"resolved"`  // earlier pending records this import completed
 }
 
-// Reject is one line of the rejects file.
+// Reject is one line of the rejects file; Reasons are the record's
+// problems as text (mappings.Problem.String).
 type Reject struct {
 	Line    int             `json:"line"`
 	File    string          `json:"file"`
@@ -194,22 +194,7 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 	}()
 	it := j.item
 	if it.Err != nil {
-		var kind mappings.Kind
-		var id string
-		var re *mappings.RecordError
-		reasons := []string{it.Err.Error()}
-		if errors.As(it.Err, &re) {
-			kind, id = re.Kind, re.ID
-			reasons = reasons[:0]
-			for _, p := range re.Problems {
-				if p.Field != "" {
-					reasons = append(reasons, p.Field+": "+p.Message)
-				} else {
-					reasons = append(reasons, p.Message)
-				}
-			}
-		}
-		reject(j.file, it, kind, id, reasons)
+		reject(j.file, it, it.Err.Record.Kind, it.Err.Record.ID, mappings.Texts(it.Err.Problems))
 		return
 	}
 	res, err := im.Applier.Apply(ctx, it.Record)
@@ -228,7 +213,7 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 		}
 	case records.StatusRejected:
 		h := it.Record.RecordHeader()
-		reject(j.file, it, h.Kind, h.ID, res.Errors)
+		reject(j.file, it, h.Kind, h.ID, mappings.Texts(res.Errors))
 	}
 	im.related(j, res.Related, sum, reject)
 }
@@ -245,7 +230,7 @@ func (im *Importer) related(j job, rs []records.Result, sum *ImportSummary, reje
 			atomic.AddInt64(&sum.Resolved, 1)
 			atomic.AddInt64(&sum.Imported, 1)
 		case records.StatusRejected:
-			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, r.Errors...)
+			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, mappings.Texts(r.Errors)...)
 			reject("", Item{}, r.Kind, r.ID, reasons)
 		}
 		im.related(j, r.Related, sum, reject)

@@ -14,15 +14,36 @@ import (
 	"github.com/kapbridge/kapbridge/mappings"
 )
 
-// Item is one record an import file yields: the record, or why the text
-// at Line is not one. Raw is the original text of the record (for the
-// rejects file); for CSV it is the row as a JSON object of column names to
-// cells.
+// Item is one record an import file or request body yields: the record,
+// or why the text at Line is not one. Raw is the original text of the
+// record (for the rejects file); for CSV it is the row as a JSON object
+// of column names to cells.
 type Item struct {
 	Line   int
 	Record mappings.Record
 	Raw    []byte
-	Err    error
+	// Err, when the text is not a record, lists its problems (each of
+	// code mappings.CodeInvalidRecord, with Line set): Decode's, or the
+	// reader's own (too long, not UTF-8, not JSON, a broken CSV row).
+	Err *mappings.RecordError
+}
+
+// invalidAt is a reader's own problem with the text at line.
+func invalidAt(line int, format string, args ...any) *mappings.RecordError {
+	return mappings.InvalidRecord(format, args...).At(line)
+}
+
+// decodeAt decodes one record's text starting at line.
+func decodeAt(line int, raw []byte) (mappings.Record, *mappings.RecordError) {
+	rec, err := mappings.Decode(raw)
+	if err == nil {
+		return rec, nil
+	}
+	var re *mappings.RecordError
+	if !errors.As(err, &re) { // Decode's errors are all *RecordError
+		re = mappings.InvalidRecord("%v", err)
+	}
+	return nil, re.At(line)
 }
 
 // Format is an import file format.
@@ -95,18 +116,18 @@ func Read(r io.Reader, f Format, opts ReadOptions, fn func(Item) error) error {
 func decodeItem(line int, raw []byte) Item {
 	it := Item{Line: line, Raw: raw}
 	if len(raw) > MaxRecordBytes {
-		it.Err = fmt.Errorf("record is %d bytes, more than the limit of %d", len(raw), MaxRecordBytes)
+		it.Err = invalidAt(line, "record is %d bytes, more than the limit of %d", len(raw), MaxRecordBytes)
 		return it
 	}
 	if !utf8.Valid(raw) {
-		it.Err = fmt.Errorf("invalid UTF-8 at byte %d of the record", invalidUTF8At(raw))
+		it.Err = invalidAt(line, "invalid UTF-8 at byte %d of the record", invalidUTF8At(raw))
 		return it
 	}
 	if n := longestString(raw); n > MaxCellBytes {
-		it.Err = fmt.Errorf("a string of %d bytes, more than the limit of %d", n, MaxCellBytes)
+		it.Err = invalidAt(line, "a string of %d bytes, more than the limit of %d", n, MaxCellBytes)
 		return it
 	}
-	it.Record, it.Err = mappings.Decode(raw)
+	it.Record, it.Err = decodeAt(line, raw)
 	return it
 }
 
@@ -177,7 +198,7 @@ func readLines(br *bufio.Reader, line int, fn func(Item) error) error {
 		var it Item
 		switch t := bytes.TrimSpace(buf); {
 		case tooLong:
-			it = Item{Line: line, Raw: bytes.Clone(buf), Err: fmt.Errorf("line longer than the record limit of %d bytes", MaxRecordBytes)}
+			it = Item{Line: line, Raw: bytes.Clone(buf), Err: invalidAt(line, "line longer than the record limit of %d bytes", MaxRecordBytes)}
 		case len(t) == 0:
 			if err == io.EOF {
 				return nil
@@ -236,7 +257,7 @@ skip:
 			return nil
 		}
 		if err != nil {
-			return fn(Item{Line: start, Err: fmt.Errorf("not JSON: %w", err)})
+			return fn(Item{Line: start, Err: invalidAt(start, "not JSON: %v", err)})
 		}
 		if tok != '[' {
 			if stop, err := readValue(dec, lc, fn); stop || err != nil {
@@ -245,7 +266,7 @@ skip:
 			continue
 		}
 		if _, err := dec.Token(); err != nil {
-			return fn(Item{Line: start, Err: fmt.Errorf("not JSON: %w", err)})
+			return fn(Item{Line: start, Err: invalidAt(start, "not JSON: %v", err)})
 		}
 		for dec.More() {
 			if stop, err := readValue(dec, lc, fn); stop || err != nil {
@@ -253,7 +274,8 @@ skip:
 			}
 		}
 		if _, err := dec.Token(); err != nil {
-			return fn(Item{Line: lc.lineAt(dec.InputOffset()), Err: fmt.Errorf("the array does not end properly (a truncated file?): %w", err)})
+			at := lc.lineAt(dec.InputOffset())
+			return fn(Item{Line: at, Err: invalidAt(at, "the array does not end properly (a truncated file?): %v", err)})
 		}
 	}
 }
@@ -268,7 +290,7 @@ func readValue(dec *json.Decoder, lc *newlineCounter, fn func(Item) error) (stop
 		if derr == io.EOF || errors.Is(derr, io.ErrUnexpectedEOF) {
 			msg = "unexpected end of file (a truncated file?)"
 		}
-		return true, fn(Item{Line: start, Err: fmt.Errorf("invalid JSON: %s", msg)})
+		return true, fn(Item{Line: start, Err: invalidAt(start, "invalid JSON: %s", msg)})
 	}
 	return false, fn(decodeItem(start, bytes.Clone(raw)))
 }

@@ -59,7 +59,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		return nil
 	}
 	if err != nil {
-		return fn(Item{Line: 1, Err: fmt.Errorf("CSV header: %w", err)})
+		return fn(Item{Line: 1, Err: invalidAt(1, "CSV header: %v", err)})
 	}
 	for i, h := range header {
 		header[i] = strings.TrimSpace(h)
@@ -69,7 +69,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 	if kindCol < 0 {
 		headerKind = kindOfHeader(header)
 		if headerKind == "" {
-			return fn(Item{Line: 1, Err: fmt.Errorf("CSV header: no kind column, and the columns %s match no column set of CSV.md", strings.Join(header, ", "))})
+			return fn(Item{Line: 1, Err: invalidAt(1, "CSV header: no kind column, and the columns %s match no column set of CSV.md", strings.Join(header, ", "))})
 		}
 	}
 	for {
@@ -81,7 +81,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		var pe *csv.ParseError
 		if err != nil && errors.As(err, &pe) && pe.Err != csv.ErrFieldCount {
 			// A broken quote: csv resumes at the next line.
-			if ferr := fn(Item{Line: pe.StartLine, Err: fmt.Errorf("CSV: %v", pe.Err)}); ferr != nil {
+			if ferr := fn(Item{Line: pe.StartLine, Err: invalidAt(pe.StartLine, "CSV: %v", pe.Err)}); ferr != nil {
 				return ferr
 			}
 			continue
@@ -93,16 +93,16 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		it := Item{Line: line, Raw: raw}
 		switch {
 		case err != nil:
-			it.Err = fmt.Errorf("row has %d columns, the header %d (a missing or extra column)", len(row), len(header))
+			it.Err = invalidAt(line, "row has %d columns, the header %d (a missing or extra column)", len(row), len(header))
 		default:
 			kind := headerKind
 			if kindCol >= 0 {
 				kind = mappings.Kind(strings.TrimSpace(row[kindCol]))
 			}
-			var rec []byte
-			rec, it.Err = csvRecord(kind, header, row, layout)
-			if it.Err == nil {
-				it.Record, it.Err = mappings.Decode(rec)
+			if rec, err := csvRecord(kind, header, row, layout); err != nil {
+				it.Err = invalidAt(line, "%v", err)
+			} else {
+				it.Record, it.Err = decodeAt(line, rec)
 			}
 		}
 		if ferr := fn(it); ferr != nil {

@@ -104,6 +104,6 @@ func printExportSummary(w io.Writer, course string, sum records.ExportSummary) {
 		fmt.Fprintln(w, "  merged from FHIR:", m)
 	}
 	for _, k := range sum.Kept {
-		fmt.Fprintln(w, "  not exported:", k)
+		fmt.Fprintln(w, "  not exported:", k.String())
 	}
 }

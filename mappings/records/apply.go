@@ -107,19 +107,25 @@ const (
 	StatusRejected  = "rejected"  // not stored; Errors say why
 )
 
-// Result is what became of one record.
+// Result is what became of one record. Its callers render it: the
+// practice API as its JSON, the import as counts and its rejects file.
 type Result struct {
-	Kind      mappings.Kind `json:"kind"`
-	ID        string        `json:"id"`
-	Status    string        `json:"status"`
-	Resources []ResourceRef `json:"resources,omitempty"`
-	Warnings  []string      `json:"warnings,omitempty"`
-	Errors    []string      `json:"errors,omitempty"`
-	Pending   []string      `json:"pending,omitempty"` // "kind/id" not yet known
+	Kind      mappings.Kind
+	ID        string
+	Status    string
+	Resources []ResourceRef
+	// Errors say why a record was rejected (its checks' errors, a mapping
+	// that failed, a mapped resource that is not valid); Warnings what
+	// someone should look at (checks' warnings, what the mapping could not
+	// carry). A rejected record that was waiting is stored with Errors'
+	// text as its reasons.
+	Errors   []mappings.Problem
+	Warnings []mappings.Problem
+	Pending  []string // "kind/id" not yet known
 	// Related are the other records this one made the applier map in the
 	// same transaction: records that were waiting for it, the course whose
 	// CarePlan lists a session, a session's observations and notes.
-	Related []Result `json:"related,omitempty"`
+	Related []Result
 }
 
 // errDryRun rolls a dry run's transaction back.
@@ -301,15 +307,16 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 			if s, ok := rec.(*mappings.Session); ok {
 				if c, ok := st.mapped(mappings.KindCourse, s.Course); ok {
 					missing = append(missing, clearanceRef(c.(*mappings.Course).Client))
-					res.Warnings = append(res.Warnings, findingText(f))
+					f.Severity = mappings.SeverityWarning // it waits: not an error yet
+					res.Warnings = append(res.Warnings, f)
 					continue
 				}
 			}
-			res.Errors = append(res.Errors, findingText(f))
+			res.Errors = append(res.Errors, f)
 		case f.Severity == mappings.SeverityError:
-			res.Errors = append(res.Errors, findingText(f))
+			res.Errors = append(res.Errors, f)
 		default:
-			res.Warnings = append(res.Warnings, findingText(f))
+			res.Warnings = append(res.Warnings, f)
 		}
 	}
 	if st.err != nil {
@@ -336,16 +343,16 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	if st.err != nil {
 		return Result{}, st.err
 	}
-	for _, w := range warns {
-		res.Warnings = append(res.Warnings, w.String())
-	}
+	res.Warnings = append(res.Warnings, warns...)
 	if err != nil {
-		res.Errors = append(res.Errors, "mapping: "+err.Error())
+		res.Errors = append(res.Errors, mappings.Problem{Code: mappings.CodeMappingFailed, Severity: mappings.SeverityError,
+			Record: mappings.Ref{Kind: h.Kind, ID: h.ID}, Message: "mapping: " + err.Error()})
 		return st.reject(res, row, old)
 	}
 	for _, v := range resources {
 		if msg := validate(v); msg != "" {
-			res.Errors = append(res.Errors, msg)
+			res.Errors = append(res.Errors, mappings.Problem{Code: mappings.CodeInvalidResource, Severity: mappings.SeverityError,
+				Record: mappings.Ref{Kind: h.Kind, ID: h.ID}, Message: msg})
 		}
 	}
 	if len(res.Errors) > 0 {
@@ -395,21 +402,13 @@ func (st *applyState) reject(res Result, row recordstore.Row, old *loaded) (Resu
 	res.Status = StatusRejected
 	if old != nil && old.row.State == recordstore.StatePending && old.row.Hash == row.Hash {
 		row.State = recordstore.StateRejected
-		row.Reasons = res.Errors
+		row.Reasons = mappings.Texts(res.Errors)
 		row.Resources = old.row.Resources
 		if err := st.put(row); err != nil {
 			return Result{}, err
 		}
 	}
 	return res, nil
-}
-
-func findingText(f mappings.Finding) string {
-	s := f.Code
-	if f.Field != "" {
-		s += " " + f.Field
-	}
-	return s + ": " + f.Message
 }
 
 // clearanceRef is the pseudo-reference a dosing session waits on while

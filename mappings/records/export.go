@@ -56,12 +56,12 @@ type Exporter struct {
 
 // ExportSummary says what an export wrote and merged.
 type ExportSummary struct {
-	Records map[mappings.Kind]int `json:"records"`
+	Records map[mappings.Kind]int
 	// Merged describes each change taken from the FHIR resources.
-	Merged []string `json:"merged,omitempty"`
+	Merged []string
 	// Kept lists FHIR resources of the course's client that carry nothing
-	// a practice record can hold, with the reason.
-	Kept []string `json:"kept,omitempty"`
+	// a practice record can hold, with the reason (Kept.String names both).
+	Kept []mappings.Kept
 }
 
 // Export writes course id and everything that hangs under it as NDJSON
@@ -84,9 +84,7 @@ func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (Ex
 		return sum, err
 	}
 	in := e.Mapper.FromFHIR(book, changed)
-	for _, k := range in.Kept {
-		sum.Kept = append(sum.Kept, resourceName(k.Resource)+": "+k.Reason)
-	}
+	sum.Kept = in.Kept
 	for _, wn := range in.Warnings {
 		sum.Merged = append(sum.Merged, wn.String())
 	}
@@ -402,8 +400,4 @@ func sortTime(r mappings.Record) string {
 		return r.Date
 	}
 	return ""
-}
-
-func resourceName(v *fhir.Value) string {
-	return v.GetString("resourceType") + "/" + v.GetString("id")
 }
