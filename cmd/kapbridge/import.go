@@ -126,6 +126,9 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	if err := ap.Check(); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
 	im := &practice.Importer{Applier: ap, Read: practice.ReadOptions{DateFormat: *dateFormat}, Workers: *workers, Rejects: rej, Progress: prog}
 	start := time.Now()
 	if prog != nil {

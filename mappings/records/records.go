@@ -17,32 +17,10 @@
 package records
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
-
-// ErrNoRecordStore: the store cannot keep practice records. A store keeps
-// them when it implements recordstore.Store; its transactions then
-// implement recordstore.Tx.
-var ErrNoRecordStore = errors.New("records: the store does not keep practice records (it does not implement recordstore.Store)")
-
-// rowStore is the one place a store is asked whether it keeps practice
-// records.
-func rowStore(s fhir.Store) (recordstore.Store, error) {
-	if s == nil {
-		return nil, errors.New("records: no store")
-	}
-	rs, ok := s.(recordstore.Store)
-	if !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNoRecordStore, s)
-	}
-	return rs, nil
-}
 
 // ResourceRef names one FHIR resource version.
 type ResourceRef struct {
