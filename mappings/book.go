@@ -2,6 +2,7 @@ package mappings
 
 import (
 	"cmp"
+	"reflect"
 	"slices"
 )
 
@@ -49,94 +50,45 @@ func (b *Book) Add(r Record) {
 	b.index(r, true)
 }
 
-// recordPointer returns r as a pointer to its kind's struct, nil for a
-// type that is not a record kind (including a nil pointer).
+// recordPointer returns r as a pointer to its kind's struct (a value is
+// copied), nil for a type that is not a record kind (including a nil
+// pointer).
 func recordPointer(r Record) Record {
-	switch v := r.(type) {
-	case Client:
-		return &v
-	case Practitioner:
-		return &v
-	case Course:
-		return &v
-	case Session:
-		return &v
-	case Screening:
-		return &v
-	case Observation:
-		return &v
-	case Note:
-		return &v
-	case Consent:
-		return &v
-	case *Client:
-		if v != nil {
-			return v
+	v := reflect.ValueOf(r)
+	switch {
+	case !v.IsValid():
+		return nil
+	case v.Kind() == reflect.Pointer:
+		if _, ok := recordKinds[v.Type().Elem()]; !ok || v.IsNil() {
+			return nil
 		}
-	case *Practitioner:
-		if v != nil {
-			return v
-		}
-	case *Course:
-		if v != nil {
-			return v
-		}
-	case *Session:
-		if v != nil {
-			return v
-		}
-	case *Screening:
-		if v != nil {
-			return v
-		}
-	case *Observation:
-		if v != nil {
-			return v
-		}
-	case *Note:
-		if v != nil {
-			return v
-		}
-	case *Consent:
-		if v != nil {
-			return v
-		}
+		return r
 	}
-	return nil
+	if _, ok := recordKinds[v.Type()]; !ok {
+		return nil
+	}
+	p := reflect.New(v.Type())
+	p.Elem().Set(v)
+	return p.Interface().(Record)
 }
 
-// parents lists the (kind, parent id) pairs r is indexed under.
-func parents(r Record) []childKey {
-	switch r := r.(type) {
-	case *Course:
-		return []childKey{{KindCourse, r.Client}}
-	case *Session:
-		return []childKey{{KindSession, r.Course}}
-	case *Screening:
-		return []childKey{{KindScreening, r.Client}}
-	case *Observation:
-		return []childKey{{KindObservation, r.Session}}
-	case *Note:
-		return []childKey{{KindNote, r.Session}}
-	case *Consent:
-		return []childKey{{KindConsent, r.Client}}
-	}
-	return nil
-}
-
+// index adds r to (or removes it from) the children of its parent.
 func (b *Book) index(r Record, add bool) {
-	id := r.RecordHeader().ID
-	for _, k := range parents(r) {
-		set := b.children[k]
-		if add {
-			if set == nil {
-				set = map[string]struct{}{}
-				b.children[k] = set
-			}
-			set[id] = struct{}{}
-		} else {
-			delete(set, id)
+	p := r.Parent()
+	if p.Kind == "" {
+		return // clients and practitioners hang under nothing
+	}
+	h := r.RecordHeader()
+	k := childKey{h.Kind, p.ID}
+	set := b.children[k]
+	if add {
+		if set == nil {
+			set = map[string]struct{}{}
+			b.children[k] = set
 		}
+		set[h.ID] = struct{}{}
+	} else {
+		delete(set, h.ID)
 	}
 }
 

@@ -9,30 +9,6 @@ import (
 	"time"
 )
 
-// Finding is one result of Check: an error (the record is wrong and must
-// not be acted on as it stands) or a warning (someone should look). Code
-// is stable: importers, tests and CHECKS.md key on it.
-type Finding struct {
-	Severity string // "error" or "warning"
-	Code     string // e.g. "vitals.range.systolic"
-	Field    string // JSON path in the checked record, e.g. "dose.route"
-	Message  string
-}
-
-func (f Finding) String() string {
-	s := f.Severity + " " + f.Code
-	if f.Field != "" {
-		s += " " + f.Field
-	}
-	return s + ": " + f.Message
-}
-
-// Finding severities.
-const (
-	SeverityError   = "error"
-	SeverityWarning = "warning"
-)
-
 // CheckCodes lists every code Check can return, in the order of the table
 // in CHECKS.md; the tests hold the two and the test table to each other.
 var CheckCodes = []string{
@@ -138,11 +114,12 @@ var physiologicalRanges = []physiologicalRange{
 }
 
 // Check runs the table of checks (CHECKS.md) on one record against the
-// records in b, and returns its findings in table order. Records another
+// records in b, and returns its findings (problems whose codes are
+// CheckCodes, the record set) in table order. Records another
 // record names but b does not hold yet are "ref.pending" warnings, and the
 // rules that need them are skipped: records arrive in any order, so the
 // importer checks again when they land. Check is pure; it never changes b.
-func Check(b *Book, r Record, cfg CheckConfig) []Finding {
+func Check(b *Book, r Record, cfg CheckConfig) []Problem {
 	if b == nil {
 		b = NewBook()
 	}
@@ -169,22 +146,28 @@ func Check(b *Book, r Record, cfg CheckConfig) []Finding {
 	for i, code := range CheckCodes {
 		order[code] = i
 	}
-	slices.SortStableFunc(c.out, func(x, y Finding) int { return order[x.Code] - order[y.Code] })
+	slices.SortStableFunc(c.out, func(x, y Problem) int { return order[x.Code] - order[y.Code] })
+	if rp := recordPointer(r); rp != nil {
+		h := rp.RecordHeader()
+		for i := range c.out {
+			c.out[i].Record = Ref{h.Kind, h.ID}
+		}
+	}
 	return c.out
 }
 
 type checker struct {
 	b   *Book
 	cfg CheckConfig
-	out []Finding
+	out []Problem
 }
 
 func (c *checker) errorf(code, field, format string, args ...any) {
-	c.out = append(c.out, Finding{SeverityError, code, field, fmt.Sprintf(format, args...)})
+	c.out = append(c.out, Problem{Code: code, Severity: SeverityError, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 func (c *checker) warnf(code, field, format string, args ...any) {
-	c.out = append(c.out, Finding{SeverityWarning, code, field, fmt.Sprintf(format, args...)})
+	c.out = append(c.out, Problem{Code: code, Severity: SeverityWarning, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 // ref reports a reference b does not resolve and says whether it does.

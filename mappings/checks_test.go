@@ -227,7 +227,7 @@ func TestCheckTable(t *testing.T) {
 // More cases per row: the boundaries and the cases where a row must stay
 // quiet.
 func TestCheckRowDetails(t *testing.T) {
-	codes := func(fs []Finding) []string {
+	codes := func(fs []Problem) []string {
 		var out []string
 		for _, f := range fs {
 			out = append(out, f.Code)

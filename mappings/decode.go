@@ -1,7 +1,6 @@
 package mappings
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -16,31 +15,45 @@ import (
 	"time"
 )
 
-// Problem is one thing wrong with a record. Field is a JSON path into the
-// record ("dose.mg", "instruments[2].items"); empty for the record as a
-// whole.
-type Problem struct {
-	Field   string
-	Message string
+// RecordError is why a text is not a valid record: every problem found
+// in it (each of code CodeInvalidRecord), so a practice can fix them all
+// in one round instead of one per attempt.
+type RecordError struct {
+	// Record is the record's kind and id as sent: the kind empty when it
+	// is missing or unknown, the id possibly invalid or empty.
+	Record   Ref
+	Problems []Problem
 }
 
-// RecordError lists every problem Decode found in one record, so a
-// practice can fix them all in one round instead of one per attempt.
-type RecordError struct {
-	Kind     Kind   // empty when the kind itself is missing or unknown
-	ID       string // as sent, possibly invalid or empty
-	Problems []Problem
+// InvalidRecord returns a RecordError of one problem with the record as a
+// whole (a reader's: too long, not UTF-8, not JSON).
+func InvalidRecord(format string, args ...any) *RecordError {
+	return &RecordError{Problems: []Problem{invalidField("", fmt.Sprintf(format, args...))}}
+}
+
+// invalidField is a problem of a record that does not decode.
+func invalidField(field, msg string) Problem {
+	return Problem{Code: CodeInvalidRecord, Severity: SeverityError, Field: field, Message: msg}
+}
+
+// At sets the line where the record starts on e and its problems, and
+// returns e.
+func (e *RecordError) At(line int) *RecordError {
+	for i := range e.Problems {
+		e.Problems[i].Line = line
+	}
+	return e
 }
 
 func (e *RecordError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid record")
-	if e.Kind != "" {
+	if e.Record.Kind != "" {
 		b.WriteString(" ")
-		b.WriteString(string(e.Kind))
+		b.WriteString(string(e.Record.Kind))
 	}
-	if e.ID != "" {
-		fmt.Fprintf(&b, " %q", e.ID)
+	if e.Record.ID != "" {
+		fmt.Fprintf(&b, " %q", e.Record.ID)
 	}
 	for i, p := range e.Problems {
 		if i == 0 {
@@ -48,13 +61,18 @@ func (e *RecordError) Error() string {
 		} else {
 			b.WriteString("; ")
 		}
-		if p.Field != "" {
-			b.WriteString(p.Field)
-			b.WriteString(": ")
-		}
-		b.WriteString(p.Message)
+		b.WriteString(p.String())
 	}
 	return b.String()
+}
+
+// named sets the record on e's problems once its kind and id are known,
+// and returns e.
+func (e *RecordError) named() *RecordError {
+	for i := range e.Problems {
+		e.Problems[i].Record = e.Record
+	}
+	return e
 }
 
 // The closed vocabularies of the record format. Keys are "kind.path" with
@@ -189,6 +207,32 @@ var recordTypes = map[Kind]reflect.Type{
 	KindConsent:      reflect.TypeFor[Consent](),
 }
 
+// recordKinds is recordTypes the other way round.
+var recordKinds = func() map[reflect.Type]Kind {
+	m := make(map[reflect.Type]Kind, len(recordTypes))
+	for k, t := range recordTypes {
+		m[t] = k
+	}
+	return m
+}()
+
+// RecordType returns the struct type of kind's records (Session for
+// KindSession), false for an unknown kind.
+func RecordType(kind Kind) (reflect.Type, bool) {
+	t, ok := recordTypes[kind]
+	return t, ok
+}
+
+// NewRecord returns a pointer to a new, empty record of kind (a *Session
+// for KindSession), false for an unknown kind.
+func NewRecord(kind Kind) (Record, bool) {
+	t, ok := recordTypes[kind]
+	if !ok {
+		return nil, false
+	}
+	return reflect.New(t).Interface().(Record), true
+}
+
 // maxDepth bounds nesting: the deepest legal record is four levels deep,
 // so anything far beyond is garbage or an attack on the stack.
 const maxDepth = 16
@@ -205,41 +249,41 @@ func Decode(data []byte) (Record, error) {
 	dec.UseNumber()
 	tree, err := parseValue(dec, 0)
 	if err != nil {
-		return nil, &RecordError{Problems: []Problem{{Message: "invalid JSON: " + err.Error()}}}
+		return nil, InvalidRecord("invalid JSON: %s", err)
 	}
 	obj, ok := tree.(*object)
 	if !ok {
-		return nil, &RecordError{Problems: []Problem{{Message: "a record must be a JSON object, not " + jsonTypeName(tree)}}}
+		return nil, InvalidRecord("a record must be a JSON object, not %s", jsonTypeName(tree))
 	}
 	re := &RecordError{}
 	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		// One record per call: a second value is a framing mistake the
 		// caller should hear about, not data to drop.
-		re.Problems = append(re.Problems, Problem{Message: fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())})
+		re.Problems = append(re.Problems, invalidField("", fmt.Sprintf("trailing data after the record at byte %d", dec.InputOffset())))
 	}
 	if id, ok := obj.vals["id"].(string); ok {
-		re.ID = id
+		re.Record.ID = id
 	}
 	kv, present := obj.vals["kind"]
 	ks, isString := kv.(string)
 	switch {
 	case !present:
-		re.Problems = append(re.Problems, Problem{"kind", "required: one of " + kindList()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", "required: one of "+kindList()))
+		return nil, re.named()
 	case !isString:
-		re.Problems = append(re.Problems, Problem{"kind", "must be a string: one of " + kindList()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", "must be a string: one of "+kindList()))
+		return nil, re.named()
 	}
 	t, known := recordTypes[Kind(ks)]
 	if !known {
-		re.Problems = append(re.Problems, Problem{"kind", fmt.Sprintf("unknown kind %q: one of %s", ks, kindList())})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("kind", fmt.Sprintf("unknown kind %q: one of %s", ks, kindList())))
+		return nil, re.named()
 	}
-	re.Kind = Kind(ks)
-	w := walker{kind: re.Kind}
+	re.Record.Kind = Kind(ks)
+	w := walker{kind: re.Record.Kind}
 	w.object(obj, t, "", "", 0)
 	if re.Problems = append(re.Problems, w.problems...); len(re.Problems) > 0 {
-		return nil, re
+		return nil, re.named()
 	}
 	// The walk has vouched for every field; the strict decode is the
 	// guard that the walk and encoding/json agree.
@@ -247,8 +291,8 @@ func Decode(data []byte) (Record, error) {
 	sd := json.NewDecoder(bytes.NewReader(data))
 	sd.DisallowUnknownFields()
 	if err := sd.Decode(rec.Interface()); err != nil {
-		re.Problems = append(re.Problems, Problem{Message: err.Error()})
-		return nil, re
+		re.Problems = append(re.Problems, invalidField("", err.Error()))
+		return nil, re.named()
 	}
 	return rec.Interface().(Record), nil
 }
@@ -357,7 +401,7 @@ type walker struct {
 }
 
 func (w *walker) add(field, format string, args ...any) {
-	w.problems = append(w.problems, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	w.problems = append(w.problems, invalidField(field, fmt.Sprintf(format, args...)))
 }
 
 // jsonField is one struct field as the record format sees it.
@@ -646,154 +690,4 @@ func luhnValid(digits string) bool {
 		double = !double
 	}
 	return sum%10 == 0
-}
-
-// DecodeStream decodes a stream of records in any of the three framings a
-// practice export uses, detected from the first line: a JSON array of
-// records, NDJSON (one record per line), or a single (possibly
-// pretty-printed) record; whitespace-separated records also pass. It calls
-// fn once per record with the 1-based line where the record starts and
-// either the record or its error (a *RecordError), so an importer can
-// land the good records and report each reject by line. In NDJSON a line
-// that is not even JSON is reported and skipped; in the other framings a
-// syntax error ends the stream, because where the next record starts is
-// then unknown. DecodeStream returns fn's first non-nil error, or a read
-// or framing error.
-func DecodeStream(r io.Reader, fn func(line int, rec Record, err error) error) error {
-	br := bufio.NewReader(r)
-	first, lineNo, err := firstLine(br)
-	if err != nil {
-		return err
-	}
-	if first == nil {
-		return nil // empty input: no records
-	}
-	trimmed := bytes.TrimSpace(first)
-	if trimmed[0] == '{' && json.Valid(trimmed) {
-		return decodeLines(br, first, lineNo, fn)
-	}
-	return decodeValues(io.MultiReader(bytes.NewReader(first), br), lineNo, fn)
-}
-
-// firstLine returns the first non-blank line (with its newline) and its
-// 1-based number, skipping a UTF-8 byte order mark; nil at end of input.
-func firstLine(br *bufio.Reader) ([]byte, int, error) {
-	n := 0
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			n++
-			if n == 1 {
-				line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-			}
-			if len(bytes.TrimSpace(line)) > 0 {
-				return line, n, nil
-			}
-		}
-		if err == io.EOF {
-			return nil, n, nil
-		}
-		if err != nil {
-			return nil, n, err
-		}
-	}
-}
-
-func decodeLines(br *bufio.Reader, line []byte, n int, fn func(int, Record, error) error) error {
-	for {
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			rec, err := Decode(t)
-			if err := fn(n, rec, err); err != nil {
-				return err
-			}
-		}
-		next, err := br.ReadBytes('\n')
-		if len(next) == 0 && err == io.EOF {
-			return nil
-		}
-		if err != nil && err != io.EOF {
-			return err
-		}
-		line = next
-		n++
-	}
-}
-
-// decodeValues reads a JSON array of records or a sequence of JSON
-// values, tracking lines by counting newlines consumed.
-func decodeValues(r io.Reader, firstLineNo int, fn func(int, Record, error) error) error {
-	lc := &lineCounter{r: r, line: firstLineNo}
-	dec := json.NewDecoder(lc)
-	lineAt := func() int { return lc.lineAt(dec.InputOffset()) }
-	for {
-		// Peek at the next value's first byte to find arrays.
-		tok, err := PeekDelim(dec)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("line %d: %w", lineAt(), err)
-		}
-		if tok == '[' {
-			if _, err := dec.Token(); err != nil {
-				return fmt.Errorf("line %d: %w", lineAt(), err)
-			}
-			for dec.More() {
-				if err := decodeOne(dec, lc, fn); err != nil {
-					return err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return fmt.Errorf("line %d: %w", lineAt(), err)
-			}
-			continue
-		}
-		if err := decodeOne(dec, lc, fn); err != nil {
-			return err
-		}
-	}
-}
-
-func decodeOne(dec *json.Decoder, lc *lineCounter, fn func(int, Record, error) error) error {
-	var raw json.RawMessage
-	// The value starts after the whitespace and separator before it.
-	start := lc.lineAt(dec.InputOffset() + LeadingSkip(dec))
-	if err := dec.Decode(&raw); err != nil {
-		if err == io.EOF {
-			return fmt.Errorf("line %d: unexpected end of input", start)
-		}
-		return fmt.Errorf("line %d: %w", start, err)
-	}
-	rec, err := Decode(raw)
-	return fn(start, rec, err)
-}
-
-// lineCounter remembers where each line starts in the bytes it has
-// passed through, so a decoder offset maps back to a line number.
-type lineCounter struct {
-	r      io.Reader
-	line   int     // line number before the first of starts
-	starts []int64 // offsets of the starts of lines after the first
-	off    int64
-}
-
-func (lc *lineCounter) Read(p []byte) (int, error) {
-	n, err := lc.r.Read(p)
-	for i, c := range p[:n] {
-		if c == '\n' {
-			lc.starts = append(lc.starts, lc.off+int64(i)+1)
-		}
-	}
-	lc.off += int64(n)
-	return n, err
-}
-
-// lineAt returns the line of the byte at offset off. Offsets asked for
-// only grow, so line starts before off are dropped as they are passed:
-// memory stays bounded by the decoder's look-ahead, not the stream.
-func (lc *lineCounter) lineAt(off int64) int {
-	i, _ := slices.BinarySearch(lc.starts, off+1)
-	lc.line += i
-	lc.starts = lc.starts[i:]
-	return lc.line
 }

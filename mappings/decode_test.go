@@ -1,8 +1,10 @@
 package mappings
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,27 +29,38 @@ func recordFiles(t testing.TB) []string {
 	return out
 }
 
-// loadRecords decodes one example file, failing on any reject.
+// loadRecords decodes one example file (a record, an array of records
+// or NDJSON), failing on any reject.
 func loadRecords(t testing.TB, path string) []Record {
 	t.Helper()
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var recs []Record
-	err = DecodeStream(f, func(line int, rec Record, err error) error {
-		if err != nil {
-			t.Errorf("%s:%d: %v", path, line, err)
-			return nil
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return recs
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		items := []json.RawMessage{raw}
+		if raw[0] == '[' {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+		}
+		for _, it := range items {
+			rec, err := Decode(it)
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
+			}
+			recs = append(recs, rec)
+		}
 	}
-	return recs
 }
 
 func TestExamplesDecode(t *testing.T) {
@@ -107,61 +120,65 @@ const okPractitioner = `"name":{"family":"Lee"},"role":"prescriber","credential"
 // decodeProblemCases are records Decode rejects, with the problems it
 // must list; schema_test.go checks the JSON Schema rejects them too,
 // except where only the decoder can see the problem.
+// wantProblem is a problem a decode case expects: its field, and a
+// substring of its message.
+type wantProblem struct{ Field, Message string }
+
 var decodeProblemCases = []struct {
 	name string
 	in   string
-	want []Problem // Message is a substring
+	want []wantProblem // Message is a substring
 }{
-	{"not json", `{"kind":`, []Problem{{"", "invalid JSON"}}},
-	{"not an object", `[1]`, []Problem{{"", "must be a JSON object, not an array"}}},
-	{"trailing data", `{"kind":"practitioner","id":"p",` + okPractitioner + `} {}`, []Problem{{"", "trailing data"}}},
-	{"no kind", `{"id":"x"}`, []Problem{{"kind", "required: one of client, practitioner"}}},
-	{"kind not a string", `{"kind":3}`, []Problem{{"kind", "must be a string"}}},
-	{"unknown kind", `{"kind":"patient","id":"x"}`, []Problem{{"kind", `unknown kind "patient": one of client, practitioner, course, session, screening, observation, note, consent`}}},
-	{"unknown field named", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"fax":"1"}`, []Problem{{"fax", "unknown field; allowed: kind, id, updated, name, role"}}},
-	{"field names are case-sensitive", `{"kind":"practitioner","ID":"p",` + okPractitioner + `}`, []Problem{{"ID", "unknown field"}, {"id", "required"}}},
-	{"nested unknown field", `{"kind":"practitioner","id":"p","name":{"family":"Lee","middle":"Q"},"role":"prescriber","credential":"MD"}`, []Problem{{"name.middle", "unknown field; allowed: family, given, prefix, suffix"}}},
-	{"duplicate field", `{"kind":"practitioner","id":"p","id":"q",` + okPractitioner + `}`, []Problem{{"id", "duplicate field"}}},
+	{"not json", `{"kind":`, []wantProblem{{"", "invalid JSON"}}},
+	{"not an object", `[1]`, []wantProblem{{"", "must be a JSON object, not an array"}}},
+	{"trailing data", `{"kind":"practitioner","id":"p",` + okPractitioner + `} {}`, []wantProblem{{"", "trailing data"}}},
+	{"no kind", `{"id":"x"}`, []wantProblem{{"kind", "required: one of client, practitioner"}}},
+	{"kind not a string", `{"kind":3}`, []wantProblem{{"kind", "must be a string"}}},
+	{"unknown kind", `{"kind":"patient","id":"x"}`, []wantProblem{{"kind", `unknown kind "patient": one of client, practitioner, course, session, screening, observation, note, consent`}}},
+	{"unknown field named", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"fax":"1"}`, []wantProblem{{"fax", "unknown field; allowed: kind, id, updated, name, role"}}},
+	{"field names are case-sensitive", `{"kind":"practitioner","ID":"p",` + okPractitioner + `}`, []wantProblem{{"ID", "unknown field"}, {"id", "required"}}},
+	{"nested unknown field", `{"kind":"practitioner","id":"p","name":{"family":"Lee","middle":"Q"},"role":"prescriber","credential":"MD"}`, []wantProblem{{"name.middle", "unknown field; allowed: family, given, prefix, suffix"}}},
+	{"duplicate field", `{"kind":"practitioner","id":"p","id":"q",` + okPractitioner + `}`, []wantProblem{{"id", "duplicate field"}}},
 	{"wrong types", `{"kind":"client","id":"c","name":{"family":1,"given":"Ann"},"birth_date":19800101,"sud_program":"no"}`,
-		[]Problem{{"name.family", "must be a string, not a number"}, {"name.given", "must be an array, not a string"}, {"birth_date", "must be a string, not a number"}, {"sud_program", "must be true or false, not a string"}}},
-	{"missing required", `{"kind":"course","id":"c"}`, []Problem{{"client", "required"}, {"prescriber", "required"}, {"therapist", "required"}, {"indications", "required"}, {"route", "required"}, {"planned", "required"}, {"status", "required"}, {"start", "required"}}},
+		[]wantProblem{{"name.family", "must be a string, not a number"}, {"name.given", "must be an array, not a string"}, {"birth_date", "must be a string, not a number"}, {"sud_program", "must be true or false, not a string"}}},
+	{"missing required", `{"kind":"course","id":"c"}`, []wantProblem{{"client", "required"}, {"prescriber", "required"}, {"therapist", "required"}, {"indications", "required"}, {"route", "required"}, {"planned", "required"}, {"status", "required"}, {"start", "required"}}},
 	{"required nested", `{"kind":"course","id":"c","client":"x","prescriber":"p","therapist":"t","indications":[],"route":"iv","planned":{"dosing":6},"status":"active","start":"2026-01-01"}`,
-		[]Problem{{"indications", "must not be empty"}, {"planned.preparation", "required"}, {"planned.integration", "required"}}},
-	{"empty required string", `{"kind":"note","id":"n","session":"","author":"a","date":"2026-01-01","text":""}`, []Problem{{"session", "must not be empty"}, {"text", "must not be empty"}}},
-	{"null", `{"kind":"client","id":"c","name":{"family":"X"},"birth_date":"1980-01-01","sex":null}`, []Problem{{"sex", "must not be null"}}},
+		[]wantProblem{{"indications", "must not be empty"}, {"planned.preparation", "required"}, {"planned.integration", "required"}}},
+	{"empty required string", `{"kind":"note","id":"n","session":"","author":"a","date":"2026-01-01","text":""}`, []wantProblem{{"session", "must not be empty"}, {"text", "must not be empty"}}},
+	{"null", `{"kind":"client","id":"c","name":{"family":"X"},"birth_date":"1980-01-01","sex":null}`, []wantProblem{{"sex", "must not be null"}}},
 	{"bad enums list allowed values", `{"kind":"practitioner","id":"p","name":{"family":"Lee"},"role":"nurse","credential":"LPN"}`,
-		[]Problem{{"role", `"nurse" is not allowed: one of prescriber, therapist, administrator`}, {"credential", `"LPN" is not allowed: one of MD, DO, NP, PA, RN, CRNA, LCSW, LCPC, LMFT, psychologist`}}},
+		[]wantProblem{{"role", `"nurse" is not allowed: one of prescriber, therapist, administrator`}, {"credential", `"LPN" is not allowed: one of MD, DO, NP, PA, RN, CRNA, LCSW, LCPC, LMFT, psychologist`}}},
 	{"bad enum in array", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01T10:00:00Z","side_effects":["nausea","headache"],"red_flags":["mania","x"]}`,
-		[]Problem{{"side_effects[1]", `"headache" is not allowed`}, {"red_flags[1]", `"x" is not allowed: one of mania, confusion, dependence`}}},
+		[]wantProblem{{"side_effects[1]", `"headache" is not allowed`}, {"red_flags[1]", `"x" is not allowed: one of mania, confusion, dependence`}}},
 	{"bad dates", `{"kind":"consent","id":"k","client":"c","recipient":"p","scope":"process_notes","decision":"permit","start":"2026-13-01","end":"2026-01-01T00:00:00Z","signed":"01/02/2026"}`,
-		[]Problem{{"start", `"2026-13-01" is not a date: want YYYY-MM-DD`}, {"end", "is not a date"}, {"signed", "is not a date"}}},
+		[]wantProblem{{"start", `"2026-13-01" is not a date: want YYYY-MM-DD`}, {"end", "is not a date"}, {"signed", "is not a date"}}},
 	{"bad date-times", `{"kind":"session","id":"s","course":"c","type":"dosing","status":"held","planned_start":"2026-01-01","actual_start":"2026-01-01T10:00:00","updated":"yesterday"}`,
-		[]Problem{{"updated", "not a date-time"}, {"planned_start", `"2026-01-01" is not a date-time: want RFC 3339`}, {"actual_start", "not a date-time"}}},
-	{"lower-case date-time", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01t10:00:00z"}`, []Problem{{"time", "not a date-time"}}},
-	{"date or date-time", `{"kind":"screening","id":"x","client":"c","date":"2026-02-30","performed_by":"p"}`, []Problem{{"date", "neither a date"}}},
-	{"npi length", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"12345"}`, []Problem{{"npi", "want 10 digits"}}},
-	{"npi luhn", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"1234567890"}`, []Problem{{"npi", "check digit"}}},
+		[]wantProblem{{"updated", "not a date-time"}, {"planned_start", `"2026-01-01" is not a date-time: want RFC 3339`}, {"actual_start", "not a date-time"}}},
+	{"lower-case date-time", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01t10:00:00z"}`, []wantProblem{{"time", "not a date-time"}}},
+	{"date or date-time", `{"kind":"screening","id":"x","client":"c","date":"2026-02-30","performed_by":"p"}`, []wantProblem{{"date", "neither a date"}}},
+	{"npi length", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"12345"}`, []wantProblem{{"npi", "want 10 digits"}}},
+	{"npi luhn", `{"kind":"practitioner","id":"p",` + okPractitioner + `,"npi":"1234567890"}`, []wantProblem{{"npi", "check digit"}}},
 	{"negative counts", `{"kind":"course","id":"c","client":"x","prescriber":"p","therapist":"t","indications":["mdd"],"route":"iv","planned":{"preparation":-1,"dosing":6,"integration":6},"status":"active","start":"2026-01-01","maintenance_weeks":-4}`,
-		[]Problem{{"planned.preparation", "must not be negative (got -1)"}, {"maintenance_weeks", "must not be negative"}}},
+		[]wantProblem{{"planned.preparation", "must not be negative (got -1)"}, {"maintenance_weeks", "must not be negative"}}},
 	{"integer fields", `{"kind":"course","id":"c","client":"x","prescriber":"p","therapist":"t","indications":["mdd"],"route":"iv","planned":{"preparation":1.5,"dosing":"6","integration":6},"status":"active","start":"2026-01-01"}`,
-		[]Problem{{"planned.preparation", "must be an integer, not 1.5"}, {"planned.dosing", "must be an integer, not a string"}}},
+		[]wantProblem{{"planned.preparation", "must be an integer, not 1.5"}, {"planned.dosing", "must be an integer, not a string"}}},
 	{"dose", `{"kind":"session","id":"s","course":"c","type":"dosing","status":"held","planned_start":"2026-01-01T10:00:00Z","dose":{"drug":"ketamine","mg":-5,"administered_by":"bad id"}}`,
-		[]Problem{{"dose.mg", "must not be negative"}, {"dose.administered_by", "not a valid id"}, {"dose.route", "required"}}},
-	{"dissociation scale", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01T10:00:00Z","dissociation":11}`, []Problem{{"dissociation", "between 0 and 10 (got 11)"}}},
+		[]wantProblem{{"dose.mg", "must not be negative"}, {"dose.administered_by", "not a valid id"}, {"dose.route", "required"}}},
+	{"dissociation scale", `{"kind":"observation","id":"o","session":"s","time":"2026-01-01T10:00:00Z","dissociation":11}`, []wantProblem{{"dissociation", "between 0 and 10 (got 11)"}}},
 	{"ids", `{"kind":"note","id":"` + strings.Repeat("a", 65) + `","session":"s/1","author":"a b","date":"2026-01-01","text":"x"}`,
-		[]Problem{{"id", "not a valid id"}, {"session", `"s/1" is not a valid id`}, {"author", "not a valid id"}}},
-	{"empty id", `{"kind":"note","id":"","session":"s","author":"a","date":"2026-01-01","text":"x"}`, []Problem{{"id", "must not be empty"}}},
+		[]wantProblem{{"id", "not a valid id"}, {"session", `"s/1" is not a valid id`}, {"author", "not a valid id"}}},
+	{"empty id", `{"kind":"note","id":"","session":"s","author":"a","date":"2026-01-01","text":"x"}`, []wantProblem{{"id", "must not be empty"}}},
 	{"clearance nulls and missing", `{"kind":"screening","id":"x","client":"c","date":"2026-01-01","performed_by":"p","clearance":{"cardiovascular":null,"psychotic_disorder":false,"bipolar_i":"no","decision":"ok"}}`,
-		[]Problem{{"clearance.cardiovascular", "must not be null"}, {"clearance.bipolar_i", "must be true or false"}, {"clearance.decision", "one of cleared, not_cleared, deferred"}, {"clearance.substance_misuse", "required"}, {"clearance.pregnancy", "required"}, {"clearance.contraindicated_medications", "required"}}},
+		[]wantProblem{{"clearance.cardiovascular", "must not be null"}, {"clearance.bipolar_i", "must be true or false"}, {"clearance.decision", "one of cleared, not_cleared, deferred"}, {"clearance.substance_misuse", "required"}, {"clearance.pregnancy", "required"}, {"clearance.contraindicated_medications", "required"}}},
 	{"instrument", `{"kind":"screening","id":"x","client":"c","date":"2026-01-01","performed_by":"p","instruments":[{"instrument":"phq9","items":[1,2]},{"instrument":"madrs","items":["a"],"sex":"f"}]}`,
-		[]Problem{{"instruments[1].instrument", "one of phq9, gad7, pcl5, cssrs, auditc, dast10"}, {"instruments[1].items[0]", "must be an integer"}, {"instruments[1].sex", "one of female, male"}}},
-	{"too deep", `{"kind":"client","id":"c","name":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, []Problem{{"", "nested deeper"}}},
+		[]wantProblem{{"instruments[1].instrument", "one of phq9, gad7, pcl5, cssrs, auditc, dast10"}, {"instruments[1].items[0]", "must be an integer"}, {"instruments[1].sex", "one of female, male"}}},
+	{"too deep", `{"kind":"client","id":"c","name":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, []wantProblem{{"", "nested deeper"}}},
 	// U+0000 maps on SQLite and fails on PostgreSQL: refused at the door.
-	{"NUL in text", `{"kind":"note","id":"n","session":"s","author":"a","date":"2026-01-01","text":"a\u0000b"}`, []Problem{{"text", "U+0000"}}},
+	{"NUL in text", `{"kind":"note","id":"n","session":"s","author":"a","date":"2026-01-01","text":"a\u0000b"}`, []wantProblem{{"text", "U+0000"}}},
 	{"NUL", `{"kind":"note","id":"n","session":"s","author":"a","date":"2026-01-01","text":"a\u0000b","x\u0000":1}`,
-		[]Problem{{"text", "U+0000"}, {"", `field name "x\x00" holds U+0000`}}},
+		[]wantProblem{{"text", "U+0000"}, {"", `field name "x\x00" holds U+0000`}}},
 	{"NUL in a list and an id", `{"kind":"session","id":"s\u0000","course":"c","type":"dosing","status":"planned","planned_start":"2026-01-01T10:00:00Z","practitioners":["p","\u0000"]}`,
-		[]Problem{{"id", "U+0000"}, {"practitioners[1]", "U+0000"}}},
+		[]wantProblem{{"id", "U+0000"}, {"practitioners[1]", "U+0000"}}},
 }
 
 func TestDecodeProblems(t *testing.T) {
@@ -199,7 +216,7 @@ func TestDecodeProblems(t *testing.T) {
 func TestRecordErrorNamesTheRecord(t *testing.T) {
 	_, err := Decode([]byte(`{"kind":"practitioner","id":"p-1",` + okPractitioner + `,"npi":"1"}`))
 	var re *RecordError
-	if !errors.As(err, &re) || re.Kind != KindPractitioner || re.ID != "p-1" {
+	if !errors.As(err, &re) || re.Record != (Ref{KindPractitioner, "p-1"}) {
 		t.Fatalf("got %#v", err)
 	}
 	if got, want := err.Error(), `invalid record practitioner "p-1": npi: "1" is not an NPI: want 10 digits`; got != want {
@@ -221,68 +238,9 @@ func TestNPI(t *testing.T) {
 	}
 }
 
-func TestDecodeStreamFramings(t *testing.T) {
-	note := func(id string) string {
-		return `{"kind":"note","id":"` + id + `","session":"s","author":"a","date":"2026-01-01","text":"x"}`
-	}
-	type got struct {
-		line int
-		id   string
-		bad  bool
-	}
-	tests := []struct {
-		name string
-		in   string
-		want []got
-	}{
-		{"empty", "  \n\n", nil},
-		{"ndjson with a bad line and a blank line", note("a") + "\n" + `{"kind":"note","id":"b"}` + "\n\n" + "not json\n" + note("d"),
-			[]got{{1, "a", false}, {2, "", true}, {4, "", true}, {5, "d", false}}},
-		{"ndjson with CRLF and BOM", "\ufeff" + note("a") + "\r\n" + note("b") + "\r\n", []got{{1, "a", false}, {2, "b", false}}},
-		{"array over lines", "[\n  " + note("a") + ",\n  " + `{"kind":"nope"}` + ",\n\n  " + note("c") + "\n]\n", []got{{2, "a", false}, {3, "", true}, {5, "c", false}}},
-		{"array on one line", "[" + note("a") + "," + note("b") + "]", []got{{1, "a", false}, {1, "b", false}}},
-		{"pretty single document", "\n{\n  \"kind\": \"note\",\n  \"id\": \"p\",\n  \"session\": \"s\", \"author\": \"a\",\n  \"date\": \"2026-01-01\", \"text\": \"x\"\n}\n", []got{{2, "p", false}}},
-		{"pretty documents in sequence", "{\n\"kind\":\"note\",\"id\":\"a\",\"session\":\"s\",\"author\":\"a\",\"date\":\"2026-01-01\",\"text\":\"x\"\n}\n{\n\"kind\":\"client\"\n}\n", []got{{1, "a", false}, {4, "", true}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out []got
-			err := DecodeStream(strings.NewReader(tt.in), func(line int, rec Record, err error) error {
-				g := got{line: line, bad: err != nil}
-				if rec != nil {
-					g.id = rec.RecordHeader().ID
-				}
-				if (rec == nil) == (err == nil) {
-					t.Errorf("line %d: record %v and error %v", line, rec, err)
-				}
-				out = append(out, g)
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(out, tt.want) {
-				t.Errorf("got %v, want %v", out, tt.want)
-			}
-		})
-	}
-}
-
-func TestDecodeStreamErrors(t *testing.T) {
-	stop := errors.New("stop")
-	n := 0
-	err := DecodeStream(strings.NewReader(`{"kind":"x"}`+"\n"+`{"kind":"y"}`), func(int, Record, error) error { n++; return stop })
-	if !errors.Is(err, stop) || n != 1 {
-		t.Errorf("fn's error not returned at once: %v after %d calls", err, n)
-	}
-	err = DecodeStream(strings.NewReader("[\n{\"kind\":\"note\"},\n{\"kind\": ]"), func(int, Record, error) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "line 3") {
-		t.Errorf("broken array: %v, want an error naming line 3", err)
-	}
-}
-
-// FuzzDecode: Decode and DecodeStream never panic, and Decode returns
-// exactly one of a record and an error. Seeded from testdata/records and
+// FuzzDecode: Decode never panics, and returns exactly one of a record
+// and an error (the reader of whole files and bodies, which calls it, is
+// fuzzed in adapters/practice: FuzzRead). Seeded from testdata/records and
 // the reject table.
 func FuzzDecode(f *testing.F) {
 	for _, path := range recordFiles(f) {
@@ -305,7 +263,6 @@ func FuzzDecode(f *testing.F) {
 		if (rec == nil) == (err == nil) {
 			t.Fatalf("record %v and error %v", rec, err)
 		}
-		_ = DecodeStream(strings.NewReader(string(data)), func(int, Record, error) error { return nil })
 	})
 }
 
@@ -332,38 +289,5 @@ func BenchmarkCheckCourse(b *testing.B) {
 		for _, r := range recs {
 			Check(book, r, CheckConfig{})
 		}
-	}
-}
-
-// A long pretty-printed array: each record's line is where its "{" is,
-// across many decoder buffer refills.
-func TestDecodeStreamLongArray(t *testing.T) {
-	var recs []Record
-	for range 20 {
-		recs = append(recs, loadRecords(t, filepath.Join("..", "testdata", "records", "course-spravato.ndjson"))...)
-	}
-	b, err := json.MarshalIndent(recs, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []int
-	for i, line := range strings.Split(string(b), "\n") {
-		if line == "  {" {
-			want = append(want, i+1)
-		}
-	}
-	var got []int
-	err = DecodeStream(strings.NewReader(string(b)), func(line int, _ Record, err error) error {
-		if err != nil {
-			t.Errorf("line %d: %v", line, err)
-		}
-		got = append(got, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("%d records; lines differ, first got %v want %v", len(got), got[:min(5, len(got))], want[:min(5, len(want))])
 	}
 }

@@ -28,19 +28,27 @@ type Records interface {
 
 var _ Records = (*Book)(nil)
 
-// Kept is a resource FromFHIR could not map, with the reason.
+// Kept is a resource FromFHIR could not map, and why: a problem of code
+// CodeKept (a warning; its Message is the reason).
 type Kept struct {
 	Resource *fhir.Value
-	Reason   string
+	Problem
+}
+
+// String names the resource and says why it was kept: "Flag/f2: ...".
+func (k Kept) String() string {
+	return k.Resource.GetString("resourceType") + "/" + k.Resource.GetString("id") + ": " + k.Message
 }
 
 // Inbound is what FromFHIR makes of a batch of resources.
 type Inbound struct {
 	// Records are new or updated practice records, in the order of the
 	// first resource that made each.
-	Records  []Record
-	Kept     []Kept
-	Warnings []Warning
+	Records []Record
+	Kept    []Kept
+	// Warnings say what the records took from the resources that a
+	// practice should hear of (CodeChangedByEHR).
+	Warnings []Problem
 }
 
 // reverseIndex maps the gateway's resource ids back to practice ids.
@@ -184,7 +192,7 @@ type inbound struct {
 }
 
 func (in *inbound) keep(res *fhir.Value, format string, args ...any) {
-	in.out.Kept = append(in.out.Kept, Kept{Resource: res, Reason: fmt.Sprintf(format, args...)})
+	in.out.Kept = append(in.out.Kept, Kept{Resource: res, Problem: Problem{Code: CodeKept, Severity: SeverityWarning, Message: fmt.Sprintf(format, args...)}})
 }
 
 // FromFHIR maps resources an EHR sent back to practice records. It is
@@ -551,7 +559,8 @@ func (in *inbound) carePlan(res *fhir.Value) {
 		in.out.Records = append(in.out.Records, cp)
 	}
 	if cp.Status != st {
-		in.out.Warnings = append(in.out.Warnings, Warning{Field: "course.status", Message: "course " + c.ID + ": " + c.Status + " -> " + st + " (from the EHR's CarePlan)"})
+		in.out.Warnings = append(in.out.Warnings, Problem{Code: CodeChangedByEHR, Severity: SeverityWarning, Record: Ref{KindCourse, c.ID}, Field: "course.status",
+			Message: "course " + c.ID + ": " + c.Status + " -> " + st + " (from the EHR's CarePlan)"})
 	}
 	cp.Status = st
 }

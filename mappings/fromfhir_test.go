@@ -104,7 +104,7 @@ func reversibleKept(k Kept) bool {
 	case "Observation", "MedicationAdministration", "CarePlan":
 		return false
 	case "Flag":
-		return k.Reason != "" && k.Resource.Get("code") != nil && localCode(k.Resource.Get("code"), CSRedFlag) == ""
+		return k.Message != "" && k.Resource.Get("code") != nil && localCode(k.Resource.Get("code"), CSRedFlag) == ""
 	}
 	return true
 }
@@ -113,7 +113,7 @@ func checkKept(t *testing.T, in Inbound) {
 	t.Helper()
 	for _, k := range in.Kept {
 		if !reversibleKept(k) {
-			t.Fatalf("kept a reversible %s: %s", k.Resource.GetString("resourceType"), k.Reason)
+			t.Fatalf("kept a reversible %s: %s", k.Resource.GetString("resourceType"), k.Message)
 		}
 	}
 }
@@ -260,7 +260,7 @@ func TestFromFHIRForeign(t *testing.T) {
 	}
 	keptIDs := map[string]string{}
 	for _, k := range in.Kept {
-		keptIDs[k.Resource.GetString("id")] = k.Reason
+		keptIDs[k.Resource.GetString("id")] = k.Message
 	}
 	for _, id := range []string{"ehr3", "ehr4", "ehr5", "ehr6", "f2", "a1"} {
 		if keptIDs[id] == "" {

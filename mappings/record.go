@@ -220,10 +220,111 @@ type Consent struct {
 // Record is any one record; RecordHeader identifies it. Decode returns
 // pointers (*Client, *Practitioner, *Course, *Session, *Screening,
 // *Observation, *Note, *Consent); code that switches on a Record's type
-// should switch on those.
+// should switch on those. Every kind says itself where it hangs and what
+// it names, so code that stores or resolves records needs no switch over
+// the kinds.
 type Record interface {
 	RecordHeader() Header
+	// Parent is the record this one hangs under: a course's client, a
+	// session's course, a screening's or consent's client, an
+	// observation's or note's session. Clients and practitioners hang
+	// under nothing: the zero Ref.
+	Parent() Ref
+	// References lists every record this one names, in the order of its
+	// fields, leaving out fields not given. A record is complete (it can
+	// map) only once all of them are known.
+	References() []Ref
 }
+
+// Ref names one record: how records refer to each other.
+type Ref struct {
+	Kind Kind
+	ID   string
+}
+
+// String is "kind/id", the form in which a record's missing references
+// are stored and shown.
+func (r Ref) String() string { return string(r.Kind) + "/" + r.ID }
 
 // RecordHeader returns the header (every record kind embeds Header).
 func (h Header) RecordHeader() Header { return h }
+
+// refs appends a Ref of kind for each id given (empty ids are fields not
+// given).
+func refs(out []Ref, kind Kind, ids ...string) []Ref {
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, Ref{kind, id})
+		}
+	}
+	return out
+}
+
+// Parent: a client hangs under nothing.
+func (Client) Parent() Ref { return Ref{} }
+
+// References: a client names no record.
+func (Client) References() []Ref { return nil }
+
+// Parent: a practitioner hangs under nothing.
+func (Practitioner) Parent() Ref { return Ref{} }
+
+// References: a practitioner names no record.
+func (Practitioner) References() []Ref { return nil }
+
+// Parent is the course's client.
+func (c Course) Parent() Ref { return Ref{KindClient, c.Client} }
+
+// References are the client, prescriber, therapist and team.
+func (c Course) References() []Ref {
+	out := refs(nil, KindClient, c.Client)
+	out = refs(out, KindPractitioner, c.Prescriber, c.Therapist)
+	return refs(out, KindPractitioner, c.Team...)
+}
+
+// Parent is the session's course.
+func (s Session) Parent() Ref { return Ref{KindCourse, s.Course} }
+
+// References are the course, the practitioners and who gave the dose.
+func (s Session) References() []Ref {
+	out := refs(nil, KindCourse, s.Course)
+	out = refs(out, KindPractitioner, s.Practitioners...)
+	if s.Dose != nil {
+		out = refs(out, KindPractitioner, s.Dose.AdministeredBy)
+	}
+	return out
+}
+
+// Parent is the screening's client.
+func (s Screening) Parent() Ref { return Ref{KindClient, s.Client} }
+
+// References are the client, the course (if named) and who screened.
+func (s Screening) References() []Ref {
+	out := refs(nil, KindClient, s.Client)
+	out = refs(out, KindCourse, s.Course)
+	return refs(out, KindPractitioner, s.PerformedBy)
+}
+
+// Parent is the observation's session.
+func (o Observation) Parent() Ref { return Ref{KindSession, o.Session} }
+
+// References are the session and the performer.
+func (o Observation) References() []Ref {
+	return refs(refs(nil, KindSession, o.Session), KindPractitioner, o.Performer)
+}
+
+// Parent is the note's session.
+func (n Note) Parent() Ref { return Ref{KindSession, n.Session} }
+
+// References are the session and the author.
+func (n Note) References() []Ref {
+	return refs(refs(nil, KindSession, n.Session), KindPractitioner, n.Author)
+}
+
+// Parent is the consent's client.
+func (c Consent) Parent() Ref { return Ref{KindClient, c.Client} }
+
+// References are the client and the recipient.
+func (c Consent) References() []Ref {
+	return refs(refs(nil, KindClient, c.Client), KindPractitioner, c.Recipient)
+}

@@ -9,16 +9,6 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
-// Warning is something a mapping could not carry, or carried with a
-// default the caller should know about (the Caddy adapter pattern: a lossy
-// conversion says what it lost).
-type Warning struct {
-	Field   string `json:"field"` // the record field, e.g. "session.actual_start"
-	Message string `json:"message"`
-}
-
-func (w Warning) String() string { return w.Field + ": " + w.Message }
-
 // Errors of the mappings; test with errors.Is.
 var (
 	// ErrUnresolved: a record refers to a record the Lookup does not hold
@@ -108,51 +98,41 @@ func (m *Mapper) thresholds() Thresholds {
 //
 // Every resource carries the practice identifier and the security labels
 // of kap-domain.md section 6; ids are ResourceID(practice, kind, id,
-// resource type, ...), so mapping a record again gives the same ids.
-func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Warning, error) {
+// resource type, ...), so mapping a record again gives the same ids. What
+// the mapping could not carry, or carried with a default, comes back as
+// warnings (problems of code CodeNotCarried), never as a silent drop.
+func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
 	mp := mapping{m: m, b: b}
 	var err error
-	switch r := r.(type) {
+	switch rp := recordPointer(r).(type) {
 	case *Client:
-		err = mp.client(r)
-	case Client:
-		err = mp.client(&r)
+		err = mp.client(rp)
 	case *Practitioner:
-		err = mp.practitioner(r)
-	case Practitioner:
-		err = mp.practitioner(&r)
+		err = mp.practitioner(rp)
 	case *Course:
-		err = mp.course(r)
-	case Course:
-		err = mp.course(&r)
+		err = mp.course(rp)
 	case *Session:
-		err = mp.session(r)
-	case Session:
-		err = mp.session(&r)
+		err = mp.session(rp)
 	case *Screening:
-		err = mp.screening(r)
-	case Screening:
-		err = mp.screening(&r)
+		err = mp.screening(rp)
 	case *Observation:
-		err = mp.observation(r)
-	case Observation:
-		err = mp.observation(&r)
+		err = mp.observation(rp)
 	case *Note:
-		err = mp.note(r)
-	case Note:
-		err = mp.note(&r)
+		err = mp.note(rp)
 	case *Consent:
-		err = mp.consent(r)
-	case Consent:
-		err = mp.consent(&r)
+		err = mp.consent(rp)
 	default:
 		return nil, nil, fmt.Errorf("%w: unknown record type %T", ErrInvalidRecord, r)
+	}
+	h := r.RecordHeader()
+	for i := range mp.warnings {
+		mp.warnings[i].Record = Ref{h.Kind, h.ID}
 	}
 	if err != nil {
 		return nil, mp.warnings, err
 	}
 	if len(mp.out) > 0 {
-		mp.provenance(r.RecordHeader())
+		mp.provenance(h)
 	}
 	return mp.out, mp.warnings, nil
 }
@@ -163,14 +143,14 @@ type mapping struct {
 	m        *Mapper
 	b        Lookup
 	out      []*fhir.Value
-	warnings []Warning
+	warnings []Problem
 	kind     Kind
 	id       string
 	labels   *fhir.Value // meta.security of every resource of this record
 }
 
 func (mp *mapping) warn(field, format string, args ...any) {
-	mp.warnings = append(mp.warnings, Warning{Field: field, Message: fmt.Sprintf(format, args...)})
+	mp.warnings = append(mp.warnings, Problem{Code: CodeNotCarried, Severity: SeverityWarning, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 func invalid(field, format string, args ...any) error {

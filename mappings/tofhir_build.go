@@ -166,6 +166,18 @@ func (a *arena) concept(text string, codings ...*fhir.Value) *fhir.Value {
 	return a.obj(mem("coding", a.arr(codings...)), mem("text", a.str(text)))
 }
 
+// textCoding is a concept's text and the key of its coding (codes.go).
+type textCoding struct{ text, coding string }
+
+// textConcept is the CodeableConcept of key in table, nil if it has none.
+func (a *arena) textConcept(table map[string]textCoding, key string) *fhir.Value {
+	c, ok := table[key]
+	if !ok {
+		return nil
+	}
+	return a.concept(c.text, a.coding(c.coding))
+}
+
 // ref returns a literal reference Type/id.
 func (a *arena) ref(typ, id string) *fhir.Value {
 	return a.obj(mem("reference", a.str(typ+"/"+id)))

@@ -34,23 +34,21 @@ func (a *arena) sessionTypeCode(t string) *fhir.Value {
 	return a.concept(t, a.localCoding(CSSessionType, t, ""))
 }
 
-// product is what a dosing activity of a course gives, by route: Spravato
-// is esketamine (RxNorm SCDF); the others ketamine, whose injectable SCD
-// depends on a strength the course does not name, so the ingredient.
-func (a *arena) product(route string) *fhir.Value {
-	switch route {
-	case "spravato":
-		return a.concept("esketamine nasal spray (Spravato)", a.coding("drug.esketamine"))
-	case "iv":
-		return a.concept("ketamine hydrochloride IV infusion", a.coding("drug.ketamine"))
-	case "im":
-		return a.concept("ketamine hydrochloride IM injection", a.coding("drug.ketamine"))
-	case "lozenge":
-		// Compounded troches have no RxNorm drug: the ingredient and text.
-		return a.concept("compounded ketamine troche (sublingual)", a.coding("drug.ketamine"))
-	}
-	return nil
+// products are what a dosing activity of a course gives, by route:
+// Spravato is esketamine (RxNorm SCDF); the others ketamine, whose
+// injectable SCD depends on a strength the course does not name, so the
+// ingredient. Compounded troches have no RxNorm drug: the ingredient and
+// text.
+var products = map[string]textCoding{
+	"spravato": {"esketamine nasal spray (Spravato)", "drug.esketamine"},
+	"iv":       {"ketamine hydrochloride IV infusion", "drug.ketamine"},
+	"im":       {"ketamine hydrochloride IM injection", "drug.ketamine"},
+	"lozenge":  {"compounded ketamine troche (sublingual)", "drug.ketamine"},
 }
+
+// product is the CodeableConcept of a route's product, nil for an
+// unknown route.
+func (a *arena) product(route string) *fhir.Value { return a.textConcept(products, route) }
 
 var indications = []string{"mdd", "trd", "ptsd", "gad", "ocd", "suicidal_ideation", "chronic_pain"}
 

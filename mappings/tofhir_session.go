@@ -8,21 +8,18 @@ import (
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
 
-// routeConcept codes a dose route (SNOMED): a lozenge is sublingual,
+// routeConcepts code a dose route (SNOMED): a lozenge is sublingual,
 // Spravato nasal.
-func (a *arena) routeConcept(route string) *fhir.Value {
-	switch route {
-	case "iv":
-		return a.concept("intravenous", a.coding("route.iv"))
-	case "im":
-		return a.concept("intramuscular", a.coding("route.im"))
-	case "lozenge":
-		return a.concept("sublingual", a.coding("route.lozenge"))
-	case "spravato":
-		return a.concept("nasal", a.coding("route.spravato"))
-	}
-	return nil
+var routeConcepts = map[string]textCoding{
+	"iv":       {"intravenous", "route.iv"},
+	"im":       {"intramuscular", "route.im"},
+	"lozenge":  {"sublingual", "route.lozenge"},
+	"spravato": {"nasal", "route.spravato"},
 }
+
+// routeConcept is the CodeableConcept of a dose route, nil for an unknown
+// one.
+func (a *arena) routeConcept(route string) *fhir.Value { return a.textConcept(routeConcepts, route) }
 
 // drugConcept codes the drug of a dose.
 func (a *arena) drugConcept(drug string) *fhir.Value {

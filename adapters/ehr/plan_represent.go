@@ -45,7 +45,7 @@ const (
 // the CarePlan's own JSON. related may hold the Conditions, Goals and
 // CareTeam the CarePlan names, so the summary can name them too. date
 // (a FHIR instant, or "") stamps DocumentReference.date.
-func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) (*fhir.Value, []mappings.Warning, error) {
+func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) (*fhir.Value, []mappings.Problem, error) {
 	if err := checkInput(carePlan, "CarePlan"); err != nil {
 		return nil, nil, err
 	}
@@ -169,9 +169,9 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 	if a := carePlan.Get("author"); a != nil {
 		author = jsonArray(cloneValue(a))
 	}
-	var warnings []mappings.Warning
+	var warnings []mappings.Problem
 	if carePlan.Get("contained") != nil {
-		warnings = append(warnings, mappings.Warning{Field: "CarePlan.contained", Message: "kept in the attached JSON only; the summary does not show contained resources"})
+		warnings = append(warnings, mappings.Problem{Code: mappings.CodeNotCarried, Severity: mappings.SeverityWarning, Field: "CarePlan.contained", Message: "kept in the attached JSON only; the summary does not show contained resources"})
 	}
 	doc := documentReference(BuildCarePlanDocument, carePlan, ids, docStatus, typ, carePlan.Get("subject"), author, date,
 		title, x.bytes(), "CarePlan "+carePlan.GetString("id")+" (FHIR R4 JSON)",
@@ -184,7 +184,7 @@ func CarePlanDocument(carePlan *fhir.Value, related []*fhir.Value, date string) 
 // as readable XHTML, and the QuestionnaireResponse's JSON. questionnaire,
 // when given, supplies the question texts (the response may carry only
 // link ids) and its title.
-func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (*fhir.Value, []mappings.Warning, error) {
+func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (*fhir.Value, []mappings.Problem, error) {
 	if err := checkInput(qr, "QuestionnaireResponse"); err != nil {
 		return nil, nil, err
 	}
@@ -192,7 +192,7 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 	if err != nil {
 		return nil, nil, err
 	}
-	var warnings []mappings.Warning
+	var warnings []mappings.Problem
 	texts := map[string]string{}
 	title := ""
 	if questionnaire != nil {
@@ -200,7 +200,7 @@ func QuestionnaireResponseDocument(qr, questionnaire *fhir.Value, date string) (
 			return nil, nil, fmt.Errorf("%w: %s given as the Questionnaire", ErrRepresentation, questionnaire.GetString("resourceType"))
 		}
 		if u := questionnaire.GetString("url"); u != qr.GetString("questionnaire") {
-			warnings = append(warnings, mappings.Warning{Field: "QuestionnaireResponse.questionnaire",
+			warnings = append(warnings, mappings.Problem{Code: mappings.CodeNotCarried, Severity: mappings.SeverityWarning, Field: "QuestionnaireResponse.questionnaire",
 				Message: fmt.Sprintf("names %q, the Questionnaire given is %q: its texts were not used", qr.GetString("questionnaire"), u)})
 		} else {
 			title = questionnaire.GetString("title")
@@ -327,7 +327,7 @@ func documentReference(builder Builder, src *fhir.Value, ids *fhir.Value, docSta
 // route, lot, dose per kg and medication as components (text-coded: no
 // standard codes exist for them), the administration's time, patient,
 // encounter and performers.
-func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
+func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Problem, error) {
 	if err := checkInput(ma, "MedicationAdministration"); err != nil {
 		return nil, nil, err
 	}
@@ -335,8 +335,10 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var warnings []mappings.Warning
-	warn := func(field, msg string) { warnings = append(warnings, mappings.Warning{Field: field, Message: msg}) }
+	var warnings []mappings.Problem
+	warn := func(field, msg string) {
+		warnings = append(warnings, mappings.Problem{Code: mappings.CodeNotCarried, Severity: mappings.SeverityWarning, Field: field, Message: msg})
+	}
 
 	// The medication: a concept, or a reference to a contained Medication.
 	med := ma.Get("medicationCodeableConcept")
@@ -461,7 +463,7 @@ func DoseObservation(ma *fhir.Value) (*fhir.Value, []mappings.Warning, error) {
 // read from evidence: the Observation that raised it, or the
 // QuestionnaireResponse whose item the Flag's code names. sent (a FHIR
 // dateTime, or "") stamps Communication.sent.
-func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir.Value, sent string) (*fhir.Value, []mappings.Warning, error) {
+func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir.Value, sent string) (*fhir.Value, []mappings.Problem, error) {
 	if err := checkInput(flag, "Flag"); err != nil {
 		return nil, nil, err
 	}
@@ -472,7 +474,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 	if recipient == nil || recipient.Kind != fhir.KindObject || (recipient.GetString("reference") == "" && recipient.Get("identifier") == nil) {
 		return nil, nil, fmt.Errorf("%w: a safety alert needs the prescriber as its recipient (a Reference)", ErrRepresentation)
 	}
-	var warnings []mappings.Warning
+	var warnings []mappings.Problem
 	rule := readableConcept(flag.Get("code"))
 	var codes []string
 	for _, c := range elementsOf(flag.Get("code").Get("coding")) {
@@ -504,7 +506,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 				}
 			}
 		default:
-			warnings = append(warnings, mappings.Warning{Field: "evidence", Message: ev.GetString("resourceType") + " is not read as evidence"})
+			warnings = append(warnings, mappings.Problem{Code: mappings.CodeNotCarried, Severity: mappings.SeverityWarning, Field: "evidence", Message: ev.GetString("resourceType") + " is not read as evidence"})
 			continue
 		}
 		if id := ev.GetString("id"); id != "" {
@@ -514,7 +516,7 @@ func FlagCommunication(flag *fhir.Value, evidence []*fhir.Value, recipient *fhir
 	if len(values) > 0 {
 		b.WriteString(" Value: " + strings.Join(values, "; ") + ".")
 	} else {
-		warnings = append(warnings, mappings.Warning{Field: "evidence", Message: "no Observation or QuestionnaireResponse item gives the value that raised the signal"})
+		warnings = append(warnings, mappings.Problem{Code: mappings.CodeNotCarried, Severity: mappings.SeverityWarning, Field: "evidence", Message: "no Observation or QuestionnaireResponse item gives the value that raised the signal"})
 	}
 	if start := flag.Get("period").GetString("start"); start != "" {
 		b.WriteString(" Since " + start + ".")

@@ -47,7 +47,7 @@ func pickResource(t testing.TB, rs []*fhir.Value, typ, suffix string) *fhir.Valu
 
 type builtResource struct {
 	res      *fhir.Value
-	warnings []mappings.Warning
+	warnings []mappings.Problem
 	err      error
 }
 

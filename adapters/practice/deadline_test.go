@@ -15,8 +15,7 @@ import (
 // waits until its context ends, as a transaction blocked on a lock would.
 type stuckStore struct {
 	search.Store
-	RecordStore
-	IdempotencyStore
+	recordStore
 	stuck atomic.Bool
 }
 
@@ -33,7 +32,7 @@ func (s *stuckStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // after the limit.
 func TestRequestTimeout(t *testing.T) {
 	base := openTestStore(t)
-	ss := &stuckStore{Store: base.(search.Store), RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	ss := &stuckStore{Store: base.(search.Store), recordStore: base.(recordStore)}
 	const limit = 200 * time.Millisecond
 	e := newAPIEnv(t, ss, testApplier(ss), HTTPConfig{RequestTimeout: limit})
 	ss.stuck.Store(true)

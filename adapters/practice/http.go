@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // The practice ingestion API: plain JSON over HTTP for practice systems
@@ -44,10 +45,9 @@ const DefaultRequestTimeout = 5 * time.Minute
 // HTTPConfig configures the practice ingestion API. Every field but
 // Applier has a documented default.
 type HTTPConfig struct {
-	// Applier maps and stores the records. Required; its Store must also
-	// implement GetRecord and GetIdempotency, its transactions
-	// PutIdempotency (both sqlstore backends do).
-	Applier *Applier
+	// Applier maps and stores the records. Required; its Store must keep
+	// practice records (records.Applier.Check; both sqlstore backends do).
+	Applier *records.Applier
 	// MaxBodyBytes bounds a request body (413 beyond); 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -68,9 +68,7 @@ type HTTPConfig struct {
 
 // API serves the practice ingestion API under /practice/.
 type API struct {
-	applier *Applier
-	records RecordStore
-	idem    IdempotencyStore
+	applier *records.Applier
 	maxBody int64
 	wait    time.Duration
 	timeout time.Duration
@@ -82,20 +80,16 @@ type API struct {
 }
 
 // NewAPI returns the practice ingestion API. It panics if the Applier's
-// store lacks the record or idempotency methods: that is a wiring
-// mistake, found at start rather than on the first request.
+// store does not keep practice records: that is a wiring mistake, found
+// at start rather than on the first request.
 func NewAPI(cfg HTTPConfig) *API {
 	a := &API{applier: cfg.Applier, maxBody: cfg.MaxBodyBytes, wait: cfg.IdempotencyWait, now: cfg.Now, log: cfg.Logger,
 		schema: mappings.Schema(), keys: newKeyLocks()}
 	if a.applier == nil || a.applier.Store == nil {
 		panic("practice: HTTPConfig.Applier with a Store is required")
 	}
-	var ok bool
-	if a.records, ok = a.applier.Store.(RecordStore); !ok {
-		panic("practice: the store does not implement RecordStore")
-	}
-	if a.idem, ok = a.applier.Store.(IdempotencyStore); !ok {
-		panic("practice: the store does not implement IdempotencyStore")
+	if err := a.applier.Check(); err != nil {
+		panic("practice: " + err.Error())
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // Media types POST /practice/v1/records accepts.
@@ -24,8 +25,9 @@ const (
 
 // RecordResult is the answer for one record of a request: where it was
 // (Index, 0-based, and the 1-based Line where it starts) and what became
-// of it. Problems are Decode's, with JSON paths into the record; they are
-// in Errors too, as text.
+// of it. For a record that does not decode, Problems list its problems
+// with the JSON path of each field at fault; they are in Errors too, as
+// text.
 type RecordResult struct {
 	Index int `json:"index"`
 	Line  int `json:"line"`
@@ -33,7 +35,32 @@ type RecordResult struct {
 	Problems []Problem `json:"problems,omitempty"`
 }
 
-// Problem is one thing wrong with a record as sent.
+// Result is a records.Result as the practice API answers it: its problems
+// as text (mappings.Problem.String), errors and warnings apart.
+type Result struct {
+	Kind      mappings.Kind         `json:"kind"`
+	ID        string                `json:"id"`
+	Status    string                `json:"status"`
+	Resources []records.ResourceRef `json:"resources,omitempty"`
+	Warnings  []string              `json:"warnings,omitempty"`
+	Errors    []string              `json:"errors,omitempty"`
+	Pending   []string              `json:"pending,omitempty"`
+	Related   []Result              `json:"related,omitempty"`
+}
+
+// resultOf renders a records.Result, and the results it carries, as the
+// API's JSON.
+func resultOf(r records.Result) Result {
+	out := Result{Kind: r.Kind, ID: r.ID, Status: r.Status, Resources: r.Resources, Pending: r.Pending,
+		Warnings: mappings.Texts(r.Warnings), Errors: mappings.Texts(r.Errors)}
+	for _, rel := range r.Related {
+		out.Related = append(out.Related, resultOf(rel))
+	}
+	return out
+}
+
+// Problem is a mappings.Problem of a record that does not decode, as the
+// practice API lists it: the field at fault and the message.
 type Problem struct {
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
@@ -153,13 +180,6 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiErro
 	return body, nil
 }
 
-// decoded is one record of a request, decoded or not.
-type decoded struct {
-	line int
-	rec  mappings.Record
-	err  error
-}
-
 // ingest decodes the whole body first, so a body that is not JSON at all
 // writes nothing (400), then applies the records in order, each in its
 // own store transaction. It returns an *apiError for the caller's
@@ -171,26 +191,20 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	}
 	out := IngestResponse{Results: make([]RecordResult, 0, len(recs))}
 	for i, d := range recs {
-		rr := RecordResult{Index: i, Line: d.line}
-		if d.err != nil {
-			rr.Status = StatusRejected
-			var re *mappings.RecordError
-			if errors.As(d.err, &re) {
-				rr.Kind, rr.ID = re.Kind, re.ID
-				for _, p := range re.Problems {
-					rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
-					rr.Errors = append(rr.Errors, problemText(p))
-				}
-			} else {
-				rr.Errors = []string{d.err.Error()}
+		rr := RecordResult{Index: i, Line: d.Line}
+		if d.Err != nil {
+			rr.Kind, rr.ID, rr.Status = d.Err.Record.Kind, d.Err.Record.ID, records.StatusRejected
+			rr.Errors = mappings.Texts(d.Err.Problems)
+			for _, p := range d.Err.Problems {
+				rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
 			}
 		} else {
-			res, err := a.applier.Apply(ctx, d.rec)
+			res, err := a.applier.Apply(ctx, d.Record)
 			if err != nil {
-				h := d.rec.RecordHeader()
+				h := d.Record.RecordHeader()
 				return 0, nil, fmt.Errorf("record %d (%s %q): %w", i, h.Kind, h.ID, err)
 			}
-			rr.Result = res
+			rr.Result = resultOf(res)
 		}
 		out.Summary.add(rr.Result)
 		out.Results = append(out.Results, rr)
@@ -202,45 +216,33 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 	return status, marshal(out), nil
 }
 
-func problemText(p mappings.Problem) string {
-	if p.Field == "" {
-		return p.Message
-	}
-	return p.Field + ": " + p.Message
-}
-
 func (s *Summary) add(r Result) {
 	s.Records++
 	s.Warnings += len(r.Warnings)
 	switch r.Status {
-	case StatusCreated:
+	case records.StatusCreated:
 		s.Created++
-	case StatusUpdated:
+	case records.StatusUpdated:
 		s.Updated++
-	case StatusUnchanged:
+	case records.StatusUnchanged:
 		s.Unchanged++
-	case StatusPending:
+	case records.StatusPending:
 		s.Pending++
 	default:
 		s.Rejected++
 	}
 }
 
-// decodeBody splits a body into records. JSON must be one valid JSON
-// value (an object or an array of objects); NDJSON is one record per
-// line, each line on its own, so a broken line rejects only itself.
-func decodeBody(mediaType string, body []byte) ([]decoded, *apiError) {
+// decodeBody splits a body into records with Read, the reader of
+// `kapbridge import`, so a record is read, checked and numbered the same
+// way whichever way it arrives. JSON must be one valid JSON value (an
+// object or an array of objects), checked whole first, so a broken
+// document writes nothing; NDJSON is one record per line, each line on
+// its own, so a broken line rejects only itself.
+func decodeBody(mediaType string, body []byte) ([]Item, *apiError) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	var recs []decoded
-	if mediaType == mimeNDJSON {
-		for n, line := range bytes.Split(body, []byte("\n")) {
-			if line = bytes.TrimSpace(line); len(line) == 0 {
-				continue
-			}
-			rec, err := mappings.Decode(line)
-			recs = append(recs, decoded{line: n + 1, rec: rec, err: err})
-		}
-	} else {
+	format := FormatNDJSON
+	if mediaType != mimeNDJSON {
 		if err := validJSON(body); err != nil {
 			return nil, err
 		}
@@ -248,16 +250,15 @@ func decodeBody(mediaType string, body []byte) ([]decoded, *apiError) {
 		if trimmed[0] != '{' && trimmed[0] != '[' {
 			return nil, &apiError{Code: codeInvalidJSON, Message: "the body must be a record (a JSON object) or an array of records"}
 		}
-		err := mappings.DecodeStream(bytes.NewReader(body), func(line int, rec mappings.Record, err error) error {
-			recs = append(recs, decoded{line: line, rec: rec, err: err})
-			return nil
-		})
-		if err != nil {
-			// The body is valid JSON, so this is a framing problem
-			// (e.g. an array of arrays).
-			return nil, &apiError{Code: codeInvalidJSON, Message: err.Error()}
-		}
+		format = FormatJSON
 	}
+	var recs []Item
+	// Read fails only with fn's error (none here) or the reader's (none
+	// from memory).
+	_ = Read(bytes.NewReader(body), format, ReadOptions{}, func(it Item) error {
+		recs = append(recs, it)
+		return nil
+	})
 	if len(recs) == 0 {
 		return nil, &apiError{Code: codeNoRecords, Message: "the body holds no records"}
 	}
@@ -307,10 +308,10 @@ type RecordView struct {
 	Pending []string `json:"pending,omitempty"`
 	// Reasons say why a waiting record was rejected once its references
 	// arrived.
-	Reasons   []string        `json:"reasons,omitempty"`
-	Updated   time.Time       `json:"updated"`
-	Record    json.RawMessage `json:"record"`
-	Resources []ResourceRef   `json:"resources"`
+	Reasons   []string              `json:"reasons,omitempty"`
+	Updated   time.Time             `json:"updated"`
+	Record    json.RawMessage       `json:"record"`
+	Resources []records.ResourceRef `json:"resources"`
 	// Withheld names record fields not served over HTTP (a process note's
 	// text), with why.
 	Withheld string `json:"withheld,omitempty"`
@@ -323,7 +324,7 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
 		return
 	}
-	row, ok, err := a.records.GetRecord(r.Context(), a.applier.tenant(), kind, id)
+	row, ok, err := a.applier.Record(r.Context(), kind, id)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "practice record read failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
@@ -333,10 +334,10 @@ func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("no %s record %q", kind, id)})
 		return
 	}
-	v := RecordView{Kind: row.Kind, ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
-		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]ResourceRef, 0, len(row.Resources))}
+	v := RecordView{Kind: mappings.Kind(row.Kind), ID: row.ID, State: row.State, Pending: row.Pending, Reasons: row.Reasons,
+		Updated: row.Updated.UTC(), Record: json.RawMessage(row.Body), Resources: make([]records.ResourceRef, 0, len(row.Resources))}
 	for _, s := range row.Resources {
-		if ref, err := ParseResourceRef(s); err == nil {
+		if ref, err := records.ParseResourceRef(s); err == nil {
 			v.Resources = append(v.Resources, ref)
 		}
 	}

@@ -20,7 +20,9 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // apiEnv is the practice API and the FHIR API behind one mux, as serve
@@ -28,7 +30,7 @@ import (
 type apiEnv struct {
 	url     string
 	store   fhir.Store
-	applier *Applier
+	applier *records.Applier
 }
 
 // storeOpeners are the backends the HTTP tests run on: SQLite always,
@@ -41,7 +43,7 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 		return m
 	}
 	m["postgres"] = func(t *testing.T) fhir.Store {
-		if _, err := conformance.Profiles(); err != nil {
+		if _, err := ig.Profiles(); err != nil {
 			t.Fatal(err)
 		}
 		s, err := sqlstore.Open(context.Background(), dsn)
@@ -49,9 +51,6 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		if _, ok := s.(RecordStore); !ok {
-			t.Fatal("the PostgreSQL store does not implement practice.RecordStore")
-		}
 		return s
 	}
 	return m
@@ -72,13 +71,13 @@ func forEachStore(t *testing.T, cfg HTTPConfig, fn func(t *testing.T, e *apiEnv)
 	}
 }
 
-func newAPIEnv(t *testing.T, s fhir.Store, a *Applier, cfg HTTPConfig) *apiEnv {
+func newAPIEnv(t *testing.T, s fhir.Store, a *records.Applier, cfg HTTPConfig) *apiEnv {
 	t.Helper()
 	cfg.Applier = a
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	fhirAPI := server.New(server.Config{Store: s, Conformance: conformance.Resources()})
+	fhirAPI := server.New(server.Config{Store: s, Conformance: ig.Resources()})
 	if err := fhirAPI.SeedConformance(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +95,12 @@ type answer struct {
 	body   []byte
 }
 
-func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte, header ...string) answer {
-	t.Helper()
+// send makes one request. It returns an error rather than failing the
+// test, so goroutines other than the test's own can call it.
+func (e *apiEnv) send(method, path, contentType string, body []byte, header ...string) (answer, error) {
 	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -110,14 +110,25 @@ func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte,
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	return answer{resp.StatusCode, resp.Header, b}
+	return answer{resp.StatusCode, resp.Header, b}, nil
+}
+
+// do makes one request from the test's goroutine, failing the test if
+// there is no answer.
+func (e *apiEnv) do(t *testing.T, method, path, contentType string, body []byte, header ...string) answer {
+	t.Helper()
+	a, err := e.send(method, path, contentType, body, header...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return a
 }
 
 func (e *apiEnv) post(t *testing.T, contentType string, body []byte, header ...string) answer {
@@ -188,10 +199,10 @@ func TestPostOneRecord(t *testing.T) {
 			t.Fatalf("results %+v, summary %+v", r.Results, r.Summary)
 		}
 		res := r.Results[0]
-		if res.Index != 0 || res.Line != 1 || res.Kind != mappings.KindClient || res.Status != StatusCreated {
+		if res.Index != 0 || res.Line != 1 || res.Kind != mappings.KindClient || res.Status != records.StatusCreated {
 			t.Errorf("result %+v", res)
 		}
-		var patient *ResourceRef
+		var patient *records.ResourceRef
 		for i, ref := range res.Resources {
 			if ref.Type == "Patient" {
 				patient = &res.Resources[i]
@@ -200,7 +211,7 @@ func TestPostOneRecord(t *testing.T) {
 		if patient == nil || patient.Version != 1 || patient.ID != mappings.ResourceID("test-practice", mappings.KindClient, res.ID, "Patient") {
 			t.Fatalf("no Patient version 1 among %+v", res.Resources)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient.ID); n != 1 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient.ID); n != 1 {
 			t.Errorf("%d Patient versions, want 1", n)
 		}
 		// The same record again: unchanged, no new version.
@@ -208,7 +219,7 @@ func TestPostOneRecord(t *testing.T) {
 		if r.Summary != (Summary{Records: 1, Unchanged: 1}) {
 			t.Errorf("again: summary %+v", r.Summary)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient.ID); n != 1 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient.ID); n != 1 {
 			t.Errorf("again: %d Patient versions, want 1", n)
 		}
 	})
@@ -238,7 +249,7 @@ func TestPostArrayAndNDJSON(t *testing.T) {
 			if res.Line != i+1 {
 				t.Fatalf("ndjson result %d on line %d, want %d", i, res.Line, i+1)
 			}
-			if res.Status != StatusCreated && res.Status != StatusUpdated && res.Status != StatusUnchanged {
+			if res.Status != records.StatusCreated && res.Status != records.StatusUpdated && res.Status != records.StatusUnchanged {
 				t.Errorf("line %d: %s %v", res.Line, res.Status, res.Errors)
 			}
 		}
@@ -269,13 +280,13 @@ func TestPostMixed(t *testing.T) {
 			status string
 			field  string
 		}{
-			{1, StatusCreated, ""},
-			{2, StatusRejected, "shoe_size"},
-			{4, StatusRejected, "birth_date"},
-			{5, StatusRejected, ""},
-			{6, StatusRejected, "kind"},
-			{7, StatusPending, ""},
-			{8, StatusCreated, ""},
+			{1, records.StatusCreated, ""},
+			{2, records.StatusRejected, "shoe_size"},
+			{4, records.StatusRejected, "birth_date"},
+			{5, records.StatusRejected, ""},
+			{6, records.StatusRejected, "kind"},
+			{7, records.StatusPending, ""},
+			{8, records.StatusCreated, ""},
 		}
 		if len(r.Results) != len(want) {
 			t.Fatalf("%d results, want %d: %s", len(r.Results), len(want), a.body)
@@ -285,7 +296,7 @@ func TestPostMixed(t *testing.T) {
 			if got.Index != i || got.Line != w.line || got.Status != w.status {
 				t.Errorf("result %d: index %d line %d status %s, want line %d status %s (%v)", i, got.Index, got.Line, got.Status, w.line, w.status, got.Errors)
 			}
-			if w.status == StatusRejected && len(got.Errors) == 0 {
+			if w.status == records.StatusRejected && len(got.Errors) == 0 {
 				t.Errorf("line %d rejected without errors", w.line)
 			}
 			if w.field != "" && (len(got.Problems) == 0 || got.Problems[0].Field != w.field) {
@@ -365,7 +376,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		if err := json.Unmarshal(a.body, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Kind != mappings.KindSession || v.ID != "iv-s01-consultation" || v.State != mappings.RecordMapped || len(v.Pending) != 0 {
+		if v.Kind != mappings.KindSession || v.ID != "iv-s01-consultation" || v.State != recordstore.StateMapped || len(v.Pending) != 0 {
 			t.Errorf("view %+v", v)
 		}
 		rec, err := mappings.Decode(v.Record)
@@ -380,7 +391,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		for _, ref := range v.Resources {
 			if ref.Type == "Encounter" && ref.ID == enc {
 				found = true
-				cur, err := e.store.Read(context.Background(), fhir.Key{Tenant: e.applier.tenant(), Type: "Encounter", ID: enc})
+				cur, err := e.store.Read(context.Background(), fhir.Key{Tenant: tenantOf(e.applier), Type: "Encounter", ID: enc})
 				if err != nil || cur.VersionID != ref.Version {
 					t.Errorf("Encounter ref version %d, store has %d (%v)", ref.Version, cur.VersionID, err)
 				}
@@ -393,7 +404,7 @@ func TestGetRecordAndSchema(t *testing.T) {
 		// A pending record shows what it waits for.
 		e.post(t, "application/json", []byte(`{"kind":"note","id":"n-wait","session":"s-later","author":"iv-therapist","date":"2026-02-01","text":"x"}`))
 		a = e.do(t, http.MethodGet, pathRecords+"/note/n-wait", "", nil)
-		if err := json.Unmarshal(a.body, &v); err != nil || v.State != mappings.RecordPending || len(v.Pending) != 1 || v.Pending[0] != "session/s-later" || len(v.Resources) != 0 {
+		if err := json.Unmarshal(a.body, &v); err != nil || v.State != recordstore.StatePending || len(v.Pending) != 1 || v.Pending[0] != "session/s-later" || len(v.Resources) != 0 {
 			t.Errorf("pending view %s (%v)", a.body, err)
 		}
 
@@ -439,7 +450,7 @@ func TestIdempotencyKey(t *testing.T) {
 		if again.status != first.status || !bytes.Equal(again.body, first.body) || again.header.Get("Idempotent-Replayed") != "true" {
 			t.Fatalf("replay: %d %q\nfirst %s\nagain %s", again.status, again.header.Get("Idempotent-Replayed"), first.body, again.body)
 		}
-		if n := versions(t, e.store, e.applier.tenant(), "Patient", patient); n != 2 {
+		if n := versions(t, e.store, tenantOf(e.applier), "Patient", patient); n != 2 {
 			t.Errorf("%d Patient versions, want 2 (create, change)", n)
 		}
 
@@ -470,10 +481,17 @@ func TestIdempotencyConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i] = e.post(t, "application/x-ndjson", body, "Idempotency-Key", "race")
+				a, err := e.send(http.MethodPost, pathRecords, "application/x-ndjson", body, "Idempotency-Key", "race")
+				if err != nil {
+					t.Errorf("request %d: %v", i, err) // not Fatal: this is not the test's goroutine
+				}
+				answers[i] = a
 			}()
 		}
 		wg.Wait()
+		if t.Failed() {
+			return
+		}
 		ran := 0
 		for i, a := range answers {
 			if a.status != http.StatusOK || !bytes.Equal(a.body, answers[0].body) {
@@ -524,8 +542,7 @@ func TestIdempotencyBusy(t *testing.T) {
 // or a lost database connection would.
 type flakyStore struct {
 	search.Store
-	RecordStore
-	IdempotencyStore
+	recordStore
 	mu       sync.Mutex
 	failNext int // fail this many Update calls from now on
 }
@@ -548,7 +565,7 @@ func (s *flakyStore) Update(ctx context.Context, fn func(tx fhir.Tx) error) erro
 // so the retry runs and finishes the work.
 func TestStorageFailure(t *testing.T) {
 	base := openTestStore(t)
-	fs := &flakyStore{Store: base.(search.Store), RecordStore: base.(RecordStore), IdempotencyStore: base.(IdempotencyStore)}
+	fs := &flakyStore{Store: base.(search.Store), recordStore: base.(recordStore)}
 	e := newAPIEnv(t, fs, testApplier(fs), HTTPConfig{})
 	body := readTestdata(t, "array.json")
 	fs.failNext = 1
@@ -592,9 +609,30 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		for i, d := range recs {
-			if d.line < 1 || (d.rec == nil) == (d.err == nil) {
-				t.Fatalf("record %d: line %d, rec %v, err %v", i, d.line, d.rec, d.err)
+			if d.Line < 1 || (d.Record == nil) == (d.Err == nil) {
+				t.Fatalf("record %d: line %d, rec %v, err %v", i, d.Line, d.Record, d.Err)
 			}
+		}
+	})
+}
+
+// TestPostReadLikeImport: a request body is read by the import reader, so
+// a record that is not valid UTF-8 (which encoding/json would quietly
+// change to U+FFFD) is rejected by itself, on its line, as in a file.
+func TestPostReadLikeImport(t *testing.T) {
+	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
+		body := `{"kind":"client","id":"c-1","name":{"family":"Okafor"},"birth_date":"1984-03-17"}` + "\n" +
+			`{"kind":"client","id":"c-2","name":{"family":"M` + "\xff" + `ller"},"birth_date":"1990-01-01"}` + "\n"
+		a := e.post(t, "application/x-ndjson", []byte(body))
+		r := ingestBody(t, a)
+		if a.status != http.StatusMultiStatus || len(r.Results) != 2 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		if got := r.Results[1]; got.Line != 2 || got.Status != records.StatusRejected || len(got.Errors) != 1 || !strings.Contains(got.Errors[0], "invalid UTF-8") {
+			t.Errorf("the non-UTF-8 record: %+v", got)
+		}
+		if r.Results[0].Status != records.StatusCreated {
+			t.Errorf("the good record: %+v", r.Results[0])
 		}
 	})
 }

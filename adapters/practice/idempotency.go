@@ -9,12 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // Idempotency-Key, as the IETF httpapi draft describes it, per tenant
-// for mappings.IdempotencyTTL (24 h):
+// for recordstore.IdempotencyTTL (24 h):
 //
 //   - The fingerprint is the SHA-256 of the request body. The same key
 //     with the same body gets the stored answer (status and bytes) and an
@@ -82,10 +81,9 @@ func (l *keyLocks) lock(ctx context.Context, k string, wait time.Duration) (func
 // A returned error is an *apiError for the caller's mistakes, anything
 // else a storage failure.
 func (a *API) idempotent(ctx context.Context, key string, body []byte, run func() (int, []byte, error)) (status int, resp []byte, replayed bool, err error) {
-	tenant := a.applier.tenant()
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	unlock, err := a.keys.lock(ctx, tenant+"\x00"+key, a.wait)
+	unlock, err := a.keys.lock(ctx, key, a.wait)
 	if errors.Is(err, errKeyBusy) {
 		return 0, nil, false, &apiError{Code: codeIdempotencyPending,
 			Message: fmt.Sprintf("a request with Idempotency-Key %q is still running; retry later for its answer", key)}
@@ -95,15 +93,15 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 	}
 	defer unlock()
 
-	row, found, err := a.idem.GetIdempotency(ctx, tenant, key)
+	row, found, err := a.applier.Answer(ctx, key)
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read idempotency key: %w", err)
 	}
 	now := a.now().UTC()
-	if found && now.Sub(row.Created) < mappings.IdempotencyTTL {
+	if found && now.Sub(row.Created) < recordstore.IdempotencyTTL {
 		if row.RequestHash != hash {
 			return 0, nil, false, &apiError{Code: codeIdempotencyReused,
-				Message: fmt.Sprintf("Idempotency-Key %q was used within the last %s for a different request body; use a new key for a new request", key, mappings.IdempotencyTTL),
+				Message: fmt.Sprintf("Idempotency-Key %q was used within the last %s for a different request body; use a new key for a new request", key, recordstore.IdempotencyTTL),
 				Details: []any{key}}
 		}
 		return row.Status, row.Response, true, nil
@@ -112,14 +110,8 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 	if err != nil || status >= 500 {
 		return status, resp, false, err
 	}
-	stored := mappings.IdempotencyRow{Tenant: tenant, Key: key, RequestHash: hash, Status: status, Response: resp, Created: now}
-	if perr := a.applier.Store.Update(ctx, func(tx fhir.Tx) error {
-		w, ok := tx.(IdempotencyTx)
-		if !ok {
-			return errors.New("the store transaction does not implement PutIdempotency")
-		}
-		return w.PutIdempotency(ctx, stored)
-	}); perr != nil {
+	stored := recordstore.IdempotencyRow{Key: key, RequestHash: hash, Status: status, Response: resp, Created: now}
+	if perr := a.applier.KeepAnswer(ctx, stored); perr != nil {
 		// The records are written and the client gets their answer; only
 		// a replay is lost, and a retry finds the records unchanged.
 		a.log.WarnContext(ctx, "practice: storing the idempotent answer failed", "error", perr)

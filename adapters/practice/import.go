@@ -3,7 +3,6 @@ package practice
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,12 +10,13 @@ import (
 	"sync/atomic"
 
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // Importer imports files of practice records through an Applier, each
 // record in its own store transaction.
 type Importer struct {
-	Applier *Applier
+	Applier *records.Applier
 	Read    ReadOptions
 	// Workers is how many records are applied at once (default 256).
 	// Each is still its own transaction; several in flight let the SQLite
@@ -42,7 +42,8 @@ type ImportSummary struct {
 	Resolved  int64 `json:"resolved"`  // earlier pending records this import completed
 }
 
-// Reject is one line of the rejects file.
+// Reject is one line of the rejects file; Reasons are the record's
+// problems as text (mappings.Problem.String).
 type Reject struct {
 	Line    int             `json:"line"`
 	File    string          `json:"file"`
@@ -193,22 +194,7 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 	}()
 	it := j.item
 	if it.Err != nil {
-		var kind mappings.Kind
-		var id string
-		var re *mappings.RecordError
-		reasons := []string{it.Err.Error()}
-		if errors.As(it.Err, &re) {
-			kind, id = re.Kind, re.ID
-			reasons = reasons[:0]
-			for _, p := range re.Problems {
-				if p.Field != "" {
-					reasons = append(reasons, p.Field+": "+p.Message)
-				} else {
-					reasons = append(reasons, p.Message)
-				}
-			}
-		}
-		reject(j.file, it, kind, id, reasons)
+		reject(j.file, it, it.Err.Record.Kind, it.Err.Record.ID, mappings.Texts(it.Err.Problems))
 		return
 	}
 	res, err := im.Applier.Apply(ctx, it.Record)
@@ -218,16 +204,16 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 	}
 	atomic.AddInt64(&sum.Warnings, int64(len(res.Warnings)))
 	switch res.Status {
-	case StatusCreated, StatusUpdated:
+	case records.StatusCreated, records.StatusUpdated:
 		atomic.AddInt64(&sum.Imported, 1)
-	case StatusUnchanged, StatusPending:
+	case records.StatusUnchanged, records.StatusPending:
 		// Pending is counted once, at the end, from the store.
-		if res.Status == StatusUnchanged {
+		if res.Status == records.StatusUnchanged {
 			atomic.AddInt64(&sum.Unchanged, 1)
 		}
-	case StatusRejected:
+	case records.StatusRejected:
 		h := it.Record.RecordHeader()
-		reject(j.file, it, h.Kind, h.ID, res.Errors)
+		reject(j.file, it, h.Kind, h.ID, mappings.Texts(res.Errors))
 	}
 	im.related(j, res.Related, sum, reject)
 }
@@ -237,14 +223,14 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 // reports the ones that failed once completed: a record that waited and
 // then broke a check is stored as rejected, and would otherwise go
 // unnoticed. Their line is 0: they came from an earlier line or import.
-func (im *Importer) related(j job, rs []Result, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
+func (im *Importer) related(j job, rs []records.Result, sum *ImportSummary, reject func(string, Item, mappings.Kind, string, []string)) {
 	for _, r := range rs {
 		switch r.Status {
-		case StatusCreated:
+		case records.StatusCreated:
 			atomic.AddInt64(&sum.Resolved, 1)
 			atomic.AddInt64(&sum.Imported, 1)
-		case StatusRejected:
-			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, r.Errors...)
+		case records.StatusRejected:
+			reasons := append([]string{fmt.Sprintf("completed by %s line %d, then failed:", j.file, j.item.Line)}, mappings.Texts(r.Errors)...)
 			reject("", Item{}, r.Kind, r.ID, reasons)
 		}
 		im.related(j, r.Related, sum, reject)

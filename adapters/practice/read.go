@@ -14,15 +14,36 @@ import (
 	"github.com/kapbridge/kapbridge/mappings"
 )
 
-// Item is one record an import file yields: the record, or why the text
-// at Line is not one. Raw is the original text of the record (for the
-// rejects file); for CSV it is the row as a JSON object of column names to
-// cells.
+// Item is one record an import file or request body yields: the record,
+// or why the text at Line is not one. Raw is the original text of the
+// record (for the rejects file); for CSV it is the row as a JSON object
+// of column names to cells.
 type Item struct {
 	Line   int
 	Record mappings.Record
 	Raw    []byte
-	Err    error
+	// Err, when the text is not a record, lists its problems (each of
+	// code mappings.CodeInvalidRecord, with Line set): Decode's, or the
+	// reader's own (too long, not UTF-8, not JSON, a broken CSV row).
+	Err *mappings.RecordError
+}
+
+// invalidAt is a reader's own problem with the text at line.
+func invalidAt(line int, format string, args ...any) *mappings.RecordError {
+	return mappings.InvalidRecord(format, args...).At(line)
+}
+
+// decodeAt decodes one record's text starting at line.
+func decodeAt(line int, raw []byte) (mappings.Record, *mappings.RecordError) {
+	rec, err := mappings.Decode(raw)
+	if err == nil {
+		return rec, nil
+	}
+	var re *mappings.RecordError
+	if !errors.As(err, &re) { // Decode's errors are all *RecordError
+		re = mappings.InvalidRecord("%v", err)
+	}
+	return nil, re.At(line)
 }
 
 // Format is an import file format.
@@ -65,7 +86,10 @@ func FormatOf(name string) Format {
 }
 
 // Read reads records from r in format f, calling fn for each in file
-// order. A bad record is an Item with Err set and reading goes on, except
+// order. It is the one reader of the practice record format: `kapbridge
+// import` reads files with it and the practice API request bodies, so a
+// record's checks (size, UTF-8, mappings.Decode) and its line number do
+// not depend on how it arrived. A bad record is an Item with Err set and reading goes on, except
 // where the framing is lost (a JSON document cut short): then the last
 // Item says so and Read stops. Read returns fn's first error or a read
 // error. Memory is bounded by one record, not the file.
@@ -92,18 +116,18 @@ func Read(r io.Reader, f Format, opts ReadOptions, fn func(Item) error) error {
 func decodeItem(line int, raw []byte) Item {
 	it := Item{Line: line, Raw: raw}
 	if len(raw) > MaxRecordBytes {
-		it.Err = fmt.Errorf("record is %d bytes, more than the limit of %d", len(raw), MaxRecordBytes)
+		it.Err = invalidAt(line, "record is %d bytes, more than the limit of %d", len(raw), MaxRecordBytes)
 		return it
 	}
 	if !utf8.Valid(raw) {
-		it.Err = fmt.Errorf("invalid UTF-8 at byte %d of the record", invalidUTF8At(raw))
+		it.Err = invalidAt(line, "invalid UTF-8 at byte %d of the record", invalidUTF8At(raw))
 		return it
 	}
 	if n := longestString(raw); n > MaxCellBytes {
-		it.Err = fmt.Errorf("a string of %d bytes, more than the limit of %d", n, MaxCellBytes)
+		it.Err = invalidAt(line, "a string of %d bytes, more than the limit of %d", n, MaxCellBytes)
 		return it
 	}
-	it.Record, it.Err = mappings.Decode(raw)
+	it.Record, it.Err = decodeAt(line, raw)
 	return it
 }
 
@@ -174,7 +198,7 @@ func readLines(br *bufio.Reader, line int, fn func(Item) error) error {
 		var it Item
 		switch t := bytes.TrimSpace(buf); {
 		case tooLong:
-			it = Item{Line: line, Raw: bytes.Clone(buf), Err: fmt.Errorf("line longer than the record limit of %d bytes", MaxRecordBytes)}
+			it = Item{Line: line, Raw: bytes.Clone(buf), Err: invalidAt(line, "line longer than the record limit of %d bytes", MaxRecordBytes)}
 		case len(t) == 0:
 			if err == io.EOF {
 				return nil
@@ -227,13 +251,13 @@ skip:
 	lc := &newlineCounter{r: br, line: line + 1}
 	dec := json.NewDecoder(lc)
 	for {
-		start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
-		tok, err := mappings.PeekDelim(dec)
+		start := lc.lineAt(dec.InputOffset() + leadingSkip(dec))
+		tok, err := peekDelim(dec)
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return fn(Item{Line: start, Err: fmt.Errorf("not JSON: %w", err)})
+			return fn(Item{Line: start, Err: invalidAt(start, "not JSON: %v", err)})
 		}
 		if tok != '[' {
 			if stop, err := readValue(dec, lc, fn); stop || err != nil {
@@ -242,7 +266,7 @@ skip:
 			continue
 		}
 		if _, err := dec.Token(); err != nil {
-			return fn(Item{Line: start, Err: fmt.Errorf("not JSON: %w", err)})
+			return fn(Item{Line: start, Err: invalidAt(start, "not JSON: %v", err)})
 		}
 		for dec.More() {
 			if stop, err := readValue(dec, lc, fn); stop || err != nil {
@@ -250,7 +274,8 @@ skip:
 			}
 		}
 		if _, err := dec.Token(); err != nil {
-			return fn(Item{Line: lc.lineAt(dec.InputOffset()), Err: fmt.Errorf("the array does not end properly (a truncated file?): %w", err)})
+			at := lc.lineAt(dec.InputOffset())
+			return fn(Item{Line: at, Err: invalidAt(at, "the array does not end properly (a truncated file?): %v", err)})
 		}
 	}
 }
@@ -258,14 +283,14 @@ skip:
 // readValue decodes the next value of dec as a record. stop is set when
 // the document is broken and where the next record starts is unknown.
 func readValue(dec *json.Decoder, lc *newlineCounter, fn func(Item) error) (stop bool, err error) {
-	start := lc.lineAt(dec.InputOffset() + mappings.LeadingSkip(dec))
+	start := lc.lineAt(dec.InputOffset() + leadingSkip(dec))
 	var raw json.RawMessage
 	if derr := dec.Decode(&raw); derr != nil {
 		msg := derr.Error()
 		if derr == io.EOF || errors.Is(derr, io.ErrUnexpectedEOF) {
 			msg = "unexpected end of file (a truncated file?)"
 		}
-		return true, fn(Item{Line: start, Err: fmt.Errorf("invalid JSON: %s", msg)})
+		return true, fn(Item{Line: start, Err: invalidAt(start, "invalid JSON: %s", msg)})
 	}
 	return false, fn(decodeItem(start, bytes.Clone(raw)))
 }
@@ -312,4 +337,53 @@ func (c *newlineCounter) lineAt(off int64) int {
 	c.line += i
 	c.starts = c.starts[i:]
 	return c.line
+}
+
+// leadingSkip counts the bytes of whitespace and at most one comma the
+// decoder will skip before its next value. It reads the decoder's buffer
+// byte by byte, copying nothing.
+func leadingSkip(dec *json.Decoder) int64 {
+	br, _ := dec.Buffered().(io.ByteReader)
+	var n int64
+	comma := false
+	for br != nil {
+		c, err := br.ReadByte()
+		switch {
+		case err != nil:
+			return n
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			n++
+		case c == ',' && !comma:
+			comma = true
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// peekDelim returns the first byte of the next top-level value without
+// consuming it ('[' for an array), or io.EOF at the end of input.
+func peekDelim(dec *json.Decoder) (byte, error) {
+	if !dec.More() {
+		// More is false at the end of input or before a stray closing
+		// bracket; Token tells the two apart.
+		if _, err := dec.Token(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("unexpected closing bracket")
+	}
+	// More has buffered the next non-space byte.
+	br, _ := dec.Buffered().(io.ByteReader)
+	for br != nil {
+		c, err := br.ReadByte()
+		if err != nil {
+			break
+		}
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c, nil
+		}
+	}
+	return 0, nil
 }

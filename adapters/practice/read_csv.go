@@ -27,18 +27,6 @@ import (
 // becomes the JSON record it spells and goes through mappings.Decode, so a
 // CSV row is checked exactly like a JSON record.
 
-// recordTypes are the structs of the kinds, for the type of a column.
-var recordTypes = map[mappings.Kind]reflect.Type{
-	mappings.KindClient:       reflect.TypeFor[mappings.Client](),
-	mappings.KindPractitioner: reflect.TypeFor[mappings.Practitioner](),
-	mappings.KindCourse:       reflect.TypeFor[mappings.Course](),
-	mappings.KindSession:      reflect.TypeFor[mappings.Session](),
-	mappings.KindScreening:    reflect.TypeFor[mappings.Screening](),
-	mappings.KindObservation:  reflect.TypeFor[mappings.Observation](),
-	mappings.KindNote:         reflect.TypeFor[mappings.Note](),
-	mappings.KindConsent:      reflect.TypeFor[mappings.Consent](),
-}
-
 // kindSignatures tell a header's kind when it has no kind column: the
 // first kind all of whose signature columns are present.
 var kindSignatures = []struct {
@@ -71,7 +59,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		return nil
 	}
 	if err != nil {
-		return fn(Item{Line: 1, Err: fmt.Errorf("CSV header: %w", err)})
+		return fn(Item{Line: 1, Err: invalidAt(1, "CSV header: %v", err)})
 	}
 	for i, h := range header {
 		header[i] = strings.TrimSpace(h)
@@ -81,7 +69,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 	if kindCol < 0 {
 		headerKind = kindOfHeader(header)
 		if headerKind == "" {
-			return fn(Item{Line: 1, Err: fmt.Errorf("CSV header: no kind column, and the columns %s match no column set of CSV.md", strings.Join(header, ", "))})
+			return fn(Item{Line: 1, Err: invalidAt(1, "CSV header: no kind column, and the columns %s match no column set of CSV.md", strings.Join(header, ", "))})
 		}
 	}
 	for {
@@ -93,7 +81,7 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		var pe *csv.ParseError
 		if err != nil && errors.As(err, &pe) && pe.Err != csv.ErrFieldCount {
 			// A broken quote: csv resumes at the next line.
-			if ferr := fn(Item{Line: pe.StartLine, Err: fmt.Errorf("CSV: %v", pe.Err)}); ferr != nil {
+			if ferr := fn(Item{Line: pe.StartLine, Err: invalidAt(pe.StartLine, "CSV: %v", pe.Err)}); ferr != nil {
 				return ferr
 			}
 			continue
@@ -105,16 +93,16 @@ func readCSV(br *bufio.Reader, opts ReadOptions, fn func(Item) error) error {
 		it := Item{Line: line, Raw: raw}
 		switch {
 		case err != nil:
-			it.Err = fmt.Errorf("row has %d columns, the header %d (a missing or extra column)", len(row), len(header))
+			it.Err = invalidAt(line, "row has %d columns, the header %d (a missing or extra column)", len(row), len(header))
 		default:
 			kind := headerKind
 			if kindCol >= 0 {
 				kind = mappings.Kind(strings.TrimSpace(row[kindCol]))
 			}
-			var rec []byte
-			rec, it.Err = csvRecord(kind, header, row, layout)
-			if it.Err == nil {
-				it.Record, it.Err = mappings.Decode(rec)
+			if rec, err := csvRecord(kind, header, row, layout); err != nil {
+				it.Err = invalidAt(line, "%v", err)
+			} else {
+				it.Record, it.Err = decodeAt(line, rec)
 			}
 		}
 		if ferr := fn(it); ferr != nil {
@@ -162,7 +150,7 @@ func rowJSON(header, row []string) []byte {
 
 // csvRecord builds the JSON record a row spells.
 func csvRecord(kind mappings.Kind, header, row []string, layout string) ([]byte, error) {
-	t, ok := recordTypes[kind]
+	t, ok := mappings.RecordType(kind)
 	if !ok {
 		return nil, fmt.Errorf("kind: unknown kind %q", kind)
 	}

@@ -4,13 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
-// Practice records and idempotency keys (issue 5). The stores implement
-// the interfaces adapters/practice declares (RecordTx, RecordStore,
-// IdempotencyStore, IdempotencyTx) with the plain types of package
-// mappings, so neither adapter imports the other.
+// Practice records and idempotency keys (issue 5). Both stores implement
+// package recordstore's contract (Store, and Tx on their transactions):
+// plain rows, so the store imports no domain package.
+
+var (
+	_ recordstore.Store = (*sqliteStore)(nil)
+	_ recordstore.Tx    = (*sqliteTx)(nil)
+	_ recordstore.Store = (*pgStore)(nil)
+	_ recordstore.Tx    = (*pgTx)(nil)
+)
 
 // encodeList stores a string list as a JSON array ("[]" for none, so the
 // column is never NULL).
@@ -43,37 +49,56 @@ const recordColsR = `r.tenant, r.kind, r.id, r.parent, r.body, r.hash, r.state, 
 // recordFields are the scan destinations of recordCols; finish converts
 // the text columns once scanned.
 type recordFields struct {
-	r                           mappings.RecordRow
-	kind, pending, res, reasons string
+	r                     recordstore.Row
+	pending, res, reasons string
 }
 
 func (f *recordFields) dest(updated any) []any {
-	return []any{&f.r.Tenant, &f.kind, &f.r.ID, &f.r.Parent, &f.r.Body, &f.r.Hash, &f.r.State, &f.pending, &f.res, &f.reasons, updated}
+	return []any{&f.r.Tenant, &f.r.Kind, &f.r.ID, &f.r.Parent, &f.r.Body, &f.r.Hash, &f.r.State, &f.pending, &f.res, &f.reasons, updated}
 }
 
-func (f *recordFields) finish() (mappings.RecordRow, error) {
-	f.r.Kind = mappings.Kind(f.kind)
+func (f *recordFields) finish() (recordstore.Row, error) {
 	var err error
 	if f.r.Pending, err = decodeList(f.pending); err != nil {
-		return mappings.RecordRow{}, err
+		return recordstore.Row{}, err
 	}
 	if f.r.Resources, err = decodeList(f.res); err != nil {
-		return mappings.RecordRow{}, err
+		return recordstore.Row{}, err
 	}
 	if f.r.Reasons, err = decodeList(f.reasons); err != nil {
-		return mappings.RecordRow{}, err
+		return recordstore.Row{}, err
 	}
 	return f.r, nil
 }
 
-func checkRecordRow(r mappings.RecordRow) error {
+func checkRecordRow(r recordstore.Row) error {
 	if r.Tenant == "" || r.Kind == "" || r.ID == "" {
 		return fmt.Errorf("sqlstore: put record: tenant, kind and id are required (got %q, %q, %q)", r.Tenant, r.Kind, r.ID)
 	}
 	switch r.State {
-	case mappings.RecordMapped, mappings.RecordPending, mappings.RecordRejected:
+	case recordstore.StateMapped, recordstore.StatePending, recordstore.StateRejected:
 	default:
 		return fmt.Errorf("sqlstore: put record %s/%s: unknown state %q", r.Kind, r.ID, r.State)
 	}
 	return nil
+}
+
+// rowCursor is what scanRows needs of *sql.Rows and pgx.Rows alike.
+type rowCursor interface {
+	Next() bool
+	Err() error
+}
+
+// scanRows scans every row of a query with scan (closing the rows is the
+// caller's: the two drivers' Close differ).
+func scanRows(rows rowCursor, scan func() (recordstore.Row, error)) ([]recordstore.Row, error) {
+	var out []recordstore.Row
+	for rows.Next() {
+		r, err := scan()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

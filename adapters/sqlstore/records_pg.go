@@ -7,36 +7,28 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // Practice records on PostgreSQL; see records_sqlite.go for the SQLite
 // side and records.go for what the two share.
 
-func scanPGRecord(row pgx.Row) (mappings.RecordRow, error) {
+func scanPGRecord(row pgx.Row) (recordstore.Row, error) {
 	var f recordFields
 	var updated time.Time
 	if err := row.Scan(f.dest(&updated)...); err != nil {
-		return mappings.RecordRow{}, err
+		return recordstore.Row{}, err
 	}
 	f.r.Updated = updated.UTC()
 	return f.finish()
 }
 
-func scanPGRecords(rows pgx.Rows, err error) ([]mappings.RecordRow, error) {
+func scanPGRecords(rows pgx.Rows, err error) ([]recordstore.Row, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []mappings.RecordRow
-	for rows.Next() {
-		r, err := scanPGRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanRows(rows, func() (recordstore.Row, error) { return scanPGRecord(rows) })
 }
 
 const (
@@ -51,27 +43,27 @@ type pgRowQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func pgGetRecordRow(ctx context.Context, q pgRowQuerier, tenant string, kind mappings.Kind, id string) (mappings.RecordRow, bool, error) {
-	r, err := scanPGRecord(q.QueryRow(ctx, pgGetRecord, tenant, string(kind), id))
+func pgGetRecordRow(ctx context.Context, q pgRowQuerier, tenant string, kind string, id string) (recordstore.Row, bool, error) {
+	r, err := scanPGRecord(q.QueryRow(ctx, pgGetRecord, tenant, kind, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return mappings.RecordRow{}, false, nil
+		return recordstore.Row{}, false, nil
 	}
 	if err != nil {
-		return mappings.RecordRow{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
+		return recordstore.Row{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
 	}
 	return r, true, nil
 }
 
 // GetRecord reads a record row outside any transaction.
-func (s *pgStore) GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (mappings.RecordRow, bool, error) {
+func (s *pgStore) GetRecord(ctx context.Context, tenant string, kind string, id string) (recordstore.Row, bool, error) {
 	return pgGetRecordRow(ctx, s.pool, tenant, kind, id)
 }
 
 // ListRecords lists record rows by kind and state ("" matches any).
-func (s *pgStore) ListRecords(ctx context.Context, tenant string, kind mappings.Kind, state string) ([]mappings.RecordRow, error) {
+func (s *pgStore) ListRecords(ctx context.Context, tenant string, kind string, state string) ([]recordstore.Row, error) {
 	rows, err := scanPGRecords(s.pool.Query(ctx, `SELECT `+recordCols+` FROM practice_records
 		WHERE tenant = $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR state = $3) ORDER BY kind, id`,
-		tenant, string(kind), state))
+		tenant, kind, state))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list records: %w", err)
 	}
@@ -79,30 +71,30 @@ func (s *pgStore) ListRecords(ctx context.Context, tenant string, kind mappings.
 }
 
 // GetIdempotency returns the stored answer for key, unless older than
-// mappings.IdempotencyTTL.
-func (s *pgStore) GetIdempotency(ctx context.Context, tenant, key string) (mappings.IdempotencyRow, bool, error) {
-	r := mappings.IdempotencyRow{Tenant: tenant, Key: key}
+// recordstore.IdempotencyTTL.
+func (s *pgStore) GetIdempotency(ctx context.Context, tenant, key string) (recordstore.IdempotencyRow, bool, error) {
+	r := recordstore.IdempotencyRow{Tenant: tenant, Key: key}
 	err := s.pool.QueryRow(ctx, `SELECT request_hash, status, response, created FROM idempotency_keys
-		WHERE tenant = $1 AND key = $2 AND created >= $3`, tenant, key, s.opts.now().Add(-mappings.IdempotencyTTL)).
+		WHERE tenant = $1 AND key = $2 AND created >= $3`, tenant, key, s.opts.now().Add(-recordstore.IdempotencyTTL)).
 		Scan(&r.RequestHash, &r.Status, &r.Response, &r.Created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return mappings.IdempotencyRow{}, false, nil
+		return recordstore.IdempotencyRow{}, false, nil
 	}
 	if err != nil {
-		return mappings.IdempotencyRow{}, false, fmt.Errorf("sqlstore: get idempotency key: %w", err)
+		return recordstore.IdempotencyRow{}, false, fmt.Errorf("sqlstore: get idempotency key: %w", err)
 	}
 	r.Created = r.Created.UTC()
 	return r, true, nil
 }
 
-func (t *pgTx) GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (mappings.RecordRow, bool, error) {
+func (t *pgTx) GetRecord(ctx context.Context, tenant string, kind string, id string) (recordstore.Row, bool, error) {
 	if err := t.check(); err != nil {
-		return mappings.RecordRow{}, false, err
+		return recordstore.Row{}, false, err
 	}
 	return pgGetRecordRow(ctx, t.tx, tenant, kind, id)
 }
 
-func (t *pgTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
+func (t *pgTx) PutRecord(ctx context.Context, r recordstore.Row) error {
 	if err := t.check(); err != nil {
 		return err
 	}
@@ -118,13 +110,13 @@ func (t *pgTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
 		ON CONFLICT (tenant, kind, id) DO UPDATE SET parent = excluded.parent, body = excluded.body,
 		hash = excluded.hash, state = excluded.state, pending = excluded.pending,
 		resources = excluded.resources, reasons = excluded.reasons, updated = excluded.updated`,
-		r.Tenant, string(r.Kind), r.ID, r.Parent, nonNil(r.Body), r.Hash, r.State,
+		r.Tenant, r.Kind, r.ID, r.Parent, nonNil(r.Body), r.Hash, r.State,
 		encodeList(r.Pending), encodeList(r.Resources), encodeList(r.Reasons), timeMicros(updated))
-	b.Queue(`DELETE FROM practice_pending WHERE tenant = $1 AND kind = $2 AND id = $3`, r.Tenant, string(r.Kind), r.ID)
-	if r.State == mappings.RecordPending {
+	b.Queue(`DELETE FROM practice_pending WHERE tenant = $1 AND kind = $2 AND id = $3`, r.Tenant, r.Kind, r.ID)
+	if r.State == recordstore.StatePending {
 		for _, ref := range r.Pending {
 			b.Queue(`INSERT INTO practice_pending (tenant, ref, kind, id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-				r.Tenant, ref, string(r.Kind), r.ID)
+				r.Tenant, ref, r.Kind, r.ID)
 		}
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
@@ -133,7 +125,7 @@ func (t *pgTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
 	return nil
 }
 
-func (t *pgTx) WaitingOn(ctx context.Context, tenant, ref string) ([]mappings.RecordRow, error) {
+func (t *pgTx) WaitingOn(ctx context.Context, tenant, ref string) ([]recordstore.Row, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
@@ -144,11 +136,11 @@ func (t *pgTx) WaitingOn(ctx context.Context, tenant, ref string) ([]mappings.Re
 	return rows, nil
 }
 
-func (t *pgTx) ChildRecords(ctx context.Context, tenant string, kind mappings.Kind, parent string) ([]mappings.RecordRow, error) {
+func (t *pgTx) ChildRecords(ctx context.Context, tenant string, kind string, parent string) ([]recordstore.Row, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	rows, err := scanPGRecords(t.tx.Query(ctx, pgChildren, tenant, string(kind), parent))
+	rows, err := scanPGRecords(t.tx.Query(ctx, pgChildren, tenant, kind, parent))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %s records of %s: %w", kind, parent, err)
 	}
@@ -169,7 +161,7 @@ func (t *pgTx) LockRecords(ctx context.Context, tenant string) error {
 }
 
 // PutIdempotency stores an answer and purges answers past their 24 hours.
-func (t *pgTx) PutIdempotency(ctx context.Context, r mappings.IdempotencyRow) error {
+func (t *pgTx) PutIdempotency(ctx context.Context, r recordstore.IdempotencyRow) error {
 	if err := t.check(); err != nil {
 		return err
 	}
@@ -182,7 +174,7 @@ func (t *pgTx) PutIdempotency(ctx context.Context, r mappings.IdempotencyRow) er
 		created = now
 	}
 	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM idempotency_keys WHERE created < $1`, now.Add(-mappings.IdempotencyTTL))
+	b.Queue(`DELETE FROM idempotency_keys WHERE created < $1`, now.Add(-recordstore.IdempotencyTTL))
 	b.Queue(`INSERT INTO idempotency_keys (tenant, key, request_hash, status, response, created) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (tenant, key) DO UPDATE SET request_hash = excluded.request_hash, status = excluded.status,
 		response = excluded.response, created = excluded.created`,

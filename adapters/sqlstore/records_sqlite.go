@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // sqliteRecordStmts are the writer connection's statements for practice
@@ -73,50 +73,42 @@ func (s *sqliteStore) recordStmts() (*sqliteRecordStmts, error) {
 	return st, nil
 }
 
-func scanSQLiteRecord(row scanner) (mappings.RecordRow, error) {
+func scanSQLiteRecord(row scanner) (recordstore.Row, error) {
 	var f recordFields
 	var micros int64
 	if err := row.Scan(f.dest(&micros)...); err != nil {
-		return mappings.RecordRow{}, err
+		return recordstore.Row{}, err
 	}
 	f.r.Updated = time.UnixMicro(micros).UTC()
 	return f.finish()
 }
 
-func scanSQLiteRecords(rows *sql.Rows, err error) ([]mappings.RecordRow, error) {
+func scanSQLiteRecords(rows *sql.Rows, err error) ([]recordstore.Row, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []mappings.RecordRow
-	for rows.Next() {
-		r, err := scanSQLiteRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanRows(rows, func() (recordstore.Row, error) { return scanSQLiteRecord(rows) })
 }
 
 // GetRecord reads a record row outside any transaction.
-func (s *sqliteStore) GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (mappings.RecordRow, bool, error) {
-	r, err := scanSQLiteRecord(s.rdb.QueryRowContext(ctx, `SELECT `+recordCols+` FROM practice_records WHERE tenant = ? AND kind = ? AND id = ?`, tenant, string(kind), id))
+func (s *sqliteStore) GetRecord(ctx context.Context, tenant string, kind string, id string) (recordstore.Row, bool, error) {
+	r, err := scanSQLiteRecord(s.rdb.QueryRowContext(ctx, `SELECT `+recordCols+` FROM practice_records WHERE tenant = ? AND kind = ? AND id = ?`, tenant, kind, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return mappings.RecordRow{}, false, nil
+		return recordstore.Row{}, false, nil
 	}
 	if err != nil {
-		return mappings.RecordRow{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
+		return recordstore.Row{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
 	}
 	return r, true, nil
 }
 
 // ListRecords lists record rows by kind and state ("" matches any), in
 // kind and id order.
-func (s *sqliteStore) ListRecords(ctx context.Context, tenant string, kind mappings.Kind, state string) ([]mappings.RecordRow, error) {
+func (s *sqliteStore) ListRecords(ctx context.Context, tenant string, kind string, state string) ([]recordstore.Row, error) {
 	rows, err := scanSQLiteRecords(s.rdb.QueryContext(ctx, `SELECT `+recordCols+` FROM practice_records
 		WHERE tenant = ? AND (? = '' OR kind = ?) AND (? = '' OR state = ?) ORDER BY kind, id`,
-		tenant, string(kind), string(kind), state, state))
+		tenant, kind, kind, state, state))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list records: %w", err)
 	}
@@ -124,18 +116,18 @@ func (s *sqliteStore) ListRecords(ctx context.Context, tenant string, kind mappi
 }
 
 // GetIdempotency returns the stored answer for key, unless older than
-// mappings.IdempotencyTTL.
-func (s *sqliteStore) GetIdempotency(ctx context.Context, tenant, key string) (mappings.IdempotencyRow, bool, error) {
-	r := mappings.IdempotencyRow{Tenant: tenant, Key: key}
+// recordstore.IdempotencyTTL.
+func (s *sqliteStore) GetIdempotency(ctx context.Context, tenant, key string) (recordstore.IdempotencyRow, bool, error) {
+	r := recordstore.IdempotencyRow{Tenant: tenant, Key: key}
 	var micros int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT request_hash, status, response, created FROM idempotency_keys
-		WHERE tenant = ? AND key = ? AND created >= ?`, tenant, key, s.opts.now().Add(-mappings.IdempotencyTTL).UnixMicro()).
+		WHERE tenant = ? AND key = ? AND created >= ?`, tenant, key, s.opts.now().Add(-recordstore.IdempotencyTTL).UnixMicro()).
 		Scan(&r.RequestHash, &r.Status, &r.Response, &micros)
 	if errors.Is(err, sql.ErrNoRows) {
-		return mappings.IdempotencyRow{}, false, nil
+		return recordstore.IdempotencyRow{}, false, nil
 	}
 	if err != nil {
-		return mappings.IdempotencyRow{}, false, fmt.Errorf("sqlstore: get idempotency key: %w", err)
+		return recordstore.IdempotencyRow{}, false, fmt.Errorf("sqlstore: get idempotency key: %w", err)
 	}
 	r.Created = time.UnixMicro(micros).UTC()
 	return r, true, nil
@@ -148,22 +140,22 @@ func (tx *sqliteTx) recordStmts(ctx context.Context) (*sqliteRecordStmts, error)
 	return tx.s.recordStmts()
 }
 
-func (tx *sqliteTx) GetRecord(ctx context.Context, tenant string, kind mappings.Kind, id string) (mappings.RecordRow, bool, error) {
+func (tx *sqliteTx) GetRecord(ctx context.Context, tenant string, kind string, id string) (recordstore.Row, bool, error) {
 	st, err := tx.recordStmts(ctx)
 	if err != nil {
-		return mappings.RecordRow{}, false, err
+		return recordstore.Row{}, false, err
 	}
-	r, err := scanSQLiteRecord(st.get.QueryRowContext(context.Background(), tenant, string(kind), id))
+	r, err := scanSQLiteRecord(st.get.QueryRowContext(context.Background(), tenant, kind, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return mappings.RecordRow{}, false, nil
+		return recordstore.Row{}, false, nil
 	}
 	if err != nil {
-		return mappings.RecordRow{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
+		return recordstore.Row{}, false, fmt.Errorf("sqlstore: get record %s/%s: %w", kind, id, err)
 	}
 	return r, true, nil
 }
 
-func (tx *sqliteTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
+func (tx *sqliteTx) PutRecord(ctx context.Context, r recordstore.Row) error {
 	if err := checkRecordRow(r); err != nil {
 		return err
 	}
@@ -177,16 +169,16 @@ func (tx *sqliteTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
 		updated = tx.s.opts.now()
 	}
 	wrap := func(err error) error { return fmt.Errorf("sqlstore: put record %s/%s: %w", r.Kind, r.ID, err) }
-	if _, err := st.put.ExecContext(bg, r.Tenant, string(r.Kind), r.ID, r.Parent, nonNil(r.Body), r.Hash, r.State,
+	if _, err := st.put.ExecContext(bg, r.Tenant, r.Kind, r.ID, r.Parent, nonNil(r.Body), r.Hash, r.State,
 		encodeList(r.Pending), encodeList(r.Resources), encodeList(r.Reasons), updated.UnixMicro()); err != nil {
 		return wrap(err)
 	}
-	if _, err := st.delPending.ExecContext(bg, r.Tenant, string(r.Kind), r.ID); err != nil {
+	if _, err := st.delPending.ExecContext(bg, r.Tenant, r.Kind, r.ID); err != nil {
 		return wrap(err)
 	}
-	if r.State == mappings.RecordPending {
+	if r.State == recordstore.StatePending {
 		for _, ref := range r.Pending {
-			if _, err := st.addPending.ExecContext(bg, r.Tenant, ref, string(r.Kind), r.ID); err != nil {
+			if _, err := st.addPending.ExecContext(bg, r.Tenant, ref, r.Kind, r.ID); err != nil {
 				return wrap(err)
 			}
 		}
@@ -194,7 +186,7 @@ func (tx *sqliteTx) PutRecord(ctx context.Context, r mappings.RecordRow) error {
 	return nil
 }
 
-func (tx *sqliteTx) WaitingOn(ctx context.Context, tenant, ref string) ([]mappings.RecordRow, error) {
+func (tx *sqliteTx) WaitingOn(ctx context.Context, tenant, ref string) ([]recordstore.Row, error) {
 	st, err := tx.recordStmts(ctx)
 	if err != nil {
 		return nil, err
@@ -206,12 +198,12 @@ func (tx *sqliteTx) WaitingOn(ctx context.Context, tenant, ref string) ([]mappin
 	return rows, nil
 }
 
-func (tx *sqliteTx) ChildRecords(ctx context.Context, tenant string, kind mappings.Kind, parent string) ([]mappings.RecordRow, error) {
+func (tx *sqliteTx) ChildRecords(ctx context.Context, tenant string, kind string, parent string) ([]recordstore.Row, error) {
 	st, err := tx.recordStmts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := scanSQLiteRecords(st.children.QueryContext(context.Background(), tenant, string(kind), parent))
+	rows, err := scanSQLiteRecords(st.children.QueryContext(context.Background(), tenant, kind, parent))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %s records of %s: %w", kind, parent, err)
 	}
@@ -224,7 +216,7 @@ func (tx *sqliteTx) LockRecords(ctx context.Context, tenant string) error { retu
 
 // PutIdempotency stores an answer, purging answers past their 24 hours
 // while it is at it (a cheap indexed delete; no separate sweeper needed).
-func (tx *sqliteTx) PutIdempotency(ctx context.Context, r mappings.IdempotencyRow) error {
+func (tx *sqliteTx) PutIdempotency(ctx context.Context, r recordstore.IdempotencyRow) error {
 	if r.Tenant == "" || r.Key == "" {
 		return errors.New("sqlstore: put idempotency key: tenant and key are required")
 	}
@@ -238,7 +230,7 @@ func (tx *sqliteTx) PutIdempotency(ctx context.Context, r mappings.IdempotencyRo
 	if created.IsZero() {
 		created = now
 	}
-	if _, err := st.purgeIdem.ExecContext(bg, now.Add(-mappings.IdempotencyTTL).UnixMicro()); err != nil {
+	if _, err := st.purgeIdem.ExecContext(bg, now.Add(-recordstore.IdempotencyTTL).UnixMicro()); err != nil {
 		return fmt.Errorf("sqlstore: purge idempotency keys: %w", err)
 	}
 	if _, err := st.putIdem.ExecContext(bg, r.Tenant, r.Key, r.RequestHash, r.Status, nonNil(r.Response), created.UnixMicro()); err != nil {

@@ -33,7 +33,7 @@ func serveGateway(newStore func(t *testing.T) string) fhirtest.GatewayOpener {
 // suite.
 var serveFeatures = fhirtest.APIFeatures{RefusedExamples: map[string]string{
 	// serve checks writes against the R4 vital-signs profiles the
-	// mappings claim (conformance.Profiles); its profile validator takes
+	// mappings claim (ig.Profiles); its profile validator takes
 	// the vitalsigns targetProfile of hasMember for a resource type named
 	// "vitalsigns", so this panel's members are refused (422).
 	"Observation-vitals-panel.json": "hasMember targets refused by the vital-signs profile check",

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 // TestServeConformance: the real program serves the project's artifacts
@@ -59,30 +59,30 @@ func TestServeConformance(t *testing.T) {
 		}
 	}
 
-	for _, u := range []string{conformance.ProfileCarePlan, conformance.ProfileSessionObservation, conformance.ProfileScreeningResponse} {
+	for _, u := range []string{ig.ProfileCarePlan, ig.ProfileSessionObservation, ig.ProfileScreeningResponse} {
 		if st, b := call("GET", "/StructureDefinition?url="+url.QueryEscape(u), ""); st != 200 || len(b["entry"].([]any)) != 1 {
 			t.Errorf("StructureDefinition?url=%s: %d %v", u, st, b["total"])
 		}
 	}
-	if st, b := call("GET", "/Questionnaire?url="+url.QueryEscape(conformance.QuestionnairePHQ9), ""); st != 200 || len(b["entry"].([]any)) != 1 {
+	if st, b := call("GET", "/Questionnaire?url="+url.QueryEscape(ig.QuestionnairePHQ9), ""); st != 200 || len(b["entry"].([]any)) != 1 {
 		t.Errorf("Questionnaire?url=phq-9: %d", st)
 	}
-	if st, b := call("GET", "/CodeSystem?_tag="+url.QueryEscape(conformance.TagSystem+"|"+conformance.TagCode)+"&_count=100", ""); st != 200 || len(b["entry"].([]any)) < 9 {
+	if st, b := call("GET", "/CodeSystem?_tag="+url.QueryEscape(ig.TagSystem+"|"+ig.TagCode)+"&_count=100", ""); st != 200 || len(b["entry"].([]any)) < 9 {
 		t.Errorf("CodeSystem?_tag=: %d", st)
 	}
 	st, cs := call("GET", "/CodeSystem/kap-session-type", "")
-	if st != 200 || cs["url"] != conformance.Base+"/CodeSystem/kap-session-type" {
+	if st != 200 || cs["url"] != ig.Base+"/CodeSystem/kap-session-type" {
 		t.Errorf("read CodeSystem/kap-session-type: %d %v", st, cs["url"])
 	}
 	if st, _ := call("DELETE", "/CodeSystem/kap-session-type", ""); st != 403 {
 		t.Errorf("DELETE of an artifact: %d, want 403", st)
 	}
 	_, meta := call("GET", "/metadata", "")
-	if !strings.Contains(mustJSON(meta), conformance.ProfileCarePlan) {
+	if !strings.Contains(mustJSON(meta), ig.ProfileCarePlan) {
 		t.Error("CapabilityStatement does not list kap-careplan")
 	}
 
-	carePlan := `{"resourceType":"CarePlan","meta":{"profile":["` + conformance.ProfileCarePlan + `"],"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},
+	carePlan := `{"resourceType":"CarePlan","meta":{"profile":["` + ig.ProfileCarePlan + `"],"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},
 		"identifier":[{"system":"http://kapbridge.org/fhir/NamingSystem/practice/p1/course","value":"c1"}],"status":"active","intent":"plan",
 		"category":[{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-careplan-category","code":"kap-course"}]}],"subject":{"reference":"Patient/p1"},
 		"activity":[{"detail":{"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"dosing"}]},"status":"scheduled"}}]}`

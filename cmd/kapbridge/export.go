@@ -11,15 +11,15 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // export runs `kapbridge export --course ID [--store DSN] [--out FILE]`:
 // the course back as practice records (NDJSON), with what prescribers
-// changed in the FHIR resources merged in (adapters/practice/export.go).
+// changed in the FHIR resources merged in (mappings/records/export.go).
 // The records go to --out or stdout; the summary goes to stderr.
 func export(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	env := func(name, def string) string {
@@ -70,7 +70,7 @@ func export(ctx context.Context, args []string, getenv func(string) string, stdo
 		w = file
 	}
 	bw := bufio.NewWriter(w)
-	ex := &practice.Exporter{Store: st, Mapper: &mappings.Mapper{Practice: *practiceNS}, Tenant: fhir.DefaultTenant}
+	ex := &records.Exporter{Store: st, Mapper: &mappings.Mapper{Practice: *practiceNS}, Tenant: fhir.DefaultTenant}
 	sum, err := ex.Export(ctx, *course, bw)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func export(ctx context.Context, args []string, getenv func(string) string, stdo
 	return nil
 }
 
-func printExportSummary(w io.Writer, course string, sum practice.ExportSummary) {
+func printExportSummary(w io.Writer, course string, sum records.ExportSummary) {
 	total := 0
 	kinds := make([]string, 0, len(sum.Records))
 	for k, n := range sum.Records {
@@ -104,6 +104,6 @@ func printExportSummary(w io.Writer, course string, sum practice.ExportSummary) 
 		fmt.Fprintln(w, "  merged from FHIR:", m)
 	}
 	for _, k := range sum.Kept {
-		fmt.Fprintln(w, "  not exported:", k)
+		fmt.Fprintln(w, "  not exported:", k.String())
 	}
 }

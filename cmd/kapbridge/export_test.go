@@ -15,6 +15,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // TestServePracticeAPIAndExport drives the real program: serve takes a
@@ -98,12 +99,12 @@ func TestServePracticeAPIAndExport(t *testing.T) {
 	}
 	var course *mappings.Course
 	n := 0
-	_ = mappings.DecodeStream(bytes.NewReader(f), func(line int, rec mappings.Record, err error) error {
-		if err != nil {
-			t.Errorf("line %d: %v", line, err)
+	_ = practice.Read(bytes.NewReader(f), practice.FormatNDJSON, practice.ReadOptions{}, func(it practice.Item) error {
+		if it.Err != nil {
+			t.Errorf("line %d: %v", it.Line, it.Err)
 		}
 		n++
-		if c, ok := rec.(*mappings.Course); ok {
+		if c, ok := it.Record.(*mappings.Course); ok {
 			course = c
 		}
 		return nil
@@ -127,7 +128,7 @@ func TestServePracticeAPIAndExport(t *testing.T) {
 		t.Errorf("export without --course: %v, want a usage error", err)
 	}
 	err = run(context.Background(), []string{"export", "--course", "nope", "--out", filepath.Join(dir, "nope.ndjson")}, getenv, nil, io.Discard, io.Discard)
-	if !errors.Is(err, practice.ErrCourseNotFound) {
+	if !errors.Is(err, records.ErrCourseNotFound) {
 		t.Errorf("unknown course: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nope.ndjson")); !os.IsNotExist(err) {

@@ -14,7 +14,8 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 const importUsage = `Usage: kapbridge import [flags] FILE...
@@ -107,7 +108,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 
 	// The applier validates mapped resources against these; a build whose
 	// artifacts do not compile fails here, before any record is read.
-	if _, err := conformance.Profiles(); err != nil {
+	if _, err := ig.Profiles(); err != nil {
 		return fmt.Errorf("import: load the conformance resources: %w", err)
 	}
 	st, err := sqlstore.Open(ctx, *store)
@@ -126,7 +127,10 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		rej = f
 	}
 
-	ap := &practice.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	if err := ap.Check(); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
 	im := &practice.Importer{Applier: ap, Read: practice.ReadOptions{DateFormat: *dateFormat}, Workers: *workers, Rejects: rej, Progress: prog}
 	start := time.Now()
 	if prog != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // runImport runs `kapbridge import` in-process with the given flags.
@@ -39,7 +41,7 @@ func storedRecords(t *testing.T, store string) map[string]string {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.(practice.RecordStore).ListRecords(context.Background(), fhir.DefaultTenant, "", "")
+	rows, err := s.(recordstore.Store).ListRecords(context.Background(), fhir.DefaultTenant, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +212,7 @@ func TestImportTwiceAndPending(t *testing.T) {
 		t.Fatalf("import of the course: %v\n%s", err, out)
 	}
 	for k, st := range storedRecords(t, store) {
-		if st != mappings.RecordMapped {
+		if st != recordstore.StateMapped {
 			t.Errorf("%s is %s", k, st)
 		}
 	}
@@ -368,8 +370,8 @@ func TestImportCrashSafety(t *testing.T) {
 					t.Logf("kill %d: the import had finished already", i)
 					continue
 				}
-				if out, err := exec.Command("sqlite3", crashed, "SELECT count(*) FROM practice_records").Output(); err == nil {
-					t.Logf("kill %d: %s records stored", i, strings.TrimSpace(string(out)))
+				if n, err := countRecordRows(crashed); err == nil {
+					t.Logf("kill %d: %d records stored", i, n)
 				}
 			}
 			if out, err := imp(crashed).CombinedOutput(); err != nil {
@@ -408,15 +410,58 @@ type dumpEntry struct {
 	content  string
 }
 
+// openSQLite opens an SQLite store file through the database/sql driver
+// the store itself uses (modernc.org/sqlite, registered as "sqlite" by
+// package sqlstore), to look at it below the store's API.
+func openSQLite(path string) (*sql.DB, error) { return sql.Open("sqlite", path) }
+
+// countRecordRows counts the practice records stored in an SQLite file.
+func countRecordRows(path string) (int, error) {
+	db, err := openSQLite(path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRow("SELECT count(*) FROM practice_records").Scan(&n)
+	return n, err
+}
+
 // dumpStore reads every resource's version count and newest content
 // (without meta.versionId, meta.lastUpdated and Provenance.recorded:
-// they say when, and the version count is compared on its own).
+// they say when, and the version count is compared on its own). Which
+// resources exist, and how many versions each has, comes from the
+// resource_versions table itself, so a version no record names (an
+// orphan a crash left) is seen too; the content comes through the
+// store's API.
 func dumpStore(t *testing.T, path string) map[string]dumpEntry {
 	t.Helper()
-	out, err := exec.Command("sqlite3", path, "SELECT type, id, count(*) FROM resource_versions GROUP BY type, id").Output()
+	db, err := openSQLite(path)
 	if err != nil {
-		t.Skipf("sqlite3 not usable: %v", err)
+		t.Fatal(err)
 	}
+	defer db.Close()
+	rows, err := db.Query("SELECT type, id, count(*) FROM resource_versions GROUP BY type, id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counted struct {
+		typ, id string
+		n       int
+	}
+	var all []counted
+	for rows.Next() {
+		var c counted
+		if err := rows.Scan(&c.typ, &c.id, &c.n); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, c)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+
 	s, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -424,15 +469,12 @@ func dumpStore(t *testing.T, path string) map[string]dumpEntry {
 	defer s.Close()
 	stamp := regexp.MustCompile(`"(versionId|lastUpdated|recorded)":"[^"]*"`)
 	m := map[string]dumpEntry{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		p := strings.Split(line, "|")
-		v, err := s.Read(context.Background(), fhir.Key{Tenant: fhir.DefaultTenant, Type: p[0], ID: p[1]})
+	for _, c := range all {
+		v, err := s.Read(context.Background(), fhir.Key{Tenant: fhir.DefaultTenant, Type: c.typ, ID: c.id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cnt int
-		json.Unmarshal([]byte(p[2]), &cnt)
-		m[p[0]+"/"+p[1]] = dumpEntry{versions: cnt, content: stamp.ReplaceAllString(string(v.JSON), "")}
+		m[c.typ+"/"+c.id] = dumpEntry{versions: c.n, content: stamp.ReplaceAllString(string(v.JSON), "")}
 	}
 	return m
 }
@@ -461,7 +503,7 @@ func TestImportPendingThenRejected(t *testing.T) {
 	if len(rs) != 1 || rs[0].Kind != "session" || rs[0].ID != "s1" || !strings.Contains(strings.Join(rs[0].Reasons, " "), "session.before_course") {
 		t.Errorf("rejects %+v", rs)
 	}
-	if st := storedRecords(t, store)["session/s1"]; st != mappings.RecordRejected {
+	if st := storedRecords(t, store)["session/s1"]; st != recordstore.StateRejected {
 		t.Errorf("session stored as %q", st)
 	}
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
+	"github.com/kapbridge/kapbridge/mappings/records"
 )
 
 // schemaPath is where the practice record format's JSON Schema is served
@@ -213,14 +214,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The project's profiles, CodeSystems, ValueSets and Questionnaires are
 	// stored before the first request, so a storage failure fails the start;
 	// writes are checked against them and the vital-signs profiles mapped
-	// resources claim (conformance.Profiles).
-	profiles, err := conformance.Profiles()
+	// resources claim (ig.Profiles).
+	profiles, err := ig.Profiles()
 	if err != nil {
 		return err
 	}
 	lim := cfg.Limits.WithDefaults()
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
-		Conformance: conformance.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
+		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
@@ -231,7 +232,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root.
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &practice.Applier{
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &records.Applier{
 		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	srv := &http.Server{
 		Handler:           gateway(handler, practiceAPI),

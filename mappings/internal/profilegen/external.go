@@ -13,7 +13,7 @@ import (
 
 // The published profiles the mappings claim besides the project's own:
 // the R4 vital-signs profiles and US Core pulse oximetry. They are copied
-// for validation only (package conformance registers them, the server does
+// for validation only (package ig registers them, the server does
 // not publish them), cut down to what profile validation reads, so the
 // build embeds kilobytes instead of megabytes.
 var externalProfiles = []struct{ dir, name string }{

@@ -1,12 +1,12 @@
 // Command profilegen writes the project's conformance artifacts, which
-// package conformance embeds: the CodeSystems and their ValueSets and the
+// package ig embeds: the CodeSystems and their ValueSets and the
 // screening Questionnaires (from the tables in this command), and the
 // StructureDefinition profiles, whose differentials are authored by hand
-// (mappings/conformance/differential) and whose snapshots it generates by
+// (mappings/ig/differential) and whose snapshots it generates by
 // merging each differential over the base R4 StructureDefinition from the
 // core package. Every artifact must pass the base R4 validator.
 //
-// Run through go generate in package conformance; builds never read the
+// Run through go generate in package ig; builds never read the
 // core folder.
 package main
 

@@ -2,7 +2,7 @@ package main
 
 // The canonical URLs, as mappings/canonical.go defines them. They are
 // repeated here rather than imported so the generator builds while the
-// mappings package is being changed; package conformance's tests check
+// mappings package is being changed; package ig's tests check
 // that every artifact URL equals the mappings constant.
 const (
 	canonicalBase      = "http://kapbridge.org/fhir"

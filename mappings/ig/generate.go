@@ -1,4 +1,4 @@
-package conformance
+package ig
 
 // The artifacts are generated from the tables in internal/profilegen, the
 // hand-written differentials in differential/ and the R4 core package, and

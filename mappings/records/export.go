@@ -1,4 +1,4 @@
-package practice
+package records
 
 import (
 	"cmp"
@@ -14,6 +14,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // Export: a course back as practice records, so a practice reads what
@@ -38,29 +39,25 @@ import (
 
 // ErrCourseNotFound: export was asked for a course the store does not
 // hold.
-var ErrCourseNotFound = errors.New("practice: course not found")
-
-// compartmentSearcher is what export needs, besides RecordStore, to find
-// the course's FHIR resources. Both sqlstore backends implement it.
-type compartmentSearcher interface {
-	Search(ctx context.Context, tenant string, q *search.Query, cur *search.Cursor) (search.Result, error)
-}
+var ErrCourseNotFound = errors.New("records: course not found")
 
 // Exporter writes courses back as practice records.
 type Exporter struct {
-	Store  fhir.Store
+	// Store must keep practice records too (recordstore.Store); it
+	// searches, to find the course's FHIR resources.
+	Store  search.Store
 	Mapper *mappings.Mapper
 	Tenant string // "" means fhir.DefaultTenant
 }
 
 // ExportSummary says what an export wrote and merged.
 type ExportSummary struct {
-	Records map[mappings.Kind]int `json:"records"`
+	Records map[mappings.Kind]int
 	// Merged describes each change taken from the FHIR resources.
-	Merged []string `json:"merged,omitempty"`
+	Merged []string
 	// Kept lists FHIR resources of the course's client that carry nothing
-	// a practice record can hold, with the reason.
-	Kept []string `json:"kept,omitempty"`
+	// a practice record can hold, with the reason (Kept.String names both).
+	Kept []mappings.Kept
 }
 
 // Export writes course id and everything that hangs under it as NDJSON
@@ -69,9 +66,9 @@ type ExportSummary struct {
 // in order leaves nothing pending.
 func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (ExportSummary, error) {
 	sum := ExportSummary{Records: map[mappings.Kind]int{}}
-	st, ok := e.Store.(RecordStore)
-	if !ok {
-		return sum, errors.New("practice: the store cannot list practice records")
+	st, err := rowStore(e.Store)
+	if err != nil {
+		return sum, err
 	}
 	tenant := cmp.Or(e.Tenant, fhir.DefaultTenant)
 	book, rows, err := e.loadCourse(ctx, st, tenant, courseID)
@@ -83,9 +80,7 @@ func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (Ex
 		return sum, err
 	}
 	in := e.Mapper.FromFHIR(book, changed)
-	for _, k := range in.Kept {
-		sum.Kept = append(sum.Kept, resourceName(k.Resource)+": "+k.Reason)
-	}
+	sum.Kept = in.Kept
 	for _, wn := range in.Warnings {
 		sum.Merged = append(sum.Merged, wn.String())
 	}
@@ -106,10 +101,10 @@ func (e *Exporter) Export(ctx context.Context, courseID string, w io.Writer) (Ex
 
 // loadCourse reads the course's records into a Book, returning their rows
 // (which name the resource versions the gateway wrote) too.
-func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, courseID string) (*mappings.Book, []mappings.RecordRow, error) {
+func (e *Exporter) loadCourse(ctx context.Context, st recordstore.Store, tenant, courseID string) (*mappings.Book, []recordstore.Row, error) {
 	book := mappings.NewBook()
-	var rows []mappings.RecordRow
-	add := func(row mappings.RecordRow) error {
+	var rows []recordstore.Row
+	add := func(row recordstore.Row) error {
 		rec, err := mappings.Decode(row.Body)
 		if err != nil {
 			return fmt.Errorf("stored %s %q does not decode: %w", row.Kind, row.ID, err)
@@ -125,14 +120,14 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		if _, have := book.Get(kind, id); have {
 			return nil
 		}
-		row, ok, err := st.GetRecord(ctx, tenant, kind, id)
+		row, ok, err := st.GetRecord(ctx, tenant, string(kind), id)
 		if err != nil || !ok {
 			return err // a reference not (yet) held is simply not exported
 		}
 		return add(row)
 	}
-	list := func(kind mappings.Kind, keep func(mappings.RecordRow) bool) error {
-		all, err := st.ListRecords(ctx, tenant, kind, "")
+	list := func(kind mappings.Kind, keep func(recordstore.Row) bool) error {
+		all, err := st.ListRecords(ctx, tenant, string(kind), "")
 		if err != nil {
 			return err
 		}
@@ -146,7 +141,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil
 	}
 
-	row, ok, err := st.GetRecord(ctx, tenant, mappings.KindCourse, courseID)
+	row, ok, err := st.GetRecord(ctx, tenant, string(mappings.KindCourse), courseID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +156,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	sessions := map[string]bool{}
-	if err := list(mappings.KindSession, func(r mappings.RecordRow) bool {
+	if err := list(mappings.KindSession, func(r recordstore.Row) bool {
 		if r.Parent == courseID {
 			sessions[r.ID] = true
 			return true
@@ -173,7 +168,7 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 	// A screening belongs to the course when it names it, or names no
 	// course at all (the consultation's baseline, taken before the course
 	// existed).
-	if err := list(mappings.KindScreening, func(r mappings.RecordRow) bool {
+	if err := list(mappings.KindScreening, func(r recordstore.Row) bool {
 		if r.Parent != course.Client {
 			return false
 		}
@@ -186,11 +181,11 @@ func (e *Exporter) loadCourse(ctx context.Context, st RecordStore, tenant, cours
 		return nil, nil, err
 	}
 	for _, kind := range []mappings.Kind{mappings.KindObservation, mappings.KindNote} {
-		if err := list(kind, func(r mappings.RecordRow) bool { return sessions[r.Parent] }); err != nil {
+		if err := list(kind, func(r recordstore.Row) bool { return sessions[r.Parent] }); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := list(mappings.KindConsent, func(r mappings.RecordRow) bool { return r.Parent == course.Client }); err != nil {
+	if err := list(mappings.KindConsent, func(r recordstore.Row) bool { return r.Parent == course.Client }); err != nil {
 		return nil, nil, err
 	}
 	for _, id := range practitionersOf(book) {
@@ -206,23 +201,10 @@ func practitionersOf(b *mappings.Book) []string {
 	var ids []string
 	for _, kind := range mappings.Kinds {
 		for _, r := range b.All(kind) {
-			switch r := r.(type) {
-			case *mappings.Course:
-				ids = append(ids, r.Prescriber, r.Therapist)
-				ids = append(ids, r.Team...)
-			case *mappings.Session:
-				ids = append(ids, r.Practitioners...)
-				if r.Dose != nil {
-					ids = append(ids, r.Dose.AdministeredBy)
+			for _, ref := range r.References() {
+				if ref.Kind == mappings.KindPractitioner {
+					ids = append(ids, ref.ID)
 				}
-			case *mappings.Screening:
-				ids = append(ids, r.PerformedBy)
-			case *mappings.Observation:
-				ids = append(ids, r.Performer)
-			case *mappings.Note:
-				ids = append(ids, r.Author)
-			case *mappings.Consent:
-				ids = append(ids, r.Recipient)
 			}
 		}
 	}
@@ -238,11 +220,8 @@ var fromFHIRTypes = []string{"CarePlan", "MedicationAdministration", "Observatio
 // version no record row names, whose content also differs from what the
 // records map to now (a row's list can trail a re-mapping, e.g. the
 // CarePlan re-mapped when a session arrives).
-func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []mappings.RecordRow, courseID string) ([]*fhir.Value, error) {
-	ss, ok := e.Store.(compartmentSearcher)
-	if !ok {
-		return nil, errors.New("practice: the store cannot search")
-	}
+func (e *Exporter) changedResources(ctx context.Context, tenant string, book *mappings.Book, rows []recordstore.Row, courseID string) ([]*fhir.Value, error) {
+	ss := e.Store
 	course, _ := book.Course(courseID)
 	if _, ok := book.Client(course.Client); !ok {
 		return nil, nil // no client record: no Patient, nothing an EHR could have written to
@@ -414,8 +393,4 @@ func sortTime(r mappings.Record) string {
 		return r.Date
 	}
 	return ""
-}
-
-func resourceName(v *fhir.Value) string {
-	return v.GetString("resourceType") + "/" + v.GetString("id")
 }

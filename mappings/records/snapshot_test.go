@@ -1,4 +1,4 @@
-package practice
+package records
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/mappings"
+	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
 // storeSnapshot is every live resource of the default tenant: its content
@@ -25,7 +26,7 @@ type snapEntry struct {
 func snapshot(t testing.TB, s fhir.Store) storeSnapshot {
 	t.Helper()
 	ctx := context.Background()
-	rs := s.(RecordStore)
+	rs := s.(recordstore.Store)
 	rows, err := rs.ListRecords(ctx, fhir.DefaultTenant, "", "")
 	if err != nil {
 		t.Fatal(err)

@@ -1,22 +1,52 @@
-package practice
+package records
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/server"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 )
 
+// exportEnv is a store with records applied to it, on one backend.
+type exportEnv struct {
+	store   search.Store
+	applier *Applier
+}
+
+// forEachStore runs fn on SQLite and, when KAPBRIDGE_TEST_POSTGRES_DSN is
+// set, on PostgreSQL (a fresh schema), each with a fresh store.
+func forEachStore(t *testing.T, fn func(t *testing.T, e *exportEnv)) {
+	stores := map[string]func(testing.TB) search.Store{"sqlite": openTestStore}
+	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
+		stores["postgres"] = openPGStore
+	} else {
+		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of the export tests is skipped")
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			fn(t, &exportEnv{store: s, applier: testApplier(s)})
+		})
+	}
+}
+
+// importCourse applies a course file, all of whose records must be
+// accepted; it returns the status counts.
+func (e *exportEnv) importCourse(t *testing.T, recs []mappings.Record) map[string]int {
+	t.Helper()
+	return applyAll(t, e.applier, recs)
+}
+
 // exportCourse exports a course of e's store and decodes the output.
-func exportCourse(t *testing.T, e *apiEnv, course string) ([]byte, []mappings.Record, ExportSummary) {
+func exportCourse(t *testing.T, e *exportEnv, course string) ([]byte, []mappings.Record, ExportSummary) {
 	t.Helper()
 	ex := &Exporter{Store: e.store, Mapper: e.applier.Mapper, Tenant: e.applier.Tenant}
 	var out bytes.Buffer
@@ -24,18 +54,7 @@ func exportCourse(t *testing.T, e *apiEnv, course string) ([]byte, []mappings.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []mappings.Record
-	err = mappings.DecodeStream(bytes.NewReader(out.Bytes()), func(line int, rec mappings.Record, err error) error {
-		if err != nil {
-			t.Fatalf("exported line %d does not decode: %v", line, err)
-		}
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes(), recs, sum
+	return out.Bytes(), decodeLines(t, "export", out.Bytes()), sum
 }
 
 func findRecord[T mappings.Record](recs []mappings.Record, id string) (T, bool) {
@@ -48,29 +67,24 @@ func findRecord[T mappings.Record](recs []mappings.Record, id string) (T, bool) 
 	return zero, false
 }
 
-// TestExportRoundTrip: a course imported over the API exports as the same
+// TestExportRoundTrip: a course applied as records exports as the same
 // records (every record of the file, nothing else), and re-applying the
 // export changes nothing.
 func TestExportRoundTrip(t *testing.T) {
-	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
-		src := readTestdata(t, "course-iv.ndjson")
-		if a := e.post(t, "application/x-ndjson", src); a.status != http.StatusOK {
-			t.Fatalf("import: %d %s", a.status, a.body)
-		}
+	forEachStore(t, func(t *testing.T, e *exportEnv) {
+		src := loadRecords(t, "course-iv")
+		e.importCourse(t, src)
 		// Another course's records in the same store stay out.
-		if a := e.post(t, "application/x-ndjson", readTestdata(t, "course-im.ndjson")); a.status != http.StatusOK {
-			t.Fatalf("import im: %d %s", a.status, a.body)
-		}
+		e.importCourse(t, loadRecords(t, "course-im"))
 		out, recs, sum := exportCourse(t, e, "iv-course")
 		if len(sum.Merged) != 0 {
 			t.Errorf("nothing changed in FHIR, yet merged %v", sum.Merged)
 		}
 		want := map[string]mappings.Record{}
-		_ = mappings.DecodeStream(bytes.NewReader(src), func(_ int, rec mappings.Record, _ error) error {
+		for _, rec := range src {
 			h := rec.RecordHeader()
 			want[string(h.Kind)+"/"+h.ID] = rec
-			return nil
-		})
+		}
 		if len(recs) != len(want) {
 			t.Errorf("exported %d records, the file has %d", len(recs), len(want))
 		}
@@ -98,10 +112,8 @@ func TestExportRoundTrip(t *testing.T) {
 			t.Errorf("notes and the consent belong in the export: %v", sum.Records)
 		}
 
-		a := e.post(t, "application/x-ndjson", out)
-		r := ingestBody(t, a)
-		if a.status != http.StatusOK || r.Summary.Unchanged != len(recs) {
-			t.Errorf("re-applying the export: %d %+v", a.status, r.Summary)
+		if c := e.importCourse(t, decodeLines(t, "export", out)); c[StatusUnchanged] != len(recs) {
+			t.Errorf("re-applying the export: %v, want %d unchanged", c, len(recs))
 		}
 
 		var nf bytes.Buffer
@@ -121,15 +133,13 @@ func kindIndex(k mappings.Kind) int {
 	return -1
 }
 
-// TestExportMergesEHRChanges: what a prescriber changes through the FHIR
-// API comes back in the export: the CarePlan put on hold holds the
+// TestExportMergesEHRChanges: what a prescriber changes in FHIR comes back
+// in the export: the CarePlan put on hold holds the
 // course, a changed MedicationAdministration changes the dose, an EHR's
 // own vital-signs Observation becomes a new observation record.
 func TestExportMergesEHRChanges(t *testing.T) {
-	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
-		if a := e.post(t, "application/x-ndjson", readTestdata(t, "course-iv.ndjson")); a.status != http.StatusOK {
-			t.Fatalf("import: %d %s", a.status, a.body)
-		}
+	forEachStore(t, func(t *testing.T, e *exportEnv) {
+		e.importCourse(t, loadRecords(t, "course-iv"))
 		ns, tenant := e.applier.Mapper.Practice, e.applier.tenant()
 		_, before, _ := exportCourse(t, e, "iv-course")
 
@@ -191,80 +201,54 @@ func TestExportMergesEHRChanges(t *testing.T) {
 		t.Logf("merged: %v", sum.Merged)
 
 		// The merged export is valid input: applying it takes the changes
-		// as the practice's own, and nothing is rejected.
-		a := e.post(t, "application/x-ndjson", out)
-		if r := ingestBody(t, a); a.status != http.StatusOK || r.Summary.Rejected != 0 {
-			t.Errorf("re-applying the merged export: %d %+v", a.status, r.Summary)
-		}
+		// as the practice's own, and nothing is rejected (applyAll fails
+		// on a rejection).
+		e.importCourse(t, decodeLines(t, "merged export", out))
 	})
 }
 
-// fhirPut reads a resource through the FHIR API, changes it and PUTs it
-// back, as an EHR integration would. The FHIR API serves the default
-// tenant only, so on another tenant (the PostgreSQL runs, which share one
-// database) the same change goes through the store, as the EHR
-// connector's inbound side will write it.
-func (e *apiEnv) fhirPut(t *testing.T, tenant, typ, id string, change func(map[string]any)) {
+// fhirPut changes a stored resource as an EHR integration would (a new
+// version through write.Writer, in a store transaction: the FHIR API's
+// own path is the end-to-end test's, cmd/kapbridge
+// TestServePracticeAPIAndExport).
+func (e *exportEnv) fhirPut(t *testing.T, tenant, typ, id string, change func(map[string]any)) {
 	t.Helper()
-	if tenant != fhir.DefaultTenant {
-		k := fhir.Key{Tenant: tenant, Type: typ, ID: id}
-		err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
-			cur, err := tx.Read(context.Background(), k)
-			if err != nil {
-				return err
-			}
-			var v map[string]any
-			if err := json.Unmarshal(cur.JSON, &v); err != nil {
-				return err
-			}
-			change(v)
-			b, _ := json.Marshal(v)
-			res, err := fhir.ParseJSON(b, fhir.DefaultLimits)
-			if err != nil {
-				return err
-			}
-			_, err = write.Writer{}.Put(context.Background(), tx, k, cur, res)
-			return err
-		})
+	k := fhir.Key{Tenant: tenant, Type: typ, ID: id}
+	err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
+		cur, err := tx.Read(context.Background(), k)
 		if err != nil {
-			t.Fatalf("change %s/%s: %v", typ, id, err)
+			return err
 		}
-		return
-	}
-	a := e.do(t, http.MethodGet, "/"+typ+"/"+id, "", nil)
-	if a.status != http.StatusOK {
-		t.Fatalf("GET %s/%s: %d %s", typ, id, a.status, a.body)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(a.body, &v); err != nil {
-		t.Fatal(err)
-	}
-	change(v)
-	b, _ := json.Marshal(v)
-	if a := e.do(t, http.MethodPut, "/"+typ+"/"+id, "application/fhir+json", b); a.status != http.StatusOK {
-		t.Fatalf("PUT %s/%s: %d %s", typ, id, a.status, a.body)
+		var v map[string]any
+		if err := json.Unmarshal(cur.JSON, &v); err != nil {
+			return err
+		}
+		change(v)
+		b, _ := json.Marshal(v)
+		res, err := fhir.ParseJSON(b, fhir.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		_, err = write.Writer{}.Put(context.Background(), tx, k, cur, res)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("change %s/%s: %v", typ, id, err)
 	}
 }
 
-// fhirCreate creates a resource through the FHIR API (or, on another
-// tenant, the store), as an EHR would.
-func (e *apiEnv) fhirCreate(t *testing.T, tenant, typ, body string) {
+// fhirCreate creates a resource as an EHR would.
+func (e *exportEnv) fhirCreate(t *testing.T, tenant, typ, body string) {
 	t.Helper()
-	if tenant != fhir.DefaultTenant {
-		res, err := fhir.ParseJSON([]byte(body), fhir.DefaultLimits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := fhir.Key{Tenant: tenant, Type: typ, ID: server.NewUUID()}
-		if err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
-			_, err := write.Writer{}.Put(context.Background(), tx, k, fhir.Version{Key: k}, res)
-			return err
-		}); err != nil {
-			t.Fatalf("create %s: %v", typ, err)
-		}
-		return
+	res, err := fhir.ParseJSON([]byte(body), fhir.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if a := e.do(t, http.MethodPost, "/"+typ, "application/fhir+json", []byte(body)); a.status != http.StatusCreated {
-		t.Fatalf("POST %s: %d %s", typ, a.status, a.body)
+	k := fhir.Key{Tenant: tenant, Type: typ, ID: "ehr-" + typ + "-1"}
+	if err := e.store.Update(context.Background(), func(tx fhir.Tx) error {
+		_, err := write.Writer{}.Put(context.Background(), tx, k, fhir.Version{Key: k}, res)
+		return err
+	}); err != nil {
+		t.Fatalf("create %s: %v", typ, err)
 	}
 }

@@ -1,4 +1,4 @@
-package conformance_test
+package ig_test
 
 import (
 	"encoding/json"
@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 // Every artifact is valid R4, carries the common metadata and lives at
 // Base/{type}/{id}.
 func TestArtifactsAreValidR4(t *testing.T) {
-	all := conformance.All()
+	all := ig.All()
 	if len(all) < 30 {
 		t.Fatalf("only %d artifacts", len(all))
 	}
@@ -26,7 +26,7 @@ func TestArtifactsAreValidR4(t *testing.T) {
 		if typ != a.ResourceType {
 			t.Errorf("%s: resourceType %s", a.ID, typ)
 		}
-		if want := conformance.Base + "/" + typ + "/" + a.ID; a.URL != want {
+		if want := ig.Base + "/" + typ + "/" + a.ID; a.URL != want {
 			t.Errorf("url %s, want %s", a.URL, want)
 		}
 		if seen[a.URL] {
@@ -39,17 +39,17 @@ func TestArtifactsAreValidR4(t *testing.T) {
 		if s := v.GetString("status"); s != "active" && s != "draft" {
 			t.Errorf("%s: status %q", a.URL, s)
 		}
-		if tag := v.Get("meta").Get("tag"); tag == nil || len(tag.Array) != 1 || tag.Array[0].GetString("system") != conformance.TagSystem || tag.Array[0].GetString("code") != conformance.TagCode {
-			t.Errorf("%s: meta.tag is not %s|%s", a.URL, conformance.TagSystem, conformance.TagCode)
+		if tag := v.Get("meta").Get("tag"); tag == nil || len(tag.Array) != 1 || tag.Array[0].GetString("system") != ig.TagSystem || tag.Array[0].GetString("code") != ig.TagCode {
+			t.Errorf("%s: meta.tag is not %s|%s", a.URL, ig.TagSystem, ig.TagCode)
 		}
-		if got, ok := conformance.Lookup(a.URL); !ok || got.ID != a.ID {
+		if got, ok := ig.Lookup(a.URL); !ok || got.ID != a.ID {
 			t.Errorf("Lookup(%s) = %v, %v", a.URL, got.ID, ok)
 		}
 	}
-	for _, u := range []string{conformance.ProfileCarePlan, conformance.ProfileSessionObservation, conformance.ProfileScreeningResponse,
-		conformance.QuestionnaireMedicalClearance, conformance.QuestionnairePHQ9, conformance.QuestionnaireGAD7, conformance.QuestionnairePCL5,
-		conformance.QuestionnaireCSSRS, conformance.QuestionnaireAUDITC, conformance.QuestionnaireDAST10,
-		conformance.ValueSetSessionType, conformance.ValueSetScreeningResponseStatus, conformance.TagSystem} {
+	for _, u := range []string{ig.ProfileCarePlan, ig.ProfileSessionObservation, ig.ProfileScreeningResponse,
+		ig.QuestionnaireMedicalClearance, ig.QuestionnairePHQ9, ig.QuestionnaireGAD7, ig.QuestionnairePCL5,
+		ig.QuestionnaireCSSRS, ig.QuestionnaireAUDITC, ig.QuestionnaireDAST10,
+		ig.ValueSetSessionType, ig.ValueSetScreeningResponseStatus, ig.TagSystem} {
 		if !seen[u] {
 			t.Errorf("no artifact at %s", u)
 		}
@@ -77,7 +77,7 @@ type questionnaireItem struct {
 // CodeSystem has its all-codes ValueSet, and linkIds are unique.
 func TestArtifactsAreConsistent(t *testing.T) {
 	codes := map[string]bool{}
-	for _, a := range conformance.All() {
+	for _, a := range ig.All() {
 		if a.ResourceType != "CodeSystem" {
 			continue
 		}
@@ -92,7 +92,7 @@ func TestArtifactsAreConsistent(t *testing.T) {
 		if cs.Content != "complete" || cs.Count != len(cs.Concept) || len(cs.Concept) == 0 {
 			t.Errorf("%s: content %s count %d of %d", a.URL, cs.Content, cs.Count, len(cs.Concept))
 		}
-		if _, ok := conformance.Lookup(cs.ValueSet); !ok {
+		if _, ok := ig.Lookup(cs.ValueSet); !ok {
 			t.Errorf("%s: no ValueSet %s", a.URL, cs.ValueSet)
 		}
 		for _, c := range cs.Concept {
@@ -105,7 +105,7 @@ func TestArtifactsAreConsistent(t *testing.T) {
 			codes[a.URL+"|"+c.Code] = true
 		}
 	}
-	for _, a := range conformance.All() {
+	for _, a := range ig.All() {
 		if a.ResourceType != "Questionnaire" {
 			continue
 		}
@@ -122,7 +122,7 @@ func TestArtifactsAreConsistent(t *testing.T) {
 				}
 				links[it.LinkID] = true
 				for _, c := range it.Code {
-					if strings.HasPrefix(c.System, conformance.Base) && !codes[c.System+"|"+c.Code] {
+					if strings.HasPrefix(c.System, ig.Base) && !codes[c.System+"|"+c.Code] {
 						t.Errorf("%s: item code %s|%s is not defined", a.URL, c.System, c.Code)
 					}
 					if c.Code != it.LinkID {
@@ -131,12 +131,12 @@ func TestArtifactsAreConsistent(t *testing.T) {
 				}
 				for _, o := range it.Answer {
 					c := o.ValueCoding
-					if strings.HasPrefix(c.System, conformance.Base) && !codes[c.System+"|"+c.Code] {
+					if strings.HasPrefix(c.System, ig.Base) && !codes[c.System+"|"+c.Code] {
 						t.Errorf("%s: answer %s|%s is not defined", a.URL, c.System, c.Code)
 					}
 				}
 				if it.AnswerValueSet != "" {
-					if _, ok := conformance.Lookup(it.AnswerValueSet); !ok {
+					if _, ok := ig.Lookup(it.AnswerValueSet); !ok {
 						t.Errorf("%s: answerValueSet %s is not an artifact", a.URL, it.AnswerValueSet)
 					}
 				}

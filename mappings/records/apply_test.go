@@ -1,7 +1,10 @@
-package practice
+package records
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,8 +15,10 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/memstore"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/mappings"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 var courseFiles = []string{"course-iv", "course-im", "course-lozenge", "course-spravato"}
@@ -23,9 +28,9 @@ func testdataPath(parts ...string) string {
 }
 
 // openTestStore opens a fresh SQLite file store.
-func openTestStore(t testing.TB) fhir.Store {
+func openTestStore(t testing.TB) search.Store {
 	t.Helper()
-	if _, err := conformance.Profiles(); err != nil {
+	if _, err := ig.Profiles(); err != nil {
 		t.Fatal(err)
 	}
 	s, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
@@ -40,24 +45,29 @@ func testApplier(s fhir.Store) *Applier {
 	return &Applier{Store: s, Mapper: &mappings.Mapper{Practice: "test-practice", Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }}}
 }
 
-// loadRecords decodes a course file.
+// loadRecords decodes a course file (NDJSON, every record valid).
 func loadRecords(t testing.TB, name string) []mappings.Record {
 	t.Helper()
-	f, err := os.Open(testdataPath("records", name+".ndjson"))
+	b, err := os.ReadFile(testdataPath("records", name+".ndjson"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	return decodeLines(t, name, b)
+}
+
+// decodeLines decodes NDJSON whose every line is a valid record.
+func decodeLines(t testing.TB, name string, ndjson []byte) []mappings.Record {
+	t.Helper()
 	var out []mappings.Record
-	err = mappings.DecodeStream(f, func(line int, rec mappings.Record, err error) error {
+	for i, line := range bytes.Split(ndjson, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		rec, err := mappings.Decode(line)
 		if err != nil {
-			t.Fatalf("%s:%d: %v", name, line, err)
+			t.Fatalf("%s:%d: %v", name, i+1, err)
 		}
 		out = append(out, rec)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return out
 }
@@ -163,7 +173,7 @@ func TestApplyConcurrent(t *testing.T) {
 	recs := loadRecords(t, "course-lozenge")
 	applyAll(t, testApplier(ref), recs)
 	want := snapshot(t, ref)
-	stores := map[string]func(testing.TB) fhir.Store{"sqlite": openTestStore}
+	stores := map[string]func(testing.TB) search.Store{"sqlite": openTestStore}
 	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
 		stores["postgres"] = openPGStore
 	}
@@ -254,5 +264,27 @@ func TestApplyDosingWaitsForClearance(t *testing.T) {
 	}
 	if p, err := a.Pending(t.Context()); err != nil || len(p) != 0 {
 		t.Errorf("pending after clearance: %v (%v); want none", p, err)
+	}
+}
+
+// TestStoreWithoutRecords: a store that keeps no practice records is
+// refused with ErrNoRecordStore, on first use, by every entry point.
+func TestStoreWithoutRecords(t *testing.T) {
+	a := testApplier(memstore.New())
+	if err := a.Check(); !errors.Is(err, ErrNoRecordStore) {
+		t.Fatalf("Check: %v, want ErrNoRecordStore", err)
+	}
+	rec, err := mappings.Decode([]byte(`{"kind":"client","id":"c","name":{"family":"Client"},"birth_date":"1980-01-01"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(t.Context(), rec); !errors.Is(err, ErrNoRecordStore) {
+		t.Errorf("Apply: %v", err)
+	}
+	if _, err := a.Pending(t.Context()); !errors.Is(err, ErrNoRecordStore) {
+		t.Errorf("Pending: %v", err)
+	}
+	if _, err := (&Exporter{Store: memstore.New(), Mapper: a.Mapper}).Export(t.Context(), "k", io.Discard); !errors.Is(err, ErrNoRecordStore) {
+		t.Errorf("Export: %v", err)
 	}
 }

@@ -1,32 +1,32 @@
-package conformance_test
+package ig_test
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/mappings/conformance"
+	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
 const (
 	security = `"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"},{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]`
 	ident    = `"identifier":[{"system":"http://kapbridge.org/fhir/NamingSystem/practice/p1/course","value":"c1"}]`
 
-	validCarePlan = `{"resourceType":"CarePlan","meta":{"profile":["` + conformance.ProfileCarePlan + `"],` + security + `},` + ident + `,
+	validCarePlan = `{"resourceType":"CarePlan","meta":{"profile":["` + ig.ProfileCarePlan + `"],` + security + `},` + ident + `,
 		"status":"active","intent":"plan",
 		"category":[{"coding":[{"system":"http://hl7.org/fhir/us/core/CodeSystem/careplan-category","code":"assess-plan"}]},{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-careplan-category","code":"kap-course"}]}],
 		"subject":{"reference":"Patient/p1"},
 		"activity":[{"detail":{"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"consultation"}]},"status":"completed"}},
 			{"detail":{"code":{"coding":[{"system":"http://snomed.info/sct","code":"75516001"},{"system":"http://kapbridge.org/fhir/CodeSystem/kap-session-type","code":"dosing"}]},"status":"scheduled"}}]}`
 
-	validObservation = `{"resourceType":"Observation","meta":{"profile":["` + conformance.ProfileSessionObservation + `"],` + security + `},` + ident + `,
+	validObservation = `{"resourceType":"Observation","meta":{"profile":["` + ig.ProfileSessionObservation + `"],` + security + `},` + ident + `,
 		"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"exam"}]}],
 		"code":{"coding":[{"system":"http://kapbridge.org/fhir/CodeSystem/kap-observation","code":"dissociation-rating"}]},
 		"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-01-05T10:40:00Z","valueInteger":4}`
 
-	validResponse = `{"resourceType":"QuestionnaireResponse","meta":{"profile":["` + conformance.ProfileScreeningResponse + `"],` + security + `},
+	validResponse = `{"resourceType":"QuestionnaireResponse","meta":{"profile":["` + ig.ProfileScreeningResponse + `"],` + security + `},
 		"identifier":{"system":"http://kapbridge.org/fhir/NamingSystem/practice/p1/screening","value":"s1"},
-		"questionnaire":"` + conformance.QuestionnairePHQ9 + `","status":"completed","subject":{"reference":"Patient/p1"},"authored":"2026-01-02",
+		"questionnaire":"` + ig.QuestionnairePHQ9 + `","status":"completed","subject":{"reference":"Patient/p1"},"authored":"2026-01-02",
 		"item":[{"linkId":"44250-9","answer":[{"valueCoding":{"system":"http://loinc.org","code":"LA6569-3"}}]}]}`
 )
 
@@ -44,7 +44,7 @@ const (
 
 func validate(t *testing.T, body string) []fhir.Issue {
 	t.Helper()
-	profiles, err := conformance.Profiles()
+	profiles, err := ig.Profiles()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func validate(t *testing.T, body string) []fhir.Issue {
 // mappings write it passes; each way of breaking a rule is reported at
 // the element, with the issue code for what is wrong.
 func TestProfiles(t *testing.T) {
-	withPhase := strings.Replace(validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"`+conformance.Base+`/StructureDefinition/kap-session-phase","valueCode":"during"}]`, 1)
+	withPhase := strings.Replace(validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"`+ig.Base+`/StructureDefinition/kap-session-phase","valueCode":"during"}]`, 1)
 	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse, "with extension": withPhase,
 		"heart rate": heartRate, "blood pressure": bloodPressure} {
 		if issues := validate(t, body); len(issues) > 0 {
@@ -83,12 +83,12 @@ func TestProfiles(t *testing.T) {
 		{"observation without category", validObservation, `"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"exam"}]}],`, "", fhir.IssueRequired, "Observation.category"},
 		{"response in progress", validResponse, `"status":"completed"`, `"status":"in-progress"`, fhir.IssueCodeInvalid, "QuestionnaireResponse.status"},
 		{"response without authored", validResponse, `,"authored":"2026-01-02"`, "", fhir.IssueRequired, "QuestionnaireResponse.authored"},
-		{"session phase not a phase", validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-session-phase","valueCode":"after"}]`, fhir.IssueCodeInvalid, "Observation.extension[0].valueCode"},
-		{"planned count as text", validCarePlan, `"status":"scheduled"`, `"status":"scheduled","extension":[{"url":"` + conformance.Base + `/StructureDefinition/kap-planned-count","valueString":"6"}]`, fhir.IssueStructure, "CarePlan.activity[1].detail.extension[0].valueString"},
+		{"session phase not a phase", validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"` + ig.Base + `/StructureDefinition/kap-session-phase","valueCode":"after"}]`, fhir.IssueCodeInvalid, "Observation.extension[0].valueCode"},
+		{"planned count as text", validCarePlan, `"status":"scheduled"`, `"status":"scheduled","extension":[{"url":"` + ig.Base + `/StructureDefinition/kap-planned-count","valueString":"6"}]`, fhir.IssueStructure, "CarePlan.activity[1].detail.extension[0].valueString"},
 		{"heart rate in beats", heartRate, `"code":"/min"}`, `"code":"beats/min"}`, fhir.IssueValue, "Observation.valueQuantity.code"},
 		{"heart rate without subject", heartRate, `"subject":{"reference":"Patient/p1"},`, "", fhir.IssueRequired, "Observation.subject"},
 		{"blood pressure with one component", bloodPressure, `{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`, "", fhir.IssueRequired, "Observation.component"},
-		{"response without questionnaire", validResponse, `"questionnaire":"` + conformance.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
+		{"response without questionnaire", validResponse, `"questionnaire":"` + ig.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
