@@ -37,3 +37,35 @@ type IndexEntry struct {
 
 	Parts []IndexEntry
 }
+
+// CompositeColumns is one component of a composite value flattened as the
+// stores keep it, whatever the component's type: S (system, or reference
+// type), C (code, normalized string, uri, or reference id), E (text,
+// exact string, or reference URL), a number range and a date range. A
+// component is compared by the type of the parameter it belongs to, which
+// reads its columns back (both stores do it the same way).
+type CompositeColumns struct {
+	S, C, E        string
+	NumLo, NumHi   float64
+	DateLo, DateHi int64
+}
+
+// Columns flattens e, one component of a composite value, by its own type.
+func (e *IndexEntry) Columns() CompositeColumns {
+	var c CompositeColumns
+	switch e.Type {
+	case "token":
+		c.S, c.C, c.E = e.System, e.Code, e.Text
+	case "string":
+		c.C, c.E = e.Text, e.Exact
+	case "uri":
+		c.C = e.Code
+	case "reference":
+		c.S, c.C, c.E = e.RefType, e.RefID, e.Code
+	case "date":
+		c.DateLo, c.DateHi = e.Lo, e.Hi
+	case "number", "quantity":
+		c.NumLo, c.NumHi, c.S, c.C = e.NumLo, e.NumHi, e.System, e.Code
+	}
+	return c
+}

@@ -3,6 +3,7 @@ package ehr
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
@@ -121,6 +122,43 @@ func (p statementReader) strings(m map[string]any, key, path string) []any {
 }
 
 // code returns the string member key if target (a models enum) knows it.
+// interactions reads the interaction list of rm (a rest or a
+// rest.resource entry): the codes the R4 model knows (target) and that are
+// of the level wanted (level, named by what for the warning).
+func (p statementReader) interactions(rm map[string]any, path string, target json.Unmarshaler, level func(Interaction) bool, what string) []any {
+	var ins []any
+	for ip, xm := range p.objects(rm, "interaction", path) {
+		code, ok := p.code(xm, "code", ip+".code", target)
+		if !ok {
+			continue
+		}
+		if !level(Interaction(code)) {
+			p.warn(ip+".code", "%q is not a %s interaction", code, what)
+			continue
+		}
+		ins = append(ins, map[string]any{"code": code})
+	}
+	return ins
+}
+
+// objects yields the elements of the array m[key] that are objects, each
+// with its path; an element that is not one is skipped with a warning.
+func (p statementReader) objects(m map[string]any, key, path string) iter.Seq2[string, map[string]any] {
+	return func(yield func(string, map[string]any) bool) {
+		for i, x := range p.array(m, key, path+"."+key) {
+			xp := fmt.Sprintf("%s.%s[%d]", path, key, i)
+			xm, ok := x.(map[string]any)
+			if !ok {
+				p.warn(xp, "not an object")
+				continue
+			}
+			if !yield(xp, xm) {
+				return
+			}
+		}
+	}
+}
+
 func (p statementReader) code(m map[string]any, key, path string, target json.Unmarshaler) (string, bool) {
 	s := p.str(m, key, path)
 	if s == "" {
@@ -141,38 +179,14 @@ func (p statementReader) rest(rm map[string]any, path string) map[string]any {
 		return nil
 	}
 	out := map[string]any{"mode": mode}
-	var ins []any
-	for i, x := range p.array(rm, "interaction", path+".interaction") {
-		ip := fmt.Sprintf("%s.interaction[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(ip, "not an object")
-			continue
-		}
-		code, ok := p.code(xm, "code", ip+".code", new(models.SystemRestfulInteraction))
-		if !ok {
-			continue
-		}
-		if !Interaction(code).System() {
-			p.warn(ip+".code", "%q is not a system-level interaction", code)
-			continue
-		}
-		ins = append(ins, map[string]any{"code": code})
-	}
-	out["interaction"] = ins
+	out["interaction"] = p.interactions(rm, path, new(models.SystemRestfulInteraction), Interaction.System, "system-level")
 	out["operation"] = p.operations(rm, path)
 	out["searchParam"] = p.searchParams(rm, path)
 	if sec := p.object(rm, "security", path+".security"); sec != nil {
 		out["security"] = p.security(sec, path+".security")
 	}
 	var res []any
-	for i, x := range p.array(rm, "resource", path+".resource") {
-		rp := fmt.Sprintf("%s.resource[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(rp, "not an object")
-			continue
-		}
+	for rp, xm := range p.objects(rm, "resource", path) {
 		if r := p.resource(xm, rp); r != nil {
 			res = append(res, r)
 		}
@@ -183,13 +197,7 @@ func (p statementReader) rest(rm map[string]any, path string) map[string]any {
 
 func (p statementReader) operations(m map[string]any, path string) []any {
 	var out []any
-	for i, x := range p.array(m, "operation", path+".operation") {
-		op := fmt.Sprintf("%s.operation[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(op, "not an object")
-			continue
-		}
+	for op, xm := range p.objects(m, "operation", path) {
 		name := p.str(xm, "name", op+".name")
 		if name == "" {
 			p.warn(op, "no name")
@@ -202,13 +210,7 @@ func (p statementReader) operations(m map[string]any, path string) []any {
 
 func (p statementReader) searchParams(m map[string]any, path string) []any {
 	var out []any
-	for i, x := range p.array(m, "searchParam", path+".searchParam") {
-		sp := fmt.Sprintf("%s.searchParam[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(sp, "not an object")
-			continue
-		}
+	for sp, xm := range p.objects(m, "searchParam", path) {
 		name := p.str(xm, "name", sp+".name")
 		if name == "" {
 			p.warn(sp, "no name")
@@ -234,13 +236,7 @@ func (p statementReader) security(sec map[string]any, path string) map[string]an
 		out["description"] = d
 	}
 	var svcs []any
-	for i, x := range p.array(sec, "service", path+".service") {
-		sp := fmt.Sprintf("%s.service[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(sp, "not an object")
-			continue
-		}
+	for sp, xm := range p.objects(sec, "service", path) {
 		svc := map[string]any{}
 		var codings []any
 		for j, y := range p.array(xm, "coding", sp+".coding") {
@@ -269,13 +265,7 @@ func (p statementReader) security(sec map[string]any, path string) map[string]an
 	}
 	out["service"] = svcs
 	var exts []any
-	for i, x := range p.array(sec, "extension", path+".extension") {
-		ep := fmt.Sprintf("%s.extension[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(ep, "not an object")
-			continue
-		}
+	for ep, xm := range p.objects(sec, "extension", path) {
 		if p.str(xm, "url", ep+".url") != oauthURIsExtension {
 			continue // other extensions are not read
 		}
@@ -312,25 +302,7 @@ func (p statementReader) resource(rm map[string]any, path string) map[string]any
 	}
 	path = path + " (" + typ + ")"
 	out := map[string]any{"type": typ}
-	var ins []any
-	for i, x := range p.array(rm, "interaction", path+".interaction") {
-		ip := fmt.Sprintf("%s.interaction[%d]", path, i)
-		xm, ok := x.(map[string]any)
-		if !ok {
-			p.warn(ip, "not an object")
-			continue
-		}
-		code, ok := p.code(xm, "code", ip+".code", new(models.TypeRestfulInteraction))
-		if !ok {
-			continue
-		}
-		if !Interaction(code).typeLevel() {
-			p.warn(ip+".code", "%q is not a type-level interaction", code)
-			continue
-		}
-		ins = append(ins, map[string]any{"code": code})
-	}
-	out["interaction"] = ins
+	out["interaction"] = p.interactions(rm, path, new(models.TypeRestfulInteraction), Interaction.typeLevel, "type-level")
 	if v, ok := p.code(rm, "versioning", path+".versioning", new(models.ResourceVersionPolicy)); ok {
 		out["versioning"] = v
 	}

@@ -198,24 +198,8 @@ func entryRow(dst []any, t int, e *fhir.IndexEntry) []any {
 // partValues flattens one composite component into s, c, e, nlo, nhi, dlo,
 // dhi (see the migration for which type uses which column).
 func partValues(p *fhir.IndexEntry) []any {
-	s, c, e := "", "", ""
-	var nlo, nhi float64
-	var dlo, dhi int64
-	switch p.Type {
-	case "token":
-		s, c, e = p.System, p.Code, p.Text
-	case "string":
-		c, e = p.Text, p.Exact
-	case "uri":
-		c = p.Code
-	case "reference":
-		s, c, e = p.RefType, p.RefID, p.Code
-	case "date":
-		dlo, dhi = p.Lo, p.Hi
-	case "number", "quantity":
-		nlo, nhi, s, c = p.NumLo, p.NumHi, p.System, p.Code
-	}
-	return []any{s, c, e, nlo, nhi, dlo, dhi}
+	c := p.Columns()
+	return []any{c.S, c.C, c.E, c.NumLo, c.NumHi, c.DateLo, c.DateHi}
 }
 
 // colMap names, for one table or composite component, the columns a value

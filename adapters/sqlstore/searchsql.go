@@ -13,15 +13,11 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
-// ErrUnsupported is wrapped by Search when a query uses something the
-// store cannot evaluate (a modifier such as :identifier or :in, a special
-// parameter). The error is a *fhir.Error of type not-supported, so the
-// server answers 400 with its message without knowing this package.
-var ErrUnsupported = errors.New("sqlstore: unsupported search")
+// ErrUnsupported is search.ErrUnsupported, which Search wraps for a query
+// it cannot evaluate.
+var ErrUnsupported = search.ErrUnsupported
 
-func unsupported(format string, a ...any) error {
-	return fhir.Errorf(fhir.IssueNotSupported, "", "%s", fmt.Sprintf(format, a...)).Wrap(ErrUnsupported)
-}
+var unsupported = search.Unsupported
 
 // snap is the state a query reads: a snapshot of committed data (SQLite: a
 // seq; PostgreSQL: a pg_snapshot text) or, inside a transaction, whatever

@@ -2,8 +2,6 @@ package memstore
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -20,15 +18,11 @@ import (
 // one: where this file says "as sqlstore", the SQL is in
 // adapters/sqlstore/searchsql.go.
 
-// ErrUnsupported is wrapped by Search when a query uses something the
-// store cannot evaluate (a modifier such as :identifier or :in, a special
-// parameter). The error is a *fhir.Error of type not-supported, so the
-// server answers 400 with its message without knowing this package.
-var ErrUnsupported = errors.New("memstore: unsupported search")
+// ErrUnsupported is search.ErrUnsupported, which Search wraps for a query
+// it cannot evaluate.
+var ErrUnsupported = search.ErrUnsupported
 
-func unsupported(format string, a ...any) error {
-	return fhir.Errorf(fhir.IssueNotSupported, "", "%s", fmt.Sprintf(format, a...)).Wrap(ErrUnsupported)
-}
+var unsupported = search.Unsupported
 
 // table is the kind of index value an entry or a parameter type is (one
 // of sqlstore's index tables): a parameter's clauses look only at entries
@@ -236,23 +230,8 @@ func (c *compiler) composite(p *search.Param, v *search.Value) (entryPred, error
 // columns s, c, e, nlo, nhi, dlo, dhi, which the component's type then
 // reads.
 func partAs(p *fhir.IndexEntry, typ search.ParamType) fhir.IndexEntry {
-	var s, c, e string
-	var nlo, nhi float64
-	var dlo, dhi int64
-	switch p.Type {
-	case "token":
-		s, c, e = p.System, p.Code, p.Text
-	case "string":
-		c, e = p.Text, p.Exact
-	case "uri":
-		c = p.Code
-	case "reference":
-		s, c, e = p.RefType, p.RefID, p.Code
-	case "date":
-		dlo, dhi = p.Lo, p.Hi
-	case "number", "quantity":
-		nlo, nhi, s, c = p.NumLo, p.NumHi, p.System, p.Code
-	}
+	col := p.Columns()
+	s, c, e, nlo, nhi, dlo, dhi := col.S, col.C, col.E, col.NumLo, col.NumHi, col.DateLo, col.DateHi
 	switch typ {
 	case search.Token:
 		return fhir.IndexEntry{System: s, Code: c, Text: e}

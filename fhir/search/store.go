@@ -2,6 +2,8 @@ package search
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -43,4 +45,16 @@ type Store interface {
 	fhir.Store
 	Searcher
 	HistoryPager
+}
+
+// ErrUnsupported is wrapped by a store's Search when a query uses
+// something the store cannot evaluate (a modifier such as :identifier or
+// :in, a special parameter). The error is a *fhir.Error of type
+// not-supported, so the server answers 400 with its message without
+// knowing the store.
+var ErrUnsupported = errors.New("search: unsupported by this store")
+
+// Unsupported is the error a store returns for what it cannot evaluate.
+func Unsupported(format string, a ...any) error {
+	return fhir.Errorf(fhir.IssueNotSupported, "", "%s", fmt.Sprintf(format, a...)).Wrap(ErrUnsupported)
 }
