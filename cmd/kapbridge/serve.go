@@ -43,6 +43,9 @@ type serveConfig struct {
 	Limits server.Limits
 	// RequestTimeout bounds each FHIR API request (server.Config).
 	RequestTimeout time.Duration
+	// PracticeRequestTimeout bounds each practice API request
+	// (practice.HTTPConfig).
+	PracticeRequestTimeout time.Duration
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -70,6 +73,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
+	practiceTimeout := fs.String("practice-request-timeout", env("KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT", practice.DefaultRequestTimeout.String()),
+		"time limit of one practice API request, e.g. 5m; past it the records not yet applied are not, and it is answered 503 timeout (KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -86,6 +91,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		cfg.RequestTimeout = d
 	} else {
 		return cfg, usageError{fmt.Sprintf("-request-timeout %q: want a positive duration such as 30s or 2m", *requestTimeout)}
+	}
+	if d, err := time.ParseDuration(*practiceTimeout); err == nil && d > 0 {
+		cfg.PracticeRequestTimeout = d
+	} else {
+		return cfg, usageError{fmt.Sprintf("-practice-request-timeout %q: want a positive duration such as 5m", *practiceTimeout)}
 	}
 	switch *logFormat {
 	case "json":
@@ -224,7 +234,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root: one router, one middleware chain
 	// (server.API).
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &records.Applier{
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
 		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	lim := cfg.Limits.WithDefaults()
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
