@@ -4,6 +4,9 @@
 // serves over HTTP behind the middleware every request goes through, and
 // that Server.Do runs in the process (batch and transaction GET entries);
 // and the CapabilityStatement that describes exactly what is implemented.
+// Other APIs (the practice API) are served beside it by the same Gin
+// engine, behind the same middleware, each answering in its own format
+// (Config.APIs, apis.go).
 package server
 
 import (
