@@ -1,15 +1,15 @@
 package practice
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
 )
@@ -20,9 +20,10 @@ import (
 //
 //	{"error": {"code": "...", "message": "...", "details": [...]}}
 //
-// It uses net/http's ServeMux rather than Gin: three routes need no
-// framework, and the request body is read here, by hand, anyway (the
-// idempotency fingerprint needs its bytes).
+// It is a server.API: the FHIR API's Gin engine serves it under
+// /practice, behind the same middleware (request id, access log, panic
+// recovery, admission, the time limit), and asks it (Fail) to answer in
+// this shape what that middleware refuses on its paths.
 
 // DefaultMaxBodyBytes bounds an ingestion request: about 10,000
 // observation records, far more than a webhook batch; bulk loads use
@@ -56,17 +57,19 @@ type HTTPConfig struct {
 	IdempotencyWait time.Duration
 	// Now is the clock of idempotency expiry; nil means time.Now.
 	Now func() time.Time
-	// Logger gets one line per request (ids and status, never bodies:
-	// records are PHI); nil means slog.Default().
+	// Logger gets the API's failures (ids, never bodies: records are PHI;
+	// the access log is the server's); nil means slog.Default().
 	Logger *slog.Logger
-	// RequestTimeout bounds each request; 0 means DefaultRequestTimeout.
+	// RequestTimeout bounds each request (the server's time-limit
+	// middleware applies it: API.Limits); 0 means DefaultRequestTimeout.
 	// Past it the records not yet applied are not applied, and the answer
 	// is 503 timeout (records before that point are stored; a retry is
 	// safe).
 	RequestTimeout time.Duration
 }
 
-// API serves the practice ingestion API under /practice/.
+// API is the practice ingestion API, a server.API: give it to
+// server.Config.APIs.
 type API struct {
 	applier *records.Applier
 	maxBody int64
@@ -76,7 +79,6 @@ type API struct {
 	log     *slog.Logger
 	schema  []byte
 	keys    *keyLocks
-	mux     *http.ServeMux
 }
 
 // NewAPI returns the practice ingestion API. It panics if the Applier's
@@ -106,81 +108,70 @@ func NewAPI(cfg HTTPConfig) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	a.mux = a.routes()
 	return a
 }
 
-// Route paths.
+// Route paths: the API's prefix (server.API), and its routes under it.
 const (
-	pathRecords = "/practice/v1/records"
-	pathSchema  = "/practice/v1/schema"
+	prefix       = "/practice"
+	routeRecords = "/v1/records"
+	routeSchema  = "/v1/schema"
+
+	pathRecords = prefix + routeRecords
+	pathSchema  = prefix + routeSchema
 )
 
-// routes is the whole practice API in one table.
-func (a *API) routes() *http.ServeMux {
-	m := http.NewServeMux()
-	m.HandleFunc("POST "+pathRecords, a.postRecords)
-	m.HandleFunc("GET "+pathRecords+"/{kind}/{id}", a.getRecord)
-	m.HandleFunc("GET "+pathSchema, a.getSchema)
-	// ServeMux's own 404 and 405 are text/plain; this catch-all keeps
-	// every answer in the API's JSON error shape.
-	m.HandleFunc("/practice/", a.noRoute)
-	return m
+// getOrHead are the methods of a GET route: net/http drops the body of a
+// HEAD answer.
+var getOrHead = []string{http.MethodGet, http.MethodHead}
+
+// Prefix is where the API lives: the paths under /practice/ (server.API).
+func (a *API) Prefix() string { return prefix }
+
+// Register adds the routes, the whole practice API in one table, to g, the
+// group at Prefix (server.API). A GET route answers HEAD too.
+func (a *API) Register(g *gin.RouterGroup) {
+	g.POST(routeRecords, a.postRecords)
+	g.Match(getOrHead, routeRecords+"/:kind/:id", a.getRecord)
+	g.Match(getOrHead, routeSchema, a.getSchema)
 }
 
-// ServeHTTP gives every request an id (echoed as X-Request-Id, so a
-// practice can quote it) and logs one line per request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	id := r.Header.Get("X-Request-Id")
-	if !isToken(id, 64) {
-		id = newRequestID()
-	}
-	w.Header().Set("X-Request-Id", id)
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	// The request's store calls stop when its time is up (or its client
-	// goes away: net/http cancels r's context then).
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-	defer cancel()
-	a.mux.ServeHTTP(sw, r.WithContext(ctx))
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "practice request",
-		slog.String("request_id", id),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", sw.status),
-		slog.Duration("duration", time.Since(start)))
+// Limits are the API's own bounds, which the server's middleware applies
+// (server.API): the body limit (413 before a body declared larger is
+// read; readBody bounds what is read) and the time limit.
+func (a *API) Limits() server.APILimits {
+	return server.APILimits{MaxBodyBytes: a.maxBody, RequestTimeout: a.timeout}
 }
 
-func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
-	allow := ""
-	switch {
-	case p == pathRecords:
-		allow = "POST"
-	case p == pathSchema || isRecordPath(p):
-		allow = "GET, HEAD"
+// Fail answers, in the API's JSON error shape, what the server's router
+// and middleware refuse on the API's paths (server.API).
+func (a *API) Fail(c *gin.Context, f server.Failure) {
+	var e *apiError
+	p := c.Request.URL.Path
+	switch f.Kind {
+	case server.FailNoRoute:
+		e = &apiError{Code: codeNotFound, Message: "no practice API endpoint at " + p +
+			" (POST " + pathRecords + ", GET " + pathRecords + "/{kind}/{id}, GET " + pathSchema + ")"}
+	case server.FailNoMethod:
+		allow := c.Writer.Header().Get("Allow") // the methods of the routes at p
+		e = &apiError{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed at " + p + " (allowed: " + allow + ")"}
+	case server.FailBodyTooLarge:
+		e = a.tooLarge()
+	case server.FailTimeout:
+		a.log.WarnContext(c.Request.Context(), "practice request stopped", "request_id", server.RequestID(c), "error", f.Cause)
+		e = a.timedOut()
+	case server.FailBusy:
+		e = &apiError{Code: codeBusy, Message: f.Message}
+	default:
+		e = &apiError{Code: codeInternal, Message: f.Message}
 	}
-	if allow != "" {
-		w.Header().Set("Allow", allow)
-		writeError(w, &apiError{Code: codeMethodNotAllowed, Message: "method " + r.Method + " is not allowed at " + p + " (allowed: " + allow + ")"})
-		return
-	}
-	writeError(w, &apiError{Code: codeNotFound, Message: "no practice API endpoint at " + p +
-		" (POST " + pathRecords + ", GET " + pathRecords + "/{kind}/{id}, GET " + pathSchema + ")"})
-}
-
-func isRecordPath(p string) bool {
-	rest, ok := strings.CutPrefix(p, pathRecords+"/")
-	if !ok {
-		return false
-	}
-	kind, id, ok := strings.Cut(rest, "/")
-	return ok && kind != "" && id != "" && !strings.Contains(id, "/")
+	writeError(c.Writer, e)
 }
 
 // getSchema serves the practice record JSON Schema, the contract of
 // POST /practice/v1/records.
-func (a *API) getSchema(w http.ResponseWriter, r *http.Request) {
+func (a *API) getSchema(c *gin.Context) {
+	w := c.Writer
 	w.Header().Set("Content-Type", "application/schema+json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(a.schema)
@@ -203,6 +194,8 @@ const (
 	codeIdempotencyPending = "idempotency_key_in_use"
 	codeStorage            = "storage_failure"
 	codeTimeout            = "timeout"
+	codeBusy               = "server_busy"
+	codeInternal           = "internal_error"
 )
 
 // codeStatus is the one table from error code to HTTP status.
@@ -220,6 +213,8 @@ var codeStatus = map[string]int{
 	codeIdempotencyPending: http.StatusConflict,
 	codeStorage:            http.StatusInternalServerError,
 	codeTimeout:            http.StatusServiceUnavailable,
+	codeBusy:               http.StatusServiceUnavailable,
+	codeInternal:           http.StatusInternalServerError,
 }
 
 // apiError is the API's one error type. Message is for the practice's
@@ -273,20 +268,6 @@ func marshal(v any) []byte {
 
 // ---- small helpers ----
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController (and MaxBytesReader's connection
-// close) reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // isToken reports whether s is 1..max printable ASCII characters without
 // spaces: safe to echo in a header and to log.
 func isToken(s string, max int) bool {
@@ -299,10 +280,4 @@ func isToken(s string, max int) bool {
 		}
 	}
 	return true
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
 )
@@ -88,7 +90,8 @@ type IngestResponse struct {
 // pending record is stored and maps once what it names arrives), 207 when
 // any was rejected; the body carries a result per record either way, so a
 // bad record never hides the good ones.
-func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
+func (a *API) postRecords(c *gin.Context) {
+	w, r := c.Writer, c.Request
 	mt, merr := requestMediaType(r.Header.Get("Content-Type"))
 	if merr != nil {
 		writeError(w, merr)
@@ -120,11 +123,8 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ae *apiError
 		if ctx.Err() != nil && !errors.As(err, &ae) {
-			// 503: unlike a costly FHIR search, a retry makes progress
-			// (the records applied already come back unchanged).
 			a.log.WarnContext(ctx, "practice ingestion stopped", "request_id", w.Header().Get("X-Request-Id"), "error", err)
-			ae = &apiError{Code: codeTimeout, Message: "the request ran past its time limit of " + a.timeout.String() +
-				" (or its client went away) and was stopped; records before that point may be written. Retrying the request is safe: a record applied twice is unchanged. Send fewer records per request"}
+			ae = a.timedOut()
 		} else if !errors.As(err, &ae) {
 			a.log.ErrorContext(ctx, "practice ingestion failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 			ae = &apiError{Code: codeStorage, Message: "the store failed; records before the failure may be written. Retrying the request is safe: a record applied twice is unchanged (request id " + w.Header().Get("X-Request-Id") + ")"}
@@ -159,18 +159,31 @@ func requestMediaType(ct string) (string, *apiError) {
 	return "", unsupported
 }
 
+// timedOut is the answer to a request stopped at its time limit, or
+// whose client went away: 503, because unlike a costly FHIR search, a
+// retry makes progress (the records applied already come back unchanged).
+func (a *API) timedOut() *apiError {
+	return &apiError{Code: codeTimeout, Message: "the request ran past its time limit of " + a.timeout.String() +
+		" (or its client went away) and was stopped; records before that point may be written. Retrying the request is safe: a record applied twice is unchanged. Send fewer records per request"}
+}
+
+// tooLarge is the answer to a body over MaxBodyBytes, declared (the
+// server's admission refuses it before it is read: Fail) or read.
+func (a *API) tooLarge() *apiError {
+	return &apiError{Code: codeTooLarge, Message: fmt.Sprintf("the body exceeds %d bytes: split the records over several requests, or use kapbridge import for files", a.maxBody)}
+}
+
 // readBody reads the whole body, bounded: the idempotency fingerprint and
 // the all-or-nothing framing check both need it before any write.
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	tooLarge := &apiError{Code: codeTooLarge, Message: fmt.Sprintf("the body exceeds %d bytes: split the records over several requests, or use kapbridge import for files", a.maxBody)}
 	if r.ContentLength > a.maxBody {
-		return nil, tooLarge
+		return nil, a.tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, a.tooLarge()
 		}
 		return nil, &apiError{Code: codeBadRequest, Message: "reading the body: " + err.Error()}
 	}
@@ -318,8 +331,9 @@ type RecordView struct {
 }
 
 // getRecord handles GET /practice/v1/records/{kind}/{id}.
-func (a *API) getRecord(w http.ResponseWriter, r *http.Request) {
-	kind, id := mappings.Kind(r.PathValue("kind")), r.PathValue("id")
+func (a *API) getRecord(c *gin.Context) {
+	w, r := c.Writer, c.Request
+	kind, id := mappings.Kind(c.Param("kind")), c.Param("id")
 	if !knownKind(kind) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
 		return

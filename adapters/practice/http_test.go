@@ -25,7 +25,7 @@ import (
 	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
-// apiEnv is the practice API and the FHIR API behind one mux, as serve
+// apiEnv is the practice API beside the FHIR API, one router, as serve
 // wires them, over a real HTTP listener.
 type apiEnv struct {
 	url     string
@@ -73,18 +73,27 @@ func forEachStore(t *testing.T, cfg HTTPConfig, fn func(t *testing.T, e *apiEnv)
 
 func newAPIEnv(t *testing.T, s fhir.Store, a *records.Applier, cfg HTTPConfig) *apiEnv {
 	t.Helper()
+	return newGatewayEnv(t, s, a, cfg, server.Config{})
+}
+
+// newGatewayEnv is newAPIEnv with the FHIR API's configuration (its
+// store, conformance resources, APIs and, if unset, logger are the
+// environment's).
+func newGatewayEnv(t *testing.T, s fhir.Store, a *records.Applier, cfg HTTPConfig, scfg server.Config) *apiEnv {
+	t.Helper()
 	cfg.Applier = a
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	fhirAPI := server.New(server.Config{Store: s, Conformance: ig.Resources()})
-	if err := fhirAPI.SeedConformance(context.Background()); err != nil {
+	scfg.Store, scfg.Conformance, scfg.APIs = s, ig.Resources(), []server.API{NewAPI(cfg)}
+	if scfg.Logger == nil {
+		scfg.Logger = cfg.Logger
+	}
+	gateway := server.New(scfg)
+	if err := gateway.SeedConformance(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/practice/", NewAPI(cfg))
-	mux.Handle("/", fhirAPI)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(gateway)
 	t.Cleanup(srv.Close)
 	return &apiEnv{url: srv.URL, store: s, applier: a}
 }

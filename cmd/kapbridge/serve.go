@@ -37,11 +37,15 @@ type serveConfig struct {
 	LogJSON  bool
 	// Practice is the practice namespace the ingestion API maps under.
 	Practice string
-	// Limits bound the FHIR API's requests (one flag each, named as the
-	// limit; 0 means the default).
+	// Limits bound the requests of the FHIR API and, where they are shared
+	// (in flight, body budget, queue wait), of the practice API (one flag
+	// each, named as the limit; 0 means the default).
 	Limits server.Limits
 	// RequestTimeout bounds each FHIR API request (server.Config).
 	RequestTimeout time.Duration
+	// PracticeRequestTimeout bounds each practice API request
+	// (practice.HTTPConfig).
+	PracticeRequestTimeout time.Duration
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -69,6 +73,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
+	practiceTimeout := fs.String("practice-request-timeout", env("KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT", practice.DefaultRequestTimeout.String()),
+		"time limit of one practice API request, e.g. 5m; past it the records not yet applied are not, and it is answered 503 timeout (KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -86,6 +92,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	} else {
 		return cfg, usageError{fmt.Sprintf("-request-timeout %q: want a positive duration such as 30s or 2m", *requestTimeout)}
 	}
+	if d, err := time.ParseDuration(*practiceTimeout); err == nil && d > 0 {
+		cfg.PracticeRequestTimeout = d
+	} else {
+		return cfg, usageError{fmt.Sprintf("-practice-request-timeout %q: want a positive duration such as 5m", *practiceTimeout)}
+	}
 	switch *logFormat {
 	case "json":
 		cfg.LogJSON = true
@@ -102,7 +113,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	return cfg, nil
 }
 
-// limitFlags defines a flag for each limit of the FHIR API, named as the
+// limitFlags defines a flag for each limit of the FHIR API (and the ones
+// the practice API shares: in flight, body budget, queue wait), named as the
 // limit (errors over a limit name it: fhir.LimitText), its default taken
 // from KAPBRIDGE_<NAME> when set. The function it returns, to call after
 // parsing, reports an environment value that is not a number (or
@@ -152,8 +164,8 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 	intFlag(&lim.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "largest request line and headers, bytes: 431 beyond")
 	intFlag(&lim.MaxBundleEntries, "max-bundle-entries", d.MaxBundleEntries, "most entries in a batch or transaction Bundle: 413 beyond")
 	intFlag(&lim.MaxIssues, "max-issues", d.MaxIssues, "most issues an OperationOutcome lists (at most 1000 of one resource)")
-	intFlag(&lim.MaxInFlight, "max-in-flight", d.MaxInFlight, "most FHIR requests served at once: 503 with Retry-After beyond, after -queue-wait")
-	int64Flag(&lim.BodyBudgetBytes, "body-budget-bytes", d.BodyBudgetBytes, "most bytes of FHIR request bodies read and processed at once (a body without Content-Length counts as -max-body-bytes): 503 with Retry-After beyond, after -queue-wait")
+	intFlag(&lim.MaxInFlight, "max-in-flight", d.MaxInFlight, "most requests served at once, FHIR and practice API together: 503 with Retry-After beyond, after -queue-wait")
+	int64Flag(&lim.BodyBudgetBytes, "body-budget-bytes", d.BodyBudgetBytes, "most bytes of request bodies read and processed at once, FHIR and practice API together (a body without Content-Length counts as its API's largest: -max-body-bytes, or the practice API's 10 MB): 503 with Retry-After beyond, after -queue-wait")
 	durFlag(&lim.QueueWait, "queue-wait", d.QueueWait, "how long a request waits for -max-in-flight or -body-budget-bytes before a 503")
 	intFlag(&lim.Resource.MaxArrayElements, "max-array-elements", d.Resource.MaxArrayElements, "most elements in one JSON array of a request body: 413 beyond")
 	intFlag(&lim.Resource.MaxNodes, "max-nodes", d.Resource.MaxNodes, "most JSON values (objects, arrays, scalars) in a request body: 413 beyond")
@@ -219,10 +231,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
+	// API, which keeps the root: one router, one middleware chain
+	// (server.API).
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
+		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	lim := cfg.Limits.WithDefaults()
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
 		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
-		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim})
+		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim,
+		APIs: []server.API{practiceAPI}})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}
@@ -230,12 +248,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
-	// API, which keeps the root.
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, Applier: &records.Applier{
-		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	srv := &http.Server{
-		Handler:           gateway(handler, practiceAPI),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -263,34 +277,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// gateway routes /practice/ to the practice API and every other path to
-// the FHIR API, as sent: it neither cleans paths nor redirects (the
-// http.ServeMux it replaces answered "..", "." and "//" with a redirect
-// to the cleaned path, in text/plain). A path with such a segment goes to
-// the FHIR API, which answers it with a 404 OperationOutcome, so the
-// practice API's own ServeMux only ever sees paths it would not redirect.
-func gateway(fhirAPI, practiceAPI http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; strings.HasPrefix(p, "/practice/") && !hasDotOrEmptySegment(p) {
-			practiceAPI.ServeHTTP(w, r)
-			return
-		}
-		fhirAPI.ServeHTTP(w, r)
-	})
-}
-
-// hasDotOrEmptySegment reports a "." or ".." segment, or an empty one
-// other than after a trailing slash (which ServeMux leaves alone).
-func hasDotOrEmptySegment(p string) bool {
-	segs := strings.Split(strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/"), "/")
-	for _, s := range segs {
-		if s == "" || s == "." || s == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 // statementTimeoutMargin puts PostgreSQL's statement_timeout a little

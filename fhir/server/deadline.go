@@ -18,20 +18,21 @@ import (
 // minutes is stopped before it ties up a connection and a core.
 const DefaultRequestTimeout = 30 * time.Second
 
-// requestDeadline is middleware: the request's context ends
-// RequestTimeout after the request reached it, and every store call made
-// with c.Request.Context() stops then (the stores cancel their queries
-// when their context ends). The context also ends when the client goes
-// away: net/http cancels it when it notices the connection closed.
+// requestDeadline is middleware: the request's context ends its API's
+// RequestTimeout (APILimits; the FHIR API's is Config.RequestTimeout)
+// after the request reached it, and every store call made with
+// c.Request.Context() stops then (the stores cancel their queries when
+// their context ends). The context also ends when the client goes away:
+// net/http cancels it when it notices the connection closed.
 //
-// A handler then fails with its store call's error, which fail answers as
-// the timeout outcome (timeoutError). A handler that returns without
-// answering gets that outcome here. A handler that already answered keeps
-// its answer: nothing is appended to a body, so a client never sees a
-// partial one.
+// A FHIR handler then fails with its store call's error, which fail
+// answers as the timeout outcome (timeoutError). A handler that returns
+// without answering gets its API's answer to FailTimeout here. A handler
+// that already answered keeps its answer: nothing is appended to a body,
+// so a client never sees a partial one.
 func (s *Server) requestDeadline() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), s.limitsOf(c).RequestTimeout)
 		orig := c.Request
 		c.Request = orig.WithContext(ctx)
 		// Deferred, to run on a panic too: the middleware outside this one
@@ -39,7 +40,7 @@ func (s *Server) requestDeadline() gin.HandlerFunc {
 		defer func() { c.Request = orig; cancel() }()
 		c.Next()
 		if ctx.Err() != nil && !c.Writer.Written() {
-			s.fail(c, ctx.Err())
+			fail(c, Failure{Kind: FailTimeout, Cause: ctx.Err()})
 		}
 	}
 }

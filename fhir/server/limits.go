@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,13 +35,14 @@ type Limits struct {
 	// the last one listed then says how many more there were. One
 	// resource's validation keeps at most 1,000.
 	MaxIssues int
-	// MaxInFlight bounds the requests the API serves at once
-	// (max-in-flight).
+	// MaxInFlight bounds the requests served at once (max-in-flight), of
+	// the FHIR API and the APIs beside it (Config.APIs) together.
 	MaxInFlight int
 	// BodyBudgetBytes bounds the bytes of request bodies being read and
-	// processed at once (body-budget-bytes): a request reserves its
-	// Content-Length, or MaxBodyBytes when it does not say, until it is
-	// answered. It is at least MaxBodyBytes.
+	// processed at once, of every API together (body-budget-bytes): a
+	// request reserves its Content-Length, or its API's largest body
+	// (MaxBodyBytes on the FHIR API) when it does not say, until it is
+	// answered; at most the whole budget. It is at least MaxBodyBytes.
 	BodyBudgetBytes int64
 	// QueueWait is how long a request waits for a place among
 	// MaxInFlight, or for its share of BodyBudgetBytes, before it is
@@ -148,8 +150,10 @@ type admittedKey struct{}
 
 // admit lets a request in when there is room among MaxInFlight and in the
 // body budget for its body, waiting up to QueueWait; otherwise it answers
-// 503 with Retry-After, naming the limit. A body declared over
-// MaxBodyBytes is refused (413) before it is read.
+// 503 with Retry-After, naming the limit (FailBusy). A body declared over
+// its API's MaxBodyBytes is refused (FailBodyTooLarge) before it is read.
+// Every API's requests share the two places: the FHIR API's and the
+// others' (Config.APIs).
 func (s *Server) admit() gin.HandlerFunc {
 	retryAfter := strconv.Itoa(max(1, int(s.lim.QueueWait.Round(time.Second)/time.Second)))
 	return func(c *gin.Context) {
@@ -158,18 +162,14 @@ func (s *Server) admit() gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		if r.ContentLength > s.lim.MaxBodyBytes {
-			s.fail(c, fhir.Errorf(fhir.IssueTooLong, "", "the request body of %d bytes exceeds %s", r.ContentLength,
-				fhir.LimitText("max-body-bytes", s.lim.MaxBodyBytes)).WithStatus(http.StatusRequestEntityTooLarge))
+		maxBody := s.limitsOf(c).MaxBodyBytes
+		if r.ContentLength > maxBody {
+			fail(c, Failure{Kind: FailBodyTooLarge})
 			return
 		}
 		busy := func(format string, args ...any) {
-			// Not s.fail, which logs every 5xx as a failure: shedding load
-			// is the server working as configured, and an overloaded
-			// server should not also write an error line per request
-			// (the access log has the 503).
 			c.Header("Retry-After", retryAfter)
-			failStatic(c, fhir.Errorf(fhir.IssueTransient, "", format, args...).WithStatus(http.StatusServiceUnavailable))
+			fail(c, Failure{Kind: FailBusy, Message: fmt.Sprintf(format, args...)})
 		}
 		wait, cancel := context.WithTimeout(r.Context(), s.lim.QueueWait)
 		defer cancel()
@@ -179,9 +179,9 @@ func (s *Server) admit() gin.HandlerFunc {
 			return
 		}
 		defer s.admission.inFlight.Release(1)
-		if n := bodyWeight(r, s.lim.MaxBodyBytes); n > 0 {
+		if n := bodyWeight(r, maxBody, s.lim.BodyBudgetBytes); n > 0 {
 			if err := s.admission.budget.Acquire(wait, n); err != nil {
-				busy("the server is busy reading other request bodies: this one (%d bytes reserved: its Content-Length, or max-body-bytes without one) did not fit within %s of %s; retry after %s s",
+				busy("the server is busy reading other request bodies: this one (%d bytes reserved: its Content-Length, or without one the largest body its API takes) did not fit within %s of %s; retry after %s s",
 					n, s.lim.QueueWait, fhir.LimitText("body-budget-bytes", s.lim.BodyBudgetBytes), retryAfter)
 				return
 			}
@@ -193,13 +193,15 @@ func (s *Server) admit() gin.HandlerFunc {
 }
 
 // bodyWeight is what a request's body reserves of the budget: its
-// Content-Length, or the most a body may be when it is sent without one.
-func bodyWeight(r *http.Request, maxBody int64) int64 {
+// Content-Length, or the most a body may be when it is sent without one;
+// at most the whole budget (an API's MaxBodyBytes may exceed it: a body
+// that large waits until no other body is being read).
+func bodyWeight(r *http.Request, maxBody, budget int64) int64 {
 	switch {
 	case r.ContentLength > 0:
-		return r.ContentLength
+		return min(r.ContentLength, budget)
 	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
-		return maxBody
+		return min(maxBody, budget)
 	}
 	return 0
 }

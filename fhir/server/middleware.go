@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -51,8 +52,9 @@ func (s *Server) accessLog() gin.HandlerFunc {
 	}
 }
 
-// recoverPanic turns a panic into a 500 OperationOutcome. The stack goes to
-// the log only: a client never sees it.
+// recoverPanic turns a panic into a 500 in the format of the request's
+// API (an OperationOutcome on the FHIR API). The stack goes to the log
+// only: a client never sees it.
 func (s *Server) recoverPanic() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
@@ -60,9 +62,10 @@ func (s *Server) recoverPanic() gin.HandlerFunc {
 				if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(r)
 				}
-				s.log.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", r, "stack", stack())
+				id := c.GetString(ctxRequestID)
+				s.log.Error("panic", "request_id", id, "panic", r, "stack", stack())
 				if !c.Writer.Written() {
-					s.fail(c, fhir.Errorf(fhir.IssueException, "", "internal error (request id %s)", c.GetString(ctxRequestID)))
+					fail(c, Failure{Kind: FailPanic, Message: fmt.Sprintf("internal error (request id %s)", id), Cause: fmt.Errorf("panic: %v", r)})
 				}
 				c.Abort()
 			}
@@ -97,7 +100,6 @@ func negotiate(maxBody int64) gin.HandlerFunc {
 		if c.Request.Body != nil {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 		}
-		c.Next()
 	}
 }
 

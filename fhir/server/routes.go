@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -44,8 +46,13 @@ func (s *Server) routeTable() []route {
 	)
 }
 
-// routes serves the route table with Gin, behind the middleware every
-// request goes through.
+// routes builds the one Gin engine: the FHIR route table at the root and
+// the route table of each other API at its prefix (Config.APIs), behind
+// one middleware chain. The chain is shared; what it refuses is answered
+// in the format of the API the path belongs to (ownAPI, API.Fail), with
+// that API's own body and time limits (API.Limits). The FHIR-only
+// middleware (path checks, content negotiation, conformance resources) is
+// on the FHIR group (fhirAPI.Register).
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -55,18 +62,32 @@ func (s *Server) routes() *gin.Engine {
 	// kapbridge sits behind no proxy it knows of: never trust
 	// X-Forwarded-For when recording a client address.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(requestID(), s.accessLog(), s.recoverPanic(), checkRequestPath, negotiate(s.lim.MaxBodyBytes), s.admit(), s.conformanceReady)
+	r.Use(requestID(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
 	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
-	for _, rt := range s.table {
-		if typed(rt.path) {
-			r.Handle(rt.method, rt.path, knownType, s.serve(rt.handle))
-		} else {
-			r.Handle(rt.method, rt.path, s.serve(rt.handle))
+	// The FHIR API first, so that its methods are listed in Allow in the
+	// order they always were (the order of Gin's trees, made as each
+	// method's first route is added).
+	s.patterns = map[API][]routePattern{}
+	for _, a := range append([]API{s.fhir}, s.apis...) {
+		known := map[routePattern]bool{}
+		for _, ri := range r.Routes() {
+			known[routePattern{ri.Method, ri.Path}] = true
+		}
+		a.Register(r.Group(cmp.Or(a.Prefix(), "/"), s.owns(a)))
+		for _, ri := range r.Routes() {
+			if rt := (routePattern{ri.Method, ri.Path}); !known[rt] {
+				s.patterns[a] = append(s.patterns[a], rt)
+			}
 		}
 	}
-	r.NoRoute(func(c *gin.Context) { failStatic(c, noRoute(c.Request.Method, c.Request.URL.Path)) })
-	r.NoMethod(func(c *gin.Context) { failStatic(c, noMethod(c.Request.Method, c.Request.URL.Path)) })
+	for _, ri := range r.Routes() { // in the order of Gin's trees
+		if !slices.Contains(s.methods, ri.Method) {
+			s.methods = append(s.methods, ri.Method)
+		}
+	}
+	r.NoRoute(s.noRoute)
+	r.NoMethod(s.noRoute)
 	return r
 }
 

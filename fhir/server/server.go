@@ -4,6 +4,9 @@
 // serves over HTTP behind the middleware every request goes through, and
 // that Server.Do runs in the process (batch and transaction GET entries);
 // and the CapabilityStatement that describes exactly what is implemented.
+// Other APIs (the practice API) are served beside it by the same Gin
+// engine, behind the same middleware, each answering in its own format
+// (Config.APIs, apis.go).
 package server
 
 import (
@@ -68,6 +71,11 @@ type Config struct {
 	// DefaultRequestTimeout (30 s). A request past it is stopped, its
 	// store queries cancelled, and answered 403 too-costly.
 	RequestTimeout time.Duration
+	// APIs are served beside the FHIR API, each under its prefix, by the
+	// same router and behind the same middleware (request id, access log,
+	// panic recovery, admission under Limits, the time limit), each
+	// answering in its own format (apis.go). Nil: the FHIR API alone.
+	APIs []API
 }
 
 // Document is a static document served at a fixed path.
@@ -99,15 +107,27 @@ type Server struct {
 	lim       Limits // with defaults
 	admission *admission
 	timeout   time.Duration // Config.RequestTimeout, defaulted
+
+	fhir     API   // the FHIR API as the engine serves it (fhirAPI)
+	apis     []API // Config.APIs
+	patterns map[API][]routePattern
+	methods  []string // of all routes, in the order of Gin's trees
 }
 
-// New returns the FHIR API as an http.Handler. It panics when cfg.Store
-// is nil or does not implement search.Store: a wiring mistake, reported
-// once here rather than as a 501 on every search.
+// New returns the FHIR API, and the APIs of cfg.APIs beside it, as an
+// http.Handler. It panics when cfg.Store is nil or does not implement
+// search.Store, or an API's prefix is not a path ("/name", no trailing
+// slash): wiring mistakes, reported once here rather than as a 501 on
+// every search or a route that never matches.
 func New(cfg Config) *Server {
 	st, ok := cfg.Store.(search.Store)
 	if !ok {
 		panic(fmt.Sprintf("server.New: Config.Store (%T) does not implement search.Store: the FHIR API needs a store that searches, pages history and searches inside its transactions", cfg.Store))
+	}
+	for _, a := range cfg.APIs {
+		if p := a.Prefix(); len(p) < 2 || p[0] != '/' || strings.HasSuffix(p, "/") || hasDotOrEmptySegment(p) {
+			panic(fmt.Sprintf("server.New: the prefix %q of an API (%T) is not a path such as /practice", p, a))
+		}
 	}
 	s := &Server{store: st, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
 		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
@@ -136,6 +156,7 @@ func New(cfg Config) *Server {
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
 	s.table = s.routeTable()
+	s.fhir, s.apis = fhirAPI{s}, cfg.APIs
 	s.engine = s.routes()
 	return s
 }
@@ -174,11 +195,15 @@ const (
 )
 
 // writeJSON writes body with the negotiated JSON content type, indented
-// when _pretty=true.
+// when _pretty=true. An answer of the shared middleware, before the FHIR
+// group negotiated, takes the type _format or Accept asks for, if it is
+// one the API produces.
 func writeJSON(c *gin.Context, status int, body []byte) {
 	ct := mimeFHIRJSON
 	if v, ok := c.Get(ctxFormat); ok {
 		ct = v.(string)
+	} else if f, err := responseFormat(c.Query("_format"), c.GetHeader("Accept")); err == nil {
+		ct = f
 	}
 	if c.Query("_pretty") == "true" {
 		var buf bytes.Buffer
