@@ -143,11 +143,6 @@ func newAdmission(l Limits) *admission {
 	return &admission{inFlight: semaphore.NewWeighted(int64(l.MaxInFlight)), budget: semaphore.NewWeighted(l.BodyBudgetBytes)}
 }
 
-// admittedKey marks a request context already admitted: a Bundle's GET
-// entries run through the router again inside their Bundle's admission,
-// and must not queue behind it.
-type admittedKey struct{}
-
 // admit lets a request in when there is room among MaxInFlight and in the
 // body budget for its body, waiting up to QueueWait; otherwise it answers
 // 503 with Retry-After, naming the limit (FailBusy). A body declared over
@@ -158,10 +153,6 @@ func (s *Server) admit() gin.HandlerFunc {
 	retryAfter := strconv.Itoa(max(1, int(s.lim.QueueWait.Round(time.Second)/time.Second)))
 	return func(c *gin.Context) {
 		r := c.Request
-		if r.Context().Value(admittedKey{}) != nil {
-			c.Next()
-			return
-		}
 		maxBody := s.limitsOf(c).MaxBodyBytes
 		if r.ContentLength > maxBody {
 			fail(c, Failure{Kind: FailBodyTooLarge})
@@ -187,7 +178,6 @@ func (s *Server) admit() gin.HandlerFunc {
 			}
 			defer s.admission.budget.Release(n)
 		}
-		c.Request = r.WithContext(context.WithValue(r.Context(), admittedKey{}, true))
 		c.Next()
 	}
 }
