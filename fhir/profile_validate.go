@@ -58,10 +58,14 @@ func HasErrors(issues []Issue) bool {
 // holds, and every extension in it whose url is an extension definition p
 // holds. A profile p does not hold is a warning (the resource is not
 // refused for it), except the base definition of the resource's own type,
-// which Validate (the package function) already checks. Callers refuse a
-// resource when HasErrors(issues). A nil p holds nothing.
+// which Validate (the package function) already checks. It also reports
+// the base definitions' warning-severity invariants (Validate reports the
+// errors), so a $validate answer lists them. Callers refuse a resource
+// when HasErrors(issues). A nil p holds nothing.
 func (p *Profiles) Validate(root *Value) []Issue {
-	var issues []Issue
+	// The base definitions' warning-severity invariants (dom-6, ...): the
+	// package Validate reports errors only, its callers refusing on any.
+	issues := invariantIssues(root, SeverityWarning)
 	rt := root.GetString("resourceType")
 	for _, u := range arrayItems(root.Get("meta").Get("profile")) {
 		if u.Kind != KindString {

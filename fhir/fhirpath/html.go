@@ -29,27 +29,57 @@ const xhtmlNS = "http://www.w3.org/1999/xhtml"
 // XHTML namespace, only the permitted elements, no event-handler
 // attributes, no javascript: URLs, and some content.
 func checkNarrative(div string) error {
+	content, err := scanNarrative(div)
+	if err != nil {
+		return err
+	}
+	if !content {
+		return errNoContent
+	}
+	return nil
+}
+
+var errNoContent = errors.New("the narrative has no content")
+
+// narrativeMarkup is txt-1: the markup rules of checkNarrative.
+func narrativeMarkup(div string) error {
+	_, err := scanNarrative(div)
+	return err
+}
+
+// narrativeContent is txt-2: some non-whitespace content (text or an
+// image). Markup that cannot be read is txt-1's to report.
+func narrativeContent(div string) error {
+	if content, err := scanNarrative(div); err == nil && !content {
+		return errNoContent
+	}
+	return nil
+}
+
+// scanNarrative reads div, reporting whether it has content and the
+// first markup rule it breaks.
+func scanNarrative(div string) (content bool, err error) {
 	d := xml.NewDecoder(strings.NewReader(div))
 	d.Strict = true
 	d.Entity = xml.HTMLEntity
-	depth, content, roots := 0, false, 0
+	depth, roots := 0, 0
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("not well-formed XHTML: %w", err)
+			return false, fmt.Errorf("not well-formed XHTML: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if depth == 0 {
 				if roots++; roots > 1 || t.Name.Local != "div" || t.Name.Space != xhtmlNS {
-					return errors.New("the narrative must be one XHTML div")
+					return false, errors.New("the narrative must be one XHTML div")
 				}
 			}
 			if t.Name.Space != xhtmlNS || !narrativeElements[t.Name.Local] {
-				return fmt.Errorf("element <%s> is not allowed in a narrative", t.Name.Local)
+				return false, fmt.Errorf("element <%s> is not allowed in a narrative", t.Name.Local)
 			}
 			if t.Name.Local == "img" {
 				content = true
@@ -57,11 +87,11 @@ func checkNarrative(div string) error {
 			for _, a := range t.Attr {
 				name := strings.ToLower(a.Name.Local)
 				if strings.HasPrefix(name, "on") {
-					return fmt.Errorf("event attribute %s is not allowed", a.Name.Local)
+					return false, fmt.Errorf("event attribute %s is not allowed", a.Name.Local)
 				}
 				v := strings.ToLower(strings.Join(strings.Fields(a.Value), ""))
 				if strings.HasPrefix(v, "javascript:") || strings.HasPrefix(v, "vbscript:") {
-					return fmt.Errorf("attribute %s holds a script URL", a.Name.Local)
+					return false, fmt.Errorf("attribute %s holds a script URL", a.Name.Local)
 				}
 			}
 			depth++
@@ -70,7 +100,7 @@ func checkNarrative(div string) error {
 		case xml.CharData:
 			if depth == 0 {
 				if strings.TrimSpace(string(t)) != "" {
-					return errors.New("text outside the div")
+					return false, errors.New("text outside the div")
 				}
 				continue
 			}
@@ -78,14 +108,11 @@ func checkNarrative(div string) error {
 				content = true
 			}
 		case xml.ProcInst, xml.Directive:
-			return errors.New("processing instructions and directives are not allowed")
+			return false, errors.New("processing instructions and directives are not allowed")
 		}
 	}
 	if depth != 0 {
-		return errors.New("unclosed element")
+		return false, errors.New("unclosed element")
 	}
-	if !content {
-		return errors.New("the narrative has no content")
-	}
-	return nil
+	return content, nil
 }

@@ -470,8 +470,11 @@ func apiTestValidateOperation(t *testing.T, c *apiClient) {
 	}
 	r = c.do("POST", "/Patient/$validate", []byte(`{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","active":true}}]}`))
 	issues = assertOutcome(t, r, 200)
-	if issues[0].(map[string]any)["severity"] != "information" {
-		t.Errorf("valid Patient in Parameters: %s", r.body)
+	for _, is := range issues {
+		// Valid: no error; warnings (dom-6, no narrative) may be listed.
+		if sev := is.(map[string]any)["severity"]; sev == "error" || sev == "fatal" {
+			t.Errorf("valid Patient in Parameters: %s", r.body)
+		}
 	}
 	assertOutcome(t, c.do("POST", "/Patient/$validate", []byte(`{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient"}},{"name":"profile","valueUri":"http://x"}]}`)), 400)
 }
