@@ -207,7 +207,11 @@ func loadSpec(gz []byte) (*specTables, error) {
 			ref string
 		}
 		var refs []pending
+		invByPath := map[string][]Constraint{}
 		for _, e := range t.Elems {
+			if len(e.Inv) > 0 {
+				invByPath[e.Path] = e.Inv
+			}
 			parent, name := "", e.Path
 			if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
 				parent, name = e.Path[:i], e.Path[i+1:]
@@ -253,7 +257,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 				req.names = append(req.names, ed.name)
 			}
 			if e.Ref != "" {
-				ed := &elemDef{name: name, uname: "_" + name, min: e.Min, max: e.Max, inv: e.Inv}
+				ed := &elemDef{name: name, uname: "_" + name, min: e.Min, max: e.Max}
 				pn.elems[name] = ed
 				refs = append(refs, pending{ed, e.Ref})
 				req.names = append(req.names, name)
@@ -274,6 +278,9 @@ func loadSpec(gz []byte) (*specTables, error) {
 			// A reference to a path we do not know leaves the element's
 			// content unchecked rather than refused.
 			p.ed.node = nodes[p.ref]
+			// Questionnaire.item.item is a Questionnaire.item: its
+			// invariants (que-1 ...) too.
+			p.ed.inv = invByPath[p.ref]
 		}
 	}
 	return s, nil
