@@ -65,6 +65,9 @@ func narrativeContent(div string) error {
 // allocations it does not make: every write of a resource with a
 // narrative runs it.
 func scanNarrative(div string) (content bool, err error) {
+	if !utf8.ValidString(div) {
+		return false, errors.New("not well-formed XHTML: invalid UTF-8")
+	}
 	x := xhtmlScanner{s: div}
 	return x.run()
 }
@@ -122,6 +125,33 @@ func (x *xhtmlScanner) run() (bool, error) {
 
 // text reads character data up to the next '<'.
 func (x *xhtmlScanner) text() error {
+	if x.content && len(x.stack) > 0 {
+		// Content already seen: only what makes the text ill-formed
+		// (control characters, bad references) matters, so a tight loop.
+		end := strings.IndexByte(x.s[x.i:], '<')
+		if end < 0 {
+			end = len(x.s)
+		} else {
+			end += x.i
+		}
+		for j := x.i; j < end; j++ {
+			c := x.s[j]
+			if c == '&' {
+				x.i = j
+				break
+			}
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return errors.New("not well-formed XHTML: control character in text")
+			}
+			if j == end-1 {
+				x.i = end
+				return nil
+			}
+		}
+		if x.i == end {
+			return nil
+		}
+	}
 	for x.i < len(x.s) && x.s[x.i] != '<' {
 		c := x.s[x.i]
 		switch {

@@ -153,6 +153,8 @@ type invChecker struct {
 	path      []byte
 	res, root *fhir.Value
 	env       Env
+	ctx       evalCtx // one evaluation context for the resource at hand
+	in        [1]item
 	// contained is set while a contained resource's own invariants run:
 	// dom-6 (a narrative) is not asked of those, which R4 says "do not
 	// have narrative" (DomainResource.text).
@@ -161,17 +163,21 @@ type invChecker struct {
 
 // resource checks a resource whose %rootResource is root.
 func (k *invChecker) resource(v, root *fhir.Value) {
-	savedRes, savedRoot := k.res, k.root
+	savedRes, savedRoot, savedCtx := k.res, k.root, k.ctx
 	k.res, k.root = v, root
 	k.env = Env{Resource: v, RootResource: root}
 	it := resourceItem(v)
+	k.ctx = evalCtx{env: &k.env, resource: []item{it}, root: []item{it}}
+	if root != v {
+		k.ctx.root = []item{resourceItem(root)}
+	}
 	k.contained = v != root
 	k.apply(compileList(fhir.TypeConstraints(it.tname)), it)
 	k.contained = false
 	if it.node != nil {
 		k.members(v, it.node)
 	}
-	k.res, k.root = savedRes, savedRoot
+	k.res, k.root, k.ctx = savedRes, savedRoot, savedCtx
 	k.env = Env{Resource: savedRes, RootResource: savedRoot}
 }
 
@@ -242,12 +248,19 @@ func (k *invChecker) element(el *fhir.Element, v, ext *fhir.Value) {
 		k.resource(v, root)
 		return
 	}
-	it := elementItem(v, ext, el.Type, el.Node)
-	if k.sev == fhir.SeverityError && !holdsEle1(v, ext) {
-		k.apply([]*invariant{ele1()}, it)
+	// The item (a primitive's System value parsed) only when some
+	// invariant reads it: most elements have none but ele-1, which
+	// holdsEle1 settles.
+	own, typ := compileList(el.Constraints), compileList(fhir.TypeConstraints(el.Type))
+	ele1Fails := k.sev == fhir.SeverityError && !holdsEle1(v, ext)
+	if ele1Fails || len(own) > 0 || len(typ) > 0 {
+		it := elementItem(v, ext, el.Type, el.Node)
+		if ele1Fails {
+			k.apply([]*invariant{ele1()}, it)
+		}
+		k.apply(own, it)
+		k.apply(typ, it)
 	}
-	k.apply(compileList(el.Constraints), it)
-	k.apply(compileList(fhir.TypeConstraints(el.Type)), it)
 	switch {
 	case v != nil && v.Kind == fhir.KindObject && el.Node != nil:
 		k.members(v, el.Node)
@@ -299,7 +312,8 @@ func (k *invChecker) apply(list []*invariant, it item) {
 			}
 			continue
 		}
-		out, err := inv.expr.run([]item{it}, k.res, &k.env)
+		k.in[0] = it
+		out, err := inv.expr.evalIn(&k.ctx, k.in[:])
 		switch {
 		case errors.Is(err, ErrNotSupported):
 			// No R4 invariant needs what the engine lacks (terminology,
@@ -308,11 +322,11 @@ func (k *invChecker) apply(list []*invariant, it item) {
 		case err != nil:
 			k.report(inv, "could not be evaluated: "+err.Error())
 		case len(out) == 1:
-			if b, ok := out[0].it.sv.(bool); ok && b {
+			if b, ok := out[0].sv.(bool); ok && b {
 				continue
 			}
-			if _, ok := out[0].it.sv.(bool); !ok {
-				k.report(inv, "could not be evaluated: the expression gives a "+out[0].Type()+", not a Boolean")
+			if _, ok := out[0].sv.(bool); !ok {
+				k.report(inv, "could not be evaluated: the expression gives a "+out[0].typeName().String()+", not a Boolean")
 				continue
 			}
 			k.report(inv, "")
