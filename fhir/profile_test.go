@@ -1,10 +1,13 @@
 package fhir_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirtest"
 )
 
 // A hand-written profile whose snapshot exercises every kind of rule
@@ -400,5 +403,53 @@ func TestValidateTypeSlice(t *testing.T) {
 		case want != "" && (len(issues) != 1 || issues[0].Expression[0] != want):
 			t.Errorf("%s: want one issue at %s, got %v", body, want, issues)
 		}
+	}
+}
+
+// A reference's targetProfile is judged by the target, not by a claim:
+// the official Observation-vitals-panel (its hasMember may be any
+// vitalsigns Observation) validates against the R4 vital-signs profiles,
+// and a contained member that does not meet vitalsigns is refused.
+func TestTargetProfile(t *testing.T) {
+	core := fhirtest.SharedDir(t, "fhir-r4/core")
+	var docs [][]byte
+	for _, n := range []string{"vitalsigns", "vitalspanel", "bp", "heartrate", "resprate", "bodytemp"} {
+		data, err := os.ReadFile(filepath.Join(core, "StructureDefinition-"+n+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, data)
+	}
+	p, err := fhir.NewProfiles(docs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Observation-vitals-panel.json", "Observation-blood-pressure.json", "Observation-heart-rate.json"} {
+		data, err := os.ReadFile("../testdata/fhir-r4-examples/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := mustParse(t, string(data))
+		if issues := p.Validate(v); fhir.HasErrors(issues) {
+			t.Errorf("%s: %v", name, issues)
+		}
+	}
+	panel := func(member string) string {
+		return `{"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/vitalspanel"]},"status":"final",
+		"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"85353-1"}]},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01",
+		"hasMember":[{"reference":"#m"}],"contained":[` + member + `]}`
+	}
+	good := `{"resourceType":"Observation","id":"m","status":"final",
+		"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01",
+		"valueQuantity":{"value":60,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	if issues := p.Validate(mustParse(t, panel(good))); fhir.HasErrors(issues) {
+		t.Errorf("a contained member meeting vitalsigns, not claiming it: %v", issues)
+	}
+	bad := strings.Replace(good, `"subject":{"reference":"Patient/1"},`, "", 1)
+	issues := p.Validate(mustParse(t, panel(bad)))
+	if !fhir.HasErrors(issues) || !hasExpression(issues, "Observation.hasMember[0]") {
+		t.Errorf("a contained member without the subject vitalsigns asks for: want refused at hasMember[0], got %v", issues)
 	}
 }
