@@ -1,9 +1,12 @@
 package fhirtest
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The REST interactions of issue 13: the method in history, $everything
@@ -74,4 +77,119 @@ func apiTestHistoryMethods(t *testing.T, c *apiClient) {
 	if got := strings.Join(hm2, "; "); got != want {
 		t.Errorf("type history\n got  %s\n want %s", got, want)
 	}
+}
+
+// searchsetAll walks every page of a searchset and returns "Type/id" of
+// each entry, the pages' sizes and the total of the first page.
+func searchsetAll(t *testing.T, c *apiClient, path string) (ids []string, sizes []int, total int) {
+	t.Helper()
+	total = -1
+	for next := path; next != ""; {
+		r := c.do(http.MethodGet, c.local(next), nil)
+		if r.status != 200 {
+			t.Fatalf("GET %s: %d %s", next, r.status, r.body)
+		}
+		b := decode(t, r.body)
+		if b["type"] != "searchset" {
+			t.Fatalf("GET %s: Bundle.type %v", next, b["type"])
+		}
+		if n, ok := b["total"].(json.Number); ok && total < 0 {
+			v, _ := n.Int64()
+			total = int(v)
+		}
+		next = nextLink(b)
+		entries, _ := b["entry"].([]any)
+		sizes = append(sizes, len(entries))
+		for _, e := range entries {
+			res := e.(map[string]any)["resource"].(map[string]any)
+			ids = append(ids, res["resourceType"].(string)+"/"+res["id"].(string))
+		}
+	}
+	return ids, sizes, total
+}
+
+// apiTestEverythingPaging: Patient/$everything with _count (paging whose
+// pages do not shift under writes), _type and _since; anything else is
+// refused, not ignored.
+func apiTestEverythingPaging(t *testing.T, c *apiClient) {
+	put := func(path, body string) {
+		t.Helper()
+		if r := c.do("PUT", path, []byte(body)); r.status != 200 && r.status != 201 {
+			t.Fatalf("PUT %s: %d %s", path, r.status, r.body)
+		}
+	}
+	obs := func(id, patient string) string {
+		return fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, id, patient)
+	}
+	put("/Patient/ev1", `{"resourceType":"Patient","id":"ev1"}`)
+	put("/Patient/ev2", `{"resourceType":"Patient","id":"ev2"}`)
+	for i := range 5 {
+		put(fmt.Sprintf("/Observation/ev1-o%d", i), obs(fmt.Sprintf("ev1-o%d", i), "ev1"))
+	}
+	put("/Observation/ev2-o0", obs("ev2-o0", "ev2"))
+	for i := range 2 {
+		put(fmt.Sprintf("/Encounter/ev1-e%d", i), fmt.Sprintf(`{"resourceType":"Encounter","id":"ev1-e%d","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/ev1"}}`, i))
+	}
+	put("/Condition/ev1-c0", `{"resourceType":"Condition","id":"ev1-c0","subject":{"reference":"Patient/ev1"}}`)
+
+	whole, sizes, total := searchsetAll(t, c, "/Patient/ev1/$everything")
+	want := "Patient/ev1 Condition/ev1-c0 Encounter/ev1-e0 Encounter/ev1-e1 Observation/ev1-o0 Observation/ev1-o1 Observation/ev1-o2 Observation/ev1-o3 Observation/ev1-o4"
+	if strings.Join(whole, " ") != want || total != 9 || len(sizes) != 1 {
+		t.Fatalf("$everything: %v (pages %v, total %d)\nwant %s", whole, sizes, total, want)
+	}
+	paged, sizes, total := searchsetAll(t, c, "/Patient/ev1/$everything?_count=4")
+	if strings.Join(paged, " ") != want || total != 9 || fmt.Sprint(sizes) != "[4 4 1]" {
+		t.Errorf("$everything?_count=4: %v (pages %v, total %d)", paged, sizes, total)
+	}
+
+	// Writes between pages shift nothing: what was there is shown once,
+	// what comes after the page boundary shows up, what is before it not.
+	r := c.do("GET", "/Patient/ev1/$everything?_count=4", nil)
+	if r.status != 200 {
+		t.Fatalf("$everything?_count=4: %d %s", r.status, r.body)
+	}
+	next := nextLink(decode(t, r.body))
+	if next == "" {
+		t.Fatal("$everything?_count=4 of 9 resources has no next link")
+	}
+	put("/Condition/ev1-c1", `{"resourceType":"Condition","id":"ev1-c1","subject":{"reference":"Patient/ev1"}}`) // before the boundary
+	put("/Observation/ev1-o5", obs("ev1-o5", "ev1"))                                                                  // after it
+	if r := c.do("DELETE", "/Observation/ev1-o4", nil); r.status != 204 {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	rest, _, _ := searchsetAll(t, c, next)
+	if got := strings.Join(rest, " "); got != "Observation/ev1-o0 Observation/ev1-o1 Observation/ev1-o2 Observation/ev1-o3 Observation/ev1-o5" {
+		t.Errorf("pages after writes: %s", got)
+	}
+
+	time.Sleep(5 * time.Millisecond)
+	mid := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	put("/Observation/ev1-o1", strings.Replace(obs("ev1-o1", "ev1"), `"final"`, `"amended"`, 1))
+	put("/Encounter/ev1-e2", `{"resourceType":"Encounter","id":"ev1-e2","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/ev1"}}`)
+
+	for _, tc := range []struct{ query, want string }{
+		{"_type=Observation", "Observation/ev1-o0 Observation/ev1-o1 Observation/ev1-o2 Observation/ev1-o3 Observation/ev1-o5"},
+		{"_type=Encounter,Patient", "Patient/ev1 Encounter/ev1-e0 Encounter/ev1-e1 Encounter/ev1-e2"},
+		{"_type=Condition&_type=Encounter&_count=2", "Condition/ev1-c0 Condition/ev1-c1 Encounter/ev1-e0 Encounter/ev1-e1 Encounter/ev1-e2"},
+		{"_since=" + mid.Format(time.RFC3339Nano), "Encounter/ev1-e2 Observation/ev1-o1"},
+		{"_since=" + mid.Format(time.RFC3339Nano) + "&_type=Observation&_count=1", "Observation/ev1-o1"},
+	} {
+		got, _, total := searchsetAll(t, c, "/Patient/ev1/$everything?"+strings.ReplaceAll(tc.query, "+", "%2B"))
+		if strings.Join(got, " ") != tc.want || total != len(got) {
+			t.Errorf("$everything?%s: %v (total %d)\n want %s", tc.query, got, total, tc.want)
+		}
+	}
+	for _, q := range []string{"_type=Nope", "_type=Organization", "_count=0", "_count=x", "_since=yesterday", "_cursor=garbage", "start=2020-01-01", "_count=1&_count=2"} {
+		t.Run(q, func(t *testing.T) {
+			assertOutcome(t, c.in(t).do("GET", "/Patient/ev1/$everything?"+q, nil), http.StatusBadRequest)
+		})
+	}
+	// A cursor belongs to its query.
+	r = c.do("GET", "/Patient/ev1/$everything?_count=2", nil)
+	cur := nextLink(decode(t, r.body))
+	_, raw, _ := strings.Cut(cur, "_cursor=")
+	raw, _, _ = strings.Cut(raw, "&")
+	assertOutcome(t, c.do("GET", "/Patient/ev1/$everything?_count=2&_type=Observation&_cursor="+raw, nil), http.StatusBadRequest)
+	assertOutcome(t, c.do("GET", "/Patient/ev2/$everything?_count=2&_cursor="+raw, nil), http.StatusBadRequest)
 }

@@ -88,6 +88,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"TransactionPreferAndGet", apiTestTransactionPreferAndGet},
 		{"Transaction1000", apiTestTransaction1000},
 		{"HistoryMethods", apiTestHistoryMethods},
+		{"EverythingPaging", apiTestEverythingPaging},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 
