@@ -153,7 +153,7 @@ func apiTestEverythingPaging(t *testing.T, c *apiClient) {
 		t.Fatal("$everything?_count=4 of 9 resources has no next link")
 	}
 	put("/Condition/ev1-c1", `{"resourceType":"Condition","id":"ev1-c1","subject":{"reference":"Patient/ev1"}}`) // before the boundary
-	put("/Observation/ev1-o5", obs("ev1-o5", "ev1"))                                                                  // after it
+	put("/Observation/ev1-o5", obs("ev1-o5", "ev1"))                                                             // after it
 	if r := c.do("DELETE", "/Observation/ev1-o4", nil); r.status != 204 {
 		t.Fatalf("DELETE: %d %s", r.status, r.body)
 	}
