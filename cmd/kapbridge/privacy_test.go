@@ -171,6 +171,12 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		req{method: http.MethodPut, path: "/DocumentReference?description=SECRET-FHIR",
 			body: `{"resourceType":"DocumentReference","status":"current","description":"probe three","content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		get("/DocumentReference?_total=accurate&_sort=description"),
+		// A conditional patch whose criteria match only notes by content
+		// matches nothing (404 on both).
+		req{method: http.MethodPatch, path: "/DocumentReference?description=SECRET-FHIR", header: map[string]string{"Content-Type": "application/json-patch+json"},
+			body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+		req{method: http.MethodPatch, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN), header: map[string]string{"Content-Type": "application/fhir+json"},
+			body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
 	)
 
 	normalize := func(r answer) string {
@@ -222,8 +228,21 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident, body: probe},
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident + "&status=current", body: probe},
 				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + probe + `,"request":{"method":"POST","url":"DocumentReference","ifNoneExist":"identifier=` + ident + `"}}]}`},
+				req{method: http.MethodPatch, path: "/DocumentReference?identifier=" + ident, header: map[string]string{"Content-Type": "application/json-patch+json"},
+					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
 			)
 		}
+		// A patch of the note by id, in either format, with or without
+		// If-Match: refused before anything of it (its version, its
+		// content, whether a test would pass) is looked at.
+		refusals = append(refusals,
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json"},
+				body: `[{"op":"test","path":"/description","value":"x"},{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json", "If-Match": `W/"7"`},
+				body: `[{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
+				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+		)
 		for _, rq := range refusals {
 			name := fmt.Sprintf("refused %s %s %v", rq.method, rq.path, rq.header)
 			before := countVersions(t, st)

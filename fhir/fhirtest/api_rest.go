@@ -193,3 +193,108 @@ func apiTestEverythingPaging(t *testing.T, c *apiClient) {
 	assertOutcome(t, c.do("GET", "/Patient/ev1/$everything?_count=2&_type=Observation&_cursor="+raw, nil), http.StatusBadRequest)
 	assertOutcome(t, c.do("GET", "/Patient/ev2/$everything?_count=2&_cursor="+raw, nil), http.StatusBadRequest)
 }
+
+// apiTestPatch: JSON Patch and FHIRPath Patch, with If-Match, conditional
+// PATCH, and refusals that name the operation; a refused patch writes
+// nothing.
+func apiTestPatch(t *testing.T, c *apiClient) {
+	const jp, fj = "application/json-patch+json", "application/fhir+json"
+	r := c.do("PUT", "/Patient/pp1", []byte(`{"resourceType":"Patient","id":"pp1","identifier":[{"system":"urn:pp","value":"1"}],"active":false,"name":[{"family":"Ng","given":["A"]}],"birthDate":"1970-01-01"}`))
+	if r.status != 201 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	history := func() string {
+		t.Helper()
+		return strings.Join(historyRequests(t, c, "/Patient/pp1/_history"), "; ")
+	}
+	check := func(what string, r apiResponse, etag, want string) {
+		t.Helper()
+		if r.status != 200 || r.header.Get("ETag") != etag {
+			t.Fatalf("%s: %d ETag %s %s", what, r.status, r.header.Get("ETag"), r.body)
+		}
+		if got, w := withoutServerMeta(decode(t, r.body)), decode(t, []byte(want)); !jsonEqual(got, w) {
+			t.Errorf("%s:\n got  %s\n want %s", what, toJSON(got), toJSON(w))
+		}
+		if read := c.do("GET", "/Patient/pp1", nil); string(read.body) != string(r.body) {
+			t.Errorf("%s: the read answers another resource than the PATCH did:\n%s\n%s", what, read.body, r.body)
+		}
+	}
+
+	ops := `[{"op":"test","path":"/active","value":false},{"op":"replace","path":"/active","value":true},
+		{"op":"add","path":"/name/0/given/-","value":"B"},{"op":"remove","path":"/birthDate"},
+		{"op":"copy","from":"/name/0","path":"/name/1"},{"op":"move","from":"/name/1/given/0","path":"/name/1/given/1"},
+		{"op":"add","path":"/name/1/given/0","value":"C"},{"op":"test","path":"/name/1","value":{"given":["C","B","A"],"family":"Ng"}}]`
+	r = c.do("PATCH", "/Patient/pp1", []byte(ops), "Content-Type", jp, "If-Match", `W/"1"`)
+	check("JSON Patch", r, `W/"2"`, `{"resourceType":"Patient","identifier":[{"system":"urn:pp","value":"1"}],"active":true,"name":[{"family":"Ng","given":["A","B"]},{"family":"Ng","given":["C","B","A"]}]}`)
+	if h := history(); h != "2 PATCH Patient/pp1 200; 1 PUT Patient/pp1 201" {
+		t.Errorf("history after PATCH: %s", h)
+	}
+
+	fp := `{"resourceType":"Parameters","parameter":[
+		{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.active"},{"name":"value","valueBoolean":false}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name[1]"}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"birthDate"},{"name":"value","valueDate":"1980-02-03"}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"telecom"},
+			{"name":"value","part":[{"name":"system","valueCode":"phone"},{"name":"value","valueString":"555"}]}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"deceased"},{"name":"value","valueBoolean":false}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.name.given"},{"name":"index","valueInteger":0},{"name":"value","valueString":"Z"}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name.given"},{"name":"source","valueInteger":0},{"name":"destination","valueInteger":2}]},
+		{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.contact"}]}]}`
+	r = c.do("PATCH", "/Patient/pp1", []byte(fp), "Content-Type", fj, "If-Match", `W/"2"`)
+	check("FHIRPath Patch", r, `W/"3"`, `{"resourceType":"Patient","identifier":[{"system":"urn:pp","value":"1"}],"active":false,"name":[{"family":"Ng","given":["A","B","Z"]}],
+		"birthDate":"1980-02-03","telecom":[{"system":"phone","value":"555"}],"deceasedBoolean":false}`)
+
+	r = c.do("PATCH", "/Patient?identifier=urn:pp|1", []byte(`[{"op":"replace","path":"/active","value":true}]`), "Content-Type", jp)
+	check("conditional PATCH", r, `W/"4"`, `{"resourceType":"Patient","identifier":[{"system":"urn:pp","value":"1"}],"active":true,"name":[{"family":"Ng","given":["A","B","Z"]}],
+		"birthDate":"1980-02-03","telecom":[{"system":"phone","value":"555"}],"deceasedBoolean":false}`)
+
+	before := history()
+	c.do("PUT", "/Patient/gone", []byte(`{"resourceType":"Patient","id":"gone"}`))
+	c.do("DELETE", "/Patient/gone", nil)
+	fpOp := func(parts string) []byte {
+		return []byte(`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.active"},{"name":"value","valueBoolean":true}]},{"name":"operation","part":[` + parts + `]}]}`)
+	}
+	for _, tc := range []struct {
+		name, path, ct string
+		body           string
+		headers        []string
+		status         int
+		mention        string // in the diagnostics
+	}{
+		{"stale If-Match", "/Patient/pp1", jp, `[{"op":"replace","path":"/active","value":false}]`, []string{"If-Match", `W/"1"`}, 412, ""},
+		{"failed test", "/Patient/pp1", jp, `[{"op":"replace","path":"/active","value":false},{"op":"test","path":"/active","value":true}]`, nil, 422, "operation 1 (test /active)"},
+		{"missing path", "/Patient/pp1", jp, `[{"op":"remove","path":"/birthDate"},{"op":"remove","path":"/photo"}]`, nil, 422, "operation 1 (remove /photo)"},
+		{"index past the end", "/Patient/pp1", jp, `[{"op":"add","path":"/name/5","value":{"family":"X"}}]`, nil, 422, "operation 0"},
+		{"invalid result", "/Patient/pp1", jp, `[{"op":"replace","path":"/active","value":"yes"}]`, nil, 422, "Patient.active"},
+		{"unknown element", "/Patient/pp1", jp, `[{"op":"add","path":"/colour","value":"red"}]`, nil, 422, "colour"},
+		{"id changed", "/Patient/pp1", jp, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "id"},
+		{"type changed", "/Patient/pp1", jp, `[{"op":"replace","path":"/resourceType","value":"Group"}]`, nil, 422, ""},
+		{"root removed", "/Patient/pp1", jp, `[{"op":"remove","path":""}]`, nil, 422, "operation 0"},
+		{"unknown op", "/Patient/pp1", jp, `[{"op":"replace","path":"/active","value":false},{"op":"frob","path":"/active"}]`, nil, 400, "operation 1"},
+		{"no value", "/Patient/pp1", jp, `[{"op":"add","path":"/active"}]`, nil, 400, "operation 0"},
+		{"bad pointer", "/Patient/pp1", jp, `[{"op":"remove","path":"active"}]`, nil, 400, "operation 0"},
+		{"not an array", "/Patient/pp1", jp, `{"op":"remove","path":"/active"}`, nil, 400, ""},
+		{"not JSON", "/Patient/pp1", jp, `[{"op":`, nil, 400, ""},
+		{"FHIRPath: two targets", "/Patient/pp1", fj, string(fpOp(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.name.given"},{"name":"value","valueString":"Q"}`)), nil, 422, "operation 1"},
+		{"FHIRPath: bad expression", "/Patient/pp1", fj, string(fpOp(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.("}`)), nil, 400, "operation 1"},
+		{"FHIRPath: unknown type", "/Patient/pp1", fj, string(fpOp(`{"name":"type","valueCode":"upsert"},{"name":"path","valueString":"Patient"}`)), nil, 400, "operation 1"},
+		{"FHIRPath: add exists", "/Patient/pp1", fj, string(fpOp(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"active"},{"name":"value","valueBoolean":true}`)), nil, 422, "operation 1"},
+		{"FHIRPath: invalid result", "/Patient/pp1", fj, string(fpOp(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueString":"soon"}`)), nil, 422, "birthDate"},
+		{"FHIRPath: not Parameters", "/Patient/pp1", fj, `{"resourceType":"Patient","active":true}`, nil, 400, ""},
+		{"text body", "/Patient/pp1", "text/plain", `x`, nil, 415, ""},
+		{"unknown resource", "/Patient/nobody", jp, `[{"op":"remove","path":"/active"}]`, nil, 404, ""},
+		{"deleted resource", "/Patient/gone", jp, `[{"op":"remove","path":"/active"}]`, nil, 410, ""},
+		{"conditional: no match", "/Patient?identifier=urn:pp|nobody", jp, `[{"op":"remove","path":"/active"}]`, nil, 404, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
+			issues := assertOutcome(t, c.do("PATCH", tc.path, []byte(tc.body), append([]string{"Content-Type", tc.ct}, tc.headers...)...), tc.status)
+			if d := diagnostics(issues); !strings.Contains(d, tc.mention) {
+				t.Errorf("the outcome does not mention %q: %s", tc.mention, d)
+			}
+		})
+	}
+	if h := history(); h != before {
+		t.Errorf("refused patches wrote versions:\n%s\nwas %s", h, before)
+	}
+}

@@ -89,6 +89,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"Transaction1000", apiTestTransaction1000},
 		{"HistoryMethods", apiTestHistoryMethods},
 		{"EverythingPaging", apiTestEverythingPaging},
+		{"Patch", apiTestPatch},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 
