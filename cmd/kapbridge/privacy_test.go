@@ -177,6 +177,12 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 			body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
 		req{method: http.MethodPatch, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN), header: map[string]string{"Content-Type": "application/fhir+json"},
 			body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+		// Conditional deletes whose criteria match notes by content or
+		// label delete nothing of them and list nothing of them.
+		req{method: http.MethodDelete, path: "/DocumentReference?description=SECRET"},
+		req{method: http.MethodDelete, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN)},
+		req{method: http.MethodDelete, path: "/DocumentReference?subject=Patient/" + patient + "&_security:not=" + url.QueryEscape("http://example.org|none"), header: map[string]string{"Prefer": "return=minimal"}},
+		get("/DocumentReference?_total=accurate"),
 	)
 
 	normalize := func(r answer) string {
@@ -230,6 +236,8 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + probe + `,"request":{"method":"POST","url":"DocumentReference","ifNoneExist":"identifier=` + ident + `"}}]}`},
 				req{method: http.MethodPatch, path: "/DocumentReference?identifier=" + ident, header: map[string]string{"Content-Type": "application/json-patch+json"},
 					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident + "&status=current"},
 			)
 		}
 		// A patch of the note by id, in either format, with or without

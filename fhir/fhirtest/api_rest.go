@@ -298,3 +298,64 @@ func apiTestPatch(t *testing.T, c *apiClient) {
 		t.Errorf("refused patches wrote versions:\n%s\nwas %s", h, before)
 	}
 }
+
+// apiTestConditionalDelete: DELETE /Type?criteria deletes every match
+// (the CapabilityStatement says "multiple") in one transaction, lists
+// what it deleted, and refuses rather than deletes some when too many
+// match.
+func apiTestConditionalDelete(t *testing.T, c *apiClient) {
+	obs := func(id, code string) string {
+		return fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":{"coding":[{"system":"urn:cd","code":%q}]}}`, id, code)
+	}
+	for i, code := range []string{"x", "x", "y", "x"} {
+		id := fmt.Sprintf("cd%d", i)
+		if r := c.do("PUT", "/Observation/"+id, []byte(obs(id, code))); r.status != 201 {
+			t.Fatalf("PUT: %d %s", r.status, r.body)
+		}
+	}
+	r := c.do("DELETE", "/Observation?code=urn:cd|x", nil)
+	issues := assertOutcome(t, r, http.StatusOK)
+	if d := diagnostics(issues); len(issues) != 3 || !strings.Contains(d, "Observation/cd0") || !strings.Contains(d, "Observation/cd1") || !strings.Contains(d, "Observation/cd3") {
+		t.Errorf("the answer does not list the three deletions: %s", d)
+	}
+	for id, status := range map[string]int{"cd0": 410, "cd1": 410, "cd2": 200, "cd3": 410} {
+		if r := c.do("GET", "/Observation/"+id, nil); r.status != status {
+			t.Errorf("GET Observation/%s after the delete: %d, want %d", id, r.status, status)
+		}
+	}
+	if h := strings.Join(historyRequests(t, c, "/Observation/cd0/_history"), "; "); h != "2 DELETE Observation/cd0 204; 1 PUT Observation/cd0 201" {
+		t.Errorf("history: %s", h)
+	}
+	issues = assertOutcome(t, c.do("DELETE", "/Observation?code=urn:cd|x", nil), http.StatusOK)
+	if d := diagnostics(issues); !strings.Contains(d, "nothing was deleted") {
+		t.Errorf("a delete matching nothing says: %s", d)
+	}
+	// Single, by identifier, answered minimally.
+	c.do("PUT", "/Patient/cdp", []byte(`{"resourceType":"Patient","id":"cdp","identifier":[{"system":"urn:cd","value":"p"}]}`))
+	if r := c.do("DELETE", "/Patient?identifier=urn:cd|p", nil, "Prefer", "return=minimal"); r.status != 204 {
+		t.Errorf("conditional delete, return=minimal: %d %s", r.status, r.body)
+	}
+	if r := c.do("GET", "/Patient/cdp", nil); r.status != 410 {
+		t.Errorf("GET after the conditional delete: %d", r.status)
+	}
+
+	// More matches than one delete takes: refused, nothing deleted.
+	var entries []string
+	for i := range 101 {
+		entries = append(entries, fmt.Sprintf(`{"resource":%s,"request":{"method":"PUT","url":"Observation/many%d"}}`, obs(fmt.Sprintf("many%d", i), "z"), i))
+	}
+	if r := c.do("POST", "/", []byte(`{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(entries, ",")+`]}`)); r.status != 200 {
+		t.Fatalf("transaction: %d %.300s", r.status, r.body)
+	}
+	dump := c.dump(t)
+	assertOutcome(t, c.do("DELETE", "/Observation?code=urn:cd|z", nil), http.StatusPreconditionFailed)
+	assertOutcome(t, c.do("DELETE", "/Observation?code=urn:cd|y", nil, "If-Match", `W/"1"`), http.StatusBadRequest)
+	assertOutcome(t, c.do("DELETE", "/Observation?colour=red", nil), http.StatusBadRequest)
+	assertOutcome(t, c.do("DELETE", "/Observation?_count=5", nil), http.StatusBadRequest)
+	if after := c.dump(t); after != dump {
+		t.Error("refused conditional deletes changed the storage")
+	}
+	if r := c.do("GET", "/Observation?code=urn:cd|z&_summary=count", nil); !strings.Contains(string(r.body), `"total":101`) {
+		t.Errorf("after the refused delete: %s", r.body)
+	}
+}

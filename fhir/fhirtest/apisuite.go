@@ -90,6 +90,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"HistoryMethods", apiTestHistoryMethods},
 		{"EverythingPaging", apiTestEverythingPaging},
 		{"Patch", apiTestPatch},
+		{"ConditionalDelete", apiTestConditionalDelete},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 
