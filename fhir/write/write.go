@@ -22,6 +22,10 @@ import (
 type Writer struct {
 	Base string
 	Now  func() time.Time
+	// Method is recorded on the versions written (fhir.Version.Method):
+	// the HTTP method of the interaction. "" records none, for writers
+	// that are no REST interaction (the importer).
+	Method string
 }
 
 func (w Writer) now() time.Time {
@@ -37,7 +41,7 @@ func (w Writer) Put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versio
 	ts := w.now().UTC().Truncate(time.Microsecond)
 	vid := cur.VersionID + 1
 	Stamp(res, k.ID, vid, ts)
-	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
+	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode(), Method: w.Method}
 	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: search.Extract(res, w.Base)}); err != nil {
 		return fhir.Version{}, err
 	}
