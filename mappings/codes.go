@@ -19,6 +19,12 @@ const (
 	SysV20360      = "http://terminology.hl7.org/CodeSystem/v2-0360"
 	SysV20203      = "http://terminology.hl7.org/CodeSystem/v2-0203"
 	SysBCP47       = "urn:ietf:bcp:47"
+	// SysFlagPriority is the code system of the R4 flag-priority
+	// extension (ExtFlagPriority): PN, PL, PM, PH.
+	SysFlagPriority   = "http://terminology.hl7.org/CodeSystem/flag-priority-code"
+	SysInterpretation = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+	// ExtFlagPriority is the core R4 extension giving a Flag its priority.
+	ExtFlagPriority = "http://hl7.org/fhir/StructureDefinition/flag-priority"
 )
 
 // Project-local concepts this package needs beyond canonical.go. They live
@@ -82,7 +88,7 @@ type Code struct {
 // Codes is the one table of every code the mappings use. The unverified
 // (U) ones are: RxNorm 6130 ketamine ingredient, SNOMED 82423001 chronic
 // pain, the C-SSRS triage rule (local codes), the v2-0360 credential codes
-// and the default BP thresholds (see DefaultThresholds); they are used
+// and the default BP thresholds (see LimitTable); they are used
 // because no better source was found, and fromfhir accepts them only from
 // here.
 var Codes = []Code{
@@ -172,6 +178,13 @@ var Codes = []Code{
 	{"encounter.AMB", SysActCode, "AMB", "ambulatory", Verified},
 	{"flag.clinical", SysFlagCat, "clinical", "", Verified},
 	{"flag.safety", SysFlagCat, "safety", "", Verified},
+	{"flag.priority.PH", SysFlagPriority, "PH", "High priority", Verified},
+	{"flag.priority.PM", SysFlagPriority, "PM", "Medium priority", Verified},
+	{"flag.priority.PL", SysFlagPriority, "PL", "Low priority", Verified},
+	{"interp.H", SysInterpretation, "H", "High", Verified},
+	{"interp.HH", SysInterpretation, "HH", "Critical high", Verified},
+	{"interp.L", SysInterpretation, "L", "Low", Verified},
+	{"interp.LL", SysInterpretation, "LL", "Critical low", Verified},
 	{"consent.patient-privacy", SysConsentScop, "patient-privacy", "", Verified},
 	{"consent.category", SysLOINC, "59284-0", "", Verified}, // as in the R4 Consent examples
 	{"consent.OPTIN", SysActCode, "OPTIN", "", Verified},
