@@ -136,6 +136,17 @@ var Codes = []Code{
 	{"dast10.total", SysLOINC, "82667-7", "", Verified2},
 	// C-SSRS has no total: its triage is a local observation (rule U).
 	{"cssrs.triage", CSObservation, "cssrs-triage", "C-SSRS screener triage", Local},
+	// LOINC "Suicide risk level": the HL7 US Behavioral Health Profiles
+	// IG's C-SSRS example answers it; the triage Observation carries it
+	// beside the local code (its value stays local: the LOINC answer list
+	// for moderate and high was not verified).
+	{"cssrs.risk-level", SysLOINC, "93374-7", "Suicide risk level", Verified2},
+	// PHQ-9 difficulty answers, LOINC answer list LL359-1 (two independent
+	// public artifacts agree; LA6575-0 is "Very", LA6574-3 "Extremely").
+	{"difficulty.0", SysLOINC, "LA6572-7", "Not difficult at all", Verified2},
+	{"difficulty.1", SysLOINC, "LA6573-5", "Somewhat difficult", Verified2},
+	{"difficulty.2", SysLOINC, "LA6575-0", "Very difficult", Verified2},
+	{"difficulty.3", SysLOINC, "LA6574-3", "Extremely difficult", Verified2},
 
 	// Vital signs (section 3; displays as in the R4 vital-signs examples).
 	{"vitals.bp", SysLOINC, "85354-9", "Blood pressure panel with all children optional", Verified},
