@@ -134,7 +134,7 @@ func instruments() []instrument {
 		item{system: csObservation, code: "clearance-decision", kind: "choice", required: true,
 			text: "Clearance decision", valueSet: valueSetURL(csClearanceOutcome)},
 		item{code: "override-reason", kind: "string",
-			text: "The prescriber's reason for clearing despite a contraindication answered yes",
+			text:       "The prescriber's reason for clearing despite a contraindication answered yes",
 			enableWhen: arr(obj("question", "clearance-decision", "operator", "=", "answerCoding", coding(csClearanceOutcome, "cleared", "Cleared")))},
 		item{code: "pregnancy-test-positive", kind: "boolean", text: "Pregnancy test, where one was done: is it positive?"},
 		item{code: "pregnancy-test-date", kind: "dateTime", text: "Pregnancy test date",
