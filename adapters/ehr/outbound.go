@@ -236,7 +236,9 @@ func typeRank(t string) int {
 }
 
 // done, wait, fail and dead are the Results Deliver returns.
-func done(note string) syncstore.Result { return syncstore.Result{State: syncstore.StateDone, Error: note} }
+func done(note string) syncstore.Result {
+	return syncstore.Result{State: syncstore.StateDone, Error: note}
+}
 
 func (o *Outbound) wait(d time.Duration, why string) syncstore.Result {
 	return syncstore.Result{State: syncstore.StatePending, NextAt: o.Now().Add(d), Error: why}

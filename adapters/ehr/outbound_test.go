@@ -68,7 +68,10 @@ func seedPatient(t *testing.T, st fhir.Store, id, mrn string) {
 		t.Fatal(err)
 	}
 	k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: id}
-	if err := st.Update(t.Context(), func(tx fhir.Tx) error { _, err := (write.Writer{}).Put(t.Context(), tx, k, fhir.Version{Key: k}, p); return err }); err != nil {
+	if err := st.Update(t.Context(), func(tx fhir.Tx) error {
+		_, err := (write.Writer{}).Put(t.Context(), tx, k, fhir.Version{Key: k}, p)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -368,4 +371,3 @@ func mustPatientLinks(t *testing.T, s syncstore.Store) []syncstore.PatientLink {
 	}
 	return ps
 }
-
