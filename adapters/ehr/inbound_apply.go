@@ -173,7 +173,7 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 	if own := practiceIdentifier(res, m.Practice); own != "" && r.Type != "CarePlan" {
 		c, err := s.Conflicts.AddInboundConflict(ctx, inboundstore.Conflict{Connection: s.Connection, Tenant: s.tenant(), Remote: r.Ref(),
 			Local: own, Field: strings.ToLower(r.Type), Owner: inboundstore.OwnerPractice, Practice: "as the practice recorded it",
-			EHR: "edited in the EHR (version " + r.VersionID + ")",
+			EHR:        "edited in the EHR (version " + r.VersionID + ")",
 			Resolution: "the practice owns it: its record stands and the EHR's edit is not taken; the next outbound sync writes the practice's version again"})
 		if err != nil {
 			return it, err
