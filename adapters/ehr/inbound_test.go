@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/ehr/faultproxy"
 	"github.com/kapbridge/kapbridge/adapters/ehr/inboundstore"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -386,5 +387,107 @@ func TestInboundPeer(t *testing.T) {
 	rep2, err := p.PollPatient(ctx, LinkedPatient{Client: "iv-client", Remote: pt})
 	if err != nil || len(rep2.Items) != 0 {
 		t.Fatalf("second poll: %v %+v", err, rep2.Items)
+	}
+}
+
+// TestInboundEpic: on the Epic profile (no _lastUpdated search) the poll
+// windows by the clinical date; an EHR's edit of an Observation the
+// gateway wrote (it carries the practice identifier) is a conflict the
+// practice wins, recorded once however often it is polled.
+func TestInboundEpic(t *testing.T) {
+	g := newGateway(t)
+	c, caps := sandboxEHR(t, "epic")
+	ehr := ehrWriter{t, c}
+	pt := "epic-patient-1" // Epic takes no Patient creates; references are not checked
+	hr := ehr.create("Observation", vitalObs(pt, "2026-01-22T10:40:00-05:00", "8867-4", "Heart rate", 90, "/min"))
+	ownSys := mappings.NSPracticeRecordIDs + "/" + inboundPractice + "/observation"
+	edited := ehr.create("Observation", strings.Replace(vitalObs(pt, "2026-01-22T10:30:00-05:00", "8867-4", "Heart rate", 200, "/min"),
+		`"status":"final"`, `"status":"final","identifier":[{"system":"`+ownSys+`","value":"iv-s08-o1/hr"}]`, 1))
+	before := g.record(t, mappings.KindObservation, "iv-s08-o1")
+
+	p := g.poller(c, caps, "epic")
+	patient := LinkedPatient{Client: "iv-client", Remote: pt}
+	rep, err := p.PollPatient(t.Context(), patient)
+	if err != nil {
+		t.Fatalf("%v %+v", err, rep.Types)
+	}
+	for _, tp := range rep.Types {
+		if tp.Type == "Observation" && tp.Window != "date" {
+			t.Errorf("Observation windowed by %q on Epic, want date", tp.Window)
+		}
+	}
+	items := itemsBy(rep)
+	if it := items["Observation/"+hr]; it.Outcome != OutcomeApplied {
+		t.Errorf("the EHR's heart rate: %+v", it)
+	}
+	if it := items["Observation/"+edited]; it.Outcome != OutcomeConflict || !slices.Equal(it.Records, []string{"observation/iv-s08-o1"}) {
+		t.Errorf("the edited own Observation: %+v", it)
+	}
+	after := g.record(t, mappings.KindObservation, "iv-s08-o1")
+	if a, b := mustJSON(t, before), mustJSON(t, after); a != b {
+		t.Errorf("the practice's observation changed:\n%s\n%s", a, b)
+	}
+	ehr.update("Observation", edited, strings.Replace(vitalObs(pt, "2026-01-22T10:30:00-05:00", "8867-4", "Heart rate", 201, "/min"),
+		`"status":"final"`, `"status":"final","identifier":[{"system":"`+ownSys+`","value":"iv-s08-o1/hr"}]`, 1))
+	rep, err = p.PollPatient(t.Context(), patient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conflicts, _ := g.state.InboundConflicts(t.Context(), "epic")
+	if len(conflicts) != 2 || conflicts[0].Owner != inboundstore.OwnerPractice || conflicts[0].Local != "observation/iv-s08-o1" {
+		t.Errorf("conflicts: %+v (one per remote version)", conflicts)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestInboundFaults: the EHR fails in the middle of a paged window: the
+// poll reports it and leaves the cursor; the next poll takes every
+// resource, each once.
+func TestInboundFaults(t *testing.T) {
+	g := newGateway(t)
+	env := newFaultEnv(t, "full", faultPolicy())
+	caps := readCaps(t, env.client)
+	ehr := ehrWriter{t, env.client}
+	pt := "faulty-patient"
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, ehr.create("Observation", vitalObs(pt, fmt.Sprintf("2026-01-26T10:%02d:00-05:00", 30+i), "8867-4", "Heart rate", float64(80+i), "/min")))
+	}
+	p := g.poller(env.client, caps, "faulty")
+	p.PageSize, p.Types = 2, []string{"Observation"}
+	// Every request for a later page fails (the sandbox's next link
+	// carries a _cursor).
+	env.proxy.Inject(faultproxy.Fault{Match: func(r *http.Request) bool {
+		return r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/Observation") && r.URL.Query().Get("_cursor") != ""
+	}, Times: faultproxy.Always, Status: 503, Body: faultproxy.Outcome("transient", "overloaded")})
+	patient := LinkedPatient{Client: "iv-client", Remote: pt}
+	rep, err := p.PollPatient(t.Context(), patient)
+	if err == nil {
+		t.Fatalf("no error with page 2 failing; proxy saw %+v", env.proxy.Seen(fhirRequests))
+	}
+	if len(rep.Items) != 0 {
+		t.Errorf("items taken from a failed window: %+v", rep.Items)
+	}
+	if _, ok, _ := g.state.InboundCursor(t.Context(), "faulty", fhir.DefaultTenant, "iv-client", "Observation"); ok {
+		t.Errorf("the cursor moved after a failed window")
+	}
+	env.proxy.Clear()
+	rep, err = p.PollPatient(t.Context(), patient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Count(OutcomeApplied) != 5 || rep.Types[0].Pages != 3 {
+		t.Fatalf("after recovery: %d applied over %d pages: %+v", rep.Count(OutcomeApplied), rep.Types[0].Pages, rep.Items)
+	}
+	rep, err = p.PollPatient(t.Context(), patient)
+	if err != nil || len(rep.Items) != 0 || rep.Types[0].Duplicates != 5 {
+		t.Fatalf("third poll: %v %+v %+v", err, rep.Items, rep.Types)
 	}
 }
