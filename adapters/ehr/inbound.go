@@ -31,12 +31,12 @@ import (
 // prescriber orders.
 var InboundTypes = []string{"Observation", "MedicationAdministration", "MedicationRequest", "CarePlan", "Flag"}
 
-// The tag the gateway's writes carry (meta.tag), by which an EHR that
-// keeps meta as written shows its echoes. EHRs that do not are recognised
-// through the link table (RemoteLinks) instead.
+// The tag the gateway's writes carry (meta.tag, the outbound writer's),
+// by which an EHR that keeps meta as written shows its echoes. EHRs that
+// do not are recognised through the link table (RemoteLinks) instead.
 const (
-	EchoTagSystem = "https://kapbridge.org/fhir/CodeSystem/sync"
-	EchoTagCode   = "kapbridge-write"
+	EchoTagSystem = "http://kapbridge.org/fhir/CodeSystem/sync"
+	EchoTagCode   = "kapbridge-outbound"
 )
 
 // dateParams: where an EHR cannot search by _lastUpdated, the clinical
@@ -383,7 +383,7 @@ func (p *Poller) resource(raw []byte, fullURL *string) (InboundResource, error) 
 	if lu := meta.GetString("lastUpdated"); lu != "" {
 		r.LastUpdated, _ = time.Parse(time.RFC3339Nano, lu)
 	}
-	r.Hash = contentHash(v)
+	r.Hash = inboundHash(v)
 	base := strings.TrimSuffix(p.Client.Base().String(), "/")
 	if fullURL != nil && strings.HasPrefix(*fullURL, "http") {
 		base = strings.TrimSuffix(strings.TrimSuffix(*fullURL, "/"+r.ID), "/"+r.Type)
@@ -458,9 +458,9 @@ func windowTime(r InboundResource, window string) time.Time {
 	return time.Time{}
 }
 
-// contentHash is the SHA-256 of the resource without meta (which servers
+// inboundHash is the SHA-256 of the resource without meta (which servers
 // restamp): two versions that differ only in meta are the same content.
-func contentHash(v *fhir.Value) string {
+func inboundHash(v *fhir.Value) string {
 	c := *v
 	c.Members = nil
 	for _, m := range v.Members {

@@ -33,21 +33,21 @@ import (
 
 const inboundPractice = "inbound-test"
 
-// gateway is the practice side: the store, the applier, the inbound state.
-type gateway struct {
+// inboundGateway is the practice side: the store, the applier, the inbound state.
+type inboundGateway struct {
 	store   fhir.Store
 	applier *records.Applier
 	state   inboundstore.Store
 }
 
-func newGateway(t *testing.T) *gateway {
+func newInboundGateway(t *testing.T) *inboundGateway {
 	t.Helper()
 	st, err := sqlstore.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	g := &gateway{store: st, applier: &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: inboundPractice}, Writer: write.Writer{}},
+	g := &inboundGateway{store: st, applier: &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: inboundPractice}, Writer: write.Writer{}},
 		state: st.(inboundstore.Store)}
 	raw, err := os.ReadFile("../../testdata/import/course-iv.json")
 	if err != nil {
@@ -70,7 +70,7 @@ func newGateway(t *testing.T) *gateway {
 	return g
 }
 
-func (g *gateway) record(t *testing.T, kind mappings.Kind, id string) mappings.Record {
+func (g *inboundGateway) record(t *testing.T, kind mappings.Kind, id string) mappings.Record {
 	t.Helper()
 	row, ok, err := g.store.(recordstore.Store).GetRecord(t.Context(), fhir.DefaultTenant, string(kind), id)
 	if err != nil || !ok {
@@ -137,9 +137,9 @@ func doseGiven(patient, when string, mg float64) string {
 		`"dose":{"value":%g,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}}}`, patient, when, mg)
 }
 
-// sandboxEHR runs a sandbox of profile and returns a client of it with
+// inboundSandbox runs a sandbox of profile and returns a client of it with
 // every scope, and its capabilities.
-func sandboxEHR(t *testing.T, profile string) (*Client, *Capabilities) {
+func inboundSandbox(t *testing.T, profile string) (*Client, *Capabilities) {
 	t.Helper()
 	keys(t)
 	var h http.Handler
@@ -176,7 +176,7 @@ func readCaps(t *testing.T, c *Client) *Capabilities {
 	return caps
 }
 
-func (g *gateway) poller(c *Client, caps *Capabilities, name string) *Poller {
+func (g *inboundGateway) poller(c *Client, caps *Capabilities, name string) *Poller {
 	return &Poller{Connection: name, Client: c, Caps: caps, State: g.state, Logger: discard,
 		Sink: &RecordSink{Connection: name, Applier: g.applier, Conflicts: g.state, EHRName: name, EHRBase: c.Base().String()}}
 }
@@ -192,8 +192,8 @@ func itemsBy(rep *InboundReport) map[string]InboundItem {
 // TestInboundSandbox: what a prescriber records on the EHR comes back
 // into the practice records, once, with ownership deciding conflicts.
 func TestInboundSandbox(t *testing.T) {
-	g := newGateway(t)
-	c, caps := sandboxEHR(t, "full")
+	g := newInboundGateway(t)
+	c, caps := inboundSandbox(t, "full")
 	ehr := ehrWriter{t, c}
 	pt := ehr.create("Patient", `{"resourceType":"Patient","name":[{"family":"Okafor"}]}`)
 	patient := LinkedPatient{Client: "iv-client", Remote: pt}
@@ -340,7 +340,7 @@ func TestInboundWindows(t *testing.T) {
 // the Medplum peer come back in.
 func TestInboundPeer(t *testing.T) {
 	base := peerURL(t)
-	g := newGateway(t)
+	g := newInboundGateway(t)
 	c, err := NewClient(Config{BaseURL: base, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
@@ -395,8 +395,8 @@ func TestInboundPeer(t *testing.T) {
 // gateway wrote (it carries the practice identifier) is a conflict the
 // practice wins, recorded once however often it is polled.
 func TestInboundEpic(t *testing.T) {
-	g := newGateway(t)
-	c, caps := sandboxEHR(t, "epic")
+	g := newInboundGateway(t)
+	c, caps := inboundSandbox(t, "epic")
 	ehr := ehrWriter{t, c}
 	pt := "epic-patient-1" // Epic takes no Patient creates; references are not checked
 	hr := ehr.create("Observation", vitalObs(pt, "2026-01-22T10:40:00-05:00", "8867-4", "Heart rate", 90, "/min"))
@@ -451,7 +451,7 @@ func mustJSON(t *testing.T, v any) string {
 // poll reports it and leaves the cursor; the next poll takes every
 // resource, each once.
 func TestInboundFaults(t *testing.T) {
-	g := newGateway(t)
+	g := newInboundGateway(t)
 	env := newFaultEnv(t, "full", faultPolicy())
 	caps := readCaps(t, env.client)
 	ehr := ehrWriter{t, env.client}
