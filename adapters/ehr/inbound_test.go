@@ -139,7 +139,7 @@ func doseGiven(patient, when string, mg float64) string {
 
 // inboundSandbox runs a sandbox of profile and returns a client of it with
 // every scope, and its capabilities.
-func inboundSandbox(t *testing.T, profile string) (*Client, *Capabilities) {
+func inboundSandbox(t testing.TB, profile string) (*Client, *Capabilities) {
 	t.Helper()
 	keys(t)
 	var h http.Handler
@@ -163,7 +163,7 @@ func inboundSandbox(t *testing.T, profile string) (*Client, *Capabilities) {
 	return c, readCaps(t, c)
 }
 
-func readCaps(t *testing.T, c *Client) *Capabilities {
+func readCaps(t testing.TB, c *Client) *Capabilities {
 	t.Helper()
 	resp, err := c.Do(t.Context(), &Request{Method: "GET", URL: "metadata"})
 	if err != nil {
