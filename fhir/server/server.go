@@ -76,6 +76,10 @@ type Config struct {
 	// panic recovery, admission under Limits, the time limit), each
 	// answering in its own format (apis.go). Nil: the FHIR API alone.
 	APIs []API
+	// Auth, when set, requires a bearer token and checks its scopes and
+	// practice on every request but the public ones (auth.go). Nil: no
+	// authorization (dev mode).
+	Auth *Auth
 }
 
 // Document is a static document served at a fixed path.
@@ -112,6 +116,8 @@ type Server struct {
 	apis     []API // Config.APIs
 	patterns map[API][]routePattern
 	methods  []string // of all routes, in the order of Gin's trees
+
+	auth *Auth // Config.Auth (auth.go)
 }
 
 // New returns the FHIR API, and the APIs of cfg.APIs beside it, as an
@@ -156,7 +162,8 @@ func New(cfg Config) *Server {
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
 	s.table = s.routeTable()
-	s.fhir, s.apis = fhirAPI{s}, cfg.APIs
+	s.auth = cfg.Auth
+	s.fhir, s.apis = fhirAPI{s}, append(cfg.APIs, authAPIs(cfg.Auth)...)
 	s.engine = s.routes()
 	return s
 }
@@ -183,9 +190,14 @@ func NewUUID() string {
 	return string(out[:])
 }
 
-// tenantOf returns the tenant of a request. Until practice tenants arrive
-// (roadmap item 2) every request belongs to the default tenant.
-func tenantOf(*gin.Context) string { return fhir.DefaultTenant }
+// tenantOf returns the tenant of a request: its client's practice
+// (auth.go), or the default tenant without authorization.
+func tenantOf(c *gin.Context) string {
+	if t := principalTenant(c); t != "" {
+		return t
+	}
+	return fhir.DefaultTenant
+}
 
 // ---- responses ----
 
