@@ -63,7 +63,7 @@ func (s *Server) routes() *gin.Engine {
 	// X-Forwarded-For when recording a client address.
 	_ = r.SetTrustedProxies(nil)
 	r.Use(requestID(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
-	r.Use(s.authenticate()) // auth.go: a bearer token on every request but the public ones
+	r.Use(s.authenticate())    // auth.go: a bearer token on every request but the public ones
 	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
 	// The FHIR API first, so that its methods are listed in Allow in the
