@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,4 +244,11 @@ func (c *tokenCache) drop(tok string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, tok)
+}
+
+// Issue answers a token request (the POST form) in the process, as the
+// token endpoint would: the dev mode of `kapbridge serve` uses it to print
+// a ready token.
+func (g *Gateway) Issue(ctx context.Context, form url.Values) (*smart.TokenResponse, error) {
+	return g.issuer.Load().Issue(ctx, form)
 }
