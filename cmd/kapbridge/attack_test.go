@@ -367,7 +367,7 @@ func runAttackTable(t *testing.T, store string) {
 			t.Errorf("%s: GET %s = %d %.400s", tc.name, tc.path, a.status, a.body)
 		}
 	}
-	if after := sqltest.Dump(t, store); after != before {
+	if after := withoutAudit(sqltest.Dump(t, store)); after != withoutAudit(before) {
 		t.Errorf("the refused requests changed the store:\n%s", diffLines(before, after))
 	}
 	if a := send(oTok, "PUT", "/Patient?identifier=urn:x|1", `{"resourceType":"Patient","name":[{"family":"Other"}],"identifier":[{"system":"urn:x","value":"1"}]}`); a.status != 201 {
@@ -444,6 +444,18 @@ func diffLines(a, b string) string {
 	for l := range ma {
 		if !mb[l] {
 			out = append(out, "- "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// withoutAudit drops the rows of the audit trail (tenant ...#audit) from
+// a dump: every request, refused ones included, is audited there.
+func withoutAudit(dump string) string {
+	var out []string
+	for _, l := range strings.Split(dump, "\n") {
+		if !strings.Contains(l, "#audit") {
+			out = append(out, l)
 		}
 	}
 	return strings.Join(out, "\n")

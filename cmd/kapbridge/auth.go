@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/audit"
 	"github.com/kapbridge/kapbridge/fhir/auth"
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/fhir/smart"
@@ -32,6 +33,9 @@ type authConfig struct {
 	// and a token valid DevTokenLifetime.
 	Dev             bool
 	TLSCert, TLSKey string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client in audit records.
+	TrustedProxies []string
 }
 
 // DevTokenLifetime is the lifetime of access tokens in -dev mode, long
@@ -55,7 +59,17 @@ func authFlags(fs *flag.FlagSet, getenv func(string) string, a *authConfig) func
 	fs.BoolVar(&a.Dev, "dev", env("KAPBRIDGE_DEV") == "1", `dev mode: register the client "dev" with every scope, write its private key beside the store, and print a token valid 1h (KAPBRIDGE_DEV=1)`)
 	fs.StringVar(&a.TLSCert, "tls-cert", env("KAPBRIDGE_TLS_CERT"), "serve HTTPS with this certificate (PEM; with -tls-key) (KAPBRIDGE_TLS_CERT)")
 	fs.StringVar(&a.TLSKey, "tls-key", env("KAPBRIDGE_TLS_KEY"), "the private key of -tls-cert (PEM) (KAPBRIDGE_TLS_KEY)")
+	proxies := fs.String("trusted-proxies", env("KAPBRIDGE_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client in audit records; none by default (KAPBRIDGE_TRUSTED_PROXIES)")
 	return func(cfg *serveConfig) error {
+		for _, p := range strings.Split(*proxies, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+				return usageError{fmt.Sprintf("-trusted-proxies: %q is not an IP address or CIDR", p)}
+			}
+			a.TrustedProxies = append(a.TrustedProxies, p)
+		}
 		switch *mode {
 		case "on":
 		case "off":
@@ -86,17 +100,17 @@ func cmpOr(a, b string) string {
 // setupAuth makes the server's authorization from a: nil with a warning
 // when it is off; otherwise the gateway on the store, and in dev mode the
 // dev client registered and its token printed.
-func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig, stdout, stderr io.Writer, log *slog.Logger) (*server.Auth, error) {
+func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig, stdout, stderr io.Writer, log *slog.Logger) (*server.Auth, func(), error) {
 	if a.Off {
 		const warn = "WARNING: -auth=off: the API serves everyone, without a token: anyone who can reach " +
 			"this address can read and change every record, psychotherapy notes excepted. Use it on a closed machine only."
 		fmt.Fprintln(stderr, warn)
 		log.Warn("authorization is off: every request is served without a token")
-		return nil, nil
+		return nil, func() {}, nil
 	}
 	as, ok := st.(auth.Store)
 	if !ok {
-		return nil, fmt.Errorf("the store (%T) cannot keep clients and keys", st)
+		return nil, nil, fmt.Errorf("the store (%T) cannot keep clients and keys", st)
 	}
 	gc := auth.GatewayConfig{Store: as, BaseURL: cfg.BaseURL}
 	if a.Dev {
@@ -104,17 +118,23 @@ func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig
 	}
 	gw, err := auth.NewGateway(ctx, gc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	go reloadKeys(ctx, gw, log)
 	out := &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
-		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant}}
+		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant},
+		TrustedProxies: a.TrustedProxies}
 	if a.Dev {
 		if err := devClient(ctx, gw, as, cfg, stdout); err != nil {
-			return nil, fmt.Errorf("dev mode: %w", err)
+			return nil, nil, fmt.Errorf("dev mode: %w", err)
 		}
 	}
-	return out, nil
+	// The audit trail: one AuditEvent per request, written in batches; it
+	// is closed (everything queued written) after the server has stopped
+	// and before the store closes.
+	trail := audit.NewTrail(audit.TrailConfig{Store: st, Tenant: auth.AuditTenant, NewID: server.NewUUID, Base: cfg.BaseURL, Logger: log})
+	out.Audit = trail
+	return out, func() { trail.Close() }, nil
 }
 
 // reloadKeys rereads the signing keys every minute, so a rotation by

@@ -243,10 +243,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
 		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	lim := cfg.Limits.WithDefaults()
-	authz, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
+	authz, closeAuth, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
 	if err != nil {
 		return err
 	}
+	defer closeAuth() // after the server stopped, before the store closes
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
 		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim,

@@ -54,6 +54,12 @@ type Auth struct {
 	// APITenant names, for the prefix of an API, the only tenant whose
 	// clients may use it (the practice API writes one practice's store).
 	APITenant map[string]string
+	// Audit, when set, gets an audit record of every request but the
+	// public ones (auth_audit.go).
+	Audit AuditRecorder
+	// TrustedProxies are the addresses or CIDRs of proxies whose
+	// X-Forwarded-For names the client in audit records; none by default.
+	TrustedProxies []string
 }
 
 // Gin context key of the request's principal.

@@ -59,12 +59,12 @@ func (s *Server) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	// kapbridge sits behind no proxy it knows of: never trust
-	// X-Forwarded-For when recording a client address.
-	_ = r.SetTrustedProxies(nil)
+	// X-Forwarded-For names the client only when it comes from a proxy
+	// configured as trusted (Auth.TrustedProxies), none by default.
+	_ = r.SetTrustedProxies(s.trustedProxies())
 	r.Use(requestID(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
-	r.Use(s.authenticate())    // auth.go: a bearer token on every request but the public ones
-	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
+	r.Use(s.auditTrail(), s.authenticate()) // auth_audit.go, auth.go: the audit record; a bearer token on every request but the public ones
+	r.Use(s.requestDeadline())              // every handler's context ends at the request's time limit
 
 	// The FHIR API first, so that its methods are listed in Allow in the
 	// order they always were (the order of Gin's trees, made as each
