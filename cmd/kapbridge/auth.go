@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ type authConfig struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client in audit records.
 	TrustedProxies []string
+	// RateLimit and RateBurst bound each client's requests (server.Auth).
+	RateLimit   float64
+	RateBurst   int
+	CORSOrigins []string
 }
 
 // DevTokenLifetime is the lifetime of access tokens in -dev mode, long
@@ -59,6 +64,9 @@ func authFlags(fs *flag.FlagSet, getenv func(string) string, a *authConfig) func
 	fs.BoolVar(&a.Dev, "dev", env("KAPBRIDGE_DEV") == "1", `dev mode: register the client "dev" with every scope, write its private key beside the store, and print a token valid 1h (KAPBRIDGE_DEV=1)`)
 	fs.StringVar(&a.TLSCert, "tls-cert", env("KAPBRIDGE_TLS_CERT"), "serve HTTPS with this certificate (PEM; with -tls-key) (KAPBRIDGE_TLS_CERT)")
 	fs.StringVar(&a.TLSKey, "tls-key", env("KAPBRIDGE_TLS_KEY"), "the private key of -tls-cert (PEM) (KAPBRIDGE_TLS_KEY)")
+	fs.Float64Var(&a.RateLimit, "rate-limit", envFloat(getenv, "KAPBRIDGE_RATE_LIMIT", 200), "requests a second each client may send on average (callers of the token endpoint counted by address); beyond: 429 with Retry-After; 0: no limit (KAPBRIDGE_RATE_LIMIT)")
+	fs.IntVar(&a.RateBurst, "rate-burst", int(envFloat(getenv, "KAPBRIDGE_RATE_BURST", 400)), "requests a client may send at once above -rate-limit (KAPBRIDGE_RATE_BURST)")
+	cors := fs.String("cors-origins", env("KAPBRIDGE_CORS_ORIGINS"), "comma-separated browser origins (https://app.example) allowed to call the API; none by default: no CORS headers (KAPBRIDGE_CORS_ORIGINS)")
 	proxies := fs.String("trusted-proxies", env("KAPBRIDGE_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client in audit records; none by default (KAPBRIDGE_TRUSTED_PROXIES)")
 	return func(cfg *serveConfig) error {
 		for _, p := range strings.Split(*proxies, ",") {
@@ -69,6 +77,17 @@ func authFlags(fs *flag.FlagSet, getenv func(string) string, a *authConfig) func
 				return usageError{fmt.Sprintf("-trusted-proxies: %q is not an IP address or CIDR", p)}
 			}
 			a.TrustedProxies = append(a.TrustedProxies, p)
+		}
+		for _, o := range strings.Split(*cors, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				if !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
+					return usageError{fmt.Sprintf("-cors-origins: %q is not an origin such as https://app.example", o)}
+				}
+				a.CORSOrigins = append(a.CORSOrigins, o)
+			}
+		}
+		if a.RateLimit < 0 || a.RateBurst < 0 {
+			return usageError{"-rate-limit and -rate-burst cannot be negative"}
 		}
 		switch *mode {
 		case "on":
@@ -123,7 +142,7 @@ func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig
 	go reloadKeys(ctx, gw, log)
 	out := &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
 		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant},
-		TrustedProxies: a.TrustedProxies}
+		TrustedProxies: a.TrustedProxies, RateLimit: a.RateLimit, RateBurst: a.RateBurst, CORSOrigins: a.CORSOrigins}
 	if a.Dev {
 		if err := devClient(ctx, gw, as, cfg, stdout); err != nil {
 			return nil, nil, fmt.Errorf("dev mode: %w", err)
@@ -211,4 +230,13 @@ func serveOn(srv *http.Server, ln net.Listener, a authConfig) error {
 		return srv.ServeTLS(ln, a.TLSCert, a.TLSKey)
 	}
 	return srv.Serve(ln)
+}
+
+// envFloat reads a number from the environment, def when unset or not a
+// number (the flag's own parsing reports a bad command-line value).
+func envFloat(getenv func(string) string, name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(getenv(name), 64); err == nil {
+		return v
+	}
+	return def
 }

@@ -60,6 +60,15 @@ type Auth struct {
 	// TrustedProxies are the addresses or CIDRs of proxies whose
 	// X-Forwarded-For names the client in audit records; none by default.
 	TrustedProxies []string
+	// RateLimit is how many requests a second each client may send on
+	// average (unauthenticated callers of the token endpoint are counted
+	// by address), in bursts of RateBurst; 0: no limit
+	// (auth_hardening.go).
+	RateLimit float64
+	RateBurst int
+	// CORSOrigins are the browser origins allowed to call the API; none
+	// by default, so no CORS headers are sent.
+	CORSOrigins []string
 }
 
 // Gin context key of the request's principal.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -23,7 +24,7 @@ type authEnv struct {
 	gw *auth.Gateway
 }
 
-func newAuthServer(t *testing.T) *authEnv {
+func newAuthServer(t *testing.T, opts ...func(*server.Auth)) *authEnv {
 	t.Helper()
 	st := newMemStore(t)
 	env := &authEnv{st: st}
@@ -35,7 +36,11 @@ func newAuthServer(t *testing.T) *authEnv {
 		t.Fatal(err)
 	}
 	env.gw = gw
-	srv := server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.DiscardHandler), Auth: &server.Auth{Verifier: gw, Gateway: gw}})
+	a := &server.Auth{Verifier: gw, Gateway: gw}
+	for _, o := range opts {
+		o(a)
+	}
+	srv := server.New(server.Config{Store: st, BaseURL: ts.URL, Logger: slog.New(slog.DiscardHandler), Auth: a})
 	ts.Config.Handler = srv
 	env.testServer = ts
 	return env
@@ -199,4 +204,101 @@ func TestAuthScopesAndTenants(t *testing.T) {
 	if _, _, body := e.do(t, writer, "GET", "/Patient/p1", ""); strings.Contains(body, "active") {
 		t.Fatalf("the other practice's conditional update changed this one's patient: %s", body)
 	}
+}
+
+func TestAuthHardening(t *testing.T) {
+	e := newAuthServer(t, func(a *server.Auth) {
+		a.RateLimit, a.RateBurst = 1, 3
+		a.CORSOrigins = []string{"https://app.example"}
+	})
+	tok := e.client(t, "c", "acme", "system/*.rs", "system/*.rs")
+	code, h, _ := e.do(t, tok, "GET", "/Patient", "")
+	if code != 200 || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" ||
+		h.Get("Cache-Control") != "no-store" || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("security headers: %d %v", code, h)
+	}
+	if h.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("CORS headers without an Origin: %v", h)
+	}
+	// Burst of 3 (one spent above), then 429 with Retry-After.
+	var got []int
+	var retry string
+	for range 4 {
+		code, h, body := e.do(t, tok, "GET", "/Patient", "")
+		got = append(got, code)
+		if code == 429 {
+			retry = h.Get("Retry-After")
+			if !strings.Contains(body, `"throttled"`) {
+				t.Errorf("429 body: %s", body)
+			}
+		}
+	}
+	if got[0] != 200 || got[1] != 200 || got[3] != 429 || retry == "" {
+		t.Fatalf("rate limit: statuses %v, Retry-After %q; want 200, 200, then 429 with Retry-After", got, retry)
+	}
+	// CORS: only the configured origin, and its preflight without a token.
+	for _, tc := range []struct {
+		origin string
+		want   string
+	}{{"https://app.example", "https://app.example"}, {"https://evil.example", ""}} {
+		req, _ := http.NewRequest("OPTIONS", e.URL+"/Patient", nil)
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want || tc.want != "" && resp.StatusCode != 204 {
+			t.Errorf("preflight from %s: %d, Allow-Origin %q; want %q", tc.origin, resp.StatusCode, got, tc.want)
+		}
+	}
+}
+
+func TestAuthNoCORSByDefault(t *testing.T) {
+	e := newAuthServer(t)
+	req, _ := http.NewRequest("OPTIONS", e.URL+"/Patient", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.StatusCode < 400 {
+		t.Fatalf("preflight without configured origins: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestAuthKeyRotation(t *testing.T) {
+	e := newAuthServer(t)
+	old := e.client(t, "c", "acme", "system/*.rs", "system/*.rs")
+	if err := e.gw.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nu := e.client(t, "d", "acme", "system/*.rs", "system/*.rs")
+	if kid(t, old) == kid(t, nu) {
+		t.Fatal("the rotation did not change the signing key")
+	}
+	for _, tok := range []string{old, nu} {
+		if code, _, body := e.do(t, tok, "GET", "/Patient", ""); code != 200 {
+			t.Fatalf("token after rotation: %d %s", code, body)
+		}
+	}
+	_, _, body := e.do(t, "", "GET", auth.JWKSPath, "")
+	if !strings.Contains(body, kid(t, old)) || !strings.Contains(body, kid(t, nu)) {
+		t.Fatalf("the JWK Set does not publish both keys: %s", body)
+	}
+}
+
+func kid(t *testing.T, tok string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m["kid"].(string)
 }

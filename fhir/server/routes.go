@@ -62,9 +62,12 @@ func (s *Server) routes() *gin.Engine {
 	// X-Forwarded-For names the client only when it comes from a proxy
 	// configured as trusted (Auth.TrustedProxies), none by default.
 	_ = r.SetTrustedProxies(s.trustedProxies())
-	r.Use(requestID(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
-	r.Use(s.auditTrail(), s.authenticate()) // auth_audit.go, auth.go: the audit record; a bearer token on every request but the public ones
-	r.Use(s.requestDeadline())              // every handler's context ends at the request's time limit
+	r.Use(requestID(), s.securityHeaders(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
+	// auth_hardening.go, auth_audit.go, auth.go: CORS for configured
+	// origins, the audit record, a bearer token on every request but the
+	// public ones, the rate per client.
+	r.Use(s.cors(), s.auditTrail(), s.authenticate(), s.rateLimit())
+	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
 	// The FHIR API first, so that its methods are listed in Allow in the
 	// order they always were (the order of Gin's trees, made as each

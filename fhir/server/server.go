@@ -117,7 +117,8 @@ type Server struct {
 	patterns map[API][]routePattern
 	methods  []string // of all routes, in the order of Gin's trees
 
-	auth *Auth // Config.Auth (auth.go)
+	auth    *Auth       // Config.Auth (auth.go)
+	limiter rateLimiter // per client (auth_hardening.go)
 }
 
 // New returns the FHIR API, and the APIs of cfg.APIs beside it, as an
