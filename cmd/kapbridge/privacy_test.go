@@ -36,7 +36,7 @@ func TestPrivacyTable(t *testing.T) {
 	stores := map[string]func(t *testing.T) string{
 		"sqlite": func(t *testing.T) string { return filepath.Join(t.TempDir(), "kap.db") },
 	}
-	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		stores["postgres"] = func(t *testing.T) string { return sqltest.FreshSchema(t, dsn) }
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half is skipped (.ci/run sets it)")
