@@ -770,6 +770,15 @@ func (c *evalCtx) typeOp(n *node, op string, ts typeSpec, v []item) []item {
 		return nil
 	}
 	if len(v) > 1 {
+		if op == "as" && c.e.opts.FilterAs {
+			var out []item
+			for _, it := range v {
+				if itemIsExactly(it, ts) {
+					out = append(out, it)
+				}
+			}
+			return out
+		}
 		c.fail(Execution, n, "%s needs a single item, got %d", op, len(v))
 	}
 	if op == "is" {
