@@ -92,6 +92,7 @@ type evalCtx struct {
 	now      time.Time
 	nowSet   bool
 	steps    int
+	top      scope // the scope of the expression as a whole (evalIn)
 }
 
 // evalFailure carries an *Error up through the evaluator's recursion.
@@ -149,8 +150,10 @@ func (e *Expression) evalIn(c *evalCtx, in []item) (out []item, err error) {
 			out, err = nil, f.err
 		}
 	}()
-	sc := scope{this: in}
-	return c.eval(e.root, in, &sc), nil
+	// The top scope lives in c: taken by pointer, a local would escape
+	// and cost an allocation per expression.
+	c.top = scope{this: in}
+	return c.eval(e.root, in, &c.top), nil
 }
 
 func (c *evalCtx) fail(kind ErrorKind, n *node, format string, args ...any) {
