@@ -4,6 +4,11 @@
 // package fhir. It is for invariants, profiles' constraints and search
 // parameter expressions.
 //
+// CheckInvariants evaluates every invariant of the R4 definitions on a
+// resource (the package registers it with fhir.Validate at init, and the
+// evaluator of profiles' invariants with fhir.Profiles); invariants.go
+// lists where it departs from R4's text, and why.
+//
 // Compile parses and binds an expression once and caches it by text and
 // Options, so evaluating the same invariant again costs no parsing; an
 // *Expression is immutable and safe for concurrent use. Evaluate runs it
@@ -46,14 +51,20 @@
 //     the ones the R4 test suite takes from 2.1: sort, lowBoundary,
 //     highBoundary, precision, comparable, trim, split, join, encode,
 //     decode, escape, unescape, matchesFull. FHIR's: extension(url),
-//     hasValue(), getValue(), resolve() (contained "#id" within %resource,
-//     and Bundle entries by fullUrl or type/id within %rootResource) and
+//     hasExtension(url), hasValue(), getValue(), resolve() (contained
+//     "#id" within %resource, and Bundle entries by fullUrl or type/id
+//     within %rootResource) and
 //     htmlChecks() (the narrative rules: one XHTML div, only the elements
 //     R4 allows, no event attributes, no javascript: URLs, some content).
 //   - Options.Strict: a static pass against Options.ContextType that makes
 //     paths the model cannot have Semantic errors (name.given1,
 //     Encounter.name on a Patient, (value as Period).unit), and ordered
 //     functions on children()/descendants().
+//
+//   - Options.FilterAs and Options.ReferenceTypes read expressions the
+//     way R4's search parameters are written (as filtering a collection;
+//     resolve() giving the type a reference names); fhir/search compiles
+//     its parameters with both and evaluates them through a Session.
 //
 // Not supported, reported as an error of kind NotSupported (errors.Is
 // ErrNotSupported) rather than a guess: memberOf, subsumes and subsumedBy
