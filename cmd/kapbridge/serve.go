@@ -37,6 +37,7 @@ type serveConfig struct {
 	LogJSON  bool
 	// Practice is the practice namespace the ingestion API maps under.
 	Practice string
+	IGs      igDirs // -ig: implementation guides to enforce (ig.go)
 	// Limits bound the requests of the FHIR API and, where they are shared
 	// (in flight, body budget, queue wait), of the practice API (one flag
 	// each, named as the limit; 0 means the default).
@@ -72,6 +73,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
+	igFlag(fs, getenv, &cfg.IGs)
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
@@ -235,6 +237,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// resources claim (ig.Profiles).
 	profiles, err := ig.Profiles()
 	if err != nil {
+		return err
+	}
+	if profiles, err = withIGs(profiles, cfg.IGs); err != nil {
 		return err
 	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR

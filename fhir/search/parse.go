@@ -760,3 +760,7 @@ func unescape(s string) string {
 	}
 	return b.String()
 }
+
+func isIdentByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
