@@ -359,3 +359,59 @@ func apiTestConditionalDelete(t *testing.T, c *apiClient) {
 		t.Errorf("after the refused delete: %s", r.body)
 	}
 }
+
+// apiTestDeepSearch: chains and _has nested past one level (bounded by
+// max-search-chains links), and the reference :identifier modifier.
+func apiTestDeepSearch(t *testing.T, c *apiClient) {
+	for _, w := range []struct{ path, body string }{
+		{"/Organization/dorg1", `{"resourceType":"Organization","id":"dorg1","name":"Acme Holdings"}`},
+		{"/Organization/dorg2", `{"resourceType":"Organization","id":"dorg2","name":"Acme Clinic","partOf":{"reference":"Organization/dorg1"}}`},
+		{"/Patient/dp1", `{"resourceType":"Patient","id":"dp1","managingOrganization":{"reference":"Organization/dorg2"}}`},
+		{"/Patient/dp2", `{"resourceType":"Patient","id":"dp2"}`},
+		{"/Patient/dp3", `{"resourceType":"Patient","id":"dp3","managingOrganization":{"reference":"Organization/dorg1"}}`},
+		{"/Observation/do1", `{"resourceType":"Observation","id":"do1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp1"}}`},
+		{"/Observation/do2", `{"resourceType":"Observation","id":"do2","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp2"}}`},
+		{"/Observation/do3", `{"resourceType":"Observation","id":"do3","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"urn:mrn","value":"77"}}}`},
+		{"/Observation/do4", `{"resourceType":"Observation","id":"do4","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp3","identifier":{"system":"urn:mrn","value":"88"}}}`},
+		{"/Practitioner/dpr1", `{"resourceType":"Practitioner","id":"dpr1","name":[{"family":"Ko"}]}`},
+		{"/Provenance/dpv1", `{"resourceType":"Provenance","id":"dpv1","target":[{"reference":"Observation/do1"}],"recorded":"2026-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/dpr1"}}]}`},
+	} {
+		if r := c.do("PUT", w.path, []byte(w.body)); r.status != 201 {
+			t.Fatalf("PUT %s: %d %s", w.path, r.status, r.body)
+		}
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"/Observation?subject:Patient.organization.partof.name=Acme%20Holdings", "Observation/do1"},
+		{"/Observation?subject:Patient.organization.name=Acme&_sort=_id", "Observation/do1 Observation/do4"},
+		{"/Observation?subject:Patient.organization.partof:Organization.name=Acme", "Observation/do1"},
+		{"/Patient?_has:Observation:patient:_has:Provenance:target:agent=Practitioner/dpr1", "Patient/dp1"},
+		{"/Patient?_has:Observation:patient:_has:Provenance:target:agent:Practitioner.name=Ko", "Patient/dp1"},
+		{"/Organization?_has:Patient:organization:_has:Observation:subject:_id=do4", "Organization/dorg1"},
+		{"/Organization?_has:Organization:partof:_has:Patient:organization:_id=dp1", "Organization/dorg1"},
+		{"/Observation?subject:identifier=urn:mrn|77", "Observation/do3"},
+		{"/Observation?subject:identifier=urn:mrn|88", "Observation/do4"},
+		{"/Observation?subject:identifier=|88", ""}, // |code: no system
+		{"/Observation?subject:identifier=88", "Observation/do4"},
+		{"/Observation?patient:identifier=urn:mrn|88", "Observation/do4"},
+		{"/Observation?subject:identifier=urn:mrn|77,urn:mrn|88&_sort=_id", "Observation/do3 Observation/do4"},
+		{"/Observation?subject:identifier=urn:other|77", ""},
+		{"/Provenance?target:Observation.subject:identifier=urn:mrn|77", ""},
+		{"/Provenance?target:Observation.subject:Patient.organization:identifier=x", ""},
+	} {
+		got, _, _ := searchsetAll(t, c, tc.query)
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("GET %s: %v, want %q", tc.query, got, tc.want)
+		}
+	}
+	// Five links are past max-search-chains (4), however they are split.
+	for _, q := range []string{
+		"/Observation?subject:Patient.link:Patient.link:Patient.link:Patient.link:Patient.name=x",
+		"/Patient?_has:Observation:patient:_has:Provenance:target:_has:AuditEvent:entity:_has:Provenance:target:agent:Practitioner.name=x",
+		"/Observation?subject:Patient.organization.partof.name=x&subject:Patient.organization.name=y",
+	} {
+		issues := assertOutcome(t, c.do("GET", q, nil), http.StatusBadRequest)
+		if d := diagnostics(issues); !strings.Contains(d, "max-search-chains") {
+			t.Errorf("GET %s: %s", q, d)
+		}
+	}
+}
