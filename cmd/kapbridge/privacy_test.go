@@ -173,6 +173,11 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 			`{"request":{"method":"GET","url":"DocumentReference?description=SECRET&_total=accurate"}},` +
 			`{"request":{"method":"GET","url":"Patient?_has:DocumentReference:subject:_security=` + url.QueryEscape(securityPSYTHPN) + `"}},` +
 			`{"request":{"method":"DELETE","url":"DocumentReference/n1"}}]}`},
+		// $validate of a delete of a note: as of a resource that does not
+		// exist; of a create naming a note's identifier: valid.
+		req{method: http.MethodPost, path: "/DocumentReference/n1/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/n3/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/$validate?mode=create", body: `{"resourceType":"DocumentReference","status":"current","identifier":[{"system":"urn:kap:notes","value":"n1"}],"content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		// Writes that change both gateways alike: criteria that match only
 		// notes by content are answered as if nothing matched.
 		req{method: http.MethodPost, path: "/DocumentReference", header: map[string]string{"If-None-Exist": "description=SECRET"},
@@ -261,6 +266,8 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				body: `[{"op":"remove","path":"/description"}]`},
 			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
 				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+			// $validate of an update of it: refused as the update would be.
+			req{method: http.MethodPost, path: "/DocumentReference/" + n.id + "/$validate?mode=update", body: strings.Replace(probe, `"status"`, `"id":"`+n.id+`","status"`, 1)},
 		)
 		for _, rq := range refusals {
 			name := fmt.Sprintf("refused %s %s %v", rq.method, rq.path, rq.header)

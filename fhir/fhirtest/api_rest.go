@@ -415,3 +415,79 @@ func apiTestDeepSearch(t *testing.T, c *apiClient) {
 		}
 	}
 }
+
+// apiTestValidateModes: $validate with profile (a StructureDefinition
+// stored on the server) and mode create, update and delete, each
+// checking what the write it names would be refused for.
+func apiTestValidateModes(t *testing.T, c *apiClient) {
+	const profile = "http://example.org/fhir/StructureDefinition/vp-patient"
+	sd := `{"resourceType":"StructureDefinition","id":"vp-patient","url":"` + profile + `","name":"VpPatient","status":"draft",
+		"kind":"resource","abstract":false,"type":"Patient","derivation":"constraint","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient",
+		"snapshot":{"element":[{"id":"Patient","path":"Patient","min":0,"max":"*"},
+		{"id":"Patient.birthDate","path":"Patient.birthDate","min":1,"max":"1","type":[{"code":"date"}]}]}}`
+	if r := c.do("PUT", "/StructureDefinition/vp-patient", []byte(sd)); r.status != 201 {
+		t.Fatalf("PUT the profile: %d %s", r.status, r.body)
+	}
+	if r := c.do("PUT", "/Patient/vp1", []byte(`{"resourceType":"Patient","id":"vp1"}`)); r.status != 201 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	c.do("PUT", "/Patient/vpgone", []byte(`{"resourceType":"Patient","id":"vpgone"}`))
+	c.do("DELETE", "/Patient/vpgone", nil)
+	noBirth, withBirth := `{"resourceType":"Patient","id":"vp1"}`, `{"resourceType":"Patient","id":"vp1","birthDate":"1970"}`
+	params := func(res string, extra ...string) string {
+		ps := []string{`{"name":"resource","resource":` + res + `}`}
+		for i := 0; i+1 < len(extra); i += 2 {
+			ps = append(ps, `{"name":"`+extra[i]+`","valueCode":"`+extra[i+1]+`"}`)
+		}
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	dump := c.dump(t)
+	for _, tc := range []struct {
+		name, path, body string
+		severity         string // of the first issue; "" when the answer is an error status
+		status           int
+		mention          string
+	}{
+		{"profile: missing element", "/Patient/$validate?profile=" + profile, noBirth, "error", 200, "birthDate"},
+		{"profile: valid", "/Patient/$validate?profile=" + profile, withBirth, "information", 200, profile},
+		{"profile in Parameters", "/Patient/$validate", params(noBirth, "profile", profile), "error", 200, "birthDate"},
+		{"profile: the base definition", "/Patient/$validate?profile=http://hl7.org/fhir/StructureDefinition/Patient", noBirth, "information", 200, ""},
+		{"profile: unknown", "/Patient/$validate?profile=http://example.org/nope", withBirth, "", 400, "http://example.org/nope"},
+		{"profile: URL and body disagree", "/Patient/$validate?profile=http://example.org/a", params(noBirth, "profile", profile), "", 400, "profile"},
+		{"mode=profile without profile", "/Patient/$validate?mode=profile", noBirth, "", 400, "profile"},
+		{"mode=create", "/Patient/$validate?mode=create", noBirth, "information", 200, "create would be accepted"},
+		{"mode=create, invalid", "/Patient/$validate?mode=create", `{"resourceType":"Patient","gender":"often"}`, "error", 200, "gender"},
+		{"mode=update", "/Patient/vp1/$validate?mode=update", noBirth, "information", 200, "update would be accepted"},
+		{"mode=update, new id", "/Patient/vp2/$validate?mode=update", `{"resourceType":"Patient","id":"vp2"}`, "information", 200, "update"},
+		{"mode=update, id mismatch", "/Patient/vp1/$validate?mode=update", `{"resourceType":"Patient","id":"other"}`, "error", 200, "other"},
+		{"mode=update, id from the body", "/Patient/$validate?mode=update", withBirth, "information", 200, "update"},
+		{"mode=update, no id", "/Patient/$validate?mode=update", `{"resourceType":"Patient"}`, "", 400, "id"},
+		{"mode=update in Parameters with profile", "/Patient/vp1/$validate", params(noBirth, "mode", "update", "profile", profile), "error", 200, "birthDate"},
+		{"mode=delete", "/Patient/vp1/$validate?mode=delete", "", "information", 200, "may be deleted"},
+		{"mode=delete, unknown", "/Patient/nobody/$validate?mode=delete", "", "error", 200, "not found"},
+		{"mode=delete, deleted", "/Patient/vpgone/$validate?mode=delete", "", "information", 200, "deleted already"},
+		{"mode=delete without id", "/Patient/$validate?mode=delete", "", "", 400, "id"},
+		{"mode=bogus", "/Patient/$validate?mode=bogus", noBirth, "", 400, "bogus"},
+		{"unknown parameter", "/Patient/$validate?strict=true", noBirth, "", 400, "strict"},
+		{"no resource", "/Patient/$validate?mode=create", "", "", 400, "resource"},
+		{"unknown instance operation", "/Patient/vp1/$frob", noBirth, "", 405, "$validate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			issues := assertOutcome(t, c.do("POST", tc.path, body), tc.status)
+			if tc.severity != "" && issues[0].(map[string]any)["severity"] != tc.severity {
+				t.Errorf("first issue %v, want severity %s", issues[0], tc.severity)
+			}
+			if d := diagnostics(issues) + toJSON(issues); !strings.Contains(d, tc.mention) {
+				t.Errorf("the outcome does not mention %q: %s", tc.mention, d)
+			}
+		})
+	}
+	if after := c.dump(t); after != dump {
+		t.Error("$validate changed the storage")
+	}
+}

@@ -92,6 +92,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"Patch", apiTestPatch},
 		{"ConditionalDelete", apiTestConditionalDelete},
 		{"DeepSearch", apiTestDeepSearch},
+		{"ValidateModes", apiTestValidateModes},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 
