@@ -266,6 +266,8 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				body: `[{"op":"remove","path":"/description"}]`},
 			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
 				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+			// In a transaction.
+			req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]},"request":{"method":"PATCH","url":"DocumentReference/` + n.id + `"}}]}`},
 			// $validate of an update of it: refused as the update would be.
 			req{method: http.MethodPost, path: "/DocumentReference/" + n.id + "/$validate?mode=update", body: strings.Replace(probe, `"status"`, `"id":"`+n.id+`","status"`, 1)},
 		)

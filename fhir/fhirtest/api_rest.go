@@ -1,6 +1,7 @@
 package fhirtest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -489,5 +490,63 @@ func apiTestValidateModes(t *testing.T, c *apiClient) {
 	}
 	if after := c.dump(t); after != dump {
 		t.Error("$validate changed the storage")
+	}
+}
+
+// apiTestBundlePatch: PATCH entries in transactions and batches, a JSON
+// Patch as a Binary and a FHIRPath Patch as a Parameters; a transaction
+// whose patch fails writes nothing.
+func apiTestBundlePatch(t *testing.T, c *apiClient) {
+	c.do("PUT", "/Patient/bp1", []byte(`{"resourceType":"Patient","id":"bp1","active":false}`))
+	c.do("PUT", "/Patient/bp2", []byte(`{"resourceType":"Patient","id":"bp2","identifier":[{"system":"urn:bp","value":"2"}]}`))
+	jsonPatch := func(doc string) string {
+		return `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` + base64.StdEncoding.EncodeToString([]byte(doc)) + `"}`
+	}
+	fhirPath := `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"gender"},{"name":"value","valueCode":"other"}]}]}`
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"resource":` + jsonPatch(`[{"op":"replace","path":"/active","value":true}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1","ifMatch":"W/\"1\""}},
+		{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient?identifier=urn:bp|2"}}]}`
+	r := c.do("POST", "/", []byte(tx))
+	if r.status != 200 {
+		t.Fatalf("transaction of patches: %d %s", r.status, r.body)
+	}
+	for id, want := range map[string]string{"bp1": `"active":true`, "bp2": `"gender":"other"`} {
+		got := c.do("GET", "/Patient/"+id, nil)
+		if !strings.Contains(string(got.body), want) || got.header.Get("ETag") != `W/"2"` {
+			t.Errorf("Patient/%s after the transaction: %s %s", id, got.header.Get("ETag"), got.body)
+		}
+		if h := historyRequests(t, c, "/Patient/"+id+"/_history"); h[0] != "2 PATCH Patient/"+id+" 200" {
+			t.Errorf("history of %s: %v", id, h)
+		}
+	}
+	dump := c.dump(t)
+	for name, tx := range map[string]string{
+		"failed test": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Patient","id":"bp3"},"request":{"method":"PUT","url":"Patient/bp3"}},
+			{"resource":` + jsonPatch(`[{"op":"test","path":"/active","value":false}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+		"stale If-Match": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient/bp1","ifMatch":"W/\"1\""}}]}`,
+		"no match": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient?identifier=urn:bp|none"}}]}`,
+		"wrong content type": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Binary","contentType":"text/plain","data":"eA=="},"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+		"a Patient as patch": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Patient"},"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if r := c.in(t).do("POST", "/", []byte(tx)); r.status < 400 {
+				t.Errorf("%d %s", r.status, r.body)
+			}
+		})
+	}
+	if after := c.dump(t); after != dump {
+		t.Error("failed transactions of patches changed the storage")
+	}
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[
+		{"resource":` + jsonPatch(`[{"op":"test","path":"/active","value":false}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1"}},
+		{"resource":` + jsonPatch(`[{"op":"remove","path":"/gender"}]`) + `,"request":{"method":"PATCH","url":"Patient/bp2"}}]}`
+	got := responseBundle(t, c.do("POST", "/", []byte(batch)), "batch-response", 2)
+	if s0, s1 := entryStatus(got[0]), entryStatus(got[1]); !strings.HasPrefix(s0, "422") || !strings.HasPrefix(s1, "200") {
+		t.Errorf("batch of patches: %s, %s; want 422, 200", s0, s1)
 	}
 }

@@ -93,6 +93,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"ConditionalDelete", apiTestConditionalDelete},
 		{"DeepSearch", apiTestDeepSearch},
 		{"ValidateModes", apiTestValidateModes},
+		{"BundlePatch", apiTestBundlePatch},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 
