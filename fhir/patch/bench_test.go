@@ -22,12 +22,12 @@ func BenchmarkPatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	jp := []byte(`[{"op":"test","path":"/status","value":"final"},{"op":"replace","path":"/status","value":"amended"},
-		{"op":"add","path":"/code/coding/-","value":{"system":"urn:x","code":"y"}},{"op":"remove","path":"/subject/display"}]`)
+		{"op":"add","path":"/code/coding/-","value":{"system":"urn:x","code":"y"}},{"op":"remove","path":"/encounter"}]`)
 	fp := parse(b, `{"resourceType":"Parameters","parameter":[
 		{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Observation.status"},{"name":"value","valueCode":"amended"}]},
 		{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Observation.code"},{"name":"name","valueString":"coding"},
 			{"name":"value","valueCoding":{"system":"urn:x","code":"y"}}]},
-		{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.subject.display"}]}]}`)
+		{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.encounter"}]}]}`)
 	b.Run("JSONPatch", func(b *testing.B) {
 		for b.Loop() {
 			p, err := ParseJSONPatch(jp, fhir.DefaultLimits)
