@@ -417,8 +417,8 @@ func (p *queryParser) link(key string) error {
 
 // parseKey reads key (name[:modifier], a chain name[:Type].param, or _has)
 // and its value on type typ. full is the whole key as sent, which errors
-// and Query.Ignored name; top is false inside a chain or _has, where
-// neither may appear again.
+// and Query.Ignored name; top is false inside a chain or _has (which may
+// nest further: each link counts toward MaxChains, link).
 func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, error) {
 	ignore := func(format string, args ...any) (Clause, error) {
 		if err := p.unsupported(full, format, args...); err != nil {
