@@ -558,9 +558,13 @@ func TestCheckTableDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, limitsDoc, ok := strings.Cut(string(raw), "\n## Thresholds\n")
+	_, limitsDoc, ok := strings.Cut(string(raw), "\n## Thresholds\n")
 	if !ok {
 		t.Fatal(`CHECKS.md has no "## Thresholds" section`)
+	}
+	doc, _, _ := strings.Cut(string(raw), "\n## ") // the table of checks
+	if !strings.Contains(string(raw), "| `"+CodePendingOverdue+"` | alert |") {
+		t.Errorf("CHECKS.md does not document %s", CodePendingOverdue)
 	}
 	row := regexp.MustCompile("(?m)^\\| `([a-z0-9_.]+)` \\| (error|alert|warning)(?: \\(Flag (P[LMH])\\))? \\|")
 	var docCodes []string
