@@ -188,6 +188,7 @@ var Codes = []Code{
 	{"condition.confirmed", SysCondVer, "confirmed", "", Verified},
 	{"encounter.AMB", SysActCode, "AMB", "ambulatory", Verified},
 	{"flag.clinical", SysFlagCat, "clinical", "", Verified},
+	{"docref.clinical-note", "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "clinical-note", "Clinical Note", Verified},
 	{"flag.safety", SysFlagCat, "safety", "", Verified},
 	{"flag.priority.PH", SysFlagPriority, "PH", "High priority", Verified},
 	{"flag.priority.PM", SysFlagPriority, "PM", "Medium priority", Verified},

@@ -1,8 +1,11 @@
 package mappings
 
 import (
+	"fmt"
+	"html"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -270,6 +273,7 @@ func (mp *mapping) course(c *Course) error {
 	}
 
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
+		mem("text", mp.obj(mem("status", mp.str("generated")), mem("div", mp.str(carePlanNarrative(c, sessions))))),
 		mem("status", mp.str(status)),
 		mem("intent", mp.str("plan")),
 		mem("category", mp.arr(mp.concept("", mp.coding("careplan.assess-plan")), mp.concept("", mp.coding("careplan.kap")))),
@@ -313,4 +317,56 @@ func planStatus(course, typ string, planned int, sessions []*Session) string {
 		return "in-progress"
 	}
 	return "not-started"
+}
+
+// carePlanNarrative is the CarePlan's generated narrative (US Core
+// CarePlan requires text): route, status, period, indications and the
+// sessions by type and status. It says nothing the structured elements do
+// not, and no free text of the practice (goals, intentions) beyond codes.
+func carePlanNarrative(c *Course, sessions []*Session) string {
+	var b strings.Builder
+	b.WriteString(`<div xmlns="http://www.w3.org/1999/xhtml"><p>Ketamine-assisted psychotherapy course, route `)
+	b.WriteString(html.EscapeString(c.Route))
+	b.WriteString(", status ")
+	b.WriteString(html.EscapeString(c.Status))
+	b.WriteString(", from ")
+	b.WriteString(html.EscapeString(c.Start))
+	if c.End != "" {
+		b.WriteString(" to " + html.EscapeString(c.End))
+	}
+	b.WriteString(".</p>")
+	if len(c.Indications) > 0 {
+		b.WriteString("<p>Indications: " + html.EscapeString(strings.Join(c.Indications, ", ")) + ".</p>")
+	}
+	b.WriteString(fmt.Sprintf("<p>Planned: %d preparation, %d dosing, %d integration sessions", c.Planned.Preparation, c.Planned.Dosing, c.Planned.Integration))
+	if c.Maintenance > 0 {
+		b.WriteString(fmt.Sprintf("; maintenance every %d weeks", c.Maintenance))
+	}
+	b.WriteString(".</p>")
+	counts := map[string]map[string]int{}
+	for _, s := range sessions {
+		if counts[s.Type] == nil {
+			counts[s.Type] = map[string]int{}
+		}
+		counts[s.Type][s.Status]++
+	}
+	if len(sessions) > 0 {
+		b.WriteString("<ul>")
+		for _, typ := range SessionTypes {
+			m := counts[typ]
+			if m == nil {
+				continue
+			}
+			var parts []string
+			for _, st := range []string{"held", "planned", "cancelled", "no_show"} {
+				if m[st] > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", m[st], strings.ReplaceAll(st, "_", "-")))
+				}
+			}
+			b.WriteString("<li>" + typ + ": " + strings.Join(parts, ", ") + "</li>")
+		}
+		b.WriteString("</ul>")
+	}
+	b.WriteString("</div>")
+	return b.String()
 }
