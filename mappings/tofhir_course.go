@@ -15,6 +15,12 @@ var carePlanStatus = map[string]string{
 	"draft": "draft", "active": "active", "on_hold": "on-hold", "completed": "completed", "revoked": "revoked",
 }
 
+// medicationRequestStatus maps course status to the prescription's
+// MedicationRequest.status: a revoked course's order is stopped.
+var medicationRequestStatus = map[string]string{
+	"draft": "draft", "active": "active", "on_hold": "on-hold", "completed": "completed", "revoked": "stopped",
+}
+
 // activityStatus maps session status to CarePlan.activity.detail.status.
 // A no-show is a cancelled activity whose reason says so.
 var activityStatus = map[string]string{
@@ -272,6 +278,19 @@ func (mp *mapping) course(c *Course) error {
 				mem("productCodeableConcept", prd)))))
 	}
 
+	// The course's prescription: each dose's MedicationAdministration
+	// names it (request), as a prescriber's EHR expects of an order.
+	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
+		mem("status", mp.str(medicationRequestStatus[c.Status])),
+		mem("intent", mp.str("order")),
+		mem("medicationCodeableConcept", mp.clone(prod)),
+		mem("subject", mp.clone(subject)),
+		mem("authoredOn", mp.clone(start)),
+		mem("requester", mp.practitionerRef(c.Prescriber)),
+		mem("reasonReference", mp.arr(mp.clones(condRefs)...)),
+		mem("dosageInstruction", mp.arr(mp.obj(
+			mem("text", mp.str("as planned in the course's CarePlan, per dosing session")),
+			mem("route", mp.routeConcept(c.Route))))))
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
 		mem("text", mp.obj(mem("status", mp.str("generated")), mem("div", mp.str(carePlanNarrative(c, sessions))))),
 		mem("status", mp.str(status)),

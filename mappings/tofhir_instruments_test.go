@@ -145,3 +145,58 @@ func TestInstrumentCodes(t *testing.T) {
 		t.Error(`"sertraline 100 mg" with contraindicated_medications false is shown as contraindicated`)
 	}
 }
+
+// TestAdministrationShape: issue 12 item 7. The MedicationAdministration's
+// effective[x] is when the dose was given (an infusion's period), not the
+// session; an IV infusion carries its rate; it names the course's
+// prescription (a MedicationRequest); Spravato carries its branded code.
+func TestAdministrationShape(t *testing.T) {
+	b := caseBook(false)
+	m := testMapper()
+	get := func(s *Session) *fhir.Value {
+		t.Helper()
+		res, warns, err := m.ToFHIR(b, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range res {
+			if v.GetString("resourceType") == "MedicationAdministration" {
+				if s.Dose.GivenAt == "" && !strings.Contains(fmtProblems(warns), "session.dose.given_at") {
+					t.Errorf("no warning that the session's start stands in: %v", warns)
+				}
+				return v
+			}
+		}
+		t.Fatal("no MedicationAdministration")
+		return nil
+	}
+	s := &Session{Header: Header{ID: "s"}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: "2026-01-06T10:00:00Z", ActualStart: "2026-01-06T10:00:00Z", ActualEnd: "2026-01-06T11:30:00Z",
+		Dose: &Dose{Drug: "ketamine", Mg: 40, Route: "iv", GivenAt: "2026-01-06T10:05:00Z", InfusionMinutes: 40}}
+	ma := get(s)
+	if p := ma.Get("effectivePeriod"); p == nil || p.GetString("start") != "2026-01-06T10:05:00Z" || p.GetString("end") != "2026-01-06T10:45:00Z" {
+		t.Errorf("infusion effective %s", ma.Encode())
+	}
+	if r := ma.Get("dosage").Get("rateQuantity"); r == nil || string(r.Get("value").Encode()) != "1" || r.GetString("code") != "mg/min" {
+		t.Errorf("rate %s", ma.Get("dosage").Encode())
+	}
+	if !strings.HasPrefix(ma.Get("request").GetString("reference"), "MedicationRequest/") {
+		t.Errorf("no request: %s", ma.Encode())
+	}
+	s.Dose = &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", GivenAt: "2026-01-06T10:02:00Z"}
+	ma = get(s)
+	if ma.GetString("effectiveDateTime") != "2026-01-06T10:02:00Z" || !strings.Contains(string(ma.Encode()), `"code":"2201625"`) {
+		t.Errorf("spravato %s", ma.Encode())
+	}
+	s.Dose.GivenAt = ""
+	if ma = get(s); ma.GetString("effectiveDateTime") != "2026-01-06T10:00:00Z" {
+		t.Errorf("without given_at: %s", ma.Encode())
+	}
+}
+
+func fmtProblems(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.Field + " ")
+	}
+	return b.String()
+}
