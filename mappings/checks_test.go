@@ -243,6 +243,23 @@ var checkCases = []checkCase{
 		f.course.Maintenance = 1
 		return inBook(f, f.course)
 	}, CheckConfig{}},
+	{"schedule.no_integration", "warning", "actual_start", `no integration session held between the dose of session "s0"`, func(f *checkFixture) (*Book, Record) {
+		s0 := *f.dosing
+		s0.ID = "s0"
+		s0.PlannedStart, s0.ActualStart, s0.ActualEnd = "2026-01-09T10:00:00-05:00", "2026-01-09T10:00:00-05:00", "2026-01-09T11:10:00-05:00"
+		b := f.book()
+		b.Add(&s0)
+		return b, f.dosing
+	}, CheckConfig{}},
+	{"schedule.induction_window", "warning", "", "dosing sessions from 2026-01-12 (\"s2\") to 2027-01-11 (\"s9\"): 364 days, longer than the 28-day induction window", func(f *checkFixture) (*Book, Record) {
+		// Issue 12: a one-year induction.
+		s9 := &Session{Header: Header{Kind: KindSession, ID: "s9"}, Course: "k1", Type: "dosing", Status: "planned", PlannedStart: "2027-01-11T10:00:00-05:00"}
+		f.course.End = ""
+		b := f.book()
+		b.Add(s9)
+		b.Add(f.course)
+		return b, f.course
+	}, CheckConfig{}},
 	{"course.dosing_count", "warning", "planned.dosing", "10 dosing sessions planned, more than the usual 8", func(f *checkFixture) (*Book, Record) {
 		f.course.Planned.Dosing = 10
 		return inBook(f, f.course)

@@ -30,6 +30,7 @@ type Limits struct {
 	KetamineMgPerKgIV, KetamineMgPerKgIM    float64 // dose ceilings (mg/kg)
 	MinIntervalIV, MinIntervalIM            float64 // hours between doses, by route
 	MinIntervalLozenge, MinIntervalSpravato float64
+	InductionMaxDays                        float64 // first to last dosing session (days)
 }
 
 // Limit documents one field of Limits: its name in flags, environment and
@@ -70,6 +71,7 @@ var LimitTable = []Limit{
 	{"min_interval_hours_im", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day"},
+	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
 	{"dissociation_high", 8, "0-10", "project default"},
 	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
 	{"clearance_valid_days", 365, "d", "project default"},
@@ -124,6 +126,8 @@ func (l *Limits) field(name string) *float64 {
 		return &l.MinIntervalLozenge
 	case "min_interval_hours_spravato":
 		return &l.MinIntervalSpravato
+	case "induction_max_days":
+		return &l.InductionMaxDays
 	case "dissociation_high":
 		return &l.DissociationHigh
 	case "discharge_dissociation_max":
