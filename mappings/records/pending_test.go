@@ -1,6 +1,7 @@
 package records
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,61 @@ func TestPendingOverdue(t *testing.T) {
 	}
 	if list, _ := a.PendingRecords(ctx, later, max); len(list) != 1 || list[0].ID != "o-ghost" {
 		t.Errorf("pending after the clearance: %+v", list)
+	}
+}
+
+// TestApplyJudgesRiseWhateverTheOrder: a reading during a session is
+// judged by its rise from the session's pre-dose reading, whichever of
+// the two arrives first (the baseline arriving later re-judges it).
+func TestApplyJudgesRiseWhateverTheOrder(t *testing.T) {
+	for _, order := range []string{"baseline first", "baseline last"} {
+		t.Run(order, func(t *testing.T) {
+			a := testApplier(openTestStore(t))
+			ctx := t.Context()
+			apply := func(js string) Result {
+				t.Helper()
+				rec, err := mappings.Decode([]byte(js))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := a.Apply(ctx, rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			for _, js := range []string{
+				`{"kind":"client","id":"c","name":{"family":"Client"},"birth_date":"1980-01-01"}`,
+				`{"kind":"practitioner","id":"rx","name":{"family":"Prescriber"},"role":"prescriber","credential":"MD"}`,
+				`{"kind":"practitioner","id":"th","name":{"family":"Therapist"},"role":"therapist","credential":"LCSW"}`,
+				`{"kind":"course","id":"k","client":"c","prescriber":"rx","therapist":"th","indications":["trd"],"route":"iv","planned":{"preparation":1,"dosing":6,"integration":6},"status":"active","start":"2026-01-01"}`,
+				`{"kind":"screening","id":"sc","client":"c","date":"2026-01-02","performed_by":"rx","clearance":{"cardiovascular":false,"psychotic_disorder":false,"bipolar_i":false,"substance_misuse":false,"pregnancy":false,"contraindicated_medications":false,"decision":"cleared"}}`,
+				`{"kind":"session","id":"s1","course":"k","type":"dosing","status":"held","planned_start":"2026-01-05T10:00:00Z","actual_start":"2026-01-05T10:00:00Z","actual_end":"2026-01-05T11:00:00Z","dose":{"drug":"ketamine","mg":35,"route":"iv","monitored_minutes":60}}`,
+			} {
+				apply(js)
+			}
+			before := `{"kind":"observation","id":"o0","session":"s1","time":"2026-01-05T09:55:00Z","phase":"before","vitals":{"systolic":120,"diastolic":80}}`
+			during := `{"kind":"observation","id":"o1","session":"s1","time":"2026-01-05T10:40:00Z","phase":"during","vitals":{"systolic":165,"diastolic":95}}`
+			var got []mappings.Problem
+			collect := func(r Result) {
+				for _, rr := range append([]Result{r}, r.Related...) {
+					if rr.ID == "o1" {
+						got = rr.Warnings
+					}
+				}
+			}
+			if order == "baseline first" {
+				apply(before)
+				collect(apply(during))
+			} else {
+				collect(apply(during))
+				collect(apply(before))
+			}
+			if !slices.ContainsFunc(got, func(p mappings.Problem) bool {
+				return p.Code == "vitals.bp_rise" && strings.Contains(p.Message, "rose +45/+15 from the pre-dose 120/80")
+			}) {
+				t.Errorf("o1's findings: %v", got)
+			}
+		})
 	}
 }
