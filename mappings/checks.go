@@ -35,6 +35,7 @@ var CheckCodes = []string{
 	"dose.spravato_mg",
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
+	"dose.concomitant",
 	"role.administered_by",
 	"role.prescriber_credential",
 	"session.before_course",
@@ -442,6 +443,11 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 			c.warnf("session.short", "dose.monitored_minutes", "%d monitored minutes, fewer than the %d a %s session needs", got, min, route)
 		}
 	}
+	for i, cls := range s.Concomitant {
+		if why, ok := concomitantRisk[cls]; ok {
+			c.warnf("dose.concomitant", fmt.Sprintf("concomitant[%d]", i), "%s taken with the dose: %s", strings.ReplaceAll(cls, "_", "-"), why)
+		}
+	}
 	var w float64
 	var when string
 	haveWeight := false
@@ -756,6 +762,18 @@ var (
 	PrescribingCredentials   = []string{"MD", "DO", "NP", "PA"}
 	AdministeringCredentials = []string{"MD", "DO", "NP", "PA", "RN", "CRNA"}
 )
+
+// concomitantRisk is why each medication class the Spravato REMS form
+// asks about matters with a dose (the label's interaction statements, as
+// the REMS form groups them; lamotrigine is the project's addition).
+var concomitantRisk = map[string]string{
+	"benzodiazepine":    "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"sedative_hypnotic": "a CNS depressant: sedation may increase; monitor (Spravato label, CNS depressants)",
+	"opioid":            "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"psychostimulant":   "may raise blood pressure further; monitor BP closely (Spravato label, psychostimulants)",
+	"maoi":              "may raise blood pressure further; monitor BP closely (Spravato label, MAOIs)",
+	"lamotrigine":       "may blunt ketamine's effect (project note; a reason for a weak response, not a danger)",
+}
 
 // spravatoIndications are the course indications inside Spravato's label.
 var spravatoIndications = []string{"trd", "mdd", "suicidal_ideation"}

@@ -199,6 +199,10 @@ var checkCases = []checkCase{
 		f.dosing.Dose.Mg, f.dosing.Dose.MgPerKg = 350, f64(5) // issue 12: ketamine 5 mg/kg
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dose.concomitant", "warning", "concomitant[0]", "maoi taken with the dose: may raise blood pressure further", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Concomitant = []string{"maoi"}
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
 	{"role.administered_by", "alert", "dose.administered_by", `dose given by "th", a therapist holding LCSW, who is not licensed to administer it`, func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose.AdministeredBy = "th"
 		return inBook(f, f.dosing)

@@ -88,6 +88,7 @@ var recordEnums = map[string][]string{
 	"session.type":                     SessionTypes,
 	"session.status":                   {"planned", "held", "cancelled", "no_show"},
 	"session.dose.drug":                {"ketamine", "esketamine"},
+	"session.concomitant":              ConcomitantClasses,
 	"session.dose.route":               Routes,
 	"screening.clearance.decision":     {"cleared", "not_cleared", "deferred"},
 	"screening.instruments.instrument": Instruments,
@@ -106,6 +107,9 @@ var (
 	Routes       = []string{"iv", "im", "lozenge", "spravato"}
 	SessionTypes = []string{"consultation", "preparation", "dosing", "integration", "maintenance"}
 	Instruments  = []string{"phq9", "gad7", "pcl5", "cssrs", "auditc", "dast10"}
+	// ConcomitantClasses are the medication classes a session records
+	// (Session.Concomitant).
+	ConcomitantClasses = []string{"benzodiazepine", "sedative_hypnotic", "psychostimulant", "maoi", "opioid", "lamotrigine"}
 )
 
 // Formats of string fields, keyed like recordEnums. Every field that

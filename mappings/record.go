@@ -128,6 +128,12 @@ type Session struct {
 	ActualEnd     string   `json:"actual_end,omitempty"`    //
 	Practitioners []string `json:"practitioners,omitempty"` // who took part
 	Dose          *Dose    `json:"dose,omitempty"`          // dosing and maintenance only
+	// Concomitant are the medication classes the client took that the
+	// Spravato REMS patient monitoring form asks about, recorded per
+	// session: benzodiazepine, sedative_hypnotic (non-benzodiazepine),
+	// psychostimulant, maoi, opioid, and lamotrigine (which blunts
+	// ketamine's effect).
+	Concomitant []string `json:"concomitant,omitempty"`
 }
 
 // Clearance is the medical-clearance part of a screening: true means the

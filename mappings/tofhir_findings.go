@@ -20,6 +20,7 @@ var flagPriority = map[string]string{
 	"vitals.bp_rise":             "PL",
 	"vitals.dissociation":        "PL",
 	"vitals.bp_pre_dose":         "PM",
+	"dose.concomitant":           "PM",
 	"clearance.override":         "PM",
 	"schedule.no_preparation":    "PL",
 	"course.spravato_indication": "PL",

@@ -200,3 +200,30 @@ func fmtProblems(ps []Problem) string {
 	}
 	return b.String()
 }
+
+// TestConcomitantCarried: a session's concomitant medication classes
+// reach the EHR on its dose; without a dose they are reported as not
+// carried, never dropped silently.
+func TestConcomitantCarried(t *testing.T) {
+	b := caseBook(false)
+	s := &Session{Header: Header{ID: "s"}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: "2026-01-06T10:00:00Z", ActualStart: "2026-01-06T10:00:00Z",
+		Dose: &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", GivenAt: "2026-01-06T10:02:00Z"}, Concomitant: []string{"benzodiazepine", "maoi"}}
+	res, _, err := testMapper().ToFHIR(b, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range res {
+		if v.GetString("resourceType") == "MedicationAdministration" && strings.Contains(string(v.Encode()), "benzodiazepine, maoi") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the concomitant classes are not on the MedicationAdministration")
+	}
+	s.Dose = nil
+	_, warns, err := testMapper().ToFHIR(b, s)
+	if err != nil || !strings.Contains(fmtProblems(warns), "session.concomitant") {
+		t.Errorf("without a dose: %v %v", warns, err)
+	}
+}

@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"strings"
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -115,6 +116,9 @@ func (mp *mapping) session(s *Session) error {
 		mem("length", length),
 		mem("reasonReference", mp.arr(reasons...)))
 	if s.Dose == nil {
+		if len(s.Concomitant) > 0 {
+			mp.warn("session.concomitant", "without a dose the concomitant medication classes are not carried (they are noted on the dose's MedicationAdministration)")
+		}
 		if s.Type == "dosing" {
 			mp.warn("session.dose", "a held dosing session without a dose: no MedicationAdministration")
 		}
@@ -185,10 +189,21 @@ func (mp *mapping) session(s *Session) error {
 		mem("request", mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))),
 		mem("performer", perf),
 		mem("reasonReference", mp.arr(mp.clones(reasons)...)),
+		mem("note", concomitantNote(mp, s.Concomitant)),
 		mem("dosage", mp.obj(
 			mem("extension", ext),
 			mem("route", route),
 			mem("dose", mp.ucum(d.Mg, "ucum.mg")),
 			rate)))
 	return nil
+}
+
+// concomitantNote carries a session's concomitant medication classes on
+// its dose (R4 MedicationAdministration has no element for them; the
+// REMS form asks for them per session).
+func concomitantNote(mp *mapping, classes []string) *fhir.Value {
+	if len(classes) == 0 {
+		return nil
+	}
+	return mp.arr(mp.obj(mem("text", mp.str("concomitant medication classes (Spravato REMS form): "+strings.Join(classes, ", ")))))
 }
