@@ -227,3 +227,61 @@ func TestConcomitantCarried(t *testing.T) {
 		t.Errorf("without a dose: %v %v", warns, err)
 	}
 }
+
+// TestResponseAndRemission: issue 12 item 6. A follow-up PHQ-9 is judged
+// against the client's first: response is a drop of at least 50 %,
+// remission a total below 5; the first screening has neither; a lookup
+// that cannot find screenings says so.
+func TestResponseAndRemission(t *testing.T) {
+	b := caseBook(false)
+	base := &Screening{Header: Header{Kind: KindScreening, ID: "sc0"}, Client: "c1", Date: "2026-01-02", PerformedBy: "p1",
+		Instruments: []InstrumentResult{{Instrument: "phq9", Items: []int{2, 2, 2, 2, 2, 2, 2, 2, 0}}}} // 16
+	b.add(base)
+	values := func(s *Screening) map[string]string {
+		t.Helper()
+		res, _, err := testMapper().ToFHIR(b, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, v := range res {
+			if c := localCode(v.Get("code"), CSObservation); c == "treatment-response" || c == "remission" {
+				out[c] = string(v.Get("valueBoolean").Encode())
+			}
+		}
+		return out
+	}
+	if got := values(base); len(got) != 0 {
+		t.Errorf("the baseline judged against itself: %v", got)
+	}
+	follow := func(items []int) *Screening {
+		return &Screening{Header: Header{Kind: KindScreening, ID: "sc1"}, Client: "c1", Date: "2026-02-20", PerformedBy: "p1",
+			Instruments: []InstrumentResult{{Instrument: "phq9", Items: items}}}
+	}
+	for _, tc := range []struct {
+		items               []int
+		response, remission string
+	}{
+		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 0}, "true", "false"},  // 8: -50 %
+		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 1}, "false", "false"}, // 9: -44 %
+		{[]int{1, 1, 1, 1, 0, 0, 0, 0, 0}, "true", "true"},   // 4
+	} {
+		got := values(follow(tc.items))
+		if got["treatment-response"] != tc.response || got["remission"] != tc.remission {
+			t.Errorf("%v: %v, want response %s remission %s", tc.items, got, tc.response, tc.remission)
+		}
+	}
+	_, warns, err := testMapper().ToFHIR(lookupOnly{b}, follow([]int{1, 1, 1, 1, 1, 1, 1, 1, 0}))
+	if err != nil || !strings.Contains(fmtProblems(warns), "screening.instruments") {
+		t.Errorf("a plain Lookup: %v %v", warns, err)
+	}
+}
+
+// lookupOnly hides a book's ScreeningsOf.
+type lookupOnly struct{ b *memBook }
+
+func (l lookupOnly) Client(id string) (*Client, bool)             { return l.b.Client(id) }
+func (l lookupOnly) Practitioner(id string) (*Practitioner, bool) { return l.b.Practitioner(id) }
+func (l lookupOnly) Course(id string) (*Course, bool)             { return l.b.Course(id) }
+func (l lookupOnly) Session(id string) (*Session, bool)           { return l.b.Session(id) }
+func (l lookupOnly) SessionsOf(c string) []*Session               { return l.b.SessionsOf(c) }

@@ -426,6 +426,22 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 			out = append(out, r)
 		}
 	}
+	if sc, ok := rec.(*mappings.Screening); ok && len(sc.Instruments) > 0 {
+		// A baseline arriving after a follow-up changes the follow-up's
+		// response and remission: judge the client's other screenings
+		// again.
+		others, err := st.children(mappings.KindScreening, sc.Client)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range others {
+			if o.RecordHeader().ID != sc.ID && len(o.(*mappings.Screening).Instruments) > 0 {
+				if err := remap(mappings.KindScreening, o.RecordHeader().ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if clearance {
 		// A clearance decision or pregnancy test may change the findings
 		// (and Flags) of doses already mapped: a later not_cleared revokes,
