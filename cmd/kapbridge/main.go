@@ -37,6 +37,8 @@ Usage:
   kapbridge serve [flags]    run the FHIR R4 REST API and the practice API (kapbridge serve -h for flags)
   kapbridge import [flags] FILE...
                              import practice records: JSON, NDJSON, CSV (kapbridge import -h for flags)
+  kapbridge records -state pending
+                             list the records waiting for others, with their age; flag overdue ones
   kapbridge export --course ID [--store DSN] [--out FILE]
                              write a course back as practice records (NDJSON), with EHR changes merged
   kapbridge keys generate --alg RS384|ES384 --out FILE
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		return importCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "records":
+		return recordsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":

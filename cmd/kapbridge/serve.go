@@ -49,6 +49,9 @@ type serveConfig struct {
 	PracticeRequestTimeout time.Duration
 	// Auth is the security configuration (auth.go).
 	Auth authConfig
+	// Safety are the thresholds the practice records are checked and
+	// mapped by (thresholds.go: -threshold, -settings).
+	Safety mappings.Limits
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -74,6 +77,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
 	igFlag(fs, getenv, &cfg.IGs)
+	thrErr := thresholdFlags(fs, getenv, &cfg.Safety)
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
@@ -87,6 +91,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return cfg, usageError{err.Error()}
 	}
 	if err := envErr(); err != nil {
+		return cfg, err
+	}
+	if err := thrErr(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -245,8 +252,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root: one router, one middleware chain
 	// (server.API).
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
-		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
+	applier := &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL},
+		Tenant: fhir.DefaultTenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier})
+	// Overdue pending records raise their Flags every overdueSweep; the
+	// sweep ends (stop, then wait) before the store closes.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, applier, cfg.Safety, overdueSweep, log) }()
+	defer func() { <-sweepDone }()
+	defer stopSweep()
 	lim := cfg.Limits.WithDefaults()
 	authz, closeAuth, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
 	if err != nil {
@@ -276,7 +291,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// block over MaxHeaderBytes, a malformed request) into
 	// OperationOutcomes.
 	ln = server.Listener(ln, lim)
-	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
+	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice,
+		"safety_thresholds", cfg.Safety.Changed())
 
 	errc := make(chan error, 1)
 	go func() { errc <- serveOn(srv, ln, cfg.Auth) }()
