@@ -34,6 +34,19 @@ import (
 // holds, and writes by the plan's method. Failures back off and, after
 // MaxAttempts, are dead-lettered with the EHR's last OperationOutcome.
 
+// deadSuffix marks a waited-for target that is dead-lettered.
+const deadSuffix = " (dead)"
+
+// Replay requeues connection's dead letters and wakes the rows that
+// waited for them; it returns how many were dead.
+func Replay(ctx context.Context, s syncstore.Store, connection string, now time.Time) (int, error) {
+	n, err := s.Replay(ctx, connection, now)
+	if err != nil {
+		return 0, err
+	}
+	return n, s.Wake(ctx, connection, now)
+}
+
 // Stamps on everything written, so inbound sync knows its own echoes.
 const (
 	// SyncTagSystem|SyncTagCode is the meta.tag of every resource kapbridge
@@ -74,26 +87,35 @@ type Outbound struct {
 	Logger                  *slog.Logger
 }
 
+// OutboundConfig is what NewOutbound needs besides the connection; zero
+// fields are defaults.
+type OutboundConfig struct {
+	Transport http.RoundTripper // nil: a clone of http.DefaultTransport
+	Policy    RetryPolicy       // of each request (the row's own backoff is Outbound.Backoff)
+	Logger    *slog.Logger      // nil: slog.Default()
+}
+
 // NewOutbound builds the worker for conn: a token source from its key,
 // a Client, and the plan from the EHR's CapabilityStatement (GET
-// metadata). transport nil is the default.
-func NewOutbound(ctx context.Context, conn syncstore.Connection, sync syncstore.Store, store search.Store, transport http.RoundTripper, log *slog.Logger) (*Outbound, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	client, err := ConnectionClient(conn, transport, log)
+// metadata).
+func NewOutbound(ctx context.Context, conn syncstore.Connection, sync syncstore.Store, store search.Store, cfg OutboundConfig) (*Outbound, error) {
+	client, err := ConnectionClient(conn, cfg)
 	if err != nil {
 		return nil, err
 	}
 	caps, err := FetchCapabilities(ctx, client)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ehr: connection %s: read the CapabilityStatement: %w", conn.Name, err)
 	}
-	return &Outbound{Conn: conn, Sync: sync, Store: store, Client: client, Caps: caps, Plan: PlanWrites(caps), Logger: log}, nil
+	return &Outbound{Conn: conn, Sync: sync, Store: store, Client: client, Caps: caps, Plan: PlanWrites(caps), Logger: cfg.Logger}, nil
 }
 
 // ConnectionClient is a Client for conn, authenticating with its key.
-func ConnectionClient(conn syncstore.Connection, transport http.RoundTripper, log *slog.Logger) (*Client, error) {
+func ConnectionClient(conn syncstore.Connection, cfg OutboundConfig) (*Client, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	pemData := conn.Key
 	if len(pemData) == 0 {
 		var err error
@@ -106,11 +128,11 @@ func ConnectionClient(conn syncstore.Connection, transport http.RoundTripper, lo
 		return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
 	}
 	ts, err := NewTokenSource(TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID, Key: key,
-		Scope: conn.Scopes, Transport: transport, Logger: log})
+		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
 	if err != nil {
 		return nil, fmt.Errorf("ehr: connection %s: %w", conn.Name, err)
 	}
-	return NewClient(Config{BaseURL: conn.BaseURL, Tokens: ts, Transport: transport, Logger: log})
+	return NewClient(Config{BaseURL: conn.BaseURL, Tokens: ts, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
 }
 
 // FetchCapabilities reads the EHR's CapabilityStatement (GET metadata).
@@ -336,6 +358,10 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		waitFor, dropped, err := o.rewrite(ctx, d.Tenant, body, remotePatient)
 		if err != nil {
 			return o.fail(d, err)
+		}
+		if dead, ok := strings.CutSuffix(waitFor, deadSuffix); ok {
+			// Until a replay (which wakes this row) or its own next change.
+			return o.wait(o.PatientWait, "waiting for "+dead+", dead-lettered, to be replayed and written to this EHR first")
 		}
 		if waitFor != "" {
 			return o.wait(o.TargetWait, "waiting for "+waitFor+" to be written to this EHR first")
@@ -633,8 +659,11 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 		ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
 		return false
 	}
-	if o.willGo(ctx, tenant, typ, id) {
+	if goes, dead := o.willGo(ctx, tenant, typ, id); goes {
 		*waitFor = target
+		if dead {
+			*waitFor += deadSuffix
+		}
 		return false
 	}
 	*dropped = append(*dropped, target)
@@ -643,31 +672,24 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 
 // willGo reports whether a target not yet written is on its way: its
 // artifact goes here as itself or by a builder, and its delivery is
-// pending. Anything else (held back, not sent, gone) will not be linked,
-// so waiting for it would be forever.
-func (o *Outbound) willGo(ctx context.Context, tenant, typ, id string) bool {
+// pending, or dead (a replay will send it; the referrer waits for that,
+// not counting attempts). Anything else (held back, not sent, gone) will
+// not be linked, so waiting for it would be forever.
+func (o *Outbound) willGo(ctx context.Context, tenant, typ, id string) (goes, dead bool) {
+	d, err := o.Sync.Delivery(ctx, o.Conn.Name, tenant, typ, id)
+	if err != nil || d.State == syncstore.StateDone {
+		return false, false
+	}
 	r := o.readRef(ctx, tenant, typ+"/"+id)
 	if r == nil {
-		return false
+		return false, false
 	}
 	art, ok := ArtifactOf(r)
 	if !ok {
-		return false
+		return false, false
 	}
 	e := o.Plan.Entry(art)
-	if e.Outcome != OutcomeSent || len(e.Route.Parts) == 0 || len(e.Route.Parts[0].Via) > 0 {
-		return false
-	}
-	ds, err := o.Sync.Deliveries(ctx, o.Conn.Name, syncstore.StatePending, 0)
-	if err != nil {
-		return false
-	}
-	for _, d := range ds {
-		if d.Tenant == tenant && d.Type == typ && d.ResourceID == id {
-			return true
-		}
-	}
-	return false
+	return e.Outcome == OutcomeSent && len(e.Route.Parts) > 0 && len(e.Route.Parts[0].Via) == 0, d.State == syncstore.StateDead
 }
 
 // contentHash is the SHA-256 of the body as it will be written, meta.source

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ type sandboxEHR struct {
 	URL   string
 	Store fhir.Store
 	key   *smart.SigningKey
+	// down: every request but the token endpoint's is answered 503 with
+	// an OperationOutcome (an EHR that is down).
+	down atomic.Bool
 }
 
 func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
@@ -47,7 +51,14 @@ func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	}
 	scopes, _ := smart.ParseScopes("system/*.cruds")
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	ehr := &sandboxEHR{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ehr.down.Load() && r.URL.Path != SandboxTokenPath {
+			writeOutcome(w, http.StatusServiceUnavailable, "transient", "down for maintenance")
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	st := memstore.New()
 	h, err = NewSandbox(SandboxConfig{Profile: profile, BaseURL: srv.URL, Store: st, Logger: slog.New(slog.DiscardHandler),
@@ -58,7 +69,8 @@ func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	for route, mrn := range sampleMRNs {
 		seedPatient(t, st, "ehr-"+route, mrn)
 	}
-	return &sandboxEHR{URL: srv.URL, Store: st, key: key}
+	ehr.URL, ehr.Store, ehr.key = srv.URL, st, key
+	return ehr
 }
 
 func seedPatient(t *testing.T, st fhir.Store, id, mrn string) {
@@ -142,7 +154,7 @@ func importCourse(t *testing.T, st fhir.Store, route string) {
 // drain runs the worker until nothing is pending, or fails after a while.
 func drain(t *testing.T, ob *Outbound) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := ob.Drain(t.Context()); err != nil {
 			t.Fatal(err)
@@ -162,12 +174,38 @@ func drain(t *testing.T, ob *Outbound) {
 	}
 }
 
+// drainSettled runs the worker until every row left pending only waits
+// (for a target that is dead-lettered): no attempt is due.
+func drainSettled(t *testing.T, ob *Outbound) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := ob.Drain(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		settled := true
+		for _, d := range mustDeliveries(t, ob.Sync, ob.Conn.Name, syncstore.StatePending) {
+			if !strings.HasPrefix(d.LastError, "waiting for") {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rows still due after 2 min")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func newOutbound(t *testing.T, gw gateway, conn syncstore.Connection) *Outbound {
 	t.Helper()
 	if err := gw.Sync.AddConnection(t.Context(), conn); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := NewOutbound(t.Context(), conn, gw.Sync, gw.Store, nil, slog.New(slog.DiscardHandler))
+	ob, err := NewOutbound(t.Context(), conn, gw.Sync, gw.Store, OutboundConfig{Logger: slog.New(slog.DiscardHandler),
+		Policy: RetryPolicy{MaxRetries: 1, MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,4 +408,119 @@ func mustPatientLinks(t *testing.T, s syncstore.Store) []syncstore.PatientLink {
 		t.Fatalf("patient links = %+v, %v; want the 4 clients", ps, err)
 	}
 	return ps
+}
+
+// TestOutboundPrivacy: a course whose client signed a Consent permitting
+// process notes to the prescriber: the notes go to the EHR of the
+// connection whose recipient is that prescriber, and only there; a
+// second EHR, whose connection names another recipient, gets everything
+// else but no note.
+func TestOutboundPrivacy(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	named := startSyncSandbox(t, "epic")
+	other := startSyncSandbox(t, "epic")
+	prescriber := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "iv-prescriber", "Practitioner")
+	therapist := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "iv-therapist", "Practitioner")
+	obNamed := newOutbound(t, gw, named.connection("named", prescriber))
+	obOther := newOutbound(t, gw, other.connection("other", therapist))
+	importCourse(t, gw.Store, "iv")
+	drain(t, obNamed)
+	drain(t, obOther)
+	countNotes := func(st fhir.Store) int {
+		n := 0
+		for _, v := range allVersions(t, st) {
+			if v.Type == "DocumentReference" && fhir.SensitivityOfJSON(v.JSON)&fhir.PsychotherapyNote != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := countNotes(named.Store); n != 6 {
+		t.Errorf("the named prescriber's EHR holds %d process notes, want the course's 6", n)
+	}
+	if n := countNotes(other.Store); n != 0 {
+		t.Errorf("an EHR no Consent names holds %d process notes, want none", n)
+	}
+	held := 0
+	for _, d := range mustDeliveries(t, gw.Sync, "other", syncstore.StateDone) {
+		if d.Type == "DocumentReference" && strings.Contains(d.LastError, "held back by the privacy gate") && strings.Contains(d.LastError, therapist) {
+			held++
+		}
+	}
+	if held != 6 {
+		t.Errorf("%d notes recorded as held back for the other EHR, want 6", held)
+	}
+	if remoteCount(t, other.Store) < 50 {
+		t.Errorf("the other EHR got almost nothing: the gate must hold back notes, not the record")
+	}
+}
+
+func allVersions(t *testing.T, st fhir.Store) []fhir.Version {
+	t.Helper()
+	hp := st.(search.HistoryPager)
+	var out []fhir.Version
+	var cur *search.Cursor
+	for {
+		r, err := hp.HistoryPage(t.Context(), fhir.DefaultTenant, search.HistoryQuery{Count: 1000, Cursor: cur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r.Versions...)
+		if cur = r.Next; cur == nil {
+			return out
+		}
+	}
+}
+
+// TestOutboundDownDeadLetterReplay: while one EHR answers 503, the other
+// connection's rows all go; the down EHR's rows back off, are
+// dead-lettered after MaxAttempts with the EHR's OperationOutcome, and
+// once it is back, Replay delivers them all.
+func TestOutboundDownDeadLetterReplay(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	up := startSyncSandbox(t, "full")
+	down := startSyncSandbox(t, "full")
+	obUp := newOutbound(t, gw, up.connection("up", ""))
+	obDown := newOutbound(t, gw, down.connection("down", ""))
+	obDown.MaxAttempts = 2
+	obDown.Backoff = func(int) time.Duration { return time.Millisecond }
+	down.down.Store(true)
+	importCourse(t, gw.Store, "lozenge")
+	drain(t, obUp)
+	drainSettled(t, obDown)
+	cu, _ := gw.Sync.Counts(t.Context(), "up")
+	cd, _ := gw.Sync.Counts(t.Context(), "down")
+	if cu[syncstore.StateDone] == 0 || cu[syncstore.StateDead]+cu[syncstore.StatePending] != 0 {
+		t.Fatalf("the EHR that is up: %v; want all done", cu)
+	}
+	dead := mustDeliveries(t, gw.Sync, "down", syncstore.StateDead)
+	if len(dead) == 0 || cd[syncstore.StateDone] != 0 && len(dead) < cu[syncstore.StateDone]/2 {
+		t.Fatalf("the EHR that is down: %v", cd)
+	}
+	for _, d := range dead[:1] {
+		if d.Attempts != 2 || !strings.Contains(d.LastError, "503") || !strings.Contains(d.LastError, "down for maintenance") || !strings.Contains(string(d.Outcome), "OperationOutcome") {
+			t.Errorf("dead letter %+v; want 2 attempts, the 503 and its OperationOutcome", d)
+		}
+	}
+	down.down.Store(false)
+	n, err := Replay(t.Context(), gw.Sync, "down", time.Now())
+	if err != nil || n != len(dead) {
+		t.Fatalf("Replay = %d, %v; want %d", n, err, len(dead))
+	}
+	drain(t, obDown)
+	cd, _ = gw.Sync.Counts(t.Context(), "down")
+	if cd[syncstore.StateDead]+cd[syncstore.StatePending] != 0 || cd[syncstore.StateDone] != cu[syncstore.StateDone] {
+		t.Errorf("after replay: %v; want all %d done", cd, cu[syncstore.StateDone])
+	}
+	if a, b := remoteCount(t, up.Store), remoteCount(t, down.Store); a != b {
+		t.Errorf("the two EHRs hold %d and %d versions; want the same: %v vs %v", a, b, typeCounts(t, up.Store), typeCounts(t, down.Store))
+	}
+}
+
+func typeCounts(t *testing.T, st fhir.Store) map[string]int {
+	out := map[string]int{}
+	for _, v := range allVersions(t, st) {
+		out[v.Type]++
+	}
+	return out
 }
