@@ -127,7 +127,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		rej = f
 	}
 
-	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{Changed: enqueueChanges(st)}, DryRun: *dryRun}
 	if err := ap.Check(); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}

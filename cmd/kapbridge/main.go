@@ -5,6 +5,8 @@
 //	kapbridge export    write a course back as practice records
 //	kapbridge keys      make a signing key for SMART Backend Services
 //	kapbridge sandbox   play an EHR (Epic, Oracle Health, full) for rehearsals
+//	kapbridge ehr       connections to prescribers' EHRs: add, list, show, remove, plan, link
+//	kapbridge sync      send the practice's changes to the EHRs: run, status, replay
 //	kapbridge version   print the version
 package main
 
@@ -42,6 +44,12 @@ Usage:
                              make a signing key (PEM) and its public JWK Set (FILE.jwks.json)
   kapbridge sandbox --profile epic|oracle|full --client ID=JWKS-FILE [--listen ADDR]
                              run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
+  kapbridge ehr add NAME --base URL --client-id ID --key FILE --scopes "..." [--token-url URL]
+                [--practice NS] [--mrn-system URI] [--recipient PRACTITIONER]
+  kapbridge ehr list | show NAME | remove NAME | plan NAME | link NAME CLIENT EHR-PATIENT-ID
+                             connections to prescribers' EHRs (stored in the gateway's store)
+  kapbridge sync run [--once] | status | replay NAME
+                             deliver changes to the EHRs; what waits, what failed; send dead letters again
   kapbridge version          print the version
 `
 
@@ -75,6 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "sandbox":
 		return sandbox(ctx, args[1:], stdout, stderr)
+	case "ehr":
+		return ehrCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "sync":
+		return syncCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil
