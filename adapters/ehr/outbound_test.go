@@ -41,7 +41,16 @@ type sandboxEHR struct {
 	// down: every request but the token endpoint's is answered 503 with
 	// an OperationOutcome (an EHR that is down).
 	down atomic.Bool
+	// preconditionFailed counts the 412 answers.
+	preconditionFailed atomic.Int64
 }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	t.Helper()
@@ -57,7 +66,11 @@ func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 			writeOutcome(w, http.StatusServiceUnavailable, "transient", "down for maintenance")
 			return
 		}
-		h.ServeHTTP(w, r)
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusPreconditionFailed {
+			ehr.preconditionFailed.Add(1)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	st := memstore.New()
@@ -523,4 +536,71 @@ func typeCounts(t *testing.T, st fhir.Store) map[string]int {
 		out[v.Type]++
 	}
 	return out
+}
+
+// TestOutboundIfMatch412: on an EHR without conditional update or
+// client-chosen ids but with versioned updates, the worker finds what it
+// wrote by identifier, updates with If-Match, and when the EHR's copy
+// changed meanwhile (412) re-reads it and writes again.
+func TestOutboundIfMatch412(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "full")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	for _, r := range ob.Caps.Resources {
+		r.ConditionalUpdate, r.UpdateCreate = false, false
+		r.Versioning = VersioningVersionUpdate
+	}
+	ob.Plan = PlanWrites(ob.Caps)
+	m := ob.Plan.Entry(ArtifactVitals).Route.Parts[0].Method
+	if !m.Create || m.Find != FindIdentifier || m.Update != UpdatePut || !m.IfMatch {
+		t.Fatalf("plan for vitals: %+v; want identifier search, POST, PUT with If-Match", m)
+	}
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	var obs syncstore.Delivery
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+		if d.Type == "Observation" {
+			if r := readRemote(t, gw.Store, d.Type, d.ResourceID); r != nil {
+				if a, _ := ArtifactOf(r); a == ArtifactVitals {
+					obs = d
+					break
+				}
+			}
+		}
+	}
+	l, err := gw.Sync.Link(t.Context(), "ehr", obs.Tenant, obs.Type, obs.ResourceID, "")
+	if err != nil || l.RemoteVersion != "1" {
+		t.Fatalf("link = %+v, %v", l, err)
+	}
+	// Someone edits the EHR's copy...
+	rk := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Observation", ID: l.RemoteID}
+	edit := func(st fhir.Store, k fhir.Key, w write.Writer, note string) {
+		err := st.Update(t.Context(), func(tx fhir.Tx) error {
+			cur, err := tx.Read(t.Context(), k)
+			if err != nil {
+				return err
+			}
+			r, _ := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
+			r.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString(note)))))
+			_, err = w.Put(t.Context(), tx, k, cur, r)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(sb.Store, rk, write.Writer{}, "edited on the EHR")
+	// ... while the practice amends the reading.
+	edit(gw.Store, fhir.Key{Tenant: obs.Tenant, Type: obs.Type, ID: obs.ResourceID}, write.Writer{Changed: syncstore.Enqueue}, "amended at the practice")
+	drain(t, ob)
+	if n := sb.preconditionFailed.Load(); n != 1 {
+		t.Errorf("the EHR answered 412 %d times, want once (the stale If-Match)", n)
+	}
+	r := readRemote(t, sb.Store, "Observation", l.RemoteID)
+	if !strings.Contains(string(r.Encode()), "amended at the practice") || r.Get("meta").GetString("versionId") != "3" {
+		t.Errorf("the EHR's copy after the 412: %s", r.Encode())
+	}
+	if l2, _ := gw.Sync.Link(t.Context(), "ehr", obs.Tenant, obs.Type, obs.ResourceID, ""); l2.RemoteVersion != "3" || l2.Hash == l.Hash {
+		t.Errorf("link after the update: %+v", l2)
+	}
 }
