@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
@@ -77,8 +78,9 @@ type Outbound struct {
 	Backoff func(n int) time.Duration
 	// LeaseTTL: how long a lease holds if the worker dies; default 2 min.
 	LeaseTTL time.Duration
-	// Batch: rows leased at once; default 50.
-	Batch int
+	// Batch: rows leased at once; default 50. Parallel: rows of one
+	// batch delivered at once; default 4.
+	Batch, Parallel int
 	// TargetWait: how soon a row waiting for a referenced resource to be
 	// written is tried again; default 1 s. PatientWait: the same for a
 	// patient not linked; default 10 min (ehr link wakes it at once).
@@ -167,6 +169,9 @@ func (o *Outbound) defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
 	if o.TargetWait <= 0 {
 		o.TargetWait = time.Second
 	}
@@ -198,17 +203,45 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Targets before what refers to them, so fewer rows wait.
+	// Targets before what refers to them, so fewer rows wait: the batch
+	// goes by rank, the rows of one rank Parallel at a time (an EHR's
+	// latency, not the gateway, bounds a single row).
 	slices.SortStableFunc(ds, func(a, b syncstore.Delivery) int { return typeRank(a.Type) - typeRank(b.Type) })
-	for _, d := range ds {
-		r := o.Deliver(ctx, d)
-		if ctx.Err() != nil {
-			// Stopping: leave the row to Release, not half-recorded.
-			return 0, ctx.Err()
+	var (
+		mu   sync.Mutex
+		ferr error
+	)
+	for start := 0; start < len(ds); {
+		end := start
+		for end < len(ds) && typeRank(ds[end].Type) == typeRank(ds[start].Type) {
+			end++
 		}
-		if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, o.Parallel)
+		for _, d := range ds[start:end] {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				r := o.Deliver(ctx, d)
+				if ctx.Err() != nil {
+					return // stopping: the row is left to Release, not half-recorded
+				}
+				if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
+					mu.Lock()
+					ferr = errors.Join(ferr, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		if ferr != nil {
+			return 0, ferr
+		}
+		start = end
 	}
 	return len(ds), nil
 }
@@ -315,6 +348,13 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 	if !ok {
 		return done("not a KAP artifact: not sent")
 	}
+	if art == ArtifactConsent {
+		// A Consent may let held-back notes go (or hold new ones back):
+		// the patient's notes are judged again.
+		if err := o.requeueNotes(ctx, d.Tenant, consent.PatientOf(res)); err != nil {
+			return o.fail(d, err)
+		}
+	}
 	// The privacy gate, before anything about the resource leaves.
 	if dec, err := o.privacy(ctx, d.Tenant, res); err != nil {
 		return o.fail(d, err)
@@ -382,6 +422,30 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		}
 	}
 	return done(strings.Join(notes, "; "))
+}
+
+// requeueNotes enqueues a change of each of patient's process notes, so
+// every connection's gate judges them again (unchanged content already
+// sent is skipped by its hash).
+func (o *Outbound) requeueNotes(ctx context.Context, tenant, patient string) error {
+	if patient == "" {
+		return nil
+	}
+	notes := o.searchLocal(ctx, tenant, "DocumentReference", url.Values{"subject": {patient}})
+	if len(notes) == 0 {
+		return nil
+	}
+	return o.Store.Update(ctx, func(tx fhir.Tx) error {
+		for _, n := range notes {
+			if fhir.SensitivityOf(n)&fhir.PsychotherapyNote == 0 {
+				continue
+			}
+			if err := syncstore.Enqueue(ctx, tx, fhir.Version{Key: fhir.Key{Tenant: tenant, Type: "DocumentReference", ID: n.GetString("id")}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // privacy asks fhir/consent with the patient's Consents from the store.
@@ -632,8 +696,22 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 	switch typ {
 	case "Patient":
 		if remotePatient == "" {
-			*dropped = append(*dropped, target)
-			return true
+			// A Provenance's target: linked already, or left out.
+			pl, err := o.Sync.PatientLink(ctx, o.Conn.Name, tenant, id)
+			if err != nil || pl.State != syncstore.PatientLinked {
+				// The Patient's own row, still to run, may link it.
+				if pd, err := o.Sync.Delivery(ctx, o.Conn.Name, tenant, "Patient", id); err == nil && pd.State != syncstore.StateDone {
+					*waitFor = target
+					if pd.State == syncstore.StateDead {
+						*waitFor += deadSuffix
+					}
+					return false
+				}
+				*dropped = append(*dropped, target)
+				return true
+			}
+			ref.Set("reference", jsonString("Patient/"+pl.RemoteID))
+			return false
 		}
 		ref.Set("reference", jsonString("Patient/"+remotePatient))
 		return false

@@ -604,3 +604,38 @@ func TestOutboundIfMatch412(t *testing.T) {
 		t.Errorf("link after the update: %+v", l2)
 	}
 }
+
+// TestOutboundConsentLater: notes held back for want of a Consent go once
+// the client's Consent naming the connection's recipient arrives.
+func TestOutboundConsentLater(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "epic")
+	prescriber := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "im-prescriber", "Practitioner")
+	ob := newOutbound(t, gw, sb.connection("ehr", prescriber))
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	notes := func() int {
+		n := 0
+		for _, v := range allVersions(t, sb.Store) {
+			if v.Type == "DocumentReference" && fhir.SensitivityOfJSON(v.JSON)&fhir.PsychotherapyNote != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := notes(); n != 0 {
+		t.Fatalf("%d notes went without a Consent", n)
+	}
+	rec, err := mappings.Decode([]byte(`{"kind":"consent","id":"im-consent","client":"im-client","recipient":"im-prescriber","scope":"process_notes","decision":"permit","start":"2026-01-01"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &records.Applier{Store: gw.Store, Mapper: &mappings.Mapper{Practice: testPractice}, Writer: write.Writer{Changed: syncstore.Enqueue}}
+	if r, err := ap.Apply(t.Context(), rec); err != nil || r.Status == records.StatusRejected {
+		t.Fatalf("apply the consent: %+v, %v", r, err)
+	}
+	drain(t, ob)
+	if n := notes(); n != 6 {
+		t.Errorf("after the Consent, %d of the 6 notes are on the named prescriber's EHR", n)
+	}
+}
