@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
@@ -87,6 +88,32 @@ type Outbound struct {
 	TargetWait, PatientWait time.Duration
 	Now                     func() time.Time
 	Logger                  *slog.Logger
+
+	// The plan is read again daily, and after a 405 or 404 that says the
+	// EHR's statement may have changed (replan).
+	planned time.Time
+	replan  atomic.Bool
+}
+
+// PlanLifetime is how long a CapabilityStatement is trusted.
+const PlanLifetime = 24 * time.Hour
+
+// refreshPlan reads the statement again when due; a failure keeps the old
+// plan (the next round tries again).
+func (o *Outbound) refreshPlan(ctx context.Context) {
+	if o.planned.IsZero() {
+		o.planned = o.Now()
+	}
+	if !o.replan.Load() && o.Now().Sub(o.planned) < PlanLifetime {
+		return
+	}
+	caps, err := FetchCapabilities(ctx, o.Client)
+	if err != nil {
+		o.Logger.Warn("ehr sync: the CapabilityStatement could not be read again; keeping the plan", "connection", o.Conn.Name, "error", err)
+		return
+	}
+	o.Caps, o.Plan, o.planned = caps, PlanWrites(caps), o.Now()
+	o.replan.Store(false)
 }
 
 // OutboundConfig is what NewOutbound needs besides the connection; zero
@@ -190,6 +217,7 @@ func (o *Outbound) defaults() {
 // returns how many rows it handled.
 func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	o.defaults()
+	o.refreshPlan(ctx)
 	for {
 		n, err := o.Sync.Fanout(ctx, o.Conn.Tenant, 1000, o.Now())
 		if err != nil {
@@ -306,6 +334,13 @@ func (o *Outbound) fail(d syncstore.Delivery, err error) syncstore.Result {
 		if ee.Outcome != nil {
 			r.Outcome = ee.Body
 			r.Error += ": " + clip(ee.Outcome.Text(), 2000)
+		}
+		if (ee.Status == http.StatusMethodNotAllowed || ee.Status == http.StatusNotImplemented) && d.Attempts == 0 {
+			// The EHR no longer takes what its statement declared: read
+			// the statement again before this row's next (last) try.
+			o.replan.Store(true)
+			r.NextAt = o.Now()
+			return r
 		}
 		if !ee.Temporary && ee.Status != 0 && ee.Status != http.StatusConflict && ee.Status != http.StatusPreconditionFailed {
 			// A refusal (400, 403, 404, 405, 422 ...) will not pass by

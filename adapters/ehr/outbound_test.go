@@ -639,3 +639,39 @@ func TestOutboundConsentLater(t *testing.T) {
 		t.Errorf("after the Consent, %d of the 6 notes are on the named prescriber's EHR", n)
 	}
 }
+
+// TestOutboundReplanOn405: a worker whose plan is stale (it thinks the EHR
+// takes CarePlans, Flags and conditional updates) meets 405s; it reads the
+// statement again and every row still lands, in the representations the
+// EHR now declares.
+func TestOutboundReplanOn405(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	epic := startSyncSandbox(t, "epic")
+	ob := newOutbound(t, gw, epic.connection("ehr", ""))
+	stale := newOutbound(t, gatewayStores(t)[0].open(t), startSyncSandbox(t, "full").connection("full", ""))
+	ob.Caps, ob.Plan, ob.planned = stale.Caps, stale.Plan, time.Now()
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StateDead] != 0 {
+		for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDead)[:1] {
+			t.Errorf("dead: %s: %s", d.Ref(), d.LastError)
+		}
+		t.Fatalf("counts %v", c)
+	}
+	if got := ob.Plan.Entry(ArtifactCourse).Route.Parts[0].Type; got != "DocumentReference" {
+		t.Errorf("after the 405s the course goes as %s; want the re-read plan's DocumentReference", got)
+	}
+	if epic.Store == nil || countRemote(t, epic.Store, "CarePlan") != 0 {
+		t.Errorf("a CarePlan reached Epic")
+	}
+}
+
+func countRemote(t *testing.T, st fhir.Store, typ string) int {
+	n := 0
+	for _, v := range allVersions(t, st) {
+		if v.Type == typ {
+			n++
+		}
+	}
+	return n
+}
