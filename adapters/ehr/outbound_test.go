@@ -2,6 +2,7 @@ package ehr
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -674,4 +675,46 @@ func countRemote(t *testing.T, st fhir.Store, typ string) int {
 		}
 	}
 	return n
+}
+
+// TestOutboundRunReleasesLeases: a worker stopped mid-sync leaves no row
+// leased (another worker takes them at once, not after the lease
+// expires), and a second worker finishes the job.
+func TestOutboundRunReleasesLeases(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "full")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	ob.LeaseTTL = time.Hour
+	importCourse(t, gw.Store, "spravato")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(ctx, 10*time.Millisecond) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StateDone] >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not start delivering")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c, _ := gw.Sync.Counts(t.Context(), "ehr")
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", "") {
+		if d.LeaseOwner != "" {
+			t.Fatalf("after the stop %s is still leased by %s", d.Ref(), d.LeaseOwner)
+		}
+	}
+	if c[syncstore.StatePending] == 0 {
+		t.Log("the worker finished before it was stopped; the release was not exercised on pending rows")
+	}
+	next := newOutbound(t, gw, sb.connection("ehr-2", ""))
+	next.Conn = ob.Conn // the same connection, another worker
+	next.Owner = ""
+	drain(t, next)
+	if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StatePending]+c[syncstore.StateDead] != 0 {
+		t.Errorf("after a second worker: %v", c)
+	}
 }
