@@ -137,7 +137,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	printThresholds(stdout, lim)
-	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName, Limits: lim}, Writer: write.Writer{}, DryRun: *dryRun,
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName, Limits: lim}, Writer: write.Writer{Changed: enqueueChanges(st)}, DryRun: *dryRun,
 		Checks: mappings.CheckConfig{Limits: lim}}
 	if err := ap.Check(); err != nil {
 		return fmt.Errorf("import: %w", err)

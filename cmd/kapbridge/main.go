@@ -6,6 +6,8 @@
 //	kapbridge keys      make a signing key for SMART Backend Services
 //	kapbridge sandbox   play an EHR (Epic, Oracle Health, full) for rehearsals
 //	kapbridge clients   manage the clients allowed to call the API
+//	kapbridge ehr       connections to prescribers' EHRs: add, list, show, remove, plan, link
+//	kapbridge sync      send the practice's changes to the EHRs: run, status, replay
 //	kapbridge version   print the version
 package main
 
@@ -47,6 +49,12 @@ Usage:
                              run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
   kapbridge clients add|list|disable|token|rotate-key [flags]
                              manage the backend services allowed to call the API (kapbridge clients for usage)
+  kapbridge ehr add NAME --base URL --client-id ID --key FILE --scopes "..." [--token-url URL]
+                [--practice NS] [--mrn-system URI] [--recipient PRACTITIONER]
+  kapbridge ehr list | show NAME | remove NAME | plan NAME | link NAME CLIENT EHR-PATIENT-ID
+                             connections to prescribers' EHRs (stored in the gateway's store)
+  kapbridge sync run [--once] | status | replay NAME
+                             deliver changes to the EHRs; what waits, what failed; send dead letters again
   kapbridge version          print the version
 `
 
@@ -84,6 +92,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return sandbox(ctx, args[1:], stdout, stderr)
 	case "clients":
 		return clientsCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "ehr":
+		return ehrCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "sync":
+		return syncCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil
