@@ -85,12 +85,12 @@ func (r InboundResource) Ref() string {
 
 // Outcomes of a resource taken in.
 const (
-	OutcomeApplied   = "applied"   // mapped to practice records and applied
-	OutcomeUnchanged = "unchanged" // mapped, and the records already said so
-	OutcomeKept      = "kept"      // nothing a practice record holds (Detail says why)
-	OutcomeConflict  = "conflict"  // ownership decided against it (recorded)
-	OutcomeRejected  = "rejected"  // the apply refused the record (Detail says why)
-	OutcomeEcho      = "echo"      // the gateway's own write coming back
+	InboundApplied   = "applied"   // mapped to practice records and applied
+	InboundUnchanged = "unchanged" // mapped, and the records already said so
+	InboundKept      = "kept"      // nothing a practice record holds (Detail says why)
+	InboundConflict  = "conflict"  // ownership decided against it (recorded)
+	InboundRejected  = "rejected"  // the apply refused the record (Detail says why)
+	InboundEcho      = "echo"      // the gateway's own write coming back
 )
 
 // InboundItem is what became of one resource.
@@ -313,7 +313,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			}
 			res, err := p.resource(e.Resource, e.FullUrl)
 			if err != nil {
-				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: OutcomeKept, Detail: err.Error()})
+				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: InboundKept, Detail: err.Error()})
 				continue
 			}
 			if res.Type != typ {
@@ -333,7 +333,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 				tp.Duplicates++
 			case echo:
 				tp.Echoes++
-				if err := p.mark(ctx, res, OutcomeEcho); err != nil {
+				if err := p.mark(ctx, res, InboundEcho); err != nil {
 					tp.Err = err
 					return tp
 				}

@@ -218,8 +218,8 @@ func TestInboundSandbox(t *testing.T) {
 	}
 	items := itemsBy(rep)
 	want := map[string]string{
-		"Observation/" + hr: OutcomeApplied, "Observation/" + bp: OutcomeApplied, "MedicationAdministration/" + ma: OutcomeApplied,
-		"Observation/" + glucose: OutcomeKept, "Observation/" + noSession: OutcomeKept, "CarePlan/" + cp: OutcomeConflict,
+		"Observation/" + hr: InboundApplied, "Observation/" + bp: InboundApplied, "MedicationAdministration/" + ma: InboundApplied,
+		"Observation/" + glucose: InboundKept, "Observation/" + noSession: InboundKept, "CarePlan/" + cp: InboundConflict,
 	}
 	for ref, outcome := range want {
 		if items[ref].Outcome != outcome {
@@ -300,7 +300,7 @@ func TestInboundSandbox(t *testing.T) {
 	// The prescriber corrects the heart rate: the new version comes in.
 	ehr.update("Observation", hr, vitalObs(pt, "2026-01-15T10:40:00-05:00", "8867-4", "Heart rate", 92, "/min"))
 	rep3, err := p.PollPatient(t.Context(), patient)
-	if err != nil || rep3.Count(OutcomeApplied) != 1 || len(rep3.Items) != 1 {
+	if err != nil || rep3.Count(InboundApplied) != 1 || len(rep3.Items) != 1 {
 		t.Fatalf("after the correction: %v %+v", err, rep3.Items)
 	}
 	obs = g.record(t, mappings.KindObservation, obs.ID).(*mappings.Observation)
@@ -370,7 +370,7 @@ func TestInboundPeer(t *testing.T) {
 	}
 	items := itemsBy(rep)
 	for _, ref := range []string{"Observation/" + hr, "Observation/" + rr, "MedicationAdministration/" + ma} {
-		if items[ref].Outcome != OutcomeApplied {
+		if items[ref].Outcome != InboundApplied {
 			t.Errorf("%s: %q %s", ref, items[ref].Outcome, items[ref].Detail)
 		}
 	}
@@ -417,10 +417,10 @@ func TestInboundEpic(t *testing.T) {
 		}
 	}
 	items := itemsBy(rep)
-	if it := items["Observation/"+hr]; it.Outcome != OutcomeApplied {
+	if it := items["Observation/"+hr]; it.Outcome != InboundApplied {
 		t.Errorf("the EHR's heart rate: %+v", it)
 	}
-	if it := items["Observation/"+edited]; it.Outcome != OutcomeConflict || !slices.Equal(it.Records, []string{"observation/iv-s08-o1"}) {
+	if it := items["Observation/"+edited]; it.Outcome != InboundConflict || !slices.Equal(it.Records, []string{"observation/iv-s08-o1"}) {
 		t.Errorf("the edited own Observation: %+v", it)
 	}
 	after := g.record(t, mappings.KindObservation, "iv-s08-o1")
@@ -483,8 +483,8 @@ func TestInboundFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Count(OutcomeApplied) != 5 || rep.Types[0].Pages != 3 {
-		t.Fatalf("after recovery: %d applied over %d pages: %+v", rep.Count(OutcomeApplied), rep.Types[0].Pages, rep.Items)
+	if rep.Count(InboundApplied) != 5 || rep.Types[0].Pages != 3 {
+		t.Fatalf("after recovery: %d applied over %d pages: %+v", rep.Count(InboundApplied), rep.Types[0].Pages, rep.Items)
 	}
 	rep, err = p.PollPatient(t.Context(), patient)
 	if err != nil || len(rep.Items) != 0 || rep.Types[0].Duplicates != 5 {
