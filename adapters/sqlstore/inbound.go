@@ -75,9 +75,9 @@ func (s *sqliteStore) InboundCursor(ctx context.Context, connection, tenant, pat
 	return c, true, nil
 }
 
-// sqliteExec runs one statement on the writer connection, in a
+// sqliteOnWriter runs one statement on the writer connection, in a
 // transaction of its own (Update batches it with others).
-func (s *sqliteStore) sqliteExec(ctx context.Context, fn func(c *sql.Conn) error) error {
+func (s *sqliteStore) sqliteOnWriter(ctx context.Context, fn func(c *sql.Conn) error) error {
 	return s.Update(ctx, func(ftx fhir.Tx) error {
 		tx := ftx.(*sqliteTx)
 		if err := tx.check(ctx); err != nil {
@@ -91,7 +91,7 @@ func (s *sqliteStore) PutInboundCursor(ctx context.Context, c inboundstore.Curso
 	if err := inboundstore.Check(c); err != nil {
 		return err
 	}
-	err := s.sqliteExec(ctx, func(conn *sql.Conn) error {
+	err := s.sqliteOnWriter(ctx, func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(context.Background(), fmt.Sprintf(inboundUpsertCursor, "?, ?, ?, ?, ?, ?"),
 			c.Connection, c.Tenant, c.Patient, c.Type, micros(c.Since), micros(c.Polled))
 		return err
@@ -121,7 +121,7 @@ func (s *sqliteStore) PutInboundTaken(ctx context.Context, t inboundstore.Taken)
 	if err := inboundstore.Check(t); err != nil {
 		return err
 	}
-	err := s.sqliteExec(ctx, func(conn *sql.Conn) error {
+	err := s.sqliteOnWriter(ctx, func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(context.Background(), fmt.Sprintf(inboundUpsertTaken, "?, ?, ?, ?, ?, ?, ?"),
 			t.Connection, t.Type, t.RemoteID, t.VersionID, t.Hash, t.Outcome, micros(t.At))
 		return err
@@ -137,7 +137,7 @@ func (s *sqliteStore) AddInboundConflict(ctx context.Context, c inboundstore.Con
 		return inboundstore.Conflict{}, err
 	}
 	var out inboundstore.Conflict
-	err := s.sqliteExec(ctx, func(conn *sql.Conn) error {
+	err := s.sqliteOnWriter(ctx, func(conn *sql.Conn) error {
 		bg := context.Background()
 		if _, err := conn.ExecContext(bg, fmt.Sprintf(inboundInsertConflict, "?, ?, ?, ?, ?, ?, ?, ?, ?, ?"),
 			c.Connection, c.Tenant, c.Remote, c.Local, c.Field, c.Owner, c.Practice, c.EHR, c.Resolution, s.opts.now().UnixMicro()); err != nil {

@@ -213,7 +213,7 @@ func startServe(t *testing.T, store string, args []string, env map[string]string
 	logw := &lockedWriter{w: &bytes.Buffer{}}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-listen", addr}, args...), func(k string) string { return e[k] }, strings.NewReader(""), io.Discard, logw)
+		done <- run(ctx, append([]string{"serve", "-auth", "off", "-listen", addr}, args...), func(k string) string { return e[k] }, strings.NewReader(""), io.Discard, logw)
 	}()
 	t.Cleanup(func() {
 		cancel()

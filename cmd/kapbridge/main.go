@@ -5,6 +5,7 @@
 //	kapbridge export    write a course back as practice records
 //	kapbridge keys      make a signing key for SMART Backend Services
 //	kapbridge sandbox   play an EHR (Epic, Oracle Health, full) for rehearsals
+//	kapbridge clients   manage the clients allowed to call the API
 //	kapbridge version   print the version
 package main
 
@@ -42,6 +43,8 @@ Usage:
                              make a signing key (PEM) and its public JWK Set (FILE.jwks.json)
   kapbridge sandbox --profile epic|oracle|full --client ID=JWKS-FILE [--listen ADDR]
                              run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
+  kapbridge clients add|list|disable|token|rotate-key [flags]
+                             manage the backend services allowed to call the API (kapbridge clients for usage)
   kapbridge version          print the version
 `
 
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "sandbox":
 		return sandbox(ctx, args[1:], stdout, stderr)
+	case "clients":
+		return clientsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil

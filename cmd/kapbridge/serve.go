@@ -46,6 +46,8 @@ type serveConfig struct {
 	// PracticeRequestTimeout bounds each practice API request
 	// (practice.HTTPConfig).
 	PracticeRequestTimeout time.Duration
+	// Auth is the security configuration (auth.go).
+	Auth authConfig
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -75,6 +77,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
 	practiceTimeout := fs.String("practice-request-timeout", env("KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT", practice.DefaultRequestTimeout.String()),
 		"time limit of one practice API request, e.g. 5m; past it the records not yet applied are not, and it is answered 503 timeout (KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT)")
+	authDone := authFlags(fs, getenv, &cfg.Auth)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -109,6 +112,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
 		return cfg, usageError{fmt.Sprintf("-base-url %q must be an absolute http(s) URL", cfg.BaseURL)}
+	}
+	if err := authDone(&cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -237,10 +243,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
 		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
 	lim := cfg.Limits.WithDefaults()
+	authz, closeAuth, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
+	if err != nil {
+		return err
+	}
+	defer closeAuth() // after the server stopped, before the store closes
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
 		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim,
-		APIs: []server.API{practiceAPI}})
+		APIs: []server.API{practiceAPI}, Auth: authz})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}
@@ -263,7 +274,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveOn(srv, ln, cfg.Auth) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
