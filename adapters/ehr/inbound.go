@@ -279,6 +279,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 
 	newest := cur.Since
 	var batch []InboundResource
+	matches := 0
 	next := typ + "?" + q.Encode()
 	for next != "" {
 		if tp.Pages == maxPages {
@@ -311,6 +312,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			if len(e.Resource) == 0 {
 				continue
 			}
+			matches++
 			res, err := p.resource(e.Resource, e.FullUrl)
 			if err != nil {
 				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: InboundKept, Detail: err.Error()})
@@ -342,6 +344,13 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			}
 		}
 		next = NextLink(b)
+		if next == "" && b.Total != nil && *b.Total > matches {
+			// A server that pages without next links (Medplum's in-memory
+			// router does) would otherwise lose the rest of the window
+			// without a word.
+			tp.Err = fmt.Errorf("the EHR counts %d matches but gave %d and no next link: nothing taken, the cursor stays (a larger page size may help)", *b.Total, matches)
+			return tp
+		}
 	}
 	if len(batch) > 0 {
 		items, err := p.Sink.Take(ctx, patient, batch)
