@@ -2,10 +2,10 @@ package ehr
 
 import (
 	"context"
-	"log/slog"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
