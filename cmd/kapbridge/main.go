@@ -45,6 +45,8 @@ Usage:
                              write a course back as practice records (NDJSON), with EHR changes merged
   kapbridge keys generate --alg RS384|ES384 --out FILE
                              make a signing key (PEM) and its public JWK Set (FILE.jwks.json)
+  kapbridge demo [-dir DIR] [-profile epic|oracle|full]
+                             the whole job on this machine: an EHR sandbox, the gateway, the sample course synced out, vitals brought back
   kapbridge sandbox --profile epic|oracle|full --client ID=JWKS-FILE [--listen ADDR]
                              run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
   kapbridge clients add|list|disable|token|rotate-key [flags]
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return export(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return demo(ctx, args[1:], getenv, stdout, stderr)
 	case "sandbox":
 		return sandbox(ctx, args[1:], stdout, stderr)
 	case "clients":
