@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -10,7 +11,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -349,6 +352,22 @@ func runAttackTable(t *testing.T, store string) {
 			t.Errorf("%s: %s %s = %d %.400s; want %d, nothing disclosed", tc.name, tc.method, tc.path, a.status, a.body, tc.want)
 		}
 	}
+	// Oversized requests, with a valid token: refused by the limits, before
+	// anything is stored (the abuse table, TestAbuseTable, replays the
+	// rest of the hardening issue's rows, slow connections included).
+	deep := strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1000)
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"1,000-deep JSON", "POST", "/Patient", `{"resourceType":"Patient","extension":[` + deep + `]}`},
+		{"10,000-entry bundle", "POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			strings.TrimSuffix(strings.Repeat(`{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},`, 10_000), ",") + `]}`},
+	} {
+		if a := send(wTok, tc.method, tc.path, tc.body); a.status < 400 || a.status >= 500 || !strings.Contains(string(a.body), `"OperationOutcome"`) {
+			t.Errorf("%s: %d %.300s; want a 4xx OperationOutcome", tc.name, a.status, a.body)
+		}
+	}
+	if status := hugeBody(t, addr, wTok); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("100 MB body: %d, want 413", status)
+	}
 	// Searches that must come back without the other practice's data or
 	// the note.
 	for _, tc := range []struct{ name, token, path string }{
@@ -459,4 +478,24 @@ func withoutAudit(dump string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// hugeBody declares a 100 MB body (and sends 1 KB of it): the answer's
+// status, which must come before the body is read.
+func hugeBody(t *testing.T, addr, token string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /Patient HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/fhir+json\r\nContent-Length: %d\r\n\r\n%s",
+		addr, token, 100<<20, strings.Repeat(" ", 1024))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("100 MB body: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
