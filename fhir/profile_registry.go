@@ -31,7 +31,10 @@ type Profiles struct {
 // StructureDefinitions (with a snapshot), ValueSets and CodeSystems, each
 // by its url; resources of other types (a Questionnaire) are accepted and
 // left out. A URL given twice keeps the later resource. The error names
-// the first resource that is not valid R4 or cannot be used.
+// the first resource that is not valid R4 or cannot be used. Only the
+// structure is asked of them, not the invariants of their definitions
+// (sdf-3 wants every snapshot element's definition text): a copy cut down
+// to what validation reads, as mappings/ig embeds, loads.
 func NewProfiles(resources ...[]byte) (*Profiles, error) {
 	return (*Profiles)(nil).With(resources...)
 }
@@ -52,7 +55,14 @@ func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
 		out.extensions = p.extensions
 	}
 	for i, data := range resources {
-		v, typ, err := ParseResource(data)
+		v, err := ParseJSON(data, DefaultLimits)
+		typ := ""
+		if err == nil {
+			if issues := validateStructure(v); len(issues) > 0 {
+				err = &Error{Code: IssueInvalid, Issues: issues}
+			}
+			typ = v.GetString("resourceType")
+		}
 		if err == nil {
 			err = out.add(v, typ)
 		}

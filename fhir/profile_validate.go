@@ -58,10 +58,14 @@ func HasErrors(issues []Issue) bool {
 // holds, and every extension in it whose url is an extension definition p
 // holds. A profile p does not hold is a warning (the resource is not
 // refused for it), except the base definition of the resource's own type,
-// which Validate (the package function) already checks. Callers refuse a
-// resource when HasErrors(issues). A nil p holds nothing.
+// which Validate (the package function) already checks. It also reports
+// the base definitions' warning-severity invariants (Validate reports the
+// errors), so a $validate answer lists them. Callers refuse a resource
+// when HasErrors(issues). A nil p holds nothing.
 func (p *Profiles) Validate(root *Value) []Issue {
-	var issues []Issue
+	// The base definitions' warning-severity invariants (dom-6, ...): the
+	// package Validate reports errors only, its callers refusing on any.
+	issues := invariantIssues(root, SeverityWarning)
 	rt := root.GetString("resourceType")
 	for _, u := range arrayItems(root.Get("meta").Get("profile")) {
 		if u.Kind != KindString {
@@ -173,7 +177,13 @@ func (p *Profiles) ValidateProfile(root *Value, sd *Value) []Issue {
 
 // validate checks root against p, looking what p refers to up in reg.
 func (p *profile) validate(reg *Profiles, root *Value, path string) []Issue {
-	pv := profileValidator{reg: reg, p: p, container: root, path: append(make([]byte, 0, 128), path...)}
+	return p.validateAt(reg, root, path, 0)
+}
+
+// validateAt is validate for a resource reached depth profiles deep (a
+// reference target validated against its target profile).
+func (p *profile) validateAt(reg *Profiles, root *Value, path string, depth int) []Issue {
+	pv := profileValidator{reg: reg, p: p, container: root, path: append(make([]byte, 0, 128), path...), depth: depth}
 	if root == nil || root.Kind != KindObject {
 		pv.issue(IssueStructure, "not a resource")
 		return pv.issues
@@ -403,8 +413,14 @@ func (v *profileValidator) binding(val *Value, url string, types []ptype) {
 	}
 }
 
-// target checks the type a Reference points to against the allowed target
-// profiles: core type URLs and registered profiles (by their type).
+// target checks what a Reference points to against the allowed target
+// profiles. A target is a resource type (its core URL) or a profile: a
+// profile allows its own type, and when the reference resolves here (a
+// contained "#id"), the target itself is validated against the profiles
+// of its type; the target need not claim them in meta.profile, as the
+// specification asks nothing of the kind. A profile p does not hold (or a
+// core URL that is no type, such as the vitalsigns profile when it is not
+// registered) cannot be judged, and is let through.
 func (v *profileValidator) target(ref *Value, targets []string) {
 	bv := validator{spec: r4(), container: v.container}
 	got := strings.TrimPrefix(ref.GetString("type"), coreSD)
@@ -414,29 +430,73 @@ func (v *profileValidator) target(ref *Value, targets []string) {
 	if got == "" {
 		return
 	}
-	// The type names the targets allow; built only to report a mismatch.
+	var allowed []string
+	var profiles []*profile // the registered profiles of type got
 	for _, t := range targets {
-		name, core := strings.CutPrefix(t, coreSD)
-		if !core {
-			p := v.reg.profile(t)
-			if p == nil {
-				return // an unknown profile: cannot tell what it allows
+		if name, core := strings.CutPrefix(canonicalURL(t), coreSD); core && (name == "Resource" || bv.isResourceType(name)) {
+			if name == "Resource" || name == got {
+				return
 			}
-			name = p.typ
+			allowed = append(allowed, name)
+			continue
 		}
-		if name == "Resource" || name == got {
+		p := v.reg.profile(canonicalURL(t))
+		if p == nil {
+			return // an unknown profile: cannot tell what it allows
+		}
+		if p.typ == got {
+			profiles = append(profiles, p)
+		}
+		allowed = append(allowed, p.typ+" ("+t+")")
+	}
+	if len(profiles) == 0 {
+		v.issue(IssueInvalid, "reference to a "+got+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
+		return
+	}
+	target := v.resolveContained(ref.GetString("reference"))
+	if target == nil {
+		return // of an allowed type; not here to be validated
+	}
+	var first []Issue
+	for _, p := range profiles {
+		if v.depth > 8 || p == v.p {
+			return // recursive: not checked again
+		}
+		issues := p.validateAt(v.reg, target, v.containedPath(ref.GetString("reference")), v.depth+1)
+		if !HasErrors(issues) {
 			return
 		}
-	}
-	allowed := make([]string, 0, len(targets))
-	for _, t := range targets {
-		if name, core := strings.CutPrefix(t, coreSD); core {
-			allowed = append(allowed, name)
-		} else {
-			allowed = append(allowed, v.reg.profile(t).typ)
+		if first == nil {
+			first = issues
 		}
 	}
-	v.issue(IssueInvalid, "reference to a "+got+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
+	v.issue(IssueInvalid, "the contained "+got+" this refers to does not meet the target profile "+profiles[0].url)
+	v.issues = append(v.issues, first...)
+}
+
+// resolveContained returns the contained resource a "#id" reference
+// names, or nil.
+func (v *profileValidator) resolveContained(ref string) *Value {
+	if len(ref) < 2 || ref[0] != '#' || v.container == nil {
+		return nil
+	}
+	for _, c := range arrayItems(v.container.Get("contained")) {
+		if c.Kind == KindObject && c.GetString("id") == ref[1:] {
+			return c
+		}
+	}
+	return nil
+}
+
+// containedPath is the expression of the contained resource ref names.
+func (v *profileValidator) containedPath(ref string) string {
+	rt := v.container.GetString("resourceType")
+	for i, c := range arrayItems(v.container.Get("contained")) {
+		if c.Kind == KindObject && c.GetString("id") == ref[1:] {
+			return rt + ".contained[" + strconv.Itoa(i) + "]"
+		}
+	}
+	return rt
 }
 
 // typeProfiles checks val against the registered type profiles it must

@@ -126,14 +126,28 @@ type Session struct {
 // Clearance is the medical-clearance part of a screening: true means the
 // finding is present (a risk).
 type Clearance struct {
-	Cardiovascular      *bool    `json:"cardiovascular"`
-	PsychoticDisorder   *bool    `json:"psychotic_disorder"`
-	BipolarI            *bool    `json:"bipolar_i"`
-	SubstanceMisuse     *bool    `json:"substance_misuse"`
-	Pregnancy           *bool    `json:"pregnancy"`
-	ContraindicatedMeds *bool    `json:"contraindicated_medications"`
-	Medications         []string `json:"medications,omitempty"` // named, when contraindicated
-	Decision            string   `json:"decision"`              // cleared, not_cleared, deferred
+	Cardiovascular      *bool `json:"cardiovascular"`
+	PsychoticDisorder   *bool `json:"psychotic_disorder"`
+	BipolarI            *bool `json:"bipolar_i"`
+	SubstanceMisuse     *bool `json:"substance_misuse"`
+	Pregnancy           *bool `json:"pregnancy"`
+	ContraindicatedMeds *bool `json:"contraindicated_medications"`
+	// Medications are the client's current medications, whether or not
+	// contraindicated (ContraindicatedMeds says whether any is).
+	Medications []string `json:"medications,omitempty"`
+	Decision    string   `json:"decision"` // cleared, not_cleared, deferred
+	// OverrideReason is the prescriber's reason for clearing a client
+	// despite a contraindication item answered yes (or a positive
+	// pregnancy test): without it such a "cleared" decision is an error
+	// (CHECKS.md clearance.contraindication). It is mapped and flagged to
+	// the prescriber's EHR.
+	OverrideReason string `json:"override_reason,omitempty"`
+}
+
+// PregnancyTest is a pregnancy test result a screening carries.
+type PregnancyTest struct {
+	Date   string `json:"date"`   // RFC 3339 or YYYY-MM-DD
+	Result string `json:"result"` // positive, negative
 }
 
 // InstrumentResult is one instrument's answers in a screening.
@@ -161,12 +175,15 @@ type InstrumentResult struct {
 // a later re-assessment.
 type Screening struct {
 	Header
-	Client      string             `json:"client"`
-	Course      string             `json:"course,omitempty"`
-	Date        string             `json:"date"` // RFC 3339 or YYYY-MM-DD
-	PerformedBy string             `json:"performed_by"`
-	Clearance   *Clearance         `json:"clearance,omitempty"`
-	Instruments []InstrumentResult `json:"instruments,omitempty"`
+	Client      string     `json:"client"`
+	Course      string     `json:"course,omitempty"`
+	Date        string     `json:"date"` // RFC 3339 or YYYY-MM-DD
+	PerformedBy string     `json:"performed_by"`
+	Clearance   *Clearance `json:"clearance,omitempty"`
+	// PregnancyTest, where it applies, is checked before every later dose
+	// (CHECKS.md dosing.pregnancy_test).
+	PregnancyTest *PregnancyTest     `json:"pregnancy_test,omitempty"`
+	Instruments   []InstrumentResult `json:"instruments,omitempty"`
 }
 
 // Vitals are the vital signs of one measurement.

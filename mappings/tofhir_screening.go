@@ -137,7 +137,11 @@ func (mp *mapping) screening(s *Screening) error {
 			for _, m := range c.Medications {
 				meds = append(meds, mp.obj(mem("valueString", mp.str(m))))
 			}
-			items = append(items, mp.obj(mem("linkId", mp.str("medications")), mem("text", mp.str("contraindicated medications taken")), mem("answer", mp.arr(meds...))))
+			// The list is the client's current medications: only
+			// contraindicated_medications says whether any is
+			// contraindicated (issue 12: "sertraline 100 mg" with it false
+			// is not a contraindicated medication).
+			items = append(items, mp.obj(mem("linkId", mp.str("medications")), mem("text", mp.str("current medications")), mem("answer", mp.arr(meds...))))
 		}
 		dec, ok := clearanceDecisions[c.Decision]
 		if !ok {
@@ -145,6 +149,22 @@ func (mp *mapping) screening(s *Screening) error {
 		}
 		items = append(items, mp.obj(mem("linkId", mp.str("clearance-decision")), mem("text", mp.str("clearance decision")),
 			mem("answer", mp.arr(mp.obj(mem("valueCoding", mp.localCoding(CSClearanceOutcome, dec, "")))))))
+		if c.OverrideReason != "" {
+			items = append(items, mp.obj(mem("linkId", mp.str("override-reason")), mem("text", mp.str("the prescriber's reason for clearing despite a contraindication")),
+				mem("answer", mp.arr(mp.obj(mem("valueString", mp.str(c.OverrideReason)))))))
+		}
+		if pt := s.PregnancyTest; pt != nil {
+			date, err := mp.fhirDateTime("screening.pregnancy_test.date", pt.Date)
+			if err != nil {
+				return err
+			}
+			items = append(items, mp.obj(mem("linkId", mp.str("pregnancy-test-positive")), mem("text", mp.str("pregnancy test positive")),
+				mem("answer", mp.arr(mp.obj(mem("valueBoolean", mp.boolean(pt.Result == "positive")))))))
+			if date != nil {
+				items = append(items, mp.obj(mem("linkId", mp.str("pregnancy-test-date")), mem("text", mp.str("pregnancy test date")),
+					mem("answer", mp.arr(mp.obj(mem("valueDateTime", date))))))
+			}
+		}
 		qrID := qr("clearance", items)
 		// The decision as an Observation too: what a prescriber's EHR
 		// searches for before a dose, without reading the whole form.
@@ -174,6 +194,11 @@ func (mp *mapping) screening(s *Screening) error {
 		}
 		var items []*fhir.Value
 		for i, score := range ir.Items {
+			if ir.Instrument == "cssrs" && cssrsDisabled(ir.Items, i) {
+				// The Questionnaire's enableWhen disables the item: a
+				// response answers no disabled item (SDC).
+				continue
+			}
 			var ans *fhir.Value
 			switch def.answers {
 			case "frequency":
@@ -197,7 +222,10 @@ func (mp *mapping) screening(s *Screening) error {
 			items = append(items, mp.obj(mem("linkId", mp.str(ItemLinkID(ir.Instrument, i))), mem("answer", mp.arr(ans))))
 		}
 		if ir.Difficulty != nil {
-			items = append(items, mp.obj(mem("linkId", mp.str(codeOf("phq9.difficulty").Code)), mem("answer", mp.arr(mp.obj(mem("valueInteger", mp.integer(*ir.Difficulty)))))))
+			if *ir.Difficulty < 0 || *ir.Difficulty > 3 {
+				return invalid(fmt.Sprintf("screening.instruments[%d].difficulty", n), "%d is not 0-3", *ir.Difficulty)
+			}
+			items = append(items, mp.obj(mem("linkId", mp.str(codeOf("phq9.difficulty").Code)), mem("answer", mp.arr(mp.obj(mem("valueCoding", mp.coding("difficulty."+strconv.Itoa(*ir.Difficulty))))))))
 		}
 		if def.total != "" {
 			// The Questionnaires end with a read-only total item.
@@ -209,7 +237,7 @@ func (mp *mapping) screening(s *Screening) error {
 			code = mp.concept(def.title+" total score", mp.coding(def.total))
 			value = mp.integer(res.Total)
 		} else {
-			code = mp.concept(def.title+" triage", mp.coding("cssrs.triage"))
+			code = mp.concept(def.title+" triage", mp.coding("cssrs.triage"), mp.coding("cssrs.risk-level"))
 			value = mp.concept(res.Band, mp.localCoding(CSObservation, "risk-"+res.BandCode, ""))
 		}
 		valueKey := "valueInteger"
@@ -264,4 +292,17 @@ func (a *arena) interpretation(instrument string, res InstrumentScore) *fhir.Val
 		text += " (" + res.Band + ")"
 	}
 	return a.concept(text, a.localCoding(CSObservation, code, ""))
+}
+
+// cssrsDisabled reports whether the C-SSRS screener's skip logic
+// disables item i (0-based) given the answers: Q3-Q5 follow a yes to Q2,
+// Q6b a yes to Q6 (the Questionnaire's enableWhen).
+func cssrsDisabled(items []int, i int) bool {
+	switch {
+	case i >= 2 && i <= 4:
+		return items[1] == 0
+	case i == 6:
+		return items[5] == 0
+	}
+	return false
 }

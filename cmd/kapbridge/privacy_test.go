@@ -146,6 +146,10 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		get("/Patient/"+patient+"/DocumentReference?_total=accurate"),
 		get("/Patient/"+patient+"/Provenance"),
 		get("/Patient/"+patient+"/$everything"),
+		get("/Patient/"+patient+"/$everything?_count=3"),
+		get("/Patient/"+patient+"/$everything?_type=DocumentReference"),
+		get("/Patient/"+patient+"/$everything?_type=DocumentReference,Provenance&_count=1"),
+		get("/Patient/"+patient+"/$everything?_since=2000-01-01&_type=DocumentReference"),
 		get("/DocumentReference/_history"),
 		get("/DocumentReference/_history?_count=1"),
 		get("/Provenance/_history?_count=2"),
@@ -167,6 +171,18 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		req{method: http.MethodPut, path: "/DocumentReference?description=SECRET-FHIR",
 			body: `{"resourceType":"DocumentReference","status":"current","description":"probe three","content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		get("/DocumentReference?_total=accurate&_sort=description"),
+		// A conditional patch whose criteria match only notes by content
+		// matches nothing (404 on both).
+		req{method: http.MethodPatch, path: "/DocumentReference?description=SECRET-FHIR", header: map[string]string{"Content-Type": "application/json-patch+json"},
+			body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+		req{method: http.MethodPatch, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN), header: map[string]string{"Content-Type": "application/fhir+json"},
+			body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+		// Conditional deletes whose criteria match notes by content or
+		// label delete nothing of them and list nothing of them.
+		req{method: http.MethodDelete, path: "/DocumentReference?description=SECRET"},
+		req{method: http.MethodDelete, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN)},
+		req{method: http.MethodDelete, path: "/DocumentReference?subject=Patient/" + patient + "&_security:not=" + url.QueryEscape("http://example.org|none"), header: map[string]string{"Prefer": "return=minimal"}},
+		get("/DocumentReference?_total=accurate"),
 	)
 
 	normalize := func(r answer) string {
@@ -218,8 +234,23 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident, body: probe},
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident + "&status=current", body: probe},
 				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + probe + `,"request":{"method":"POST","url":"DocumentReference","ifNoneExist":"identifier=` + ident + `"}}]}`},
+				req{method: http.MethodPatch, path: "/DocumentReference?identifier=" + ident, header: map[string]string{"Content-Type": "application/json-patch+json"},
+					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident + "&status=current"},
 			)
 		}
+		// A patch of the note by id, in either format, with or without
+		// If-Match: refused before anything of it (its version, its
+		// content, whether a test would pass) is looked at.
+		refusals = append(refusals,
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json"},
+				body: `[{"op":"test","path":"/description","value":"x"},{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json", "If-Match": `W/"7"`},
+				body: `[{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
+				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+		)
 		for _, rq := range refusals {
 			name := fmt.Sprintf("refused %s %s %v", rq.method, rq.path, rq.header)
 			before := countVersions(t, st)

@@ -119,6 +119,21 @@ func (e *Expression) run(in []item, resource *fhir.Value, env *Env) (out Collect
 	if root != nil {
 		c.root = []item{resourceItem(root)}
 	}
+	items, err := e.evalIn(c, in)
+	if err != nil {
+		return nil, err
+	}
+	out = make(Collection, len(items))
+	for i, it := range items {
+		out[i] = Item{it}
+	}
+	return out, nil
+}
+
+// evalIn evaluates e on in with c, whose env, resource and root the
+// caller has set: the invariant checker keeps one c for a whole resource.
+func (e *Expression) evalIn(c *evalCtx, in []item) (out []item, err error) {
+	c.e, c.context, c.steps = e, in, 0
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(evalFailure)
@@ -128,12 +143,8 @@ func (e *Expression) run(in []item, resource *fhir.Value, env *Env) (out Collect
 			out, err = nil, f.err
 		}
 	}()
-	items := c.eval(e.root, in, &scope{this: in})
-	out = make(Collection, len(items))
-	for i, it := range items {
-		out[i] = Item{it}
-	}
-	return out, nil
+	sc := scope{this: in}
+	return c.eval(e.root, in, &sc), nil
 }
 
 func (c *evalCtx) fail(kind ErrorKind, n *node, format string, args ...any) {

@@ -41,6 +41,9 @@ func (s *Server) routeTable() []route {
 		route{http.MethodGet, "/:type/:id", s.read},                     // read
 		route{http.MethodPut, "/:type/:id", s.update},                   // update, update-as-create
 		route{http.MethodDelete, "/:type/:id", s.delete},                // delete
+		route{http.MethodPatch, "/:type/:id", s.patchInstance},          // JSON Patch, FHIRPath Patch
+		route{http.MethodPatch, "/:type", s.conditionalPatch},           // PATCH /Type?identifier=system|value
+		route{http.MethodDelete, "/:type", s.conditionalDelete},         // DELETE /Type?criteria
 		route{http.MethodGet, "/:type/:id/_history", s.history},         // instance history
 		route{http.MethodGet, "/:type/:id/_history/:vid", s.vread},      // vread
 	)

@@ -11,6 +11,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -76,6 +77,9 @@ type Config struct {
 	// panic recovery, admission under Limits, the time limit), each
 	// answering in its own format (apis.go). Nil: the FHIR API alone.
 	APIs []API
+	// Changed runs inside the transaction of every version this server
+	// writes (write.Writer.Changed): EHR sync's enqueue hook. Nil: none.
+	Changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
 	// Auth, when set, requires a bearer token and checks its scopes and
 	// practice on every request but the public ones (auth.go). Nil: no
 	// authorization (dev mode).
@@ -95,6 +99,7 @@ type Server struct {
 	base    string
 	log     *slog.Logger
 	now     func() time.Time
+	changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
 	newID   func() string
 	version string
 	table   []route // routes.go
@@ -137,7 +142,7 @@ func New(cfg Config) *Server {
 		}
 	}
 	s := &Server{store: st, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
-		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
+		now: cfg.Now, changed: cfg.Changed, newID: cfg.NewID, version: cfg.Version}
 	if s.base == "" {
 		s.base = "http://127.0.0.1:8080"
 	}
