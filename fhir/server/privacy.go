@@ -33,9 +33,10 @@ import (
 // The practice's own tools read notes from the practice record store, not
 // from here.
 
-// audienceOf returns whom the answer to c goes to. Until the API
-// authenticates its callers, everyone is the public audience.
-func audienceOf(*gin.Context) fhir.Audience { return fhir.Audience{} }
+// audienceOf returns whom the answer to c goes to: decided by the
+// caller's client and the patient's Consents (auth_consent.go); without
+// authorization, the public audience.
+func audienceOf(c *gin.Context) fhir.Audience { return principalAudience(c) }
 
 // hidden reports whether the resource whose newest version is head must
 // be treated as nonexistent for aud: head is withheld (for a deleted
