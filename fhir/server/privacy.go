@@ -12,10 +12,11 @@ import (
 
 // Psychotherapy notes (45 CFR 164.501) are stored labelled with the
 // v3-ActCode sensitivity PSYTHPN. Their disclosure needs the patient's
-// authorization for a named recipient, and this API does not yet know who
-// its caller is (client authentication arrives with the authorization
-// issue), so every caller is the public fhir.Audience, which receives no
-// note: not its content and not its existence.
+// authorization for a named recipient. The caller's Audience says which
+// it may receive (auth_consent.go): the practice's own clients all of
+// them, a prescriber's client those a Consent permits to it, and every
+// other caller (no authorization) the public fhir.Audience, which receives
+// no note: not its content and not its existence.
 //
 // The rule is fhir.Audience.Withholds, asked on every path here:
 //   - reads, vreads and instance histories of a withheld resource answer
