@@ -127,6 +127,18 @@ func TestServeAuthOffWarns(t *testing.T) {
 			t.Fatalf("no warning:\n%s", errw.String())
 		}
 	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r, err := http.Get("http://" + addr + "/Patient"); err == nil {
+			r.Body.Close()
+			if r.StatusCode != 200 {
+				t.Fatalf("-auth=off: GET /Patient without a token answered %d", r.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not answer")
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
