@@ -120,6 +120,10 @@ func (s *Server) authenticate() gin.HandlerFunc {
 				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "the access token's scopes do not include %q, which %s needs", sc, a.Prefix()).WithStatus(http.StatusForbidden), p)
 				return
 			}
+			if p.Recipient != "" && !strings.HasPrefix(a.Prefix(), "/auth") && a.Prefix() != "/.well-known" {
+				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q is a prescriber's: %s is the practice's own", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
+				return
+			}
 			if t := s.auth.APITenant[a.Prefix()]; t != "" && p.Tenant != t {
 				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q belongs to another practice than the one %s serves", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
 				return
