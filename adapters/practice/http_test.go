@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/server"
@@ -37,7 +38,7 @@ type apiEnv struct {
 // PostgreSQL when KAPBRIDGE_TEST_POSTGRES_DSN is set.
 func storeOpeners(t *testing.T) map[string]func(t *testing.T) fhir.Store {
 	m := map[string]func(t *testing.T) fhir.Store{"sqlite": func(t *testing.T) fhir.Store { return openTestStore(t) }}
-	dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN")
+	dsn := sqltest.PostgresDSN(t)
 	if dsn == "" {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of the practice API tests is skipped")
 		return m
