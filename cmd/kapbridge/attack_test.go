@@ -357,6 +357,7 @@ func runAttackTable(t *testing.T, store string) {
 		{"unshared patient", sTok, "GET", "/Patient/p1", "", 404},
 		{"unshared patient's observation", sTok, "GET", "/Observation/o1", "", 404},
 		{"unshared patient's search", sTok, "GET", "/Observation?patient=p1", "", 403},
+		{"psychotherapy note by _revinclude", dTok, "GET", "/Patient?_id=p1&_revinclude=DocumentReference:subject", "", 403},
 	}
 	for _, tc := range scopeRows {
 		a := send(tc.token, tc.method, tc.path, tc.body)
@@ -396,7 +397,6 @@ func runAttackTable(t *testing.T, store string) {
 		{"cross-tenant identifier search", oTok, "/Patient?identifier=urn:x|1"},
 		{"cross-tenant system history", oTok, "/_history"},
 		{"psychotherapy note search", dTok, "/DocumentReference?patient=p1"},
-		{"psychotherapy note by _revinclude", dTok, "/Patient?_id=p1&_revinclude=DocumentReference:subject"},
 		{"psychotherapy note by $everything", dTok, "/Patient/p1/$everything"},
 		{"psychotherapy note by _has", dTok, "/Patient?_id=p1&_has:DocumentReference:subject:status=current"},
 		{"psychotherapy note by a chain", dTok, "/DocumentReference?patient=p1&subject:Patient._id=p1"},

@@ -93,6 +93,9 @@ func (s *Server) consentGate(c *gin.Context, p *auth.Principal) error {
 		if patient == "" {
 			return refuse("a search of " + typ + " names one patient shared with it: add patient=Patient/{id} (or _id=, searching Patient)")
 		}
+		if why := crossPatientIncludes(typ, q); why != "" {
+			return refuse(why)
+		}
 	case len(segs) == 1 && c.Request.Method == http.MethodPost:
 		body, err := peekBody(c)
 		if err != nil {
@@ -263,4 +266,42 @@ func list(v *fhir.Value) []*fhir.Value {
 		return v.Array
 	}
 	return []*fhir.Value{v}
+}
+
+// crossPatientIncludes says why a prescriber's search could include
+// resources of another patient than the one it names, "" when it cannot:
+// an iterated include, a _revinclude other than Provenance:target, or an
+// _include into patient data other than the patient itself (subject,
+// patient).
+func crossPatientIncludes(typ string, q url.Values) string {
+	parsed, err := search.ParseQuery(typ, q, "", false)
+	if err != nil {
+		return "" // the search refuses it, reading nothing
+	}
+	for _, inc := range parsed.Include {
+		if inc.Iterate {
+			return "_include:iterate could reach other patients"
+		}
+		if inc.Param == nil {
+			return "_include=* could reach other patients"
+		}
+		if inc.Param.Code == "subject" || inc.Param.Code == "patient" {
+			continue
+		}
+		targets := inc.Param.Targets
+		if inc.TargetType != "" {
+			targets = []string{inc.TargetType}
+		}
+		for _, t := range targets {
+			if t == "Patient" || len(search.CompartmentParams("Patient", t)) > 0 || t == "Resource" {
+				return "_include=" + inc.SourceType + ":" + inc.Param.Code + " could reach another patient's " + t
+			}
+		}
+	}
+	for _, inc := range parsed.RevInclude {
+		if inc.Iterate || inc.SourceType != "Provenance" || inc.Param == nil || inc.Param.Code != "target" {
+			return "_revinclude could reach other patients (only _revinclude=Provenance:target is taken)"
+		}
+	}
+	return ""
 }
