@@ -113,24 +113,44 @@ func (s *Server) consentGate(c *gin.Context, p *auth.Principal) error {
 		patient = "Patient/" + segs[1]
 	default:
 		head, err := s.store.Read(ctx, fhir.Key{Tenant: tenant, Type: typ, ID: segs[1]})
-		if errors.Is(err, fhir.ErrNotFound) {
-			c.Set(ctxAudience, fhir.Audience{})
-			return nil // the handler's 404
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, fhir.ErrNotFound):
+			// the handler's 404, or an update-as-create: its body's patient
+		case err != nil:
 			return err
-		}
-		if head.Deleted {
+		case head.Deleted:
 			return notFoundAs(typ, segs[1]) // a 410 would tell an unshared client it existed
+		default:
+			res, err := fhir.ParseJSON(head.JSON, fhir.StoredLimits)
+			if err != nil {
+				return err
+			}
+			patient = consent.PatientOf(res)
 		}
-		res, err := fhir.ParseJSON(head.JSON, fhir.StoredLimits)
-		if err != nil {
-			return err
+	}
+	// An update names its patient in the body too: it must be shared as
+	// well (a resource cannot be written into an unshared patient's record).
+	if c.Request.Method == http.MethodPut && len(segs) == 2 {
+		if body, err := peekBody(c); err == nil {
+			if res, err := fhir.ParseJSON(body, fhir.DefaultLimits); err == nil {
+				if bp := consent.PatientOf(res); bp != "" && bp != patient {
+					ok, _, err := s.shares(ctx, tenant, bp, p.Recipient)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return refuse("no active Consent of " + bp + " shares its record with " + p.Recipient)
+					}
+					if patient == "" {
+						patient = bp
+					}
+				}
+			}
 		}
-		if patient = consent.PatientOf(res); patient == "" {
-			c.Set(ctxAudience, fhir.Audience{})
-			return nil
-		}
+	}
+	if patient == "" {
+		c.Set(ctxAudience, fhir.Audience{})
+		return nil
 	}
 	shared, notes, err := s.shares(ctx, tenant, patient, p.Recipient)
 	if err != nil {

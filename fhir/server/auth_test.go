@@ -305,9 +305,13 @@ func kid(t *testing.T, tok string) string {
 
 // registerClient registers a client with a recipient and returns its
 // token.
-func (e *authEnv) prescriber(t *testing.T, id, recipient string) string {
+func (e *authEnv) prescriber(t *testing.T, id, recipient string, scopes ...string) string {
 	t.Helper()
-	tok := e.client(t, id, "acme", "system/*.rs", "system/*.rs")
+	sc := "system/*.rs"
+	if len(scopes) > 0 {
+		sc = scopes[0]
+	}
+	tok := e.client(t, id, "acme", sc, sc)
 	row, err := e.st.AuthClient(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -353,6 +357,7 @@ func TestAuthConsent(t *testing.T) {
 	}
 	dr := e.prescriber(t, "dr", "Practitioner/dr")
 	other := e.prescriber(t, "other", "Practitioner/other")
+	drw := e.prescriber(t, "drw", "Practitioner/dr", "system/*.cruds")
 	check := func(name, tok, method, path string, want int, has, hasNot string) {
 		t.Helper()
 		code, _, body := e.do(t, tok, method, path, "")
@@ -374,6 +379,18 @@ func TestAuthConsent(t *testing.T) {
 	check("note search without a note Consent", dr, "GET", "/DocumentReference?patient=p1", 200, "", "U0VDUkVU")
 	check("note by $everything", dr, "GET", "/Patient/p1/$everything", 200, "o1", "U0VDUkVU")
 	check("bundle", dr, "POST", "/", 403, "", "")
+	for _, w := range []struct{ name, method, path, body string }{
+		{"move a shared observation to an unshared patient", "PUT", "/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		{"create by update for an unshared patient", "PUT", "/Observation/new1", `{"resourceType":"Observation","id":"new1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		{"create for an unshared patient", "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+	} {
+		if code, _, body := e.do(t, drw, w.method, w.path, w.body); code != 403 || !strings.Contains(body, "Consent") {
+			t.Errorf("%s: %d %s; want 403 naming the Consent", w.name, code, body)
+		}
+	}
+	if code, _, body := e.do(t, drw, "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`); code != 201 {
+		t.Errorf("a prescriber writing for its shared patient: %d %s", code, body)
+	}
 	check("include of its patient", dr, "GET", "/Observation?patient=p1&_include=Observation:subject", 200, "Patient/p1", "")
 	check("iterated include", dr, "GET", "/Observation?patient=p1&_include:iterate=Patient:link", 403, "", "")
 	check("include into other observations", dr, "GET", "/Observation?patient=p1&_include=Observation:has-member", 403, "", "")
