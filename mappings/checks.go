@@ -36,6 +36,7 @@ var CheckCodes = []string{
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
 	"dose.concomitant",
+	"dose.escalation",
 	"role.administered_by",
 	"role.prescriber_credential",
 	"session.before_course",
@@ -715,6 +716,8 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		minGap = c.cfg.Limits.Get(name)
 	}
 	first, prepared := true, false
+	var firstDose *Session
+	var firstDoseT time.Time
 	var prev *Session
 	var prevT time.Time
 	var integrations []time.Time
@@ -736,6 +739,9 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		if !gives {
 			continue
 		}
+		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route && (firstDose == nil || ot.Before(firstDoseT)) {
+			firstDose, firstDoseT = o, ot
+		}
 		if ot.Before(start) {
 			first = false
 			if prev == nil || ot.After(prevT) {
@@ -744,6 +750,16 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		}
 		if gap := start.Sub(ot); minGap > 0 && math.Abs(gap.Hours()) < minGap {
 			c.alertf("schedule.min_interval", startField, "dose at %s is %.1f hours from the dose of session %q at %s: less than the %g hours between %s doses (%s)", sessionStart(s), math.Abs(gap.Hours()), o.ID, sessionStart(o), minGap, route, intervalName[route])
+		}
+	}
+	if firstDose != nil {
+		ratio := c.cfg.Limits.Get("escalation_ratio")
+		a, b, unit := firstDose.Dose.Mg, s.Dose.Mg, "mg"
+		if firstDose.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
+			a, b, unit = *firstDose.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+		}
+		if a > 0 && b > a*ratio {
+			c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times the course's first %s dose (%g %s, session %q): escalation beyond %g times (escalation_ratio) is a dependence signal to look at", b, unit, b/a, s.Dose.Route, a, unit, firstDose.ID, ratio)
 		}
 	}
 	if first && !prepared {

@@ -203,6 +203,18 @@ var checkCases = []checkCase{
 		f.dosing.Concomitant = []string{"maoi"}
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dose.escalation", "warning", "dose.mg", `1.2 mg/kg, 2.4 times the course's first iv dose (0.5 mg/kg, session "s0")`, func(f *checkFixture) (*Book, Record) {
+		s0 := *f.dosing
+		d0 := *f.dosing.Dose
+		s0.ID, s0.Dose = "s0", &d0
+		s0.PlannedStart, s0.ActualStart, s0.ActualEnd = "2026-01-09T10:00:00-05:00", "2026-01-09T10:00:00-05:00", "2026-01-09T11:10:00-05:00"
+		in := &Session{Header: Header{Kind: KindSession, ID: "i0"}, Course: "k1", Type: "integration", Status: "held", PlannedStart: "2026-01-10T10:00:00-05:00"}
+		f.dosing.Dose.Mg, f.dosing.Dose.MgPerKg = 84, f64(1.2)
+		b := f.book()
+		b.Add(&s0)
+		b.Add(in)
+		return b, f.dosing
+	}, CheckConfig{Limits: Limits{KetamineMgPerKgIV: 2}}},
 	{"role.administered_by", "alert", "dose.administered_by", `dose given by "th", a therapist holding LCSW, who is not licensed to administer it`, func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose.AdministeredBy = "th"
 		return inBook(f, f.dosing)
