@@ -48,6 +48,12 @@ type Mapper struct {
 	// Limits (CheckConfig.Limits), so an interpretation and a finding
 	// agree.
 	Limits Limits
+	// Prescriptions makes a course's prescription a MedicationRequest,
+	// which each dose's MedicationAdministration names (request). Off by
+	// default: the EHR sync does not route MedicationRequest yet
+	// (adapters/ehr artifactOf), and a mapped resource it cannot place
+	// fails its plan.
+	Prescriptions bool
 }
 
 func (m *Mapper) now() time.Time {
