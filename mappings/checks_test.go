@@ -276,6 +276,20 @@ var checkCases = []checkCase{
 		b.Add(f.course)
 		return b, f.course
 	}, CheckConfig{}},
+	{"schedule.spravato_frequency", "warning", "actual_start", "2 Spravato doses in the 7 days up to 2026-02-12T10:00:00-05:00 (day 32 of the course's doses), more than the label's from week 5: weekly", func(f *checkFixture) (*Book, Record) {
+		f.course.Route = "spravato"
+		b := f.book(f.dosing)
+		add := func(id, at string) *Session {
+			s := &Session{Header: Header{Kind: KindSession, ID: id}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: at, ActualStart: at,
+				Dose: &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", MonitoredMin: 120, AdministeredBy: "rn"}}
+			b.Add(s)
+			b.Add(&Session{Header: Header{Kind: KindSession, ID: "i-" + id}, Course: "k1", Type: "integration", Status: "held", PlannedStart: strings.Replace(at, "T10", "T15", 1)})
+			return s
+		}
+		add("d1", "2026-01-12T10:00:00-05:00")
+		add("d2", "2026-02-09T10:00:00-05:00")
+		return b, add("d3", "2026-02-12T10:00:00-05:00")
+	}, CheckConfig{}},
 	{"course.dosing_count", "warning", "planned.dosing", "10 dosing sessions planned, more than the usual 8", func(f *checkFixture) (*Book, Record) {
 		f.course.Planned.Dosing = 10
 		return inBook(f, f.course)
