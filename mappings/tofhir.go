@@ -423,7 +423,15 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	mp.emit("PractitionerRole", []string{"role"}, nil, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
-		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))))
+		// US Core PractitionerRole requires an organization: the practice,
+		// by identifier (a logical reference; the gateway keeps no
+		// Organization resource of the practice).
+		mem("organization", mp.obj(mem("type", mp.str("Organization")),
+			mem("identifier", mp.obj(mem("system", mp.str(NSPracticeRecordIDs)), mem("value", mp.str(mp.m.Practice)))),
+			mem("display", mp.str("practice "+mp.m.Practice)))),
+		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))),
+		// US Core pd-1: a role SHALL have contact information.
+		mem("telecom", mp.arr(mp.clones(telecom)...)))
 	return nil
 }
 

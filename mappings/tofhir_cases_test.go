@@ -63,7 +63,7 @@ func TestToFHIRCases(t *testing.T) {
 		{name: "client bad date", rec: &Client{Header: Header{ID: "c1"}, Name: Name{Family: "A"}, BirthDate: "03/02/1990"}, err: ErrInvalidRecord},
 		{name: "practitioner", rec: &Practitioner{Header: Header{ID: "p2"}, Name: Name{Family: "Q"}, Role: "therapist", Credential: "LMFT"}, types: "Practitioner PractitionerRole Provenance"},
 		{name: "practitioner bad role", rec: &Practitioner{Header: Header{ID: "p2"}, Name: Name{Family: "Q"}, Role: "nurse"}, err: ErrInvalidRecord},
-		{name: "course", rec: &Course{Header: Header{ID: "k2"}, Client: "c1", Prescriber: "p1", Therapist: "p1", Indications: []string{"trd", "chronic_pain"}, Route: "spravato", Status: "on_hold", Start: "2026-01-05", Goals: []string{"g"}}, types: "CarePlan Condition Condition Goal CareTeam Provenance"},
+		{name: "course", rec: &Course{Header: Header{ID: "k2"}, Client: "c1", Prescriber: "p1", Therapist: "p1", Indications: []string{"trd", "chronic_pain"}, Route: "spravato", Status: "on_hold", Start: "2026-01-05", Goals: []string{"g"}}, types: "CarePlan Condition Condition Goal CareTeam MedicationRequest Provenance"},
 		{name: "course of unknown client", rec: &Course{Header: Header{ID: "k2"}, Client: "nobody", Route: "iv", Status: "active", Start: "2026-01-05"}, err: ErrUnresolved},
 		{name: "course bad status", rec: &Course{Header: Header{ID: "k2"}, Client: "c1", Route: "iv", Status: "paused", Start: "2026-01-05"}, err: ErrInvalidRecord},
 		{name: "course bad indication", rec: &Course{Header: Header{ID: "k2"}, Client: "c1", Route: "iv", Status: "active", Start: "2026-01-05", Indications: []string{"flu"}}, err: ErrInvalidRecord},

@@ -85,12 +85,12 @@ func (r InboundResource) Ref() string {
 
 // Outcomes of a resource taken in.
 const (
-	OutcomeApplied   = "applied"   // mapped to practice records and applied
-	OutcomeUnchanged = "unchanged" // mapped, and the records already said so
-	OutcomeKept      = "kept"      // nothing a practice record holds (Detail says why)
-	OutcomeConflict  = "conflict"  // ownership decided against it (recorded)
-	OutcomeRejected  = "rejected"  // the apply refused the record (Detail says why)
-	OutcomeEcho      = "echo"      // the gateway's own write coming back
+	InboundApplied   = "applied"   // mapped to practice records and applied
+	InboundUnchanged = "unchanged" // mapped, and the records already said so
+	InboundKept      = "kept"      // nothing a practice record holds (Detail says why)
+	InboundConflict  = "conflict"  // ownership decided against it (recorded)
+	InboundRejected  = "rejected"  // the apply refused the record (Detail says why)
+	InboundEcho      = "echo"      // the gateway's own write coming back
 )
 
 // InboundItem is what became of one resource.
@@ -279,6 +279,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 
 	newest := cur.Since
 	var batch []InboundResource
+	matches := 0
 	next := typ + "?" + q.Encode()
 	for next != "" {
 		if tp.Pages == maxPages {
@@ -311,9 +312,10 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			if len(e.Resource) == 0 {
 				continue
 			}
+			matches++
 			res, err := p.resource(e.Resource, e.FullUrl)
 			if err != nil {
-				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: OutcomeKept, Detail: err.Error()})
+				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: InboundKept, Detail: err.Error()})
 				continue
 			}
 			if res.Type != typ {
@@ -333,7 +335,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 				tp.Duplicates++
 			case echo:
 				tp.Echoes++
-				if err := p.mark(ctx, res, OutcomeEcho); err != nil {
+				if err := p.mark(ctx, res, InboundEcho); err != nil {
 					tp.Err = err
 					return tp
 				}
@@ -342,6 +344,13 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			}
 		}
 		next = NextLink(b)
+		if next == "" && b.Total != nil && *b.Total > matches {
+			// A server that pages without next links (Medplum's in-memory
+			// router does) would otherwise lose the rest of the window
+			// without a word.
+			tp.Err = fmt.Errorf("the EHR counts %d matches but gave %d and no next link: nothing taken, the cursor stays (a larger page size may help)", *b.Total, matches)
+			return tp
+		}
 	}
 	if len(batch) > 0 {
 		items, err := p.Sink.Take(ctx, patient, batch)

@@ -164,7 +164,7 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 	if why, err := s.localizeEncounter(ctx, res, book); err != nil {
 		return it, err
 	} else if why != "" {
-		it.Outcome, it.Detail = OutcomeKept, why
+		it.Outcome, it.Detail = InboundKept, why
 		return it, nil
 	}
 
@@ -178,17 +178,17 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 		if err != nil {
 			return it, err
 		}
-		it.Outcome, it.Records, it.Detail = OutcomeConflict, []string{own}, c.Resolution
+		it.Outcome, it.Records, it.Detail = InboundConflict, []string{own}, c.Resolution
 		return it, nil
 	}
 
 	in := m.FromFHIR(book, []*fhir.Value{res})
 	if len(in.Kept) > 0 {
-		it.Outcome, it.Detail = OutcomeKept, in.Kept[0].Message
+		it.Outcome, it.Detail = InboundKept, in.Kept[0].Message
 		return it, nil
 	}
 	if len(in.Records) == 0 {
-		it.Outcome, it.Detail = OutcomeKept, "no practice record carries it"
+		it.Outcome, it.Detail = InboundKept, "no practice record carries it"
 		return it, nil
 	}
 	var applied []string
@@ -206,7 +206,7 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 				if err != nil {
 					return it, err
 				}
-				it.Outcome, it.Records, it.Detail = OutcomeConflict, []string{ref}, c.Resolution
+				it.Outcome, it.Records, it.Detail = InboundConflict, []string{ref}, c.Resolution
 				return it, nil
 			}
 			continue // the same status: nothing to apply
@@ -231,7 +231,7 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 		it.Records = append(it.Records, ref)
 		switch res.Status {
 		case records.StatusRejected:
-			it.Outcome = OutcomeRejected
+			it.Outcome = InboundRejected
 			var msgs []string
 			for _, p := range res.Errors {
 				msgs = append(msgs, p.String())
@@ -248,11 +248,11 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 	}
 	if len(applied) == 0 {
 		if it.Outcome == "" {
-			it.Outcome = OutcomeUnchanged
+			it.Outcome = InboundUnchanged
 		}
 		return it, nil
 	}
-	it.Outcome = OutcomeApplied
+	it.Outcome = InboundApplied
 	prov, err := s.provenance(ctx, r, applied)
 	if err != nil {
 		return it, err

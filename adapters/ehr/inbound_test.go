@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/faultproxy"
 	"github.com/kapbridge/kapbridge/adapters/ehr/inboundstore"
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/smart"
@@ -218,8 +220,8 @@ func TestInboundSandbox(t *testing.T) {
 	}
 	items := itemsBy(rep)
 	want := map[string]string{
-		"Observation/" + hr: OutcomeApplied, "Observation/" + bp: OutcomeApplied, "MedicationAdministration/" + ma: OutcomeApplied,
-		"Observation/" + glucose: OutcomeKept, "Observation/" + noSession: OutcomeKept, "CarePlan/" + cp: OutcomeConflict,
+		"Observation/" + hr: InboundApplied, "Observation/" + bp: InboundApplied, "MedicationAdministration/" + ma: InboundApplied,
+		"Observation/" + glucose: InboundKept, "Observation/" + noSession: InboundKept, "CarePlan/" + cp: InboundConflict,
 	}
 	for ref, outcome := range want {
 		if items[ref].Outcome != outcome {
@@ -300,7 +302,7 @@ func TestInboundSandbox(t *testing.T) {
 	// The prescriber corrects the heart rate: the new version comes in.
 	ehr.update("Observation", hr, vitalObs(pt, "2026-01-15T10:40:00-05:00", "8867-4", "Heart rate", 92, "/min"))
 	rep3, err := p.PollPatient(t.Context(), patient)
-	if err != nil || rep3.Count(OutcomeApplied) != 1 || len(rep3.Items) != 1 {
+	if err != nil || rep3.Count(InboundApplied) != 1 || len(rep3.Items) != 1 {
 		t.Fatalf("after the correction: %v %+v", err, rep3.Items)
 	}
 	obs = g.record(t, mappings.KindObservation, obs.ID).(*mappings.Observation)
@@ -370,7 +372,7 @@ func TestInboundPeer(t *testing.T) {
 	}
 	items := itemsBy(rep)
 	for _, ref := range []string{"Observation/" + hr, "Observation/" + rr, "MedicationAdministration/" + ma} {
-		if items[ref].Outcome != OutcomeApplied {
+		if items[ref].Outcome != InboundApplied {
 			t.Errorf("%s: %q %s", ref, items[ref].Outcome, items[ref].Detail)
 		}
 	}
@@ -417,10 +419,10 @@ func TestInboundEpic(t *testing.T) {
 		}
 	}
 	items := itemsBy(rep)
-	if it := items["Observation/"+hr]; it.Outcome != OutcomeApplied {
+	if it := items["Observation/"+hr]; it.Outcome != InboundApplied {
 		t.Errorf("the EHR's heart rate: %+v", it)
 	}
-	if it := items["Observation/"+edited]; it.Outcome != OutcomeConflict || !slices.Equal(it.Records, []string{"observation/iv-s08-o1"}) {
+	if it := items["Observation/"+edited]; it.Outcome != InboundConflict || !slices.Equal(it.Records, []string{"observation/iv-s08-o1"}) {
 		t.Errorf("the edited own Observation: %+v", it)
 	}
 	after := g.record(t, mappings.KindObservation, "iv-s08-o1")
@@ -483,11 +485,139 @@ func TestInboundFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Count(OutcomeApplied) != 5 || rep.Types[0].Pages != 3 {
-		t.Fatalf("after recovery: %d applied over %d pages: %+v", rep.Count(OutcomeApplied), rep.Types[0].Pages, rep.Items)
+	if rep.Count(InboundApplied) != 5 || rep.Types[0].Pages != 3 {
+		t.Fatalf("after recovery: %d applied over %d pages: %+v", rep.Count(InboundApplied), rep.Types[0].Pages, rep.Items)
 	}
 	rep, err = p.PollPatient(t.Context(), patient)
 	if err != nil || len(rep.Items) != 0 || rep.Types[0].Duplicates != 5 {
 		t.Fatalf("third poll: %v %+v %+v", err, rep.Items, rep.Types)
 	}
+}
+
+// TestPeerRoundTrip: against the Medplum peer, a full course syncs out
+// (every row done, every link naming a resource the peer holds, the
+// peer's Observations of the patient exactly those the links name), and
+// what a prescriber then writes there comes back in, while the
+// gateway's own writes, polled back in the same window, are echoes.
+func TestPeerRoundTrip(t *testing.T) {
+	base := peerURL(t)
+	ctx := t.Context()
+	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sync := st.(syncstore.Store)
+	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := readCaps(t, c)
+	// The peer keeps what earlier tests wrote: an MRN of this run only.
+	mrn := "KC-" + smart.NewID()[:12]
+	ehr := ehrWriter{t, c}
+	pt := ehr.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"`+mrn+`"}],"name":[{"family":"Okafor"}]}`)
+	conn := syncstore.Connection{Name: "medplum", Tenant: fhir.DefaultTenant, BaseURL: base, ClientID: "open", KeyFile: "(none: an open server)",
+		Scopes: "system/*.cruds", MRNSystem: testMRNSystem, Created: time.Now()}
+	if err := sync.AddConnection(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	ob := &Outbound{Conn: conn, Sync: sync, Store: st, Client: c, Caps: caps, Plan: PlanWrites(caps), Logger: discard, TargetWait: 5 * time.Millisecond}
+
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "records", "course-iv.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: testPractice}, Writer: write.Writer{Changed: syncstore.Enqueue}}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		rec, err := mappings.Decode([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cl, ok := rec.(*mappings.Client); ok {
+			cl.MRN = mrn
+		}
+		if r, err := ap.Apply(ctx, rec); err != nil || r.Status == records.StatusRejected {
+			t.Fatalf("import: %v %+v", err, r.Errors)
+		}
+	}
+	drain(t, ob)
+	counts, _ := sync.Counts(ctx, "medplum")
+	if counts[syncstore.StateDead] != 0 || counts[syncstore.StatePending] != 0 {
+		dead, _ := sync.Deliveries(ctx, "medplum", syncstore.StateDead, 3)
+		t.Fatalf("counts %v; dead e.g. %+v", counts, dead)
+	}
+	links, err := sync.Links(ctx, "medplum")
+	if err != nil || len(links) == 0 {
+		t.Fatalf("links: %d %v", len(links), err)
+	}
+	linkedObs := map[string]bool{}
+	types := map[string]int{}
+	for _, l := range links {
+		types[l.RemoteType]++
+		if _, err := c.Do(ctx, &Request{Method: "GET", URL: l.RemoteType + "/" + l.RemoteID}); err != nil {
+			t.Errorf("link %s/%s -> %s/%s: %v", l.SourceType, l.SourceID, l.RemoteType, l.RemoteID, err)
+		}
+		if l.RemoteType == "Observation" {
+			linkedObs[l.RemoteID] = true
+		}
+	}
+	t.Logf("on the peer: %v", types)
+	if types["CarePlan"] == 0 || types["Observation"] == 0 || types["Encounter"] == 0 {
+		t.Errorf("the course is not there natively: %v", types)
+	}
+	resp, err := c.Do(ctx, &Request{Method: "GET", URL: "Observation?patient=Patient/" + pt + "&_count=1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseBundle(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Entry) != len(linkedObs) {
+		t.Errorf("the peer holds %d Observations of the patient, the links name %d", len(b.Entry), len(linkedObs))
+	}
+
+	// In: the prescriber's vitals and dose on the peer; the gateway's own
+	// Observations in the same window are echoes.
+	hr := ehr.create("Observation", vitalObs(pt, "2026-01-22T10:45:00-05:00", "8867-4", "Heart rate", 81, "/min"))
+	ma := ehr.create("MedicationAdministration", doseGiven(pt, "2026-01-22T10:02:00-05:00", 38))
+	links2 := SyncLinks{Store: sync}
+	// The peer pages without next links: one page holds the window.
+	p := &Poller{Connection: "medplum", Client: c, Caps: caps, State: st.(inboundstore.Store), Links: links2, Source: DefaultSource, Logger: discard, PageSize: 1000,
+		Sink: &RecordSink{Connection: "medplum", Applier: ap, Conflicts: st.(inboundstore.Store), Links: links2, EHRName: "medplum", EHRBase: base}}
+	reps, err := p.PollLinked(ctx, sync, st)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("%v, %d reports", err, len(reps))
+	}
+	items := itemsBy(reps[0])
+	for _, ref := range []string{"Observation/" + hr, "MedicationAdministration/" + ma} {
+		if items[ref].Outcome != InboundApplied {
+			t.Errorf("%s: %+v", ref, items[ref])
+		}
+	}
+	echoes := 0
+	for _, tp := range reps[0].Types {
+		echoes += tp.Echoes
+	}
+	if len(reps[0].Items) != 2 || echoes < len(linkedObs) {
+		t.Errorf("%d items (want the 2 new), %d echoes (want at least the %d own Observations): %+v", len(reps[0].Items), echoes, len(linkedObs), reps[0].Items)
+	}
+}
+
+// peerLog: the client's warnings go to the test log (with -v, its debug
+// lines when KAPBRIDGE_TEST_DEBUG is set).
+func peerLog(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("KAPBRIDGE_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -156,7 +156,10 @@ func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig
 	if a.IdPIssuer != "" {
 		verifier = auth.Verifiers{Gateway: gw, External: &auth.External{Issuer: a.IdPIssuer, Audience: a.IdPAudience, JWKSURL: a.IdPJWKSURL, Store: as}}
 	}
-	out := &server.Auth{Verifier: verifier, Gateway: gw, Public: []string{schemaPath},
+	out := &server.Auth{Verifier: verifier, Gateway: gw, Public: []string{schemaPath,
+		// Each EHR connection's public JWK Set (/ehr/NAME/jwks.json): the
+		// EHR fetches it, as its JKU, without a token of ours.
+		"/ehr/"},
 		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant},
 		TrustedProxies: a.TrustedProxies, RateLimit: a.RateLimit, RateBurst: a.RateBurst, CORSOrigins: a.CORSOrigins}
 	if a.Dev {

@@ -30,22 +30,23 @@ func (s *Server) routeTable() []route {
 		rs = append(rs, route{http.MethodGet, d.Path, document(d)})
 	}
 	return append(rs,
-		route{http.MethodPost, "/", s.bundle},                           // batch and transaction Bundles
-		route{http.MethodGet, "/:type", s.search},                       // search
-		route{http.MethodPost, "/:type/_search", s.searchPost},          // search with a form body
-		route{http.MethodGet, "/:type/_history", s.typeHistory},         // type history
-		route{http.MethodGet, "/:type/:id/:compartment", s.compartment}, // GET /Patient/{id}/{type}, /Patient/{id}/$everything
-		route{http.MethodPost, "/:type", s.create},                      // create, conditional create (If-None-Exist)
-		route{http.MethodPut, "/:type", s.conditionalUpdate},            // PUT /Type?identifier=system|value
-		route{http.MethodPost, "/:type/:id", s.typeOperation},           // POST /Type/$validate
-		route{http.MethodGet, "/:type/:id", s.read},                     // read
-		route{http.MethodPut, "/:type/:id", s.update},                   // update, update-as-create
-		route{http.MethodDelete, "/:type/:id", s.delete},                // delete
-		route{http.MethodPatch, "/:type/:id", s.patchInstance},          // JSON Patch, FHIRPath Patch
-		route{http.MethodPatch, "/:type", s.conditionalPatch},           // PATCH /Type?identifier=system|value
-		route{http.MethodDelete, "/:type", s.conditionalDelete},         // DELETE /Type?criteria
-		route{http.MethodGet, "/:type/:id/_history", s.history},         // instance history
-		route{http.MethodGet, "/:type/:id/_history/:vid", s.vread},      // vread
+		route{http.MethodPost, "/", s.bundle},                                  // batch and transaction Bundles
+		route{http.MethodGet, "/:type", s.search},                              // search
+		route{http.MethodPost, "/:type/_search", s.searchPost},                 // search with a form body
+		route{http.MethodGet, "/:type/_history", s.typeHistory},                // type history
+		route{http.MethodGet, "/:type/:id/:compartment", s.compartment},        // GET /Patient/{id}/{type}, /Patient/{id}/$everything
+		route{http.MethodPost, "/:type", s.create},                             // create, conditional create (If-None-Exist)
+		route{http.MethodPut, "/:type", s.conditionalUpdate},                   // PUT /Type?identifier=system|value
+		route{http.MethodPost, "/:type/:id", s.typeOperation},                  // POST /Type/$validate
+		route{http.MethodPost, "/:type/:id/:compartment", s.instanceOperation}, // POST /Type/id/$validate
+		route{http.MethodGet, "/:type/:id", s.read},                            // read
+		route{http.MethodPut, "/:type/:id", s.update},                          // update, update-as-create
+		route{http.MethodDelete, "/:type/:id", s.delete},                       // delete
+		route{http.MethodPatch, "/:type/:id", s.patchInstance},                 // JSON Patch, FHIRPath Patch
+		route{http.MethodPatch, "/:type", s.conditionalPatch},                  // PATCH /Type?identifier=system|value
+		route{http.MethodDelete, "/:type", s.conditionalDelete},                // DELETE /Type?criteria
+		route{http.MethodGet, "/:type/:id/_history", s.history},                // instance history
+		route{http.MethodGet, "/:type/:id/_history/:vid", s.vread},             // vread
 	)
 }
 
