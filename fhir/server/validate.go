@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -99,7 +100,11 @@ func (s *Server) validate(ctx context.Context, r *Request, id string) (*Response
 		return nil, err
 	}
 	issues = append(issues, more...)
-	if len(issues) == 0 {
+	// Errors first, then warnings: the first issue says whether the
+	// resource passes. Without errors, an informational issue leads and
+	// says what was judged (warnings such as dom-6 follow it).
+	slices.SortStableFunc(issues, func(a, b fhir.Issue) int { return severityRank(a.Severity) - severityRank(b.Severity) })
+	if len(issues) == 0 || severityRank(issues[0].Severity) > severityRank(fhir.SeverityError) {
 		what := "the base FHIR R4 definitions"
 		if vp.profile != "" {
 			what += " and " + vp.profile
@@ -110,7 +115,7 @@ func (s *Server) validate(ctx context.Context, r *Request, id string) (*Response
 		} else if vp.mode != "" && vp.mode != "profile" {
 			msg += ", and the " + vp.mode + " would be accepted"
 		}
-		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: msg}}
+		issues = append([]fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: msg}}, issues...)
 	}
 	return &Response{Status: http.StatusOK, Body: fhir.OperationOutcomeMax(issues, s.lim.MaxIssues)}, nil
 }
@@ -313,4 +318,17 @@ func arrayOf(v *fhir.Value) []*fhir.Value {
 	default:
 		return []*fhir.Value{v}
 	}
+}
+
+// severityRank orders issue severities, most severe first.
+func severityRank(s fhir.Severity) int {
+	switch s {
+	case fhir.SeverityFatal:
+		return 0
+	case fhir.SeverityError:
+		return 1
+	case fhir.SeverityWarning:
+		return 2
+	}
+	return 3
 }
