@@ -17,6 +17,31 @@ type Element struct {
 	Type string
 	Many bool  // may repeat (max above 1)
 	Node *Node // the children of a complex element; nil for primitives
+	// Constraints are the invariants the definitions put on this element
+	// (obs-3 on Observation.referenceRange), not those of its type
+	// (TypeConstraints). The slice is shared: do not modify it.
+	Constraints []Constraint
+}
+
+// Constraint is one invariant of the R4 definitions
+// (ElementDefinition.constraint): a FHIRPath expression that must be true
+// of every element it is defined on.
+type Constraint struct {
+	Key        string `json:"k"` // "obs-6"
+	Severity   string `json:"s"` // "error" or "warning"
+	Human      string `json:"h"` // the definition's human text
+	Expression string `json:"x"` // FHIRPath
+}
+
+// TypeConstraints returns the invariants of the R4 type name wherever it
+// occurs: a data type's (qty-3 on every Quantity, Age and Duration too), a
+// resource's own and those of DomainResource (dom-*), ele-1 on Element.
+// The slice is shared: do not modify it.
+func TypeConstraints(name string) []Constraint {
+	if t := r4().types[name]; t != nil {
+		return t.inv
+	}
+	return nil
 }
 
 // Node is one object level of an R4 type: a type's root or a backbone
@@ -103,7 +128,7 @@ func (m *modelTables) view(n *node) *Node {
 	v := &Node{byName: make(map[string]*Element, len(n.elems)), choices: map[string][]*Element{}}
 	m.nodes[n] = v // before the children: content references make cycles
 	for name, ed := range n.elems {
-		e := &Element{Name: name, Choice: ed.choice, Many: ed.max < 0 || ed.max > 1}
+		e := &Element{Name: name, Choice: ed.choice, Many: ed.max < 0 || ed.max > 1, Constraints: ed.inv}
 		switch {
 		case ed.typ != nil:
 			e.Type = ed.typ.name

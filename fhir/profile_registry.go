@@ -3,6 +3,7 @@ package fhir
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 )
 
@@ -31,7 +32,10 @@ type Profiles struct {
 // StructureDefinitions (with a snapshot), ValueSets and CodeSystems, each
 // by its url; resources of other types (a Questionnaire) are accepted and
 // left out. A URL given twice keeps the later resource. The error names
-// the first resource that is not valid R4 or cannot be used.
+// the first resource that is not valid R4 or cannot be used. Only the
+// structure is asked of them, not the invariants of their definitions
+// (sdf-3 wants every snapshot element's definition text): a copy cut down
+// to what validation reads, as mappings/ig embeds, loads.
 func NewProfiles(resources ...[]byte) (*Profiles, error) {
 	return (*Profiles)(nil).With(resources...)
 }
@@ -39,6 +43,11 @@ func NewProfiles(resources ...[]byte) (*Profiles, error) {
 // With returns a new Profiles holding what p holds and resources, as
 // NewProfiles reads them; a URL p holds is replaced. p is unchanged.
 func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
+	return p.with(resources, func(i int) string { return "fhir: profiles: resource #" + strconv.Itoa(i) })
+}
+
+// with is With, naming resource i by name(i) in its error.
+func (p *Profiles) with(resources [][]byte, name func(int) string) (*Profiles, error) {
 	out := &Profiles{
 		profiles:    map[string]*profile{},
 		valueSets:   map[string]*Value{},
@@ -52,12 +61,19 @@ func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
 		out.extensions = p.extensions
 	}
 	for i, data := range resources {
-		v, typ, err := ParseResource(data)
+		v, err := ParseJSON(data, DefaultLimits)
+		typ := ""
+		if err == nil {
+			if issues := validateStructure(v); len(issues) > 0 {
+				err = &Error{Code: IssueInvalid, Issues: issues}
+			}
+			typ = v.GetString("resourceType")
+		}
 		if err == nil {
 			err = out.add(v, typ)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fhir: profiles: resource #%d: %w", i, err)
+			return nil, fmt.Errorf("%s: %w", name(i), err)
 		}
 	}
 	return out, nil

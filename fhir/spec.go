@@ -33,11 +33,13 @@ type specFile struct {
 				Code    string   `json:"c"`
 				Targets []string `json:"to"`
 			} `json:"t"`
-			Ref    string `json:"r"`
-			Inline bool   `json:"b"`
-			VS     int    `json:"vs"`
-			Sum    bool   `json:"s"`
+			Ref    string       `json:"r"`
+			Inline bool         `json:"b"`
+			VS     int          `json:"vs"`
+			Sum    bool         `json:"s"`
+			Inv    []Constraint `json:"i"`
 		} `json:"e"`
+		Inv []Constraint `json:"i"`
 	} `json:"types"`
 	ValueSets [][]string `json:"valueSets"`
 	B64Names  []string   `json:"b64"`
@@ -61,6 +63,8 @@ type typeDef struct {
 	re       *regexp.Regexp    // nil: no format beyond the JSON kind
 	fast     func(string) bool // same answer as re, faster (primitive.go)
 	node     *node             // complex types and resources
+	// inv are the invariants of the type wherever it occurs.
+	inv []Constraint
 	// summary holds the JSON names of the top-level isSummary elements
 	// (choices expanded), for _summary=true.
 	summary map[string]bool
@@ -90,6 +94,7 @@ type elemDef struct {
 	node     *node    // children: an inline backbone, a content reference or typ.node
 	targets  []string // Reference targets; nil means any resource
 	codes    map[string]struct{}
+	inv      []Constraint // invariants of this element (not of its type)
 }
 
 type specTables struct {
@@ -165,7 +170,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 		sets[i] = m
 	}
 	for _, t := range f.Types {
-		td := &typeDef{name: t.Name, abstract: t.Abstract}
+		td := &typeDef{name: t.Name, abstract: t.Abstract, inv: t.Inv}
 		switch t.Kind {
 		case "primitive-type":
 			td.kind = kindPrimitive
@@ -202,7 +207,11 @@ func loadSpec(gz []byte) (*specTables, error) {
 			ref string
 		}
 		var refs []pending
+		invByPath := map[string][]Constraint{}
 		for _, e := range t.Elems {
+			if len(e.Inv) > 0 {
+				invByPath[e.Path] = e.Inv
+			}
 			parent, name := "", e.Path
 			if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
 				parent, name = e.Path[:i], e.Path[i+1:]
@@ -219,7 +228,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 			base, isChoice := strings.CutSuffix(name, "[x]")
 			req := requirement{name: name}
 			for _, ty := range e.Types {
-				ed := &elemDef{name: name, code: ty.Code, min: e.Min, max: e.Max, node: inline}
+				ed := &elemDef{name: name, code: ty.Code, min: e.Min, max: e.Max, node: inline, inv: e.Inv}
 				if isChoice {
 					ed.choice = base
 					ed.name = base + strings.ToUpper(ty.Code[:1]) + ty.Code[1:]
@@ -269,6 +278,9 @@ func loadSpec(gz []byte) (*specTables, error) {
 			// A reference to a path we do not know leaves the element's
 			// content unchecked rather than refused.
 			p.ed.node = nodes[p.ref]
+			// Questionnaire.item.item is a Questionnaire.item: its
+			// invariants (que-1 ...) too.
+			p.ed.inv = invByPath[p.ref]
 		}
 	}
 	return s, nil

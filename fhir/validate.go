@@ -7,7 +7,8 @@ import (
 )
 
 // maxFHIRString is the R4 rule: strings SHALL NOT exceed 1 MB
-// (base64Binary excepted).
+// (base64Binary excepted, and xhtml, which is not a string: official
+// examples have narratives of 1.1 and 1.8 MB).
 const maxFHIRString = 1 << 20
 
 // ParseResource parses data with DefaultLimits and validates it; it returns
@@ -31,10 +32,24 @@ func (l Limits) ParseResource(data []byte) (*Value, string, error) {
 // known elements only, cardinality, JSON kinds and formats of primitives
 // (the regexes of the definitions), required code bindings that can be
 // enumerated, one value per choice, reference target types, primitive
-// extensions, and contained/nested resources by their own type. It returns
-// all issues found, nil if the resource is valid. Expressions use concrete
+// extensions, and contained/nested resources by their own type; then,
+// when those pass, the error-severity invariants of the definitions (see
+// RegisterInvariants). It returns all issues found, nil if the resource is
+// valid: every issue it returns is an error (the warning-severity
+// invariants are Profiles.Validate's to report). Expressions use concrete
 // choice names and indexes, e.g. "Observation.component[1].valueQuantity".
 func Validate(root *Value) []Issue {
+	issues := validateStructure(root)
+	if len(issues) == 0 {
+		// The invariants read a tree the structural checks passed: on a
+		// malformed one they would only repeat those issues less clearly.
+		issues = invariantIssues(root, SeverityError)
+	}
+	return issues
+}
+
+// validateStructure is Validate without the invariants.
+func validateStructure(root *Value) []Issue {
 	var buf [256]byte // the path, without allocating for typical depths
 	v := validator{spec: r4(), path: buf[:0]}
 	if root == nil || root.Kind != KindObject {
@@ -55,6 +70,31 @@ func Validate(root *Value) []Issue {
 			Diagnostics: strconv.Itoa(v.omitted) + " more issues were found and are not listed"})
 	}
 	return v.issues
+}
+
+// InvariantChecker evaluates the FHIRPath invariants of the R4
+// definitions of severity sev on a resource that passed the structural
+// checks, returning an issue per violation.
+type InvariantChecker func(root *Value, sev Severity) []Issue
+
+var invariantChecker InvariantChecker
+
+// RegisterInvariants installs the invariant checker. Package fhirpath (the
+// FHIRPath engine, which imports this package and so cannot be imported by
+// it) calls it from its init: any program that links fhirpath (fhir/search
+// does, and so every server) has Validate evaluate the invariants. Without
+// it, Validate checks structure only and InvariantsChecked is false.
+func RegisterInvariants(c InvariantChecker) { invariantChecker = c }
+
+// InvariantsChecked reports whether Validate evaluates the invariants
+// (whether an invariant checker is registered).
+func InvariantsChecked() bool { return invariantChecker != nil }
+
+func invariantIssues(root *Value, sev Severity) []Issue {
+	if invariantChecker == nil {
+		return nil
+	}
+	return invariantChecker(root, sev)
 }
 
 // maxValidationIssues bounds the issues one validation keeps: a document
@@ -469,7 +509,7 @@ func (v *validator) primitiveValue(ed *elemDef, val *Value) {
 		v.issue(IssueValue, "U+0000 (NUL) is not allowed in a "+td.name)
 		return
 	}
-	if td.json == KindString && len(s) > maxFHIRString && td.name != "base64Binary" {
+	if td.json == KindString && len(s) > maxFHIRString && td.name != "base64Binary" && td.name != "xhtml" {
 		v.issue(IssueTooLong, "string of "+strconv.Itoa(len(s))+" bytes exceeds the 1 MB limit")
 		return
 	}

@@ -1,6 +1,7 @@
 package ehr
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,11 +153,42 @@ type bundleEntry struct {
 		VersionID string `json:"versionId"`
 		Source    string `json:"source"`
 	} `json:"meta"`
-	Identifier []struct {
+	Identifier   identifierList `json:"identifier"`
+	ResourceType string         `json:"resourceType"`
+}
+
+// identifierList reads identifier as a list whether the resource type
+// has many (Observation: 0..*) or one (QuestionnaireResponse: 0..1, a
+// lone object). Reading only the list form failed every search that
+// found a QuestionnaireResponse: the chaos test met it when a create had
+// landed before the gateway was killed and the restarted worker searched
+// for it.
+type identifierList []struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+func (l *identifierList) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		var one struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		}
+		if err := json.Unmarshal(t, &one); err != nil {
+			return err
+		}
+		*l = identifierList{one}
+		return nil
+	}
+	var many []struct {
 		System string `json:"system"`
 		Value  string `json:"value"`
-	} `json:"identifier"`
-	ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*l = many
+	return nil
 }
 
 // bundleResources reads the entries of typ in a search Bundle (includes

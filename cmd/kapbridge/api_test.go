@@ -30,14 +30,9 @@ func serveGateway(newStore func(t *testing.T) string) fhirtest.GatewayOpener {
 }
 
 // serveFeatures is where `kapbridge serve` knowingly departs from the API
-// suite.
-var serveFeatures = fhirtest.APIFeatures{RefusedExamples: map[string]string{
-	// serve checks writes against the R4 vital-signs profiles the
-	// mappings claim (ig.Profiles); its profile validator takes
-	// the vitalsigns targetProfile of hasMember for a resource type named
-	// "vitalsigns", so this panel's members are refused (422).
-	"Observation-vitals-panel.json": "hasMember targets refused by the vital-signs profile check",
-}}
+// suite: nowhere now (Observation-vitals-panel, once refused for the
+// vitalsigns targetProfile of hasMember, is accepted).
+var serveFeatures = fhirtest.APIFeatures{}
 
 // TestAPISuite runs the FHIR REST API suite (fhirtest.RunAPISuite)
 // against the real program, `kapbridge serve` started through run, on

@@ -38,6 +38,7 @@ type serveConfig struct {
 	LogJSON  bool
 	// Practice is the practice namespace the ingestion API maps under.
 	Practice string
+	IGs      igDirs // -ig: implementation guides to enforce (ig.go)
 	// Limits bound the requests of the FHIR API and, where they are shared
 	// (in flight, body budget, queue wait), of the practice API (one flag
 	// each, named as the limit; 0 means the default).
@@ -47,6 +48,11 @@ type serveConfig struct {
 	// PracticeRequestTimeout bounds each practice API request
 	// (practice.HTTPConfig).
 	PracticeRequestTimeout time.Duration
+	// Auth is the security configuration (auth.go).
+	Auth authConfig
+	// Safety are the thresholds the practice records are checked and
+	// mapped by (thresholds.go: -threshold, -settings).
+	Safety mappings.Limits
 	// Sync runs the EHR sync workers inside the server (sync.go).
 	Sync bool
 }
@@ -74,11 +80,14 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
+	igFlag(fs, getenv, &cfg.IGs)
+	thrErr := thresholdFlags(fs, getenv, &cfg.Safety)
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
 	practiceTimeout := fs.String("practice-request-timeout", env("KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT", practice.DefaultRequestTimeout.String()),
 		"time limit of one practice API request, e.g. 5m; past it the records not yet applied are not, and it is answered 503 timeout (KAPBRIDGE_PRACTICE_REQUEST_TIMEOUT)")
+	authDone := authFlags(fs, getenv, &cfg.Auth)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -86,6 +95,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return cfg, usageError{err.Error()}
 	}
 	if err := envErr(); err != nil {
+		return cfg, err
+	}
+	if err := thrErr(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -113,6 +125,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
 		return cfg, usageError{fmt.Sprintf("-base-url %q must be an absolute http(s) URL", cfg.BaseURL)}
+	}
+	if err := authDone(&cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -235,6 +250,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if profiles, err = withIGs(profiles, cfg.IGs); err != nil {
+		return err
+	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root: one router, one middleware chain
 	// (server.API).
@@ -248,14 +266,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		changed = syncstore.Enqueue
 		apis = append(apis, jwksAPI{sync: ss})
 	}
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
-		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed}, Tenant: fhir.DefaultTenant}})
+	applier := &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
+		Tenant: fhir.DefaultTenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier})
 	apis = append(apis, practiceAPI)
+	// Overdue pending records raise their Flags every overdueSweep; the
+	// sweep ends (stop, then wait) before the store closes.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, applier, cfg.Safety, overdueSweep, log) }()
+	defer func() { <-sweepDone }()
+	defer stopSweep()
 	lim := cfg.Limits.WithDefaults()
+	authz, closeAuth, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
+	if err != nil {
+		return err
+	}
+	defer closeAuth() // after the server stopped, before the store closes
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
 		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim,
-		APIs: apis, Changed: changed})
+		APIs: apis, Changed: changed, Auth: authz})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}
@@ -275,7 +306,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// block over MaxHeaderBytes, a malformed request) into
 	// OperationOutcomes.
 	ln = server.Listener(ln, lim)
-	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
+	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice,
+		"safety_thresholds", cfg.Safety.Changed())
 
 	var syncDone chan struct{}
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
@@ -294,7 +326,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveOn(srv, ln, cfg.Auth) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

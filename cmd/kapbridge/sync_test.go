@@ -198,7 +198,12 @@ func TestSyncCommands(t *testing.T) {
 	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}],"text":"heart rate"},"subject":{"reference":"Patient/` + imPatient + `"},
 	"effectiveDateTime":"2026-03-01T10:00:00Z","valueQuantity":{"value":71,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"},
 	"identifier":[{"system":"http://kapbridge.org/fhir/NamingSystem/practice/acme-kap/observation","value":"api-hr-1"}]}`
-	resp, err := http.Post(gw+"/Observation", "application/fhir+json", strings.NewReader(obs))
+	// The API needs a token (issue 14); the JWK Set above did not.
+	writer := addClient(t, db, "sync-writer", "ES384", fhir.DefaultTenant, "system/Observation.cruds")
+	req, _ := http.NewRequest(http.MethodPost, gw+"/Observation", strings.NewReader(obs))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+writer.token(t, gw, "system/Observation.cruds"))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("POST Observation: %v %v %s", resp.Status, err, b)

@@ -1,9 +1,12 @@
 package fhirpath
 
 import (
+	"encoding/xml"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -80,6 +83,50 @@ func FuzzEvaluate(f *testing.F) {
 				var fe *Error
 				if !errors.As(err, &fe) {
 					t.Fatalf("%q: error of type %T: %v", src, err, err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzNarrative: what the narrative reader accepts is well-formed XML to
+// encoding/xml too, with only the allowed elements and no event
+// attribute or script URL, read the way a browser's XML parser would.
+func FuzzNarrative(f *testing.F) {
+	for _, s := range []string{
+		`<div xmlns="http://www.w3.org/1999/xhtml"><p>ok <a href="http://example.org">link</a></p><img src="#x"/></div>`,
+		`<div xmlns="http://www.w3.org/1999/xhtml">a &amp; b &nbsp; &#x41;<!-- c --></div>`,
+		`<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>`,
+		`<div xmlns="http://www.w3.org/1999/xhtml"><a href=" java&#x09;script:alert(1)">x</a></div>`,
+		`<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="x()">a</p></div>`,
+		`<div xmlns="http://www.w3.org/1999/xhtml"><p>unclosed</div>`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, div string) {
+		if _, err := scanNarrative(div); err != nil {
+			return
+		}
+		d := xml.NewDecoder(strings.NewReader(div))
+		d.Strict = true
+		d.Entity = xml.HTMLEntity
+		for {
+			tok, err := d.Token()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("accepted, but encoding/xml: %v\n%q", err, div)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				if se.Name.Space != xhtmlNS || !narrativeElements[se.Name.Local] {
+					t.Fatalf("accepted element %v\n%q", se.Name, div)
+				}
+				for _, a := range se.Attr {
+					v := strings.ToLower(strings.Join(strings.Fields(a.Value), ""))
+					if strings.HasPrefix(strings.ToLower(a.Name.Local), "on") || strings.HasPrefix(v, "javascript:") {
+						t.Fatalf("accepted attribute %v=%q\n%q", a.Name, a.Value, div)
+					}
 				}
 			}
 		}

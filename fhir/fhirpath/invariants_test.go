@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/fhirtest"
+	"github.com/kapbridge/kapbridge/fhir/internal/shared"
 )
 
 // TestR4Invariants compiles every invariant (constraint expression) of
@@ -27,7 +27,7 @@ var invalidInSource = map[string]string{
 }
 
 func TestR4Invariants(t *testing.T) {
-	shared := fhirtest.SharedDir(t, "fhir-r4")
+	shared := shared.Dir(t, "fhir-r4")
 	files, _ := filepath.Glob(filepath.Join(shared, "core", "StructureDefinition-*.json"))
 	if len(files) == 0 {
 		t.Fatalf("no R4 definitions in %s/core", shared)

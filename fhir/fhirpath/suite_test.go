@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/fhirtest"
+	"github.com/kapbridge/kapbridge/fhir/internal/shared"
 )
 
 // The official FHIRPath test suite for R4 (HL7 fhir-test-cases), kept in
@@ -72,7 +72,7 @@ type suiteTest struct {
 // suiteDir finds shared/fhirpath-tests beside the module root (skipping
 // without it, or failing in CI: fhirtest.SharedDir).
 func suiteDir(t testing.TB) string {
-	return filepath.Dir(fhirtest.SharedDir(t, "fhirpath-tests/tests-fhir-r4.xml"))
+	return filepath.Dir(shared.Dir(t, "fhirpath-tests/tests-fhir-r4.xml"))
 }
 
 func loadSuite(t testing.TB) (string, *suiteFile) {

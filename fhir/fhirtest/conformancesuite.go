@@ -33,9 +33,9 @@ const (
 		"item":[{"linkId":"1","type":"boolean","text":"?"}]}`
 	confSD = `{"resourceType":"StructureDefinition","id":"test-session-obs","url":"` + confProfile + `","version":"0.1.0","name":"TestSessionObs","status":"active",
 		"kind":"resource","abstract":false,"type":"Observation","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Observation","derivation":"constraint",
-		"snapshot":{"element":[{"id":"Observation","path":"Observation","min":0,"max":"*"},
-		{"id":"Observation.subject","path":"Observation.subject","min":1,"max":"1","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Patient"]}]},
-		{"id":"Observation.code","path":"Observation.code","min":1,"max":"1","type":[{"code":"CodeableConcept"}],
+		"snapshot":{"element":[{"id":"Observation","path":"Observation","definition":"A test observation.","min":0,"max":"*","base":{"path":"Observation","min":0,"max":"*"}},
+		{"id":"Observation.subject","path":"Observation.subject","definition":"Who.","min":1,"max":"1","base":{"path":"Observation.subject","min":0,"max":"1"},"type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Patient"]}]},
+		{"id":"Observation.code","path":"Observation.code","definition":"What.","min":1,"max":"1","base":{"path":"Observation.code","min":1,"max":"1"},"type":[{"code":"CodeableConcept"}],
 		 "binding":{"strength":"required","valueSet":"` + confBase + `/ValueSet/test-kind"}}]}}`
 
 	confObs = `{"resourceType":"Observation","meta":{"profile":["` + confProfile + `"]},"status":"final",

@@ -1,9 +1,9 @@
 package fhirtest
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/kapbridge/kapbridge/fhir/internal/shared"
 )
 
 // SharedDir returns the path of rel (a file or folder, e.g.
@@ -15,26 +15,5 @@ import (
 // does not pass for a green run.
 func SharedDir(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", filepath.FromSlash(rel))
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing (%v): in CI (CI=%q) the tests that need ../shared beside the repository must run, not skip", p, err, os.Getenv("CI"))
-		}
-		t.Skipf("%s is missing (%v): it comes with ../shared beside the repository; this test runs where it is (and fails in CI without it)", p, err)
-	}
-	return p
+	return shared.Dir(t, rel)
 }

@@ -80,6 +80,10 @@ type Config struct {
 	// Changed runs inside the transaction of every version this server
 	// writes (write.Writer.Changed): EHR sync's enqueue hook. Nil: none.
 	Changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
+	// Auth, when set, requires a bearer token and checks its scopes and
+	// practice on every request but the public ones (auth.go). Nil: no
+	// authorization (dev mode).
+	Auth *Auth
 }
 
 // Document is a static document served at a fixed path.
@@ -117,6 +121,9 @@ type Server struct {
 	apis     []API // Config.APIs
 	patterns map[API][]routePattern
 	methods  []string // of all routes, in the order of Gin's trees
+
+	auth    *Auth       // Config.Auth (auth.go)
+	limiter rateLimiter // per client (auth_hardening.go)
 }
 
 // New returns the FHIR API, and the APIs of cfg.APIs beside it, as an
@@ -161,7 +168,8 @@ func New(cfg Config) *Server {
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
 	s.table = s.routeTable()
-	s.fhir, s.apis = fhirAPI{s}, cfg.APIs
+	s.auth = cfg.Auth
+	s.fhir, s.apis = fhirAPI{s}, append(cfg.APIs, authAPIs(cfg.Auth)...)
 	s.engine = s.routes()
 	return s
 }
@@ -188,9 +196,14 @@ func NewUUID() string {
 	return string(out[:])
 }
 
-// tenantOf returns the tenant of a request. Until practice tenants arrive
-// (roadmap item 2) every request belongs to the default tenant.
-func tenantOf(*gin.Context) string { return fhir.DefaultTenant }
+// tenantOf returns the tenant of a request: its client's practice
+// (auth.go), or the default tenant without authorization.
+func tenantOf(c *gin.Context) string {
+	if t := principalTenant(c); t != "" {
+		return t
+	}
+	return fhir.DefaultTenant
+}
 
 // ---- responses ----
 

@@ -22,6 +22,10 @@ import (
 type Writer struct {
 	Base string
 	Now  func() time.Time
+	// Method is recorded on the versions written (fhir.Version.Method):
+	// the HTTP method of the interaction. "" records none, for writers
+	// that are no REST interaction (the importer).
+	Method string
 	// Changed, when set, runs inside the writing transaction after every
 	// version Put or Delete writes: the hook by which EHR sync enqueues
 	// the change (syncstore.Enqueue), so the change and its outbox row
@@ -43,8 +47,10 @@ func (w Writer) Put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versio
 	ts := w.now().UTC().Truncate(time.Microsecond)
 	vid := cur.VersionID + 1
 	Stamp(res, k.ID, vid, ts)
-	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: search.Extract(res, w.Base)}); err != nil {
+	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode(), Method: w.Method}
+	entries := search.Extract(res, w.Base)
+	search.IndexIdentifiers(entries) // Reference.identifier, for :identifier
+	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: entries}); err != nil {
 		return fhir.Version{}, err
 	}
 	return v, w.changed(ctx, tx, v)
@@ -56,7 +62,7 @@ func (w Writer) Delete(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Ver
 	if !ts.IsZero() {
 		ts = ts.UTC().Truncate(time.Microsecond)
 	}
-	v := fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true}
+	v := fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: w.Method}
 	if err := tx.Put(ctx, v, fhir.Index{}); err != nil {
 		return fhir.Version{}, err
 	}

@@ -35,6 +35,19 @@ type typeOut struct {
 	Abstract bool      `json:"a,omitempty"`
 	Regex    string    `json:"re,omitempty"`
 	Elems    []elemOut `json:"e,omitempty"`
+	// Inv are the invariants of the type's root: its own and those it
+	// inherits from the types it specializes (Age has qty-3 of Quantity,
+	// every resource dom-* of DomainResource), ele-1 aside.
+	Inv []invOut `json:"i,omitempty"`
+}
+
+// invOut is one invariant (ElementDefinition.constraint) with a
+// FHIRPath expression.
+type invOut struct {
+	Key   string `json:"k"`
+	Sev   string `json:"s"` // error or warning
+	Human string `json:"h"`
+	Expr  string `json:"x"`
 }
 
 type elemOut struct {
@@ -47,6 +60,11 @@ type elemOut struct {
 	VS     int       `json:"vs,omitempty"`
 	// Summary marks isSummary elements (for _summary=true).
 	Summary bool `json:"s,omitempty"`
+	// Inv are the invariants defined on this element by its own type
+	// (obs-7 on Observation), plus those of the constraint profiles its
+	// type names (sqty-1 where a SimpleQuantity is asked for). Those of
+	// the element's data type are the type's own (typeOut.Inv).
+	Inv []invOut `json:"i,omitempty"`
 }
 
 type typeRef struct {
@@ -83,12 +101,22 @@ type elementDefinition struct {
 	Type             []struct {
 		Extension     []extension `json:"extension"`
 		Code          string      `json:"code"`
+		Profile       []string    `json:"profile"`
 		TargetProfile []string    `json:"targetProfile"`
 	} `json:"type"`
-	Binding *struct {
+	Constraint []constraint `json:"constraint"`
+	Binding    *struct {
 		Strength string `json:"strength"`
 		ValueSet string `json:"valueSet"`
 	} `json:"binding"`
+}
+
+type constraint struct {
+	Key        string `json:"key"`
+	Severity   string `json:"severity"`
+	Human      string `json:"human"`
+	Expression string `json:"expression"`
+	Source     string `json:"source"`
 }
 
 type concept struct {
@@ -165,13 +193,30 @@ func run(core, out string) error {
 		g.valueSets[vs.URL] = &vs
 	}
 	files, _ = filepath.Glob(filepath.Join(core, "StructureDefinition-*.json"))
-	var s spec
-	b64 := map[string]bool{}
+	var sds []*structureDefinition
 	for _, f := range files {
-		var sd structureDefinition
-		if err := readJSON(f, &sd); err != nil {
+		sd := new(structureDefinition)
+		if err := readJSON(f, sd); err != nil {
 			return err
 		}
+		sds = append(sds, sd)
+	}
+	// The own root invariants of the core's constraint profiles of data
+	// types (SimpleQuantity's sqty-1, MoneyQuantity's mqty-1): elements
+	// whose type names such a profile carry them.
+	profileInv := map[string][]invOut{}
+	for _, sd := range sds {
+		if sd.Derivation == "constraint" && sd.Kind == "complex-type" && len(sd.Snapshot.Element) > 0 {
+			for _, c := range sd.Snapshot.Element[0].Constraint {
+				if c.Source == "" || c.Source == sd.URL {
+					profileInv[sd.URL] = append(profileInv[sd.URL], inv(c))
+				}
+			}
+		}
+	}
+	var s spec
+	b64 := map[string]bool{}
+	for _, sd := range sds {
 		// Base types only: constraint profiles (vitalsigns, SimpleQuantity...)
 		// and logical models are not what a plain R4 resource is checked
 		// against. Element and Resource have no derivation at all.
@@ -201,7 +246,14 @@ func run(core, out string) error {
 		elems := sd.Snapshot.Element
 		for i, e := range elems {
 			if i == 0 {
-				continue // the type itself
+				// The type itself: its invariants, ele-1 only on Element
+				// (every element's, checked everywhere from there).
+				for _, c := range e.Constraint {
+					if c.Expression != "" && (sd.Type == "Element" || !strings.HasSuffix(c.Source, "/Element")) {
+						t.Inv = append(t.Inv, inv(c))
+					}
+				}
+				continue
 			}
 			rel := strings.TrimPrefix(e.Path, sd.Type+".")
 			eo := elemOut{Path: rel, Min: e.Min, Max: -1}
@@ -245,6 +297,18 @@ func run(core, out string) error {
 			}
 			eo.Min = e.Min
 			eo.Summary = e.IsSummary
+			for _, c := range e.Constraint {
+				// Element's and Extension's own (ele-1, ext-1) are checked
+				// where those types are.
+				if c.Expression != "" && (c.Source == "" || c.Source == sd.URL) && c.Key != "ele-1" && c.Key != "ext-1" {
+					eo.Inv = append(eo.Inv, inv(c))
+				}
+			}
+			for _, ty := range e.Type {
+				for _, p := range ty.Profile {
+					eo.Inv = append(eo.Inv, profileInv[p]...)
+				}
+			}
 			t.Elems = append(t.Elems, eo)
 		}
 		s.Types = append(s.Types, t)
@@ -280,6 +344,10 @@ func run(core, out string) error {
 		return err
 	}
 	return f.Close()
+}
+
+func inv(c constraint) invOut {
+	return invOut{Key: c.Key, Sev: c.Severity, Human: c.Human, Expr: c.Expression}
 }
 
 // systemType maps a FHIRPath system type (used for Element.id,
