@@ -50,7 +50,10 @@ func TestLinkPatientMatch(t *testing.T) {
 	st := memstore.New()
 	p, _ := fhir.ParseJSON([]byte(`{"resourceType":"Patient","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:practice/mrn","value":"KC-1"}],"name":[{"family":"Doe"}],"birthDate":"1980-01-01"}`), fhir.StoredLimits)
 	k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: "p1"}
-	if err := st.Update(t.Context(), func(tx fhir.Tx) error { _, err := (write.Writer{}).Put(t.Context(), tx, k, fhir.Version{Key: k}, p); return err }); err != nil {
+	if err := st.Update(t.Context(), func(tx fhir.Tx) error {
+		_, err := (write.Writer{}).Put(t.Context(), tx, k, fhir.Version{Key: k}, p)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ss := syncstore.NewMemory(st)
