@@ -36,6 +36,7 @@ var CheckCodes = []string{
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
 	"dose.concomitant",
+	"dose.escalation",
 	"role.administered_by",
 	"role.prescriber_credential",
 	"session.before_course",
@@ -47,6 +48,7 @@ var CheckCodes = []string{
 	"schedule.maintenance_weeks",
 	"schedule.no_integration",
 	"schedule.induction_window",
+	"schedule.spravato_frequency",
 	"course.dosing_count",
 	"course.spravato_indication",
 	"ref.pending",
@@ -715,9 +717,12 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		minGap = c.cfg.Limits.Get(name)
 	}
 	first, prepared := true, false
+	var firstDose *Session
+	var firstDoseT time.Time
 	var prev *Session
 	var prevT time.Time
 	var integrations []time.Time
+	inWeek := 1 // doses in the 7 days up to this one, this one included
 	for _, o := range c.b.SessionsOf(s.Course) {
 		if o.ID == s.ID || o.Status == "cancelled" || o.Status == "no_show" {
 			continue
@@ -736,6 +741,12 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		if !gives {
 			continue
 		}
+		if ot.Before(start) && start.Sub(ot) < 7*24*time.Hour {
+			inWeek++
+		}
+		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route && (firstDose == nil || ot.Before(firstDoseT)) {
+			firstDose, firstDoseT = o, ot
+		}
 		if ot.Before(start) {
 			first = false
 			if prev == nil || ot.After(prevT) {
@@ -744,6 +755,29 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		}
 		if gap := start.Sub(ot); minGap > 0 && math.Abs(gap.Hours()) < minGap {
 			c.alertf("schedule.min_interval", startField, "dose at %s is %.1f hours from the dose of session %q at %s: less than the %g hours between %s doses (%s)", sessionStart(s), math.Abs(gap.Hours()), o.ID, sessionStart(o), minGap, route, intervalName[route])
+		}
+	}
+	if firstDose != nil {
+		ratio := c.cfg.Limits.Get("escalation_ratio")
+		a, b, unit := firstDose.Dose.Mg, s.Dose.Mg, "mg"
+		if firstDose.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
+			a, b, unit = *firstDose.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+		}
+		if a > 0 && b > a*ratio {
+			c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times the course's first %s dose (%g %s, session %q): escalation beyond %g times (escalation_ratio) is a dependence signal to look at", b, unit, b/a, s.Dose.Route, a, unit, firstDose.ID, ratio)
+		}
+	}
+	if route == "spravato" {
+		day := 0
+		if firstDose != nil {
+			day = int(start.Sub(firstDoseT).Hours() / 24)
+		}
+		allowed, phase := 2, "weeks 1-4: twice weekly"
+		if day >= 28 {
+			allowed, phase = 1, "from week 5: weekly, later weekly or every two weeks"
+		}
+		if inWeek > allowed {
+			c.warnf("schedule.spravato_frequency", startField, "%d Spravato doses in the 7 days up to %s (day %d of the course's doses), more than the label's %s", inWeek, sessionStart(s), day+1, phase)
 		}
 	}
 	if first && !prepared {

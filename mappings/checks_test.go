@@ -203,6 +203,18 @@ var checkCases = []checkCase{
 		f.dosing.Concomitant = []string{"maoi"}
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dose.escalation", "warning", "dose.mg", `1.2 mg/kg, 2.4 times the course's first iv dose (0.5 mg/kg, session "s0")`, func(f *checkFixture) (*Book, Record) {
+		s0 := *f.dosing
+		d0 := *f.dosing.Dose
+		s0.ID, s0.Dose = "s0", &d0
+		s0.PlannedStart, s0.ActualStart, s0.ActualEnd = "2026-01-09T10:00:00-05:00", "2026-01-09T10:00:00-05:00", "2026-01-09T11:10:00-05:00"
+		in := &Session{Header: Header{Kind: KindSession, ID: "i0"}, Course: "k1", Type: "integration", Status: "held", PlannedStart: "2026-01-10T10:00:00-05:00"}
+		f.dosing.Dose.Mg, f.dosing.Dose.MgPerKg = 84, f64(1.2)
+		b := f.book()
+		b.Add(&s0)
+		b.Add(in)
+		return b, f.dosing
+	}, CheckConfig{Limits: Limits{KetamineMgPerKgIV: 2}}},
 	{"role.administered_by", "alert", "dose.administered_by", `dose given by "th", a therapist holding LCSW, who is not licensed to administer it`, func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose.AdministeredBy = "th"
 		return inBook(f, f.dosing)
@@ -263,6 +275,20 @@ var checkCases = []checkCase{
 		b.Add(s9)
 		b.Add(f.course)
 		return b, f.course
+	}, CheckConfig{}},
+	{"schedule.spravato_frequency", "warning", "actual_start", "2 Spravato doses in the 7 days up to 2026-02-12T10:00:00-05:00 (day 32 of the course's doses), more than the label's from week 5: weekly", func(f *checkFixture) (*Book, Record) {
+		f.course.Route = "spravato"
+		b := f.book(f.dosing)
+		add := func(id, at string) *Session {
+			s := &Session{Header: Header{Kind: KindSession, ID: id}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: at, ActualStart: at,
+				Dose: &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", MonitoredMin: 120, AdministeredBy: "rn"}}
+			b.Add(s)
+			b.Add(&Session{Header: Header{Kind: KindSession, ID: "i-" + id}, Course: "k1", Type: "integration", Status: "held", PlannedStart: strings.Replace(at, "T10", "T15", 1)})
+			return s
+		}
+		add("d1", "2026-01-12T10:00:00-05:00")
+		add("d2", "2026-02-09T10:00:00-05:00")
+		return b, add("d3", "2026-02-12T10:00:00-05:00")
 	}, CheckConfig{}},
 	{"course.dosing_count", "warning", "planned.dosing", "10 dosing sessions planned, more than the usual 8", func(f *checkFixture) (*Book, Record) {
 		f.course.Planned.Dosing = 10

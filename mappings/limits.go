@@ -31,6 +31,7 @@ type Limits struct {
 	MinIntervalIV, MinIntervalIM            float64 // hours between doses, by route
 	MinIntervalLozenge, MinIntervalSpravato float64
 	InductionMaxDays                        float64 // first to last dosing session (days)
+	EscalationRatio                         float64 // a dose above this times the course's first
 }
 
 // Limit documents one field of Limits: its name in flags, environment and
@@ -71,6 +72,7 @@ var LimitTable = []Limit{
 	{"min_interval_hours_im", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day"},
+	{"escalation_ratio", 2, "ratio", "project default: titration commonly doubles the starting dose (the example courses go from 0.5 to 1.0 mg/kg IM, 200 to 400 mg lozenge); more than a doubling warns"},
 	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
 	{"dissociation_high", 8, "0-10", "project default"},
 	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
@@ -126,6 +128,8 @@ func (l *Limits) field(name string) *float64 {
 		return &l.MinIntervalLozenge
 	case "min_interval_hours_spravato":
 		return &l.MinIntervalSpravato
+	case "escalation_ratio":
+		return &l.EscalationRatio
 	case "induction_max_days":
 		return &l.InductionMaxDays
 	case "dissociation_high":

@@ -48,6 +48,12 @@ type Mapper struct {
 	// Limits (CheckConfig.Limits), so an interpretation and a finding
 	// agree.
 	Limits Limits
+	// Prescriptions makes a course's prescription a MedicationRequest,
+	// which each dose's MedicationAdministration names (request). Off by
+	// default: the EHR sync does not route MedicationRequest yet
+	// (adapters/ehr artifactOf), and a mapped resource it cannot place
+	// fails its plan.
+	Prescriptions bool
 }
 
 func (m *Mapper) now() time.Time {
@@ -63,9 +69,11 @@ func (m *Mapper) now() time.Time {
 //
 //	client        Patient
 //	practitioner  Practitioner, PractitionerRole
-//	course        CarePlan (profile kap-careplan), Condition per indication,
-//	              Goal per goal and intention, CareTeam
-//	session       held: Encounter, and MedicationAdministration for a dose;
+//	course        CarePlan (profile kap-careplan, with a generated narrative),
+//	              Condition per indication, Goal per goal and intention,
+//	              CareTeam, MedicationRequest (the course's prescription)
+//	session       held: Encounter, and MedicationAdministration for a dose
+//	              (effective[x] when given, request the prescription);
 //	              planned, cancelled, no-show: nothing (CarePlan activities)
 //	screening     QuestionnaireResponse for the clearance and per instrument
 //	              (profile kap-screening-response), an Observation of the
@@ -84,6 +92,7 @@ func (m *Mapper) now() time.Time {
 // resource type, ...), so mapping a record again gives the same ids. What
 // the mapping could not carry, or carried with a default, comes back as
 // warnings (problems of code CodeNotCarried), never as a silent drop.
+// ToFHIRChecked adds the Flags of the record's findings (Check).
 func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
 	return m.toFHIR(b, r, nil)
 }

@@ -280,17 +280,9 @@ func (mp *mapping) course(c *Course) error {
 
 	// The course's prescription: each dose's MedicationAdministration
 	// names it (request), as a prescriber's EHR expects of an order.
-	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
-		mem("status", mp.str(medicationRequestStatus[c.Status])),
-		mem("intent", mp.str("order")),
-		mem("medicationCodeableConcept", mp.clone(prod)),
-		mem("subject", mp.clone(subject)),
-		mem("authoredOn", mp.clone(start)),
-		mem("requester", mp.practitionerRef(c.Prescriber)),
-		mem("reasonReference", mp.arr(mp.clones(condRefs)...)),
-		mem("dosageInstruction", mp.arr(mp.obj(
-			mem("text", mp.str("as planned in the course's CarePlan, per dosing session")),
-			mem("route", mp.routeConcept(c.Route))))))
+	if mp.m.Prescriptions {
+		mp.prescription(c, prod, subject, start, condRefs)
+	}
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
 		mem("text", mp.obj(mem("status", mp.str("generated")), mem("div", mp.str(carePlanNarrative(c, sessions))))),
 		mem("status", mp.str(status)),
@@ -388,4 +380,19 @@ func carePlanNarrative(c *Course, sessions []*Session) string {
 	}
 	b.WriteString("</div>")
 	return b.String()
+}
+
+// prescription emits the course's prescription (Mapper.Prescriptions).
+func (mp *mapping) prescription(c *Course, prod, subject, start *fhir.Value, condRefs []*fhir.Value) {
+	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
+		mem("status", mp.str(medicationRequestStatus[c.Status])),
+		mem("intent", mp.str("order")),
+		mem("medicationCodeableConcept", mp.clone(prod)),
+		mem("subject", mp.clone(subject)),
+		mem("authoredOn", mp.clone(start)),
+		mem("requester", mp.practitionerRef(c.Prescriber)),
+		mem("reasonReference", mp.arr(mp.clones(condRefs)...)),
+		mem("dosageInstruction", mp.arr(mp.obj(
+			mem("text", mp.str("as planned in the course's CarePlan, per dosing session")),
+			mem("route", mp.routeConcept(c.Route))))))
 }

@@ -186,7 +186,7 @@ func (mp *mapping) session(s *Session) error {
 		mem("subject", mp.patientRef(c.Client)),
 		mem("context", mp.ref("Encounter", enc.GetString("id"))),
 		effective,
-		mem("request", mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))),
+		mem("request", mp.prescriptionRef(c)),
 		mem("performer", perf),
 		mem("reasonReference", mp.arr(mp.clones(reasons)...)),
 		mem("note", concomitantNote(mp, s.Concomitant)),
@@ -206,4 +206,13 @@ func concomitantNote(mp *mapping, classes []string) *fhir.Value {
 		return nil
 	}
 	return mp.arr(mp.obj(mem("text", mp.str("concomitant medication classes (Spravato REMS form): "+strings.Join(classes, ", ")))))
+}
+
+// prescriptionRef is the course's MedicationRequest, nil unless the
+// Mapper makes prescriptions.
+func (mp *mapping) prescriptionRef(c *Course) *fhir.Value {
+	if !mp.m.Prescriptions {
+		return nil
+	}
+	return mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))
 }

@@ -72,8 +72,10 @@ func TestUSCore(t *testing.T) {
 	}
 	failures := map[string]map[string]bool{}
 	checked := map[string]int{}
+	m := testMapper()
+	m.Prescriptions = true // the MedicationRequest too
 	for _, name := range fullCourses {
-		for _, v := range mapAll(t, testMapper(), loadCourse(t, name)) {
+		for _, v := range mapAll(t, m, loadCourse(t, name)) {
 			p := usCoreFor(v)
 			if p == "" {
 				continue
