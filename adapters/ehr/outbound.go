@@ -742,8 +742,12 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 					}
 					return false
 				}
-				*dropped = append(*dropped, target)
-				return true
+				// Linked between the two looks? (The link is written
+				// before the Patient's row is marked done.)
+				if pl, err = o.Sync.PatientLink(ctx, o.Conn.Name, tenant, id); err != nil || pl.State != syncstore.PatientLinked {
+					*dropped = append(*dropped, target)
+					return true
+				}
 			}
 			ref.Set("reference", jsonString("Patient/"+pl.RemoteID))
 			return false
@@ -760,27 +764,48 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 	}
 	// Written before? Any part of it will do (a QuestionnaireResponse
 	// may live on the EHR as a DocumentReference).
+	if l, ok, err := o.linkOf(ctx, tenant, typ, id); err != nil {
+		*errp = err
+		return false
+	} else if ok {
+		ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
+		return false
+	}
+	goes, dead := o.willGo(ctx, tenant, typ, id)
+	if !goes {
+		// Its row may have finished between the two looks (a row of the
+		// same rank delivered beside this one): its link is written
+		// before its row is marked done, so look once more.
+		if l, ok, err := o.linkOf(ctx, tenant, typ, id); err != nil {
+			*errp = err
+			return false
+		} else if ok {
+			ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
+			return false
+		}
+		*dropped = append(*dropped, target)
+		return true
+	}
+	*waitFor = target
+	if dead {
+		*waitFor += deadSuffix
+	}
+	return false
+}
+
+// linkOf is the link of any part of a source resource.
+func (o *Outbound) linkOf(ctx context.Context, tenant, typ, id string) (syncstore.Link, bool, error) {
 	for _, part := range []string{"", string(BuildCarePlanDocument), string(BuildQuestionnaireResponseDocument), string(BuildDoseObservation), string(BuildFlagCommunication)} {
 		l, err := o.Sync.Link(ctx, o.Conn.Name, tenant, typ, id, part)
 		if errors.Is(err, syncstore.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			*errp = err
-			return false
+			return l, false, err
 		}
-		ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
-		return false
+		return l, true, nil
 	}
-	if goes, dead := o.willGo(ctx, tenant, typ, id); goes {
-		*waitFor = target
-		if dead {
-			*waitFor += deadSuffix
-		}
-		return false
-	}
-	*dropped = append(*dropped, target)
-	return true
+	return syncstore.Link{}, false, nil
 }
 
 // willGo reports whether a target not yet written is on its way: its

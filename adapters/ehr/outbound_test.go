@@ -3,6 +3,7 @@ package ehr
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -267,7 +268,14 @@ func TestOutboundCourses(t *testing.T) {
 				}
 				drain(t, ob)
 				if after := remoteCount(t, ehr.Store); after != before {
-					t.Errorf("re-delivering unchanged content wrote %d new versions on the EHR", after-before)
+					var changed []string
+					for _, v := range allVersions(t, ehr.Store) {
+						if v.VersionID > 1 {
+							old, _ := ehr.Store.VRead(t.Context(), v.Key, v.VersionID-1)
+							changed = append(changed, fmt.Sprintf("%s/%s v%d:\n%s\nwas\n%s", v.Type, v.ID, v.VersionID, v.JSON, old.JSON))
+						}
+					}
+					t.Errorf("re-delivering unchanged content wrote %d new versions on the EHR: %v", after-before, changed)
 				}
 			})
 		}

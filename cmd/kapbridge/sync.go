@@ -198,10 +198,19 @@ func syncStatus(ctx context.Context, ss syncstore.Store, conns []syncstore.Conne
 		if err != nil {
 			return err
 		}
-		var retrying []syncstore.Delivery
+		var retrying, waitingRows []syncstore.Delivery
 		for _, d := range pending {
-			if d.Attempts > 0 {
+			switch {
+			case d.Attempts > 0:
 				retrying = append(retrying, d)
+			case strings.HasPrefix(d.LastError, "waiting for") && !strings.HasPrefix(d.LastError, "waiting for the patient link"):
+				waitingRows = append(waitingRows, d)
+			}
+		}
+		if len(waitingRows) > 0 {
+			fmt.Fprintf(stdout, "  waiting for another record to be written first (%d):\n", len(waitingRows))
+			for _, d := range waitingRows {
+				fmt.Fprintf(stdout, "    %s: %s\n", d.Ref(), oneLine(d.LastError, 200))
 			}
 		}
 		if len(retrying) > 0 {
