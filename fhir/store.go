@@ -34,6 +34,26 @@ type Version struct {
 	// version it deleted (so a deleted note stays a note). Stores set it
 	// themselves in Put; what the caller puts there is ignored.
 	Sensitivity Sensitivity
+	// Method is the HTTP method of the interaction that wrote the
+	// version (POST, PUT, PATCH or DELETE), which a history Bundle
+	// reports. "" means not recorded (versions stored before it was, and
+	// writers outside the REST API): a history then reports DELETE for a
+	// deletion, POST for version 1 and PUT otherwise (MethodOf).
+	Method string
+}
+
+// MethodOf is the method that wrote v: v.Method, or when that was not
+// recorded, what it most likely was.
+func MethodOf(v Version) string {
+	switch {
+	case v.Method != "":
+		return v.Method
+	case v.Deleted:
+		return "DELETE"
+	case v.VersionID == 1:
+		return "POST"
+	}
+	return "PUT"
 }
 
 // Identifier is one Identifier (system|value) of a resource, indexed so

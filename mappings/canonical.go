@@ -16,6 +16,7 @@ const (
 	CSCondition         = CanonicalBase + "/CodeSystem/kap-condition"         // treatment-resistant-depression
 	CSObservation       = CanonicalBase + "/CodeSystem/kap-observation"       // dissociation rating, C-SSRS triage ...
 	CSCarePlanCategory  = CanonicalBase + "/CodeSystem/kap-careplan-category" // kap-course
+	CSCheck             = CanonicalBase + "/CodeSystem/kap-check"             // the codes of CHECKS.md (CheckCodes): what a finding Flag says broke
 	NSPracticeRecordIDs = CanonicalBase + "/NamingSystem/practice"            // + "/{practice}/{kind}": identifier systems of practice ids
 )
 

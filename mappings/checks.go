@@ -21,33 +21,57 @@ var CheckCodes = []string{
 	"vitals.range.temperature",
 	"instrument.items",
 	"instrument.total",
+	"clearance.contraindication",
+	"clearance.override",
+	"role.clearance_by",
 	"dosing.no_clearance",
+	"dosing.not_cleared",
+	"dosing.clearance_expired",
+	"dosing.pregnancy_test",
 	"dose.missing",
 	"dose.no_route",
 	"dose.session_type",
 	"dose.drug_route",
 	"dose.spravato_mg",
 	"dose.mg_per_kg",
+	"dose.mg_per_kg_ceiling",
+	"dose.concomitant",
+	"dose.escalation",
+	"role.administered_by",
+	"role.prescriber_credential",
 	"session.before_course",
 	"session.after_course",
 	"session.end_before_start",
 	"session.short",
+	"schedule.min_interval",
+	"schedule.no_preparation",
+	"schedule.maintenance_weeks",
+	"schedule.no_integration",
+	"schedule.induction_window",
+	"schedule.spravato_frequency",
 	"course.dosing_count",
+	"course.spravato_indication",
 	"ref.pending",
 	"ref.role",
+	"vitals.bp_pre_dose",
+	"vitals.bp_crisis",
+	"vitals.bp_rise",
+	"vitals.discharge_unresolved",
+	"vitals.spo2",
+	"vitals.heart_rate",
+	"vitals.respiratory_rate",
+	"vitals.dissociation",
 	"safety.red_flag",
 	"safety.phq9_item9",
 	"safety.cssrs",
-	"safety.bp",
 }
 
 // CheckConfig tunes Check. The zero value means the documented defaults.
 type CheckConfig struct {
-	// BP is the blood pressure above which a reading is a safety warning
-	// (strictly above either value). Zero means DefaultThresholds, the same
-	// thresholds the mappings raise a Flag at, so a finding and a Flag
-	// never disagree.
-	BP Thresholds
+	// Limits are the safety thresholds (vital signs, clearance validity,
+	// dose ceilings); zero fields mean LimitTable's defaults. The Mapper
+	// interprets vitals with the same Limits.
+	Limits Limits
 	// MonitoringMinutes is the shortest monitored time of a dosing
 	// session by route; nil means DefaultMonitoringMinutes.
 	MonitoringMinutes map[string]int
@@ -64,13 +88,6 @@ type CheckConfig struct {
 // kap-domain.md section 1: IV infusion 40-60 min, IM 45-60, troche or
 // lozenge about 90, Spravato at least 120 monitored minutes (REMS).
 var DefaultMonitoringMinutes = map[string]int{"iv": 40, "im": 45, "lozenge": 90, "spravato": 120}
-
-func (c CheckConfig) bp() Thresholds {
-	if c.BP == (Thresholds{}) {
-		return DefaultThresholds
-	}
-	return c.BP
-}
 
 func (c CheckConfig) monitoring() map[string]int {
 	if c.MonitoringMinutes == nil {
@@ -166,6 +183,13 @@ func (c *checker) errorf(code, field, format string, args ...any) {
 	c.out = append(c.out, Problem{Code: code, Severity: SeverityError, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// alertf reports what happened and broke a safety rule: the record is
+// kept and mapped (never held back) and the finding becomes an
+// error-severity Flag for the prescriber (Mapper.FindingFlags).
+func (c *checker) alertf(code, field, format string, args ...any) {
+	c.out = append(c.out, Problem{Code: code, Severity: SeverityAlert, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
 func (c *checker) warnf(code, field, format string, args ...any) {
 	c.out = append(c.out, Problem{Code: code, Severity: SeverityWarning, Field: field, Message: fmt.Sprintf(format, args...)})
 }
@@ -199,6 +223,39 @@ func (c *checker) course(r *Course) {
 	c.ref("client", KindClient, r.Client)
 	c.refRole("prescriber", r.Prescriber, "prescriber")
 	c.refRole("therapist", r.Therapist, "therapist")
+	if p, ok := c.b.Practitioner(r.Prescriber); ok && p.Credential != "" && !slices.Contains(PrescribingCredentials, p.Credential) {
+		c.alertf("role.prescriber_credential", "prescriber", "prescriber %q holds %s, which cannot prescribe ketamine (a Schedule III drug): %s can", p.ID, p.Credential, strings.Join(PrescribingCredentials, ", "))
+	}
+	if r.Route == "spravato" {
+		for i, ind := range r.Indications {
+			if !slices.Contains(spravatoIndications, ind) {
+				c.warnf("course.spravato_indication", fmt.Sprintf("indications[%d]", i), "Spravato for %s: its label covers treatment-resistant depression and depressive symptoms in MDD with acute suicidal ideation or behaviour (trd, mdd, suicidal_ideation)", ind)
+			}
+		}
+	}
+	var first, last time.Time
+	var firstID, lastID string
+	for _, s := range c.b.SessionsOf(r.ID) {
+		if s.Type != "dosing" || s.Status == "cancelled" || s.Status == "no_show" {
+			continue
+		}
+		t, ok := parseRecordTime(sessionStart(s))
+		if !ok {
+			continue
+		}
+		if firstID == "" || t.Before(first) {
+			first, firstID = t, s.ID
+		}
+		if lastID == "" || t.After(last) {
+			last, lastID = t, s.ID
+		}
+	}
+	if max := c.cfg.Limits.Get("induction_max_days"); firstID != "" && last.Sub(first).Hours()/24 > max {
+		c.warnf("schedule.induction_window", "", "dosing sessions from %s (%q) to %s (%q): %.0f days, longer than the %g-day induction window (induction_max_days); later doses are maintenance", first.Format(time.DateOnly), firstID, last.Format(time.DateOnly), lastID, last.Sub(first).Hours()/24, max)
+	}
+	if r.Maintenance != 0 && (r.Maintenance < 4 || r.Maintenance > 12) {
+		c.warnf("schedule.maintenance_weeks", "maintenance_weeks", "maintenance every %d weeks, outside the usual 4-12", r.Maintenance)
+	}
 	for i, id := range r.Team {
 		c.ref(fmt.Sprintf("team[%d]", i), KindPractitioner, id)
 	}
@@ -275,35 +332,85 @@ func (c *checker) session(s *Session) {
 		c.dose(s, course, haveCourse, start, startOK)
 	}
 
-	// A dose needs a cleared screening first. Screenings are found by the
-	// client id alone, so an unknown client record does not matter here
-	// (the course's own check reports it).
+	// A dose needs a cleared screening first: the latest clearance
+	// decision at or before the session governs (a later not_cleared
+	// revokes an earlier cleared), and it expires. Screenings are found by
+	// the client id alone, so an unknown client record does not matter
+	// here (the course's own check reports it).
 	if doses && given && s.Status != "cancelled" && s.Status != "no_show" && haveCourse && startOK {
-		if !c.cleared(course.Client, start) {
-			c.errorf("dosing.no_clearance", startField, "%s session at %s: client %q has no screening with clearance decision \"cleared\" at or before it", s.Type, sessionStart(s), course.Client)
-		}
+		c.clearance(s, course, start, startField)
+		c.schedule(s, course, start, startField)
 	}
 }
 
-// cleared reports whether the client has a screening with a "cleared"
-// decision at or before t. A date-only screening counts for any time of
-// its day.
-func (c *checker) cleared(client string, t time.Time) bool {
+// clearanceAt is a screening's clearance decision placed in time.
+type clearanceAt struct {
+	sc   *Screening
+	when time.Time
+}
+
+// screeningTime places a screening's date relative to t: a date-only
+// screening counts as the start of its day in t's zone, so it governs any
+// session of that day.
+func screeningTime(date string, t time.Time) (time.Time, bool) {
+	if isRecordDate(date) {
+		d, err := time.ParseInLocation(time.DateOnly, date, t.Location())
+		return d, err == nil
+	}
+	return parseRecordTime(date)
+}
+
+// governingClearance is the latest clearance decision of the client at or
+// before t. On a tie a decision other than cleared wins: the safer
+// reading of two decisions made at once.
+func (c *checker) governingClearance(client string, t time.Time) (clearanceAt, bool) {
+	var best clearanceAt
+	found := false
 	for _, sc := range c.b.ScreeningsOf(client) {
-		if sc.Clearance == nil || sc.Clearance.Decision != "cleared" {
+		if sc.Clearance == nil {
 			continue
 		}
-		if isRecordDate(sc.Date) {
-			if sc.Date <= t.Format(time.DateOnly) {
-				return true
-			}
+		d, ok := screeningTime(sc.Date, t)
+		if !ok || d.After(t) {
 			continue
 		}
-		if d, ok := parseRecordTime(sc.Date); ok && !d.After(t) {
-			return true
+		if !found || d.After(best.when) || (d.Equal(best.when) && sc.Clearance.Decision != "cleared") {
+			best, found = clearanceAt{sc, d}, true
 		}
 	}
-	return false
+	return best, found
+}
+
+func (c *checker) clearance(s *Session, course *Course, start time.Time, startField string) {
+	g, ok := c.governingClearance(course.Client, start)
+	switch {
+	case !ok:
+		c.errorf("dosing.no_clearance", startField, "%s session at %s: client %q has no screening with a clearance decision at or before it", s.Type, sessionStart(s), course.Client)
+	case g.sc.Clearance.Decision != "cleared":
+		c.alertf("dosing.not_cleared", startField, "%s session at %s: the clearance decision in force is %q (screening %q of %s)", s.Type, sessionStart(s), g.sc.Clearance.Decision, g.sc.ID, g.sc.Date)
+	default:
+		days := c.cfg.Limits.Get("clearance_valid_days")
+		if age := start.Sub(g.when); age > time.Duration(days*24*float64(time.Hour)) {
+			c.alertf("dosing.clearance_expired", startField, "%s session at %s: the clearance of screening %q (%s) is %d days old, past the %g days it is valid (clearance_valid_days)", s.Type, sessionStart(s), g.sc.ID, g.sc.Date, int(age.Hours()/24), days)
+		}
+	}
+	// The latest pregnancy test at or before the dose.
+	var test *PregnancyTest
+	var testAt time.Time
+	var testBy string
+	for _, sc := range c.b.ScreeningsOf(course.Client) {
+		if sc.PregnancyTest == nil {
+			continue
+		}
+		d, ok := screeningTime(sc.PregnancyTest.Date, start)
+		if !ok || d.After(start) || (test != nil && d.Before(testAt)) {
+			continue
+		}
+		test, testAt, testBy = sc.PregnancyTest, d, sc.ID
+	}
+	if test != nil && test.Result == "positive" {
+		c.alertf("dosing.pregnancy_test", startField, "%s session at %s: the latest pregnancy test before it (%s, screening %q) is positive", s.Type, sessionStart(s), test.Date, testBy)
+	}
 }
 
 func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.Time, startOK bool) {
@@ -318,8 +425,11 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 			route = course.Route // for the rules below only
 		}
 	}
-	if d.AdministeredBy != "" {
-		c.ref("dose.administered_by", KindPractitioner, d.AdministeredBy)
+	if d.AdministeredBy != "" && c.ref("dose.administered_by", KindPractitioner, d.AdministeredBy) {
+		p, _ := c.b.Practitioner(d.AdministeredBy)
+		if !slices.Contains(AdministeringCredentials, p.Credential) {
+			c.alertf("role.administered_by", "dose.administered_by", "dose given by %q, a %s holding %s, who is not licensed to administer it: %s are", p.ID, p.Role, p.Credential, strings.Join(AdministeringCredentials, ", "))
+		}
 	}
 	switch {
 	case d.Drug == "esketamine" && route != "" && route != "spravato":
@@ -327,20 +437,39 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 	case d.Drug != "esketamine" && d.Drug != "" && route == "spravato":
 		c.errorf("dose.drug_route", "dose.drug", "the Spravato route is esketamine nasal spray, not %s", d.Drug)
 	}
-	if route == "spravato" && d.Mg != 56 && d.Mg != 84 {
-		c.warnf("dose.spravato_mg", "dose.mg", "Spravato dose %g mg: the labelled doses are 56 and 84 mg (2 or 3 devices)", d.Mg)
+	if route == "spravato" && d.Mg != 28 && d.Mg != 56 && d.Mg != 84 {
+		c.warnf("dose.spravato_mg", "dose.mg", "Spravato dose %g mg: the labelled doses are 28, 56 and 84 mg (1, 2 or 3 devices of 28 mg)", d.Mg)
 	}
 	if min, ok := c.cfg.monitoring()[route]; ok && s.Status == "held" {
 		if got, ok := monitoredMinutes(s); ok && got < min {
 			c.warnf("session.short", "dose.monitored_minutes", "%d monitored minutes, fewer than the %d a %s session needs", got, min, route)
 		}
 	}
-	if d.MgPerKg != nil && haveCourse && startOK {
-		if w, when, ok := c.latestWeight(course.Client, start); ok && w > 0 {
-			want := d.Mg / w
-			if math.Abs(want-*d.MgPerKg) > c.cfg.mgPerKgTolerance()**d.MgPerKg {
-				c.warnf("dose.mg_per_kg", "dose.mg_per_kg", "%g mg/kg, but %g mg for %g kg (weighed %s) is %.2f mg/kg", *d.MgPerKg, d.Mg, w, when, want)
-			}
+	for i, cls := range s.Concomitant {
+		if why, ok := concomitantRisk[cls]; ok {
+			c.warnf("dose.concomitant", fmt.Sprintf("concomitant[%d]", i), "%s taken with the dose: %s", strings.ReplaceAll(cls, "_", "-"), why)
+		}
+	}
+	var w float64
+	var when string
+	haveWeight := false
+	if haveCourse && startOK && (d.MgPerKg != nil || ceilingName[route] != "") {
+		w, when, haveWeight = c.latestWeight(course.Client, start)
+		haveWeight = haveWeight && w > 0
+	}
+	if d.MgPerKg != nil && haveWeight {
+		want := d.Mg / w
+		if math.Abs(want-*d.MgPerKg) > c.cfg.mgPerKgTolerance()**d.MgPerKg {
+			c.warnf("dose.mg_per_kg", "dose.mg_per_kg", "%g mg/kg, but %g mg for %g kg (weighed %s) is %.2f mg/kg", *d.MgPerKg, d.Mg, w, when, want)
+		}
+	}
+	if name := ceilingName[route]; name != "" && d.Drug == "ketamine" {
+		ceiling := c.cfg.Limits.Get(name)
+		switch {
+		case d.MgPerKg != nil && *d.MgPerKg > ceiling:
+			c.alertf("dose.mg_per_kg_ceiling", "dose.mg_per_kg", "ketamine %g mg/kg %s, above the ceiling of %g mg/kg (%s)", *d.MgPerKg, route, ceiling, name)
+		case d.MgPerKg == nil && haveWeight && d.Mg/w > ceiling:
+			c.alertf("dose.mg_per_kg_ceiling", "dose.mg", "ketamine %g mg %s for %g kg (weighed %s) is %.2f mg/kg, above the ceiling of %g mg/kg (%s)", d.Mg, route, w, when, d.Mg/w, ceiling, name)
 		}
 	}
 }
@@ -389,6 +518,28 @@ func (c *checker) screening(sc *Screening) {
 		c.ref("course", KindCourse, sc.Course)
 	}
 	c.refRole("performed_by", sc.PerformedBy, "prescriber", "therapist")
+	if cl := sc.Clearance; cl != nil {
+		if p, ok := c.b.Practitioner(sc.PerformedBy); ok && (p.Role != "prescriber" || !slices.Contains(PrescribingCredentials, p.Credential)) {
+			c.errorf("role.clearance_by", "performed_by", "a clearance decision by %q, a %s holding %s: medical clearance is a prescriber's (%s)", p.ID, p.Role, p.Credential, strings.Join(PrescribingCredentials, ", "))
+		}
+		if cl.Decision == "cleared" {
+			var yes []string
+			for _, it := range clearanceItems {
+				if b := it.get(cl); b != nil && *b {
+					yes = append(yes, strings.ReplaceAll(it.code, "-", "_")) // the record's field name
+				}
+			}
+			if sc.PregnancyTest != nil && sc.PregnancyTest.Result == "positive" {
+				yes = append(yes, "pregnancy test positive")
+			}
+			switch {
+			case len(yes) > 0 && cl.OverrideReason == "":
+				c.errorf("clearance.contraindication", "clearance.decision", "cleared with %s answered yes and no override_reason: a prescriber's override needs a reason", strings.Join(yes, ", "))
+			case len(yes) > 0:
+				c.warnf("clearance.override", "clearance.override_reason", "cleared despite %s, overridden by the prescriber: %s", strings.Join(yes, ", "), cl.OverrideReason)
+			}
+		}
+	}
 	for i, in := range sc.Instruments {
 		field := fmt.Sprintf("instruments[%d]", i)
 		s, err := Score(in)
@@ -414,21 +565,258 @@ func (c *checker) observation(o *Observation) {
 	if o.Performer != "" {
 		c.ref("performer", KindPractitioner, o.Performer)
 	}
+	lim := c.cfg.Limits
 	if v := o.Vitals; v != nil {
+		implausible := false
 		for _, pr := range physiologicalRanges {
 			if x := pr.get(v); x != nil && (*x < pr.lo || *x > pr.hi) {
+				implausible = true
 				c.errorf(pr.code, pr.field, "%g %s is outside %g-%g %s: an entry error or a unit mix-up", *x, pr.unit, pr.lo, pr.hi, pr.unit)
 			}
 		}
-		th := c.cfg.bp()
-		if (v.Systolic != nil && *v.Systolic > th.SystolicMax) || (v.Diastolic != nil && *v.Diastolic > th.DiastolicMax) {
-			c.warnf("safety.bp", "vitals", "blood pressure %s above the threshold %g/%g mm[Hg]", bpText(v), th.SystolicMax, th.DiastolicMax)
+		if !implausible {
+			c.bloodPressure(o, lim)
+			if x := v.SpO2; x != nil && *x <= lim.Get("spo2_critical") {
+				c.alertf("vitals.spo2", "vitals.spo2", "SpO2 %g %% (%s) is at or below %g %% (spo2_critical)", *x, phaseText(o), lim.Get("spo2_critical"))
+			}
+			if x := v.HeartRate; x != nil {
+				switch {
+				case *x >= lim.Get("heart_rate_critical"):
+					c.alertf("vitals.heart_rate", "vitals.heart_rate", "heart rate %g /min (%s) is at or above %g /min (heart_rate_critical)", *x, phaseText(o), lim.Get("heart_rate_critical"))
+				case *x <= lim.Get("heart_rate_critical_low"):
+					c.alertf("vitals.heart_rate", "vitals.heart_rate", "heart rate %g /min (%s) is at or below %g /min (heart_rate_critical_low)", *x, phaseText(o), lim.Get("heart_rate_critical_low"))
+				}
+			}
+			if x := v.RespiratoryRate; x != nil {
+				switch {
+				case *x >= lim.Get("resp_rate_critical"):
+					c.alertf("vitals.respiratory_rate", "vitals.respiratory_rate", "respiratory rate %g /min (%s) is at or above %g /min (resp_rate_critical)", *x, phaseText(o), lim.Get("resp_rate_critical"))
+				case *x <= lim.Get("resp_rate_critical_low"):
+					c.alertf("vitals.respiratory_rate", "vitals.respiratory_rate", "respiratory rate %g /min (%s) is at or below %g /min (resp_rate_critical_low): respiratory depression", *x, phaseText(o), lim.Get("resp_rate_critical_low"))
+				}
+			}
+		}
+	}
+	if d := o.Dissociation; d != nil {
+		switch {
+		case o.Phase == "discharge" && float64(*d) > lim.Get("discharge_dissociation_max"):
+			c.alertf("vitals.discharge_unresolved", "dissociation", "dissociation %d/10 at discharge: not resolved (at most %g, discharge_dissociation_max)", *d, lim.Get("discharge_dissociation_max"))
+		case o.Phase != "discharge" && float64(*d) >= lim.Get("dissociation_high"):
+			c.warnf("vitals.dissociation", "dissociation", "dissociation %d/10 (%s), at or above %g (dissociation_high)", *d, phaseText(o), lim.Get("dissociation_high"))
 		}
 	}
 	for i, f := range o.RedFlags {
 		c.warnf("safety.red_flag", fmt.Sprintf("red_flags[%d]", i), "red flag: %s", f)
 	}
 }
+
+// phaseText names where in its session an observation was made.
+func phaseText(o *Observation) string {
+	switch o.Phase {
+	case "before":
+		return "before the dose"
+	case "during":
+		return "during the session"
+	case "discharge":
+		return "at discharge"
+	}
+	return "at " + o.Time
+}
+
+// bloodPressure judges a reading by its phase: before a dose against the
+// practice's hold-the-dose threshold; during the session by its rise from
+// that session's baseline (the latest reading before the dose), since a
+// transient peak about 40 minutes after a dose is expected; at discharge
+// by whether it came back down. A hypertensive-crisis level is its own,
+// higher, finding in any phase.
+func (c *checker) bloodPressure(o *Observation, lim Limits) {
+	v := o.Vitals
+	if v.Systolic == nil && v.Diastolic == nil {
+		return
+	}
+	above := func(sysName, diaName string) bool {
+		return (v.Systolic != nil && *v.Systolic > lim.Get(sysName)) || (v.Diastolic != nil && *v.Diastolic > lim.Get(diaName))
+	}
+	if above("crisis_systolic", "crisis_diastolic") {
+		c.alertf("vitals.bp_crisis", "vitals", "blood pressure %s mm[Hg] (%s) is above the hypertensive-crisis level %g/%g (crisis_systolic, crisis_diastolic)", bpText(v), phaseText(o), lim.Get("crisis_systolic"), lim.Get("crisis_diastolic"))
+	}
+	s, haveSession := c.b.Session(o.Session)
+	dosing := haveSession && (s.Type == "dosing" || s.Type == "maintenance")
+	predose := fmt.Sprintf("%g/%g", lim.Get("predose_systolic"), lim.Get("predose_diastolic"))
+	switch {
+	case o.Phase == "before" && dosing:
+		if above("predose_systolic", "predose_diastolic") {
+			c.alertf("vitals.bp_pre_dose", "vitals", "pre-dose blood pressure %s mm[Hg] is above the practice's %s (predose_systolic, predose_diastolic): hold the dose", bpText(v), predose)
+		}
+	case o.Phase == "during" && dosing:
+		base, ok := c.baseline(o)
+		if !ok {
+			if above("predose_systolic", "predose_diastolic") {
+				c.warnf("vitals.bp_rise", "vitals", "blood pressure %s mm[Hg] during the session is above %s and the session has no pre-dose reading to judge the rise from", bpText(v), predose)
+			}
+			return
+		}
+		if ds, dd, risen := c.rise(v, base.Vitals, lim); risen {
+			c.warnf("vitals.bp_rise", "vitals", "blood pressure %s mm[Hg] during the session rose %+g/%+g from the pre-dose %s at %s (a rise of >= %g systolic or >= %g diastolic: rise_systolic, rise_diastolic)", bpText(v), ds, dd, bpText(base.Vitals), base.Time, lim.Get("rise_systolic"), lim.Get("rise_diastolic"))
+		}
+	case o.Phase == "discharge" && dosing:
+		if above("predose_systolic", "predose_diastolic") {
+			c.alertf("vitals.discharge_unresolved", "vitals", "blood pressure %s mm[Hg] at discharge is still above %s (predose_systolic, predose_diastolic)", bpText(v), predose)
+			return
+		}
+		if base, ok := c.baseline(o); ok {
+			if ds, dd, risen := c.rise(v, base.Vitals, lim); risen {
+				c.alertf("vitals.discharge_unresolved", "vitals", "blood pressure %s mm[Hg] at discharge is still %+g/%+g above the pre-dose %s", bpText(v), ds, dd, bpText(base.Vitals))
+			}
+		}
+	}
+}
+
+// baseline is the session's latest pre-dose blood pressure at or before o.
+func (c *checker) baseline(o *Observation) (*Observation, bool) {
+	t, ok := parseRecordTime(o.Time)
+	if !ok {
+		return nil, false
+	}
+	var best *Observation
+	var bestT time.Time
+	for _, b := range c.b.ObservationsOf(o.Session) {
+		if b.Phase != "before" || b.Vitals == nil || (b.Vitals.Systolic == nil && b.Vitals.Diastolic == nil) {
+			continue
+		}
+		bt, ok := parseRecordTime(b.Time)
+		if !ok || bt.After(t) || (best != nil && bt.Before(bestT)) {
+			continue
+		}
+		best, bestT = b, bt
+	}
+	return best, best != nil
+}
+
+// rise is how far v is above base, and whether either rise reaches its
+// limit.
+func (c *checker) rise(v, base *Vitals, lim Limits) (ds, dd float64, risen bool) {
+	if v.Systolic != nil && base.Systolic != nil {
+		ds = *v.Systolic - *base.Systolic
+	}
+	if v.Diastolic != nil && base.Diastolic != nil {
+		dd = *v.Diastolic - *base.Diastolic
+	}
+	return ds, dd, ds >= lim.Get("rise_systolic") || dd >= lim.Get("rise_diastolic")
+}
+
+// schedule checks a dose against the course's other doses: too close to
+// another, or the first with no preparation session before it.
+func (c *checker) schedule(s *Session, course *Course, start time.Time, startField string) {
+	route := course.Route
+	if s.Dose != nil && s.Dose.Route != "" {
+		route = s.Dose.Route
+	}
+	minGap := 0.0
+	if name := intervalName[route]; name != "" {
+		minGap = c.cfg.Limits.Get(name)
+	}
+	first, prepared := true, false
+	var firstDose *Session
+	var firstDoseT time.Time
+	var prev *Session
+	var prevT time.Time
+	var integrations []time.Time
+	inWeek := 1 // doses in the 7 days up to this one, this one included
+	for _, o := range c.b.SessionsOf(s.Course) {
+		if o.ID == s.ID || o.Status == "cancelled" || o.Status == "no_show" {
+			continue
+		}
+		ot, ok := parseRecordTime(sessionStart(o))
+		if !ok {
+			continue
+		}
+		if o.Type == "preparation" && o.Status == "held" && ot.Before(start) {
+			prepared = true
+		}
+		if o.Type == "integration" && o.Status == "held" {
+			integrations = append(integrations, ot)
+		}
+		gives := (o.Type == "dosing" || o.Type == "maintenance") && (o.Status == "held" || o.Dose != nil)
+		if !gives {
+			continue
+		}
+		if ot.Before(start) && start.Sub(ot) < 7*24*time.Hour {
+			inWeek++
+		}
+		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route && (firstDose == nil || ot.Before(firstDoseT)) {
+			firstDose, firstDoseT = o, ot
+		}
+		if ot.Before(start) {
+			first = false
+			if prev == nil || ot.After(prevT) {
+				prev, prevT = o, ot
+			}
+		}
+		if gap := start.Sub(ot); minGap > 0 && math.Abs(gap.Hours()) < minGap {
+			c.alertf("schedule.min_interval", startField, "dose at %s is %.1f hours from the dose of session %q at %s: less than the %g hours between %s doses (%s)", sessionStart(s), math.Abs(gap.Hours()), o.ID, sessionStart(o), minGap, route, intervalName[route])
+		}
+	}
+	if firstDose != nil {
+		ratio := c.cfg.Limits.Get("escalation_ratio")
+		a, b, unit := firstDose.Dose.Mg, s.Dose.Mg, "mg"
+		if firstDose.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
+			a, b, unit = *firstDose.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+		}
+		if a > 0 && b > a*ratio {
+			c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times the course's first %s dose (%g %s, session %q): escalation beyond %g times (escalation_ratio) is a dependence signal to look at", b, unit, b/a, s.Dose.Route, a, unit, firstDose.ID, ratio)
+		}
+	}
+	if route == "spravato" {
+		day := 0
+		if firstDose != nil {
+			day = int(start.Sub(firstDoseT).Hours() / 24)
+		}
+		allowed, phase := 2, "weeks 1-4: twice weekly"
+		if day >= 28 {
+			allowed, phase = 1, "from week 5: weekly, later weekly or every two weeks"
+		}
+		if inWeek > allowed {
+			c.warnf("schedule.spravato_frequency", startField, "%d Spravato doses in the 7 days up to %s (day %d of the course's doses), more than the label's %s", inWeek, sessionStart(s), day+1, phase)
+		}
+	}
+	if first && !prepared {
+		c.warnf("schedule.no_preparation", startField, "the course's first dose, at %s, with no preparation session held before it", sessionStart(s))
+	}
+	if prev != nil && !slices.ContainsFunc(integrations, func(t time.Time) bool { return t.After(prevT) && t.Before(start) }) {
+		c.warnf("schedule.no_integration", startField, "no integration session held between the dose of session %q at %s and this one at %s", prev.ID, sessionStart(prev), sessionStart(s))
+	}
+}
+
+// Credentials (v2-0360 degree codes where they exist: MD, DO, NP, PA, RN,
+// CRNA): who may prescribe ketamine, a Schedule III drug, and who may give
+// it. State scope-of-practice law varies; these are the kap-domain.md
+// section 1 roles.
+var (
+	PrescribingCredentials   = []string{"MD", "DO", "NP", "PA"}
+	AdministeringCredentials = []string{"MD", "DO", "NP", "PA", "RN", "CRNA"}
+)
+
+// concomitantRisk is why each medication class the Spravato REMS form
+// asks about matters with a dose (the label's interaction statements, as
+// the REMS form groups them; lamotrigine is the project's addition).
+var concomitantRisk = map[string]string{
+	"benzodiazepine":    "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"sedative_hypnotic": "a CNS depressant: sedation may increase; monitor (Spravato label, CNS depressants)",
+	"opioid":            "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"psychostimulant":   "may raise blood pressure further; monitor BP closely (Spravato label, psychostimulants)",
+	"maoi":              "may raise blood pressure further; monitor BP closely (Spravato label, MAOIs)",
+	"lamotrigine":       "may blunt ketamine's effect (project note; a reason for a weak response, not a danger)",
+}
+
+// spravatoIndications are the course indications inside Spravato's label.
+var spravatoIndications = []string{"trd", "mdd", "suicidal_ideation"}
+
+// ceilingName names the mg/kg ceiling limit of a ketamine route.
+var ceilingName = map[string]string{"iv": "ketamine_mg_per_kg_iv", "im": "ketamine_mg_per_kg_im"}
+
+// intervalName names the minimum-interval limit of a route.
+var intervalName = map[string]string{"iv": "min_interval_hours_iv", "im": "min_interval_hours_im", "lozenge": "min_interval_hours_lozenge", "spravato": "min_interval_hours_spravato"}
 
 func bpText(v *Vitals) string {
 	f := func(x *float64) string {

@@ -19,6 +19,12 @@ const (
 	SysV20360      = "http://terminology.hl7.org/CodeSystem/v2-0360"
 	SysV20203      = "http://terminology.hl7.org/CodeSystem/v2-0203"
 	SysBCP47       = "urn:ietf:bcp:47"
+	// SysFlagPriority is the code system of the R4 flag-priority
+	// extension (ExtFlagPriority): PN, PL, PM, PH.
+	SysFlagPriority   = "http://terminology.hl7.org/CodeSystem/flag-priority-code"
+	SysInterpretation = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+	// ExtFlagPriority is the core R4 extension giving a Flag its priority.
+	ExtFlagPriority = "http://hl7.org/fhir/StructureDefinition/flag-priority"
 )
 
 // Project-local concepts this package needs beyond canonical.go. They live
@@ -82,7 +88,7 @@ type Code struct {
 // Codes is the one table of every code the mappings use. The unverified
 // (U) ones are: RxNorm 6130 ketamine ingredient, SNOMED 82423001 chronic
 // pain, the C-SSRS triage rule (local codes), the v2-0360 credential codes
-// and the default BP thresholds (see DefaultThresholds); they are used
+// and the default BP thresholds (see LimitTable); they are used
 // because no better source was found, and fromfhir accepts them only from
 // here.
 var Codes = []Code{
@@ -130,6 +136,17 @@ var Codes = []Code{
 	{"dast10.total", SysLOINC, "82667-7", "", Verified2},
 	// C-SSRS has no total: its triage is a local observation (rule U).
 	{"cssrs.triage", CSObservation, "cssrs-triage", "C-SSRS screener triage", Local},
+	// LOINC "Suicide risk level": the HL7 US Behavioral Health Profiles
+	// IG's C-SSRS example answers it; the triage Observation carries it
+	// beside the local code (its value stays local: the LOINC answer list
+	// for moderate and high was not verified).
+	{"cssrs.risk-level", SysLOINC, "93374-7", "Suicide risk level", Verified2},
+	// PHQ-9 difficulty answers, LOINC answer list LL359-1 (two independent
+	// public artifacts agree; LA6575-0 is "Very", LA6574-3 "Extremely").
+	{"difficulty.0", SysLOINC, "LA6572-7", "Not difficult at all", Verified2},
+	{"difficulty.1", SysLOINC, "LA6573-5", "Somewhat difficult", Verified2},
+	{"difficulty.2", SysLOINC, "LA6575-0", "Very difficult", Verified2},
+	{"difficulty.3", SysLOINC, "LA6574-3", "Extremely difficult", Verified2},
 
 	// Vital signs (section 3; displays as in the R4 vital-signs examples).
 	{"vitals.bp", SysLOINC, "85354-9", "Blood pressure panel with all children optional", Verified},
@@ -150,6 +167,14 @@ var Codes = []Code{
 	// unverified: the ingredient code; the injectable SCDs 238082-4 exist
 	// but which strength a practice used is not in the record.
 	{"drug.ketamine", SysRxNorm, "6130", "", Unverified},
+	// Product-level codes an EHR may send back (kap-domain.md section 4:
+	// the codes are verified, which strength each is is not): accepted
+	// inbound as ketamine; Spravato's branded dose form group is sent
+	// beside the esketamine SCDF.
+	{"drug.ketamine.238082", SysRxNorm, "238082", "", Verified},
+	{"drug.ketamine.238083", SysRxNorm, "238083", "", Verified},
+	{"drug.ketamine.238084", SysRxNorm, "238084", "", Verified},
+	{"drug.esketamine.spravato", SysRxNorm, "2201625", "", Verified},
 	{"route.iv", SysSNOMED, "47625008", "", Verified2},
 	{"route.im", SysSNOMED, "78421000", "", Verified2},
 	{"route.lozenge", SysSNOMED, "37839007", "", Verified2},  // sublingual
@@ -171,7 +196,15 @@ var Codes = []Code{
 	{"condition.confirmed", SysCondVer, "confirmed", "", Verified},
 	{"encounter.AMB", SysActCode, "AMB", "ambulatory", Verified},
 	{"flag.clinical", SysFlagCat, "clinical", "", Verified},
+	{"docref.clinical-note", "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "clinical-note", "Clinical Note", Verified},
 	{"flag.safety", SysFlagCat, "safety", "", Verified},
+	{"flag.priority.PH", SysFlagPriority, "PH", "High priority", Verified},
+	{"flag.priority.PM", SysFlagPriority, "PM", "Medium priority", Verified},
+	{"flag.priority.PL", SysFlagPriority, "PL", "Low priority", Verified},
+	{"interp.H", SysInterpretation, "H", "High", Verified},
+	{"interp.HH", SysInterpretation, "HH", "Critical high", Verified},
+	{"interp.L", SysInterpretation, "L", "Low", Verified},
+	{"interp.LL", SysInterpretation, "LL", "Critical low", Verified},
 	{"consent.patient-privacy", SysConsentScop, "patient-privacy", "", Verified},
 	{"consent.category", SysLOINC, "59284-0", "", Verified}, // as in the R4 Consent examples
 	{"consent.OPTIN", SysActCode, "OPTIN", "", Verified},
@@ -201,6 +234,7 @@ var Codes = []Code{
 	{"ucum.kg", SysUCUM, "kg", "kg", Verified},
 	{"ucum.Cel", SysUCUM, "Cel", "Cel", Verified},
 	{"ucum.mg", SysUCUM, "mg", "mg", Verified},
+	{"ucum.mg/min", SysUCUM, "mg/min", "mg/min", Verified},
 	{"ucum.mg/kg", SysUCUM, "mg/kg", "mg/kg", Verified},
 	{"ucum.min", SysUCUM, "min", "min", Verified},
 }

@@ -18,8 +18,9 @@ type Problem struct {
 	// on it): a code of Check (CheckCodes, CHECKS.md) or one of the Code
 	// constants below.
 	Code string
-	// Severity is SeverityError (the input cannot be used as it is) or
-	// SeverityWarning (it can, but someone should look).
+	// Severity is SeverityError (the input cannot be used as it is),
+	// SeverityAlert (it happened and broke a safety rule: kept, mapped and
+	// flagged) or SeverityWarning (it can be used, but someone should look).
 	Severity string
 	// Record is the record the problem is in, where known (the zero Ref
 	// for a text that is not a record at all).
@@ -37,6 +38,11 @@ type Problem struct {
 const (
 	SeverityError   = "error"
 	SeverityWarning = "warning"
+	// SeverityAlert: something that happened (a dose given, a vital sign
+	// measured) broke a safety rule. The record is kept and mapped, never
+	// held back, and the finding reaches the prescriber as a Flag of high
+	// priority (Mapper.FindingFlags); callers list it beside warnings.
+	SeverityAlert = "alert"
 )
 
 // Codes of the problems found outside Check (Check's are CheckCodes).
@@ -110,7 +116,9 @@ var issueTypes = map[string]fhir.IssueType{
 // stays empty, since a record's field is not a FHIRPath into a resource.
 func (p Problem) Issue() fhir.Issue {
 	is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueBusinessRule}
-	if p.Severity == SeverityWarning {
+	if p.Severity == SeverityWarning || p.Severity == SeverityAlert {
+		// An alert's record was accepted (kept and flagged): an error
+		// issue would tell a client the request failed.
 		is.Severity = fhir.SeverityWarning
 	}
 	if t, ok := issueTypes[p.Code]; ok {

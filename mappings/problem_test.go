@@ -33,9 +33,14 @@ func TestProblemIssue(t *testing.T) {
 	if is.Severity != fhir.SeverityError || is.Code != fhir.IssueInvalid || is.Diagnostics != `line 4, client "c-2": birth_date: not a date` || len(is.Expression) != 0 {
 		t.Errorf("%+v", is)
 	}
-	w := Problem{Code: "safety.bp", Severity: SeverityWarning, Field: "vitals", Message: "high"}.Issue()
-	if w.Severity != fhir.SeverityWarning || w.Code != fhir.IssueBusinessRule || w.Diagnostics != "safety.bp vitals: high" {
+	w := Problem{Code: "vitals.bp_rise", Severity: SeverityWarning, Field: "vitals", Message: "high"}.Issue()
+	if w.Severity != fhir.SeverityWarning || w.Code != fhir.IssueBusinessRule || w.Diagnostics != "vitals.bp_rise vitals: high" {
 		t.Errorf("%+v", w)
+	}
+	// An alert's record was accepted: a warning issue, not an error.
+	a := Problem{Code: "vitals.spo2", Severity: SeverityAlert, Field: "vitals.spo2", Message: "85"}.Issue()
+	if a.Severity != fhir.SeverityWarning || a.Code != fhir.IssueBusinessRule {
+		t.Errorf("%+v", a)
 	}
 }
 

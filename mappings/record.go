@@ -107,6 +107,13 @@ type Dose struct {
 	Lot            string   `json:"lot,omitempty"`             //
 	AdministeredBy string   `json:"administered_by,omitempty"` // practitioner id
 	MonitoredMin   int      `json:"monitored_minutes,omitempty"`
+	// GivenAt is when the dose was given (an infusion: when it started),
+	// RFC 3339: the MedicationAdministration's effective time. Without it
+	// the session's start stands in, with a warning.
+	GivenAt string `json:"given_at,omitempty"`
+	// InfusionMinutes is an IV infusion's length: the administration's
+	// period and its rate (mg/min).
+	InfusionMinutes int `json:"infusion_minutes,omitempty"`
 }
 
 // Session is one appointment of a course.
@@ -121,19 +128,39 @@ type Session struct {
 	ActualEnd     string   `json:"actual_end,omitempty"`    //
 	Practitioners []string `json:"practitioners,omitempty"` // who took part
 	Dose          *Dose    `json:"dose,omitempty"`          // dosing and maintenance only
+	// Concomitant are the medication classes the client took that the
+	// Spravato REMS patient monitoring form asks about, recorded per
+	// session: benzodiazepine, sedative_hypnotic (non-benzodiazepine),
+	// psychostimulant, maoi, opioid, and lamotrigine (which blunts
+	// ketamine's effect).
+	Concomitant []string `json:"concomitant,omitempty"`
 }
 
 // Clearance is the medical-clearance part of a screening: true means the
 // finding is present (a risk).
 type Clearance struct {
-	Cardiovascular      *bool    `json:"cardiovascular"`
-	PsychoticDisorder   *bool    `json:"psychotic_disorder"`
-	BipolarI            *bool    `json:"bipolar_i"`
-	SubstanceMisuse     *bool    `json:"substance_misuse"`
-	Pregnancy           *bool    `json:"pregnancy"`
-	ContraindicatedMeds *bool    `json:"contraindicated_medications"`
-	Medications         []string `json:"medications,omitempty"` // named, when contraindicated
-	Decision            string   `json:"decision"`              // cleared, not_cleared, deferred
+	Cardiovascular      *bool `json:"cardiovascular"`
+	PsychoticDisorder   *bool `json:"psychotic_disorder"`
+	BipolarI            *bool `json:"bipolar_i"`
+	SubstanceMisuse     *bool `json:"substance_misuse"`
+	Pregnancy           *bool `json:"pregnancy"`
+	ContraindicatedMeds *bool `json:"contraindicated_medications"`
+	// Medications are the client's current medications, whether or not
+	// contraindicated (ContraindicatedMeds says whether any is).
+	Medications []string `json:"medications,omitempty"`
+	Decision    string   `json:"decision"` // cleared, not_cleared, deferred
+	// OverrideReason is the prescriber's reason for clearing a client
+	// despite a contraindication item answered yes (or a positive
+	// pregnancy test): without it such a "cleared" decision is an error
+	// (CHECKS.md clearance.contraindication). It is mapped and flagged to
+	// the prescriber's EHR.
+	OverrideReason string `json:"override_reason,omitempty"`
+}
+
+// PregnancyTest is a pregnancy test result a screening carries.
+type PregnancyTest struct {
+	Date   string `json:"date"`   // RFC 3339 or YYYY-MM-DD
+	Result string `json:"result"` // positive, negative
 }
 
 // InstrumentResult is one instrument's answers in a screening.
@@ -161,12 +188,15 @@ type InstrumentResult struct {
 // a later re-assessment.
 type Screening struct {
 	Header
-	Client      string             `json:"client"`
-	Course      string             `json:"course,omitempty"`
-	Date        string             `json:"date"` // RFC 3339 or YYYY-MM-DD
-	PerformedBy string             `json:"performed_by"`
-	Clearance   *Clearance         `json:"clearance,omitempty"`
-	Instruments []InstrumentResult `json:"instruments,omitempty"`
+	Client      string     `json:"client"`
+	Course      string     `json:"course,omitempty"`
+	Date        string     `json:"date"` // RFC 3339 or YYYY-MM-DD
+	PerformedBy string     `json:"performed_by"`
+	Clearance   *Clearance `json:"clearance,omitempty"`
+	// PregnancyTest, where it applies, is checked before every later dose
+	// (CHECKS.md dosing.pregnancy_test).
+	PregnancyTest *PregnancyTest     `json:"pregnancy_test,omitempty"`
+	Instruments   []InstrumentResult `json:"instruments,omitempty"`
 }
 
 // Vitals are the vital signs of one measurement.

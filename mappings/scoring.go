@@ -256,6 +256,16 @@ func scoreCSSRS(items []int) (InstrumentScore, error) {
 	if items[6] == 1 && items[5] == 0 {
 		return s, itemsErr("C-SSRS screener item 7 (behaviour within the past 3 months) is yes but item 6 (behaviour ever) is no")
 	}
+	// The screener's skip logic: questions 3-5 are asked only when
+	// question 2 (thoughts of killing oneself) is yes, so a yes to any of
+	// them with question 2 no cannot come from the screener as given.
+	if items[1] == 0 {
+		for q := 3; q <= 5; q++ {
+			if items[q-1] == 1 {
+				return s, itemsErr("C-SSRS screener item %d is yes but item 2 (thoughts of killing yourself) is no: the screener asks items 3-5 only after a yes to item 2", q)
+			}
+		}
+	}
 	yes := func(q ...int) []string {
 		var out []string
 		for _, n := range q {

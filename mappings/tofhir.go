@@ -34,19 +34,6 @@ type Lookup interface {
 
 var _ Lookup = (*Book)(nil)
 
-// Thresholds are the blood-pressure readings above which an observation
-// raises a Flag.
-type Thresholds struct {
-	SystolicMax  float64 // mm[Hg]
-	DiastolicMax float64 // mm[Hg]
-}
-
-// DefaultThresholds: 140/90 mm[Hg], the "elevated baseline" example the
-// Spravato prescribing information (section 5, increase in blood pressure)
-// gives for weighing the risk of a dose. Unverified against the label text
-// in this repository (status U); practices set their own.
-var DefaultThresholds = Thresholds{SystolicMax: 140, DiastolicMax: 90}
-
 // Mapper maps practice records of one practice to FHIR R4 and back. Its
 // methods are pure: no I/O; the same records, Lookup and Now give the same
 // resources.
@@ -56,8 +43,17 @@ type Mapper struct {
 	Practice string
 	// Now stamps Provenance.recorded; nil means time.Now.
 	Now func() time.Time
-	// Thresholds for BP flags; the zero value means DefaultThresholds.
-	Thresholds Thresholds
+	// Limits interpret vital signs (Observation.interpretation H, HH, L,
+	// LL); zero fields mean LimitTable's defaults. Check takes the same
+	// Limits (CheckConfig.Limits), so an interpretation and a finding
+	// agree.
+	Limits Limits
+	// Prescriptions makes a course's prescription a MedicationRequest,
+	// which each dose's MedicationAdministration names (request). Off by
+	// default: the EHR sync does not route MedicationRequest yet
+	// (adapters/ehr artifactOf), and a mapped resource it cannot place
+	// fails its plan.
+	Prescriptions bool
 }
 
 func (m *Mapper) now() time.Time {
@@ -67,22 +63,17 @@ func (m *Mapper) now() time.Time {
 	return m.Now()
 }
 
-func (m *Mapper) thresholds() Thresholds {
-	if m.Thresholds == (Thresholds{}) {
-		return DefaultThresholds
-	}
-	return m.Thresholds
-}
-
 // ToFHIR maps one record to its resources, a Provenance last. Records may
 // be passed by pointer or by value. A course's CarePlan lists the course's
 // sessions, so a caller that maps a session maps its course again too.
 //
 //	client        Patient
 //	practitioner  Practitioner, PractitionerRole
-//	course        CarePlan (profile kap-careplan), Condition per indication,
-//	              Goal per goal and intention, CareTeam
-//	session       held: Encounter, and MedicationAdministration for a dose;
+//	course        CarePlan (profile kap-careplan, with a generated narrative),
+//	              Condition per indication, Goal per goal and intention,
+//	              CareTeam, MedicationRequest (the course's prescription)
+//	session       held: Encounter, and MedicationAdministration for a dose
+//	              (effective[x] when given, request the prescription);
 //	              planned, cancelled, no-show: nothing (CarePlan activities)
 //	screening     QuestionnaireResponse for the clearance and per instrument
 //	              (profile kap-screening-response), an Observation of the
@@ -91,8 +82,8 @@ func (m *Mapper) thresholds() Thresholds {
 //	              PHQ-9 item 9 > 0 and C-SSRS moderate or high
 //	observation   vital-sign Observations (R4 vital-signs profiles),
 //	              dissociation, side-effect and red-flag Observations
-//	              (profile kap-session-observation), Flag per red flag and
-//	              for BP above Thresholds
+//	              (profile kap-session-observation), Flag per red flag;
+//	              vitals carry interpretation H, HH, L, LL under Limits
 //	note          DocumentReference labelled V + PSYTHPN (see Exportable)
 //	consent       Consent
 //
@@ -101,7 +92,12 @@ func (m *Mapper) thresholds() Thresholds {
 // resource type, ...), so mapping a record again gives the same ids. What
 // the mapping could not carry, or carried with a default, comes back as
 // warnings (problems of code CodeNotCarried), never as a silent drop.
+// ToFHIRChecked adds the Flags of the record's findings (Check).
 func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
+	return m.toFHIR(b, r, nil)
+}
+
+func (m *Mapper) toFHIR(b Lookup, r Record, findings []Problem) ([]*fhir.Value, []Problem, error) {
 	mp := mapping{m: m, b: b}
 	var err error
 	switch rp := recordPointer(r).(type) {
@@ -130,6 +126,10 @@ func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
 	}
 	if err != nil {
 		return nil, mp.warnings, err
+	}
+	mp.findingFlags(r, findings)
+	for i := range mp.warnings {
+		mp.warnings[i].Record = Ref{h.Kind, h.ID}
 	}
 	if len(mp.out) > 0 {
 		mp.provenance(h)
@@ -432,7 +432,15 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	mp.emit("PractitionerRole", []string{"role"}, nil, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
-		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))))
+		// US Core PractitionerRole requires an organization: the practice,
+		// by identifier (a logical reference; the gateway keeps no
+		// Organization resource of the practice).
+		mem("organization", mp.obj(mem("type", mp.str("Organization")),
+			mem("identifier", mp.obj(mem("system", mp.str(NSPracticeRecordIDs)), mem("value", mp.str(mp.m.Practice)))),
+			mem("display", mp.str("practice "+mp.m.Practice)))),
+		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))),
+		// US Core pd-1: a role SHALL have contact information.
+		mem("telecom", mp.arr(mp.clones(telecom)...)))
 	return nil
 }
 

@@ -13,9 +13,20 @@ var redFlags = map[string]string{"mania": "mania", "confusion": "confusion", "de
 
 var phases = map[string]bool{"before": true, "during": true, "discharge": true}
 
+// interpret is a vital sign's interpretation under the Mapper's Limits
+// (nil when within them or not judged).
+func (mp *mapping) interpret(vital string, x float64) *fhir.Value {
+	code := mp.m.Limits.interpretation(vital, x)
+	if code == "" {
+		return nil
+	}
+	return mp.arr(mp.concept("", mp.coding("interp."+code)))
+}
+
 // observation -> one vital-sign Observation per vital (R4 vital-signs
 // profiles), a dissociation rating, an Observation per side effect and red
-// flag, a Flag per red flag and for BP above the thresholds.
+// flag, a Flag per red flag. Findings of Check (a pre-dose BP to hold the dose
+// for, a rise from the session's baseline) become Flags by FindingFlags.
 func (mp *mapping) observation(o *Observation) error {
 	s, ok := mp.b.Session(o.Session)
 	if !ok {
@@ -82,7 +93,7 @@ func (mp *mapping) observation(o *Observation) error {
 
 	if v := o.Vitals; v != nil {
 		if v.Systolic != nil || v.Diastolic != nil {
-			comp := func(concept_ string, x *float64) *fhir.Value {
+			comp := func(concept_ string, x *float64, vital string) *fhir.Value {
 				c := mp.obj(mem("code", mp.concept("", mp.coding(concept_))))
 				if x == nil {
 					mp.warn("observation.vitals", "blood pressure without %s: data absent", codeOf(concept_).Display)
@@ -90,15 +101,14 @@ func (mp *mapping) observation(o *Observation) error {
 					return c
 				}
 				c.Set("valueQuantity", mp.ucum(*x, "ucum.mmHg"))
+				if in := mp.interpret(vital, *x); in != nil {
+					c.Set("interpretation", in)
+				}
 				return c
 			}
 			observe([]string{"bp"}, []string{ProfileVitalSigns, ProfileBP}, vitalsCat,
 				mp.concept("blood pressure", mp.coding("vitals.bp")), mem("", nil),
-				mem("component", mp.arr(comp("vitals.systolic", v.Systolic), comp("vitals.diastolic", v.Diastolic))))
-			th := mp.m.thresholds()
-			if (v.Systolic != nil && *v.Systolic > th.SystolicMax) || (v.Diastolic != nil && *v.Diastolic > th.DiastolicMax) {
-				flag([]string{"bp"}, mp.concept("blood pressure above the practice threshold", mp.coding("vitals.bp"), mp.localCoding(CSSideEffect, "bp-elevation", "")))
-			}
+				mem("component", mp.arr(comp("vitals.systolic", v.Systolic, "systolic"), comp("vitals.diastolic", v.Diastolic, "diastolic"))))
 		}
 		one := func(x *float64, suffix, prof, codeConcept, unit, text string, extra ...*fhir.Value) {
 			if x == nil {
@@ -109,7 +119,8 @@ func (mp *mapping) observation(o *Observation) error {
 			if suffix == "spo2" {
 				profs = append(profs, ProfileUSCorePulseOx)
 			}
-			observe([]string{suffix}, profs, vitalsCat, mp.concept(text, codings...), mem("valueQuantity", mp.ucum(*x, unit)))
+			observe([]string{suffix}, profs, vitalsCat, mp.concept(text, codings...), mem("valueQuantity", mp.ucum(*x, unit)),
+				mem("interpretation", mp.interpret(suffix, *x)))
 		}
 		one(v.HeartRate, "hr", ProfileHeartRate, "vitals.hr", "ucum.min-1", "heart rate")
 		// SpO2: the R4 oxygensat profile wants 2708-6, US Core pulse-ox 59408-5.

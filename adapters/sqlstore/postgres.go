@@ -31,11 +31,11 @@ type pgStore struct {
 }
 
 const (
-	pgNewest = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	pgNewest = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 ORDER BY version_id DESC LIMIT 1`
-	pgVRead = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	pgVRead = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 AND version_id = $4`
-	pgHistory = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	pgHistory = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = $1 AND type = $2 AND id = $3 ORDER BY version_id DESC LIMIT $4`
 	pgOutbox = `SELECT seq, tenant, topic, key, payload, created FROM outbox
 		WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3`
@@ -128,7 +128,7 @@ func (s *pgStore) migrate(ctx context.Context) error {
 
 func scanPGVersion(k fhir.Key, row pgx.Row) (fhir.Version, error) {
 	v := fhir.Version{Key: k}
-	if err := row.Scan(&v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON, &v.Sensitivity); err != nil {
+	if err := row.Scan(&v.VersionID, &v.LastUpdated, &v.Deleted, &v.JSON, &v.Sensitivity, &v.Method); err != nil {
 		return fhir.Version{}, err
 	}
 	v.LastUpdated = v.LastUpdated.UTC()
@@ -362,8 +362,8 @@ func (t *pgTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error {
 		lu = t.s.opts.now()
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, sensitivity)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, k.Tenant, k.Type, k.ID, v.VersionID, timeMicros(lu), v.Deleted, nonNil(v.JSON), v.Sensitivity)
+	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, sensitivity, method)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, k.Tenant, k.Type, k.ID, v.VersionID, timeMicros(lu), v.Deleted, nonNil(v.JSON), v.Sensitivity, v.Method)
 	b.Queue(`INSERT INTO resource_heads (tenant, type, id, version_id, deleted, sensitivity) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted, sensitivity = excluded.sensitivity`,
 		k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted, v.Sensitivity)

@@ -538,7 +538,7 @@ func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQue
 			AND n.last_updated <= %[1]s AND %[2]s)`, a, nvis))
 	}
 	limit := pageSize(q.Count)
-	sql := fmt.Sprintf("SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body, v.sensitivity, %s FROM resource_versions v WHERE %s ORDER BY %s LIMIT %s",
+	sql := fmt.Sprintf("SELECT v.type, v.id, v.version_id, v.last_updated, v.deleted, v.body, v.sensitivity, v.method, %s FROM resource_versions v WHERE %s ORDER BY %s LIMIT %s",
 		seqSel, strings.Join(where, " AND "), order, b.arg(limit+1))
 	var vs []fhir.Version
 	var seqs []string
@@ -546,7 +546,7 @@ func (e *engine) history(ctx context.Context, tenant string, q search.HistoryQue
 		v := fhir.Version{Key: fhir.Key{Tenant: tenant}}
 		var seq any
 		var lu any
-		if err := r.Scan(&v.Type, &v.ID, &v.VersionID, &lu, &v.Deleted, &v.JSON, &v.Sensitivity, &seq); err != nil {
+		if err := r.Scan(&v.Type, &v.ID, &v.VersionID, &lu, &v.Deleted, &v.JSON, &v.Sensitivity, &v.Method, &seq); err != nil {
 			return err
 		}
 		switch lu := lu.(type) {

@@ -70,11 +70,11 @@ type sqliteReaderStmts struct {
 }
 
 const (
-	sqlNewest = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	sqlNewest = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? ORDER BY version_id DESC LIMIT 1`
-	sqlVRead = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	sqlVRead = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? AND version_id = ?`
-	sqlHistory = `SELECT version_id, last_updated, deleted, body, sensitivity FROM resource_versions
+	sqlHistory = `SELECT version_id, last_updated, deleted, body, sensitivity, method FROM resource_versions
 		WHERE tenant = ? AND type = ? AND id = ? ORDER BY version_id DESC LIMIT ?`
 	sqlOutbox = `SELECT seq, tenant, topic, key, payload, created FROM outbox
 		WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
@@ -270,8 +270,8 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		{&w.rollbackTo, "ROLLBACK TO fn"},
 		{&w.newest, sqlNewest},
 		{&w.head, "SELECT version_id, sensitivity FROM resource_heads WHERE tenant = ? AND type = ? AND id = ?"},
-		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, seq, sensitivity)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertVersion, `INSERT INTO resource_versions (tenant, type, id, version_id, last_updated, deleted, body, seq, sensitivity, method)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.upsertHead, `INSERT INTO resource_heads (tenant, type, id, version_id, deleted, sensitivity) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, type, id) DO UPDATE SET version_id = excluded.version_id, deleted = excluded.deleted, sensitivity = excluded.sensitivity`},
 		{&w.deleteIdents, "DELETE FROM resource_identifiers WHERE tenant = ? AND type = ? AND id = ?"},
@@ -313,7 +313,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSQLiteVersion(k fhir.Key, row scanner) (fhir.Version, error) {
 	v := fhir.Version{Key: k}
 	var micros int64
-	if err := row.Scan(&v.VersionID, &micros, &v.Deleted, &v.JSON, &v.Sensitivity); err != nil {
+	if err := row.Scan(&v.VersionID, &micros, &v.Deleted, &v.JSON, &v.Sensitivity, &v.Method); err != nil {
 		return fhir.Version{}, err
 	}
 	v.LastUpdated = time.UnixMicro(micros).UTC()
@@ -666,7 +666,7 @@ func (tx *sqliteTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) err
 	wrap := func(err error) error { return fmt.Errorf("sqlstore: put %s/%s/%s: %w", k.Tenant, k.Type, k.ID, err) }
 	tx.s.seq++
 	seq := tx.s.seq
-	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON), seq, v.Sensitivity); err != nil {
+	if _, err := w.insertVersion.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Deleted, nonNil(v.JSON), seq, v.Sensitivity, v.Method); err != nil {
 		return wrap(err)
 	}
 	if _, err := w.upsertHead.ExecContext(bg, k.Tenant, k.Type, k.ID, v.VersionID, v.Deleted, v.Sensitivity); err != nil {

@@ -22,7 +22,7 @@ func TestServeConformance(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-listen", addr}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "-auth", "off", "-listen", addr}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
 	}()
 	defer func() {
 		cancel()

@@ -34,7 +34,7 @@ func TestServePracticeAPIAndExport(t *testing.T) {
 	logw := &lockedWriter{w: &bytes.Buffer{}}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-listen", addr}, getenv, strings.NewReader(""), io.Discard, logw)
+		done <- run(ctx, []string{"serve", "-auth", "off", "-listen", addr}, getenv, strings.NewReader(""), io.Discard, logw)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)

@@ -36,7 +36,7 @@ func TestEndToEnd(t *testing.T) {
 	logw := &lockedWriter{w: &logs}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-listen", addr}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logw)
+		done <- run(ctx, []string{"serve", "-auth", "off", "-listen", addr}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logw)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)

@@ -142,10 +142,25 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		get("/Provenance?target:DocumentReference.description=SECRET"),
 		get("/Provenance?target:DocumentReference._security="+url.QueryEscape(securityPSYTHPN)),
 		get("/Provenance?_include=Provenance:target"),
+		// Chains and _has nested past one level, and :identifier, pass
+		// through notes as through nothing.
+		get("/Provenance?target:DocumentReference.subject:Patient._id="+patient),
+		get("/Provenance?target:DocumentReference.subject:Patient._has:DocumentReference:subject:description=SECRET"),
+		get("/Patient?_has:DocumentReference:subject:_has:Provenance:target:recorded=gt2000-01-01"),
+		get("/Patient?_has:DocumentReference:subject:subject:Patient._id="+patient),
+		get("/Patient?_has:Encounter:subject:_has:DocumentReference:encounter:_security="+url.QueryEscape(securityPSYTHPN)),
+		get("/Encounter?_has:DocumentReference:encounter:subject:Patient._has:DocumentReference:subject:description=SECRET"),
+		get("/DocumentReference?subject:Patient.identifier="+url.QueryEscape("urn:x|y")+"&_total=accurate"),
+		get("/DocumentReference?subject:identifier="+url.QueryEscape("urn:x|y")),
+		get("/Provenance?target:identifier=n1"),
 		get("/Patient/"+patient+"/DocumentReference"),
 		get("/Patient/"+patient+"/DocumentReference?_total=accurate"),
 		get("/Patient/"+patient+"/Provenance"),
 		get("/Patient/"+patient+"/$everything"),
+		get("/Patient/"+patient+"/$everything?_count=3"),
+		get("/Patient/"+patient+"/$everything?_type=DocumentReference"),
+		get("/Patient/"+patient+"/$everything?_type=DocumentReference,Provenance&_count=1"),
+		get("/Patient/"+patient+"/$everything?_since=2000-01-01&_type=DocumentReference"),
 		get("/DocumentReference/_history"),
 		get("/DocumentReference/_history?_count=1"),
 		get("/Provenance/_history?_count=2"),
@@ -158,6 +173,11 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 			`{"request":{"method":"GET","url":"DocumentReference?description=SECRET&_total=accurate"}},` +
 			`{"request":{"method":"GET","url":"Patient?_has:DocumentReference:subject:_security=` + url.QueryEscape(securityPSYTHPN) + `"}},` +
 			`{"request":{"method":"DELETE","url":"DocumentReference/n1"}}]}`},
+		// $validate of a delete of a note: as of a resource that does not
+		// exist; of a create naming a note's identifier: valid.
+		req{method: http.MethodPost, path: "/DocumentReference/n1/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/n3/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/$validate?mode=create", body: `{"resourceType":"DocumentReference","status":"current","identifier":[{"system":"urn:kap:notes","value":"n1"}],"content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		// Writes that change both gateways alike: criteria that match only
 		// notes by content are answered as if nothing matched.
 		req{method: http.MethodPost, path: "/DocumentReference", header: map[string]string{"If-None-Exist": "description=SECRET"},
@@ -167,6 +187,18 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		req{method: http.MethodPut, path: "/DocumentReference?description=SECRET-FHIR",
 			body: `{"resourceType":"DocumentReference","status":"current","description":"probe three","content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		get("/DocumentReference?_total=accurate&_sort=description"),
+		// A conditional patch whose criteria match only notes by content
+		// matches nothing (404 on both).
+		req{method: http.MethodPatch, path: "/DocumentReference?description=SECRET-FHIR", header: map[string]string{"Content-Type": "application/json-patch+json"},
+			body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+		req{method: http.MethodPatch, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN), header: map[string]string{"Content-Type": "application/fhir+json"},
+			body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+		// Conditional deletes whose criteria match notes by content or
+		// label delete nothing of them and list nothing of them.
+		req{method: http.MethodDelete, path: "/DocumentReference?description=SECRET"},
+		req{method: http.MethodDelete, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN)},
+		req{method: http.MethodDelete, path: "/DocumentReference?subject=Patient/" + patient + "&_security:not=" + url.QueryEscape("http://example.org|none"), header: map[string]string{"Prefer": "return=minimal"}},
+		get("/DocumentReference?_total=accurate&_sort=description"), // ids differ between the two: sort by what does not
 	)
 
 	normalize := func(r answer) string {
@@ -218,8 +250,27 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident, body: probe},
 				req{method: http.MethodPut, path: "/DocumentReference?identifier=" + ident + "&status=current", body: probe},
 				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + probe + `,"request":{"method":"POST","url":"DocumentReference","ifNoneExist":"identifier=` + ident + `"}}]}`},
+				req{method: http.MethodPatch, path: "/DocumentReference?identifier=" + ident, header: map[string]string{"Content-Type": "application/json-patch+json"},
+					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident},
+				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident + "&status=current"},
 			)
 		}
+		// A patch of the note by id, in either format, with or without
+		// If-Match: refused before anything of it (its version, its
+		// content, whether a test would pass) is looked at.
+		refusals = append(refusals,
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json"},
+				body: `[{"op":"test","path":"/description","value":"x"},{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/json-patch+json", "If-Match": `W/"7"`},
+				body: `[{"op":"remove","path":"/description"}]`},
+			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
+				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+			// In a transaction.
+			req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]},"request":{"method":"PATCH","url":"DocumentReference/` + n.id + `"}}]}`},
+			// $validate of an update of it: refused as the update would be.
+			req{method: http.MethodPost, path: "/DocumentReference/" + n.id + "/$validate?mode=update", body: strings.Replace(probe, `"status"`, `"id":"`+n.id+`","status"`, 1)},
+		)
 		for _, rq := range refusals {
 			name := fmt.Sprintf("refused %s %s %v", rq.method, rq.path, rq.header)
 			before := countVersions(t, st)

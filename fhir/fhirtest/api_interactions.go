@@ -196,7 +196,8 @@ func apiTestErrors(t *testing.T, c *apiClient) {
 		{"unknown type", "GET", "/Patients/1", nil, nil, 404},
 		{"unknown id", "GET", "/Patient/nope", nil, nil, 404},
 		{"unknown path", "GET", "/Patient/1/foo/bar/baz", nil, nil, 404},
-		{"method not allowed", "PATCH", "/Patient/" + id, []byte(`[]`), nil, 405},
+		{"method not allowed", "POST", "/Patient/" + id + "/_history", []byte(`{}`), nil, 405},
+		{"empty JSON Patch", "PATCH", "/Patient/" + id, []byte(`[]`), []string{"Content-Type", "application/json-patch+json"}, 400},
 		{"delete on type", "DELETE", "/Patient", nil, nil, 405},
 		{"unknown operation", "POST", "/Patient/$everything", []byte(`{}`), nil, 405},
 		{"xml accept", "GET", "/Patient/" + id, nil, []string{"Accept", "application/fhir+xml"}, 406},
@@ -408,7 +409,7 @@ func apiTestCapabilityStatement(t *testing.T, c *apiClient) {
 	if len(resources) != len(fhir.ResourceTypes()) {
 		t.Errorf("%d resource entries, want one per R4 type (%d)", len(resources), len(fhir.ResourceTypes()))
 	}
-	want := map[string]bool{"read": true, "vread": true, "update": true, "delete": true, "history-instance": true, "create": true,
+	want := map[string]bool{"read": true, "vread": true, "update": true, "patch": true, "delete": true, "history-instance": true, "create": true,
 		"search-type": true, "history-type": true}
 	for _, res := range resources {
 		rm := res.(map[string]any)
@@ -425,6 +426,9 @@ func apiTestCapabilityStatement(t *testing.T, c *apiClient) {
 			}
 		}
 		typ := rm["type"].(string)
+		if rm["conditionalDelete"] != "multiple" || rm["conditionalCreate"] != true || rm["conditionalUpdate"] != true {
+			t.Errorf("%s: conditionalDelete %v, conditionalCreate %v, conditionalUpdate %v; want multiple, true, true", typ, rm["conditionalDelete"], rm["conditionalCreate"], rm["conditionalUpdate"])
+		}
 		params, _ := rm["searchParam"].([]any)
 		if len(params) != len(search.ParamsFor(typ)) {
 			t.Errorf("%s: %d searchParams listed, the registry has %d", typ, len(params), len(search.ParamsFor(typ)))
@@ -457,6 +461,30 @@ func apiTestCapabilityStatement(t *testing.T, c *apiClient) {
 	}
 	if r := c.do("POST", "/Patient/$validate", apiPatient("v", "V")); r.status != 200 {
 		t.Errorf("$validate: %d", r.status)
+	}
+	// patch, conditional create/update/delete ("multiple") and the
+	// $everything parameters the statement documents.
+	for _, q := range []struct {
+		method, path string
+		body         []byte
+		headers      []string
+		status       int
+	}{
+		{"PATCH", "/Patient/" + pid, []byte(`[{"op":"add","path":"/active","value":true}]`), []string{"Content-Type", "application/json-patch+json"}, 200},
+		{"PATCH", "/Patient/" + pid, []byte(`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.active"},{"name":"value","valueBoolean":false}]}]}`), nil, 200},
+		{"GET", "/Patient/" + pid + "/$everything?_type=Patient&_since=2000-01-01&_count=1", nil, nil, 200},
+		{"POST", "/Patient", apiPatient("cs2", "Cstwo"), []string{"If-None-Exist", "family=Cstwo"}, 201},
+		{"PUT", "/Patient?family=Csthree", apiPatient("cs3", "Csthree"), nil, 201},
+		{"DELETE", "/Patient?family=Cstwo,Csthree", nil, nil, 200},
+		{"POST", "/Patient/" + pid + "/$validate?mode=delete", nil, nil, 200},
+		{"POST", "/Patient/" + pid + "/$validate?mode=update&profile=http://hl7.org/fhir/StructureDefinition/Patient", []byte(`{"resourceType":"Patient","id":"` + pid + `"}`), nil, 200},
+	} {
+		if r := c.do(q.method, q.path, q.body, q.headers...); r.status != q.status {
+			t.Errorf("%s %s: %d, want %d: %.300s", q.method, q.path, r.status, q.status, r.body)
+		}
+	}
+	if r := c.do("GET", "/Patient?family=Cstwo,Csthree&_summary=count", nil); !strings.Contains(string(r.body), `"total":0`) {
+		t.Errorf("the conditional delete left matches: %s", r.body)
 	}
 }
 

@@ -87,6 +87,13 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"BundleRefused", apiTestBundleRefused},
 		{"TransactionPreferAndGet", apiTestTransactionPreferAndGet},
 		{"Transaction1000", apiTestTransaction1000},
+		{"HistoryMethods", apiTestHistoryMethods},
+		{"EverythingPaging", apiTestEverythingPaging},
+		{"Patch", apiTestPatch},
+		{"ConditionalDelete", apiTestConditionalDelete},
+		{"DeepSearch", apiTestDeepSearch},
+		{"ValidateModes", apiTestValidateModes},
+		{"BundlePatch", apiTestBundlePatch},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 

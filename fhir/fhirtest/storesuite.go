@@ -123,6 +123,9 @@ func stCheckVersion(t *testing.T, what string, got, want fhir.Version) {
 	if !got.LastUpdated.Equal(wantTime) || got.LastUpdated.Location() != time.UTC {
 		t.Errorf("%s: LastUpdated %v, want %v in UTC", what, got.LastUpdated, wantTime)
 	}
+	if got.Method != want.Method {
+		t.Errorf("%s: Method %q, want %q as put", what, got.Method, want.Method)
+	}
 	if !bytes.Equal(got.JSON, want.JSON) {
 		t.Errorf("%s: JSON differs (%d bytes, want %d):\n got %.200q\nwant %.200q", what, len(got.JSON), len(want.JSON), got.JSON, want.JSON)
 	}
@@ -155,6 +158,8 @@ func storeTestCreateRead(t *testing.T, open StoreOpener) {
 	k := stKey(fhir.DefaultTenant, "p1")
 	v1 := stVersion(k, 1, stBody("p1", 1, ""))
 	v2 := stVersion(k, 2, stBody("p1", 2, `,"name":[{"family":"Müller"}]`))
+	// The method that wrote each version is kept for history.
+	v1.Method, v2.Method = "PUT", "PATCH"
 	stPut(t, s, v1, fhir.Index{})
 	stPut(t, s, v2, fhir.Index{})
 

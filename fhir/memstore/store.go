@@ -465,7 +465,7 @@ func (tx *memTx) Put(ctx context.Context, v fhir.Version, idx fhir.Index) error 
 	}
 	// Prepared before taking the lock: parsing a label and copying a body
 	// need none.
-	nv := &version{Version: fhir.Version{Key: k, VersionID: v.VersionID, Deleted: v.Deleted}}
+	nv := &version{Version: fhir.Version{Key: k, VersionID: v.VersionID, Deleted: v.Deleted, Method: v.Method}}
 	if len(v.JSON) > 0 {
 		nv.JSON = bytes.Clone(v.JSON)
 	}

@@ -217,7 +217,7 @@ func (a fhirAPI) Limits() APILimits {
 
 func (a fhirAPI) Register(g *gin.RouterGroup) {
 	s := a.s
-	g.Use(checkRequestPath, negotiate(s.lim.MaxBodyBytes), s.conformanceReady)
+	g.Use(checkRequestPath, negotiate(s.lim.MaxBodyBytes), s.authorize, s.conformanceReady)
 	for _, rt := range s.table {
 		if typed(rt.path) {
 			g.Handle(rt.method, rt.path, knownType, s.serve(rt.handle))

@@ -48,6 +48,13 @@ const (
 // conditional writes with the same criteria make one resource on every
 // backend.
 func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, rawQuery string, aud fhir.Audience, mode condMode) ([]string, error) {
+	return s.matchConditionMax(ctx, tx, tenant, typ, rawQuery, aud, mode, 2)
+}
+
+// matchConditionMax is matchCondition finding at least max matches when
+// there are as many (matchCondition finds 2: enough to tell none, one and
+// several apart).
+func (s *Server) matchConditionMax(ctx context.Context, tx fhir.Tx, tenant, typ, rawQuery string, aud fhir.Audience, mode condMode, max int) ([]string, error) {
 	params, perr := url.ParseQuery(rawQuery)
 	if perr == nil {
 		// Before either path below: U+0000 would reach the identifier
@@ -117,7 +124,7 @@ func (s *Server) matchCondition(ctx context.Context, tx fhir.Tx, tenant, typ, ra
 				WithStatus(http.StatusPreconditionFailed)
 		}
 	}
-	q.Count = 2 // enough to tell none, one and several apart
+	q.Count = max
 	q.Hide = aud.Hidden()
 	res, err := st.Search(ctx, tenant, q, nil)
 	if err != nil {

@@ -180,7 +180,7 @@ func (s *Server) SeedConformance(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := s.put(ctx, tx, k, cur, res); err != nil {
+			if _, err := s.put(ctx, tx, k, cur, res, ""); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"net/http"
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
@@ -56,20 +57,25 @@ func (s *Server) historyBundle(self, next string, versions []fhir.Version, total
 	for _, v := range versions {
 		e := bundleEntry{FullURL: s.base + "/" + v.Type + "/" + v.ID,
 			Response: &entryResponse{Etag: etag(v.VersionID), LastModified: write.FormatInstant(v.LastUpdated)}}
-		switch {
+		// The method that wrote the version (fhir.MethodOf): version 1 of
+		// a resource created by PUT is a PUT; a PATCH is a PATCH.
+		switch m := fhir.MethodOf(v); {
 		case v.Deleted:
 			// A deletion has no resource (bdl-5 allows it for history).
-			e.Request = &entryRequest{Method: "DELETE", URL: v.Type + "/" + v.ID}
+			e.Request = &entryRequest{Method: m, URL: v.Type + "/" + v.ID}
 			e.Response.Status = "204"
-		case v.VersionID == 1:
+		case m == http.MethodPost:
 			e.Resource = v.JSON
-			e.Request = &entryRequest{Method: "POST", URL: v.Type}
+			e.Request = &entryRequest{Method: m, URL: v.Type}
 			e.Response.Status = "201"
 			e.Response.Location = s.location(v)
 		default:
 			e.Resource = v.JSON
-			e.Request = &entryRequest{Method: "PUT", URL: v.Type + "/" + v.ID}
+			e.Request = &entryRequest{Method: m, URL: v.Type + "/" + v.ID}
 			e.Response.Status = "200"
+			if v.VersionID == 1 {
+				e.Response.Status = "201"
+			}
 			e.Response.Location = s.location(v)
 		}
 		b.Entry = append(b.Entry, e)

@@ -19,6 +19,7 @@ var typeInteractions = []models.TypeRestfulInteraction{
 	models.TypeRestfulInteractionRead,
 	models.TypeRestfulInteractionVread,
 	models.TypeRestfulInteractionUpdate,
+	models.TypeRestfulInteractionPatch, // JSON Patch and FHIRPath Patch (patch.go)
 	models.TypeRestfulInteractionDelete,
 	models.TypeRestfulInteractionHistoryInstance,
 	models.TypeRestfulInteractionCreate,
@@ -27,11 +28,13 @@ var typeInteractions = []models.TypeRestfulInteraction{
 }
 
 var typeOperations = []models.CapabilityStatementRestResourceOperation{
-	{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+	{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+		Documentation: ptr("POST /Type/$validate and POST /Type/id/$validate. mode: create, update, delete (no resource needed), profile; profile: a profile this server holds or a StructureDefinition stored here. An unknown mode or profile is refused (400), never ignored.")},
 }
 
 var everythingOperation = models.CapabilityStatementRestResourceOperation{
-	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+	Documentation: ptr("GET only. Parameters: _type (types of the Patient compartment), _since, _count (paged; pages stay put under writes). start, end and any other parameter are refused (400), not ignored.")}
 
 // capabilities handles GET /metadata.
 func (s *Server) capabilities(context.Context, *Request) (*Response, error) {
@@ -42,11 +45,13 @@ func (s *Server) capabilities(context.Context, *Request) (*Response, error) {
 func (s *Server) buildCapabilityStatement() []byte {
 	t, f := true, false
 	versioned := models.ResourceVersionPolicyVersionedUpdate
-	notSupported := models.ConditionalDeleteStatusNotSupported
+	condDelete := models.ConditionalDeleteStatusMultiple
 	condRead := models.ConditionalReadStatusNotSupported
 	name, title := "KapbridgeFHIRServer", "kapbridge FHIR R4 server"
 	desc := "kapbridge: the FHIR R4 API of the ketamine-assisted psychotherapy integration gateway"
-	idDoc := "Conditional create (If-None-Exist) and conditional update (PUT ?identifier=) accept one criterion: identifier=system|value."
+	idDoc := "Conditional create (If-None-Exist), update (PUT ?criteria), patch (PATCH ?criteria) and delete (DELETE ?criteria) take search criteria, always strictly (an unknown parameter is refused). " +
+		"A conditional delete removes every match, at most 100 (more: 412, nothing deleted). " +
+		"PATCH takes application/json-patch+json (JSON Patch) or a Parameters resource (FHIRPath Patch), with If-Match."
 	revIncludes := map[string][]string{} // target type -> "Source:param"
 	for _, src := range fhir.ResourceTypes() {
 		for _, p := range search.ParamsFor(src) {
@@ -76,7 +81,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 			ConditionalCreate: &t,
 			ConditionalUpdate: &t,
 			ConditionalRead:   &condRead,
-			ConditionalDelete: &notSupported,
+			ConditionalDelete: &condDelete,
 			Documentation:     &idDoc,
 			Operation:         typeOperations,
 			SupportedProfile:  s.conf.profilesFor(typ),

@@ -90,58 +90,6 @@ func (s *Server) runSearch(ctx context.Context, r *Request, params url.Values, c
 	return &Response{Status: http.StatusOK, Body: s.searchsetBundle(path, params, q, res, fp)}, nil
 }
 
-// everything handles GET /Patient/{id}/$everything: the patient and every
-// resource in its compartment, as one searchset. It refuses (too-costly)
-// rather than truncate when the compartment is larger than the cap.
-func (s *Server) everything(ctx context.Context, r *Request, id string) (*Response, error) {
-	for k := range r.URL.Query() {
-		if k != "_format" && k != "_pretty" {
-			return nil, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported", k)
-		}
-	}
-	tenant, aud := r.tenant(), r.Audience
-	patient, err := s.store.Read(ctx, fhir.Key{Tenant: tenant, Type: "Patient", ID: id})
-	if err == nil && hidden(aud, patient) {
-		err = fhir.ErrNotFound
-	}
-	if err == nil && patient.Deleted {
-		err = fhir.Errorf(fhir.IssueDeleted, "", "Patient/%s was deleted", id)
-	}
-	if err != nil {
-		return nil, notFound(err, fhir.Key{Type: "Patient", ID: id})
-	}
-	const maxEverything = 10000
-	all := search.Result{Matches: []fhir.Version{patient}, Total: 1}
-	for _, typ := range search.CompartmentTypes("Patient") {
-		if typ == "Patient" {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err // one search per type: stop between them
-		}
-		q := &search.Query{Type: typ, Count: 1000, Hide: aud.Hidden(), Compartment: &search.Compartment{Type: "Patient", ID: id, Params: search.CompartmentParams("Patient", typ)}}
-		var cur *search.Cursor
-		for {
-			res, err := s.store.Search(ctx, tenant, q, cur)
-			if err != nil {
-				return nil, err
-			}
-			all.Matches = append(all.Matches, s.visible(ctx, aud, res.Matches)...)
-			if len(all.Matches) > maxEverything {
-				return nil, fhir.Errorf(fhir.IssueTooCostly, "", "Patient/%s has more than %d resources; $everything would be truncated, so it is refused: search the compartment by type (GET /Patient/%s/{type}) instead", id, maxEverything, id)
-			}
-			if res.Next == nil {
-				break
-			}
-			cur = res.Next
-		}
-	}
-	all.Total = len(all.Matches)
-	q := &search.Query{Type: "Patient"}
-	path := "/Patient/" + id + "/$everything"
-	return &Response{Status: http.StatusOK, Body: s.searchsetBundle(path, url.Values{}, q, all, "")}, nil
-}
-
 // preferHandling reads handling=... from the Prefer header.
 func preferHandling(h http.Header) string { return strings.ToLower(preference(h, "handling")) }
 

@@ -119,6 +119,18 @@ type searchBundle struct {
 
 // searchsetBundle renders one page of results.
 func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query, res search.Result, fingerprint string) []byte {
+	var next string
+	if res.Next != nil {
+		np := linkParams(params, q.Ignored)
+		np.Set("_cursor", encodeCursor(res.Next, fingerprint))
+		next = withQuery(s.base+path, np)
+	}
+	return s.searchsetPage(path, params, q, res, next)
+}
+
+// searchsetPage renders one page of results whose next page is at next
+// ("" on the last page).
+func (s *Server) searchsetPage(path string, params url.Values, q *search.Query, res search.Result, next string) []byte {
 	lp := linkParams(params, q.Ignored)
 	b := searchBundle{ResourceType: "Bundle", ID: s.newID(), Type: "searchset",
 		Meta: bundleMeta{LastUpdated: write.FormatInstant(s.now())},
@@ -127,13 +139,8 @@ func (s *Server) searchsetBundle(path string, params url.Values, q *search.Query
 		total := res.Total
 		b.Total = &total
 	}
-	if res.Next != nil {
-		np := url.Values{}
-		for k, v := range lp {
-			np[k] = v
-		}
-		np.Set("_cursor", encodeCursor(res.Next, fingerprint))
-		b.Link = append(b.Link, bundleLink{Relation: "next", URL: withQuery(s.base+path, np)})
+	if next != "" {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: next})
 	}
 	if q.Summary != "count" {
 		for _, v := range res.Matches {

@@ -11,6 +11,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -76,6 +77,13 @@ type Config struct {
 	// panic recovery, admission under Limits, the time limit), each
 	// answering in its own format (apis.go). Nil: the FHIR API alone.
 	APIs []API
+	// Changed runs inside the transaction of every version this server
+	// writes (write.Writer.Changed): EHR sync's enqueue hook. Nil: none.
+	Changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
+	// Auth, when set, requires a bearer token and checks its scopes and
+	// practice on every request but the public ones (auth.go). Nil: no
+	// authorization (dev mode).
+	Auth *Auth
 }
 
 // Document is a static document served at a fixed path.
@@ -91,6 +99,7 @@ type Server struct {
 	base    string
 	log     *slog.Logger
 	now     func() time.Time
+	changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
 	newID   func() string
 	version string
 	table   []route // routes.go
@@ -112,6 +121,9 @@ type Server struct {
 	apis     []API // Config.APIs
 	patterns map[API][]routePattern
 	methods  []string // of all routes, in the order of Gin's trees
+
+	auth    *Auth       // Config.Auth (auth.go)
+	limiter rateLimiter // per client (auth_hardening.go)
 }
 
 // New returns the FHIR API, and the APIs of cfg.APIs beside it, as an
@@ -130,7 +142,7 @@ func New(cfg Config) *Server {
 		}
 	}
 	s := &Server{store: st, base: strings.TrimRight(cfg.BaseURL, "/"), log: cfg.Logger,
-		now: cfg.Now, newID: cfg.NewID, version: cfg.Version}
+		now: cfg.Now, changed: cfg.Changed, newID: cfg.NewID, version: cfg.Version}
 	if s.base == "" {
 		s.base = "http://127.0.0.1:8080"
 	}
@@ -156,7 +168,8 @@ func New(cfg Config) *Server {
 	s.lim = cfg.Limits.WithDefaults()
 	s.admission = newAdmission(s.lim)
 	s.table = s.routeTable()
-	s.fhir, s.apis = fhirAPI{s}, cfg.APIs
+	s.auth = cfg.Auth
+	s.fhir, s.apis = fhirAPI{s}, append(cfg.APIs, authAPIs(cfg.Auth)...)
 	s.engine = s.routes()
 	return s
 }
@@ -183,9 +196,14 @@ func NewUUID() string {
 	return string(out[:])
 }
 
-// tenantOf returns the tenant of a request. Until practice tenants arrive
-// (roadmap item 2) every request belongs to the default tenant.
-func tenantOf(*gin.Context) string { return fhir.DefaultTenant }
+// tenantOf returns the tenant of a request: its client's practice
+// (auth.go), or the default tenant without authorization.
+func tenantOf(c *gin.Context) string {
+	if t := principalTenant(c); t != "" {
+		return t
+	}
+	return fhir.DefaultTenant
+}
 
 // ---- responses ----
 

@@ -122,7 +122,7 @@ func transactionFailure(entries []*bundleEntryReq) error {
 // writeEntries performs, in processing order, the write entries with
 // (condRefs true) or without conditional references.
 func (s *Server) writeEntries(ctx context.Context, tx fhir.Tx, entries []*bundleEntryReq, condRefs bool, aud fhir.Audience) error {
-	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
+	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodPatch} {
 		for _, e := range entries {
 			if e.method != method || e.condRefs != condRefs {
 				continue
@@ -241,7 +241,16 @@ func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, 
 				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
 			}
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
-		case e.method == http.MethodPut || e.method == http.MethodDelete:
+		case e.method == http.MethodPatch && e.id == "":
+			id, err := s.matchOne(ctx, tx, tenant, e.typ, e.query, aud)
+			if err == nil && id == "" {
+				err = fhir.Errorf(fhir.IssueNotFound, "", "no %s matches %q: a conditional patch needs one match", e.typ, e.query)
+			}
+			if err != nil {
+				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
+			}
+			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
+		case e.method == http.MethodPut || e.method == http.MethodDelete || e.method == http.MethodPatch:
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: e.id}
 		default:
 			continue
@@ -275,6 +284,9 @@ func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq, 
 		e.out, e.status, err = s.createIn(ctx, tx, e.key, e.res)
 	case http.MethodPut:
 		e.out, e.status, err = s.updateIn(ctx, tx, e.key, e.res, e.ifMatch, aud)
+	case http.MethodPatch:
+		e.out, err = s.patchIn(ctx, tx, e.key, e.patch, e.ifMatch, aud)
+		e.status = http.StatusOK
 	}
 	return err
 }

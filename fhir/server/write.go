@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
@@ -56,9 +55,16 @@ func readBody(r *Request) ([]byte, error) {
 	return body, nil
 }
 
-// put writes res as the version after cur (cur zero for a new resource).
-func (s *Server) put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Version, res *fhir.Value) (fhir.Version, error) {
-	return write.Writer{Base: s.base, Now: s.now}.Put(ctx, tx, k, cur, res)
+// put writes res as the version after cur (cur zero for a new resource),
+// recording method, the interaction's HTTP method, for history.
+func (s *Server) put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Version, res *fhir.Value, method string) (fhir.Version, error) {
+	return s.writer(method).Put(ctx, tx, k, cur, res)
+}
+
+// writer is how this server writes versions: its base, its clock, the
+// interaction's method and the change hook (Config.Changed).
+func (s *Server) writer(method string) write.Writer {
+	return write.Writer{Base: s.base, Now: s.now, Method: method, Changed: s.changed}
 }
 
 // current reads the newest version of k inside tx; found is false when k
@@ -140,7 +146,7 @@ func (s *Server) createIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir
 	if err := s.checkWrite(k, res); err != nil {
 		return fhir.Version{}, 0, err
 	}
-	v, err := s.put(ctx, tx, k, fhir.Version{Key: k}, res)
+	v, err := s.put(ctx, tx, k, fhir.Version{Key: k}, res, http.MethodPost)
 	if err != nil {
 		return fhir.Version{}, 0, err
 	}
@@ -200,8 +206,8 @@ func (s *Server) deleteIn(ctx context.Context, tx fhir.Tx, k fhir.Key, ifMatch i
 	if cur.Deleted {
 		return cur, http.StatusNoContent, nil
 	}
-	v := fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
-	if err := tx.Put(ctx, v, fhir.Index{}); err != nil {
+	v, err := s.writer(http.MethodDelete).Delete(ctx, tx, k, cur, s.now())
+	if err != nil {
 		return fhir.Version{}, 0, err
 	}
 	return v, http.StatusNoContent, nil
@@ -224,7 +230,7 @@ func (s *Server) updateIn(ctx context.Context, tx fhir.Tx, k fhir.Key, res *fhir
 	if err := checkIfMatch(ifMatch, cur, found); err != nil {
 		return fhir.Version{}, 0, err
 	}
-	v, err := s.put(ctx, tx, k, cur, res)
+	v, err := s.put(ctx, tx, k, cur, res, http.MethodPut)
 	if err != nil {
 		return fhir.Version{}, 0, err
 	}

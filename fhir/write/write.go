@@ -16,12 +16,22 @@ import (
 	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
-// Writer writes versions. The zero value works: Now defaults to time.Now
-// and Base (this server's base URL, so absolute references to it index as
-// local ones) to "".
+// Writer writes versions. The zero value works: Now defaults to time.Now,
+// Base (this server's base URL, so absolute references to it index as
+// local ones) to "", and Changed to nothing.
 type Writer struct {
 	Base string
 	Now  func() time.Time
+	// Method is recorded on the versions written (fhir.Version.Method):
+	// the HTTP method of the interaction. "" records none, for writers
+	// that are no REST interaction (the importer).
+	Method string
+	// Changed, when set, runs inside the writing transaction after every
+	// version Put or Delete writes: the hook by which EHR sync enqueues
+	// the change (syncstore.Enqueue), so the change and its outbox row
+	// commit or vanish together whichever path wrote it (FHIR API,
+	// Bundles, practice import, practice API). Its error fails the write.
+	Changed func(ctx context.Context, tx fhir.Tx, v fhir.Version) error
 }
 
 func (w Writer) now() time.Time {
@@ -37,11 +47,33 @@ func (w Writer) Put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versio
 	ts := w.now().UTC().Truncate(time.Microsecond)
 	vid := cur.VersionID + 1
 	Stamp(res, k.ID, vid, ts)
-	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode()}
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: search.Extract(res, w.Base)}); err != nil {
+	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode(), Method: w.Method}
+	entries := search.Extract(res, w.Base)
+	search.IndexIdentifiers(entries) // Reference.identifier, for :identifier
+	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: entries}); err != nil {
 		return fhir.Version{}, err
 	}
-	return v, nil
+	return v, w.changed(ctx, tx, v)
+}
+
+// Delete writes a deletion of k as the version after cur (which must be
+// live); ts zero leaves the time to the store's clock.
+func (w Writer) Delete(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Version, ts time.Time) (fhir.Version, error) {
+	if !ts.IsZero() {
+		ts = ts.UTC().Truncate(time.Microsecond)
+	}
+	v := fhir.Version{Key: k, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: w.Method}
+	if err := tx.Put(ctx, v, fhir.Index{}); err != nil {
+		return fhir.Version{}, err
+	}
+	return v, w.changed(ctx, tx, v)
+}
+
+func (w Writer) changed(ctx context.Context, tx fhir.Tx, v fhir.Version) error {
+	if w.Changed == nil {
+		return nil
+	}
+	return w.Changed(ctx, tx, v)
 }
 
 // Unchanged reports whether res has the same content as the live version

@@ -34,12 +34,13 @@ type Applier struct {
 	// later records of the same run resolve against earlier ones.
 	DryRun bool
 
-	once    sync.Once
-	rows    recordstore.Store // Store as a record store, once checked
-	rowsErr error
-	cache   decodedCache
-	dryMu   sync.Mutex
-	dryRows map[string]recordstore.Row
+	once      sync.Once
+	rows      recordstore.Store // Store as a record store, once checked
+	rowsErr   error
+	cache     decodedCache
+	baselines baselineCache
+	dryMu     sync.Mutex
+	dryRows   map[string]recordstore.Row
 }
 
 // Statuses of a Result.
@@ -241,13 +242,17 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	if err != nil {
 		return Result{}, err
 	}
-	for _, f := range mappings.Check(book, rec, st.a.Checks) {
+	findings := mappings.Check(book, rec, st.a.Checks)
+	for _, f := range findings {
 		switch {
 		case f.Code == "ref.pending":
 			// Reported as Pending instead.
 		case f.Code == "dosing.no_clearance" && len(missing) == 0 && !force:
 			// A clearance screening may still be on its way (records
-			// arrive in any order): wait for one rather than reject.
+			// arrive in any order): wait for one rather than reject. A
+			// screening with any decision ends the wait (dependents); a
+			// decision that does not clear is then an alert, and the dose
+			// is mapped and flagged.
 			if s, ok := rec.(*mappings.Session); ok {
 				if c, ok := st.mapped(mappings.KindCourse, s.Course); ok {
 					missing = append(missing, clearanceRef(c.(*mappings.Course).Client))
@@ -260,6 +265,8 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 		case f.Severity == mappings.SeverityError:
 			res.Errors = append(res.Errors, f)
 		default:
+			// Warnings and alerts: the record stands; alerts and some
+			// warnings become Flags (mappings.FindingFlag).
 			res.Warnings = append(res.Warnings, f)
 		}
 	}
@@ -283,7 +290,7 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 		return res, nil
 	}
 
-	resources, warns, err := st.a.Mapper.ToFHIR(st.lookup(), rec)
+	resources, warns, err := st.a.Mapper.ToFHIRChecked(st.lookup(), rec, findings)
 	if st.err != nil {
 		return Result{}, st.err
 	}
@@ -312,6 +319,9 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	}
 	res.Resources = refs
 	row.State = recordstore.StateMapped
+	if o, ok := rec.(*mappings.Observation); ok {
+		st.noteObservation(o, true)
+	}
 	for _, r := range refs {
 		row.Resources = append(row.Resources, r.String())
 	}
@@ -384,7 +394,12 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 		return nil
 	}
 	waiting := []string{ref(h.Kind, h.ID)}
-	if sc, ok := rec.(*mappings.Screening); ok && sc.Clearance != nil && sc.Clearance.Decision == "cleared" {
+	sc, clearance := rec.(*mappings.Screening)
+	clearance = clearance && (sc.Clearance != nil || sc.PregnancyTest != nil)
+	if clearance {
+		// Any clearance decision ends a dose's wait: a cleared one maps
+		// it, another maps it with a dosing.not_cleared alert (a dose that
+		// happened is never held back).
 		waiting = append(waiting, clearanceRef(sc.Client))
 	}
 	for _, w := range waiting {
@@ -409,6 +424,75 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 				return nil, err
 			}
 			out = append(out, r)
+		}
+	}
+	if sc, ok := rec.(*mappings.Screening); ok && len(sc.Instruments) > 0 {
+		// A baseline arriving after a follow-up changes the follow-up's
+		// response and remission: judge the client's other screenings
+		// again.
+		others, err := st.children(mappings.KindScreening, sc.Client)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range others {
+			if o.RecordHeader().ID != sc.ID && len(o.(*mappings.Screening).Instruments) > 0 {
+				if err := remap(mappings.KindScreening, o.RecordHeader().ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if clearance {
+		// A clearance decision or pregnancy test may change the findings
+		// (and Flags) of doses already mapped: a later not_cleared revokes,
+		// an earlier cleared one arriving late restores.
+		courses, err := st.children(mappings.KindCourse, sc.Client)
+		if err != nil {
+			return nil, err
+		}
+		for _, co := range courses {
+			sessions, err := st.children(mappings.KindSession, co.RecordHeader().ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range sessions {
+				if s := s.(*mappings.Session); s.Dose != nil || s.Type == "dosing" || s.Type == "maintenance" {
+					if err := remap(mappings.KindSession, s.ID); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	if o, ok := rec.(*mappings.Observation); ok && o.Phase == "before" {
+		// A pre-dose reading is the baseline its session's later readings
+		// are judged by: whatever order they arrived in, judge them again.
+		kids, err := st.children(mappings.KindObservation, o.Session)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range kids {
+			if k := k.(*mappings.Observation); k.Phase == "during" || k.Phase == "discharge" {
+				if err := remap(mappings.KindObservation, k.ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if s, ok := rec.(*mappings.Session); ok {
+		// The schedule rules judge a session by its course's others (the
+		// interval between doses, preparation before the first dose):
+		// whatever order they arrived in, judge the course's doses again.
+		kids, err := st.children(mappings.KindSession, s.Course)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range kids {
+			if k := k.(*mappings.Session); k.Dose != nil || k.Type == "dosing" || k.Type == "maintenance" {
+				if err := remap(mappings.KindSession, k.ID); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	if s, ok := rec.(*mappings.Session); ok {
@@ -472,6 +556,20 @@ func (st *applyState) checkBook(rec mappings.Record) (*mappings.Book, error) {
 		if _, err := addKids(mappings.KindSession, r.ID); err != nil {
 			return nil, err
 		}
+	case *mappings.Observation:
+		// A reading during or at the end of a session is judged by its
+		// rise from the session's pre-dose baseline.
+		if r.Phase == "during" || r.Phase == "discharge" {
+			bs, err := st.baselines(r.Session)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range bs {
+				if o.ID != r.ID {
+					b.Add(o)
+				}
+			}
+		}
 	case *mappings.Session:
 		c, ok := st.mapped(mappings.KindCourse, r.Course)
 		if !ok {
@@ -481,7 +579,12 @@ func (st *applyState) checkBook(rec mappings.Record) (*mappings.Book, error) {
 		if _, err := addKids(mappings.KindScreening, client); err != nil {
 			return nil, err
 		}
-		if r.Dose == nil || r.Dose.MgPerKg == nil {
+		// The course's other sessions: the schedule (interval between
+		// doses, preparation before the first).
+		if _, err := addKids(mappings.KindSession, r.Course); err != nil {
+			return nil, err
+		}
+		if r.Dose == nil {
 			break
 		}
 		courses, err := addKids(mappings.KindCourse, client)

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/search"
@@ -174,7 +176,7 @@ func TestApplyConcurrent(t *testing.T) {
 	applyAll(t, testApplier(ref), recs)
 	want := snapshot(t, ref)
 	stores := map[string]func(testing.TB) search.Store{"sqlite": openTestStore}
-	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
+	if sqltest.PostgresDSN(t) != "" {
 		stores["postgres"] = openPGStore
 	}
 	for name, open := range stores {
@@ -246,21 +248,43 @@ func TestApplyDosingWaitsForClearance(t *testing.T) {
 	if res.Status != StatusPending || !slices.Equal(res.Pending, []string{"clearance/c"}) {
 		t.Fatalf("session before any screening: %s, pending %v, errors %v; want pending on clearance/c", res.Status, res.Pending, res.Errors)
 	}
-	screening := func(id, decision string) string {
-		return `{"kind":"screening","id":"` + id + `","client":"c","course":"k","date":"2026-01-02","performed_by":"rx","clearance":{"cardiovascular":false,"psychotic_disorder":false,"bipolar_i":false,"substance_misuse":false,"pregnancy":false,"contraindicated_medications":false,"decision":"` + decision + `"}}`
+	screening := func(id, date, decision string) string {
+		return `{"kind":"screening","id":"` + id + `","client":"c","course":"k","date":"` + date + `","performed_by":"rx","clearance":{"cardiovascular":false,"psychotic_disorder":false,"bipolar_i":false,"substance_misuse":false,"pregnancy":false,"contraindicated_medications":false,"decision":"` + decision + `"}}`
 	}
-	if res := apply(screening("scr-deferred", "deferred")); res.Status != StatusCreated || len(res.Related) != 0 {
-		t.Fatalf("deferred screening: %s, related %v; want created and nothing else mapped", res.Status, res.Related)
+	flagOf := func(r Result, code string) bool {
+		for _, rr := range r.Resources {
+			if rr.Type == "Flag" {
+				v, err := a.Store.Read(t.Context(), fhir.Key{Tenant: fhir.DefaultTenant, Type: "Flag", ID: rr.ID})
+				if err == nil && !v.Deleted && strings.Contains(string(v.JSON), `"code":"`+code+`"`) {
+					return true
+				}
+			}
+		}
+		return false
 	}
-	if p, err := a.Pending(t.Context()); err != nil || len(p) != 1 || p[0].ID != "s1" {
-		t.Fatalf("after a deferred screening, pending %v (%v); want session s1 still waiting", p, err)
+	// Issue 12: a dose given after a deferred decision no longer waits for
+	// good: the deferred screening maps it, with a dosing.not_cleared alert
+	// and its Flag.
+	res = apply(screening("scr-deferred", "2026-01-02", "deferred"))
+	i := slices.IndexFunc(res.Related, func(r Result) bool { return r.Kind == mappings.KindSession && r.ID == "s1" })
+	if res.Status != StatusCreated || i < 0 || res.Related[i].Status != StatusCreated {
+		t.Fatalf("deferred screening: %s, related %+v; want the session created with it", res.Status, res.Related)
 	}
-	res = apply(screening("scr-cleared", "cleared"))
-	sessionCreated := slices.ContainsFunc(res.Related, func(r Result) bool {
-		return r.Kind == mappings.KindSession && r.ID == "s1" && r.Status == StatusCreated
-	})
-	if res.Status != StatusCreated || !sessionCreated {
-		t.Fatalf("cleared screening: %s, related %+v; want the session created with it", res.Status, res.Related)
+	s1 := res.Related[i]
+	if !slices.ContainsFunc(s1.Warnings, func(p mappings.Problem) bool {
+		return p.Code == "dosing.not_cleared" && p.Severity == mappings.SeverityAlert
+	}) || !flagOf(s1, "dosing.not_cleared") {
+		t.Fatalf("session after a deferred decision: warnings %v, resources %v; want a dosing.not_cleared alert and Flag", s1.Warnings, s1.Resources)
+	}
+	if p, err := a.Pending(t.Context()); err != nil || len(p) != 0 {
+		t.Fatalf("after a deferred screening, pending %v (%v); want none", p, err)
+	}
+	// A later cleared decision governs: the session is mapped again and
+	// its Flag goes.
+	res = apply(screening("scr-cleared", "2026-01-03", "cleared"))
+	i = slices.IndexFunc(res.Related, func(r Result) bool { return r.Kind == mappings.KindSession && r.ID == "s1" })
+	if res.Status != StatusCreated || i < 0 || res.Related[i].Status != StatusUpdated || flagOf(res.Related[i], "dosing.not_cleared") {
+		t.Fatalf("cleared screening: %s, related %+v; want the session updated without its Flag", res.Status, res.Related)
 	}
 	if p, err := a.Pending(t.Context()); err != nil || len(p) != 0 {
 		t.Errorf("pending after clearance: %v (%v); want none", p, err)

@@ -2,6 +2,7 @@ package records
 
 import (
 	"errors"
+	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
@@ -87,7 +88,7 @@ func (st *applyState) write(resources []*fhir.Value, oldRes []string) ([]Resourc
 		}
 		changed = true
 		if st.dry == nil {
-			if err := st.tx.Put(st.ctx, fhir.Version{Key: k, VersionID: cur.VersionID + 1, Deleted: true}, fhir.Index{}); err != nil {
+			if _, err := st.a.Writer.Delete(st.ctx, st.tx, k, cur, time.Time{}); err != nil {
 				return nil, false, err
 			}
 		}

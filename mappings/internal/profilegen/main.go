@@ -28,6 +28,7 @@ func main() {
 	diff := flag.String("differential", "differential", "folder of the hand-written profile differentials")
 	out := flag.String("out", "artifacts", "output folder (its JSON files are replaced)")
 	external := flag.String("external", "external", "output folder of the published profiles copied for validation")
+	flag.StringVar(&checksPath, "checks", checksPath, "mappings/CHECKS.md, whose table of checks is the kap-check CodeSystem")
 	flag.Parse()
 	if err := run(*core, *diff, *out); err != nil {
 		log.Fatal(err)
@@ -39,7 +40,11 @@ func main() {
 
 func run(core, diffDir, out string) error {
 	var all []*fhir.Value
-	for _, cs := range codeSystems() {
+	checks, err := checkCodeSystem(checksPath)
+	if err != nil {
+		return err
+	}
+	for _, cs := range append(codeSystems(), checks) {
 		all = append(all, cs.resource(), cs.allCodes())
 	}
 	all = append(all, boundValueSets()...)

@@ -34,6 +34,7 @@ func needCore(t *testing.T) string {
 func TestArtifactsUpToDate(t *testing.T) {
 	core := needCore(t)
 	out, ext := t.TempDir(), t.TempDir()
+	checksPath = "../../CHECKS.md"
 	if err := run(core, "../../ig/differential", out); err != nil {
 		t.Fatal(err)
 	}

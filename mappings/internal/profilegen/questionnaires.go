@@ -42,6 +42,12 @@ var (
 	phqAnswers = []answer{{loinc, "LA6568-5", "Not at all", 0}, {loinc, "LA6569-3", "Several days", 1},
 		{loinc, "LA6570-1", "More than half the days", 2}, {loinc, "LA6571-9", "Nearly every day", 3}}
 	yesNo = []answer{{loinc, "LA33-6", "Yes", -1}, {loinc, "LA32-8", "No", -1}}
+	// The PHQ-9 difficulty answers (LOINC answer list LL359-1), as the
+	// Medizininformatik-Initiative PRO IG's ValueSet and an SDC PHQ-9
+	// Questionnaire both list them (status V2; note LA6575-0 is "Very" and
+	// LA6574-3 "Extremely", not in code order).
+	phqDifficulty = []answer{{loinc, "LA6572-7", "Not difficult at all", 0}, {loinc, "LA6573-5", "Somewhat difficult", 1},
+		{loinc, "LA6575-0", "Very difficult", 2}, {loinc, "LA6574-3", "Extremely difficult", 3}}
 )
 
 func scored(codes []string, texts []string, answers []answer) []item {
@@ -64,10 +70,8 @@ func instruments() []instrument {
 			"Trouble concentrating on things, such as reading the newspaper or watching television",
 			"Moving or speaking so slowly that other people could have noticed, or the opposite: being so fidgety or restless that you have been moving around a lot more than usual",
 			"Thoughts that you would be better off dead, or of hurting yourself in some way"}, phqAnswers)
-	// The difficulty question's LOINC answer codes are not verified in
-	// kap-domain.md, so it is asked as an integer 0-3.
-	phq = append(phq, item{system: loinc, code: "69722-7", kind: "integer",
-		text: "How difficult have these problems made it for you to do your work, take care of things at home, or get along with other people? (0 not difficult at all, 1 somewhat, 2 very, 3 extremely difficult)"},
+	phq = append(phq, item{system: loinc, code: "69722-7", kind: "choice", answers: phqDifficulty,
+		text: "How difficult have these problems made it for you to do your work, take care of things at home, or get along with other people?"},
 		total("44261-6"))
 
 	gad := scored([]string{"69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"},
@@ -94,7 +98,12 @@ func instruments() []instrument {
 			"In the past month, have you started to work out or worked out the details of how to kill yourself, and do you intend to carry out this plan?",
 			"Have you ever done anything, started to do anything, or prepared to do anything to end your life?",
 			"Was this within the past 3 months?"}, yesNo)
-	// Q6b is asked only after a yes to Q6.
+	// The screener's skip logic: Q3-Q5 are asked only after a yes to Q2,
+	// Q6b only after a yes to Q6.
+	for q := 2; q <= 4; q++ {
+		cssrs[q].required = false
+		cssrs[q].enableWhen = arr(obj("question", "93247-5", "operator", "=", "answerCoding", coding(loinc, "LA33-6", "Yes")))
+	}
 	cssrs[6].required = false
 	cssrs[6].enableWhen = arr(obj("question", "93267-3", "operator", "=", "answerCoding", coding(loinc, "LA33-6", "Yes")))
 
@@ -121,10 +130,15 @@ func instruments() []instrument {
 			text: c.display + ": is this finding present? " + c.definition})
 	}
 	clearance = append(clearance,
-		item{code: "medications", kind: "string", repeats: true, text: "Contraindicated medications taken",
-			enableWhen: arr(obj("question", "contraindicated-medications", "operator", "=", "answerBoolean", true))},
+		item{code: "medications", kind: "string", repeats: true, text: "Current medications (contraindicated-medications says whether any is contraindicated)"},
 		item{system: csObservation, code: "clearance-decision", kind: "choice", required: true,
-			text: "Clearance decision", valueSet: valueSetURL(csClearanceOutcome)})
+			text: "Clearance decision", valueSet: valueSetURL(csClearanceOutcome)},
+		item{code: "override-reason", kind: "string",
+			text:       "The prescriber's reason for clearing despite a contraindication answered yes",
+			enableWhen: arr(obj("question", "clearance-decision", "operator", "=", "answerCoding", coding(csClearanceOutcome, "cleared", "Cleared")))},
+		item{code: "pregnancy-test-positive", kind: "boolean", text: "Pregnancy test, where one was done: is it positive?"},
+		item{code: "pregnancy-test-date", kind: "dateTime", text: "Pregnancy test date",
+			enableWhen: arr(obj("question", "pregnancy-test-positive", "operator", "exists", "answerBoolean", true))})
 
 	return []instrument{
 		{"kap-medical-clearance", "KAPMedicalClearance", "KAP medical clearance", "Medical clearance before a KAP course: the contraindications screened (each present or absent) and the prescriber's decision.", "", "", clearance},

@@ -23,4 +23,6 @@ const (
 	csDocumentType     = canonicalBase + "/CodeSystem/kap-document-type"
 	// The codes of the kap-session-phase extension's valueCode.
 	csSessionPhase = canonicalBase + "/CodeSystem/kap-session-phase"
+	// The codes of mappings/CHECKS.md: what a finding's Flag says broke.
+	csCheck = canonicalBase + "/CodeSystem/kap-check"
 )

@@ -1,0 +1,233 @@
+package ehr
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/mappings"
+)
+
+// TestChaosKill: the gateway process (internal/chaosgw: the outbound
+// worker on a SQLite store, built once here) syncing the four sample
+// courses to the sandbox as Epic is killed with SIGKILL at random points
+// 20 times and restarted; at the end every artifact is on the EHR exactly
+// once, counted by its practice identifier, and the link table agrees:
+// one link per such resource, each naming a resource the EHR holds.
+// Epic has no conditional update, so every create is a search by
+// identifier then a POST: the window a kill can fall into is real.
+func TestChaosKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the chaos test builds and kills a process 20 times; skipped with -short")
+	}
+	begin := time.Now()
+	ctx := t.Context()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chaosgw")
+	if out, err := exec.Command("go", "build", "-o", bin, "./internal/chaosgw").CombinedOutput(); err != nil {
+		t.Fatalf("build the gateway: %v\n%s", err, out)
+	}
+	ehrS := startSyncSandbox(t, "epic")
+	db := filepath.Join(dir, "gw.db")
+	st, err := sqlstore.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.(syncstore.Store).AddConnection(ctx, ehrS.connection("ehr", "")); err != nil {
+		t.Fatal(err)
+	}
+	for route := range sampleMRNs {
+		importCourse(t, st, route)
+	}
+	st.Close()
+
+	counts := func() map[string]int {
+		s, err := sqlstore.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		// Fan out first, so rows not yet made from the outbox count as pending.
+		c, err := s.(syncstore.Store).Counts(ctx, "ehr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	t.Logf("seed %d", seed)
+	midSync := 0
+	for kill := 1; kill <= 20; kill++ {
+		cmd := exec.Command(bin, "-store", db, "-conn", "ehr")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			ok := sc.Scan() && sc.Text() == "running"
+			ready <- ok
+			for sc.Scan() {
+			}
+		}()
+		select {
+		case ok := <-ready:
+			if !ok {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("kill %d: the gateway did not start: %s", kill, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("kill %d: no start in 20 s: %s", kill, stderr.String())
+		}
+		after := time.Duration(rng.Int64N(int64(700*time.Millisecond))) + 20*time.Millisecond
+		time.Sleep(after)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		c := counts()
+		if c[syncstore.StateDone] > 0 && c[syncstore.StatePending] > 0 {
+			midSync++
+		}
+		t.Logf("kill %2d after %3d ms: %v", kill, after.Milliseconds(), c)
+	}
+	if out, err := exec.Command(bin, "-store", db, "-conn", "ehr", "-once").CombinedOutput(); err != nil {
+		t.Fatalf("the last run: %v\n%s", err, out)
+	}
+	if midSync < 10 {
+		t.Errorf("only %d of 20 kills fell mid-sync (rows done and rows pending)", midSync)
+	}
+
+	st2, err := sqlstore.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	gw := gateway{st2, st2.(syncstore.Store)}
+	conn, err := gw.Sync.Connection(ctx, "ehr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := NewOutbound(ctx, conn, gw.Sync, gw.Store, OutboundConfig{Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSynced(t, ob, gw, ehrS)
+	checkExactlyOnce(t, gw.Sync, "ehr", ehrS.Store)
+	if took := time.Since(begin); took > 90*time.Second {
+		t.Errorf("the chaos test took %s, over 90 s", took.Round(time.Second))
+	}
+}
+
+// checkExactlyOnce: every live resource on the EHR that carries a
+// practice identifier carries one no other resource of its type there
+// carries, and
+// the link table has exactly one link per such resource.
+func checkExactlyOnce(t *testing.T, sync syncstore.Store, conn string, ehr fhir.Store) {
+	t.Helper()
+	ctx := t.Context()
+	latest := map[fhir.Key]fhir.Version{}
+	hp := ehr.(search.HistoryPager)
+	var cur *search.Cursor
+	for {
+		r, err := hp.HistoryPage(ctx, fhir.DefaultTenant, search.HistoryQuery{Count: 1000, Cursor: cur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range r.Versions {
+			if old, ok := latest[v.Key]; !ok || v.VersionID > old.VersionID {
+				latest[v.Key] = v
+			}
+		}
+		if cur = r.Next; cur == nil {
+			break
+		}
+	}
+	byIdent := map[string][]string{}
+	withIdent := map[string]bool{}
+	for k, v := range latest {
+		if v.Deleted {
+			continue
+		}
+		res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range elementsOf(res.Get("identifier")) {
+			if sys := id.GetString("system"); strings.HasPrefix(sys, mappings.NSPracticeRecordIDs+"/") {
+				// Per type: a Flag written as an alert Communication keeps
+				// the identifier its Observation carries too.
+				key := k.Type + " " + sys + "|" + id.GetString("value")
+				byIdent[key] = append(byIdent[key], k.Type+"/"+k.ID)
+				withIdent[k.Type+"/"+k.ID] = true
+			}
+		}
+	}
+	dups := 0
+	for ident, keys := range byIdent {
+		if len(keys) > 1 {
+			dups++
+			if dups <= 5 {
+				t.Errorf("on the EHR %d times: %s (%v)", len(keys), ident, keys)
+			}
+		}
+	}
+	links, err := sync.Links(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := map[string]bool{}
+	for _, l := range links {
+		ref := l.RemoteType + "/" + l.RemoteID
+		if linked[ref] {
+			t.Errorf("two links to %s", ref)
+		}
+		linked[ref] = true
+		if v, ok := latest[fhir.Key{Tenant: fhir.DefaultTenant, Type: l.RemoteType, ID: l.RemoteID}]; !ok || v.Deleted {
+			t.Errorf("link %s/%s %s -> %s: the EHR holds no such resource", l.SourceType, l.SourceID, l.Part, ref)
+		}
+	}
+	for ref := range withIdent {
+		if !linked[ref] {
+			t.Errorf("%s is on the EHR with a practice identifier but no link names it", ref)
+		}
+	}
+	t.Logf("%d resources with practice identifiers on the EHR, %d links, %d duplicated identifiers", len(withIdent), len(links), dups)
+	if len(withIdent) == 0 {
+		t.Fatal("nothing reached the EHR")
+	}
+}
+
+// TestBundleEntryIdentifier: the sync reads a searched resource's
+// identifiers whether the type has a list (Observation) or one
+// (QuestionnaireResponse).
+func TestBundleEntryIdentifier(t *testing.T) {
+	b := []byte(`{"resourceType":"Bundle","type":"searchset","entry":[` +
+		`{"resource":{"resourceType":"QuestionnaireResponse","id":"q1","identifier":{"system":"s","value":"v1"}}},` +
+		`{"resource":{"resourceType":"QuestionnaireResponse","id":"q2","identifier":[{"system":"s","value":"v2"}]}}]}`)
+	got, err := bundleResources(b, "QuestionnaireResponse")
+	if err != nil || len(got) != 2 || len(got[0].Identifier) != 1 || got[0].Identifier[0].Value != "v1" || got[1].Identifier[0].Value != "v2" {
+		t.Fatalf("%+v %v", got, err)
+	}
+}

@@ -1,0 +1,559 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
+	"github.com/kapbridge/kapbridge/fhir"
+)
+
+// EHR sync storage (issue 11): both stores implement syncstore.Store on
+// the tables of migration 0005. The queries are written once, with ?
+// placeholders (numbered for PostgreSQL) and times passed through the
+// dialect (Unix microseconds on SQLite, timestamptz on PostgreSQL).
+// SQLite writes run on the store's writer goroutine (inside Update, so
+// they batch with resource writes); PostgreSQL leases rows with FOR
+// UPDATE SKIP LOCKED.
+
+var (
+	_ syncstore.Store = (*sqliteStore)(nil)
+	_ syncstore.Store = (*pgStore)(nil)
+)
+
+// syncQ is a connection or transaction of either dialect.
+type syncQ interface {
+	exec(ctx context.Context, q string, args ...any) (int64, error)
+	query(ctx context.Context, q string, args ...any) (syncRows, error)
+	// at converts a time into the dialect's parameter.
+	at(t time.Time) any
+	// timeType is the SQL type of a time column.
+	timeType() string
+	// skipLocked is the row-lock clause of a lease query.
+	skipLocked() string
+}
+
+type syncRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// syncTime scans a time column of either dialect.
+type syncTime struct{ t *time.Time }
+
+func (s syncTime) Scan(src any) error {
+	switch v := src.(type) {
+	case int64:
+		if v == 0 {
+			*s.t = time.Time{}
+		} else {
+			*s.t = time.UnixMicro(v).UTC()
+		}
+	case time.Time:
+		if v.Unix() == 0 {
+			*s.t = time.Time{}
+		} else {
+			*s.t = v.UTC()
+		}
+	case nil:
+		*s.t = time.Time{}
+	default:
+		return fmt.Errorf("sqlstore: time column of type %T", src)
+	}
+	return nil
+}
+
+// sqlite side
+
+type sqliteQ struct {
+	c interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}
+}
+
+func (q sqliteQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	r, err := q.c.ExecContext(ctx, s, args...)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+type syncSQLRows struct{ *sql.Rows }
+
+func (r syncSQLRows) Close() { r.Rows.Close() }
+
+func (q sqliteQ) query(ctx context.Context, s string, args ...any) (syncRows, error) {
+	rows, err := q.c.QueryContext(ctx, s, args...)
+	if err != nil {
+		return nil, err
+	}
+	return syncSQLRows{rows}, nil
+}
+
+func (sqliteQ) at(t time.Time) any {
+	if t.IsZero() {
+		return int64(0)
+	}
+	return t.UnixMicro()
+}
+
+func (sqliteQ) skipLocked() string { return "" }
+
+func (sqliteQ) timeType() string { return "INTEGER" }
+
+func (s *sqliteStore) syncRead() syncQ { return sqliteQ{s.rdb} }
+
+// syncWrite runs fn on the writer goroutine in a transaction; its
+// statements use a background context (see sqliteTx).
+func (s *sqliteStore) syncWrite(ctx context.Context, fn func(ctx context.Context, q syncQ) error) error {
+	return s.Update(ctx, func(fhir.Tx) error {
+		return fn(context.Background(), sqliteQ{s.wconn})
+	})
+}
+
+// postgres side
+
+type pgQ struct {
+	c interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}
+}
+
+// numbered turns ? placeholders into $1, $2 ...
+func numbered(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (q pgQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	tag, err := q.c.Exec(ctx, numbered(s), args...)
+	return tag.RowsAffected(), err
+}
+
+type pgRows struct{ pgx.Rows }
+
+func (q pgQ) query(ctx context.Context, s string, args ...any) (syncRows, error) {
+	rows, err := q.c.Query(ctx, numbered(s), args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgRows{rows}, nil
+}
+
+func (pgQ) at(t time.Time) any {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return syncstore.Micros(t)
+}
+
+func (pgQ) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+func (pgQ) timeType() string { return "timestamptz" }
+
+func (s *pgStore) syncRead() syncQ { return pgQ{s.pool} }
+
+func (s *pgStore) syncWrite(ctx context.Context, fn func(ctx context.Context, q syncQ) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	if err := fn(ctx, pgQ{tx}); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+// The shared implementation: syncOps over a dialect's read and write.
+type syncOps struct {
+	read  func() syncQ
+	write func(ctx context.Context, fn func(ctx context.Context, q syncQ) error) error
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+const connCols = `name, tenant, base_url, token_url, client_id, key_file, key_pem, scopes, practice, mrn_system, recipient, created`
+
+func scanConn(r syncRows) (syncstore.Connection, error) {
+	var c syncstore.Connection
+	err := r.Scan(&c.Name, &c.Tenant, &c.BaseURL, &c.TokenURL, &c.ClientID, &c.KeyFile, &c.Key, &c.Scopes, &c.Practice,
+		&c.MRNSystem, &c.Recipient, syncTime{&c.Created})
+	if len(c.Key) == 0 {
+		c.Key = nil
+	}
+	return c, err
+}
+
+func collect[T any](rows syncRows, err error, scan func(syncRows) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func one[T any](rows syncRows, err error, scan func(syncRows) (T, error)) (T, error) {
+	all, err := collect(rows, err, scan)
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(all) == 0 {
+		return zero, syncstore.ErrNotFound
+	}
+	return all[0], nil
+}
+
+func syncErr(op string, err error) error {
+	if err == nil || errors.Is(err, syncstore.ErrNotFound) || errors.Is(err, syncstore.ErrExists) || errors.Is(err, syncstore.ErrLeaseLost) {
+		return err
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+func (o syncOps) AddConnection(ctx context.Context, c syncstore.Connection) error {
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		_, err := q.exec(ctx, `INSERT INTO ehr_connections (`+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Tenant, c.BaseURL, c.TokenURL, c.ClientID, c.KeyFile, nonNil(c.Key), c.Scopes, c.Practice, c.MRNSystem, c.Recipient, q.at(c.Created))
+		if isUnique(err) {
+			return syncstore.ErrExists
+		}
+		return err
+	})
+	return syncErr("add connection", err)
+}
+
+func (o syncOps) Connection(ctx context.Context, name string) (syncstore.Connection, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+connCols+` FROM ehr_connections WHERE name = ?`, name)
+	c, err := one(rows, err, scanConn)
+	return c, syncErr("connection", err)
+}
+
+func (o syncOps) Connections(ctx context.Context) ([]syncstore.Connection, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+connCols+` FROM ehr_connections ORDER BY name`)
+	cs, err := collect(rows, err, scanConn)
+	return cs, syncErr("connections", err)
+}
+
+func (o syncOps) RemoveConnection(ctx context.Context, name string) error {
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		n, err := q.exec(ctx, `DELETE FROM ehr_connections WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return syncstore.ErrNotFound
+		}
+		for _, t := range []string{"ehr_deliveries", "ehr_links", "ehr_patient_links"} {
+			if _, err := q.exec(ctx, `DELETE FROM `+t+` WHERE connection = ?`, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return syncErr("remove connection", err)
+}
+
+func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.Time) (int, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var taken int
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		taken = 0
+		rows, err := q.query(ctx, `SELECT name FROM ehr_connections WHERE tenant = ?`, tenant)
+		conns, err := collect(rows, err, func(r syncRows) (string, error) { var s string; return s, r.Scan(&s) })
+		if err != nil || len(conns) == 0 {
+			return err
+		}
+		rows, err = q.query(ctx, `SELECT seq, key FROM outbox WHERE tenant = ? AND topic = '`+syncstore.TopicChange+`' AND ehr_fanned = `+
+			falseLit(q)+` ORDER BY seq LIMIT ?`+q.skipLocked(), tenant, limit)
+		type msg struct {
+			seq int64
+			key string
+		}
+		msgs, err := collect(rows, err, func(r syncRows) (msg, error) { var m msg; return m, r.Scan(&m.seq, &m.key) })
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		for _, m := range msgs {
+			if _, err := q.exec(ctx, `UPDATE outbox SET ehr_fanned = `+trueLit(q)+` WHERE seq = ?`, m.seq); err != nil {
+				return err
+			}
+			typ, id, ok := syncstore.SplitRef(m.key)
+			if !ok {
+				continue
+			}
+			for _, c := range conns {
+				if _, err := q.exec(ctx, `INSERT INTO ehr_deliveries (connection, tenant, type, resource_id, gen, state, attempts, next_at, updated)
+					VALUES (?, ?, ?, ?, 1, 'pending', 0, ?, ?)
+					ON CONFLICT (connection, tenant, type, resource_id) DO UPDATE SET gen = ehr_deliveries.gen + 1,
+					state = 'pending', attempts = 0, next_at = excluded.next_at, updated = excluded.updated`,
+					c, tenant, typ, id, q.at(now), q.at(now)); err != nil {
+					return err
+				}
+			}
+		}
+		taken = len(msgs)
+		return nil
+	})
+	return taken, syncErr("fanout", err)
+}
+
+func falseLit(q syncQ) string {
+	if _, ok := q.(pgQ); ok {
+		return "false"
+	}
+	return "0"
+}
+
+func trueLit(q syncQ) string {
+	if _, ok := q.(pgQ); ok {
+		return "true"
+	}
+	return "1"
+}
+
+const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, next_at, lease_owner, lease_until, last_error, outcome, updated`
+
+func scanDelivery(r syncRows) (syncstore.Delivery, error) {
+	var d syncstore.Delivery
+	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, syncTime{&d.NextAt},
+		&d.LeaseOwner, syncTime{&d.LeaseUntil}, &d.LastError, &d.Outcome, syncTime{&d.Updated})
+	if len(d.Outcome) == 0 {
+		d.Outcome = nil
+	}
+	return d, err
+}
+
+func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int, now time.Time, ttl time.Duration) ([]syncstore.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []syncstore.Delivery
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+			SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
+			ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
+			owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
+		out, err = collect(rows, err, scanDelivery)
+		return err
+	})
+	slices.SortFunc(out, func(a, b syncstore.Delivery) int {
+		if c := a.NextAt.Compare(b.NextAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, syncErr("lease", err)
+}
+
+func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
+	inc := 0
+	if r.Attempted {
+		inc = 1
+	}
+	next := r.NextAt
+	if r.State != syncstore.StatePending {
+		next = now
+	}
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		n, err := q.exec(ctx, `UPDATE ehr_deliveries SET
+			state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
+			attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
+			next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
+			lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
+			WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
+			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return syncstore.ErrLeaseLost
+		}
+		return nil
+	})
+	return syncErr("finish delivery", err)
+}
+
+func (o syncOps) Release(ctx context.Context, owner string) error {
+	return syncErr("release leases", o.write(ctx, func(ctx context.Context, q syncQ) error {
+		_, err := q.exec(ctx, `UPDATE ehr_deliveries SET lease_owner = '', lease_until = ? WHERE lease_owner = ?`, q.at(time.Time{}), owner)
+		return err
+	}))
+}
+
+func (o syncOps) Replay(ctx context.Context, connection string, now time.Time) (int, error) {
+	var n int64
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		var err error
+		n, err = q.exec(ctx, `UPDATE ehr_deliveries SET state = 'pending', attempts = 0, next_at = ?, updated = ?
+			WHERE connection = ? AND state = 'dead'`, q.at(now), q.at(now), connection)
+		return err
+	})
+	return int(n), syncErr("replay", err)
+}
+
+func (o syncOps) Wake(ctx context.Context, connection string, now time.Time) error {
+	return syncErr("wake", o.write(ctx, func(ctx context.Context, q syncQ) error {
+		_, err := q.exec(ctx, `UPDATE ehr_deliveries SET next_at = ? WHERE connection = ? AND state = 'pending' AND next_at > ?`,
+			q.at(now), connection, q.at(now))
+		return err
+	}))
+}
+
+func (o syncOps) Deliveries(ctx context.Context, connection, state string, limit int) ([]syncstore.Delivery, error) {
+	q := o.read()
+	lim := int64(limit)
+	if limit <= 0 {
+		lim = 1 << 62
+	}
+	rows, err := q.query(ctx, `SELECT `+deliveryCols+` FROM ehr_deliveries WHERE connection = ? AND (CAST(? AS TEXT) = '' OR state = ?) ORDER BY id LIMIT ?`,
+		connection, state, state, lim)
+	ds, err := collect(rows, err, scanDelivery)
+	return ds, syncErr("deliveries", err)
+}
+
+func (o syncOps) Delivery(ctx context.Context, connection, tenant, typ, id string) (syncstore.Delivery, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+deliveryCols+` FROM ehr_deliveries WHERE connection = ? AND tenant = ? AND type = ? AND resource_id = ?`,
+		connection, tenant, typ, id)
+	d, err := one(rows, err, scanDelivery)
+	return d, syncErr("delivery", err)
+}
+
+func (o syncOps) Counts(ctx context.Context, connection string) (map[string]int, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT state, COUNT(*) FROM ehr_deliveries WHERE connection = ? GROUP BY state`, connection)
+	type kv struct {
+		k string
+		n int
+	}
+	kvs, err := collect(rows, err, func(r syncRows) (kv, error) { var x kv; return x, r.Scan(&x.k, &x.n) })
+	if err != nil {
+		return nil, syncErr("counts", err)
+	}
+	out := map[string]int{}
+	for _, x := range kvs {
+		out[x.k] = x.n
+	}
+	return out, nil
+}
+
+const linkCols = `connection, tenant, source_type, source_id, part, remote_type, remote_id, remote_version, hash, updated`
+
+func scanLink(r syncRows) (syncstore.Link, error) {
+	var l syncstore.Link
+	err := r.Scan(&l.Connection, &l.Tenant, &l.SourceType, &l.SourceID, &l.Part, &l.RemoteType, &l.RemoteID, &l.RemoteVersion, &l.Hash, syncTime{&l.Updated})
+	return l, err
+}
+
+func (o syncOps) Link(ctx context.Context, connection, tenant, srcType, srcID, part string) (syncstore.Link, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+linkCols+` FROM ehr_links WHERE connection = ? AND tenant = ? AND source_type = ? AND source_id = ? AND part = ?`,
+		connection, tenant, srcType, srcID, part)
+	l, err := one(rows, err, scanLink)
+	return l, syncErr("link", err)
+}
+
+func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
+	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error {
+		_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
+			remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated`,
+			l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated))
+		return err
+	}))
+}
+
+func (o syncOps) LinkByRemote(ctx context.Context, connection, remoteType, remoteID string) (syncstore.Link, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+linkCols+` FROM ehr_links WHERE connection = ? AND remote_type = ? AND remote_id = ? LIMIT 1`,
+		connection, remoteType, remoteID)
+	l, err := one(rows, err, scanLink)
+	return l, syncErr("link by remote", err)
+}
+
+func (o syncOps) Links(ctx context.Context, connection string) ([]syncstore.Link, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+linkCols+` FROM ehr_links WHERE connection = ? ORDER BY tenant, source_type, source_id, part`, connection)
+	ls, err := collect(rows, err, scanLink)
+	return ls, syncErr("links", err)
+}
+
+const patientCols = `connection, tenant, patient_id, state, remote_id, reason, updated`
+
+func scanPatient(r syncRows) (syncstore.PatientLink, error) {
+	var p syncstore.PatientLink
+	err := r.Scan(&p.Connection, &p.Tenant, &p.PatientID, &p.State, &p.RemoteID, &p.Reason, syncTime{&p.Updated})
+	return p, err
+}
+
+func (o syncOps) PatientLink(ctx context.Context, connection, tenant, patientID string) (syncstore.PatientLink, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+patientCols+` FROM ehr_patient_links WHERE connection = ? AND tenant = ? AND patient_id = ?`,
+		connection, tenant, patientID)
+	p, err := one(rows, err, scanPatient)
+	return p, syncErr("patient link", err)
+}
+
+func (o syncOps) PutPatientLink(ctx context.Context, l syncstore.PatientLink) error {
+	return syncErr("put patient link", o.write(ctx, func(ctx context.Context, q syncQ) error {
+		_, err := q.exec(ctx, `INSERT INTO ehr_patient_links (`+patientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (connection, tenant, patient_id) DO UPDATE SET state = excluded.state, remote_id = excluded.remote_id,
+			reason = excluded.reason, updated = excluded.updated`,
+			l.Connection, l.Tenant, l.PatientID, l.State, l.RemoteID, l.Reason, q.at(l.Updated))
+		return err
+	}))
+}
+
+func (o syncOps) PatientLinks(ctx context.Context, connection, state string) ([]syncstore.PatientLink, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+patientCols+` FROM ehr_patient_links WHERE connection = ? AND (CAST(? AS TEXT) = '' OR state = ?) ORDER BY tenant, patient_id`,
+		connection, state, state)
+	ps, err := collect(rows, err, scanPatient)
+	return ps, syncErr("patient links", err)
+}
