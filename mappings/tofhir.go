@@ -48,12 +48,10 @@ type Mapper struct {
 	// Limits (CheckConfig.Limits), so an interpretation and a finding
 	// agree.
 	Limits Limits
-	// Prescriptions makes a course's prescription a MedicationRequest,
-	// which each dose's MedicationAdministration names (request). Off by
-	// default: the EHR sync does not route MedicationRequest yet
-	// (adapters/ehr artifactOf), and a mapped resource it cannot place
-	// fails its plan.
-	Prescriptions bool
+	// NoPrescriptions leaves out the course's prescription: by default it
+	// is a MedicationRequest, which each dose's MedicationAdministration
+	// names (request), as a prescriber's EHR expects (issue 12 item 7).
+	NoPrescriptions bool
 }
 
 func (m *Mapper) now() time.Time {

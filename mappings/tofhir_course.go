@@ -280,7 +280,7 @@ func (mp *mapping) course(c *Course) error {
 
 	// The course's prescription: each dose's MedicationAdministration
 	// names it (request), as a prescriber's EHR expects of an order.
-	if mp.m.Prescriptions {
+	if !mp.m.NoPrescriptions {
 		mp.prescription(c, prod, subject, start, condRefs)
 	}
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
@@ -382,7 +382,7 @@ func carePlanNarrative(c *Course, sessions []*Session) string {
 	return b.String()
 }
 
-// prescription emits the course's prescription (Mapper.Prescriptions).
+// prescription emits the course's prescription (unless Mapper.NoPrescriptions).
 func (mp *mapping) prescription(c *Course, prod, subject, start *fhir.Value, condRefs []*fhir.Value) {
 	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
 		mem("status", mp.str(medicationRequestStatus[c.Status])),

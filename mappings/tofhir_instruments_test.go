@@ -153,7 +153,6 @@ func TestInstrumentCodes(t *testing.T) {
 func TestAdministrationShape(t *testing.T) {
 	b := caseBook(false)
 	m := testMapper()
-	m.Prescriptions = true
 	get := func(s *Session) *fhir.Value {
 		t.Helper()
 		res, warns, err := m.ToFHIR(b, s)

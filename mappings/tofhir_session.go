@@ -208,10 +208,10 @@ func concomitantNote(mp *mapping, classes []string) *fhir.Value {
 	return mp.arr(mp.obj(mem("text", mp.str("concomitant medication classes (Spravato REMS form): "+strings.Join(classes, ", ")))))
 }
 
-// prescriptionRef is the course's MedicationRequest, nil unless the
-// Mapper makes prescriptions.
+// prescriptionRef is the course's MedicationRequest, nil when the
+// Mapper makes no prescriptions (NoPrescriptions).
 func (mp *mapping) prescriptionRef(c *Course) *fhir.Value {
-	if !mp.m.Prescriptions {
+	if mp.m.NoPrescriptions {
 		return nil
 	}
 	return mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))

@@ -73,7 +73,6 @@ func TestUSCore(t *testing.T) {
 	failures := map[string]map[string]bool{}
 	checked := map[string]int{}
 	m := testMapper()
-	m.Prescriptions = true // the MedicationRequest too
 	for _, name := range fullCourses {
 		for _, v := range mapAll(t, m, loadCourse(t, name)) {
 			p := usCoreFor(v)

@@ -390,6 +390,53 @@ func runAttackTable(t *testing.T, store string) {
 	if status := hugeBody(t, addr, wTok); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("100 MB body: %d, want 413", status)
 	}
+	// 500 slow connections (a request line and a header, then a byte a
+	// second, never finishing) while a normal client reads with its token:
+	// every read answered, none slower than 2 s.
+	slow := make([]net.Conn, 0, 500)
+	for range 500 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("slow connection %d: %v", len(slow), err)
+		}
+		fmt.Fprintf(c, "GET /Patient/p1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nX-Slow: ", addr, wTok)
+		slow = append(slow, c)
+	}
+	stopDrip := make(chan struct{})
+	dripped := make(chan struct{})
+	go func() {
+		defer close(dripped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopDrip:
+				return
+			case <-tick.C:
+				for _, c := range slow {
+					_, _ = c.Write([]byte("a"))
+				}
+			}
+		}
+	}()
+	var slowest time.Duration
+	for range 20 {
+		start := time.Now()
+		if a := send(wTok, "GET", "/Patient/p1", ""); a.status != 200 {
+			t.Errorf("normal read during 500 slow connections: %d %.200s", a.status, a.body)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stopDrip)
+	<-dripped
+	for _, c := range slow {
+		c.Close()
+	}
+	if slowest > 2*time.Second {
+		t.Errorf("during 500 slow connections the slowest normal read took %v", slowest)
+	}
+	t.Logf("500 slow connections: slowest of 20 normal reads %v", slowest.Round(time.Millisecond))
 	// Searches that must come back without the other practice's data or
 	// the note.
 	for _, tc := range []struct{ name, token, path string }{

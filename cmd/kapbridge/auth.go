@@ -259,3 +259,21 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 	}
 	return def
 }
+
+// demoAuth is the demo gateway's authorization: serve's, with the dev
+// client registered and its token printed to out.
+func demoAuth(ctx context.Context, st fhir.Store, dbFile, base string, out io.Writer) (*server.Auth, error) {
+	as, ok := st.(auth.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) cannot keep clients and keys", st)
+	}
+	gw, err := auth.NewGateway(ctx, auth.GatewayConfig{Store: as, BaseURL: base, Lifetime: DevTokenLifetime})
+	if err != nil {
+		return nil, err
+	}
+	if err := devClient(ctx, gw, as, serveConfig{Store: dbFile, BaseURL: base}, out); err != nil {
+		return nil, err
+	}
+	return &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
+		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant}}, nil
+}

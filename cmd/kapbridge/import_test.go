@@ -398,7 +398,7 @@ func TestImportCrashSafety(t *testing.T) {
 			}
 			for k := range b {
 				if _, ok := a[k]; !ok {
-					t.Errorf("extra after crashes: %s", k)
+					t.Errorf("extra after crashes: %s %+v", k, b[k])
 				}
 			}
 		})

@@ -196,6 +196,7 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		// Conditional deletes whose criteria match notes by content or
 		// label delete nothing of them and list nothing of them.
 		req{method: http.MethodDelete, path: "/DocumentReference?description=SECRET"},
+		req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"DocumentReference?description=SECRET"}}]}`},
 		req{method: http.MethodDelete, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN)},
 		req{method: http.MethodDelete, path: "/DocumentReference?subject=Patient/" + patient + "&_security:not=" + url.QueryEscape("http://example.org|none"), header: map[string]string{"Prefer": "return=minimal"}},
 		get("/DocumentReference?_total=accurate&_sort=description"), // ids differ between the two: sort by what does not
@@ -254,6 +255,7 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
 				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident},
 				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident + "&status=current"},
+				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"DocumentReference?identifier=` + ident + `"}}]}`},
 			)
 		}
 		// A patch of the note by id, in either format, with or without

@@ -359,6 +359,29 @@ func apiTestConditionalDelete(t *testing.T, c *apiClient) {
 	if r := c.do("GET", "/Observation?code=urn:cd|z&_summary=count", nil); !strings.Contains(string(r.body), `"total":101`) {
 		t.Errorf("after the refused delete: %s", r.body)
 	}
+
+	// In a transaction: all or nothing with the other entries.
+	tx := func(entries ...string) []byte {
+		return []byte(`{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`)
+	}
+	del := func(criteria string) string {
+		return `{"request":{"method":"DELETE","url":"Observation?` + criteria + `"}}`
+	}
+	put := `{"resource":` + obs("cdnew", "n") + `,"request":{"method":"PUT","url":"Observation/cdnew"}}`
+	assertOutcome(t, c.do("POST", "/", tx(del("code=urn:cd|z"), put)), http.StatusPreconditionFailed)
+	assertOutcome(t, c.do("POST", "/", tx(del("code=urn:cd|y"), `{"request":{"method":"DELETE","url":"Observation/cd2"}}`)), http.StatusBadRequest) // one resource twice
+	if after := c.dump(t); after != dump {
+		t.Error("refused transactions with conditional deletes changed the storage")
+	}
+	r = c.do("POST", "/", tx(del("code=urn:cd|y"), put))
+	got := responseBundle(t, r, "transaction-response", 2)
+	res0 := got[0]["response"].(map[string]any)
+	if res0["status"] != "200 OK" || !strings.Contains(toJSON(res0["outcome"]), "deleted Observation/cd2") {
+		t.Errorf("conditional delete entry: %v", res0)
+	}
+	if r := c.do("GET", "/Observation/cd2", nil); r.status != 410 {
+		t.Errorf("cd2 after the transaction: %d", r.status)
+	}
 }
 
 // apiTestDeepSearch: chains and _has nested past one level (bounded by

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/auth"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/server"
@@ -122,6 +123,14 @@ func TestAuthBearerRequired(t *testing.T) {
 	}
 	if err := conf.CheckBackendServices(smart.ES384); err != nil {
 		t.Fatal(err)
+	}
+	// The CapabilityStatement declares it too, and still validates.
+	_, _, body = e.do(t, "", "GET", "/metadata", "")
+	if !strings.Contains(body, `"SMART-on-FHIR"`) || !strings.Contains(body, `"valueUri":"`+e.URL+auth.TokenPath+`"`) {
+		t.Fatalf("metadata without rest.security: %.500s", body)
+	}
+	if _, _, err := fhir.ParseResource([]byte(body)); err != nil {
+		t.Fatalf("the CapabilityStatement with security does not validate: %v", err)
 	}
 }
 

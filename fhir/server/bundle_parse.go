@@ -28,6 +28,11 @@ type bundleEntryReq struct {
 	res     *fhir.Value
 	bodyID  string      // the id in res before processing (stamp replaces it)
 	patch   patch.Patch // a PATCH entry's patch (res is then nil)
+	// condDelete: DELETE Type?criteria, which deletes every match
+	// (condKeys, resolved in the transaction; deleted, what it wrote).
+	condDelete bool
+	condKeys   []fhir.Key
+	deleted    []fhir.Version
 
 	ifNoneExist string
 	ifMatch     int64
@@ -204,11 +209,10 @@ func (s *Server) parseEntry(e *bundleEntryReq, it, res *fhir.Value) {
 			e.err = fhir.Errorf(fhir.IssueInvalid, at+".request.url", "entry %d: %q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", e.index, e.id)
 			return
 		}
-	case e.method == http.MethodDelete && len(segs) == 1:
-		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: conditional delete (%s) is not supported in a Bundle; delete by id (DELETE %s/{id}), or send DELETE /%s to the server itself", e.index, e.rawURL, e.typ, e.rawURL)
-		return
+	case e.method == http.MethodDelete && len(segs) == 1 && query != "":
+		e.condDelete = true
 	default:
-		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: %s %s is not an interaction this server supports in a Bundle (POST Type, PUT Type/id, PUT Type?criteria, PATCH Type/id, PATCH Type?criteria, DELETE Type/id, GET anything)", e.index, e.method, e.rawURL)
+		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: %s %s is not an interaction this server supports in a Bundle (POST Type, PUT Type/id, PUT Type?criteria, PATCH Type/id, PATCH Type?criteria, DELETE Type/id, DELETE Type?criteria, GET anything)", e.index, e.method, e.rawURL)
 		return
 	}
 	if e.method == http.MethodDelete {

@@ -126,6 +126,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 			Mode:        models.RestfulCapabilityModeServer,
 			Resource:    resources,
 			Interaction: systemInteractions,
+			Security:    s.restSecurity(), // auth_api.go
 		}},
 	}
 	out, err := json.Marshal(cs)

@@ -66,11 +66,12 @@ func (s *Server) routes() *gin.Engine {
 	// X-Forwarded-For names the client only when it comes from a proxy
 	// configured as trusted (Auth.TrustedProxies), none by default.
 	_ = r.SetTrustedProxies(s.trustedProxies())
-	r.Use(requestID(), s.securityHeaders(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
-	// auth_hardening.go, auth_audit.go, auth.go: CORS for configured
-	// origins, the audit record, a bearer token on every request but the
-	// public ones, the rate per client.
-	r.Use(s.cors(), s.auditTrail(), s.authenticate(), s.rateLimit())
+	// The audit record wraps admission and panic recovery, so requests
+	// shed under load (503) and panics (500) are audited too.
+	r.Use(requestID(), s.securityHeaders(), s.ownAPI, s.accessLog(), s.auditTrail(), s.recoverPanic(), s.admit())
+	// auth_hardening.go, auth.go: CORS for configured origins, a bearer
+	// token on every request but the public ones, the rate per client.
+	r.Use(s.cors(), s.authenticate(), s.rateLimit())
 	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
 	// The FHIR API first, so that its methods are listed in Allow in the

@@ -241,6 +241,25 @@ func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, 
 				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
 			}
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
+		case e.condDelete:
+			ids, err := s.matchConditionMax(ctx, tx, tenant, e.typ, e.query, aud, condWrite, maxConditionalDeletes+1)
+			if err == nil && len(ids) > maxConditionalDeletes {
+				err = fhir.Errorf(fhir.IssueMultipleMatches, "", "more than %d %s resources match %q; a conditional delete removes at most %d: narrow the criteria", maxConditionalDeletes, e.typ, e.query, maxConditionalDeletes).
+					WithStatus(http.StatusPreconditionFailed)
+			}
+			if err != nil {
+				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
+			}
+			e.condKeys, e.deleted = e.condKeys[:0], e.deleted[:0]
+			for _, id := range ids {
+				k := fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
+				if other, dup := seen[k]; dup {
+					return duplicateError(e, other.index, k.Type+"/"+k.ID)
+				}
+				seen[k] = e
+				e.condKeys = append(e.condKeys, k)
+			}
+			continue
 		case e.method == http.MethodPatch && e.id == "":
 			id, err := s.matchOne(ctx, tx, tenant, e.typ, e.query, aud)
 			if err == nil && id == "" {
@@ -276,6 +295,17 @@ func criteriaOf(h string) string {
 func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq, aud fhir.Audience) (err error) {
 	switch e.method {
 	case http.MethodDelete:
+		if e.condDelete {
+			for _, k := range e.condKeys {
+				v, _, err := s.deleteIn(ctx, tx, k, 0, aud)
+				if err != nil {
+					return err
+				}
+				e.deleted = append(e.deleted, v)
+			}
+			e.status = http.StatusOK
+			return nil
+		}
 		e.out, e.status, err = s.deleteIn(ctx, tx, e.key, e.ifMatch, aud)
 	case http.MethodPost:
 		if e.matched {
