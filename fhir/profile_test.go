@@ -452,3 +452,86 @@ func TestTargetProfile(t *testing.T) {
 		t.Errorf("a contained member without the subject vitalsigns asks for: want refused at hasMember[0], got %v", issues)
 	}
 }
+
+// testSlicedSD slices with every discriminator type: component by
+// pattern on code (closed), identifier by exists on system, contained by
+// type, extension by profile, category by value on coding.code.
+const testSlicedSD = `{"resourceType":"StructureDefinition","url":"` + testBase + `StructureDefinition/test-sliced","name":"TestSliced","status":"draft",
+	"kind":"resource","abstract":false,"type":"Observation","derivation":"constraint","snapshot":{"element":[
+	{"id":"Observation","path":"Observation","min":0,"max":"*"},
+	{"id":"Observation.category","path":"Observation.category","min":0,"max":"*","slicing":{"discriminator":[{"type":"value","path":"coding.code"}],"rules":"open"}},
+	{"id":"Observation.category:vs","path":"Observation.category","sliceName":"vs","min":1,"max":"1"},
+	{"id":"Observation.category:vs.coding","path":"Observation.category.coding","min":1,"max":"*"},
+	{"id":"Observation.category:vs.coding.code","path":"Observation.category.coding.code","min":1,"max":"1","fixedCode":"vital-signs"},
+	{"id":"Observation.identifier","path":"Observation.identifier","min":0,"max":"*","slicing":{"discriminator":[{"type":"exists","path":"system"}],"rules":"open"}},
+	{"id":"Observation.identifier:sys","path":"Observation.identifier","sliceName":"sys","min":1,"max":"1"},
+	{"id":"Observation.identifier:sys.system","path":"Observation.identifier.system","min":1,"max":"1"},
+	{"id":"Observation.contained","path":"Observation.contained","min":0,"max":"*","slicing":{"discriminator":[{"type":"type","path":"$this"}],"rules":"closed"}},
+	{"id":"Observation.contained:pat","path":"Observation.contained","sliceName":"pat","min":0,"max":"1","type":[{"code":"Patient"}]},
+	{"id":"Observation.extension","path":"Observation.extension","min":0,"max":"*","slicing":{"discriminator":[{"type":"profile","path":"$this"}],"rules":"open"}},
+	{"id":"Observation.extension:phase","path":"Observation.extension","sliceName":"phase","min":1,"max":"1",
+	 "type":[{"code":"Extension","profile":["` + testBase + `StructureDefinition/test-phase"]}]},
+	{"id":"Observation.component","path":"Observation.component","min":0,"max":"*","slicing":{"discriminator":[{"type":"pattern","path":"code"}],"rules":"closed"}},
+	{"id":"Observation.component:sys","path":"Observation.component","sliceName":"sys","min":1,"max":"1"},
+	{"id":"Observation.component:sys.code","path":"Observation.component.code","min":1,"max":"1","patternCodeableConcept":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}},
+	{"id":"Observation.component:sys.value[x]","path":"Observation.component.value[x]","min":1,"max":"1","type":[{"code":"Quantity"}]},
+	{"id":"Observation.component:dia","path":"Observation.component","sliceName":"dia","min":0,"max":"1"},
+	{"id":"Observation.component:dia.code","path":"Observation.component.code","min":1,"max":"1","patternCodeableConcept":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]}}
+	]}}`
+
+func TestSlicing(t *testing.T) {
+	p, err := testProfiles(t).With(sdDoc(testExtSD), sdDoc(testSlicedSD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := func(parts ...string) string {
+		base := map[string]string{
+			"category":   `"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}]`,
+			"identifier": `"identifier":[{"value":"no system"},{"system":"urn:x","value":"1"}]`,
+			"extension":  `"extension":[{"url":"` + testBase + `StructureDefinition/test-phase","valueCode":"a1"}]`,
+			"component": `"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},
+				{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80}}]`,
+		}
+		for _, part := range parts {
+			k, v, _ := strings.Cut(part, "=")
+			if v == "" {
+				delete(base, k)
+			} else {
+				base[k] = v
+			}
+		}
+		b := `{"resourceType":"Observation","meta":{"profile":["` + testBase + `StructureDefinition/test-sliced"]},"status":"final","code":{"text":"bp"}`
+		for _, k := range []string{"category", "identifier", "extension", "component", "contained"} {
+			if v, ok := base[k]; ok {
+				b += "," + v
+			}
+		}
+		return b + "}"
+	}
+	if issues := profileIssues(t, p, obs()); len(issues) > 0 {
+		t.Fatalf("valid: %v", issues)
+	}
+	if issues := profileIssues(t, p, obs(`contained="contained":[{"resourceType":"Patient","id":"p"}],"subject":{"reference":"#p"}`)); len(issues) > 0 {
+		t.Errorf("a contained Patient (type slice): %v", issues)
+	}
+	for _, tc := range []struct{ name, body, expr, want string }{
+		{"value: the category slice missing", obs(`category="category":[{"text":"other"}]`), "Observation.category", "slice vs"},
+		{"exists: no identifier with a system", obs(`identifier="identifier":[{"value":"1"}]`), "Observation.identifier", "slice sys"},
+		{"profile: the extension slice missing", obs("extension="), "Observation.extension", "slice phase"},
+		{"profile: an extension not meeting it", obs(`extension="extension":[{"url":"` + testBase + `StructureDefinition/test-phase","valueCode":"zz"}]`), "Observation.extension", "slice phase"},
+		{"pattern: the required component missing", obs(`component="component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80}}]`), "Observation.component", "slice sys"},
+		{"pattern: closed slicing, a component of no slice", obs(`component="component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},{"code":{"text":"pulse"},"valueQuantity":{"value":60}}]`), "Observation.component[1]", "none of the slices"},
+		{"a slice's own rule: the sys component without its value", obs(`component="component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueString":"high"}]`), "Observation.component[0]", "valueString"},
+		{"slice max: two sys components", obs(`component="component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":121}}]`), "Observation.component", "at most 1"},
+		{"type: closed, a contained Organization", obs(`contained="contained":[{"resourceType":"Organization","id":"o","name":"o"}],"performer":[{"reference":"#o"}]`), "Observation.contained[0]", "none of the slices"},
+	} {
+		issues := profileIssues(t, p, tc.body)
+		found := false
+		for _, is := range issues {
+			found = found || is.Severity == fhir.SeverityError && strings.HasPrefix(is.Expression[0], tc.expr) && strings.Contains(is.Diagnostics, tc.want)
+		}
+		if !found {
+			t.Errorf("%s: want an error at %s naming %q, got %v", tc.name, tc.expr, tc.want, issues)
+		}
+	}
+}

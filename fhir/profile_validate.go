@@ -334,8 +334,10 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 	// profile that left ElementDefinition.slicing out (mappings/ig's
 	// cut-down R4 vital-signs profiles) gives no way to tell which value
 	// is which slice, and its slices are not checked.
-	if len(k.slices) > 0 && val != nil && k.slicing != nil && len(k.slicing.discriminators) > 0 {
-		v.sliced(k, arrayItems(val), val.Kind == KindArray, name, types)
+	if len(k.slices) > 0 && k.slicing != nil && len(k.slicing.discriminators) > 0 {
+		// Also when absent: a slice's minimum applies where its element's
+		// parent is.
+		v.sliced(k, arrayItems(val), val != nil && val.Kind == KindArray, name, types)
 	}
 	if count < k.min {
 		if count == 0 {

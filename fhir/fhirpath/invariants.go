@@ -32,6 +32,8 @@ type invariant struct {
 	narrative func(div string) error
 	// broken is why expr did not compile (nil: it did).
 	broken error
+	// needs: the invariant holds when the element lacks this member.
+	needs string
 }
 
 // Deviations from the definitions, each for a stated reason.
@@ -57,6 +59,11 @@ var (
 		// ofType(), which filters as meant.
 		"dom-3": func(x string) string { return strings.ReplaceAll(x, "descendants().as(", "descendants().ofType(") },
 	}
+	// needsMember lists invariants that can only fail when the element
+	// has the member named: dom-2 to dom-5 (every resource's) are all
+	// "contained.….empty()", true of a resource without contained
+	// resources, which is most of them. TestNeedsMember checks each.
+	needsMember = map[string]string{"dom-2": "contained", "dom-3": "contained", "dom-4": "contained", "dom-5": "contained"}
 	// narrativeRules: R4 gives txt-1 and txt-2 the same expression,
 	// htmlChecks(), which checks everything at once; each is judged by its
 	// own human text so the issue names the rule broken and why.
@@ -91,7 +98,7 @@ func compileList(list []fhir.Constraint) []*invariant {
 }
 
 func compileInvariant(c fhir.Constraint) *invariant {
-	inv := &invariant{Constraint: c, severity: fhir.SeverityError}
+	inv := &invariant{Constraint: c, severity: fhir.SeverityError, needs: needsMember[c.Key]}
 	if c.Severity == "warning" {
 		inv.severity = fhir.SeverityWarning
 	}
@@ -300,6 +307,9 @@ func holdsEle1(v, ext *fhir.Value) bool {
 func (k *invChecker) apply(list []*invariant, it item) {
 	for _, inv := range list {
 		if inv.severity != k.sev || k.contained && inv.Key == "dom-6" {
+			continue
+		}
+		if inv.needs != "" && it.v != nil && it.v.Get(inv.needs) == nil {
 			continue
 		}
 		if inv.broken != nil {

@@ -121,3 +121,40 @@ func TestR4Invariants(t *testing.T) {
 	t.Logf("%d invariants compiled (R4 core and US Core 3.1.0); on %d examples, %d evaluations: %d true, %d not supported, %d failed",
 		compiled, len(examples), evaluated, held, unsupported, len(failures))
 }
+
+// TestNeedsMember: each invariant skipped for lack of a member holds on
+// every resource type without that member, as the engine evaluates it,
+// and fails on one with it where it should (dom-3: an unreferenced
+// contained resource).
+func TestNeedsMember(t *testing.T) {
+	for key, member := range needsMember {
+		checked := 0
+		for _, typ := range fhir.ResourceTypes() {
+			for _, c := range fhir.TypeConstraints(typ) {
+				if c.Key != key {
+					continue
+				}
+				checked++
+				if !strings.HasPrefix(c.Expression, member+".") {
+					t.Errorf("%s on %s: %q does not start at %s", key, typ, c.Expression, member)
+				}
+				res, err := fhir.ParseJSON([]byte(`{"resourceType":"`+typ+`","id":"x"}`), fhir.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				inv := compileInvariant(c)
+				ok, err := inv.expr.Predicate(res, nil)
+				if err != nil || !ok {
+					t.Errorf("%s on a %s without %s: %v %v", key, typ, member, ok, err)
+				}
+			}
+		}
+		if checked == 0 {
+			t.Errorf("%s: on no resource type", key)
+		}
+	}
+	res, _ := fhir.ParseJSON([]byte(`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"o"}]}`), fhir.Limits{})
+	if issues := CheckInvariants(res, fhir.SeverityError); len(issues) != 1 || !strings.HasPrefix(issues[0].Diagnostics, "dom-3:") {
+		t.Errorf("an unreferenced contained resource: %v", issues)
+	}
+}

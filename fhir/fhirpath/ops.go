@@ -98,7 +98,18 @@ func (c *evalCtx) toBool(n *node, v []item) (b, known bool) {
 	return false, false
 }
 
-func boolItems(b bool) []item { return []item{sysItem(b)} }
+// boolItems is the collection of one Boolean. The two are shared (a
+// condition is evaluated for every element an invariant constrains): the
+// evaluator never writes into a collection it did not make, and their
+// capacity of one makes an append copy.
+func boolItems(b bool) []item {
+	if b {
+		return trueItems[:1:1]
+	}
+	return falseItems[:1:1]
+}
+
+var trueItems, falseItems = []item{sysItem(true)}, []item{sysItem(false)}
 
 func (c *evalCtx) binary(n *node, in []item, sc *scope) []item {
 	switch n.op {
