@@ -1,10 +1,12 @@
 package ehr
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -167,21 +169,64 @@ func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int) 
 	return float64(n) / el.Seconds(), float64(peak.Load()) / (1 << 20)
 }
 
+// sandboxProcess runs `kapbridge sandbox --profile full` as its own
+// process (built once), so that the EHR's memory is not the gateway's:
+// the heap sampled is the gateway's alone. It returns a client of it
+// authenticated with the test key.
+func sandboxProcess(b *testing.B) (*Client, *Capabilities) {
+	keys(b)
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "kapbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kapbridge").CombinedOutput(); err != nil {
+		b.Fatalf("build kapbridge: %v\n%s", err, out)
+	}
+	jwks, _ := json.Marshal(ecKey.PublicJWKS())
+	jwksFile := filepath.Join(dir, "gw.jwks.json")
+	if err := os.WriteFile(jwksFile, jwks, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "sandbox", "--profile", "full", "--listen", addr, "--client", testClientID+"="+jwksFile)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/metadata"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 100 {
+			b.Fatal("the sandbox process did not answer")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts, err := NewTokenSource(TokenConfig{FHIRBase: base, ClientID: testClientID, Key: ecKey, Scope: "system/*.cruds", Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewClient(Config{BaseURL: base, Tokens: ts, Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, readCaps(b, c)
+}
+
 func BenchmarkSyncDrain(b *testing.B) {
 	n := benchN()
 	b.Run("sandbox-full", func(b *testing.B) {
 		for range b.N {
-			c, caps, ehrStore := inboundSandboxStore(b, "full")
-			if err := ehrStore.Update(b.Context(), func(tx fhir.Tx) error {
-				res, _ := fhir.ParseJSON([]byte(`{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"BENCH-1"}]}`), fhir.StoredLimits)
-				k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: "ehr-bench"}
-				_, err := (write.Writer{}).Put(context.Background(), tx, k, fhir.Version{Key: k}, res)
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			direct := benchDirect(b, c, "ehr-bench", n)
-			drain, heap := benchDrain(b, c, caps, "BENCH-1", n)
+			c, caps := sandboxProcess(b)
+			mrn := "BENCH-" + smart.NewID()[:10]
+			pt := ehrWriter{b, c}.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"`+mrn+`"}]}`)
+			direct := benchDirect(b, c, pt, n)
+			drain, heap := benchDrain(b, c, caps, mrn, n)
 			b.ReportMetric(direct, "direct-obs/s")
 			b.ReportMetric(drain, "drain-obs/s")
 			b.ReportMetric(100*drain/direct, "%-of-direct")
