@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Compiling a StructureDefinition's snapshot into the tree the validator
@@ -26,14 +27,32 @@ type pelem struct {
 	fixed    *Value
 	pattern  *Value
 	valueSet string // a required binding's value set, without version
-	kids     []*pelem
+	// extensible is an extensible binding's value set: a value outside it
+	// is a warning (the binding allows codes beyond it when none fits).
+	extensible string
+	kids       []*pelem
 	// bnode is the base R4 definition of the element's content (nil if
 	// unknown), and narrows says the element constrains more than the
 	// base R4 definition (which Validate already checks): elements that
 	// do not, and have no such descendant, are dropped at compile time.
 	bnode   *node
 	narrows bool
+	// Slicing: a sliced element has its discriminators, rules and slices;
+	// a slice has its name (and is checked on the values it matches).
+	slicing   *slicing
+	slices    []*pelem
+	sliceName string
+	// invariants the profile adds here (not the base definitions').
+	inv []Constraint
 }
+
+// slicing is an element's ElementDefinition.slicing.
+type slicing struct {
+	discriminators []discriminator
+	closed         bool // rules closed: every value must match a slice
+}
+
+type discriminator struct{ typ, path string }
 
 type ptype struct {
 	code     string
@@ -82,55 +101,138 @@ func compileProfile(sd *Value) (*profile, error) {
 		}
 		name, ok := elementName(id[dot+1:])
 		if !ok {
-			continue // a slice: slices are not checked
+			// A slice of the element named before the colon.
+			base, sliceName, _ := strings.Cut(id[dot+1:], ":")
+			sliced := byID[id[:dot]+"."+base]
+			if sliced == nil || strings.Contains(sliceName, "/") {
+				continue // below an element we skip, or a reslice: not checked
+			}
+			sl := &pelem{name: sliced.name, choice: sliced.choice, sliceName: sliceName, max: -1, bnode: sliced.bnode, narrows: true}
+			if err := sl.read(e, p.url, path); err != nil {
+				return nil, err
+			}
+			sliced.slices = append(sliced.slices, sl)
+			byID[id] = sl
+			continue
 		}
 		parent := byID[id[:dot]]
 		if parent == nil {
-			continue // below a slice, or an element we do not descend into
+			continue // an element we do not descend into
 		}
 		pe := &pelem{name: name, max: -1}
 		if base, ok := strings.CutSuffix(pe.name, "[x]"); ok {
 			pe.name, pe.choice = base, true
 		}
-		if v := e.Get("min"); v != nil && v.Kind == KindNumber {
-			pe.min, _ = strconv.Atoi(v.Str)
+		if err := pe.read(e, p.url, path); err != nil {
+			return nil, err
 		}
-		if s := e.GetString("max"); s != "" && s != "*" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("StructureDefinition %s: %s: max %q", p.url, path, s)
-			}
-			pe.max = n
-		}
-		for _, t := range arrayItems(e.Get("type")) {
-			pt := ptype{code: t.GetString("code")}
-			for _, s := range arrayItems(t.Get("profile")) {
-				pt.profiles = append(pt.profiles, canonicalURL(s.Str))
-			}
-			for _, s := range arrayItems(t.Get("targetProfile")) {
-				pt.targets = append(pt.targets, canonicalURL(s.Str))
-			}
-			pe.types = append(pe.types, pt)
-		}
-		for _, m := range e.Members {
-			switch {
-			case strings.HasPrefix(m.Key, "fixed") && len(m.Key) > 5:
-				pe.fixed = m.Value
-			case strings.HasPrefix(m.Key, "pattern") && len(m.Key) > 7:
-				pe.pattern = m.Value
-			}
-		}
-		// Required bindings to core value sets are the base validator's.
-		if b := e.Get("binding"); b != nil && b.GetString("strength") == "required" && !strings.HasPrefix(b.GetString("valueSet"), "http://hl7.org/fhir/ValueSet/") {
-			pe.valueSet = canonicalURL(b.GetString("valueSet"))
-		}
-		pe.narrows = pe.narrowsBase(parent.bnode, e.Get("base"))
+		nb := pe.narrowsBase(parent.bnode, e.Get("base"))
+		pe.narrows = pe.narrows || nb
 		parent.kids = append(parent.kids, pe)
 		byID[id] = pe
+	}
+	if root := snap.Array[0]; root != nil {
+		p.root.inv = profileConstraints(root, p.url)
 	}
 	p.root.prune()
 	return p, nil
 }
+
+// read sets what an element definition e says of pe: cardinality,
+// types, fixed and pattern values, a required binding, slicing and the
+// profile's own invariants.
+func (pe *pelem) read(e *Value, url, path string) error {
+	if v := e.Get("min"); v != nil && v.Kind == KindNumber {
+		pe.min, _ = strconv.Atoi(v.Str)
+	}
+	if s := e.GetString("max"); s != "" && s != "*" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("StructureDefinition %s: %s: max %q", url, path, s)
+		}
+		pe.max = n
+	}
+	for _, t := range arrayItems(e.Get("type")) {
+		pt := ptype{code: t.GetString("code")}
+		for _, s := range arrayItems(t.Get("profile")) {
+			pt.profiles = append(pt.profiles, canonicalURL(s.Str))
+		}
+		for _, s := range arrayItems(t.Get("targetProfile")) {
+			pt.targets = append(pt.targets, canonicalURL(s.Str))
+		}
+		pe.types = append(pe.types, pt)
+	}
+	for _, m := range e.Members {
+		switch {
+		case strings.HasPrefix(m.Key, "fixed") && len(m.Key) > 5:
+			pe.fixed = m.Value
+		case strings.HasPrefix(m.Key, "pattern") && len(m.Key) > 7:
+			pe.pattern = m.Value
+		}
+	}
+	// Required bindings to core value sets are the base validator's.
+	if b := e.Get("binding"); b != nil && b.GetString("strength") == "required" && !strings.HasPrefix(b.GetString("valueSet"), "http://hl7.org/fhir/ValueSet/") {
+		pe.valueSet = canonicalURL(b.GetString("valueSet"))
+	}
+	if b := e.Get("binding"); b != nil && b.GetString("strength") == "extensible" {
+		pe.extensible = canonicalURL(b.GetString("valueSet"))
+		pe.narrows = true
+	}
+	if sl := e.Get("slicing"); sl != nil {
+		pe.slicing = &slicing{closed: sl.GetString("rules") == "closed"}
+		for _, d := range arrayItems(sl.Get("discriminator")) {
+			pe.slicing.discriminators = append(pe.slicing.discriminators, discriminator{typ: d.GetString("type"), path: d.GetString("path")})
+		}
+	}
+	pe.inv = profileConstraints(e, url)
+	if len(pe.inv) > 0 {
+		pe.narrows = true
+	}
+	return nil
+}
+
+// profileConstraints are the invariants of element definition e that the
+// profile url adds: the base definitions' (ele-1, dom-*, obs-3 ...) are
+// Validate's, whatever source a snapshot gives them.
+func profileConstraints(e *Value, url string) []Constraint {
+	var out []Constraint
+	for _, c := range arrayItems(e.Get("constraint")) {
+		key, src, x := c.GetString("key"), c.GetString("source"), c.GetString("expression")
+		if x == "" || (src != "" && src != url) || baseInvariantKeys()[key] {
+			continue
+		}
+		out = append(out, Constraint{Key: key, Severity: c.GetString("severity"), Human: c.GetString("human"), Expression: x})
+	}
+	return out
+}
+
+var baseInvariantKeys = sync.OnceValue(func() map[string]bool {
+	keys := map[string]bool{}
+	add := func(list []Constraint) {
+		for _, c := range list {
+			keys[c.Key] = true
+		}
+	}
+	for _, t := range r4().types {
+		add(t.inv)
+		if t.node != nil {
+			seen := map[*node]bool{}
+			var walk func(n *node)
+			walk = func(n *node) {
+				if n == nil || seen[n] {
+					return
+				}
+				seen[n] = true
+				for _, ed := range n.elems {
+					add(ed.inv)
+					walk(ed.node)
+				}
+			}
+			walk(t.node)
+		}
+	}
+	return keys
+})
 
 // narrowsBase compares the element with its base R4 definition (in the
 // parent's base node pn) and sets pe.bnode.
@@ -219,14 +321,17 @@ func (pe *pelem) prune() bool {
 		}
 	}
 	pe.kids = kept
-	return pe.narrows || len(pe.kids) > 0
+	for _, sl := range pe.slices {
+		sl.prune() // kept: a slice always narrows its element
+	}
+	return pe.narrows || len(pe.kids) > 0 || len(pe.slices) > 0
 }
 
 // elementName is the JSON name an element id's last segment stands for:
 // "code", a choice "value[x]", or for a type slice of a choice
 // ("value[x]:valueQuantity", the R4 way to constrain one of its types) the
 // typed name "valueQuantity", which holds exactly when that type is used.
-// Other slices are not checked: ok is false.
+// For other slices ok is false: compileProfile reads them as slices.
 func elementName(seg string) (name string, ok bool) {
 	base, slice, sliced := strings.Cut(seg, ":")
 	if !sliced {

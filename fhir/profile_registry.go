@@ -3,6 +3,7 @@ package fhir
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 )
 
@@ -42,6 +43,11 @@ func NewProfiles(resources ...[]byte) (*Profiles, error) {
 // With returns a new Profiles holding what p holds and resources, as
 // NewProfiles reads them; a URL p holds is replaced. p is unchanged.
 func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
+	return p.with(resources, func(i int) string { return "fhir: profiles: resource #" + strconv.Itoa(i) })
+}
+
+// with is With, naming resource i by name(i) in its error.
+func (p *Profiles) with(resources [][]byte, name func(int) string) (*Profiles, error) {
 	out := &Profiles{
 		profiles:    map[string]*profile{},
 		valueSets:   map[string]*Value{},
@@ -67,7 +73,7 @@ func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
 			err = out.add(v, typ)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fhir: profiles: resource #%d: %w", i, err)
+			return nil, fmt.Errorf("%s: %w", name(i), err)
 		}
 	}
 	return out, nil

@@ -26,7 +26,6 @@ const (
 	{"id":"Observation.status","path":"Observation.status","min":1,"max":"1","type":[{"code":"code"}],"fixedCode":"final"},
 	{"id":"Observation.category","path":"Observation.category","min":1,"max":"2","type":[{"code":"CodeableConcept"}],
 	 "patternCodeableConcept":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}},
-	{"id":"Observation.category:sliced","path":"Observation.category","sliceName":"sliced","min":5,"max":"5"},
 	{"id":"Observation.code","path":"Observation.code","min":1,"max":"1","type":[{"code":"CodeableConcept"}],
 	 "binding":{"strength":"required","valueSet":"` + testCodesVS + `|1.0"}},
 	{"id":"Observation.subject","path":"Observation.subject","min":1,"max":"1","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Patient"]}]},

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,18 +24,30 @@ import (
 //     CodeSystems that expand them): a code, a Coding, or a
 //     CodeableConcept with at least one Coding in the value set; bindings
 //     to value sets it does not hold are left to the base validator;
+//   - extensible bindings likewise, a value outside the set a warning;
 //   - reference targets (type.targetProfile: the type a literal reference
-//     or Reference.type names) and type profiles (type.profile) that are
-//     the Profiles hold, which the value must conform to;
+//     or Reference.type names; a target that resolves here, a contained
+//     resource, validated against the target profiles of its type, with no
+//     meta.profile claim asked) and type profiles (type.profile) that the
+//     Profiles hold, which the value must conform to;
+//   - slicing: each value of a sliced element is assigned to the first
+//     slice whose discriminators it matches (value, pattern, exists, type,
+//     profile, at simple paths such as $this, url, coding.code) and checked
+//     against it; slice cardinality; closed slicing refuses a value no
+//     slice matches; type slices of a choice (value[x]:valueQuantity)
+//     constrain that type where it is used;
+//   - the profile's own invariants (constraint expressions with the
+//     profile as source; the base definitions' are Validate's), evaluated
+//     by the FHIRPath engine registered with RegisterConstraintEvaluator,
+//     errors refusing, warnings reported; one that cannot be evaluated is
+//     a warning;
 //   - extensions whose url is an extension definition the Profiles hold,
 //     wherever they appear.
 //
-// Not checked: slicing (sliced elements are skipped, except type slices
-// of a choice such as value[x]:valueQuantity, which constrain that type
-// where it is used), invariants
-// (constraint expressions, which would need FHIRPath), extensible and
-// weaker bindings, maxLength, min/maxValue, and references that cannot be
-// resolved to a type.
+// Not checked: reslices (slices of slices), discriminator paths beyond
+// simple element paths (resolve(), extension(url), ofType()), preferred
+// and example bindings, maxLength, min/maxValue, and references that
+// cannot be resolved to a type.
 
 // ProfileError returns the Error for profile issues: processing, 422,
 // carrying every issue (warnings too, for the client to see). The issue
@@ -192,6 +205,9 @@ func (p *profile) validateAt(reg *Profiles, root *Value, path string, depth int)
 		pv.issue(IssueInvalid, "profile "+p.url+" is for a "+p.typ+", not a "+rt)
 		return pv.issues
 	}
+	if len(p.root.inv) > 0 {
+		pv.constraints(p.root.inv, root, p.typ, r4().types[p.typ].nodeOrNil())
+	}
 	pv.element(root, p.root)
 	return pv.issues
 }
@@ -314,6 +330,13 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 	}
 	n := v.push(name)
 	defer func() { v.path = v.path[:n] }()
+	// Slices are judged by the element's discriminators; a copy of a
+	// profile that left ElementDefinition.slicing out (mappings/ig's
+	// cut-down R4 vital-signs profiles) gives no way to tell which value
+	// is which slice, and its slices are not checked.
+	if len(k.slices) > 0 && val != nil && k.slicing != nil && len(k.slicing.discriminators) > 0 {
+		v.sliced(k, arrayItems(val), val.Kind == KindArray, name, types)
+	}
 	if count < k.min {
 		if count == 0 {
 			v.issue(IssueRequired, "missing required element "+name)
@@ -337,7 +360,7 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 		return
 	}
 	if val.Kind != KindArray {
-		v.value(val, k, types)
+		v.value(val, k, types, name)
 		return
 	}
 	m := len(v.path)
@@ -346,14 +369,18 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 		v.path = strconv.AppendInt(v.path, int64(i), 10)
 		v.path = append(v.path, ']')
 		if item != nil && item.Kind != KindNull {
-			v.value(item, k, types)
+			v.value(item, k, types, name)
 		}
 		v.path = v.path[:m]
 	}
 }
 
-// value checks one value at v.path.
-func (v *profileValidator) value(val *Value, k *pelem, types []ptype) {
+// value checks one value at v.path; name is its JSON member name (which
+// says a choice's type).
+func (v *profileValidator) value(val *Value, k *pelem, types []ptype, name string) {
+	if len(k.inv) > 0 {
+		v.constraints(k.inv, val, valueType(k, types, name), k.bnode)
+	}
 	if k.fixed != nil && !equalValue(val, k.fixed) {
 		v.issue(IssueValue, "value must be exactly "+shortJSON(k.fixed))
 	}
@@ -362,6 +389,14 @@ func (v *profileValidator) value(val *Value, k *pelem, types []ptype) {
 	}
 	if k.valueSet != "" {
 		v.binding(val, k.valueSet, types)
+	}
+	if k.extensible != "" {
+		n := len(v.issues)
+		v.binding(val, k.extensible, types)
+		for i := n; i < len(v.issues); i++ {
+			v.issues[i].Severity = SeverityWarning
+			v.issues[i].Diagnostics = strings.Replace(v.issues[i].Diagnostics, "required value set", "extensible value set", 1)
+		}
 	}
 	for _, t := range types {
 		if len(t.targets) > 0 && val.Kind == KindObject {
@@ -603,4 +638,265 @@ func shortJSON(v *Value) string {
 		s = s[:117] + "..."
 	}
 	return s
+}
+
+func (t *typeDef) nodeOrNil() *node {
+	if t == nil {
+		return nil
+	}
+	return t.node
+}
+
+// valueType is the FHIR type of a value of k: the one type k allows, or
+// the type a choice's member name gives ("valueQuantity": Quantity).
+func valueType(k *pelem, types []ptype, name string) string {
+	if len(types) == 1 {
+		return types[0].code
+	}
+	if k.choice {
+		suffix := strings.TrimPrefix(name, k.name)
+		if suffix != "" {
+			if t := r4().types[strings.ToLower(suffix[:1])+suffix[1:]]; t != nil && t.kind == kindPrimitive {
+				return t.name
+			}
+			return suffix
+		}
+	}
+	return ""
+}
+
+// ConstraintEvaluator evaluates a FHIRPath invariant on element (of FHIR
+// type typ; n its children where typ is a backbone) inside resource, and
+// says whether it holds.
+type ConstraintEvaluator func(expr string, element *Value, typ string, n *Node, resource *Value) (bool, error)
+
+var constraintEvaluator ConstraintEvaluator
+
+// RegisterConstraintEvaluator installs what evaluates the invariants of
+// profiles; package fhirpath registers it at init, as it does the base
+// invariants (RegisterInvariants). Without it a profile's invariants are
+// reported as not evaluated (a warning), never silently passed.
+func RegisterConstraintEvaluator(f ConstraintEvaluator) { constraintEvaluator = f }
+
+// constraints evaluates a profile's invariants on val.
+func (v *profileValidator) constraints(list []Constraint, val *Value, typ string, bn *node) {
+	var n *Node
+	if bn != nil {
+		n = modelView().nodes[bn]
+	}
+	for _, c := range list {
+		sev := SeverityError
+		if c.Severity == "warning" {
+			sev = SeverityWarning
+		}
+		var holds bool
+		err := errNoEvaluator
+		if constraintEvaluator != nil {
+			holds, err = constraintEvaluator(c.Expression, val, typ, n, v.container)
+		}
+		switch {
+		case err != nil:
+			// A profile's expression that does not compile or run (US Core
+			// 3.1.0's provenance-1 is not FHIRPath): reported, not refused.
+			v.issueSev(SeverityWarning, IssueInvariant, c.Key+": "+c.Human+" (not evaluated: "+err.Error()+")")
+		case !holds:
+			v.issueSev(sev, IssueInvariant, c.Key+": "+c.Human)
+		}
+	}
+}
+
+var errNoEvaluator = errors.New("no FHIRPath engine is linked (package fhirpath registers one)")
+
+func (v *profileValidator) issueSev(sev Severity, code IssueType, diag string) {
+	v.issue(code, diag)
+	v.issues[len(v.issues)-1].Severity = sev
+}
+
+// sliced assigns each value of the sliced element k to the first slice
+// whose discriminators it matches, checks it against that slice, and then
+// each slice's cardinality; with closed slicing a value no slice matches
+// is refused. v.path is the element's; array says the values are indexed.
+func (v *profileValidator) sliced(k *pelem, items []*Value, array bool, name string, types []ptype) {
+	counts := make([]int, len(k.slices))
+	m := len(v.path)
+	for i, item := range items {
+		if item == nil || item.Kind == KindNull {
+			continue
+		}
+		if array {
+			v.path = append(v.path, '[')
+			v.path = strconv.AppendInt(v.path, int64(i), 10)
+			v.path = append(v.path, ']')
+		}
+		matched := -1
+		for si, sl := range k.slices {
+			if v.matches(item, k, sl, name) {
+				matched = si
+				break
+			}
+		}
+		switch {
+		case matched >= 0:
+			counts[matched]++
+			sl := k.slices[matched]
+			st := sl.types
+			if len(st) == 0 {
+				st = types
+			}
+			v.value(item, sl, st, name)
+		case k.slicing != nil && k.slicing.closed:
+			v.issue(IssueStructure, name+" value matches none of the slices "+sliceNames(k)+", and the slicing is closed")
+		}
+		v.path = v.path[:m]
+	}
+	for si, sl := range k.slices {
+		c := counts[si]
+		if c < sl.min {
+			v.issue(IssueRequired, "slice "+sl.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at least "+strconv.Itoa(sl.min)+" are required")
+		}
+		if sl.max >= 0 && c > sl.max {
+			v.issue(IssueStructure, "slice "+sl.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at most "+strconv.Itoa(sl.max)+" are allowed")
+		}
+	}
+}
+
+func sliceNames(k *pelem) string {
+	names := make([]string, len(k.slices))
+	for i, sl := range k.slices {
+		names[i] = sl.sliceName
+	}
+	return strings.Join(names, ", ")
+}
+
+// matches says whether item belongs to slice sl of k by every one of k's
+// discriminators. A discriminator the slice gives nothing to compare with
+// does not match.
+func (v *profileValidator) matches(item *Value, k *pelem, sl *pelem, name string) bool {
+	if k.slicing == nil || len(k.slicing.discriminators) == 0 {
+		return false
+	}
+	for _, d := range k.slicing.discriminators {
+		def := sl.at(d.path)
+		nodes := navigate(item, d.path)
+		switch d.typ {
+		case "value", "pattern":
+			if def == nil || (def.fixed == nil && def.pattern == nil) {
+				return false
+			}
+			ok := false
+			for _, n := range nodes {
+				if def.fixed != nil && equalValue(n, def.fixed) || def.fixed == nil && containsPattern(n, def.pattern) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return false
+			}
+		case "exists":
+			if def == nil {
+				return false
+			}
+			if def.min > 0 && len(nodes) == 0 || def.max == 0 && len(nodes) > 0 {
+				return false
+			}
+		case "type":
+			if def == nil || len(def.types) == 0 {
+				return false
+			}
+			got := valueType(k, nil, name)
+			if len(nodes) == 1 && nodes[0].Kind == KindObject && nodes[0].GetString("resourceType") != "" {
+				got = nodes[0].GetString("resourceType")
+			}
+			ok := false
+			for _, t := range def.types {
+				ok = ok || t.code == got
+			}
+			if !ok || len(nodes) == 0 {
+				return false
+			}
+		case "profile":
+			if def == nil || len(nodes) == 0 {
+				return false
+			}
+			ok := false
+			for _, t := range def.types {
+				for _, u := range append(append([]string(nil), t.profiles...), t.targets...) {
+					p := v.reg.profile(u)
+					if p == nil || p == v.p || v.depth > 8 {
+						continue
+					}
+					for _, n := range nodes {
+						sub := profileValidator{reg: v.reg, p: p, container: v.container, depth: v.depth + 1}
+						if n.Kind == KindObject && n.GetString("resourceType") != "" {
+							sub.container = n
+						}
+						sub.element(n, p.root)
+						ok = ok || !HasErrors(sub.issues)
+					}
+				}
+			}
+			if !ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// at is the element definition at a discriminator path inside slice pe
+// ("$this", "code", "coding.system"), or nil.
+func (pe *pelem) at(path string) *pelem {
+	cur := pe
+	for _, seg := range strings.Split(path, ".") {
+		if seg == "$this" || seg == "" {
+			continue
+		}
+		seg, _, _ = strings.Cut(seg, "(") // ofType(...), resolve(): this element
+		if strings.HasPrefix(seg, "extension") || seg == "resolve" || seg == "ofType" {
+			return nil
+		}
+		var next *pelem
+		for _, k := range cur.kids {
+			if k.name == seg {
+				next = k
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		cur = next
+	}
+	return cur
+}
+
+// navigate returns the values at a simple discriminator path from v
+// ("$this", "code", "coding.system", a choice by its base name).
+func navigate(v *Value, path string) []*Value {
+	cur := []*Value{v}
+	for _, seg := range strings.Split(path, ".") {
+		if seg == "$this" || seg == "" {
+			continue
+		}
+		var next []*Value
+		for _, c := range cur {
+			if c.Kind != KindObject {
+				continue
+			}
+			if x := c.Get(seg); x != nil {
+				next = append(next, arrayItems(x)...)
+				continue
+			}
+			for _, m := range c.Members {
+				if suffix, ok := strings.CutPrefix(m.Key, seg); ok && isTypeSuffix(suffix) {
+					next = append(next, arrayItems(m.Value)...)
+				}
+			}
+		}
+		cur = next
+	}
+	return cur
 }

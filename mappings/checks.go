@@ -35,6 +35,8 @@ var CheckCodes = []string{
 	"dose.spravato_mg",
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
+	"dose.concomitant",
+	"dose.escalation",
 	"role.administered_by",
 	"role.prescriber_credential",
 	"session.before_course",
@@ -44,6 +46,9 @@ var CheckCodes = []string{
 	"schedule.min_interval",
 	"schedule.no_preparation",
 	"schedule.maintenance_weeks",
+	"schedule.no_integration",
+	"schedule.induction_window",
+	"schedule.spravato_frequency",
 	"course.dosing_count",
 	"course.spravato_indication",
 	"ref.pending",
@@ -227,6 +232,26 @@ func (c *checker) course(r *Course) {
 				c.warnf("course.spravato_indication", fmt.Sprintf("indications[%d]", i), "Spravato for %s: its label covers treatment-resistant depression and depressive symptoms in MDD with acute suicidal ideation or behaviour (trd, mdd, suicidal_ideation)", ind)
 			}
 		}
+	}
+	var first, last time.Time
+	var firstID, lastID string
+	for _, s := range c.b.SessionsOf(r.ID) {
+		if s.Type != "dosing" || s.Status == "cancelled" || s.Status == "no_show" {
+			continue
+		}
+		t, ok := parseRecordTime(sessionStart(s))
+		if !ok {
+			continue
+		}
+		if firstID == "" || t.Before(first) {
+			first, firstID = t, s.ID
+		}
+		if lastID == "" || t.After(last) {
+			last, lastID = t, s.ID
+		}
+	}
+	if max := c.cfg.Limits.Get("induction_max_days"); firstID != "" && last.Sub(first).Hours()/24 > max {
+		c.warnf("schedule.induction_window", "", "dosing sessions from %s (%q) to %s (%q): %.0f days, longer than the %g-day induction window (induction_max_days); later doses are maintenance", first.Format(time.DateOnly), firstID, last.Format(time.DateOnly), lastID, last.Sub(first).Hours()/24, max)
 	}
 	if r.Maintenance != 0 && (r.Maintenance < 4 || r.Maintenance > 12) {
 		c.warnf("schedule.maintenance_weeks", "maintenance_weeks", "maintenance every %d weeks, outside the usual 4-12", r.Maintenance)
@@ -418,6 +443,11 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 	if min, ok := c.cfg.monitoring()[route]; ok && s.Status == "held" {
 		if got, ok := monitoredMinutes(s); ok && got < min {
 			c.warnf("session.short", "dose.monitored_minutes", "%d monitored minutes, fewer than the %d a %s session needs", got, min, route)
+		}
+	}
+	for i, cls := range s.Concomitant {
+		if why, ok := concomitantRisk[cls]; ok {
+			c.warnf("dose.concomitant", fmt.Sprintf("concomitant[%d]", i), "%s taken with the dose: %s", strings.ReplaceAll(cls, "_", "-"), why)
 		}
 	}
 	var w float64
@@ -687,6 +717,12 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		minGap = c.cfg.Limits.Get(name)
 	}
 	first, prepared := true, false
+	var firstDose *Session
+	var firstDoseT time.Time
+	var prev *Session
+	var prevT time.Time
+	var integrations []time.Time
+	inWeek := 1 // doses in the 7 days up to this one, this one included
 	for _, o := range c.b.SessionsOf(s.Course) {
 		if o.ID == s.ID || o.Status == "cancelled" || o.Status == "no_show" {
 			continue
@@ -698,19 +734,57 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		if o.Type == "preparation" && o.Status == "held" && ot.Before(start) {
 			prepared = true
 		}
+		if o.Type == "integration" && o.Status == "held" {
+			integrations = append(integrations, ot)
+		}
 		gives := (o.Type == "dosing" || o.Type == "maintenance") && (o.Status == "held" || o.Dose != nil)
 		if !gives {
 			continue
 		}
+		if ot.Before(start) && start.Sub(ot) < 7*24*time.Hour {
+			inWeek++
+		}
+		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route && (firstDose == nil || ot.Before(firstDoseT)) {
+			firstDose, firstDoseT = o, ot
+		}
 		if ot.Before(start) {
 			first = false
+			if prev == nil || ot.After(prevT) {
+				prev, prevT = o, ot
+			}
 		}
 		if gap := start.Sub(ot); minGap > 0 && math.Abs(gap.Hours()) < minGap {
 			c.alertf("schedule.min_interval", startField, "dose at %s is %.1f hours from the dose of session %q at %s: less than the %g hours between %s doses (%s)", sessionStart(s), math.Abs(gap.Hours()), o.ID, sessionStart(o), minGap, route, intervalName[route])
 		}
 	}
+	if firstDose != nil {
+		ratio := c.cfg.Limits.Get("escalation_ratio")
+		a, b, unit := firstDose.Dose.Mg, s.Dose.Mg, "mg"
+		if firstDose.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
+			a, b, unit = *firstDose.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+		}
+		if a > 0 && b > a*ratio {
+			c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times the course's first %s dose (%g %s, session %q): escalation beyond %g times (escalation_ratio) is a dependence signal to look at", b, unit, b/a, s.Dose.Route, a, unit, firstDose.ID, ratio)
+		}
+	}
+	if route == "spravato" {
+		day := 0
+		if firstDose != nil {
+			day = int(start.Sub(firstDoseT).Hours() / 24)
+		}
+		allowed, phase := 2, "weeks 1-4: twice weekly"
+		if day >= 28 {
+			allowed, phase = 1, "from week 5: weekly, later weekly or every two weeks"
+		}
+		if inWeek > allowed {
+			c.warnf("schedule.spravato_frequency", startField, "%d Spravato doses in the 7 days up to %s (day %d of the course's doses), more than the label's %s", inWeek, sessionStart(s), day+1, phase)
+		}
+	}
 	if first && !prepared {
 		c.warnf("schedule.no_preparation", startField, "the course's first dose, at %s, with no preparation session held before it", sessionStart(s))
+	}
+	if prev != nil && !slices.ContainsFunc(integrations, func(t time.Time) bool { return t.After(prevT) && t.Before(start) }) {
+		c.warnf("schedule.no_integration", startField, "no integration session held between the dose of session %q at %s and this one at %s", prev.ID, sessionStart(prev), sessionStart(s))
 	}
 }
 
@@ -722,6 +796,18 @@ var (
 	PrescribingCredentials   = []string{"MD", "DO", "NP", "PA"}
 	AdministeringCredentials = []string{"MD", "DO", "NP", "PA", "RN", "CRNA"}
 )
+
+// concomitantRisk is why each medication class the Spravato REMS form
+// asks about matters with a dose (the label's interaction statements, as
+// the REMS form groups them; lamotrigine is the project's addition).
+var concomitantRisk = map[string]string{
+	"benzodiazepine":    "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"sedative_hypnotic": "a CNS depressant: sedation may increase; monitor (Spravato label, CNS depressants)",
+	"opioid":            "a CNS depressant: sedation and respiratory depression may increase; monitor (Spravato label, CNS depressants)",
+	"psychostimulant":   "may raise blood pressure further; monitor BP closely (Spravato label, psychostimulants)",
+	"maoi":              "may raise blood pressure further; monitor BP closely (Spravato label, MAOIs)",
+	"lamotrigine":       "may blunt ketamine's effect (project note; a reason for a weak response, not a danger)",
+}
 
 // spravatoIndications are the course indications inside Spravato's label.
 var spravatoIndications = []string{"trd", "mdd", "suicidal_ideation"}

@@ -199,6 +199,22 @@ var checkCases = []checkCase{
 		f.dosing.Dose.Mg, f.dosing.Dose.MgPerKg = 350, f64(5) // issue 12: ketamine 5 mg/kg
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dose.concomitant", "warning", "concomitant[0]", "maoi taken with the dose: may raise blood pressure further", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Concomitant = []string{"maoi"}
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.escalation", "warning", "dose.mg", `1.2 mg/kg, 2.4 times the course's first iv dose (0.5 mg/kg, session "s0")`, func(f *checkFixture) (*Book, Record) {
+		s0 := *f.dosing
+		d0 := *f.dosing.Dose
+		s0.ID, s0.Dose = "s0", &d0
+		s0.PlannedStart, s0.ActualStart, s0.ActualEnd = "2026-01-09T10:00:00-05:00", "2026-01-09T10:00:00-05:00", "2026-01-09T11:10:00-05:00"
+		in := &Session{Header: Header{Kind: KindSession, ID: "i0"}, Course: "k1", Type: "integration", Status: "held", PlannedStart: "2026-01-10T10:00:00-05:00"}
+		f.dosing.Dose.Mg, f.dosing.Dose.MgPerKg = 84, f64(1.2)
+		b := f.book()
+		b.Add(&s0)
+		b.Add(in)
+		return b, f.dosing
+	}, CheckConfig{Limits: Limits{KetamineMgPerKgIV: 2}}},
 	{"role.administered_by", "alert", "dose.administered_by", `dose given by "th", a therapist holding LCSW, who is not licensed to administer it`, func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose.AdministeredBy = "th"
 		return inBook(f, f.dosing)
@@ -242,6 +258,37 @@ var checkCases = []checkCase{
 	{"schedule.maintenance_weeks", "warning", "maintenance_weeks", "maintenance every 1 weeks, outside the usual 4-12", func(f *checkFixture) (*Book, Record) {
 		f.course.Maintenance = 1
 		return inBook(f, f.course)
+	}, CheckConfig{}},
+	{"schedule.no_integration", "warning", "actual_start", `no integration session held between the dose of session "s0"`, func(f *checkFixture) (*Book, Record) {
+		s0 := *f.dosing
+		s0.ID = "s0"
+		s0.PlannedStart, s0.ActualStart, s0.ActualEnd = "2026-01-09T10:00:00-05:00", "2026-01-09T10:00:00-05:00", "2026-01-09T11:10:00-05:00"
+		b := f.book()
+		b.Add(&s0)
+		return b, f.dosing
+	}, CheckConfig{}},
+	{"schedule.induction_window", "warning", "", "dosing sessions from 2026-01-12 (\"s2\") to 2027-01-11 (\"s9\"): 364 days, longer than the 28-day induction window", func(f *checkFixture) (*Book, Record) {
+		// Issue 12: a one-year induction.
+		s9 := &Session{Header: Header{Kind: KindSession, ID: "s9"}, Course: "k1", Type: "dosing", Status: "planned", PlannedStart: "2027-01-11T10:00:00-05:00"}
+		f.course.End = ""
+		b := f.book()
+		b.Add(s9)
+		b.Add(f.course)
+		return b, f.course
+	}, CheckConfig{}},
+	{"schedule.spravato_frequency", "warning", "actual_start", "2 Spravato doses in the 7 days up to 2026-02-12T10:00:00-05:00 (day 32 of the course's doses), more than the label's from week 5: weekly", func(f *checkFixture) (*Book, Record) {
+		f.course.Route = "spravato"
+		b := f.book(f.dosing)
+		add := func(id, at string) *Session {
+			s := &Session{Header: Header{Kind: KindSession, ID: id}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: at, ActualStart: at,
+				Dose: &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", MonitoredMin: 120, AdministeredBy: "rn"}}
+			b.Add(s)
+			b.Add(&Session{Header: Header{Kind: KindSession, ID: "i-" + id}, Course: "k1", Type: "integration", Status: "held", PlannedStart: strings.Replace(at, "T10", "T15", 1)})
+			return s
+		}
+		add("d1", "2026-01-12T10:00:00-05:00")
+		add("d2", "2026-02-09T10:00:00-05:00")
+		return b, add("d3", "2026-02-12T10:00:00-05:00")
 	}, CheckConfig{}},
 	{"course.dosing_count", "warning", "planned.dosing", "10 dosing sessions planned, more than the usual 8", func(f *checkFixture) (*Book, Record) {
 		f.course.Planned.Dosing = 10
@@ -558,9 +605,13 @@ func TestCheckTableDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, limitsDoc, ok := strings.Cut(string(raw), "\n## Thresholds\n")
+	_, limitsDoc, ok := strings.Cut(string(raw), "\n## Thresholds\n")
 	if !ok {
 		t.Fatal(`CHECKS.md has no "## Thresholds" section`)
+	}
+	doc, _, _ := strings.Cut(string(raw), "\n## ") // the table of checks
+	if !strings.Contains(string(raw), "| `"+CodePendingOverdue+"` | alert |") {
+		t.Errorf("CHECKS.md does not document %s", CodePendingOverdue)
 	}
 	row := regexp.MustCompile("(?m)^\\| `([a-z0-9_.]+)` \\| (error|alert|warning)(?: \\(Flag (P[LMH])\\))? \\|")
 	var docCodes []string

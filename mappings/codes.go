@@ -167,6 +167,14 @@ var Codes = []Code{
 	// unverified: the ingredient code; the injectable SCDs 238082-4 exist
 	// but which strength a practice used is not in the record.
 	{"drug.ketamine", SysRxNorm, "6130", "", Unverified},
+	// Product-level codes an EHR may send back (kap-domain.md section 4:
+	// the codes are verified, which strength each is is not): accepted
+	// inbound as ketamine; Spravato's branded dose form group is sent
+	// beside the esketamine SCDF.
+	{"drug.ketamine.238082", SysRxNorm, "238082", "", Verified},
+	{"drug.ketamine.238083", SysRxNorm, "238083", "", Verified},
+	{"drug.ketamine.238084", SysRxNorm, "238084", "", Verified},
+	{"drug.esketamine.spravato", SysRxNorm, "2201625", "", Verified},
 	{"route.iv", SysSNOMED, "47625008", "", Verified2},
 	{"route.im", SysSNOMED, "78421000", "", Verified2},
 	{"route.lozenge", SysSNOMED, "37839007", "", Verified2},  // sublingual
@@ -188,6 +196,7 @@ var Codes = []Code{
 	{"condition.confirmed", SysCondVer, "confirmed", "", Verified},
 	{"encounter.AMB", SysActCode, "AMB", "ambulatory", Verified},
 	{"flag.clinical", SysFlagCat, "clinical", "", Verified},
+	{"docref.clinical-note", "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "clinical-note", "Clinical Note", Verified},
 	{"flag.safety", SysFlagCat, "safety", "", Verified},
 	{"flag.priority.PH", SysFlagPriority, "PH", "High priority", Verified},
 	{"flag.priority.PM", SysFlagPriority, "PM", "Medium priority", Verified},
@@ -225,6 +234,7 @@ var Codes = []Code{
 	{"ucum.kg", SysUCUM, "kg", "kg", Verified},
 	{"ucum.Cel", SysUCUM, "Cel", "Cel", Verified},
 	{"ucum.mg", SysUCUM, "mg", "mg", Verified},
+	{"ucum.mg/min", SysUCUM, "mg/min", "mg/min", Verified},
 	{"ucum.mg/kg", SysUCUM, "mg/kg", "mg/kg", Verified},
 	{"ucum.min", SysUCUM, "min", "min", Verified},
 }

@@ -88,6 +88,7 @@ var recordEnums = map[string][]string{
 	"session.type":                     SessionTypes,
 	"session.status":                   {"planned", "held", "cancelled", "no_show"},
 	"session.dose.drug":                {"ketamine", "esketamine"},
+	"session.concomitant":              ConcomitantClasses,
 	"session.dose.route":               Routes,
 	"screening.clearance.decision":     {"cleared", "not_cleared", "deferred"},
 	"screening.instruments.instrument": Instruments,
@@ -106,6 +107,9 @@ var (
 	Routes       = []string{"iv", "im", "lozenge", "spravato"}
 	SessionTypes = []string{"consultation", "preparation", "dosing", "integration", "maintenance"}
 	Instruments  = []string{"phq9", "gad7", "pcl5", "cssrs", "auditc", "dast10"}
+	// ConcomitantClasses are the medication classes a session records
+	// (Session.Concomitant).
+	ConcomitantClasses = []string{"benzodiazepine", "sedative_hypnotic", "psychostimulant", "maoi", "opioid", "lamotrigine"}
 )
 
 // Formats of string fields, keyed like recordEnums. Every field that
@@ -137,6 +141,7 @@ var recordFormats = map[string]string{
 	"session.actual_end":            fmtDateTime,
 	"session.practitioners":         fmtID,
 	"session.dose.administered_by":  fmtID,
+	"session.dose.given_at":         fmtDateTime,
 	"screening.client":              fmtID,
 	"screening.course":              fmtID,
 	"screening.date":                fmtDateOr,
@@ -173,6 +178,7 @@ var recordRanges = map[string]numRange{
 	"session.dose.mg":                     {Min: 0},
 	"session.dose.mg_per_kg":              {Min: 0},
 	"session.dose.monitored_minutes":      {Min: 0},
+	"session.dose.infusion_minutes":       {Min: 0},
 	"screening.instruments.total":         {Min: 0},
 	"screening.instruments.difficulty":    {Min: 0, Max: upTo(3)},
 	"observation.dissociation":            {Min: 0, Max: upTo(10)},

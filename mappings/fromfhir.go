@@ -484,10 +484,11 @@ func (in *inbound) medicationAdministration(res *fhir.Value) {
 		}
 	}
 	var drug string
-	switch conceptIn(med) {
-	case "drug.ketamine":
+	switch c := conceptIn(med); {
+	case c == "drug.ketamine" || strings.HasPrefix(c, "drug.ketamine."):
+		// The ingredient or an injectable product (238082-238084).
 		drug = "ketamine"
-	case "drug.esketamine":
+	case c == "drug.esketamine" || c == "drug.esketamine.spravato":
 		drug = "esketamine"
 	default:
 		in.keep(res, "MedicationAdministration: the medication is not ketamine or esketamine as the gateway codes them")

@@ -276,3 +276,49 @@ func TestFromFHIRForeign(t *testing.T) {
 		t.Error("the EHR observation's record id is not stable")
 	}
 }
+
+// TestInboundProductCodes: issue 12 item 7. An administration an EHR
+// sends back coded with an injectable ketamine product (RxNorm 238083) or
+// Spravato's branded code alone is the dose of its session, not kept
+// aside as unknown.
+func TestInboundProductCodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	b, held := roundTripBook(rng)
+	m := testMapper()
+	for _, tc := range []struct{ drug, route, code, want string }{
+		{"ketamine", "iv", "238083", "ketamine"},
+		{"esketamine", "spravato", "2201625", "esketamine"},
+	} {
+		s := *held[0]
+		s.Dose = &Dose{Drug: tc.drug, Mg: 56, Route: tc.route, MonitoredMin: 120}
+		res, _, err := m.ToFHIR(b, &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.GetString("resourceType") != "MedicationAdministration" {
+				continue
+			}
+			// The EHR keeps only the product code.
+			r.Set("medicationCodeableConcept", mustParse(t, `{"coding":[{"system":"`+SysRxNorm+`","code":"`+tc.code+`"}]}`))
+		}
+		in := m.FromFHIR(b, res)
+		for _, k := range in.Kept {
+			if k.Resource.GetString("resourceType") == "MedicationAdministration" {
+				t.Errorf("%s: kept aside: %v", tc.code, k.Problem)
+			}
+		}
+		if len(in.Records) != 1 || in.Records[0].(*Session).Dose == nil || in.Records[0].(*Session).Dose.Drug != tc.want {
+			t.Errorf("%s: records %s", tc.code, dump(in.Records))
+		}
+	}
+}
+
+func mustParse(t *testing.T, s string) *fhir.Value {
+	t.Helper()
+	v, err := fhir.ParseJSON([]byte(s), fhir.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

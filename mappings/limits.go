@@ -30,6 +30,8 @@ type Limits struct {
 	KetamineMgPerKgIV, KetamineMgPerKgIM    float64 // dose ceilings (mg/kg)
 	MinIntervalIV, MinIntervalIM            float64 // hours between doses, by route
 	MinIntervalLozenge, MinIntervalSpravato float64
+	InductionMaxDays                        float64 // first to last dosing session (days)
+	EscalationRatio                         float64 // a dose above this times the course's first
 }
 
 // Limit documents one field of Limits: its name in flags, environment and
@@ -39,7 +41,6 @@ type Limit struct {
 	Default float64
 	Unit    string
 	Source  string
-	field   func(*Limits) *float64
 }
 
 // news2 is the published source of the SpO2, heart rate and respiratory
@@ -51,58 +52,128 @@ const news2 = "NEWS2 (Royal College of Physicians, 2017)"
 
 // LimitTable lists every limit, in the order CHECKS.md shows them.
 var LimitTable = []Limit{
-	{"predose_systolic", 140, "mm[Hg]", "Spravato prescribing information, Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh (status U: wording not checked against the label text in this repository)", func(l *Limits) *float64 { return &l.PreDoseSystolic }},
-	{"predose_diastolic", 90, "mm[Hg]", "Spravato prescribing information (as above)", func(l *Limits) *float64 { return &l.PreDoseDiastolic }},
-	{"crisis_systolic", 180, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline: hypertensive crisis > 180 and/or > 120", func(l *Limits) *float64 { return &l.CrisisSystolic }},
-	{"crisis_diastolic", 120, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline (as above)", func(l *Limits) *float64 { return &l.CrisisDiastolic }},
-	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it)", func(l *Limits) *float64 { return &l.RiseSystolic }},
-	{"rise_diastolic", 25, "mm[Hg]", "Spravato prescribing information (as above): diastolic rises of >= 25 mm[Hg]", func(l *Limits) *float64 { return &l.RiseDiastolic }},
-	{"spo2_low", 93, "%", news2 + ": SpO2 92-93 scores 2", func(l *Limits) *float64 { return &l.SpO2Low }},
-	{"spo2_critical", 91, "%", news2 + ": SpO2 <= 91 scores 3", func(l *Limits) *float64 { return &l.SpO2Critical }},
-	{"heart_rate_high", 111, "/min", news2 + ": 111-130 scores 2", func(l *Limits) *float64 { return &l.HeartRateHigh }},
-	{"heart_rate_critical", 131, "/min", news2 + ": >= 131 scores 3", func(l *Limits) *float64 { return &l.HeartRateCritical }},
-	{"heart_rate_low", 50, "/min", news2 + ": 41-50 scores 1 (the lowest band above the red score)", func(l *Limits) *float64 { return &l.HeartRateLow }},
-	{"heart_rate_critical_low", 40, "/min", news2 + ": <= 40 scores 3", func(l *Limits) *float64 { return &l.HeartRateCriticalLow }},
-	{"resp_rate_high", 21, "/min", news2 + ": 21-24 scores 2", func(l *Limits) *float64 { return &l.RespRateHigh }},
-	{"resp_rate_critical", 25, "/min", news2 + ": >= 25 scores 3", func(l *Limits) *float64 { return &l.RespRateCritical }},
-	{"resp_rate_low", 11, "/min", news2 + ": 9-11 scores 1", func(l *Limits) *float64 { return &l.RespRateLow }},
-	{"resp_rate_critical_low", 8, "/min", news2 + ": <= 8 scores 3", func(l *Limits) *float64 { return &l.RespRateCriticalLow }},
-	{"min_interval_hours_iv", 40, "h", "project default (two doses a week at least two days apart, less 8 hours for the time of day)", func(l *Limits) *float64 { return &l.MinIntervalIV }},
-	{"min_interval_hours_im", 40, "h", "project default (as iv)", func(l *Limits) *float64 { return &l.MinIntervalIM }},
-	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)", func(l *Limits) *float64 { return &l.MinIntervalLozenge }},
-	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day", func(l *Limits) *float64 { return &l.MinIntervalSpravato }},
-	{"dissociation_high", 8, "0-10", "project default", func(l *Limits) *float64 { return &l.DissociationHigh }},
-	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)", func(l *Limits) *float64 { return &l.DischargeDissociationMax }},
-	{"clearance_valid_days", 365, "d", "project default", func(l *Limits) *float64 { return &l.ClearanceValidDays }},
-	{"pending_max_hours", 24, "h", "project default", func(l *Limits) *float64 { return &l.PendingMaxHours }},
-	{"ketamine_mg_per_kg_iv", 1.0, "mg/kg", "project default (subanaesthetic IV dosing in depression trials is 0.5 mg/kg over 40 min; 1.0 leaves room for titration)", func(l *Limits) *float64 { return &l.KetamineMgPerKgIV }},
-	{"ketamine_mg_per_kg_im", 2.0, "mg/kg", "project default", func(l *Limits) *float64 { return &l.KetamineMgPerKgIM }},
+	{"predose_systolic", 140, "mm[Hg]", "Spravato prescribing information, Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh (status U: wording not checked against the label text in this repository)"},
+	{"predose_diastolic", 90, "mm[Hg]", "Spravato prescribing information (as above)"},
+	{"crisis_systolic", 180, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline: hypertensive crisis > 180 and/or > 120"},
+	{"crisis_diastolic", 120, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline (as above)"},
+	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it)"},
+	{"rise_diastolic", 25, "mm[Hg]", "Spravato prescribing information (as above): diastolic rises of >= 25 mm[Hg]"},
+	{"spo2_low", 93, "%", news2 + ": SpO2 92-93 scores 2"},
+	{"spo2_critical", 91, "%", news2 + ": SpO2 <= 91 scores 3"},
+	{"heart_rate_high", 111, "/min", news2 + ": 111-130 scores 2"},
+	{"heart_rate_critical", 131, "/min", news2 + ": >= 131 scores 3"},
+	{"heart_rate_low", 50, "/min", news2 + ": 41-50 scores 1 (the lowest band above the red score)"},
+	{"heart_rate_critical_low", 40, "/min", news2 + ": <= 40 scores 3"},
+	{"resp_rate_high", 21, "/min", news2 + ": 21-24 scores 2"},
+	{"resp_rate_critical", 25, "/min", news2 + ": >= 25 scores 3"},
+	{"resp_rate_low", 11, "/min", news2 + ": 9-11 scores 1"},
+	{"resp_rate_critical_low", 8, "/min", news2 + ": <= 8 scores 3"},
+	{"min_interval_hours_iv", 40, "h", "project default (two doses a week at least two days apart, less 8 hours for the time of day)"},
+	{"min_interval_hours_im", 40, "h", "project default (as iv)"},
+	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)"},
+	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day"},
+	{"escalation_ratio", 2, "ratio", "project default: titration commonly doubles the starting dose (the example courses go from 0.5 to 1.0 mg/kg IM, 200 to 400 mg lozenge); more than a doubling warns"},
+	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
+	{"dissociation_high", 8, "0-10", "project default"},
+	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
+	{"clearance_valid_days", 365, "d", "project default"},
+	{"pending_max_hours", 24, "h", "project default"},
+	{"ketamine_mg_per_kg_iv", 1.0, "mg/kg", "project default (subanaesthetic IV dosing in depression trials is 0.5 mg/kg over 40 min; 1.0 leaves room for titration)"},
+	{"ketamine_mg_per_kg_im", 2.0, "mg/kg", "project default"},
+}
+
+// field is the field of the named limit, nil for an unknown name. A
+// switch rather than a table of functions: the checks call Get for every
+// vital sign, and a pointer passed to a function value escapes to the
+// heap (an allocation per call).
+func (l *Limits) field(name string) *float64 {
+	switch name {
+	case "predose_systolic":
+		return &l.PreDoseSystolic
+	case "predose_diastolic":
+		return &l.PreDoseDiastolic
+	case "crisis_systolic":
+		return &l.CrisisSystolic
+	case "crisis_diastolic":
+		return &l.CrisisDiastolic
+	case "rise_systolic":
+		return &l.RiseSystolic
+	case "rise_diastolic":
+		return &l.RiseDiastolic
+	case "spo2_low":
+		return &l.SpO2Low
+	case "spo2_critical":
+		return &l.SpO2Critical
+	case "heart_rate_high":
+		return &l.HeartRateHigh
+	case "heart_rate_critical":
+		return &l.HeartRateCritical
+	case "heart_rate_low":
+		return &l.HeartRateLow
+	case "heart_rate_critical_low":
+		return &l.HeartRateCriticalLow
+	case "resp_rate_high":
+		return &l.RespRateHigh
+	case "resp_rate_critical":
+		return &l.RespRateCritical
+	case "resp_rate_low":
+		return &l.RespRateLow
+	case "resp_rate_critical_low":
+		return &l.RespRateCriticalLow
+	case "min_interval_hours_iv":
+		return &l.MinIntervalIV
+	case "min_interval_hours_im":
+		return &l.MinIntervalIM
+	case "min_interval_hours_lozenge":
+		return &l.MinIntervalLozenge
+	case "min_interval_hours_spravato":
+		return &l.MinIntervalSpravato
+	case "escalation_ratio":
+		return &l.EscalationRatio
+	case "induction_max_days":
+		return &l.InductionMaxDays
+	case "dissociation_high":
+		return &l.DissociationHigh
+	case "discharge_dissociation_max":
+		return &l.DischargeDissociationMax
+	case "clearance_valid_days":
+		return &l.ClearanceValidDays
+	case "pending_max_hours":
+		return &l.PendingMaxHours
+	case "ketamine_mg_per_kg_iv":
+		return &l.KetamineMgPerKgIV
+	case "ketamine_mg_per_kg_im":
+		return &l.KetamineMgPerKgIM
+	}
+	return nil
 }
 
 // Get returns the value of the named limit: the field if set, else its
 // default. It panics on an unknown name (a programming error).
 func (l Limits) Get(name string) float64 {
+	f := l.field(name)
+	if f == nil {
+		panic("mappings: unknown limit " + name)
+	}
+	if *f != 0 {
+		return *f
+	}
 	for _, d := range LimitTable {
 		if d.Name == name {
-			if v := *d.field(&l); v != 0 {
-				return v
-			}
 			return d.Default
 		}
 	}
-	panic("mappings: unknown limit " + name)
+	panic("mappings: limit " + name + " has no default")
 }
 
 // Set sets the named limit.
 func (l *Limits) Set(name string, v float64) error {
-	for _, d := range LimitTable {
-		if d.Name == name {
-			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("threshold %s: %g is not a non-negative number", name, v)
-			}
-			*d.field(l) = v
-			return nil
+	if f := l.field(name); f != nil {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("threshold %s: %g is not a non-negative number", name, v)
 		}
+		*f = v
+		return nil
 	}
 	return fmt.Errorf("unknown threshold %q (known: %s)", name, strings.Join(LimitNames(), ", "))
 }

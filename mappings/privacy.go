@@ -40,6 +40,9 @@ func (mp *mapping) note(n *Note) error {
 		mem("status", mp.str("current")),
 		mem("docStatus", mp.str("final")),
 		mem("type", mp.concept("psychotherapy process note", mp.localCoding(CSNoteType, "process-note", ""))),
+		// US Core DocumentReference requires a category (extensible
+		// binding): a process note is a clinical note.
+		mem("category", mp.arr(mp.concept("", mp.coding("docref.clinical-note")))),
 		mem("subject", mp.patientRef(c.Client)),
 		mem("date", date),
 		mem("author", mp.arr(mp.practitionerRef(n.Author))),

@@ -107,6 +107,13 @@ type Dose struct {
 	Lot            string   `json:"lot,omitempty"`             //
 	AdministeredBy string   `json:"administered_by,omitempty"` // practitioner id
 	MonitoredMin   int      `json:"monitored_minutes,omitempty"`
+	// GivenAt is when the dose was given (an infusion: when it started),
+	// RFC 3339: the MedicationAdministration's effective time. Without it
+	// the session's start stands in, with a warning.
+	GivenAt string `json:"given_at,omitempty"`
+	// InfusionMinutes is an IV infusion's length: the administration's
+	// period and its rate (mg/min).
+	InfusionMinutes int `json:"infusion_minutes,omitempty"`
 }
 
 // Session is one appointment of a course.
@@ -121,6 +128,12 @@ type Session struct {
 	ActualEnd     string   `json:"actual_end,omitempty"`    //
 	Practitioners []string `json:"practitioners,omitempty"` // who took part
 	Dose          *Dose    `json:"dose,omitempty"`          // dosing and maintenance only
+	// Concomitant are the medication classes the client took that the
+	// Spravato REMS patient monitoring form asks about, recorded per
+	// session: benzodiazepine, sedative_hypnotic (non-benzodiazepine),
+	// psychostimulant, maoi, opioid, and lamotrigine (which blunts
+	// ketamine's effect).
+	Concomitant []string `json:"concomitant,omitempty"`
 }
 
 // Clearance is the medical-clearance part of a screening: true means the

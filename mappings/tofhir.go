@@ -48,6 +48,10 @@ type Mapper struct {
 	// Limits (CheckConfig.Limits), so an interpretation and a finding
 	// agree.
 	Limits Limits
+	// NoPrescriptions leaves out the course's prescription: by default it
+	// is a MedicationRequest, which each dose's MedicationAdministration
+	// names (request), as a prescriber's EHR expects (issue 12 item 7).
+	NoPrescriptions bool
 }
 
 func (m *Mapper) now() time.Time {
@@ -63,9 +67,11 @@ func (m *Mapper) now() time.Time {
 //
 //	client        Patient
 //	practitioner  Practitioner, PractitionerRole
-//	course        CarePlan (profile kap-careplan), Condition per indication,
-//	              Goal per goal and intention, CareTeam
-//	session       held: Encounter, and MedicationAdministration for a dose;
+//	course        CarePlan (profile kap-careplan, with a generated narrative),
+//	              Condition per indication, Goal per goal and intention,
+//	              CareTeam, MedicationRequest (the course's prescription)
+//	session       held: Encounter, and MedicationAdministration for a dose
+//	              (effective[x] when given, request the prescription);
 //	              planned, cancelled, no-show: nothing (CarePlan activities)
 //	screening     QuestionnaireResponse for the clearance and per instrument
 //	              (profile kap-screening-response), an Observation of the
@@ -84,6 +90,7 @@ func (m *Mapper) now() time.Time {
 // resource type, ...), so mapping a record again gives the same ids. What
 // the mapping could not carry, or carried with a default, comes back as
 // warnings (problems of code CodeNotCarried), never as a silent drop.
+// ToFHIRChecked adds the Flags of the record's findings (Check).
 func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
 	return m.toFHIR(b, r, nil)
 }
@@ -423,7 +430,15 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	mp.emit("PractitionerRole", []string{"role"}, nil, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
-		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))))
+		// US Core PractitionerRole requires an organization: the practice,
+		// by identifier (a logical reference; the gateway keeps no
+		// Organization resource of the practice).
+		mem("organization", mp.obj(mem("type", mp.str("Organization")),
+			mem("identifier", mp.obj(mem("system", mp.str(NSPracticeRecordIDs)), mem("value", mp.str(mp.m.Practice)))),
+			mem("display", mp.str("practice "+mp.m.Practice)))),
+		mem("code", mp.arr(mp.concept(p.Role, mp.localCoding(CSPractitionerRole, p.Role, "")))),
+		// US Core pd-1: a role SHALL have contact information.
+		mem("telecom", mp.arr(mp.clones(telecom)...)))
 	return nil
 }
 

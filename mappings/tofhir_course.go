@@ -1,8 +1,11 @@
 package mappings
 
 import (
+	"fmt"
+	"html"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -10,6 +13,12 @@ import (
 // carePlanStatus maps course status to CarePlan.status (request-status).
 var carePlanStatus = map[string]string{
 	"draft": "draft", "active": "active", "on_hold": "on-hold", "completed": "completed", "revoked": "revoked",
+}
+
+// medicationRequestStatus maps course status to the prescription's
+// MedicationRequest.status: a revoked course's order is stopped.
+var medicationRequestStatus = map[string]string{
+	"draft": "draft", "active": "active", "on_hold": "on-hold", "completed": "completed", "revoked": "stopped",
 }
 
 // activityStatus maps session status to CarePlan.activity.detail.status.
@@ -269,7 +278,13 @@ func (mp *mapping) course(c *Course) error {
 				mem("productCodeableConcept", prd)))))
 	}
 
+	// The course's prescription: each dose's MedicationAdministration
+	// names it (request), as a prescriber's EHR expects of an order.
+	if !mp.m.NoPrescriptions {
+		mp.prescription(c, prod, subject, start, condRefs)
+	}
 	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
+		mem("text", mp.obj(mem("status", mp.str("generated")), mem("div", mp.str(carePlanNarrative(c, sessions))))),
 		mem("status", mp.str(status)),
 		mem("intent", mp.str("plan")),
 		mem("category", mp.arr(mp.concept("", mp.coding("careplan.assess-plan")), mp.concept("", mp.coding("careplan.kap")))),
@@ -313,4 +328,71 @@ func planStatus(course, typ string, planned int, sessions []*Session) string {
 		return "in-progress"
 	}
 	return "not-started"
+}
+
+// carePlanNarrative is the CarePlan's generated narrative (US Core
+// CarePlan requires text): route, status, period, indications and the
+// sessions by type and status. It says nothing the structured elements do
+// not, and no free text of the practice (goals, intentions) beyond codes.
+func carePlanNarrative(c *Course, sessions []*Session) string {
+	var b strings.Builder
+	b.WriteString(`<div xmlns="http://www.w3.org/1999/xhtml"><p>Ketamine-assisted psychotherapy course, route `)
+	b.WriteString(html.EscapeString(c.Route))
+	b.WriteString(", status ")
+	b.WriteString(html.EscapeString(c.Status))
+	b.WriteString(", from ")
+	b.WriteString(html.EscapeString(c.Start))
+	if c.End != "" {
+		b.WriteString(" to " + html.EscapeString(c.End))
+	}
+	b.WriteString(".</p>")
+	if len(c.Indications) > 0 {
+		b.WriteString("<p>Indications: " + html.EscapeString(strings.Join(c.Indications, ", ")) + ".</p>")
+	}
+	b.WriteString(fmt.Sprintf("<p>Planned: %d preparation, %d dosing, %d integration sessions", c.Planned.Preparation, c.Planned.Dosing, c.Planned.Integration))
+	if c.Maintenance > 0 {
+		b.WriteString(fmt.Sprintf("; maintenance every %d weeks", c.Maintenance))
+	}
+	b.WriteString(".</p>")
+	counts := map[string]map[string]int{}
+	for _, s := range sessions {
+		if counts[s.Type] == nil {
+			counts[s.Type] = map[string]int{}
+		}
+		counts[s.Type][s.Status]++
+	}
+	if len(sessions) > 0 {
+		b.WriteString("<ul>")
+		for _, typ := range SessionTypes {
+			m := counts[typ]
+			if m == nil {
+				continue
+			}
+			var parts []string
+			for _, st := range []string{"held", "planned", "cancelled", "no_show"} {
+				if m[st] > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", m[st], strings.ReplaceAll(st, "_", "-")))
+				}
+			}
+			b.WriteString("<li>" + typ + ": " + strings.Join(parts, ", ") + "</li>")
+		}
+		b.WriteString("</ul>")
+	}
+	b.WriteString("</div>")
+	return b.String()
+}
+
+// prescription emits the course's prescription (unless Mapper.NoPrescriptions).
+func (mp *mapping) prescription(c *Course, prod, subject, start *fhir.Value, condRefs []*fhir.Value) {
+	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
+		mem("status", mp.str(medicationRequestStatus[c.Status])),
+		mem("intent", mp.str("order")),
+		mem("medicationCodeableConcept", mp.clone(prod)),
+		mem("subject", mp.clone(subject)),
+		mem("authoredOn", mp.clone(start)),
+		mem("requester", mp.practitionerRef(c.Prescriber)),
+		mem("reasonReference", mp.arr(mp.clones(condRefs)...)),
+		mem("dosageInstruction", mp.arr(mp.obj(
+			mem("text", mp.str("as planned in the course's CarePlan, per dosing session")),
+			mem("route", mp.routeConcept(c.Route))))))
 }

@@ -1,7 +1,10 @@
 package mappings
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -17,6 +20,7 @@ var flagPriority = map[string]string{
 	"vitals.bp_rise":             "PL",
 	"vitals.dissociation":        "PL",
 	"vitals.bp_pre_dose":         "PM",
+	"dose.concomitant":           "PM",
 	"clearance.override":         "PM",
 	"schedule.no_preparation":    "PL",
 	"course.spravato_indication": "PL",
@@ -100,4 +104,54 @@ func (mp *mapping) findingFlags(r Record, findings []Problem) {
 			mem("period", mp.clone(period)),
 			mem("encounter", mp.clone(enc)))
 	}
+}
+
+// CodePendingOverdue is the kap-check code of the Flag a safety-relevant
+// record raises when it has waited longer than Limits.PendingMax for the
+// records it names (CHECKS.md, "Pending records").
+const CodePendingOverdue = "record.pending_overdue"
+
+// SafetyRelevant reports whether a record that waits must not wait
+// unseen: a dose given (a session with a dose, a held dosing or
+// maintenance session), an observation (vital signs, dissociation, red
+// flags), a screening (clearance, suicide-risk instruments).
+func SafetyRelevant(r Record) bool {
+	switch rp := recordPointer(r).(type) {
+	case *Session:
+		return rp.Dose != nil || (rp.Status == "held" && (rp.Type == "dosing" || rp.Type == "maintenance"))
+	case *Observation:
+		return rp.Vitals != nil || rp.Dissociation != nil || len(rp.RedFlags) > 0
+	case *Screening:
+		return rp.Clearance != nil || rp.PregnancyTest != nil || len(rp.Instruments) > 0
+	}
+	return false
+}
+
+// OverdueFlag is the Flag of a safety-relevant record of client that has
+// waited for the records in waiting since since (a pure mapping: the
+// caller says how long, and for whom). Its id is fixed per record, so
+// raising it again replaces it; the record's mapping, once it can map,
+// removes it (the Applier deletes what a record's mapping no longer
+// makes).
+func (m *Mapper) OverdueFlag(b Lookup, r Record, client string, waiting []string, since time.Time, age time.Duration) (*fhir.Value, error) {
+	cl, ok := b.Client(client)
+	if !ok {
+		return nil, unresolved("client", KindClient, client)
+	}
+	mp := mapping{m: m, b: b}
+	h := r.RecordHeader()
+	mp.begin(h.Kind, h, cl, false)
+	what := string(h.Kind) + " " + h.ID
+	if s, ok := recordPointer(r).(*Session); ok && s.Dose != nil {
+		what += fmt.Sprintf(" (%s %g mg %s at %s)", s.Dose.Drug, s.Dose.Mg, s.Dose.Route, sessionStart(s))
+	}
+	text := fmt.Sprintf("%s: %s has waited %s (since %s) for %s, longer than the practice's %s (pending_max_hours): it is stored but not yet mapped",
+		CodePendingOverdue, what, age.Round(time.Minute), since.UTC().Format(time.RFC3339), strings.Join(waiting, ", "), m.Limits.PendingMax())
+	return mp.emit("Flag", []string{"pending-overdue"}, nil, false,
+		mem("extension", mp.arr(mp.extension(ExtFlagPriority, mem("valueCodeableConcept", mp.concept("", mp.coding("flag.priority.PH")))))),
+		mem("status", mp.str("active")),
+		mem("category", mp.arr(mp.concept("", mp.coding("flag.safety")))),
+		mem("code", mp.concept(text, mp.localCoding(CSCheck, CodePendingOverdue, ""))),
+		mem("subject", mp.patientRef(client)),
+		mem("period", mp.obj(mem("start", mp.str(since.UTC().Format(time.RFC3339)))))), nil
 }

@@ -149,3 +149,29 @@ func FuzzLimitsParse(f *testing.F) {
 		}
 	})
 }
+
+// Every limit of the table is a field of Limits, and Get costs no
+// allocation (the checks call it for every vital sign).
+func TestLimitFields(t *testing.T) {
+	var lim Limits
+	for i, l := range LimitTable {
+		if err := lim.Set(l.Name, float64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, l := range LimitTable {
+		if lim.Get(l.Name) != float64(i+1) {
+			t.Errorf("%s is not its own field", l.Name)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = lim.Get("spo2_critical") + lim.interpretationCost() }); n != 0 {
+		t.Errorf("Get allocates %g times", n)
+	}
+}
+
+func (l Limits) interpretationCost() float64 {
+	if l.interpretation("hr", 120) == "" {
+		return 1
+	}
+	return 0
+}

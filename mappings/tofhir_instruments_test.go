@@ -145,3 +145,143 @@ func TestInstrumentCodes(t *testing.T) {
 		t.Error(`"sertraline 100 mg" with contraindicated_medications false is shown as contraindicated`)
 	}
 }
+
+// TestAdministrationShape: issue 12 item 7. The MedicationAdministration's
+// effective[x] is when the dose was given (an infusion's period), not the
+// session; an IV infusion carries its rate; it names the course's
+// prescription (a MedicationRequest); Spravato carries its branded code.
+func TestAdministrationShape(t *testing.T) {
+	b := caseBook(false)
+	m := testMapper()
+	get := func(s *Session) *fhir.Value {
+		t.Helper()
+		res, warns, err := m.ToFHIR(b, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range res {
+			if v.GetString("resourceType") == "MedicationAdministration" {
+				if s.Dose.GivenAt == "" && !strings.Contains(fmtProblems(warns), "session.dose.given_at") {
+					t.Errorf("no warning that the session's start stands in: %v", warns)
+				}
+				return v
+			}
+		}
+		t.Fatal("no MedicationAdministration")
+		return nil
+	}
+	s := &Session{Header: Header{ID: "s"}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: "2026-01-06T10:00:00Z", ActualStart: "2026-01-06T10:00:00Z", ActualEnd: "2026-01-06T11:30:00Z",
+		Dose: &Dose{Drug: "ketamine", Mg: 40, Route: "iv", GivenAt: "2026-01-06T10:05:00Z", InfusionMinutes: 40}}
+	ma := get(s)
+	if p := ma.Get("effectivePeriod"); p == nil || p.GetString("start") != "2026-01-06T10:05:00Z" || p.GetString("end") != "2026-01-06T10:45:00Z" {
+		t.Errorf("infusion effective %s", ma.Encode())
+	}
+	if r := ma.Get("dosage").Get("rateQuantity"); r == nil || string(r.Get("value").Encode()) != "1" || r.GetString("code") != "mg/min" {
+		t.Errorf("rate %s", ma.Get("dosage").Encode())
+	}
+	if !strings.HasPrefix(ma.Get("request").GetString("reference"), "MedicationRequest/") {
+		t.Errorf("no request: %s", ma.Encode())
+	}
+	s.Dose = &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", GivenAt: "2026-01-06T10:02:00Z"}
+	ma = get(s)
+	if ma.GetString("effectiveDateTime") != "2026-01-06T10:02:00Z" || !strings.Contains(string(ma.Encode()), `"code":"2201625"`) {
+		t.Errorf("spravato %s", ma.Encode())
+	}
+	s.Dose.GivenAt = ""
+	if ma = get(s); ma.GetString("effectiveDateTime") != "2026-01-06T10:00:00Z" {
+		t.Errorf("without given_at: %s", ma.Encode())
+	}
+}
+
+func fmtProblems(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.Field + " ")
+	}
+	return b.String()
+}
+
+// TestConcomitantCarried: a session's concomitant medication classes
+// reach the EHR on its dose; without a dose they are reported as not
+// carried, never dropped silently.
+func TestConcomitantCarried(t *testing.T) {
+	b := caseBook(false)
+	s := &Session{Header: Header{ID: "s"}, Course: "k1", Type: "dosing", Status: "held", PlannedStart: "2026-01-06T10:00:00Z", ActualStart: "2026-01-06T10:00:00Z",
+		Dose: &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", GivenAt: "2026-01-06T10:02:00Z"}, Concomitant: []string{"benzodiazepine", "maoi"}}
+	res, _, err := testMapper().ToFHIR(b, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range res {
+		if v.GetString("resourceType") == "MedicationAdministration" && strings.Contains(string(v.Encode()), "benzodiazepine, maoi") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the concomitant classes are not on the MedicationAdministration")
+	}
+	s.Dose = nil
+	_, warns, err := testMapper().ToFHIR(b, s)
+	if err != nil || !strings.Contains(fmtProblems(warns), "session.concomitant") {
+		t.Errorf("without a dose: %v %v", warns, err)
+	}
+}
+
+// TestResponseAndRemission: issue 12 item 6. A follow-up PHQ-9 is judged
+// against the client's first: response is a drop of at least 50 %,
+// remission a total below 5; the first screening has neither; a lookup
+// that cannot find screenings says so.
+func TestResponseAndRemission(t *testing.T) {
+	b := caseBook(false)
+	base := &Screening{Header: Header{Kind: KindScreening, ID: "sc0"}, Client: "c1", Date: "2026-01-02", PerformedBy: "p1",
+		Instruments: []InstrumentResult{{Instrument: "phq9", Items: []int{2, 2, 2, 2, 2, 2, 2, 2, 0}}}} // 16
+	b.add(base)
+	values := func(s *Screening) map[string]string {
+		t.Helper()
+		res, _, err := testMapper().ToFHIR(b, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, v := range res {
+			if c := localCode(v.Get("code"), CSObservation); c == "treatment-response" || c == "remission" {
+				out[c] = string(v.Get("valueBoolean").Encode())
+			}
+		}
+		return out
+	}
+	if got := values(base); len(got) != 0 {
+		t.Errorf("the baseline judged against itself: %v", got)
+	}
+	follow := func(items []int) *Screening {
+		return &Screening{Header: Header{Kind: KindScreening, ID: "sc1"}, Client: "c1", Date: "2026-02-20", PerformedBy: "p1",
+			Instruments: []InstrumentResult{{Instrument: "phq9", Items: items}}}
+	}
+	for _, tc := range []struct {
+		items               []int
+		response, remission string
+	}{
+		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 0}, "true", "false"},  // 8: -50 %
+		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 1}, "false", "false"}, // 9: -44 %
+		{[]int{1, 1, 1, 1, 0, 0, 0, 0, 0}, "true", "true"},   // 4
+	} {
+		got := values(follow(tc.items))
+		if got["treatment-response"] != tc.response || got["remission"] != tc.remission {
+			t.Errorf("%v: %v, want response %s remission %s", tc.items, got, tc.response, tc.remission)
+		}
+	}
+	_, warns, err := testMapper().ToFHIR(lookupOnly{b}, follow([]int{1, 1, 1, 1, 1, 1, 1, 1, 0}))
+	if err != nil || !strings.Contains(fmtProblems(warns), "screening.instruments") {
+		t.Errorf("a plain Lookup: %v %v", warns, err)
+	}
+}
+
+// lookupOnly hides a book's ScreeningsOf.
+type lookupOnly struct{ b *memBook }
+
+func (l lookupOnly) Client(id string) (*Client, bool)             { return l.b.Client(id) }
+func (l lookupOnly) Practitioner(id string) (*Practitioner, bool) { return l.b.Practitioner(id) }
+func (l lookupOnly) Course(id string) (*Course, bool)             { return l.b.Course(id) }
+func (l lookupOnly) Session(id string) (*Session, bool)           { return l.b.Session(id) }
+func (l lookupOnly) SessionsOf(c string) []*Session               { return l.b.SessionsOf(c) }

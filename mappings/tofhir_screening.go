@@ -3,6 +3,7 @@ package mappings
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -262,6 +263,9 @@ func (mp *mapping) screening(s *Screening) error {
 			mem(valueKey, value),
 			mem("interpretation", interp),
 			mem("derivedFrom", mp.arr(mp.ref("QuestionnaireResponse", qrID))))
+		if ir.Instrument == "phq9" || ir.Instrument == "gad7" {
+			mp.outcome(s, ir.Instrument, def.title, res.Total, subject, when, author)
+		}
 		// Safety signals (kap-domain.md section 2).
 		if ir.Instrument == "phq9" && res.SafetyFlag {
 			flag([]string{"phq9", "item9"}, "flag.safety", mp.concept("PHQ-9 item 9 positive: thoughts of death or self-harm", mp.coding("phq9.9"), mp.coding("condition.suicidal_ideation")))
@@ -305,4 +309,85 @@ func cssrsDisabled(items []int, i int) bool {
 		return items[5] == 0
 	}
 	return false
+}
+
+// ScreeningLookup is a Lookup that also finds a client's screenings: with
+// it, a PHQ-9 or GAD-7 after the client's first is judged against that
+// baseline (response, remission). The records' Book implements it, as the
+// Applier's Lookup does.
+type ScreeningLookup interface {
+	ScreeningsOf(client string) []*Screening
+}
+
+var _ ScreeningLookup = (*Book)(nil)
+
+// baselineScore is the client's earliest screening before s with the
+// instrument scored, and its total.
+func baselineScore(b ScreeningLookup, s *Screening, instrument string) (*Screening, int, bool) {
+	t, ok := parseRecordTime(s.Date)
+	if !ok {
+		return nil, 0, false
+	}
+	var best *Screening
+	var bestT time.Time
+	total := 0
+	for _, o := range b.ScreeningsOf(s.Client) {
+		if o.ID == s.ID {
+			continue
+		}
+		ot, ok := screeningTime(o.Date, t)
+		if !ok || !ot.Before(t) || (best != nil && !ot.Before(bestT)) {
+			continue
+		}
+		for _, ir := range o.Instruments {
+			if ir.Instrument != instrument {
+				continue
+			}
+			if sc, err := Score(ir); err == nil {
+				best, bestT, total = o, ot, sc.Total
+			}
+		}
+	}
+	return best, total, best != nil
+}
+
+// outcome emits the treatment response (a drop of at least 50 % from the
+// client's baseline total) and, for PHQ-9, remission (a total below 5) of
+// a follow-up PHQ-9 or GAD-7, as Observations derived from both totals.
+// Without a baseline (the first screening) there is nothing to judge;
+// with a Lookup that cannot find screenings it says so.
+func (mp *mapping) outcome(s *Screening, instrument, title string, total int, subject, when, author *fhir.Value) {
+	sl, ok := mp.b.(ScreeningLookup)
+	if !ok {
+		mp.warn("screening.instruments", "%s response and remission not computed: the lookup cannot find the client's earlier screenings", title)
+		return
+	}
+	base, baseTotal, ok := baselineScore(sl, s, instrument)
+	if !ok {
+		return
+	}
+	derived := mp.arr(
+		mp.ref("Observation", mp.rid(KindScreening, s.ID, "Observation", instrument, "total")),
+		mp.ref("Observation", mp.rid(KindScreening, base.ID, "Observation", instrument, "total")))
+	emit := func(kind, text string, value bool, note string) {
+		mp.emit("Observation", []string{instrument, kind}, nil, false,
+			mem("status", mp.str("final")),
+			mem("category", mp.arr(mp.concept("", mp.coding("category.survey")))),
+			mem("code", mp.concept(title+" "+text, mp.localCoding(CSObservation, kind, ""))),
+			mem("subject", mp.clone(subject)),
+			mem("effectiveDateTime", mp.clone(when)),
+			mem("performer", mp.arr(mp.clone(author))),
+			mem("valueBoolean", mp.boolean(value)),
+			mem("note", mp.arr(mp.obj(mem("text", mp.str(note))))),
+			mem("derivedFrom", mp.clone(derived)))
+	}
+	drop := 0.0
+	if baseTotal > 0 {
+		drop = float64(baseTotal-total) / float64(baseTotal)
+	}
+	emit("treatment-response", "treatment response", baseTotal > 0 && drop >= 0.5,
+		fmt.Sprintf("total %d against the baseline %d of screening %s (%s): %.0f %% lower; response is a drop of at least 50 %%", total, baseTotal, base.ID, base.Date, drop*100))
+	if instrument == "phq9" {
+		emit("remission", "remission", total < 5, fmt.Sprintf("total %d; remission is a PHQ-9 total below 5", total))
+	}
 }

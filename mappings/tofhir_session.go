@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"strings"
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
@@ -25,7 +26,8 @@ func (a *arena) routeConcept(route string) *fhir.Value { return a.textConcept(ro
 func (a *arena) drugConcept(drug string) *fhir.Value {
 	switch drug {
 	case "esketamine":
-		return a.concept("esketamine", a.coding("drug.esketamine"))
+		// The SCDF and Spravato's SBDF: the product is always Spravato.
+		return a.concept("esketamine", a.coding("drug.esketamine"), a.coding("drug.esketamine.spravato"))
 	case "ketamine":
 		return a.concept("ketamine", a.coding("drug.ketamine"))
 	}
@@ -114,6 +116,9 @@ func (mp *mapping) session(s *Session) error {
 		mem("length", length),
 		mem("reasonReference", mp.arr(reasons...)))
 	if s.Dose == nil {
+		if len(s.Concomitant) > 0 {
+			mp.warn("session.concomitant", "without a dose the concomitant medication classes are not carried (they are noted on the dose's MedicationAdministration)")
+		}
 		if s.Type == "dosing" {
 			mp.warn("session.dose", "a held dosing session without a dose: no MedicationAdministration")
 		}
@@ -157,7 +162,23 @@ func (mp *mapping) session(s *Session) error {
 	if d.MgPerKg != nil {
 		ext = mp.arr(mp.extension(ExtDosePerKg, mem("valueQuantity", mp.ucum(*d.MgPerKg, "ucum.mg/kg"))))
 	}
-	effective := mem("effectivePeriod", mp.period(start, end))
+	// effective[x] is when the dose was given, not the whole session.
+	var effective, rate fhir.Member
+	switch {
+	case d.GivenAt != "" && !isRFC3339(d.GivenAt):
+		return invalid("session.dose.given_at", "%q is not RFC 3339", d.GivenAt)
+	case d.GivenAt != "" && d.InfusionMinutes > 0:
+		t0, _ := parseTime(d.GivenAt)
+		effective = mem("effectivePeriod", mp.period(d.GivenAt, t0.Add(time.Duration(d.InfusionMinutes)*time.Minute).Format(time.RFC3339)))
+	case d.GivenAt != "":
+		effective = mem("effectiveDateTime", mp.str(d.GivenAt))
+	default:
+		mp.warn("session.dose.given_at", "missing: the session's start (%s) stands for the time the dose was given", start)
+		effective = mem("effectiveDateTime", mp.str(start))
+	}
+	if d.InfusionMinutes > 0 {
+		rate = mem("rateQuantity", mp.ucum(d.Mg/float64(d.InfusionMinutes), "ucum.mg/min"))
+	}
 	mp.emit("MedicationAdministration", []string{"dose"}, nil, false,
 		mem("contained", contained),
 		mem("status", mp.str("completed")),
@@ -165,11 +186,33 @@ func (mp *mapping) session(s *Session) error {
 		mem("subject", mp.patientRef(c.Client)),
 		mem("context", mp.ref("Encounter", enc.GetString("id"))),
 		effective,
+		mem("request", mp.prescriptionRef(c)),
 		mem("performer", perf),
 		mem("reasonReference", mp.arr(mp.clones(reasons)...)),
+		mem("note", concomitantNote(mp, s.Concomitant)),
 		mem("dosage", mp.obj(
 			mem("extension", ext),
 			mem("route", route),
-			mem("dose", mp.ucum(d.Mg, "ucum.mg")))))
+			mem("dose", mp.ucum(d.Mg, "ucum.mg")),
+			rate)))
 	return nil
+}
+
+// concomitantNote carries a session's concomitant medication classes on
+// its dose (R4 MedicationAdministration has no element for them; the
+// REMS form asks for them per session).
+func concomitantNote(mp *mapping, classes []string) *fhir.Value {
+	if len(classes) == 0 {
+		return nil
+	}
+	return mp.arr(mp.obj(mem("text", mp.str("concomitant medication classes (Spravato REMS form): "+strings.Join(classes, ", ")))))
+}
+
+// prescriptionRef is the course's MedicationRequest, nil when the
+// Mapper makes no prescriptions (NoPrescriptions).
+func (mp *mapping) prescriptionRef(c *Course) *fhir.Value {
+	if mp.m.NoPrescriptions {
+		return nil
+	}
+	return mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))
 }

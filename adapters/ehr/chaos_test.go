@@ -129,7 +129,7 @@ func TestChaosKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := NewOutbound(ctx, conn, gw.Sync, gw.Store, nil, discard)
+	ob, err := NewOutbound(ctx, conn, gw.Sync, gw.Store, OutboundConfig{Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,23 @@
 //     summary plus the resource's JSON), a MedicationAdministration as an
 //     Observation recording the dose, a Flag as an alert Communication.
 //     Each keeps its input's practice identifier and security labels.
+//   - Outbound sync (outbound*.go, link.go): Outbound drains one
+//     connection's delivery rows (syncstore.Store: the rows the change
+//     hook, syncstore.Enqueue run as write.Writer.Changed, fans out per
+//     connection). NewOutbound(ctx, conn, sync, store, OutboundConfig)
+//     builds it from a stored syncstore.Connection (ConnectionClient +
+//     FetchCapabilities + PlanWrites); RunOnce leases and delivers one
+//     batch, Drain until nothing is due, Run until ctx ends (releasing
+//     its leases). Per row: the privacy gate (fhir/consent) first, the
+//     patient link (by MRN identifier or Patient/$match; LinkPatient
+//     confirms one by hand and wakes the waiting rows), the part built
+//     by the plan, references rewritten to the EHR's ids, meta.source
+//     (DefaultSource#tenant/Type/id/_history/vid) and the SyncTagSystem
+//     tag stamped, a content-hash skip, the write by the plan's method
+//     (412: re-read, write again), and the link recorded; failures back
+//     off, refusals and exhausted rows are dead letters that Replay
+//     requeues. Deliver's result is also a record for people: each row
+//     keeps why it went, waits, was held back or died.
 //   - The sandbox filter (sandbox.go): CapabilityFilter, middleware that
 //     makes kapbridge's own FHIR API answer as a chosen EHR would:
 //     refusing with 405 every interaction that EHR's statement does not

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
@@ -33,6 +35,19 @@ import (
 // and the sync tag, skips content whose hash the link table already
 // holds, and writes by the plan's method. Failures back off and, after
 // MaxAttempts, are dead-lettered with the EHR's last OperationOutcome.
+
+// deadSuffix marks a waited-for target that is dead-lettered.
+const deadSuffix = " (dead)"
+
+// Replay requeues connection's dead letters and wakes the rows that
+// waited for them; it returns how many were dead.
+func Replay(ctx context.Context, s syncstore.Store, connection string, now time.Time) (int, error) {
+	n, err := s.Replay(ctx, connection, now)
+	if err != nil {
+		return 0, err
+	}
+	return n, s.Wake(ctx, connection, now)
+}
 
 // Stamps on everything written, so inbound sync knows its own echoes.
 const (
@@ -64,36 +79,72 @@ type Outbound struct {
 	Backoff func(n int) time.Duration
 	// LeaseTTL: how long a lease holds if the worker dies; default 2 min.
 	LeaseTTL time.Duration
-	// Batch: rows leased at once; default 50.
-	Batch int
+	// Batch: rows leased at once; default 50. Parallel: rows of one
+	// batch delivered at once; default 4.
+	Batch, Parallel int
 	// TargetWait: how soon a row waiting for a referenced resource to be
 	// written is tried again; default 1 s. PatientWait: the same for a
 	// patient not linked; default 10 min (ehr link wakes it at once).
 	TargetWait, PatientWait time.Duration
 	Now                     func() time.Time
 	Logger                  *slog.Logger
+
+	// The plan is read again daily, and after a 405 or 404 that says the
+	// EHR's statement may have changed (replan).
+	planned time.Time
+	replan  atomic.Bool
+}
+
+// PlanLifetime is how long a CapabilityStatement is trusted.
+const PlanLifetime = 24 * time.Hour
+
+// refreshPlan reads the statement again when due; a failure keeps the old
+// plan (the next round tries again).
+func (o *Outbound) refreshPlan(ctx context.Context) {
+	if o.planned.IsZero() {
+		o.planned = o.Now()
+	}
+	if !o.replan.Load() && o.Now().Sub(o.planned) < PlanLifetime {
+		return
+	}
+	caps, err := FetchCapabilities(ctx, o.Client)
+	if err != nil {
+		o.Logger.Warn("ehr sync: the CapabilityStatement could not be read again; keeping the plan", "connection", o.Conn.Name, "error", err)
+		return
+	}
+	o.Caps, o.Plan, o.planned = caps, PlanWrites(caps), o.Now()
+	o.replan.Store(false)
+}
+
+// OutboundConfig is what NewOutbound needs besides the connection; zero
+// fields are defaults.
+type OutboundConfig struct {
+	Transport http.RoundTripper // nil: a clone of http.DefaultTransport
+	Policy    RetryPolicy       // of each request (the row's own backoff is Outbound.Backoff)
+	Logger    *slog.Logger      // nil: slog.Default()
 }
 
 // NewOutbound builds the worker for conn: a token source from its key,
 // a Client, and the plan from the EHR's CapabilityStatement (GET
-// metadata). transport nil is the default.
-func NewOutbound(ctx context.Context, conn syncstore.Connection, sync syncstore.Store, store search.Store, transport http.RoundTripper, log *slog.Logger) (*Outbound, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	client, err := ConnectionClient(conn, transport, log)
+// metadata).
+func NewOutbound(ctx context.Context, conn syncstore.Connection, sync syncstore.Store, store search.Store, cfg OutboundConfig) (*Outbound, error) {
+	client, err := ConnectionClient(conn, cfg)
 	if err != nil {
 		return nil, err
 	}
 	caps, err := FetchCapabilities(ctx, client)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ehr: connection %s: read the CapabilityStatement: %w", conn.Name, err)
 	}
-	return &Outbound{Conn: conn, Sync: sync, Store: store, Client: client, Caps: caps, Plan: PlanWrites(caps), Logger: log}, nil
+	return &Outbound{Conn: conn, Sync: sync, Store: store, Client: client, Caps: caps, Plan: PlanWrites(caps), Logger: cfg.Logger}, nil
 }
 
 // ConnectionClient is a Client for conn, authenticating with its key.
-func ConnectionClient(conn syncstore.Connection, transport http.RoundTripper, log *slog.Logger) (*Client, error) {
+func ConnectionClient(conn syncstore.Connection, cfg OutboundConfig) (*Client, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	pemData := conn.Key
 	if len(pemData) == 0 {
 		var err error
@@ -106,11 +157,11 @@ func ConnectionClient(conn syncstore.Connection, transport http.RoundTripper, lo
 		return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
 	}
 	ts, err := NewTokenSource(TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID, Key: key,
-		Scope: conn.Scopes, Transport: transport, Logger: log})
+		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
 	if err != nil {
 		return nil, fmt.Errorf("ehr: connection %s: %w", conn.Name, err)
 	}
-	return NewClient(Config{BaseURL: conn.BaseURL, Tokens: ts, Transport: transport, Logger: log})
+	return NewClient(Config{BaseURL: conn.BaseURL, Tokens: ts, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
 }
 
 // FetchCapabilities reads the EHR's CapabilityStatement (GET metadata).
@@ -145,6 +196,9 @@ func (o *Outbound) defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
 	if o.TargetWait <= 0 {
 		o.TargetWait = time.Second
 	}
@@ -163,6 +217,7 @@ func (o *Outbound) defaults() {
 // returns how many rows it handled.
 func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	o.defaults()
+	o.refreshPlan(ctx)
 	for {
 		n, err := o.Sync.Fanout(ctx, o.Conn.Tenant, 1000, o.Now())
 		if err != nil {
@@ -176,17 +231,45 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Targets before what refers to them, so fewer rows wait.
+	// Targets before what refers to them, so fewer rows wait: the batch
+	// goes by rank, the rows of one rank Parallel at a time (an EHR's
+	// latency, not the gateway, bounds a single row).
 	slices.SortStableFunc(ds, func(a, b syncstore.Delivery) int { return typeRank(a.Type) - typeRank(b.Type) })
-	for _, d := range ds {
-		r := o.Deliver(ctx, d)
-		if ctx.Err() != nil {
-			// Stopping: leave the row to Release, not half-recorded.
-			return 0, ctx.Err()
+	var (
+		mu   sync.Mutex
+		ferr error
+	)
+	for start := 0; start < len(ds); {
+		end := start
+		for end < len(ds) && typeRank(ds[end].Type) == typeRank(ds[start].Type) {
+			end++
 		}
-		if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, o.Parallel)
+		for _, d := range ds[start:end] {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				r := o.Deliver(ctx, d)
+				if ctx.Err() != nil {
+					return // stopping: the row is left to Release, not half-recorded
+				}
+				if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
+					mu.Lock()
+					ferr = errors.Join(ferr, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		if ferr != nil {
+			return 0, ferr
+		}
+		start = end
 	}
 	return len(ds), nil
 }
@@ -252,6 +335,13 @@ func (o *Outbound) fail(d syncstore.Delivery, err error) syncstore.Result {
 			r.Outcome = ee.Body
 			r.Error += ": " + clip(ee.Outcome.Text(), 2000)
 		}
+		if (ee.Status == http.StatusMethodNotAllowed || ee.Status == http.StatusNotImplemented) && d.Attempts == 0 {
+			// The EHR no longer takes what its statement declared: read
+			// the statement again before this row's next (last) try.
+			o.replan.Store(true)
+			r.NextAt = o.Now()
+			return r
+		}
 		if !ee.Temporary && ee.Status != 0 && ee.Status != http.StatusConflict && ee.Status != http.StatusPreconditionFailed {
 			// A refusal (400, 403, 404, 405, 422 ...) will not pass by
 			// itself: dead-letter it now, for a person to look at.
@@ -292,6 +382,13 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 	art, ok := ArtifactOf(res)
 	if !ok {
 		return done("not a KAP artifact: not sent")
+	}
+	if art == ArtifactConsent {
+		// A Consent may let held-back notes go (or hold new ones back):
+		// the patient's notes are judged again.
+		if err := o.requeueNotes(ctx, d.Tenant, consent.PatientOf(res)); err != nil {
+			return o.fail(d, err)
+		}
 	}
 	// The privacy gate, before anything about the resource leaves.
 	if dec, err := o.privacy(ctx, d.Tenant, res); err != nil {
@@ -337,6 +434,10 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		if err != nil {
 			return o.fail(d, err)
 		}
+		if dead, ok := strings.CutSuffix(waitFor, deadSuffix); ok {
+			// Until a replay (which wakes this row) or its own next change.
+			return o.wait(o.PatientWait, "waiting for "+dead+", dead-lettered, to be replayed and written to this EHR first")
+		}
 		if waitFor != "" {
 			return o.wait(o.TargetWait, "waiting for "+waitFor+" to be written to this EHR first")
 		}
@@ -356,6 +457,30 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		}
 	}
 	return done(strings.Join(notes, "; "))
+}
+
+// requeueNotes enqueues a change of each of patient's process notes, so
+// every connection's gate judges them again (unchanged content already
+// sent is skipped by its hash).
+func (o *Outbound) requeueNotes(ctx context.Context, tenant, patient string) error {
+	if patient == "" {
+		return nil
+	}
+	notes := o.searchLocal(ctx, tenant, "DocumentReference", url.Values{"subject": {patient}})
+	if len(notes) == 0 {
+		return nil
+	}
+	return o.Store.Update(ctx, func(tx fhir.Tx) error {
+		for _, n := range notes {
+			if fhir.SensitivityOf(n)&fhir.PsychotherapyNote == 0 {
+				continue
+			}
+			if err := syncstore.Enqueue(ctx, tx, fhir.Version{Key: fhir.Key{Tenant: tenant, Type: "DocumentReference", ID: n.GetString("id")}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // privacy asks fhir/consent with the patient's Consents from the store.
@@ -606,8 +731,26 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 	switch typ {
 	case "Patient":
 		if remotePatient == "" {
-			*dropped = append(*dropped, target)
-			return true
+			// A Provenance's target: linked already, or left out.
+			pl, err := o.Sync.PatientLink(ctx, o.Conn.Name, tenant, id)
+			if err != nil || pl.State != syncstore.PatientLinked {
+				// The Patient's own row, still to run, may link it.
+				if pd, err := o.Sync.Delivery(ctx, o.Conn.Name, tenant, "Patient", id); err == nil && pd.State != syncstore.StateDone {
+					*waitFor = target
+					if pd.State == syncstore.StateDead {
+						*waitFor += deadSuffix
+					}
+					return false
+				}
+				// Linked between the two looks? (The link is written
+				// before the Patient's row is marked done.)
+				if pl, err = o.Sync.PatientLink(ctx, o.Conn.Name, tenant, id); err != nil || pl.State != syncstore.PatientLinked {
+					*dropped = append(*dropped, target)
+					return true
+				}
+			}
+			ref.Set("reference", jsonString("Patient/"+pl.RemoteID))
+			return false
 		}
 		ref.Set("reference", jsonString("Patient/"+remotePatient))
 		return false
@@ -621,53 +764,70 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 	}
 	// Written before? Any part of it will do (a QuestionnaireResponse
 	// may live on the EHR as a DocumentReference).
+	if l, ok, err := o.linkOf(ctx, tenant, typ, id); err != nil {
+		*errp = err
+		return false
+	} else if ok {
+		ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
+		return false
+	}
+	goes, dead := o.willGo(ctx, tenant, typ, id)
+	if !goes {
+		// Its row may have finished between the two looks (a row of the
+		// same rank delivered beside this one): its link is written
+		// before its row is marked done, so look once more.
+		if l, ok, err := o.linkOf(ctx, tenant, typ, id); err != nil {
+			*errp = err
+			return false
+		} else if ok {
+			ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
+			return false
+		}
+		*dropped = append(*dropped, target)
+		return true
+	}
+	*waitFor = target
+	if dead {
+		*waitFor += deadSuffix
+	}
+	return false
+}
+
+// linkOf is the link of any part of a source resource.
+func (o *Outbound) linkOf(ctx context.Context, tenant, typ, id string) (syncstore.Link, bool, error) {
 	for _, part := range []string{"", string(BuildCarePlanDocument), string(BuildQuestionnaireResponseDocument), string(BuildDoseObservation), string(BuildFlagCommunication)} {
 		l, err := o.Sync.Link(ctx, o.Conn.Name, tenant, typ, id, part)
 		if errors.Is(err, syncstore.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			*errp = err
-			return false
+			return l, false, err
 		}
-		ref.Set("reference", jsonString(l.RemoteType+"/"+l.RemoteID))
-		return false
+		return l, true, nil
 	}
-	if o.willGo(ctx, tenant, typ, id) {
-		*waitFor = target
-		return false
-	}
-	*dropped = append(*dropped, target)
-	return true
+	return syncstore.Link{}, false, nil
 }
 
 // willGo reports whether a target not yet written is on its way: its
 // artifact goes here as itself or by a builder, and its delivery is
-// pending. Anything else (held back, not sent, gone) will not be linked,
-// so waiting for it would be forever.
-func (o *Outbound) willGo(ctx context.Context, tenant, typ, id string) bool {
+// pending, or dead (a replay will send it; the referrer waits for that,
+// not counting attempts). Anything else (held back, not sent, gone) will
+// not be linked, so waiting for it would be forever.
+func (o *Outbound) willGo(ctx context.Context, tenant, typ, id string) (goes, dead bool) {
+	d, err := o.Sync.Delivery(ctx, o.Conn.Name, tenant, typ, id)
+	if err != nil || d.State == syncstore.StateDone {
+		return false, false
+	}
 	r := o.readRef(ctx, tenant, typ+"/"+id)
 	if r == nil {
-		return false
+		return false, false
 	}
 	art, ok := ArtifactOf(r)
 	if !ok {
-		return false
+		return false, false
 	}
 	e := o.Plan.Entry(art)
-	if e.Outcome != OutcomeSent || len(e.Route.Parts) == 0 || len(e.Route.Parts[0].Via) > 0 {
-		return false
-	}
-	ds, err := o.Sync.Deliveries(ctx, o.Conn.Name, syncstore.StatePending, 0)
-	if err != nil {
-		return false
-	}
-	for _, d := range ds {
-		if d.Tenant == tenant && d.Type == typ && d.ResourceID == id {
-			return true
-		}
-	}
-	return false
+	return e.Outcome == OutcomeSent && len(e.Route.Parts) > 0 && len(e.Route.Parts[0].Via) == 0, d.State == syncstore.StateDead
 }
 
 // contentHash is the SHA-256 of the body as it will be written, meta.source

@@ -2,12 +2,15 @@ package ehr
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +40,19 @@ type sandboxEHR struct {
 	URL   string
 	Store fhir.Store
 	key   *smart.SigningKey
+	// down: every request but the token endpoint's is answered 503 with
+	// an OperationOutcome (an EHR that is down).
+	down atomic.Bool
+	// preconditionFailed counts the 412 answers.
+	preconditionFailed atomic.Int64
 }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	t.Helper()
@@ -47,7 +62,18 @@ func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	}
 	scopes, _ := smart.ParseScopes("system/*.cruds")
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	ehr := &sandboxEHR{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ehr.down.Load() && r.URL.Path != SandboxTokenPath {
+			writeOutcome(w, http.StatusServiceUnavailable, "transient", "down for maintenance")
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusPreconditionFailed {
+			ehr.preconditionFailed.Add(1)
+		}
+	}))
 	t.Cleanup(srv.Close)
 	st := memstore.New()
 	h, err = NewSandbox(SandboxConfig{Profile: profile, BaseURL: srv.URL, Store: st, Logger: slog.New(slog.DiscardHandler),
@@ -58,7 +84,8 @@ func startSyncSandbox(t *testing.T, profile string) *sandboxEHR {
 	for route, mrn := range sampleMRNs {
 		seedPatient(t, st, "ehr-"+route, mrn)
 	}
-	return &sandboxEHR{URL: srv.URL, Store: st, key: key}
+	ehr.URL, ehr.Store, ehr.key = srv.URL, st, key
+	return ehr
 }
 
 func seedPatient(t *testing.T, st fhir.Store, id, mrn string) {
@@ -142,7 +169,7 @@ func importCourse(t *testing.T, st fhir.Store, route string) {
 // drain runs the worker until nothing is pending, or fails after a while.
 func drain(t *testing.T, ob *Outbound) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := ob.Drain(t.Context()); err != nil {
 			t.Fatal(err)
@@ -162,12 +189,38 @@ func drain(t *testing.T, ob *Outbound) {
 	}
 }
 
+// drainSettled runs the worker until every row left pending only waits
+// (for a target that is dead-lettered): no attempt is due.
+func drainSettled(t *testing.T, ob *Outbound) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := ob.Drain(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		settled := true
+		for _, d := range mustDeliveries(t, ob.Sync, ob.Conn.Name, syncstore.StatePending) {
+			if !strings.HasPrefix(d.LastError, "waiting for") {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rows still due after 2 min")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func newOutbound(t *testing.T, gw gateway, conn syncstore.Connection) *Outbound {
 	t.Helper()
 	if err := gw.Sync.AddConnection(t.Context(), conn); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := NewOutbound(t.Context(), conn, gw.Sync, gw.Store, nil, slog.New(slog.DiscardHandler))
+	ob, err := NewOutbound(t.Context(), conn, gw.Sync, gw.Store, OutboundConfig{Logger: slog.New(slog.DiscardHandler),
+		Policy: RetryPolicy{MaxRetries: 1, MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +268,14 @@ func TestOutboundCourses(t *testing.T) {
 				}
 				drain(t, ob)
 				if after := remoteCount(t, ehr.Store); after != before {
-					t.Errorf("re-delivering unchanged content wrote %d new versions on the EHR", after-before)
+					var changed []string
+					for _, v := range allVersions(t, ehr.Store) {
+						if v.VersionID > 1 {
+							old, _ := ehr.Store.VRead(t.Context(), v.Key, v.VersionID-1)
+							changed = append(changed, fmt.Sprintf("%s/%s v%d:\n%s\nwas\n%s", v.Type, v.ID, v.VersionID, v.JSON, old.JSON))
+						}
+					}
+					t.Errorf("re-delivering unchanged content wrote %d new versions on the EHR: %v", after-before, changed)
 				}
 			})
 		}
@@ -370,4 +430,299 @@ func mustPatientLinks(t *testing.T, s syncstore.Store) []syncstore.PatientLink {
 		t.Fatalf("patient links = %+v, %v; want the 4 clients", ps, err)
 	}
 	return ps
+}
+
+// TestOutboundPrivacy: a course whose client signed a Consent permitting
+// process notes to the prescriber: the notes go to the EHR of the
+// connection whose recipient is that prescriber, and only there; a
+// second EHR, whose connection names another recipient, gets everything
+// else but no note.
+func TestOutboundPrivacy(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	named := startSyncSandbox(t, "epic")
+	other := startSyncSandbox(t, "epic")
+	prescriber := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "iv-prescriber", "Practitioner")
+	therapist := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "iv-therapist", "Practitioner")
+	obNamed := newOutbound(t, gw, named.connection("named", prescriber))
+	obOther := newOutbound(t, gw, other.connection("other", therapist))
+	importCourse(t, gw.Store, "iv")
+	drain(t, obNamed)
+	drain(t, obOther)
+	countNotes := func(st fhir.Store) int {
+		n := 0
+		for _, v := range allVersions(t, st) {
+			if v.Type == "DocumentReference" && fhir.SensitivityOfJSON(v.JSON)&fhir.PsychotherapyNote != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := countNotes(named.Store); n != 6 {
+		t.Errorf("the named prescriber's EHR holds %d process notes, want the course's 6", n)
+	}
+	if n := countNotes(other.Store); n != 0 {
+		t.Errorf("an EHR no Consent names holds %d process notes, want none", n)
+	}
+	held := 0
+	for _, d := range mustDeliveries(t, gw.Sync, "other", syncstore.StateDone) {
+		if d.Type == "DocumentReference" && strings.Contains(d.LastError, "held back by the privacy gate") && strings.Contains(d.LastError, therapist) {
+			held++
+		}
+	}
+	if held != 6 {
+		t.Errorf("%d notes recorded as held back for the other EHR, want 6", held)
+	}
+	if remoteCount(t, other.Store) < 50 {
+		t.Errorf("the other EHR got almost nothing: the gate must hold back notes, not the record")
+	}
+}
+
+func allVersions(t *testing.T, st fhir.Store) []fhir.Version {
+	t.Helper()
+	hp := st.(search.HistoryPager)
+	var out []fhir.Version
+	var cur *search.Cursor
+	for {
+		r, err := hp.HistoryPage(t.Context(), fhir.DefaultTenant, search.HistoryQuery{Count: 1000, Cursor: cur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r.Versions...)
+		if cur = r.Next; cur == nil {
+			return out
+		}
+	}
+}
+
+// TestOutboundDownDeadLetterReplay: while one EHR answers 503, the other
+// connection's rows all go; the down EHR's rows back off, are
+// dead-lettered after MaxAttempts with the EHR's OperationOutcome, and
+// once it is back, Replay delivers them all.
+func TestOutboundDownDeadLetterReplay(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	up := startSyncSandbox(t, "full")
+	down := startSyncSandbox(t, "full")
+	obUp := newOutbound(t, gw, up.connection("up", ""))
+	obDown := newOutbound(t, gw, down.connection("down", ""))
+	obDown.MaxAttempts = 2
+	obDown.Backoff = func(int) time.Duration { return time.Millisecond }
+	down.down.Store(true)
+	importCourse(t, gw.Store, "lozenge")
+	drain(t, obUp)
+	drainSettled(t, obDown)
+	cu, _ := gw.Sync.Counts(t.Context(), "up")
+	cd, _ := gw.Sync.Counts(t.Context(), "down")
+	if cu[syncstore.StateDone] == 0 || cu[syncstore.StateDead]+cu[syncstore.StatePending] != 0 {
+		t.Fatalf("the EHR that is up: %v; want all done", cu)
+	}
+	dead := mustDeliveries(t, gw.Sync, "down", syncstore.StateDead)
+	if len(dead) == 0 || cd[syncstore.StateDone] != 0 && len(dead) < cu[syncstore.StateDone]/2 {
+		t.Fatalf("the EHR that is down: %v", cd)
+	}
+	for _, d := range dead[:1] {
+		if d.Attempts != 2 || !strings.Contains(d.LastError, "503") || !strings.Contains(d.LastError, "down for maintenance") || !strings.Contains(string(d.Outcome), "OperationOutcome") {
+			t.Errorf("dead letter %+v; want 2 attempts, the 503 and its OperationOutcome", d)
+		}
+	}
+	down.down.Store(false)
+	n, err := Replay(t.Context(), gw.Sync, "down", time.Now())
+	if err != nil || n != len(dead) {
+		t.Fatalf("Replay = %d, %v; want %d", n, err, len(dead))
+	}
+	drain(t, obDown)
+	cd, _ = gw.Sync.Counts(t.Context(), "down")
+	if cd[syncstore.StateDead]+cd[syncstore.StatePending] != 0 || cd[syncstore.StateDone] != cu[syncstore.StateDone] {
+		t.Errorf("after replay: %v; want all %d done", cd, cu[syncstore.StateDone])
+	}
+	if a, b := remoteCount(t, up.Store), remoteCount(t, down.Store); a != b {
+		t.Errorf("the two EHRs hold %d and %d versions; want the same: %v vs %v", a, b, typeCounts(t, up.Store), typeCounts(t, down.Store))
+	}
+}
+
+func typeCounts(t *testing.T, st fhir.Store) map[string]int {
+	out := map[string]int{}
+	for _, v := range allVersions(t, st) {
+		out[v.Type]++
+	}
+	return out
+}
+
+// TestOutboundIfMatch412: on an EHR without conditional update or
+// client-chosen ids but with versioned updates, the worker finds what it
+// wrote by identifier, updates with If-Match, and when the EHR's copy
+// changed meanwhile (412) re-reads it and writes again.
+func TestOutboundIfMatch412(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "full")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	for _, r := range ob.Caps.Resources {
+		r.ConditionalUpdate, r.UpdateCreate = false, false
+		r.Versioning = VersioningVersionUpdate
+	}
+	ob.Plan = PlanWrites(ob.Caps)
+	m := ob.Plan.Entry(ArtifactVitals).Route.Parts[0].Method
+	if !m.Create || m.Find != FindIdentifier || m.Update != UpdatePut || !m.IfMatch {
+		t.Fatalf("plan for vitals: %+v; want identifier search, POST, PUT with If-Match", m)
+	}
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	var obs syncstore.Delivery
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+		if d.Type == "Observation" {
+			if r := readRemote(t, gw.Store, d.Type, d.ResourceID); r != nil {
+				if a, _ := ArtifactOf(r); a == ArtifactVitals {
+					obs = d
+					break
+				}
+			}
+		}
+	}
+	l, err := gw.Sync.Link(t.Context(), "ehr", obs.Tenant, obs.Type, obs.ResourceID, "")
+	if err != nil || l.RemoteVersion != "1" {
+		t.Fatalf("link = %+v, %v", l, err)
+	}
+	// Someone edits the EHR's copy...
+	rk := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Observation", ID: l.RemoteID}
+	edit := func(st fhir.Store, k fhir.Key, w write.Writer, note string) {
+		err := st.Update(t.Context(), func(tx fhir.Tx) error {
+			cur, err := tx.Read(t.Context(), k)
+			if err != nil {
+				return err
+			}
+			r, _ := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
+			r.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString(note)))))
+			_, err = w.Put(t.Context(), tx, k, cur, r)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(sb.Store, rk, write.Writer{}, "edited on the EHR")
+	// ... while the practice amends the reading.
+	edit(gw.Store, fhir.Key{Tenant: obs.Tenant, Type: obs.Type, ID: obs.ResourceID}, write.Writer{Changed: syncstore.Enqueue}, "amended at the practice")
+	drain(t, ob)
+	if n := sb.preconditionFailed.Load(); n != 1 {
+		t.Errorf("the EHR answered 412 %d times, want once (the stale If-Match)", n)
+	}
+	r := readRemote(t, sb.Store, "Observation", l.RemoteID)
+	if !strings.Contains(string(r.Encode()), "amended at the practice") || r.Get("meta").GetString("versionId") != "3" {
+		t.Errorf("the EHR's copy after the 412: %s", r.Encode())
+	}
+	if l2, _ := gw.Sync.Link(t.Context(), "ehr", obs.Tenant, obs.Type, obs.ResourceID, ""); l2.RemoteVersion != "3" || l2.Hash == l.Hash {
+		t.Errorf("link after the update: %+v", l2)
+	}
+}
+
+// TestOutboundConsentLater: notes held back for want of a Consent go once
+// the client's Consent naming the connection's recipient arrives.
+func TestOutboundConsentLater(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "epic")
+	prescriber := "Practitioner/" + mappings.ResourceID(testPractice, mappings.KindPractitioner, "im-prescriber", "Practitioner")
+	ob := newOutbound(t, gw, sb.connection("ehr", prescriber))
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	notes := func() int {
+		n := 0
+		for _, v := range allVersions(t, sb.Store) {
+			if v.Type == "DocumentReference" && fhir.SensitivityOfJSON(v.JSON)&fhir.PsychotherapyNote != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := notes(); n != 0 {
+		t.Fatalf("%d notes went without a Consent", n)
+	}
+	rec, err := mappings.Decode([]byte(`{"kind":"consent","id":"im-consent","client":"im-client","recipient":"im-prescriber","scope":"process_notes","decision":"permit","start":"2026-01-01"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &records.Applier{Store: gw.Store, Mapper: &mappings.Mapper{Practice: testPractice}, Writer: write.Writer{Changed: syncstore.Enqueue}}
+	if r, err := ap.Apply(t.Context(), rec); err != nil || r.Status == records.StatusRejected {
+		t.Fatalf("apply the consent: %+v, %v", r, err)
+	}
+	drain(t, ob)
+	if n := notes(); n != 6 {
+		t.Errorf("after the Consent, %d of the 6 notes are on the named prescriber's EHR", n)
+	}
+}
+
+// TestOutboundReplanOn405: a worker whose plan is stale (it thinks the EHR
+// takes CarePlans, Flags and conditional updates) meets 405s; it reads the
+// statement again and every row still lands, in the representations the
+// EHR now declares.
+func TestOutboundReplanOn405(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	epic := startSyncSandbox(t, "epic")
+	ob := newOutbound(t, gw, epic.connection("ehr", ""))
+	stale := newOutbound(t, gatewayStores(t)[0].open(t), startSyncSandbox(t, "full").connection("full", ""))
+	ob.Caps, ob.Plan, ob.planned = stale.Caps, stale.Plan, time.Now()
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StateDead] != 0 {
+		for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDead)[:1] {
+			t.Errorf("dead: %s: %s", d.Ref(), d.LastError)
+		}
+		t.Fatalf("counts %v", c)
+	}
+	if got := ob.Plan.Entry(ArtifactCourse).Route.Parts[0].Type; got != "DocumentReference" {
+		t.Errorf("after the 405s the course goes as %s; want the re-read plan's DocumentReference", got)
+	}
+	if epic.Store == nil || countRemote(t, epic.Store, "CarePlan") != 0 {
+		t.Errorf("a CarePlan reached Epic")
+	}
+}
+
+func countRemote(t *testing.T, st fhir.Store, typ string) int {
+	n := 0
+	for _, v := range allVersions(t, st) {
+		if v.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOutboundRunReleasesLeases: a worker stopped mid-sync leaves no row
+// leased (another worker takes them at once, not after the lease
+// expires), and a second worker finishes the job.
+func TestOutboundRunReleasesLeases(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "full")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	ob.LeaseTTL = time.Hour
+	importCourse(t, gw.Store, "spravato")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(ctx, 10*time.Millisecond) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StateDone] >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not start delivering")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c, _ := gw.Sync.Counts(t.Context(), "ehr")
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", "") {
+		if d.LeaseOwner != "" {
+			t.Fatalf("after the stop %s is still leased by %s", d.Ref(), d.LeaseOwner)
+		}
+	}
+	if c[syncstore.StatePending] == 0 {
+		t.Log("the worker finished before it was stopped; the release was not exercised on pending rows")
+	}
+	next := newOutbound(t, gw, sb.connection("ehr-2", ""))
+	next.Conn = ob.Conn // the same connection, another worker
+	next.Owner = ""
+	drain(t, next)
+	if c, _ := gw.Sync.Counts(t.Context(), "ehr"); c[syncstore.StatePending]+c[syncstore.StateDead] != 0 {
+		t.Errorf("after a second worker: %v", c)
+	}
 }

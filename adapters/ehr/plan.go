@@ -22,6 +22,7 @@ const (
 	ArtifactVitals             Artifact = "vital-signs"
 	ArtifactSessionObservation Artifact = "session-observation"
 	ArtifactDose               Artifact = "dose"
+	ArtifactPrescription       Artifact = "prescription"
 	ArtifactSafetySignal       Artifact = "safety-signal"
 	ArtifactSession            Artifact = "session"
 	ArtifactProvenance         Artifact = "provenance"
@@ -51,6 +52,7 @@ var Artifacts = []ArtifactInfo{
 	{ArtifactVitals, "Observation", "blood pressure, heart rate, SpO2 ... (category vital-signs)"},
 	{ArtifactSessionObservation, "Observation", "dissociation, side effects, red flags of a session"},
 	{ArtifactDose, "MedicationAdministration", "a dose given in a dosing session"},
+	{ArtifactPrescription, "MedicationRequest", "the course's ketamine or Spravato prescription, which each dose names"},
 	{ArtifactSafetySignal, "Flag", "contraindications, PHQ-9 item 9, C-SSRS risk, BP above threshold, red flags"},
 	{ArtifactSession, "Encounter", "a session held"},
 	{ArtifactProvenance, "Provenance", "the practice record each resource was made from"},
@@ -85,6 +87,8 @@ func ArtifactOf(res *fhir.Value) (Artifact, bool) {
 		return ArtifactSessionObservation, true
 	case "MedicationAdministration":
 		return ArtifactDose, true
+	case "MedicationRequest":
+		return ArtifactPrescription, true
 	case "Flag":
 		return ArtifactSafetySignal, true
 	case "Encounter":
@@ -470,6 +474,15 @@ func (pl *planner) plan(a ArtifactInfo) PlanEntry {
 		} else {
 			return cannotGo("neither MedicationAdministration nor Observation can be written here (" + whyMA + "; " + whyObs + ")")
 		}
+
+	case ArtifactPrescription:
+		m, why, ok := pl.writable("MedicationRequest")
+		if ok {
+			return sentRoute(Part{Type: "MedicationRequest", Method: m})
+		}
+		// The order is the prescriber's own, made in this EHR; what the
+		// practice holds is its copy, so nothing is lost by not sending it.
+		return cannotGo(why + ": the prescription is the prescriber's order in their own EHR; each dose that goes names drug, amount and route, and its reference to the MedicationRequest is left out")
 
 	case ArtifactSafetySignal:
 		flag, whyFlag, ok := pl.writable("Flag")

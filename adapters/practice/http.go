@@ -132,6 +132,7 @@ func (a *API) Prefix() string { return prefix }
 // group at Prefix (server.API). A GET route answers HEAD too.
 func (a *API) Register(g *gin.RouterGroup) {
 	g.POST(routeRecords, a.postRecords)
+	g.Match(getOrHead, routeRecords, a.listRecords)
 	g.Match(getOrHead, routeRecords+"/:kind/:id", a.getRecord)
 	g.Match(getOrHead, routeSchema, a.getSchema)
 }
@@ -151,7 +152,7 @@ func (a *API) Fail(c *gin.Context, f server.Failure) {
 	switch f.Kind {
 	case server.FailNoRoute:
 		e = &apiError{Code: codeNotFound, Message: "no practice API endpoint at " + p +
-			" (POST " + pathRecords + ", GET " + pathRecords + "/{kind}/{id}, GET " + pathSchema + ")"}
+			" (POST " + pathRecords + ", GET " + pathRecords + "?state=pending, GET " + pathRecords + "/{kind}/{id}, GET " + pathSchema + ")"}
 	case server.FailNoMethod:
 		allow := c.Writer.Header().Get("Allow") // the methods of the routes at p
 		e = &apiError{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed at " + p + " (allowed: " + allow + ")"}

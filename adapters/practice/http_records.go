@@ -47,14 +47,43 @@ type Result struct {
 	Warnings  []string              `json:"warnings,omitempty"`
 	Errors    []string              `json:"errors,omitempty"`
 	Pending   []string              `json:"pending,omitempty"`
-	Related   []Result              `json:"related,omitempty"`
+	// Findings are Warnings and Errors one by one: the code (CHECKS.md),
+	// its severity (an alert is a rule broken by something that happened:
+	// the record is kept and flagged), the field and the message.
+	Findings []Finding `json:"findings,omitempty"`
+	Related  []Result  `json:"related,omitempty"`
+}
+
+// Finding is one problem of a record, as the practice API names it.
+type Finding struct {
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Field    string `json:"field,omitempty"`
+	Message  string `json:"message"`
+	// Flag says the finding reaches the prescriber's EHR as a Flag of
+	// this priority (PH, PM, PL; mappings.FindingFlag).
+	Flag string `json:"flag,omitempty"`
+}
+
+func findingsOf(ps ...[]mappings.Problem) []Finding {
+	var out []Finding
+	for _, list := range ps {
+		for _, p := range list {
+			f := Finding{Code: p.Code, Severity: p.Severity, Field: p.Field, Message: p.Message}
+			if pr, ok := mappings.FindingFlag(p); ok {
+				f.Flag = pr
+			}
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // resultOf renders a records.Result, and the results it carries, as the
 // API's JSON.
 func resultOf(r records.Result) Result {
 	out := Result{Kind: r.Kind, ID: r.ID, Status: r.Status, Resources: r.Resources, Pending: r.Pending,
-		Warnings: mappings.Texts(r.Warnings), Errors: mappings.Texts(r.Errors)}
+		Warnings: mappings.Texts(r.Warnings), Errors: mappings.Texts(r.Errors), Findings: findingsOf(r.Errors, r.Warnings)}
 	for _, rel := range r.Related {
 		out.Related = append(out.Related, resultOf(rel))
 	}
@@ -388,4 +417,40 @@ func kindNames() []any {
 		out[i] = string(k)
 	}
 	return out
+}
+
+// PendingList is the body of GET /practice/v1/records?state=pending: the
+// records waiting for others, oldest first, with their age, and how many
+// are safety-relevant and overdue (each of those has raised a Flag where
+// its patient is known: records.Applier.FlagOverdue).
+type PendingList struct {
+	State      string                  `json:"state"`
+	Count      int                     `json:"count"`
+	Overdue    int                     `json:"overdue"`
+	MaxPending string                  `json:"max_pending"`
+	Records    []records.PendingRecord `json:"records"`
+}
+
+// listRecords handles GET /practice/v1/records?state=pending.
+func (a *API) listRecords(c *gin.Context) {
+	w, r := c.Writer, c.Request
+	state := r.URL.Query().Get("state")
+	if state != "pending" {
+		writeError(w, &apiError{Code: codeBadRequest, Message: fmt.Sprintf("state=%q: the records listing takes state=pending (a record by kind and id is at %s/{kind}/{id})", state, pathRecords)})
+		return
+	}
+	max := a.applier.Checks.Limits.PendingMax()
+	list, err := a.applier.PendingRecords(r.Context(), a.now(), max)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "practice pending listing failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
+		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
+		return
+	}
+	out := PendingList{State: state, Count: len(list), MaxPending: max.String(), Records: list}
+	for _, p := range list {
+		if p.Overdue {
+			out.Overdue++
+		}
+	}
+	writeJSON(w, http.StatusOK, marshal(out))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -29,6 +30,54 @@ type Importer struct {
 	Rejects io.Writer
 	// Progress, if set, is told of every record and of the bytes read.
 	Progress *Progress
+	// Findings, if set, receives one line per warning and alert of every
+	// record, including the records an import completed (a dose that
+	// waited for its clearance): severity, code, record, where, field and
+	// message (FormatFinding). The summary's count alone says no more
+	// than that there were some.
+	Findings io.Writer
+
+	findMu sync.Mutex
+}
+
+// FormatFinding is a finding of a record as `kapbridge import` lists it:
+//
+//	alert dosing.not_cleared session/s-late (visits.ndjson:12) actual_start: ...
+//
+// where is "file:line" of the record's input; for a record the import
+// completed rather than read (it waited, and the record at where let it
+// map) it is "with file:line".
+func FormatFinding(p mappings.Problem, kind mappings.Kind, id, where string) string {
+	s := p.Severity + " " + p.Code + " " + string(kind) + "/" + id
+	if where != "" {
+		s += " (" + where + ")"
+	}
+	if p.Field != "" {
+		s += " " + p.Field
+	}
+	return s + ": " + p.Message
+}
+
+// findings writes the warnings of a result and of the results it
+// carries.
+func (im *Importer) findings(res records.Result, where string) int64 {
+	var n int64
+	for _, w := range res.Warnings {
+		n++
+		if im.Findings != nil {
+			im.findMu.Lock()
+			fmt.Fprintln(im.Findings, FormatFinding(w, res.Kind, res.ID, where))
+			im.findMu.Unlock()
+		}
+	}
+	for _, rel := range res.Related {
+		w := where
+		if !strings.HasPrefix(w, "with ") {
+			w = "with " + w
+		}
+		n += im.findings(rel, w)
+	}
+	return n
 }
 
 // ImportSummary counts what an import did.
@@ -202,7 +251,7 @@ func (im *Importer) one(ctx context.Context, cancel context.CancelCauseFunc, j j
 		cancel(err)
 		return
 	}
-	atomic.AddInt64(&sum.Warnings, int64(len(res.Warnings)))
+	atomic.AddInt64(&sum.Warnings, im.findings(res, fmt.Sprintf("%s:%d", j.file, it.Line)))
 	switch res.Status {
 	case records.StatusCreated, records.StatusUpdated:
 		atomic.AddInt64(&sum.Imported, 1)

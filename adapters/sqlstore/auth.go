@@ -22,7 +22,7 @@ var (
 	_ auth.Store = (*pgStore)(nil)
 )
 
-const authClientCols = `id, tenant, jwks, jwks_url, scopes, disabled, created`
+const authClientCols = `id, tenant, jwks, jwks_url, scopes, disabled, recipient, created`
 
 // ---- SQLite ----
 
@@ -40,7 +40,7 @@ func (s *sqliteStore) AuthClient(ctx context.Context, id string) (auth.ClientRow
 func scanSQLiteClient(row scanner) (auth.ClientRow, error) {
 	var c auth.ClientRow
 	var disabled, created int64
-	if err := row.Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &disabled, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &disabled, &c.Recipient, &created); err != nil {
 		return c, err
 	}
 	c.Disabled, c.Created = disabled != 0, time.UnixMicro(created).UTC()
@@ -86,10 +86,10 @@ func (s *sqliteStore) PutAuthClient(ctx context.Context, c auth.ClientRow) error
 	if c.Created.IsZero() {
 		c.Created = s.opts.now()
 	}
-	err := s.sqliteExec(ctx, nil, `INSERT INTO auth_clients (`+authClientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	err := s.sqliteExec(ctx, nil, `INSERT INTO auth_clients (`+authClientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, jwks = excluded.jwks, jwks_url = excluded.jwks_url,
-		scopes = excluded.scopes, disabled = excluded.disabled`,
-		c.ID, c.Tenant, c.JWKS, c.JWKSURL, c.Scopes, boolInt(c.Disabled), c.Created.UnixMicro())
+		scopes = excluded.scopes, disabled = excluded.disabled, recipient = excluded.recipient`,
+		c.ID, c.Tenant, c.JWKS, c.JWKSURL, c.Scopes, boolInt(c.Disabled), c.Recipient, c.Created.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("sqlstore: put client: %w", err)
 	}
@@ -168,7 +168,7 @@ func boolInt(b bool) int {
 func (s *pgStore) AuthClient(ctx context.Context, id string) (auth.ClientRow, error) {
 	var c auth.ClientRow
 	err := s.pool.QueryRow(ctx, `SELECT `+authClientCols+` FROM auth_clients WHERE id = $1`, id).
-		Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &c.Disabled, &c.Created)
+		Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &c.Disabled, &c.Recipient, &c.Created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.ClientRow{}, fmt.Errorf("sqlstore: client %q: %w", id, auth.ErrNoClient)
 	}
@@ -188,7 +188,7 @@ func (s *pgStore) AuthClients(ctx context.Context) ([]auth.ClientRow, error) {
 	var out []auth.ClientRow
 	for rows.Next() {
 		var c auth.ClientRow
-		if err := rows.Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &c.Disabled, &c.Created); err != nil {
+		if err := rows.Scan(&c.ID, &c.Tenant, &c.JWKS, &c.JWKSURL, &c.Scopes, &c.Disabled, &c.Recipient, &c.Created); err != nil {
 			return nil, fmt.Errorf("sqlstore: list clients: %w", err)
 		}
 		c.Created = c.Created.UTC()
@@ -201,10 +201,10 @@ func (s *pgStore) PutAuthClient(ctx context.Context, c auth.ClientRow) error {
 	if c.Created.IsZero() {
 		c.Created = s.opts.now()
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO auth_clients (`+authClientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth_clients (`+authClientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, jwks = excluded.jwks, jwks_url = excluded.jwks_url,
-		scopes = excluded.scopes, disabled = excluded.disabled`,
-		c.ID, c.Tenant, c.JWKS, c.JWKSURL, c.Scopes, c.Disabled, timeMicros(c.Created))
+		scopes = excluded.scopes, disabled = excluded.disabled, recipient = excluded.recipient`,
+		c.ID, c.Tenant, c.JWKS, c.JWKSURL, c.Scopes, c.Disabled, c.Recipient, timeMicros(c.Created))
 	if err != nil {
 		return fmt.Errorf("sqlstore: put client: %w", err)
 	}

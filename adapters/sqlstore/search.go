@@ -271,6 +271,15 @@ func (e *engine) fetchOrdered(ctx context.Context, tenant string, keys []verKey)
 	return out, nil
 }
 
+// driverChain returns the inner clause of a one-link chain on a reference
+// parameter to a named type, or nil: the chains pickDriver may probe.
+func driverChain(c *search.Clause) *search.Clause {
+	if c.Chain == nil || c.Chain.Type == "" || c.Param == nil || c.Param.Type != search.Reference {
+		return nil
+	}
+	return &c.Chain.Clause
+}
+
 // pickDriver returns the index of a clause selective enough to run first
 // in SQLite, or -1. SQLite plans an EXISTS as a per-row test, so without a
 // driver a search walks every resource of the type in id order: fast when
@@ -294,6 +303,12 @@ func (e *engine) pickDriver(ctx context.Context, tenant string, q *search.Query,
 	best, bestN := -1, int64(driverProbeLimit)
 	for i := range q.Clauses {
 		c := &q.Clauses[i]
+		probeType := q.Type
+		if ch := driverChain(c); ch != nil {
+			// A chain to an exact token (subject:Patient.identifier=s|v):
+			// probed, and run from the inside out, as the token would be.
+			probeType, c = c.Chain.Type, ch
+		}
 		if c.Param == nil || c.Chain != nil || c.Has != nil || c.Param.Type != search.Token || c.Modifier != "" ||
 			len(c.Values) == 0 || c.Param.Code == "_id" {
 			continue
@@ -308,7 +323,7 @@ func (e *engine) pickDriver(ctx context.Context, tenant string, q *search.Query,
 			continue
 		}
 		b := e.newBuilder(s)
-		b.tenArg, b.typArg = b.arg(tenant), b.arg(q.Type)
+		b.tenArg, b.typArg = b.arg(tenant), b.arg(probeType)
 		sub, err := b.indexed(c, func(x string) string {
 			return fmt.Sprintf("%s.tenant = %s AND %s.type = %s", x, b.tenArg, x, b.typArg)
 		}, "SELECT 1")

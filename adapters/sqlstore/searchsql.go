@@ -153,6 +153,9 @@ func (b *builder) clause(c *search.Clause, r string) (string, error) {
 // runs first and then looks the few ids up, instead of testing every
 // resource of the type. Only for clauses whose matches are few.
 func (b *builder) driverClause(c *search.Clause, r string) (string, error) {
+	if c.Chain != nil {
+		return b.chainDriverClause(c, r)
+	}
 	sub, err := b.indexed(c, func(x string) string {
 		return fmt.Sprintf("%s.tenant = %s AND %s.type = %s", x, b.tenArg, x, b.typArg)
 	}, "SELECT x_.vkey")
@@ -160,6 +163,26 @@ func (b *builder) driverClause(c *search.Clause, r string) (string, error) {
 		return "", err
 	}
 	return r + ".vkey IN (" + sub + ")", nil
+}
+
+// chainDriverClause is a chain whose inner clause is selective (a
+// driverChain) as "r.vkey IN (...)" run from the inside out: the target
+// versions the inner clause's index finds, the references to them
+// (search_ref_target), and the referring versions of the searched type.
+// Tested per row instead (chainClause), a chain costs a lookup for every
+// resource of the searched type.
+func (b *builder) chainDriverClause(c *search.Clause, r string) (string, error) {
+	chainTyp := b.arg(c.Chain.Type)
+	sub, err := b.indexed(&c.Chain.Clause, func(x string) string {
+		return fmt.Sprintf("%s.tenant = %s AND %s.type = %s", x, b.tenArg, x, chainTyp)
+	}, "SELECT x_.vkey")
+	if err != nil {
+		return "", err
+	}
+	t, x := b.alias("t"), b.alias("x")
+	return fmt.Sprintf("%[1]s.vkey IN (SELECT %[2]s.vkey FROM search_res %[3]s JOIN search_ref %[2]s ON %[2]s.tenant = %[3]s.tenant AND %[2]s.ref_id = %[3]s.id AND %[2]s.ref_type = %[3]s.type"+
+		" WHERE %[3]s.vkey IN (%[4]s) AND %[5]s AND %[2]s.type = %[6]s AND %[7]s)",
+		r, x, t, sub, b.vis(t), b.typArg, b.paramIs(x, c.Param)), nil
 }
 
 // indexed builds "<sel> FROM <table> x WHERE <scope(x)> AND x.param = ...

@@ -36,7 +36,7 @@ func TestSQLiteStore(t *testing.T) {
 
 // postgresDSN returns the test server's DSN or skips t.
 func postgresDSN(t testing.TB) string {
-	dsn := os.Getenv(pgEnv)
+	dsn := sqltest.PostgresDSN(t)
 	if dsn == "" {
 		t.Skip(pgEnv + " not set: skipping PostgreSQL store suite (.ci/run sets it)")
 	}
@@ -93,7 +93,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 		}
 		s.Close()
 	}
-	if dsn := os.Getenv(pgEnv); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		sdsn := sqltest.FreshSchema(t, dsn)
 		// Replicas starting at once: the advisory lock lets one migrate.
 		errs := make(chan error, 4)
@@ -259,7 +259,7 @@ func TestSQLiteGroupCommitIsolatesFns(t *testing.T) {
 func TestClockFillsZeroTimes(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 6007, time.FixedZone("X", -7200))
 	dsns := map[string]string{"sqlite": filepath.Join(t.TempDir(), "clock.db")}
-	if dsn := os.Getenv(pgEnv); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		dsns["postgres"] = sqltest.FreshSchema(t, dsn)
 	}
 	for name, dsn := range dsns {

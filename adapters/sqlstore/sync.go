@@ -457,6 +457,14 @@ func (o syncOps) Deliveries(ctx context.Context, connection, state string, limit
 	return ds, syncErr("deliveries", err)
 }
 
+func (o syncOps) Delivery(ctx context.Context, connection, tenant, typ, id string) (syncstore.Delivery, error) {
+	q := o.read()
+	rows, err := q.query(ctx, `SELECT `+deliveryCols+` FROM ehr_deliveries WHERE connection = ? AND tenant = ? AND type = ? AND resource_id = ?`,
+		connection, tenant, typ, id)
+	d, err := one(rows, err, scanDelivery)
+	return d, syncErr("delivery", err)
+}
+
 func (o syncOps) Counts(ctx context.Context, connection string) (map[string]int, error) {
 	q := o.read()
 	rows, err := q.query(ctx, `SELECT state, COUNT(*) FROM ehr_deliveries WHERE connection = ? GROUP BY state`, connection)

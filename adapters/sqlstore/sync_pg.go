@@ -87,3 +87,7 @@ func (s *pgStore) PutPatientLink(ctx context.Context, l syncstore.PatientLink) e
 func (s *pgStore) PatientLinks(ctx context.Context, connection, state string) ([]syncstore.PatientLink, error) {
 	return s.syncOps().PatientLinks(ctx, connection, state)
 }
+
+func (s *pgStore) Delivery(ctx context.Context, connection, tenant, typ, id string) (syncstore.Delivery, error) {
+	return s.syncOps().Delivery(ctx, connection, tenant, typ, id)
+}

@@ -87,3 +87,7 @@ func (s *sqliteStore) PutPatientLink(ctx context.Context, l syncstore.PatientLin
 func (s *sqliteStore) PatientLinks(ctx context.Context, connection, state string) ([]syncstore.PatientLink, error) {
 	return s.syncOps().PatientLinks(ctx, connection, state)
 }
+
+func (s *sqliteStore) Delivery(ctx context.Context, connection, tenant, typ, id string) (syncstore.Delivery, error) {
+	return s.syncOps().Delivery(ctx, connection, tenant, typ, id)
+}

@@ -44,7 +44,7 @@ const (
 func TestAbuseTable(t *testing.T) {
 	stores := map[string]string{"sqlite": filepath.Join(t.TempDir(), "kap.db")}
 	app := ""
-	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		app = fmt.Sprintf("kbabuse_%d", time.Now().UnixNano())
 		stores["postgres"] = sqltest.FreshSchema(t, dsn) + "&application_name=" + app
 	} else {
@@ -148,7 +148,7 @@ func TestAbuseTable(t *testing.T) {
 			}
 			t.Logf("normal client: %d reads, slowest %v", reads.Load(), time.Duration(slowest.Load()).Round(time.Millisecond))
 			if name == "postgres" {
-				checkNoBusyBackends(t, os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"), app)
+				checkNoBusyBackends(t, sqltest.PostgresDSN(t), app)
 			}
 		})
 	}

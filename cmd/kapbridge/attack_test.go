@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -10,7 +11,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -81,7 +84,7 @@ func startServeCtl(t *testing.T, store, addr string, args ...string) (string, fu
 }
 
 // addClient registers a client with the real command line.
-func addClient(t *testing.T, store, id, alg, tenant, scopes string) attackClient {
+func addClient(t *testing.T, store, id, alg, tenant, scopes string, extra ...string) attackClient {
 	t.Helper()
 	key, err := smart.GenerateKey(alg)
 	if err != nil {
@@ -93,7 +96,7 @@ func addClient(t *testing.T, store, id, alg, tenant, scopes string) attackClient
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"clients", "add", "--id", id, "--jwks", file, "--scopes", scopes, "--tenant", tenant, "--store", store},
+	if err := run(context.Background(), append([]string{"clients", "add", "--id", id, "--jwks", file, "--scopes", scopes, "--tenant", tenant, "--store", store}, extra...),
 		func(string) string { return "" }, nil, &out, &errb); err != nil {
 		t.Fatalf("clients add %s: %v\n%s", id, err, errb.String())
 	}
@@ -192,6 +195,10 @@ func runAttackTable(t *testing.T, store string) {
 	reader := addClient(t, store, "reader", smart.RS384, "default", "system/Observation.rs")
 	other := addClient(t, store, "other", smart.ES384, "beta", "system/*.cruds")
 	gone := addClient(t, store, "gone", smart.ES384, "default", "system/*.rs")
+	// A prescriber with whom a Consent shares Patient/p1's record but not
+	// its psychotherapy notes, and one with no Consent at all.
+	dr := addClient(t, store, "dr", smart.ES384, "default", "system/*.rs", "--recipient", "Practitioner/dr")
+	stranger := addClient(t, store, "stranger", smart.ES384, "default", "system/*.rs", "--recipient", "Practitioner/stranger")
 	if err := run(context.Background(), []string{"clients", "disable", "--id", "gone", "--store", store}, func(string) string { return "" }, nil, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +209,8 @@ func runAttackTable(t *testing.T, store string) {
 	wTok := writer.token(t, base, "system/*.cruds")
 	rTok := reader.token(t, base, "system/Observation.rs")
 	oTok := other.token(t, base, "system/*.cruds")
+	dTok := dr.token(t, base, "system/*.rs")
+	sTok := stranger.token(t, base, "system/*.rs")
 	g := &gatewayProc{base: base}
 	send := func(tok, method, path, body string) answer {
 		h := map[string]string{}
@@ -213,6 +222,7 @@ func runAttackTable(t *testing.T, store string) {
 	for _, w := range []struct{ path, body string }{
 		{"/Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"Rivera"}],"identifier":[{"system":"urn:x","value":"1"}]}`},
 		{"/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`},
+		{"/Consent/c1", `{"resourceType":"Consent","id":"c1","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p1"},"policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},"reference":{"reference":"Practitioner/dr"}}]}}`},
 		{"/DocumentReference/n1", `{"resourceType":"DocumentReference","id":"n1","status":"current","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSYTHPN"}]},"subject":{"reference":"Patient/p1"},"content":[{"attachment":{"contentType":"text/plain","data":"U0VDUkVU"}}]}`},
 	} {
 		if a := send(wTok, "PUT", w.path, w.body); a.status != 201 {
@@ -338,9 +348,16 @@ func runAttackTable(t *testing.T, store string) {
 		{"cross-tenant vread", oTok, "GET", "/Patient/p1/_history/1", "", 404},
 		{"cross-tenant history", oTok, "GET", "/Patient/p1/_history", "", 404},
 		{"cross-tenant delete", oTok, "DELETE", "/Observation/o1", "", 404},
-		{"psychotherapy note read", wTok, "GET", "/DocumentReference/n1", "", 404},
-		{"psychotherapy note vread", wTok, "GET", "/DocumentReference/n1/_history/1", "", 404},
-		{"psychotherapy note history", wTok, "GET", "/DocumentReference/n1/_history", "", 404},
+		{"psychotherapy note read, no note Consent", dTok, "GET", "/DocumentReference/n1", "", 404},
+		{"psychotherapy note vread, no note Consent", dTok, "GET", "/DocumentReference/n1/_history/1", "", 404},
+		{"psychotherapy note history, no note Consent", dTok, "GET", "/DocumentReference/n1/_history", "", 404},
+		{"psychotherapy note in a transaction", dTok, "POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"DocumentReference/n1"}}]}`, 403},
+		{"psychotherapy note by system history", dTok, "GET", "/_history", "", 403},
+		{"psychotherapy note, no Consent at all", sTok, "GET", "/DocumentReference/n1", "", 404},
+		{"unshared patient", sTok, "GET", "/Patient/p1", "", 404},
+		{"unshared patient's observation", sTok, "GET", "/Observation/o1", "", 404},
+		{"unshared patient's search", sTok, "GET", "/Observation?patient=p1", "", 403},
+		{"psychotherapy note by _revinclude", dTok, "GET", "/Patient?_id=p1&_revinclude=DocumentReference:subject", "", 403},
 	}
 	for _, tc := range scopeRows {
 		a := send(tc.token, tc.method, tc.path, tc.body)
@@ -349,17 +366,87 @@ func runAttackTable(t *testing.T, store string) {
 			t.Errorf("%s: %s %s = %d %.400s; want %d, nothing disclosed", tc.name, tc.method, tc.path, a.status, a.body, tc.want)
 		}
 	}
+	// Controls: the note exists and its practice reads it; the prescriber
+	// reads what its Consent shares.
+	if a := send(wTok, "GET", "/DocumentReference/n1", ""); a.status != 200 || !strings.Contains(string(a.body), note) {
+		t.Errorf("the practice reading its own note: %d %.300s", a.status, a.body)
+	}
+	if a := send(dTok, "GET", "/Observation/o1", ""); a.status != 200 {
+		t.Errorf("the prescriber reading its shared patient's observation: %d %.300s", a.status, a.body)
+	}
+	// Oversized requests, with a valid token: refused by the limits, before
+	// anything is stored (the abuse table, TestAbuseTable, replays the
+	// rest of the hardening issue's rows, slow connections included).
+	deep := strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1000)
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"1,000-deep JSON", "POST", "/Patient", `{"resourceType":"Patient","extension":[` + deep + `]}`},
+		{"10,000-entry bundle", "POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			strings.TrimSuffix(strings.Repeat(`{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},`, 10_000), ",") + `]}`},
+	} {
+		if a := send(wTok, tc.method, tc.path, tc.body); a.status < 400 || a.status >= 500 || !strings.Contains(string(a.body), `"OperationOutcome"`) {
+			t.Errorf("%s: %d %.300s; want a 4xx OperationOutcome", tc.name, a.status, a.body)
+		}
+	}
+	if status := hugeBody(t, addr, wTok); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("100 MB body: %d, want 413", status)
+	}
+	// 500 slow connections (a request line and a header, then a byte a
+	// second, never finishing) while a normal client reads with its token:
+	// every read answered, none slower than 2 s.
+	slow := make([]net.Conn, 0, 500)
+	for range 500 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("slow connection %d: %v", len(slow), err)
+		}
+		fmt.Fprintf(c, "GET /Patient/p1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nX-Slow: ", addr, wTok)
+		slow = append(slow, c)
+	}
+	stopDrip := make(chan struct{})
+	dripped := make(chan struct{})
+	go func() {
+		defer close(dripped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopDrip:
+				return
+			case <-tick.C:
+				for _, c := range slow {
+					_, _ = c.Write([]byte("a"))
+				}
+			}
+		}
+	}()
+	var slowest time.Duration
+	for range 20 {
+		start := time.Now()
+		if a := send(wTok, "GET", "/Patient/p1", ""); a.status != 200 {
+			t.Errorf("normal read during 500 slow connections: %d %.200s", a.status, a.body)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stopDrip)
+	<-dripped
+	for _, c := range slow {
+		c.Close()
+	}
+	if slowest > 2*time.Second {
+		t.Errorf("during 500 slow connections the slowest normal read took %v", slowest)
+	}
+	t.Logf("500 slow connections: slowest of 20 normal reads %v", slowest.Round(time.Millisecond))
 	// Searches that must come back without the other practice's data or
 	// the note.
 	for _, tc := range []struct{ name, token, path string }{
 		{"cross-tenant search", oTok, "/Patient?name=Rivera"},
 		{"cross-tenant identifier search", oTok, "/Patient?identifier=urn:x|1"},
 		{"cross-tenant system history", oTok, "/_history"},
-		{"psychotherapy note search", wTok, "/DocumentReference"},
-		{"psychotherapy note by _revinclude", wTok, "/Patient?_revinclude=DocumentReference:subject"},
-		{"psychotherapy note by $everything", wTok, "/Patient/p1/$everything"},
-		{"psychotherapy note by _has", wTok, "/Patient?_has:DocumentReference:subject:status=current"},
-		{"psychotherapy note by system history", wTok, "/_history"},
+		{"psychotherapy note search", dTok, "/DocumentReference?patient=p1"},
+		{"psychotherapy note by $everything", dTok, "/Patient/p1/$everything"},
+		{"psychotherapy note by _has", dTok, "/Patient?_id=p1&_has:DocumentReference:subject:status=current"},
+		{"psychotherapy note by a chain", dTok, "/DocumentReference?patient=p1&subject:Patient._id=p1"},
 	} {
 		a := send(tc.token, "GET", tc.path, "")
 		if a.status != 200 || strings.Contains(string(a.body), note) || strings.Contains(string(a.body), "DocumentReference/n1") ||
@@ -459,4 +546,24 @@ func withoutAudit(dump string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// hugeBody declares a 100 MB body (and sends 1 KB of it): the answer's
+// status, which must come before the body is read.
+func hugeBody(t *testing.T, addr, token string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /Patient HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/fhir+json\r\nContent-Length: %d\r\n\r\n%s",
+		addr, token, 100<<20, strings.Repeat(" ", 1024))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("100 MB body: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

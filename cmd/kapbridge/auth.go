@@ -41,6 +41,9 @@ type authConfig struct {
 	RateLimit   float64
 	RateBurst   int
 	CORSOrigins []string
+	// IdP* accept an external identity provider's tokens beside the
+	// gateway's own (auth.External).
+	IdPIssuer, IdPAudience, IdPJWKSURL string
 }
 
 // DevTokenLifetime is the lifetime of access tokens in -dev mode, long
@@ -67,6 +70,9 @@ func authFlags(fs *flag.FlagSet, getenv func(string) string, a *authConfig) func
 	fs.Float64Var(&a.RateLimit, "rate-limit", envFloat(getenv, "KAPBRIDGE_RATE_LIMIT", 200), "requests a second each client may send on average (callers of the token endpoint counted by address); beyond: 429 with Retry-After; 0: no limit (KAPBRIDGE_RATE_LIMIT)")
 	fs.IntVar(&a.RateBurst, "rate-burst", int(envFloat(getenv, "KAPBRIDGE_RATE_BURST", 400)), "requests a client may send at once above -rate-limit (KAPBRIDGE_RATE_BURST)")
 	cors := fs.String("cors-origins", env("KAPBRIDGE_CORS_ORIGINS"), "comma-separated browser origins (https://app.example) allowed to call the API; none by default: no CORS headers (KAPBRIDGE_CORS_ORIGINS)")
+	fs.StringVar(&a.IdPIssuer, "idp-issuer", env("KAPBRIDGE_IDP_ISSUER"), "also accept access tokens of this external identity provider (its iss), for registered clients (KAPBRIDGE_IDP_ISSUER)")
+	fs.StringVar(&a.IdPJWKSURL, "idp-jwks-url", env("KAPBRIDGE_IDP_JWKS_URL"), "where -idp-issuer publishes its keys (RS384 or ES384) (KAPBRIDGE_IDP_JWKS_URL)")
+	fs.StringVar(&a.IdPAudience, "idp-audience", env("KAPBRIDGE_IDP_AUDIENCE"), "the aud its tokens must carry; default the base URL (KAPBRIDGE_IDP_AUDIENCE)")
 	proxies := fs.String("trusted-proxies", env("KAPBRIDGE_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client in audit records; none by default (KAPBRIDGE_TRUSTED_PROXIES)")
 	return func(cfg *serveConfig) error {
 		for _, p := range strings.Split(*proxies, ",") {
@@ -99,11 +105,17 @@ func authFlags(fs *flag.FlagSet, getenv func(string) string, a *authConfig) func
 		if a.Off && a.Dev {
 			return usageError{"-dev needs -auth=on: it prints a token for the authorization -auth=off turns off"}
 		}
+		if (a.IdPIssuer == "") != (a.IdPJWKSURL == "") {
+			return usageError{"-idp-issuer and -idp-jwks-url go together"}
+		}
 		if (a.TLSCert == "") != (a.TLSKey == "") {
 			return usageError{"-tls-cert and -tls-key go together"}
 		}
 		if a.TLSCert != "" && cfg.BaseURL == "http://"+cfg.Listen {
 			cfg.BaseURL = "https://" + cfg.Listen
+		}
+		if a.IdPAudience == "" {
+			a.IdPAudience = cfg.BaseURL
 		}
 		return nil
 	}
@@ -140,7 +152,14 @@ func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig
 		return nil, nil, err
 	}
 	go reloadKeys(ctx, gw, log)
-	out := &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
+	var verifier server.Verifier = gw
+	if a.IdPIssuer != "" {
+		verifier = auth.Verifiers{Gateway: gw, External: &auth.External{Issuer: a.IdPIssuer, Audience: a.IdPAudience, JWKSURL: a.IdPJWKSURL, Store: as}}
+	}
+	out := &server.Auth{Verifier: verifier, Gateway: gw, Public: []string{schemaPath,
+		// Each EHR connection's public JWK Set (/ehr/NAME/jwks.json): the
+		// EHR fetches it, as its JKU, without a token of ours.
+		"/ehr/"},
 		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant},
 		TrustedProxies: a.TrustedProxies, RateLimit: a.RateLimit, RateBurst: a.RateBurst, CORSOrigins: a.CORSOrigins}
 	if a.Dev {
@@ -239,4 +258,22 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 		return v
 	}
 	return def
+}
+
+// demoAuth is the demo gateway's authorization: serve's, with the dev
+// client registered and its token printed to out.
+func demoAuth(ctx context.Context, st fhir.Store, dbFile, base string, out io.Writer) (*server.Auth, error) {
+	as, ok := st.(auth.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) cannot keep clients and keys", st)
+	}
+	gw, err := auth.NewGateway(ctx, auth.GatewayConfig{Store: as, BaseURL: base, Lifetime: DevTokenLifetime})
+	if err != nil {
+		return nil, err
+	}
+	if err := devClient(ctx, gw, as, serveConfig{Store: dbFile, BaseURL: base}, out); err != nil {
+		return nil, err
+	}
+	return &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
+		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant}}, nil
 }

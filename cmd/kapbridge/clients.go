@@ -20,7 +20,7 @@ import (
 )
 
 const clientsUsage = `usage:
-  kapbridge clients add --id ID (--jwks FILE | --jwks-url URL) --scopes "system/Observation.rs ..." [--tenant TENANT] [--store DSN]
+  kapbridge clients add --id ID (--jwks FILE | --jwks-url URL) --scopes "system/Observation.rs ..." [--tenant TENANT] [--recipient Practitioner/ID] [--store DSN]
   kapbridge clients list [--store DSN]
   kapbridge clients disable --id ID [--store DSN]
   kapbridge clients token --id ID --key PEM-FILE [--scope SCOPES] [--base-url URL]
@@ -47,6 +47,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	jwksURL := fs.String("jwks-url", "", "URL where the client publishes its JWK Set (fetched as its Cache-Control allows)")
 	scopes := fs.String("scopes", "", `scopes the client may be granted, e.g. "system/Observation.rs system/Patient.read"; add practice-api for the practice API, system/AuditEvent.rs for the audit trail`)
 	practice := fs.String("tenant", fhir.DefaultTenant, "the practice tenant whose resources the client sees (serve keeps its practice's in tenant "+fhir.DefaultTenant+")")
+	recipient := fs.String("recipient", "", `for a prescriber's client: the "Practitioner/id" patients' Consents name; it then sees only the patients whose Consent shares their record with it, and their notes only where a Consent permits them. Without: a client of the practice, which sees all of the practice's resources, notes included`)
 	keyFile := fs.String("key", "", "the client's private key (PEM), for token")
 	scope := fs.String("scope", "system/*.rs", "scopes to ask for, for token")
 	baseURL := fs.String("base-url", env("KAPBRIDGE_BASE_URL", "http://127.0.0.1:8080"), "the gateway's base URL, for token (KAPBRIDGE_BASE_URL)")
@@ -82,7 +83,10 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		if *id == "" || *scopes == "" || (*jwksFile == "") == (*jwksURL == "") {
 			return usageError{"clients add needs --id, --scopes and one of --jwks or --jwks-url\n" + clientsUsage}
 		}
-		row := auth.ClientRow{ID: *id, Tenant: *practice, JWKSURL: *jwksURL, Scopes: *scopes}
+		if *recipient != "" && (!strings.HasPrefix(*recipient, "Practitioner/") || len(*recipient) == len("Practitioner/")) {
+			return usageError{fmt.Sprintf("--recipient %q: want Practitioner/{id}", *recipient)}
+		}
+		row := auth.ClientRow{ID: *id, Tenant: *practice, JWKSURL: *jwksURL, Scopes: *scopes, Recipient: *recipient}
 		if *jwksFile != "" {
 			b, err := os.ReadFile(*jwksFile)
 			if err != nil {
@@ -124,7 +128,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPRACTICE\tSTATE\tKEYS\tSCOPES\tADDED")
+		fmt.Fprintln(tw, "ID\tPRACTICE\tRECIPIENT\tSTATE\tKEYS\tSCOPES\tADDED")
 		for _, c := range cs {
 			state := "enabled"
 			if c.Disabled {
@@ -134,7 +138,11 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 			if c.JWKS != "" {
 				keys = "registered JWKS"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Tenant, state, keys, c.Scopes, c.Created.Format(time.RFC3339))
+			who := c.Recipient
+			if who == "" {
+				who = "(the practice)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Tenant, who, state, keys, c.Scopes, c.Created.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "disable":

@@ -152,7 +152,13 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	writer := write.Writer{Base: gwBase, Changed: syncstore.Enqueue}
-	api := server.New(server.Config{Store: st, BaseURL: gwBase, Logger: log, Version: version, Conformance: ig.Resources(), Profiles: profiles, Changed: syncstore.Enqueue})
+	// Authorization on, as serve runs it; a dev client's token is printed
+	// (auth.go, as serve --dev does).
+	authz, err := demoAuth(ctx, st, dbFile, gwBase, stdout)
+	if err != nil {
+		return err
+	}
+	api := server.New(server.Config{Store: st, BaseURL: gwBase, Logger: log, Version: version, Conformance: ig.Resources(), Profiles: profiles, Changed: syncstore.Enqueue, Auth: authz})
 	if err := api.SeedConformance(ctx); err != nil {
 		return err
 	}
@@ -166,7 +172,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err := sync.AddConnection(ctx, conn); err != nil && !errors.Is(err, syncstore.ErrExists) {
 		return err
 	}
-	ob, err := ehr.NewOutbound(ctx, conn, sync, st, nil, log)
+	ob, err := ehr.NewOutbound(ctx, conn, sync, st, ehr.OutboundConfig{Logger: log})
 	if err != nil {
 		return err
 	}

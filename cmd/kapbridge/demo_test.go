@@ -71,7 +71,18 @@ func TestDemo(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no gateway Observation written from the EHR's vitals:\n%s", text)
 	}
-	resp, err := http.Get(m[1])
+	// The gateway's API needs the token the demo printed, and refuses
+	// without it.
+	tok := regexp.MustCompile(`export KAPBRIDGE_TOKEN=(\S+)`).FindStringSubmatch(text)
+	if tok == nil {
+		t.Fatalf("no gateway token printed:\n%s", text)
+	}
+	if r, err := http.Get(m[1]); err != nil || r.StatusCode != 401 {
+		t.Fatalf("GET %s without a token: %v %v", m[1], err, r)
+	}
+	req, _ := http.NewRequest("GET", m[1], nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,7 +118,7 @@ func edgeCases() []edgeCase {
 // and the U+0000 rows are answered identically by both stores.
 func TestServeInputEdges(t *testing.T) {
 	stores := map[string]string{"sqlite": filepath.Join(t.TempDir(), "kap.db")}
-	if dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN"); dsn != "" {
+	if dsn := sqltest.PostgresDSN(t); dsn != "" {
 		stores["postgres"] = sqltest.FreshSchema(t, dsn)
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")

@@ -24,7 +24,11 @@ Imports practice records (JSON, NDJSON or CSV; "-" reads standard input)
 into the store, each record in its own transaction. Re-importing a file
 changes nothing. Records naming records not yet imported wait (pending)
 and are mapped when those arrive; the ones still waiting are listed at the
-end.
+end with their age, and a safety-relevant one pending longer than
+pending_max_hours raises a Flag. Every warning and alert is listed, one
+line each: severity, code, record, file:line, field and message. Safety
+thresholds: -threshold, KAPBRIDGE_THRESHOLDS or -settings (mappings/CHECKS.md,
+"Thresholds").
 
 Exit status: 0 all records imported (or pending); 1 some records were
 rejected (see -rejects) or the import failed; 2 a usage error.
@@ -61,11 +65,16 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	workers := fs.Int("workers", 256, "records applied at once (each still its own transaction)")
 	progress := fs.String("progress", env("KAPBRIDGE_PROGRESS", "auto"), "progress display on stderr: auto (a bar on a terminal, else lines), bar, lines, none (KAPBRIDGE_PROGRESS)")
 	interval := fs.Duration("progress-interval", 0, "time between progress lines (default 2s; bar: 200ms)")
+	var lim mappings.Limits
+	thrErr := thresholdFlags(fs, getenv, &lim)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return usageError{err.Error()}
+	}
+	if err := thrErr(); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -127,11 +136,14 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		rej = f
 	}
 
-	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName}, Writer: write.Writer{}, DryRun: *dryRun}
+	printThresholds(stdout, lim)
+	ap := &records.Applier{Store: st, Mapper: &mappings.Mapper{Practice: *practiceName, Limits: lim}, Writer: write.Writer{Changed: enqueueChanges(st)}, DryRun: *dryRun,
+		Checks: mappings.CheckConfig{Limits: lim}}
 	if err := ap.Check(); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	im := &practice.Importer{Applier: ap, Read: practice.ReadOptions{DateFormat: *dateFormat}, Workers: *workers, Rejects: rej, Progress: prog}
+	im := &practice.Importer{Applier: ap, Read: practice.ReadOptions{DateFormat: *dateFormat}, Workers: *workers, Rejects: rej, Progress: prog,
+		Findings: &lockedLines{w: stdout}}
 	start := time.Now()
 	if prog != nil {
 		prog.Start(total)
@@ -143,13 +155,8 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("import: %w", err)
 	}
 	if sum.Pending > 0 {
-		pending, err := ap.Pending(ctx)
-		if err != nil {
+		if err := listPending(ctx, stdout, ap, lim, time.Now(), !*dryRun); err != nil {
 			return fmt.Errorf("import: %w", err)
-		}
-		fmt.Fprintf(stdout, "pending (waiting for records not imported yet):\n")
-		for _, r := range pending {
-			fmt.Fprintf(stdout, "  %s/%s waits for %v\n", r.Kind, r.ID, r.Pending)
 		}
 	}
 	if sum.Rejected > 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +12,7 @@ import (
 // the server KAPBRIDGE_TEST_POSTGRES_DSN names): a course in CSV, then
 // again as NDJSON, changes nothing the second time.
 func TestImportPostgres(t *testing.T) {
-	dsn := os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN")
+	dsn := sqltest.PostgresDSN(t)
 	if dsn == "" {
 		t.Skip("KAPBRIDGE_TEST_POSTGRES_DSN not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}

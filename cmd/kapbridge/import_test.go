@@ -204,7 +204,7 @@ func TestImportTwiceAndPending(t *testing.T) {
 	os.WriteFile(f1, []byte(strings.Join(first, "\n")+"\n"), 0o644)
 	os.WriteFile(f2, []byte(strings.Join(second, "\n")+"\n"), 0o644)
 	out, _, err = runImport(t, store, "--progress", "none", f1)
-	if err != nil || !strings.Contains(out, "pending (waiting for records not imported yet):") || !strings.Contains(out, "waits for [course/im-course]") {
+	if err != nil || !strings.Contains(out, "records waiting for records not imported yet") || !strings.Contains(out, "waits for course/im-course since") {
 		t.Fatalf("import without the course: %v\n%s", err, out)
 	}
 	out, _, err = runImport(t, store, "--progress", "none", f2)
@@ -398,7 +398,7 @@ func TestImportCrashSafety(t *testing.T) {
 			}
 			for k := range b {
 				if _, ok := a[k]; !ok {
-					t.Errorf("extra after crashes: %s", k)
+					t.Errorf("extra after crashes: %s %+v", k, b[k])
 				}
 			}
 		})

@@ -6,6 +6,8 @@
 //	kapbridge keys      make a signing key for SMART Backend Services
 //	kapbridge sandbox   play an EHR (Epic, Oracle Health, full) for rehearsals
 //	kapbridge clients   manage the clients allowed to call the API
+//	kapbridge ehr       connections to prescribers' EHRs: add, list, show, remove, plan, link
+//	kapbridge sync      send the practice's changes to the EHRs: run, status, replay
 //	kapbridge version   print the version
 package main
 
@@ -37,6 +39,8 @@ Usage:
   kapbridge serve [flags]    run the FHIR R4 REST API and the practice API (kapbridge serve -h for flags)
   kapbridge import [flags] FILE...
                              import practice records: JSON, NDJSON, CSV (kapbridge import -h for flags)
+  kapbridge records -state pending
+                             list the records waiting for others, with their age; flag overdue ones
   kapbridge export --course ID [--store DSN] [--out FILE]
                              write a course back as practice records (NDJSON), with EHR changes merged
   kapbridge keys generate --alg RS384|ES384 --out FILE
@@ -47,6 +51,12 @@ Usage:
                              run an EHR sandbox that accepts what that EHR accepts, with a SMART token endpoint
   kapbridge clients add|list|disable|token|rotate-key [flags]
                              manage the backend services allowed to call the API (kapbridge clients for usage)
+  kapbridge ehr add NAME --base URL --client-id ID --key FILE --scopes "..." [--token-url URL]
+                [--practice NS] [--mrn-system URI] [--recipient PRACTITIONER]
+  kapbridge ehr list | show NAME | remove NAME | plan NAME | link NAME CLIENT EHR-PATIENT-ID
+                             connections to prescribers' EHRs (stored in the gateway's store)
+  kapbridge sync run [--once] | status | replay NAME
+                             deliver changes to the EHRs; what waits, what failed; send dead letters again
   kapbridge version          print the version
 `
 
@@ -74,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		return importCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "records":
+		return recordsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
@@ -84,6 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return sandbox(ctx, args[1:], stdout, stderr)
 	case "clients":
 		return clientsCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "ehr":
+		return ehrCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "sync":
+		return syncCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "kapbridge", version)
 		return nil

@@ -142,6 +142,17 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		get("/Provenance?target:DocumentReference.description=SECRET"),
 		get("/Provenance?target:DocumentReference._security="+url.QueryEscape(securityPSYTHPN)),
 		get("/Provenance?_include=Provenance:target"),
+		// Chains and _has nested past one level, and :identifier, pass
+		// through notes as through nothing.
+		get("/Provenance?target:DocumentReference.subject:Patient._id="+patient),
+		get("/Provenance?target:DocumentReference.subject:Patient._has:DocumentReference:subject:description=SECRET"),
+		get("/Patient?_has:DocumentReference:subject:_has:Provenance:target:recorded=gt2000-01-01"),
+		get("/Patient?_has:DocumentReference:subject:subject:Patient._id="+patient),
+		get("/Patient?_has:Encounter:subject:_has:DocumentReference:encounter:_security="+url.QueryEscape(securityPSYTHPN)),
+		get("/Encounter?_has:DocumentReference:encounter:subject:Patient._has:DocumentReference:subject:description=SECRET"),
+		get("/DocumentReference?subject:Patient.identifier="+url.QueryEscape("urn:x|y")+"&_total=accurate"),
+		get("/DocumentReference?subject:identifier="+url.QueryEscape("urn:x|y")),
+		get("/Provenance?target:identifier=n1"),
 		get("/Patient/"+patient+"/DocumentReference"),
 		get("/Patient/"+patient+"/DocumentReference?_total=accurate"),
 		get("/Patient/"+patient+"/Provenance"),
@@ -162,6 +173,11 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 			`{"request":{"method":"GET","url":"DocumentReference?description=SECRET&_total=accurate"}},` +
 			`{"request":{"method":"GET","url":"Patient?_has:DocumentReference:subject:_security=` + url.QueryEscape(securityPSYTHPN) + `"}},` +
 			`{"request":{"method":"DELETE","url":"DocumentReference/n1"}}]}`},
+		// $validate of a delete of a note: as of a resource that does not
+		// exist; of a create naming a note's identifier: valid.
+		req{method: http.MethodPost, path: "/DocumentReference/n1/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/n3/$validate?mode=delete"},
+		req{method: http.MethodPost, path: "/DocumentReference/$validate?mode=create", body: `{"resourceType":"DocumentReference","status":"current","identifier":[{"system":"urn:kap:notes","value":"n1"}],"content":[{"attachment":{"contentType":"text/plain"}}]}`},
 		// Writes that change both gateways alike: criteria that match only
 		// notes by content are answered as if nothing matched.
 		req{method: http.MethodPost, path: "/DocumentReference", header: map[string]string{"If-None-Exist": "description=SECRET"},
@@ -180,9 +196,10 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 		// Conditional deletes whose criteria match notes by content or
 		// label delete nothing of them and list nothing of them.
 		req{method: http.MethodDelete, path: "/DocumentReference?description=SECRET"},
+		req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"DocumentReference?description=SECRET"}}]}`},
 		req{method: http.MethodDelete, path: "/DocumentReference?_security=" + url.QueryEscape(securityPSYTHPN)},
 		req{method: http.MethodDelete, path: "/DocumentReference?subject=Patient/" + patient + "&_security:not=" + url.QueryEscape("http://example.org|none"), header: map[string]string{"Prefer": "return=minimal"}},
-		get("/DocumentReference?_total=accurate"),
+		get("/DocumentReference?_total=accurate&_sort=description"), // ids differ between the two: sort by what does not
 	)
 
 	normalize := func(r answer) string {
@@ -238,6 +255,7 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 					body: `[{"op":"replace","path":"/status","value":"superseded"}]`},
 				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident},
 				req{method: http.MethodDelete, path: "/DocumentReference?identifier=" + ident + "&status=current"},
+				req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"DocumentReference?identifier=` + ident + `"}}]}`},
 			)
 		}
 		// A patch of the note by id, in either format, with or without
@@ -250,6 +268,10 @@ func runPrivacyTable(t *testing.T, newStore func(t *testing.T) string) {
 				body: `[{"op":"remove","path":"/description"}]`},
 			req{method: http.MethodPatch, path: "/DocumentReference/" + n.id, header: map[string]string{"Content-Type": "application/fhir+json"},
 				body: `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]}`},
+			// In a transaction.
+			req{method: http.MethodPost, path: "/", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"DocumentReference.description"}]}]},"request":{"method":"PATCH","url":"DocumentReference/` + n.id + `"}}]}`},
+			// $validate of an update of it: refused as the update would be.
+			req{method: http.MethodPost, path: "/DocumentReference/" + n.id + "/$validate?mode=update", body: strings.Replace(probe, `"status"`, `"id":"`+n.id+`","status"`, 1)},
 		)
 		for _, rq := range refusals {
 			name := fmt.Sprintf("refused %s %s %v", rq.method, rq.path, rq.header)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/adapters/practice"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -37,6 +38,7 @@ type serveConfig struct {
 	LogJSON  bool
 	// Practice is the practice namespace the ingestion API maps under.
 	Practice string
+	IGs      igDirs // -ig: implementation guides to enforce (ig.go)
 	// Limits bound the requests of the FHIR API and, where they are shared
 	// (in flight, body budget, queue wait), of the practice API (one flag
 	// each, named as the limit; 0 means the default).
@@ -48,6 +50,11 @@ type serveConfig struct {
 	PracticeRequestTimeout time.Duration
 	// Auth is the security configuration (auth.go).
 	Auth authConfig
+	// Safety are the thresholds the practice records are checked and
+	// mapped by (thresholds.go: -threshold, -settings).
+	Safety mappings.Limits
+	// Sync runs the EHR sync workers inside the server (sync.go).
+	Sync bool
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -69,9 +76,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.BaseURL, "base-url", env("KAPBRIDGE_BASE_URL", ""), "public base URL of the FHIR API, for Location and fullUrl (KAPBRIDGE_BASE_URL; default http://<listen>)")
 	fs.StringVar(&cfg.Store, "store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL for PostgreSQL (KAPBRIDGE_STORE)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
+	fs.BoolVar(&cfg.Sync, "sync", env("KAPBRIDGE_SYNC", "") == "true", "also run the EHR sync workers (kapbridge sync run) in this process (KAPBRIDGE_SYNC=true)")
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
+	igFlag(fs, getenv, &cfg.IGs)
+	thrErr := thresholdFlags(fs, getenv, &cfg.Safety)
 	requestTimeout := fs.String("request-timeout", env("KAPBRIDGE_REQUEST_TIMEOUT", server.DefaultRequestTimeout.String()),
 		"time limit of one FHIR API request, e.g. 30s or 2m; past it the request's queries are cancelled and it is answered 403 too-costly. "+
 			"PostgreSQL's statement_timeout is set 5s above it unless the store URL sets one (KAPBRIDGE_REQUEST_TIMEOUT)")
@@ -85,6 +95,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return cfg, usageError{err.Error()}
 	}
 	if err := envErr(); err != nil {
+		return cfg, err
+	}
+	if err := thrErr(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -237,11 +250,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if profiles, err = withIGs(profiles, cfg.IGs); err != nil {
+		return err
+	}
 	// The practice ingestion API (plain JSON, not FHIR) beside the FHIR
 	// API, which keeps the root: one router, one middleware chain
 	// (server.API).
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: &records.Applier{
-		Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice}, Writer: write.Writer{Base: cfg.BaseURL}, Tenant: fhir.DefaultTenant}})
+	// Every change, whichever API makes it, enqueues for the EHRs in its
+	// own transaction (syncstore.Enqueue); the connections' public keys
+	// are served at /ehr/NAME/jwks.json.
+	ss, _ := store.(syncstore.Store)
+	var changed func(context.Context, fhir.Tx, fhir.Version) error
+	apis := []server.API{}
+	if ss != nil {
+		changed = syncstore.Enqueue
+		apis = append(apis, jwksAPI{sync: ss})
+	}
+	applier := &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
+		Tenant: fhir.DefaultTenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier})
+	apis = append(apis, practiceAPI)
+	// Overdue pending records raise their Flags every overdueSweep; the
+	// sweep ends (stop, then wait) before the store closes.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, applier, cfg.Safety, overdueSweep, log) }()
+	defer func() { <-sweepDone }()
+	defer stopSweep()
 	lim := cfg.Limits.WithDefaults()
 	authz, closeAuth, err := setupAuth(ctx, cfg.Auth, store, cfg, stdout, stderr, log)
 	if err != nil {
@@ -251,7 +286,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := server.New(server.Config{Store: store, BaseURL: cfg.BaseURL, Logger: log, Version: version,
 		Conformance: ig.Resources(), Profiles: profiles, RequestTimeout: cfg.RequestTimeout,
 		Documents: []server.Document{{Path: schemaPath, ContentType: "application/schema+json", Body: mappings.Schema()}}, Limits: lim,
-		APIs: []server.API{practiceAPI}, Auth: authz})
+		APIs: apis, Changed: changed, Auth: authz})
 	if err := handler.SeedConformance(ctx); err != nil {
 		return fmt.Errorf("store the conformance resources: %w", err)
 	}
@@ -271,7 +306,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// block over MaxHeaderBytes, a malformed request) into
 	// OperationOutcomes.
 	ln = server.Listener(ln, lim)
-	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice)
+	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice,
+		"safety_thresholds", cfg.Safety.Changed())
+
+	var syncDone chan struct{}
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSync()
+	if cfg.Sync {
+		if ss == nil {
+			return errors.New("serve --sync: this store keeps no EHR connections")
+		}
+		conns, err := ss.Connections(ctx)
+		if err != nil {
+			return err
+		}
+		syncDone = make(chan struct{})
+		go func() { defer close(syncDone); RunWorkers(syncCtx, conns, ss, store, 2*time.Second, log) }()
+		log.Info("ehr sync workers running", "connections", len(conns))
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- serveOn(srv, ln, cfg.Auth) }()
@@ -281,6 +333,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	if syncDone != nil {
+		stopSync() // the workers release their leases
+		<-syncDone
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -25,6 +25,9 @@ type Call struct {
 	IfNoneExist string
 	// Entries are the requests of a batch or transaction Bundle (POST /).
 	Entries []Call
+	// Opaque says the body could not be read here (a Bundle or search
+	// form): it is decided as reaching every type with every permission.
+	Opaque bool
 }
 
 // AuditType is the resource type of the audit trail: written by the
@@ -51,6 +54,14 @@ func Decide(s smart.Scopes, c Call) error {
 		segs = nil
 	}
 	d := decider{s: s}
+	if c.Opaque {
+		for _, in := range []smart.Interaction{smart.InteractionCreate, smart.InteractionRead, smart.InteractionUpdate, smart.InteractionDelete, smart.InteractionSearchType} {
+			d.all(in)
+		}
+		if err := d.err(); err != nil {
+			return forbidden("the request body could not be read to see which types it reaches, so it needs every permission on every type: %s", fhir.AsError(err).Issues[0].Diagnostics)
+		}
+	}
 	switch {
 	case len(segs) == 0 && c.Method == http.MethodPost:
 		for i, e := range c.Entries {

@@ -29,6 +29,9 @@ type Principal struct {
 	Scopes   smart.Scopes
 	TokenID  string // the access token's jti, for audit
 	Expiry   time.Time
+	// Recipient is the client's ClientRow.Recipient: "" for the
+	// practice's own clients, a Practitioner reference for a prescriber's.
+	Recipient string
 }
 
 // Gateway is the gateway's SMART Backend Services authorization server: a
@@ -194,7 +197,7 @@ func (g *Gateway) checkClient(ctx context.Context, p *Principal) error {
 	case row.Disabled:
 		return fmt.Errorf("%w: client %q is disabled", ErrUnauthorized, p.ClientID)
 	}
-	p.Tenant = row.Tenant
+	p.Tenant, p.Recipient = row.Tenant, row.Recipient
 	return nil
 }
 

@@ -17,7 +17,14 @@ type ClientRow struct {
 	JWKSURL  string
 	Scopes   string // the scopes it may be granted, space separated
 	Disabled bool
-	Created  time.Time
+	// Recipient, for a prescriber's client, is the "Practitioner/id" a
+	// patient's Consent names to share with it: the client sees only the
+	// patients whose Consent shares their record with Recipient, and their
+	// psychotherapy notes only where a Consent permits them. "" is a client
+	// of the practice itself, which sees all of its resources, its notes
+	// included.
+	Recipient string
+	Created   time.Time
 }
 
 // KeyRow is one of the gateway's signing keys.

@@ -23,6 +23,18 @@ type Options struct {
 	// (Observation.valueQuantity), which FHIRPath makes an error: the
 	// element is Observation.value, narrowed with ofType(Quantity).
 	TypedChoiceNames bool
+	// FilterAs makes "x as T" (and as(T)) on several items keep those of
+	// type T, as ofType(T) does, instead of failing as FHIRPath N1 asks:
+	// the R4 search parameters' expressions are written for it,
+	// "(Observation.component.value as Quantity)" on every component.
+	FilterAs bool
+	// ReferenceTypes makes resolve() give, for each reference, an item of
+	// the type it names ("Patient/1", ".../Patient/1/_history/2", or
+	// Reference.type) and no content, rather than the resource found in
+	// the resource or its Bundle: "subject.where(resolve() is Patient)"
+	// then tests a reference's type, as a server indexing the search
+	// parameters does.
+	ReferenceTypes bool
 }
 
 // Expression is a compiled FHIRPath expression. It is immutable and safe

@@ -48,6 +48,12 @@ func (e *Expression) EvaluateElement(element *fhir.Value, typ string, resource *
 	return e.run(in, resource, env)
 }
 
+// EvaluateItem runs e on an item of an earlier result (a backbone
+// element keeps the children its definition gives it) inside resource.
+func (e *Expression) EvaluateItem(in Item, resource *fhir.Value, env *Env) (Collection, error) {
+	return e.run([]item{in.it}, resource, env)
+}
+
 // Predicate runs e and reads its result as a condition: true when it is
 // the single Boolean true; false when false or empty. Any other result is
 // an error, as it is for an invariant.
@@ -86,6 +92,7 @@ type evalCtx struct {
 	now      time.Time
 	nowSet   bool
 	steps    int
+	top      scope // the scope of the expression as a whole (evalIn)
 }
 
 // evalFailure carries an *Error up through the evaluator's recursion.
@@ -143,8 +150,10 @@ func (e *Expression) evalIn(c *evalCtx, in []item) (out []item, err error) {
 			out, err = nil, f.err
 		}
 	}()
-	sc := scope{this: in}
-	return c.eval(e.root, in, &sc), nil
+	// The top scope lives in c: taken by pointer, a local would escape
+	// and cost an allocation per expression.
+	c.top = scope{this: in}
+	return c.eval(e.root, in, &c.top), nil
 }
 
 func (c *evalCtx) fail(kind ErrorKind, n *node, format string, args ...any) {
@@ -413,4 +422,67 @@ func allChildren(it item, out []item) []item {
 		out = appendMember(out, o, k, n.Element(k))
 	}
 	return out
+}
+
+// Session evaluates many expressions on one resource (the search
+// parameters of a resource being indexed), sharing what they have in
+// common: the resource's typed item and the evaluation context. A Session
+// is for one goroutine; the zero value is not usable (NewSession).
+type Session struct {
+	ctx evalCtx
+	env Env
+	res []item
+	in  [1]item
+}
+
+// NewSession prepares the evaluation of expressions on resource, with env
+// as Evaluate would take it (nil: the zero Env).
+func NewSession(resource *fhir.Value, env *Env) *Session {
+	s := &Session{}
+	if env != nil {
+		s.env = *env
+	}
+	res := s.env.Resource
+	if res == nil {
+		res = resource
+	}
+	if resource != nil {
+		s.res = []item{resourceItem(resource)}
+	}
+	s.ctx.env = &s.env
+	if res != nil {
+		s.ctx.resource = []item{resourceItem(res)}
+	}
+	root := s.env.RootResource
+	if root == nil {
+		root = res
+	}
+	if root != nil {
+		s.ctx.root = []item{resourceItem(root)}
+	}
+	return s
+}
+
+// Append evaluates e on the session's resource and appends the result to
+// dst.
+func (s *Session) Append(dst Collection, e *Expression) (Collection, error) {
+	return s.appendOn(dst, e, s.res)
+}
+
+// AppendOn evaluates e on in, an item of an earlier result, and appends
+// the result to dst.
+func (s *Session) AppendOn(dst Collection, e *Expression, in Item) (Collection, error) {
+	s.in[0] = in.it
+	return s.appendOn(dst, e, s.in[:])
+}
+
+func (s *Session) appendOn(dst Collection, e *Expression, in []item) (Collection, error) {
+	items, err := e.evalIn(&s.ctx, in)
+	if err != nil {
+		return dst, err
+	}
+	for _, it := range items {
+		dst = append(dst, Item{it})
+	}
+	return dst, nil
 }

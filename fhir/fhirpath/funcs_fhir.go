@@ -24,6 +24,23 @@ func init() {
 		}
 		return out
 	})
+	// hasExtension(url) is extension(url).exists(): not in FHIRPath N1,
+	// but R4's QuestionnaireResponse subject parameter uses it (it was in
+	// FHIR's list of FHIRPath functions of earlier versions).
+	register("hasExtension", 1, 1, func(c *evalCtx, n *node, in []item, sc *scope) []item {
+		url, ok := c.argString(n, 0, sc)
+		if !ok {
+			return nil
+		}
+		for _, it := range in {
+			for _, x := range c.children(n, it, "extension", nil) {
+				if x.v != nil && x.v.GetString("url") == url {
+					return boolItems(true)
+				}
+			}
+		}
+		return boolItems(false)
+	})
 	register("hasValue", 0, 0, func(c *evalCtx, n *node, in []item, sc *scope) []item {
 		return boolItems(len(in) == 1 && in[0].tname != "" && in[0].sv != nil)
 	})
@@ -42,6 +59,12 @@ func init() {
 				ref = it.v.GetString("reference")
 			default:
 				ref, _ = value(it).(string)
+			}
+			if c.e.opts.ReferenceTypes {
+				if t := referenceType(it, ref); t != "" {
+					out = append(out, item{tname: t, node: fhir.TypeNode(t)})
+				}
+				continue
 			}
 			if ref == "" {
 				continue
@@ -87,6 +110,30 @@ func init() {
 // entry of the Bundle that is %rootResource, matched by fullUrl or by
 // type and id. Anything else (a server would have to fetch it) resolves
 // to nothing.
+// referenceType is the resource type a reference names: the segment
+// before the id in "Type/id", ".../Type/id" or ".../Type/id/_history/n"
+// (a canonical's "|version" aside), else Reference.type; "" when that is
+// no resource type.
+func referenceType(it item, ref string) string {
+	if i := strings.IndexByte(ref, '|'); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		ref = ref[:i]
+	}
+	t := ""
+	if i := strings.LastIndexByte(ref, '/'); i > 0 {
+		seg := ref[:i]
+		t = seg[strings.LastIndexByte(seg, '/')+1:]
+	} else if it.isComplex() {
+		t = it.v.GetString("type")
+	}
+	if fhir.TypeCategory(t) != "resource" {
+		return ""
+	}
+	return t
+}
+
 func (c *evalCtx) resolveReference(ref string) (item, bool) {
 	if id, ok := strings.CutPrefix(ref, "#"); ok {
 		for _, res := range c.resource {

@@ -2,6 +2,7 @@ package fhirpath
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +18,10 @@ import (
 // and Profiles.Validate reports warning-severity ones, wherever this
 // package is linked (fhir/search imports it, and so every server does).
 
-func init() { fhir.RegisterInvariants(CheckInvariants) }
+func init() {
+	fhir.RegisterInvariants(CheckInvariants)
+	fhir.RegisterConstraintEvaluator(evaluateConstraint)
+}
 
 // invariant is one compiled constraint.
 type invariant struct {
@@ -347,4 +351,37 @@ func (k *invChecker) report(inv *invariant, detail string) {
 	}
 	k.issues = append(k.issues, fhir.Issue{Severity: inv.severity, Code: fhir.IssueInvariant,
 		Diagnostics: d, Expression: []string{string(k.path)}})
+}
+
+// evaluateConstraint is what fhir.Profiles runs a profile's invariants
+// with (fhir.RegisterConstraintEvaluator): as CheckInvariants does, an
+// empty answer holds, anything but one Boolean is an error.
+func evaluateConstraint(src string, element *fhir.Value, typ string, n *fhir.Node, resource *fhir.Value) (bool, error) {
+	e, err := Compile(src)
+	if err != nil {
+		return false, err
+	}
+	var in item
+	switch {
+	case element == resource:
+		in = resourceItem(resource)
+	default:
+		if n == nil {
+			n = fhir.TypeNode(typ)
+		}
+		in = elementItem(element, nil, typ, n)
+	}
+	out, err := e.run([]item{in}, resource, nil)
+	if err != nil {
+		return false, err
+	}
+	switch len(out) {
+	case 0:
+		return true, nil
+	case 1:
+		if b, ok := out[0].it.sv.(bool); ok {
+			return b, nil
+		}
+	}
+	return false, &Error{Kind: Execution, Msg: fmt.Sprintf("%q gives %d items, not a Boolean", src, len(out))}
 }

@@ -236,10 +236,35 @@ func (c *evalCtx) logic(n *node, in []item, sc *scope) []item {
 
 // union merges two collections without duplicates, in order.
 func union(l, r []item) []item {
-	out := make([]item, 0, len(l)+len(r))
+	n := len(l) + len(r)
+	out := make([]item, 0, n)
+	if n <= 16 {
+		for _, side := range [][]item{l, r} {
+			for _, x := range side {
+				if !containsItem(out, x) {
+					out = append(out, x)
+				}
+			}
+		}
+		return out
+	}
+	// Many items (descendants().linkId.isDistinct() on a large
+	// Questionnaire, que-2): a string equals only an equal string, so
+	// strings are told apart by a set, in linear time; the rest are
+	// compared with each other as above.
+	seen := make(map[string]struct{}, n)
+	var others []item
 	for _, side := range [][]item{l, r} {
 		for _, x := range side {
-			if !containsItem(out, x) {
+			if s, ok := value(x).(string); ok {
+				if _, dup := seen[s]; !dup {
+					seen[s] = struct{}{}
+					out = append(out, x)
+				}
+				continue
+			}
+			if !containsItem(others, x) {
+				others = append(others, x)
 				out = append(out, x)
 			}
 		}
@@ -770,6 +795,15 @@ func (c *evalCtx) typeOp(n *node, op string, ts typeSpec, v []item) []item {
 		return nil
 	}
 	if len(v) > 1 {
+		if op == "as" && c.e.opts.FilterAs {
+			var out []item
+			for _, it := range v {
+				if itemIsExactly(it, ts) {
+					out = append(out, it)
+				}
+			}
+			return out
+		}
 		c.fail(Execution, n, "%s needs a single item, got %d", op, len(v))
 	}
 	if op == "is" {

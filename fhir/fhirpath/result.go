@@ -15,6 +15,10 @@ type Item struct{ it item }
 // "FHIR.code", "System.Integer".
 func (i Item) Type() string { return i.it.typeName().String() }
 
+// FHIRType is the FHIR type name of an element ("Quantity", "string",
+// "BackboneElement", a resource type), "" for a System value.
+func (i Item) FHIRType() string { return i.it.tname }
+
 // Node returns the element of the resource the item is, or nil for a
 // computed value (and for a primitive that has only extensions).
 func (i Item) Node() *fhir.Value { return i.it.v }

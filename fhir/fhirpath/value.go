@@ -123,8 +123,18 @@ func primitiveValue(v *fhir.Value, typ string) any {
 // appendMember appends the values of the JSON member name of object o
 // (and of its "_name" partner), typed by el when known.
 func appendMember(out []item, o *fhir.Value, name string, el *fhir.Element) []item {
-	v := o.Get(name)
-	ext := o.Get("_" + name)
+	// One pass for the member and its primitive partner "_name", with no
+	// string built for the partner's name.
+	var v, ext *fhir.Value
+	for i := range o.Members {
+		k := o.Members[i].Key
+		switch {
+		case k == name:
+			v = o.Members[i].Value
+		case len(k) == len(name)+1 && k[0] == '_' && k[1:] == name:
+			ext = o.Members[i].Value
+		}
+	}
 	if v == nil && ext == nil {
 		return out
 	}

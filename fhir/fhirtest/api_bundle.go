@@ -262,7 +262,7 @@ func apiTestBatchMixed(t *testing.T, c *apiClient) {
 		req("PUT", "Patient/"+id, fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, id), "ifMatch", `W/"9"`), // 3: If-Match mismatch
 		req("POST", "Patient", apiPatient("b-2", "Good"), "fullUrl", "urn:uuid:not-rewritten"),               // 4: good create
 		req("GET", "Patient/"+id, nil),                                                                       // 5: good read
-		req("PATCH", "Patient/"+id, nil),                                                                     // 6: not supported
+		req("PATCH", "Patient/"+id, nil),                                                                     // 6: no patch
 		req("GET", "Spaceship/1", nil),                                                                       // 7: unknown type read
 	}
 	got := responseBundle(t, c.do("POST", "/", txBundle(t, "batch", es...)), "batch-response", len(es))
@@ -422,16 +422,16 @@ func apiTestBundleRefused(t *testing.T, c *apiClient) {
 		status int
 		expr   string
 	}{
-		"collection":     {`{"resourceType":"Bundle","type":"collection"}`, 400, "Bundle.type"},
-		"no type":        {`{"resourceType":"Bundle"}`, 400, "Bundle.type"},
-		"not a Bundle":   {`{"resourceType":"Patient"}`, 400, "resourceType"},
-		"broken JSON":    {`{"resourceType":"Bundle",`, 400, ""},
-		"no request":     {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"}}]}`, 400, "Bundle.entry[0]"},
-		"no resource":    {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient"}}]}`, 400, "Bundle.entry[0].resource"},
-		"patch":          {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PATCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
-		"type mismatch":  {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Observation"}}]}`, 400, "Bundle.entry[0].resource.resourceType"},
-		"foreign server": {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"http://elsewhere.example/Patient/1"}}]}`, 400, "Bundle.entry[0].request.url"},
-		"bad method":     {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
+		"collection":      {`{"resourceType":"Bundle","type":"collection"}`, 400, "Bundle.type"},
+		"no type":         {`{"resourceType":"Bundle"}`, 400, "Bundle.type"},
+		"not a Bundle":    {`{"resourceType":"Patient"}`, 400, "resourceType"},
+		"broken JSON":     {`{"resourceType":"Bundle",`, 400, ""},
+		"no request":      {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"}}]}`, 400, "Bundle.entry[0]"},
+		"no resource":     {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient"}}]}`, 400, "Bundle.entry[0].resource"},
+		"patch, no patch": {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PATCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
+		"type mismatch":   {`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Observation"}}]}`, 400, "Bundle.entry[0].resource.resourceType"},
+		"foreign server":  {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"http://elsewhere.example/Patient/1"}}]}`, 400, "Bundle.entry[0].request.url"},
+		"bad method":      {`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient/1"}}]}`, 400, "Bundle.entry[0]"},
 	} {
 		issues := assertOutcome(t, c.do("POST", "/", []byte(tc.body)), tc.status)
 		if tc.expr != "" && !containsPrefix(issueExpressions(issues), tc.expr) {

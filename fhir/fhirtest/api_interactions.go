@@ -476,6 +476,8 @@ func apiTestCapabilityStatement(t *testing.T, c *apiClient) {
 		{"POST", "/Patient", apiPatient("cs2", "Cstwo"), []string{"If-None-Exist", "family=Cstwo"}, 201},
 		{"PUT", "/Patient?family=Csthree", apiPatient("cs3", "Csthree"), nil, 201},
 		{"DELETE", "/Patient?family=Cstwo,Csthree", nil, nil, 200},
+		{"POST", "/Patient/" + pid + "/$validate?mode=delete", nil, nil, 200},
+		{"POST", "/Patient/" + pid + "/$validate?mode=update&profile=http://hl7.org/fhir/StructureDefinition/Patient", []byte(`{"resourceType":"Patient","id":"` + pid + `"}`), nil, 200},
 	} {
 		if r := c.do(q.method, q.path, q.body, q.headers...); r.status != q.status {
 			t.Errorf("%s %s: %d, want %d: %.300s", q.method, q.path, r.status, q.status, r.body)

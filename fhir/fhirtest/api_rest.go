@@ -1,6 +1,7 @@
 package fhirtest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -357,5 +358,222 @@ func apiTestConditionalDelete(t *testing.T, c *apiClient) {
 	}
 	if r := c.do("GET", "/Observation?code=urn:cd|z&_summary=count", nil); !strings.Contains(string(r.body), `"total":101`) {
 		t.Errorf("after the refused delete: %s", r.body)
+	}
+
+	// In a transaction: all or nothing with the other entries.
+	tx := func(entries ...string) []byte {
+		return []byte(`{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`)
+	}
+	del := func(criteria string) string {
+		return `{"request":{"method":"DELETE","url":"Observation?` + criteria + `"}}`
+	}
+	put := `{"resource":` + obs("cdnew", "n") + `,"request":{"method":"PUT","url":"Observation/cdnew"}}`
+	assertOutcome(t, c.do("POST", "/", tx(del("code=urn:cd|z"), put)), http.StatusPreconditionFailed)
+	assertOutcome(t, c.do("POST", "/", tx(del("code=urn:cd|y"), `{"request":{"method":"DELETE","url":"Observation/cd2"}}`)), http.StatusBadRequest) // one resource twice
+	if after := c.dump(t); after != dump {
+		t.Error("refused transactions with conditional deletes changed the storage")
+	}
+	r = c.do("POST", "/", tx(del("code=urn:cd|y"), put))
+	got := responseBundle(t, r, "transaction-response", 2)
+	res0 := got[0]["response"].(map[string]any)
+	if res0["status"] != "200 OK" || !strings.Contains(toJSON(res0["outcome"]), "deleted Observation/cd2") {
+		t.Errorf("conditional delete entry: %v", res0)
+	}
+	if r := c.do("GET", "/Observation/cd2", nil); r.status != 410 {
+		t.Errorf("cd2 after the transaction: %d", r.status)
+	}
+}
+
+// apiTestDeepSearch: chains and _has nested past one level (bounded by
+// max-search-chains links), and the reference :identifier modifier.
+func apiTestDeepSearch(t *testing.T, c *apiClient) {
+	for _, w := range []struct{ path, body string }{
+		{"/Organization/dorg1", `{"resourceType":"Organization","id":"dorg1","name":"Acme Holdings"}`},
+		{"/Organization/dorg2", `{"resourceType":"Organization","id":"dorg2","name":"Acme Clinic","partOf":{"reference":"Organization/dorg1"}}`},
+		{"/Patient/dp1", `{"resourceType":"Patient","id":"dp1","managingOrganization":{"reference":"Organization/dorg2"}}`},
+		{"/Patient/dp2", `{"resourceType":"Patient","id":"dp2"}`},
+		{"/Patient/dp3", `{"resourceType":"Patient","id":"dp3","managingOrganization":{"reference":"Organization/dorg1"}}`},
+		{"/Observation/do1", `{"resourceType":"Observation","id":"do1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp1"}}`},
+		{"/Observation/do2", `{"resourceType":"Observation","id":"do2","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp2"}}`},
+		{"/Observation/do3", `{"resourceType":"Observation","id":"do3","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"urn:mrn","value":"77"}}}`},
+		{"/Observation/do4", `{"resourceType":"Observation","id":"do4","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/dp3","identifier":{"system":"urn:mrn","value":"88"}}}`},
+		{"/Practitioner/dpr1", `{"resourceType":"Practitioner","id":"dpr1","name":[{"family":"Ko"}]}`},
+		{"/Provenance/dpv1", `{"resourceType":"Provenance","id":"dpv1","target":[{"reference":"Observation/do1"}],"recorded":"2026-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/dpr1"}}]}`},
+	} {
+		if r := c.do("PUT", w.path, []byte(w.body)); r.status != 201 {
+			t.Fatalf("PUT %s: %d %s", w.path, r.status, r.body)
+		}
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"/Observation?subject:Patient.organization.partof.name=Acme%20Holdings", "Observation/do1"},
+		{"/Observation?subject:Patient.organization.name=Acme&_sort=_id", "Observation/do1 Observation/do4"},
+		{"/Observation?subject:Patient.organization.partof:Organization.name=Acme", "Observation/do1"},
+		{"/Patient?_has:Observation:patient:_has:Provenance:target:agent=Practitioner/dpr1", "Patient/dp1"},
+		{"/Patient?_has:Observation:patient:_has:Provenance:target:agent:Practitioner.name=Ko", "Patient/dp1"},
+		{"/Organization?_has:Patient:organization:_has:Observation:subject:_id=do4", "Organization/dorg1"},
+		{"/Organization?_has:Organization:partof:_has:Patient:organization:_id=dp1", "Organization/dorg1"},
+		{"/Observation?subject:identifier=urn:mrn|77", "Observation/do3"},
+		{"/Observation?subject:identifier=urn:mrn|88", "Observation/do4"},
+		{"/Observation?subject:identifier=|88", ""}, // |code: no system
+		{"/Observation?subject:identifier=88", "Observation/do4"},
+		{"/Observation?patient:identifier=urn:mrn|88", "Observation/do4"},
+		{"/Observation?subject:identifier=urn:mrn|77,urn:mrn|88&_sort=_id", "Observation/do3 Observation/do4"},
+		{"/Observation?subject:identifier=urn:other|77", ""},
+		{"/Provenance?target:Observation.subject:identifier=urn:mrn|77", ""},
+		{"/Provenance?target:Observation.subject:Patient.organization:identifier=x", ""},
+	} {
+		got, _, _ := searchsetAll(t, c, tc.query)
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("GET %s: %v, want %q", tc.query, got, tc.want)
+		}
+	}
+	// Five links are past max-search-chains (4), however they are split.
+	for _, q := range []string{
+		"/Observation?subject:Patient.link:Patient.link:Patient.link:Patient.link:Patient.name=x",
+		"/Patient?_has:Observation:patient:_has:Provenance:target:_has:AuditEvent:entity:_has:Provenance:target:agent:Practitioner.name=x",
+		"/Observation?subject:Patient.organization.partof.name=x&subject:Patient.organization.name=y",
+	} {
+		issues := assertOutcome(t, c.do("GET", q, nil), http.StatusBadRequest)
+		if d := diagnostics(issues); !strings.Contains(d, "max-search-chains") {
+			t.Errorf("GET %s: %s", q, d)
+		}
+	}
+}
+
+// apiTestValidateModes: $validate with profile (a StructureDefinition
+// stored on the server) and mode create, update and delete, each
+// checking what the write it names would be refused for.
+func apiTestValidateModes(t *testing.T, c *apiClient) {
+	const profile = "http://example.org/fhir/StructureDefinition/vp-patient"
+	sd := `{"resourceType":"StructureDefinition","id":"vp-patient","url":"` + profile + `","name":"VpPatient","status":"draft",
+		"kind":"resource","abstract":false,"type":"Patient","derivation":"constraint","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient",
+		"snapshot":{"element":[{"id":"Patient","path":"Patient","definition":"A patient.","min":0,"max":"*","base":{"path":"Patient","min":0,"max":"*"}},
+		{"id":"Patient.birthDate","path":"Patient.birthDate","definition":"Date of birth, required here.","min":1,"max":"1",
+		"base":{"path":"Patient.birthDate","min":0,"max":"1"},"type":[{"code":"date"}]}]}}`
+	if r := c.do("PUT", "/StructureDefinition/vp-patient", []byte(sd)); r.status != 201 {
+		t.Fatalf("PUT the profile: %d %s", r.status, r.body)
+	}
+	if r := c.do("PUT", "/Patient/vp1", []byte(`{"resourceType":"Patient","id":"vp1"}`)); r.status != 201 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	c.do("PUT", "/Patient/vpgone", []byte(`{"resourceType":"Patient","id":"vpgone"}`))
+	c.do("DELETE", "/Patient/vpgone", nil)
+	// With a narrative, so the outcomes carry no dom-6 warning ahead of
+	// the issue each row looks for.
+	const text = `"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">a patient</div>"}`
+	noBirth, withBirth := `{"resourceType":"Patient","id":"vp1",`+text+`}`, `{"resourceType":"Patient","id":"vp1",`+text+`,"birthDate":"1970"}`
+	params := func(res string, extra ...string) string {
+		ps := []string{`{"name":"resource","resource":` + res + `}`}
+		for i := 0; i+1 < len(extra); i += 2 {
+			ps = append(ps, `{"name":"`+extra[i]+`","valueCode":"`+extra[i+1]+`"}`)
+		}
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	dump := c.dump(t)
+	for _, tc := range []struct {
+		name, path, body string
+		severity         string // of the first issue; "" when the answer is an error status
+		status           int
+		mention          string
+	}{
+		{"profile: missing element", "/Patient/$validate?profile=" + profile, noBirth, "error", 200, "birthDate"},
+		{"profile: valid", "/Patient/$validate?profile=" + profile, withBirth, "information", 200, profile},
+		{"profile in Parameters", "/Patient/$validate", params(noBirth, "profile", profile), "error", 200, "birthDate"},
+		{"profile: the base definition", "/Patient/$validate?profile=http://hl7.org/fhir/StructureDefinition/Patient", noBirth, "information", 200, ""},
+		{"profile: unknown", "/Patient/$validate?profile=http://example.org/nope", withBirth, "", 400, "http://example.org/nope"},
+		{"profile: URL and body disagree", "/Patient/$validate?profile=http://example.org/a", params(noBirth, "profile", profile), "", 400, "profile"},
+		{"mode=profile without profile", "/Patient/$validate?mode=profile", noBirth, "", 400, "profile"},
+		{"mode=create", "/Patient/$validate?mode=create", noBirth, "information", 200, "create would be accepted"},
+		{"mode=create, invalid", "/Patient/$validate?mode=create", `{"resourceType":"Patient","gender":"often"}`, "error", 200, "gender"},
+		{"mode=update", "/Patient/vp1/$validate?mode=update", noBirth, "information", 200, "update would be accepted"},
+		{"mode=update, new id", "/Patient/vp2/$validate?mode=update", `{"resourceType":"Patient","id":"vp2"}`, "information", 200, "update"},
+		{"mode=update, id mismatch", "/Patient/vp1/$validate?mode=update", `{"resourceType":"Patient","id":"other"}`, "error", 200, "other"},
+		{"mode=update, id from the body", "/Patient/$validate?mode=update", withBirth, "information", 200, "update"},
+		{"mode=update, no id", "/Patient/$validate?mode=update", `{"resourceType":"Patient"}`, "", 400, "id"},
+		{"mode=update in Parameters with profile", "/Patient/vp1/$validate", params(noBirth, "mode", "update", "profile", profile), "error", 200, "birthDate"},
+		{"mode=delete", "/Patient/vp1/$validate?mode=delete", "", "information", 200, "may be deleted"},
+		{"mode=delete, unknown", "/Patient/nobody/$validate?mode=delete", "", "error", 200, "not found"},
+		{"mode=delete, deleted", "/Patient/vpgone/$validate?mode=delete", "", "information", 200, "deleted already"},
+		{"mode=delete without id", "/Patient/$validate?mode=delete", "", "", 400, "id"},
+		{"mode=bogus", "/Patient/$validate?mode=bogus", noBirth, "", 400, "bogus"},
+		{"unknown parameter", "/Patient/$validate?strict=true", noBirth, "", 400, "strict"},
+		{"no resource", "/Patient/$validate?mode=create", "", "", 400, "resource"},
+		{"unknown instance operation", "/Patient/vp1/$frob", noBirth, "", 405, "$validate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			issues := assertOutcome(t, c.do("POST", tc.path, body), tc.status)
+			if tc.severity != "" && issues[0].(map[string]any)["severity"] != tc.severity {
+				t.Errorf("first issue %v, want severity %s", issues[0], tc.severity)
+			}
+			if d := diagnostics(issues) + toJSON(issues); !strings.Contains(d, tc.mention) {
+				t.Errorf("the outcome does not mention %q: %s", tc.mention, d)
+			}
+		})
+	}
+	if after := c.dump(t); after != dump {
+		t.Error("$validate changed the storage")
+	}
+}
+
+// apiTestBundlePatch: PATCH entries in transactions and batches, a JSON
+// Patch as a Binary and a FHIRPath Patch as a Parameters; a transaction
+// whose patch fails writes nothing.
+func apiTestBundlePatch(t *testing.T, c *apiClient) {
+	c.do("PUT", "/Patient/bp1", []byte(`{"resourceType":"Patient","id":"bp1","active":false}`))
+	c.do("PUT", "/Patient/bp2", []byte(`{"resourceType":"Patient","id":"bp2","identifier":[{"system":"urn:bp","value":"2"}]}`))
+	jsonPatch := func(doc string) string {
+		return `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` + base64.StdEncoding.EncodeToString([]byte(doc)) + `"}`
+	}
+	fhirPath := `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"gender"},{"name":"value","valueCode":"other"}]}]}`
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"resource":` + jsonPatch(`[{"op":"replace","path":"/active","value":true}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1","ifMatch":"W/\"1\""}},
+		{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient?identifier=urn:bp|2"}}]}`
+	r := c.do("POST", "/", []byte(tx))
+	if r.status != 200 {
+		t.Fatalf("transaction of patches: %d %s", r.status, r.body)
+	}
+	for id, want := range map[string]string{"bp1": `"active":true`, "bp2": `"gender":"other"`} {
+		got := c.do("GET", "/Patient/"+id, nil)
+		if !strings.Contains(string(got.body), want) || got.header.Get("ETag") != `W/"2"` {
+			t.Errorf("Patient/%s after the transaction: %s %s", id, got.header.Get("ETag"), got.body)
+		}
+		if h := historyRequests(t, c, "/Patient/"+id+"/_history"); h[0] != "2 PATCH Patient/"+id+" 200" {
+			t.Errorf("history of %s: %v", id, h)
+		}
+	}
+	dump := c.dump(t)
+	for name, tx := range map[string]string{
+		"failed test": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Patient","id":"bp3"},"request":{"method":"PUT","url":"Patient/bp3"}},
+			{"resource":` + jsonPatch(`[{"op":"test","path":"/active","value":false}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+		"stale If-Match": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient/bp1","ifMatch":"W/\"1\""}}]}`,
+		"no match": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":` + fhirPath + `,"request":{"method":"PATCH","url":"Patient?identifier=urn:bp|none"}}]}`,
+		"wrong content type": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Binary","contentType":"text/plain","data":"eA=="},"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+		"a Patient as patch": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Patient"},"request":{"method":"PATCH","url":"Patient/bp1"}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if r := c.in(t).do("POST", "/", []byte(tx)); r.status < 400 {
+				t.Errorf("%d %s", r.status, r.body)
+			}
+		})
+	}
+	if after := c.dump(t); after != dump {
+		t.Error("failed transactions of patches changed the storage")
+	}
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[
+		{"resource":` + jsonPatch(`[{"op":"test","path":"/active","value":false}]`) + `,"request":{"method":"PATCH","url":"Patient/bp1"}},
+		{"resource":` + jsonPatch(`[{"op":"remove","path":"/gender"}]`) + `,"request":{"method":"PATCH","url":"Patient/bp2"}}]}`
+	got := responseBundle(t, c.do("POST", "/", []byte(batch)), "batch-response", 2)
+	if s0, s1 := entryStatus(got[0]), entryStatus(got[1]); !strings.HasPrefix(s0, "422") || !strings.HasPrefix(s1, "200") {
+		t.Errorf("batch of patches: %s, %s; want 422, 200", s0, s1)
 	}
 }

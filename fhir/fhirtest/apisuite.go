@@ -91,6 +91,9 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"EverythingPaging", apiTestEverythingPaging},
 		{"Patch", apiTestPatch},
 		{"ConditionalDelete", apiTestConditionalDelete},
+		{"DeepSearch", apiTestDeepSearch},
+		{"ValidateModes", apiTestValidateModes},
+		{"BundlePatch", apiTestBundlePatch},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 

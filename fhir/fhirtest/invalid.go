@@ -137,6 +137,24 @@ func InvalidResources() []InvalidCase {
 		{"extension with two values", patient(`,"extension":[{"url":"http://example.org/x","valueString":"x","valueBoolean":true}]`), "Patient", "Patient.extension[0].valueBoolean", bad},
 		{"extension with a value and extensions", patient(`,"extension":[{"url":"http://example.org/x","valueString":"x","extension":[{"url":"y","valueString":"z"}]}]`), "Patient", "Patient.extension[0]", bad},
 
+		// Invariants of the R4 definitions (error severity): refused
+		// naming the key at the element.
+		{"obs-6: a value and a dataAbsentReason", observation(`,"valueString":"a","dataAbsentReason":{"text":"gone"}`), "Observation", "Observation", bad},
+		{"obs-3: an empty reference range", observation(`,"referenceRange":[{"type":{"text":"normal"}}]`), "Observation", "Observation.referenceRange[0]", bad},
+		{"qty-3: a unit code without a system", observation(`,"valueQuantity":{"value":1,"code":"mg"}`), "Observation", "Observation.valueQuantity", bad},
+		{"ele-1: an element with only an id", observation(`,"method":{"id":"m1"}`), "Observation", "Observation.method", bad},
+		{"ext-1: an extension with neither value nor extensions", patient(`,"extension":[{"url":"http://example.org/x"}]`), "Patient", "Patient.extension[0]", bad},
+		{"ref-1: a local reference to nothing contained", observation(`,"subject":{"reference":"#p1"}`), "Observation", "Observation.subject", bad},
+		{"dom-3: a contained resource nothing refers to", patient(`,"contained":[{"resourceType":"Organization","id":"o1","name":"o"}]`), "Patient", "Patient", bad},
+		{"per-1: a period that ends before it starts", observation(`,"effectivePeriod":{"start":"2024-02-01","end":"2024-01-01"}`), "Observation", "Observation.effectivePeriod", bad},
+
+		// Narrative attacks (txt-1): what a browser showing the narrative
+		// would run.
+		{"narrative with a script", patient(`,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script></div>"}`), "Patient", "Patient.text.div", bad},
+		{"narrative with onload", patient(`,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><img src=\"x\" onload=\"alert(1)\"/></div>"}`), "Patient", "Patient.text.div", bad},
+		{"narrative with a javascript: link", patient(`,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"javascript:alert(1)\">x</a></div>"}`), "Patient", "Patient.text.div", bad},
+		{"narrative unbalanced", patient(`,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</div>"}`), "Patient", "Patient.text.div", bad},
+
 		// U+0000: PostgreSQL text cannot hold it, so no store may take it.
 		{"NUL in a string", patient(`,"name":[{"family":"a\u0000b"}]`), "Patient", "Patient.name[0].family", bad},
 		{"NUL in a repeating string", patient(`,"name":[{"given":["Ann","\u0000"]}]`), "Patient", "Patient.name[0].given[1]", bad},

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirpath"
 )
 
 // Extract returns every index value of res for its type's parameters, in
@@ -34,28 +35,80 @@ func Extract(res *fhir.Value, base string) []fhir.IndexEntry {
 	if len(defs) == 0 {
 		return nil
 	}
-	root := item{v: res, t: r.types[typ]}
-	c := &evalCtx{root: root, r: r}
 	x := &extractor{base: strings.TrimSuffix(base, "/")}
-	in := []item{root}
 	// Sized for a typical clinical resource: growing a slice of these
 	// 300-byte entries is most of the cost otherwise.
 	out := make([]fhir.IndexEntry, 0, 48)
+	ev := &evaluation{r: r, s: fhirpath.NewSession(res, nil)}
+	var nodes []item
 	for _, d := range defs {
 		if len(d.p.Alias) > 0 {
 			continue // its values are other parameters' (Param.Alias)
 		}
-		nodes := c.eval(d.expr, in)
+		nodes = ev.eval(d.expr, nil, nodes[:0])
 		if len(nodes) == 0 {
 			continue
 		}
 		if d.p.Type == Composite {
-			out = x.composite(c, d, nodes, out)
+			out = x.composite(ev, d, nodes, out)
 			continue
 		}
 		for _, n := range nodes {
 			out = x.entries(d.p.Code, d.p.Type, n, out)
 		}
+	}
+	return out
+}
+
+var boolValue = map[bool]*fhir.Value{true: {Kind: fhir.KindBool, Bool: true}, false: {Kind: fhir.KindBool}}
+
+// item is one node a parameter's expression selects: its JSON value, the
+// type it is indexed by, and the engine's item (for a composite's
+// components, evaluated relative to it).
+type item struct {
+	v  *fhir.Value
+	t  *typeInfo
+	fp fhirpath.Item
+}
+
+// evaluation runs the parameters' expressions on one resource.
+type evaluation struct {
+	r   *registry
+	s   *fhirpath.Session
+	col fhirpath.Collection // reused
+}
+
+// eval runs e on the resource (or on the node in, when set) and appends
+// the elements it selects: computed values other than Booleans, and
+// resolve()'s type-only items, are not indexable. An expression that
+// fails on this resource (none of the R4 parameters does on any official
+// example: TestEveryParameterOnEveryExample) indexes nothing for its
+// parameter: the validator has judged the resource, search indexes what
+// it can read.
+func (ev *evaluation) eval(e *fhirpath.Expression, in *item, out []item) []item {
+	var err error
+	if in != nil {
+		ev.col, err = ev.s.AppendOn(ev.col[:0], e, in.fp)
+	} else {
+		ev.col, err = ev.s.Append(ev.col[:0], e)
+	}
+	if err != nil {
+		return out
+	}
+	for _, it := range ev.col {
+		ft := it.FHIRType()
+		v, t := it.Node(), ev.r.types[ft]
+		if ft == "" {
+			// A computed Boolean: Patient.deceased.exists() and
+			// Patient.deceased != false is a token true/false.
+			if b, ok := it.Bool(); ok {
+				v, t = boolValue[b], ev.r.types["boolean"]
+			}
+		}
+		if v == nil || t == nil {
+			continue
+		}
+		out = append(out, item{v: v, t: t, fp: it})
 	}
 	return out
 }
@@ -89,7 +142,8 @@ func (x *extractor) normalize(s string) string {
 
 // composite evaluates each component relative to each node of the
 // composite's expression and emits every combination of component values.
-func (x *extractor) composite(c *evalCtx, d *paramDef, nodes []item, out []fhir.IndexEntry) []fhir.IndexEntry {
+func (x *extractor) composite(ev *evaluation, d *paramDef, nodes []item, out []fhir.IndexEntry) []fhir.IndexEntry {
+	var cnodes []item
 	for _, n := range nodes {
 		for len(x.per) < len(d.comps) {
 			x.per = append(x.per, make([]fhir.IndexEntry, 0, 8))
@@ -102,7 +156,8 @@ func (x *extractor) composite(c *evalCtx, d *paramDef, nodes []item, out []fhir.
 		for i := len(d.comps) - 1; i >= 0; i-- {
 			cx, cp := d.comps[i], d.p.Components[i].Param
 			per[i] = per[i][:0]
-			for _, cn := range c.eval(cx, []item{n}) {
+			cnodes = ev.eval(cx, &n, cnodes[:0])
+			for _, cn := range cnodes {
 				per[i] = x.entries(cp.Code, cp.Type, cn, per[i])
 			}
 			if len(per[i]) == 0 {

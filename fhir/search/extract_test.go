@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/fhirpath"
 )
 
 const examples = "../../testdata/fhir-r4-examples"
@@ -327,8 +328,8 @@ func TestEveryParameterOnEveryExample(t *testing.T) {
 	res := allResources(t)
 	for _, v := range res {
 		typ := v.GetString("resourceType")
-		c := &evalCtx{root: item{v: v, t: r.types[typ]}, r: r}
 		x := &extractor{base: testBase}
+		ev := &evaluation{r: r, s: fhirpath.NewSession(v, nil)}
 		for _, d := range r.params[typ] {
 			func() {
 				defer func() {
@@ -336,7 +337,10 @@ func TestEveryParameterOnEveryExample(t *testing.T) {
 						t.Fatalf("%s/%s %s: panic %v", typ, v.GetString("id"), d.p.Code, p)
 					}
 				}()
-				for _, n := range c.eval(d.expr, []item{c.root}) {
+				if _, err := d.expr.Evaluate(v, nil); err != nil {
+					t.Errorf("%s/%s %s: %v", typ, v.GetString("id"), d.p.Code, err)
+				}
+				for _, n := range ev.eval(d.expr, nil, nil) {
 					if d.p.Type == Composite {
 						continue
 					}

@@ -111,9 +111,14 @@ func RefuseNUL(params url.Values) error {
 // Clauses come in key order (sorted), then value order, so equal requests
 // give equal Queries. An empty value (name=) is ignored, as the spec asks.
 //
+// Chains (subject:Patient.organization.name=x) and _has
+// (_has:Observation:patient:_has:AuditEvent:entity:agent=y, whose last
+// parameter may be chained too) nest to any depth, each link counting
+// toward Limits.MaxChains, which bounds the joins of one search.
+//
 // Not supported (ignored, or 400 when strict): token :above, :below, :in,
-// :not-in (they need a terminology server), chains deeper than one level,
-// _has inside _has, _contained, _query, _text, _content, _list, _filter.
+// :not-in (they need a terminology server), _contained, _query, _text,
+// _content, _list, _filter.
 //
 // A U+0000 in any name or value (RefuseNUL), and a search over
 // DefaultLimits, are a 400 *fhir.Error.
@@ -397,19 +402,23 @@ func (p *queryParser) clause(key, raw string) error {
 		}
 		return err
 	}
-	if c.Chain != nil || c.Has != nil {
-		if p.chains++; p.chains > p.lim.MaxChains {
-			return overLimit("chained and _has criteria", p.chains, "max-search-chains", p.lim.MaxChains)
-		}
-	}
 	p.q.Clauses = append(p.q.Clauses, c)
+	return nil
+}
+
+// link counts one link of a chain or _has (each joins the reference
+// index per candidate row) against Limits.MaxChains.
+func (p *queryParser) link(key string) error {
+	if p.chains++; p.chains > p.lim.MaxChains {
+		return overLimit("chain and _has links (a.b.c counts 2)", p.chains, "max-search-chains", p.lim.MaxChains)
+	}
 	return nil
 }
 
 // parseKey reads key (name[:modifier], a chain name[:Type].param, or _has)
 // and its value on type typ. full is the whole key as sent, which errors
-// and Query.Ignored name; top is false inside a chain or _has, where
-// neither may appear again.
+// and Query.Ignored name; top is false inside a chain or _has (which may
+// nest further: each link counts toward MaxChains, link).
 func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, error) {
 	ignore := func(format string, args ...any) (Clause, error) {
 		if err := p.unsupported(full, format, args...); err != nil {
@@ -420,14 +429,14 @@ func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, er
 	orig := key
 	key = full
 	if strings.HasPrefix(orig, "_has:") {
-		if !top {
-			return ignore("_has is supported one level deep only")
+		if err := p.link(full); err != nil {
+			return Clause{}, err
 		}
-		return p.has(typ, key, raw, ignore)
+		return p.has(typ, orig, full, raw, ignore)
 	}
 	if left, right, ok := strings.Cut(orig, "."); ok {
-		if !top || strings.Contains(right, ".") {
-			return ignore("chains are supported one level deep only")
+		if err := p.link(full); err != nil {
+			return Clause{}, err
 		}
 		return p.chain(typ, key, left, right, raw, ignore)
 	}
@@ -498,6 +507,10 @@ func (p *queryParser) parseKey(typ, key, full, raw string, top bool) (Clause, er
 	if len(c.Values) == 0 {
 		return Clause{}, &errIgnored{}
 	}
+	if par.Type == Reference && mod == "identifier" {
+		// A token search of the references' identifiers (identifier.go).
+		c.Param, c.Modifier = IdentifierParam(par), ""
+	}
 	return c, nil
 }
 
@@ -530,9 +543,11 @@ func (p *queryParser) chain(typ, key, left, right, raw string, ignore func(strin
 	return Clause{Param: par, Chain: &Chain{Type: target, Clause: inner}}, nil
 }
 
-// has reads _has:Type:refParam:param[:modifier].
-func (p *queryParser) has(typ, key, raw string, ignore func(string, ...any) (Clause, error)) (Clause, error) {
-	parts := strings.SplitN(key, ":", 4)
+// has reads _has:Type:refParam:param[:modifier], where param may be a
+// chain or another _has. rel is this level's part of the key, key the
+// whole key as sent.
+func (p *queryParser) has(typ, rel, key, raw string, ignore func(string, ...any) (Clause, error)) (Clause, error) {
+	parts := strings.SplitN(rel, ":", 4)
 	if len(parts) < 4 || parts[3] == "" {
 		return Clause{}, malformed(key, "expected _has:Type:reference:parameter")
 	}
@@ -546,9 +561,6 @@ func (p *queryParser) has(typ, key, raw string, ignore func(string, ...any) (Cla
 	}
 	if !hasTarget(ref, typ) {
 		return Clause{}, malformed(key, "%s.%s cannot point at %s", src, refName, typ)
-	}
-	if strings.HasPrefix(rest, "_has:") || strings.Contains(rest, ".") {
-		return ignore("_has and chains are supported one level deep only")
 	}
 	inner, err := p.parseKey(src, rest, key, raw, false)
 	if err != nil {
@@ -759,4 +771,8 @@ func unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+func isIdentByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }

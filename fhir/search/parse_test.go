@@ -182,8 +182,23 @@ func TestParseQueryValues(t *testing.T) {
 		}},
 		{"Observation", "subject:identifier=http://hospital.org/mrn|12345", func(t *testing.T, q *Query) {
 			c := q.Clauses[0]
-			if c.Modifier != "identifier" || c.Values[0].System != "http://hospital.org/mrn" || c.Values[0].Code != "12345" {
+			// A token search of the references' identifiers (identifier.go).
+			if c.Modifier != "" || c.Param.Code != "subject:identifier" || c.Param.Type != Token || c.Values[0].System != "http://hospital.org/mrn" || c.Values[0].Code != "12345" {
 				t.Errorf("%+v", c)
+			}
+		}},
+		{"Observation", "subject:Patient.organization.partof.name=Acme", func(t *testing.T, q *Query) {
+			c := q.Clauses[0]
+			if c.Chain == nil || c.Chain.Type != "Patient" || c.Chain.Clause.Chain == nil || c.Chain.Clause.Chain.Type != "Organization" ||
+				c.Chain.Clause.Chain.Clause.Chain == nil || c.Chain.Clause.Chain.Clause.Chain.Clause.Param.Code != "name" {
+				t.Errorf("three-link chain: %+v", c)
+			}
+		}},
+		{"Patient", "_has:Observation:patient:_has:Provenance:target:agent:Practitioner.name=Ko", func(t *testing.T, q *Query) {
+			h := q.Clauses[0].Has
+			if h == nil || h.Type != "Observation" || h.Clause.Has == nil || h.Clause.Has.Type != "Provenance" ||
+				h.Clause.Has.Clause.Chain == nil || h.Clause.Has.Clause.Chain.Type != "Practitioner" {
+				t.Errorf("nested _has ending in a chain: %+v", q.Clauses[0])
 			}
 		}},
 		{"Observation", "subject:Patient.identifier=urn:mrn|7&patient.name=Rivera", func(t *testing.T, q *Query) {
@@ -324,7 +339,9 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "name:sounds=x", true, "name:sounds", `"name:sounds"`},
 		{"Observation", "code:below=http://loinc.org|8480-6", true, "code:below", "terminology"},
 		{"Observation", "code:in=http://x/ValueSet/y", true, "code:in", "terminology"},
-		{"Observation", "subject:Patient.organization.name=x", true, "subject:Patient.organization.name", "one level"},
+		{"Observation", "subject:Patient.organization.nonesuch=x", true, "subject:Patient.organization.nonesuch", "nonesuch"},
+		{"Observation", "subject:Patient.link:Patient.link:Patient.link:Patient.link:Patient.name=x", false, "", "max-search-chains"},
+		{"Patient", "_has:Observation:patient:_has:AuditEvent:entity:_has:Provenance:target:_has:AuditEvent:entity:agent:Practitioner.name=x", false, "", "max-search-chains"},
 		{"Observation", "subject:Patient.nonesuch=x", true, "subject:Patient.nonesuch", "nonesuch"},
 		{"Patient", "_has:Observation:patient:nonesuch=x", true, "_has:Observation:patient:nonesuch", "nonesuch"},
 		{"Patient", "_text=x", true, "_text", "_text"},

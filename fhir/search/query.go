@@ -1,6 +1,7 @@
 // Package search owns FHIR search: the R4 search-parameter registry
-// generated from the official SearchParameter definitions, the FHIRPath
-// subset that extracts index values from a resource at write time, the
+// generated from the official SearchParameter definitions, the extraction
+// of index values from a resource at write time (the parameters'
+// expressions run on the FHIRPath engine, fhir/fhirpath), the
 // parsed form of a search request (Query) that a store executes, and the
 // store capabilities that execute it (Searcher, HistoryPager, Store:
 // store.go).

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kapbridge/kapbridge/fhir/fhirpath"
 )
 
 // params.json.gz is written by internal/paramgen (see generate.go) from the
@@ -84,8 +86,17 @@ func (t *typeInfo) isA(target *typeInfo) bool {
 // paramDef is a Param with its compiled expressions.
 type paramDef struct {
 	p     *Param
-	expr  *expr
-	comps []*expr // composite: one per component, relative to expr's nodes
+	expr  *fhirpath.Expression
+	comps []*fhirpath.Expression // composite: one per component, relative to expr's nodes
+}
+
+// searchOptions compile the parameters' expressions as the R4 search
+// parameters are written: as filters a collection, and resolve() tests
+// the type a reference names (see fhirpath.Options).
+var searchOptions = fhirpath.Options{FilterAs: true, ReferenceTypes: true}
+
+func compile(src string) (*fhirpath.Expression, error) {
+	return fhirpath.CompileWith(src, searchOptions)
 }
 
 type registry struct {
@@ -223,7 +234,7 @@ func loadRegistry(gz []byte) (*registry, error) {
 		codes := map[string]*paramDef{}
 		var defs []*paramDef
 		for _, p := range tp.Params {
-			x, err := compile(p.Expr, r)
+			x, err := compile(p.Expr)
 			if err != nil {
 				return nil, err
 			}
@@ -238,7 +249,7 @@ func loadRegistry(gz []byte) (*registry, error) {
 		for i, p := range tp.Params {
 			pd := defs[i]
 			for _, c := range p.Comps {
-				cx, err := compile(c.Expr, r)
+				cx, err := compile(c.Expr)
 				if err != nil {
 					return nil, err
 				}

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -121,6 +120,10 @@ func (s *Server) authenticate() gin.HandlerFunc {
 				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "the access token's scopes do not include %q, which %s needs", sc, a.Prefix()).WithStatus(http.StatusForbidden), p)
 				return
 			}
+			if p.Recipient != "" && !strings.HasPrefix(a.Prefix(), "/auth") && a.Prefix() != "/.well-known" {
+				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q is a prescriber's: %s is the practice's own", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
+				return
+			}
 			if t := s.auth.APITenant[a.Prefix()]; t != "" && p.Tenant != t {
 				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q belongs to another practice than the one %s serves", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
 				return
@@ -142,32 +145,38 @@ func (s *Server) authorize(c *gin.Context) {
 	if c.Request.Method == http.MethodPost && c.Request.Body != nil {
 		switch {
 		case strings.HasSuffix(c.Request.URL.Path, "/_search"):
+			// A form the handler could read but this cannot is decided as
+			// one that reaches every type (Opaque).
 			body, err := peekBody(c)
-			if err != nil {
-				return // the handler reads the body again and answers its error
-			}
+			form, ferr := url.ParseQuery(string(body))
 			if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt == "application/x-www-form-urlencoded" {
-				form, err := url.ParseQuery(string(body))
-				if err == nil {
-					for k, vs := range form {
-						call.Query[k] = append(call.Query[k], vs...)
-					}
+				if err != nil || ferr != nil {
+					call.Opaque = true
+				}
+				for k, vs := range form {
+					call.Query[k] = append(call.Query[k], vs...)
 				}
 			}
 		case strings.Trim(c.Request.URL.Path, "/") == "":
+			// Read with the parser the Bundle handler uses, so both see the
+			// same entries; a body it cannot read is decided as one whose
+			// entries may reach every type (Opaque).
 			body, err := peekBody(c)
-			if err != nil {
-				return
-			}
-			entries, err := bundleCalls(s.base, body)
-			if err != nil {
-				return // not a Bundle: the handler says why, touching nothing
+			entries, berr := bundleCalls(s.base, body)
+			if err != nil || berr != nil {
+				call.Opaque = true
 			}
 			call.Entries = entries
 		}
 	}
 	if err := auth.Decide(p.Scopes, call); err != nil {
 		s.refuse(c, err, p)
+		return
+	}
+	if p.Recipient != "" { // a prescriber's client: the patient's Consent decides (auth_consent.go)
+		if err := s.consentGate(c, p); err != nil {
+			s.fail(c, err)
+		}
 	}
 }
 
@@ -191,40 +200,36 @@ func (e errReader) Read([]byte) (int, error) {
 // bundleCalls reads the request of each entry of a batch or transaction
 // Bundle.
 func bundleCalls(base string, body []byte) ([]auth.Call, error) {
-	var b struct {
-		ResourceType string `json:"resourceType"`
-		Entry        []struct {
-			Request *struct {
-				Method      string `json:"method"`
-				URL         string `json:"url"`
-				IfNoneExist string `json:"ifNoneExist"`
-			} `json:"request"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
+	lim := fhir.StoredLimits
+	root, err := fhir.ParseJSON(body, lim)
+	if err != nil {
 		return nil, err
 	}
-	if b.ResourceType != "Bundle" {
+	if root.GetString("resourceType") != "Bundle" {
 		return nil, errors.New("not a Bundle")
 	}
-	out := make([]auth.Call, 0, len(b.Entry))
-	for _, e := range b.Entry {
-		if e.Request == nil {
+	var out []auth.Call
+	for _, e := range list(root.Get("entry")) {
+		req := e.Get("request")
+		if req == nil {
 			continue // the handler refuses an entry without a request
 		}
-		raw := e.Request.URL
+		method, raw := req.GetString("method"), req.GetString("url")
+		if method == "" || raw == "" {
+			return nil, errors.New("an entry's request has no method or url")
+		}
 		if strings.HasPrefix(raw, base+"/") {
 			raw = strings.TrimPrefix(raw, base)
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			continue // refused by the handler as malformed
+			return nil, err
 		}
 		path := u.Path
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
-		out = append(out, auth.Call{Method: strings.ToUpper(e.Request.Method), Path: path, Query: u.Query(), IfNoneExist: e.Request.IfNoneExist})
+		out = append(out, auth.Call{Method: strings.ToUpper(method), Path: path, Query: u.Query(), IfNoneExist: req.GetString("ifNoneExist")})
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/kapbridge/kapbridge/fhir/auth"
 	"github.com/kapbridge/kapbridge/fhir/smart"
@@ -70,4 +71,24 @@ func authAPIs(a *Auth) []API {
 		return nil
 	}
 	return []API{authAPI{a.Gateway}, wellKnownAPI{a.Gateway}}
+}
+
+// restSecurity is the CapabilityStatement's rest.security with
+// authorization on: the SMART-on-FHIR service and, in the oauth-uris
+// extension, the token endpoint (SMART App Launch's discovery through
+// /metadata, beside /.well-known/smart-configuration). Nil without.
+func (s *Server) restSecurity() *models.CapabilityStatementRestSecurity {
+	if s.auth == nil || s.auth.Gateway == nil {
+		return nil
+	}
+	token := s.auth.Gateway.TokenURL()
+	cors := len(s.auth.CORSOrigins) > 0
+	return &models.CapabilityStatementRestSecurity{
+		Cors: &cors,
+		Service: []models.CodeableConcept{{Coding: []models.Coding{{
+			System: ptr("http://terminology.hl7.org/CodeSystem/restful-security-service"), Code: ptr("SMART-on-FHIR")}}}},
+		Description: ptr("SMART Backend Services: client_credentials with a private_key_jwt client assertion (RS384 or ES384) at the token endpoint; every request but /metadata and /.well-known/ needs the bearer token; scopes system/Type.cruds (v2) or .read/.write (v1)"),
+		Extension: []models.Extension{{Url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+			Extension: []models.Extension{{Url: "token", ValueUri: &token}}}},
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/auth"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/server"
@@ -122,6 +123,14 @@ func TestAuthBearerRequired(t *testing.T) {
 	}
 	if err := conf.CheckBackendServices(smart.ES384); err != nil {
 		t.Fatal(err)
+	}
+	// The CapabilityStatement declares it too, and still validates.
+	_, _, body = e.do(t, "", "GET", "/metadata", "")
+	if !strings.Contains(body, `"SMART-on-FHIR"`) || !strings.Contains(body, `"valueUri":"`+e.URL+auth.TokenPath+`"`) {
+		t.Fatalf("metadata without rest.security: %.500s", body)
+	}
+	if _, _, err := fhir.ParseResource([]byte(body)); err != nil {
+		t.Fatalf("the CapabilityStatement with security does not validate: %v", err)
 	}
 }
 
@@ -301,4 +310,109 @@ func kid(t *testing.T, tok string) string {
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	return m["kid"].(string)
+}
+
+// registerClient registers a client with a recipient and returns its
+// token.
+func (e *authEnv) prescriber(t *testing.T, id, recipient string, scopes ...string) string {
+	t.Helper()
+	sc := "system/*.rs"
+	if len(scopes) > 0 {
+		sc = scopes[0]
+	}
+	tok := e.client(t, id, "acme", sc, sc)
+	row, err := e.st.AuthClient(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.Recipient = recipient
+	if err := e.st.PutAuthClient(context.Background(), row); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func consentJSON(id, patient, actor, label string) string {
+	sec := ""
+	if label != "" {
+		sec = `,"securityLabel":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"` + label + `"}]`
+	}
+	return `{"resourceType":"Consent","id":"` + id + `","status":"active",
+		"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
+		"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],
+		"patient":{"reference":"` + patient + `"},
+		"policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},
+		"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},
+		"reference":{"reference":"` + actor + `"}}]` + sec + `}}`
+}
+
+// TestAuthConsent: the practice's own client reads everything, notes
+// included; a prescriber's client only the patients a Consent shares
+// with it, and their notes only with a Consent permitting PSYTHPN.
+func TestAuthConsent(t *testing.T) {
+	e := newAuthServer(t)
+	practice := e.client(t, "practice", "acme", "system/*.cruds", "system/*.cruds")
+	for _, w := range []struct{ path, body string }{
+		{"/Patient/p1", `{"resourceType":"Patient","id":"p1"}`},
+		{"/Patient/p2", `{"resourceType":"Patient","id":"p2"}`},
+		{"/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`},
+		{"/Observation/o2", `{"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		{"/DocumentReference/n1", `{"resourceType":"DocumentReference","id":"n1","status":"current","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSYTHPN"}]},"subject":{"reference":"Patient/p1"},"content":[{"attachment":{"contentType":"text/plain","data":"U0VDUkVU"}}]}`},
+		{"/Consent/c1", consentJSON("c1", "Patient/p1", "Practitioner/dr", "")},
+	} {
+		if code, _, body := e.do(t, practice, "PUT", w.path, w.body); code != 201 {
+			t.Fatalf("seed %s: %d %s", w.path, code, body)
+		}
+	}
+	dr := e.prescriber(t, "dr", "Practitioner/dr")
+	other := e.prescriber(t, "other", "Practitioner/other")
+	drw := e.prescriber(t, "drw", "Practitioner/dr", "system/*.cruds")
+	check := func(name, tok, method, path string, want int, has, hasNot string) {
+		t.Helper()
+		code, _, body := e.do(t, tok, method, path, "")
+		if code != want || has != "" && !strings.Contains(body, has) || hasNot != "" && strings.Contains(body, hasNot) {
+			t.Errorf("%s: %s %s = %d %.300s; want %d", name, method, path, code, body, want)
+		}
+	}
+	check("practice reads its note", practice, "GET", "/DocumentReference/n1", 200, "U0VDUkVU", "")
+	check("shared patient", dr, "GET", "/Patient/p1", 200, "", "")
+	check("shared patient's observation", dr, "GET", "/Observation/o1", 200, "", "")
+	check("unshared patient", dr, "GET", "/Patient/p2", 404, "", "")
+	check("unshared patient's observation", dr, "GET", "/Observation/o2", 404, "", "")
+	check("unshared observation's history", dr, "GET", "/Observation/o2/_history", 404, "", "")
+	check("search of the shared patient", dr, "GET", "/Observation?patient=Patient/p1", 200, "Observation/o1", "o2")
+	check("search of the unshared patient", dr, "GET", "/Observation?patient=p2", 403, "", "o2")
+	check("search naming no patient", dr, "GET", "/Observation", 403, "", "o1")
+	check("search naming two patients", dr, "GET", "/Observation?patient=p1,p2", 403, "", "o2")
+	check("note without a note Consent", dr, "GET", "/DocumentReference/n1", 404, "", "U0VDUkVU")
+	check("note search without a note Consent", dr, "GET", "/DocumentReference?patient=p1", 200, "", "U0VDUkVU")
+	check("note by $everything", dr, "GET", "/Patient/p1/$everything", 200, "o1", "U0VDUkVU")
+	check("bundle", dr, "POST", "/", 403, "", "")
+	for _, w := range []struct{ name, method, path, body string }{
+		{"move a shared observation to an unshared patient", "PUT", "/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		{"create by update for an unshared patient", "PUT", "/Observation/new1", `{"resourceType":"Observation","id":"new1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		{"create for an unshared patient", "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+	} {
+		if code, _, body := e.do(t, drw, w.method, w.path, w.body); code != 403 || !strings.Contains(body, "Consent") {
+			t.Errorf("%s: %d %s; want 403 naming the Consent", w.name, code, body)
+		}
+	}
+	if code, _, body := e.do(t, drw, "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`); code != 201 {
+		t.Errorf("a prescriber writing for its shared patient: %d %s", code, body)
+	}
+	check("include of its patient", dr, "GET", "/Observation?patient=p1&_include=Observation:subject", 200, "Patient/p1", "")
+	check("iterated include", dr, "GET", "/Observation?patient=p1&_include:iterate=Patient:link", 403, "", "")
+	check("include into other observations", dr, "GET", "/Observation?patient=p1&_include=Observation:has-member", 403, "", "")
+	check("revinclude of observations", dr, "GET", "/Patient?_id=p1&_revinclude=Observation:subject", 403, "", "")
+	check("revinclude of provenance", dr, "GET", "/Patient?_id=p1&_revinclude=Provenance:target", 200, "", "")
+	check("system history", dr, "GET", "/_history", 403, "", "")
+	check("another prescriber", other, "GET", "/Patient/p1", 404, "", "")
+	check("another prescriber's search", other, "GET", "/Observation?patient=p1", 403, "", "o1")
+
+	if code, _, body := e.do(t, practice, "PUT", "/Consent/c2", consentJSON("c2", "Patient/p1", "Practitioner/dr", "PSYTHPN")); code != 201 {
+		t.Fatalf("note Consent: %d %s", code, body)
+	}
+	check("note with a note Consent", dr, "GET", "/DocumentReference/n1", 200, "U0VDUkVU", "")
+	check("note search with a note Consent", dr, "GET", "/DocumentReference?patient=p1", 200, "U0VDUkVU", "")
+	check("the other prescriber still not", other, "GET", "/DocumentReference/n1", 404, "", "U0VDUkVU")
 }

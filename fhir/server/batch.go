@@ -48,7 +48,7 @@ func (s *Server) batch(ctx context.Context, r *Request, entries []*bundleEntryRe
 			}
 		}
 	}
-	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
+	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodPatch} {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, workers)
 		for _, e := range entries {

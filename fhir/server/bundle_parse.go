@@ -1,12 +1,14 @@
 package server
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/patch"
 )
 
 // Reading a batch or transaction Bundle into its entries: each one's
@@ -24,7 +26,13 @@ type bundleEntryReq struct {
 	query   string // conditional criteria (PUT), or the query of a GET
 	path    string // the URL path, relative to the base, for a GET
 	res     *fhir.Value
-	bodyID  string // the id in res before processing (stamp replaces it)
+	bodyID  string      // the id in res before processing (stamp replaces it)
+	patch   patch.Patch // a PATCH entry's patch (res is then nil)
+	// condDelete: DELETE Type?criteria, which deletes every match
+	// (condKeys, resolved in the transaction; deleted, what it wrote).
+	condDelete bool
+	condKeys   []fhir.Key
+	deleted    []fhir.Version
 
 	ifNoneExist string
 	ifMatch     int64
@@ -182,10 +190,7 @@ func (s *Server) parseEntry(e *bundleEntryReq, it, res *fhir.Value) {
 		// Run through the route table after the writes (Do): whatever GET
 		// supports, a GET entry supports, with the same answers.
 		return
-	case http.MethodPatch:
-		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.method", "entry %d: PATCH is not supported by this server", e.index)
-		return
-	case http.MethodPost, http.MethodPut, http.MethodDelete:
+	case http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
 	default:
 		e.err = fhir.Errorf(fhir.IssueCodeInvalid, at+".request.method", "entry %d: request.method %q is not an HTTP verb of Bundles", e.index, e.method)
 		return
@@ -197,18 +202,17 @@ func (s *Server) parseEntry(e *bundleEntryReq, it, res *fhir.Value) {
 	}
 	switch {
 	case e.method == http.MethodPost && len(segs) == 1 && query == "":
-	case e.method == http.MethodPut && len(segs) == 1 && query != "":
-	case (e.method == http.MethodPut || e.method == http.MethodDelete) && len(segs) == 2 && query == "":
+	case (e.method == http.MethodPut || e.method == http.MethodPatch) && len(segs) == 1 && query != "":
+	case (e.method == http.MethodPut || e.method == http.MethodDelete || e.method == http.MethodPatch) && len(segs) == 2 && query == "":
 		e.id = segs[1]
 		if !idPattern.MatchString(e.id) {
 			e.err = fhir.Errorf(fhir.IssueInvalid, at+".request.url", "entry %d: %q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", e.index, e.id)
 			return
 		}
-	case e.method == http.MethodDelete && len(segs) == 1:
-		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: conditional delete (%s) is not supported; delete by id: DELETE %s/{id}", e.index, e.rawURL, e.typ)
-		return
+	case e.method == http.MethodDelete && len(segs) == 1 && query != "":
+		e.condDelete = true
 	default:
-		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: %s %s is not an interaction this server supports in a Bundle (POST Type, PUT Type/id, PUT Type?criteria, DELETE Type/id, GET anything)", e.index, e.method, e.rawURL)
+		e.err = fhir.Errorf(fhir.IssueNotSupported, at+".request.url", "entry %d: %s %s is not an interaction this server supports in a Bundle (POST Type, PUT Type/id, PUT Type?criteria, PATCH Type/id, PATCH Type?criteria, DELETE Type/id, DELETE Type?criteria, GET anything)", e.index, e.method, e.rawURL)
 		return
 	}
 	if e.method == http.MethodDelete {
@@ -221,6 +225,10 @@ func (s *Server) parseEntry(e *bundleEntryReq, it, res *fhir.Value) {
 	}
 	if issues := fhir.Validate(res); len(issues) > 0 {
 		e.err = entryError(e, &fhir.Error{Code: fhir.IssueInvalid, Issues: issues}, "")
+		return
+	}
+	if e.method == http.MethodPatch {
+		s.parseEntryPatch(e, res, at)
 		return
 	}
 	if rt := res.GetString("resourceType"); rt != e.typ {
@@ -321,4 +329,32 @@ func entryExpression(at, rt, x string) string {
 		return at + ".resource" + x[len(rt):]
 	}
 	return at + ".resource." + x
+}
+
+// parseEntryPatch reads a PATCH entry's patch: a FHIRPath Patch (a
+// Parameters resource) or a JSON Patch (a Binary of contentType
+// application/json-patch+json, its data the document), as the
+// specification carries them in Bundles.
+func (s *Server) parseEntryPatch(e *bundleEntryReq, res *fhir.Value, at string) {
+	var err error
+	switch rt := res.GetString("resourceType"); rt {
+	case "Parameters":
+		e.patch, err = patch.ParseFHIRPathPatch(res)
+	case "Binary":
+		if ct := res.GetString("contentType"); ct != mimeJSONPatch {
+			err = fhir.Errorf(fhir.IssueNotSupported, at+".resource.contentType", "entry %d: a Binary patch must have contentType %s, not %q", e.index, mimeJSONPatch, ct)
+			break
+		}
+		data, derr := base64.StdEncoding.DecodeString(res.GetString("data"))
+		if derr != nil {
+			err = fhir.Errorf(fhir.IssueInvalid, at+".resource.data", "entry %d: Binary.data is not base64", e.index)
+			break
+		}
+		e.patch, err = patch.ParseJSONPatch(data, s.lim.Resource)
+	default:
+		err = fhir.Errorf(fhir.IssueInvalid, at+".resource.resourceType", "entry %d: a PATCH entry carries a Parameters (FHIRPath Patch) or a Binary (JSON Patch), not a %s", e.index, rt)
+	}
+	if err != nil {
+		e.err = entryError(e, err, at+".resource")
+	}
 }

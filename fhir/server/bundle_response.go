@@ -118,6 +118,8 @@ func (s *Server) respondBundle(r *Request, kind string, entries []*bundleEntryRe
 			re.Response = &txEntryResponse{Status: statusLine(fhir.StatusOf(e.err)), Outcome: fhir.OperationOutcomeMax(e.err.Issues, s.lim.MaxIssues)}
 		case e.got != nil:
 			re.Response, re.Resource = e.got, e.gotRes
+		case e.condDelete:
+			re.Response = &txEntryResponse{Status: statusLine(e.status), Outcome: conditionalDeleteOutcome(e.typ, e.deleted, s.lim.MaxIssues)}
 		default:
 			v := e.out
 			re.Response = &txEntryResponse{Status: statusLine(e.status), Etag: etag(v.VersionID),

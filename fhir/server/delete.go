@@ -76,6 +76,12 @@ func (s *Server) conditionalDelete(ctx context.Context, r *Request) (*Response, 
 	if preferReturn(r.Header) == "minimal" {
 		return &Response{Status: http.StatusNoContent}, nil
 	}
+	return &Response{Status: http.StatusOK, Body: conditionalDeleteOutcome(typ, deleted, maxConditionalDeletes+1)}, nil
+}
+
+// conditionalDeleteOutcome lists what a conditional delete deleted (ids
+// and versions only), or says it matched nothing.
+func conditionalDeleteOutcome(typ string, deleted []fhir.Version, maxIssues int) []byte {
 	var issues []fhir.Issue
 	for _, v := range deleted {
 		issues = append(issues, fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
@@ -85,5 +91,5 @@ func (s *Server) conditionalDelete(ctx context.Context, r *Request) (*Response, 
 		issues = []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
 			Diagnostics: "no " + typ + " matched the criteria; nothing was deleted"}}
 	}
-	return &Response{Status: http.StatusOK, Body: fhir.OperationOutcomeMax(issues, maxConditionalDeletes+1)}, nil
+	return fhir.OperationOutcomeMax(issues, max(maxIssues, maxConditionalDeletes+1))
 }

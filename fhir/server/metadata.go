@@ -28,7 +28,8 @@ var typeInteractions = []models.TypeRestfulInteraction{
 }
 
 var typeOperations = []models.CapabilityStatementRestResourceOperation{
-	{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+	{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+		Documentation: ptr("POST /Type/$validate and POST /Type/id/$validate. mode: create, update, delete (no resource needed), profile; profile: a profile this server holds or a StructureDefinition stored here. An unknown mode or profile is refused (400), never ignored.")},
 }
 
 var everythingOperation = models.CapabilityStatementRestResourceOperation{
@@ -125,6 +126,7 @@ func (s *Server) buildCapabilityStatement() []byte {
 			Mode:        models.RestfulCapabilityModeServer,
 			Resource:    resources,
 			Interaction: systemInteractions,
+			Security:    s.restSecurity(), // auth_api.go
 		}},
 	}
 	out, err := json.Marshal(cs)

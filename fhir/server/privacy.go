@@ -12,10 +12,11 @@ import (
 
 // Psychotherapy notes (45 CFR 164.501) are stored labelled with the
 // v3-ActCode sensitivity PSYTHPN. Their disclosure needs the patient's
-// authorization for a named recipient, and this API does not yet know who
-// its caller is (client authentication arrives with the authorization
-// issue), so every caller is the public fhir.Audience, which receives no
-// note: not its content and not its existence.
+// authorization for a named recipient. The caller's Audience says which
+// it may receive (auth_consent.go): the practice's own clients all of
+// them, a prescriber's client those a Consent permits to it, and every
+// other caller (no authorization) the public fhir.Audience, which receives
+// no note: not its content and not its existence.
 //
 // The rule is fhir.Audience.Withholds, asked on every path here:
 //   - reads, vreads and instance histories of a withheld resource answer
@@ -33,9 +34,10 @@ import (
 // The practice's own tools read notes from the practice record store, not
 // from here.
 
-// audienceOf returns whom the answer to c goes to. Until the API
-// authenticates its callers, everyone is the public audience.
-func audienceOf(*gin.Context) fhir.Audience { return fhir.Audience{} }
+// audienceOf returns whom the answer to c goes to: decided by the
+// caller's client and the patient's Consents (auth_consent.go); without
+// authorization, the public audience.
+func audienceOf(c *gin.Context) fhir.Audience { return principalAudience(c) }
 
 // hidden reports whether the resource whose newest version is head must
 // be treated as nonexistent for aud: head is withheld (for a deleted

@@ -35,6 +35,11 @@ func FuzzWithholding(f *testing.F) {
 		"DocumentReference/n1", "DocumentReference/n3/_history", "DocumentReference/n1/_history/1",
 		"DocumentReference/_history?_count=1", "_history?_since=2000-01-01",
 		"DocumentReference?_lastUpdated=gt2000&_elements=description", "DocumentReference?_content=SECRET",
+		// issue 13: $everything paging and filters, nested chains and
+		// _has, :identifier.
+		"Patient/p/$everything?_count=1", "Patient/p/$everything?_type=DocumentReference&_since=2000",
+		"Provenance?target:DocumentReference.subject:Patient._has:DocumentReference:subject:description=SECRET",
+		"Patient?_has:DocumentReference:subject:_has:Provenance:target:_id=pv", "DocumentReference?subject:identifier=urn:x|y",
 	} {
 		f.Add(seed)
 	}

@@ -30,22 +30,23 @@ func (s *Server) routeTable() []route {
 		rs = append(rs, route{http.MethodGet, d.Path, document(d)})
 	}
 	return append(rs,
-		route{http.MethodPost, "/", s.bundle},                           // batch and transaction Bundles
-		route{http.MethodGet, "/:type", s.search},                       // search
-		route{http.MethodPost, "/:type/_search", s.searchPost},          // search with a form body
-		route{http.MethodGet, "/:type/_history", s.typeHistory},         // type history
-		route{http.MethodGet, "/:type/:id/:compartment", s.compartment}, // GET /Patient/{id}/{type}, /Patient/{id}/$everything
-		route{http.MethodPost, "/:type", s.create},                      // create, conditional create (If-None-Exist)
-		route{http.MethodPut, "/:type", s.conditionalUpdate},            // PUT /Type?identifier=system|value
-		route{http.MethodPost, "/:type/:id", s.typeOperation},           // POST /Type/$validate
-		route{http.MethodGet, "/:type/:id", s.read},                     // read
-		route{http.MethodPut, "/:type/:id", s.update},                   // update, update-as-create
-		route{http.MethodDelete, "/:type/:id", s.delete},                // delete
-		route{http.MethodPatch, "/:type/:id", s.patchInstance},          // JSON Patch, FHIRPath Patch
-		route{http.MethodPatch, "/:type", s.conditionalPatch},           // PATCH /Type?identifier=system|value
-		route{http.MethodDelete, "/:type", s.conditionalDelete},         // DELETE /Type?criteria
-		route{http.MethodGet, "/:type/:id/_history", s.history},         // instance history
-		route{http.MethodGet, "/:type/:id/_history/:vid", s.vread},      // vread
+		route{http.MethodPost, "/", s.bundle},                                  // batch and transaction Bundles
+		route{http.MethodGet, "/:type", s.search},                              // search
+		route{http.MethodPost, "/:type/_search", s.searchPost},                 // search with a form body
+		route{http.MethodGet, "/:type/_history", s.typeHistory},                // type history
+		route{http.MethodGet, "/:type/:id/:compartment", s.compartment},        // GET /Patient/{id}/{type}, /Patient/{id}/$everything
+		route{http.MethodPost, "/:type", s.create},                             // create, conditional create (If-None-Exist)
+		route{http.MethodPut, "/:type", s.conditionalUpdate},                   // PUT /Type?identifier=system|value
+		route{http.MethodPost, "/:type/:id", s.typeOperation},                  // POST /Type/$validate
+		route{http.MethodPost, "/:type/:id/:compartment", s.instanceOperation}, // POST /Type/id/$validate
+		route{http.MethodGet, "/:type/:id", s.read},                            // read
+		route{http.MethodPut, "/:type/:id", s.update},                          // update, update-as-create
+		route{http.MethodDelete, "/:type/:id", s.delete},                       // delete
+		route{http.MethodPatch, "/:type/:id", s.patchInstance},                 // JSON Patch, FHIRPath Patch
+		route{http.MethodPatch, "/:type", s.conditionalPatch},                  // PATCH /Type?identifier=system|value
+		route{http.MethodDelete, "/:type", s.conditionalDelete},                // DELETE /Type?criteria
+		route{http.MethodGet, "/:type/:id/_history", s.history},                // instance history
+		route{http.MethodGet, "/:type/:id/_history/:vid", s.vread},             // vread
 	)
 }
 
@@ -65,11 +66,12 @@ func (s *Server) routes() *gin.Engine {
 	// X-Forwarded-For names the client only when it comes from a proxy
 	// configured as trusted (Auth.TrustedProxies), none by default.
 	_ = r.SetTrustedProxies(s.trustedProxies())
-	r.Use(requestID(), s.securityHeaders(), s.ownAPI, s.accessLog(), s.recoverPanic(), s.admit())
-	// auth_hardening.go, auth_audit.go, auth.go: CORS for configured
-	// origins, the audit record, a bearer token on every request but the
-	// public ones, the rate per client.
-	r.Use(s.cors(), s.auditTrail(), s.authenticate(), s.rateLimit())
+	// The audit record wraps admission and panic recovery, so requests
+	// shed under load (503) and panics (500) are audited too.
+	r.Use(requestID(), s.securityHeaders(), s.ownAPI, s.accessLog(), s.auditTrail(), s.recoverPanic(), s.admit())
+	// auth_hardening.go, auth.go: CORS for configured origins, a bearer
+	// token on every request but the public ones, the rate per client.
+	r.Use(s.cors(), s.authenticate(), s.rateLimit())
 	r.Use(s.requestDeadline()) // every handler's context ends at the request's time limit
 
 	// The FHIR API first, so that its methods are listed in Allow in the

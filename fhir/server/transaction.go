@@ -122,7 +122,7 @@ func transactionFailure(entries []*bundleEntryReq) error {
 // writeEntries performs, in processing order, the write entries with
 // (condRefs true) or without conditional references.
 func (s *Server) writeEntries(ctx context.Context, tx fhir.Tx, entries []*bundleEntryReq, condRefs bool, aud fhir.Audience) error {
-	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
+	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodPatch} {
 		for _, e := range entries {
 			if e.method != method || e.condRefs != condRefs {
 				continue
@@ -241,7 +241,35 @@ func (s *Server) resolveTargets(ctx context.Context, tx fhir.Tx, tenant string, 
 				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
 			}
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
-		case e.method == http.MethodPut || e.method == http.MethodDelete:
+		case e.condDelete:
+			ids, err := s.matchConditionMax(ctx, tx, tenant, e.typ, e.query, aud, condWrite, maxConditionalDeletes+1)
+			if err == nil && len(ids) > maxConditionalDeletes {
+				err = fhir.Errorf(fhir.IssueMultipleMatches, "", "more than %d %s resources match %q; a conditional delete removes at most %d: narrow the criteria", maxConditionalDeletes, e.typ, e.query, maxConditionalDeletes).
+					WithStatus(http.StatusPreconditionFailed)
+			}
+			if err != nil {
+				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
+			}
+			e.condKeys, e.deleted = e.condKeys[:0], e.deleted[:0]
+			for _, id := range ids {
+				k := fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
+				if other, dup := seen[k]; dup {
+					return duplicateError(e, other.index, k.Type+"/"+k.ID)
+				}
+				seen[k] = e
+				e.condKeys = append(e.condKeys, k)
+			}
+			continue
+		case e.method == http.MethodPatch && e.id == "":
+			id, err := s.matchOne(ctx, tx, tenant, e.typ, e.query, aud)
+			if err == nil && id == "" {
+				err = fhir.Errorf(fhir.IssueNotFound, "", "no %s matches %q: a conditional patch needs one match", e.typ, e.query)
+			}
+			if err != nil {
+				return entryError(e, err, "Bundle.entry["+strconv.Itoa(e.index)+"].request.url")
+			}
+			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: id}
+		case e.method == http.MethodPut || e.method == http.MethodDelete || e.method == http.MethodPatch:
 			e.key = fhir.Key{Tenant: tenant, Type: e.typ, ID: e.id}
 		default:
 			continue
@@ -267,6 +295,17 @@ func criteriaOf(h string) string {
 func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq, aud fhir.Audience) (err error) {
 	switch e.method {
 	case http.MethodDelete:
+		if e.condDelete {
+			for _, k := range e.condKeys {
+				v, _, err := s.deleteIn(ctx, tx, k, 0, aud)
+				if err != nil {
+					return err
+				}
+				e.deleted = append(e.deleted, v)
+			}
+			e.status = http.StatusOK
+			return nil
+		}
 		e.out, e.status, err = s.deleteIn(ctx, tx, e.key, e.ifMatch, aud)
 	case http.MethodPost:
 		if e.matched {
@@ -275,6 +314,9 @@ func (s *Server) writeEntry(ctx context.Context, tx fhir.Tx, e *bundleEntryReq, 
 		e.out, e.status, err = s.createIn(ctx, tx, e.key, e.res)
 	case http.MethodPut:
 		e.out, e.status, err = s.updateIn(ctx, tx, e.key, e.res, e.ifMatch, aud)
+	case http.MethodPatch:
+		e.out, err = s.patchIn(ctx, tx, e.key, e.patch, e.ifMatch, aud)
+		e.status = http.StatusOK
 	}
 	return err
 }

@@ -48,7 +48,9 @@ func (w Writer) Put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versio
 	vid := cur.VersionID + 1
 	Stamp(res, k.ID, vid, ts)
 	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode(), Method: w.Method}
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: search.Extract(res, w.Base)}); err != nil {
+	entries := search.Extract(res, w.Base)
+	search.IndexIdentifiers(entries) // Reference.identifier, for :identifier
+	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: entries}); err != nil {
 		return fhir.Version{}, err
 	}
 	return v, w.changed(ctx, tx, v)

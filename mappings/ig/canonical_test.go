@@ -43,7 +43,7 @@ func TestCheckCodesPublished(t *testing.T) {
 			t.Errorf("%s has no definition", c.Code)
 		}
 	}
-	if !slices.Equal(got, mappings.CheckCodes) {
+	if !slices.Equal(got, append(slices.Clone(mappings.CheckCodes), mappings.CodePendingOverdue)) {
 		t.Errorf("kap-check codes %v\ndiffer from CheckCodes %v: run go generate ./mappings/ig", got, mappings.CheckCodes)
 	}
 }

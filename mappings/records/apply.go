@@ -34,12 +34,13 @@ type Applier struct {
 	// later records of the same run resolve against earlier ones.
 	DryRun bool
 
-	once    sync.Once
-	rows    recordstore.Store // Store as a record store, once checked
-	rowsErr error
-	cache   decodedCache
-	dryMu   sync.Mutex
-	dryRows map[string]recordstore.Row
+	once      sync.Once
+	rows      recordstore.Store // Store as a record store, once checked
+	rowsErr   error
+	cache     decodedCache
+	baselines baselineCache
+	dryMu     sync.Mutex
+	dryRows   map[string]recordstore.Row
 }
 
 // Statuses of a Result.
@@ -318,6 +319,9 @@ func (st *applyState) process(rec mappings.Record, body []byte, hash string, old
 	}
 	res.Resources = refs
 	row.State = recordstore.StateMapped
+	if o, ok := rec.(*mappings.Observation); ok {
+		st.noteObservation(o, true)
+	}
 	for _, r := range refs {
 		row.Resources = append(row.Resources, r.String())
 	}
@@ -422,6 +426,22 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 			out = append(out, r)
 		}
 	}
+	if sc, ok := rec.(*mappings.Screening); ok && len(sc.Instruments) > 0 {
+		// A baseline arriving after a follow-up changes the follow-up's
+		// response and remission: judge the client's other screenings
+		// again.
+		others, err := st.children(mappings.KindScreening, sc.Client)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range others {
+			if o.RecordHeader().ID != sc.ID && len(o.(*mappings.Screening).Instruments) > 0 {
+				if err := remap(mappings.KindScreening, o.RecordHeader().ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if clearance {
 		// A clearance decision or pregnancy test may change the findings
 		// (and Flags) of doses already mapped: a later not_cleared revokes,
@@ -452,8 +472,10 @@ func (st *applyState) dependents(rec mappings.Record, first bool) ([]Result, err
 			return nil, err
 		}
 		for _, k := range kids {
-			if err := remap(mappings.KindObservation, k.RecordHeader().ID); err != nil {
-				return nil, err
+			if k := k.(*mappings.Observation); k.Phase == "during" || k.Phase == "discharge" {
+				if err := remap(mappings.KindObservation, k.ID); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -535,10 +557,18 @@ func (st *applyState) checkBook(rec mappings.Record) (*mappings.Book, error) {
 			return nil, err
 		}
 	case *mappings.Observation:
-		// The session's other observations: a reading is judged by its
+		// A reading during or at the end of a session is judged by its
 		// rise from the session's pre-dose baseline.
-		if _, err := addKids(mappings.KindObservation, r.Session); err != nil {
-			return nil, err
+		if r.Phase == "during" || r.Phase == "discharge" {
+			bs, err := st.baselines(r.Session)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range bs {
+				if o.ID != r.ID {
+					b.Add(o)
+				}
+			}
 		}
 	case *mappings.Session:
 		c, ok := st.mapped(mappings.KindCourse, r.Course)

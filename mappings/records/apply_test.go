@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/search"
@@ -175,7 +176,7 @@ func TestApplyConcurrent(t *testing.T) {
 	applyAll(t, testApplier(ref), recs)
 	want := snapshot(t, ref)
 	stores := map[string]func(testing.TB) search.Store{"sqlite": openTestStore}
-	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
+	if sqltest.PostgresDSN(t) != "" {
 		stores["postgres"] = openPGStore
 	}
 	for name, open := range stores {

@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/kapbridge/kapbridge/adapters/sqlstore/sqltest"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/write"
@@ -25,7 +25,7 @@ type exportEnv struct {
 // set, on PostgreSQL (a fresh schema), each with a fresh store.
 func forEachStore(t *testing.T, fn func(t *testing.T, e *exportEnv)) {
 	stores := map[string]func(testing.TB) search.Store{"sqlite": openTestStore}
-	if os.Getenv("KAPBRIDGE_TEST_POSTGRES_DSN") != "" {
+	if sqltest.PostgresDSN(t) != "" {
 		stores["postgres"] = openPGStore
 	} else {
 		t.Log("KAPBRIDGE_TEST_POSTGRES_DSN not set: the PostgreSQL half of the export tests is skipped")

@@ -2,7 +2,6 @@ package records
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
@@ -15,7 +14,7 @@ import (
 // KAPBRIDGE_TEST_POSTGRES_DSN, or skips.
 func openPGStore(t testing.TB) search.Store {
 	t.Helper()
-	dsn := os.Getenv(sqltest.EnvPostgresDSN)
+	dsn := sqltest.PostgresDSN(t)
 	if dsn == "" {
 		t.Skip(sqltest.EnvPostgresDSN + " not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}

@@ -215,6 +215,25 @@ func (l txLookup) Session(id string) (*mappings.Session, bool) {
 	return lookupAs[mappings.Session](l.st, mappings.KindSession, id)
 }
 
+// ScreeningsOf makes txLookup a mappings.ScreeningLookup: a follow-up
+// PHQ-9 or GAD-7 is judged against the client's baseline.
+func (l txLookup) ScreeningsOf(client string) []*mappings.Screening {
+	kids, err := l.st.children(mappings.KindScreening, client)
+	if err != nil {
+		if l.st.err == nil {
+			l.st.err = err
+		}
+		return nil
+	}
+	out := make([]*mappings.Screening, 0, len(kids))
+	for _, k := range kids {
+		if s, ok := k.(*mappings.Screening); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (l txLookup) SessionsOf(course string) []*mappings.Session {
 	kids, err := l.st.children(mappings.KindSession, course)
 	if err != nil {

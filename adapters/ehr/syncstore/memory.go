@@ -241,6 +241,19 @@ func (m *Memory) Deliveries(_ context.Context, connection, state string, limit i
 	return out, nil
 }
 
+func (m *Memory) Delivery(_ context.Context, connection, tenant, typ, id string) (Delivery, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range m.deliveries {
+		if d.Connection == connection && d.Tenant == tenant && d.Type == typ && d.ResourceID == id {
+			c := *d
+			c.Outcome = slices.Clone(d.Outcome)
+			return c, nil
+		}
+	}
+	return Delivery{}, ErrNotFound
+}
+
 func (m *Memory) Counts(_ context.Context, connection string) (map[string]int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -173,6 +173,9 @@ type Store interface {
 	// Deliveries lists deliveries of connection in state ("" any), by id;
 	// at most limit (<= 0: all).
 	Deliveries(ctx context.Context, connection, state string, limit int) ([]Delivery, error)
+	// Delivery returns the delivery of one resource to connection, or
+	// ErrNotFound.
+	Delivery(ctx context.Context, connection, tenant, typ, id string) (Delivery, error)
 	// Counts counts the deliveries of connection by state.
 	Counts(ctx context.Context, connection string) (map[string]int, error)
 

@@ -28,10 +28,15 @@ const EnvPostgresDSN = "KAPBRIDGE_TEST_POSTGRES_DSN"
 
 // PostgresDSN returns the DSN of the test PostgreSQL server, or "" after
 // logging that the PostgreSQL half of t is skipped because none is set.
+// Under CI (CI set, as .ci/run does) a missing DSN fails t instead: the
+// PostgreSQL half must run there.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(EnvPostgresDSN)
 	if dsn == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(EnvPostgresDSN + " not set while CI is: the PostgreSQL half of this test must run in CI (.ci/run sets it)")
+		}
 		t.Log(EnvPostgresDSN + " not set: the PostgreSQL half of this test is skipped (.ci/run sets it)")
 	}
 	return dsn

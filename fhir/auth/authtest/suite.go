@@ -23,7 +23,7 @@ func Run(t *testing.T, st auth.Store, reopen func(t *testing.T) auth.Store) {
 			t.Fatalf("unknown client: err %v, want ErrNoClient", err)
 		}
 		b := auth.ClientRow{ID: "b", Tenant: "acme", JWKS: `{"keys":[]}`, Scopes: "system/*.rs", Created: time.Unix(1000, 0).UTC()}
-		a := auth.ClientRow{ID: "a", Tenant: "other", JWKSURL: "https://example.org/jwks", Scopes: "system/Patient.read", Created: time.Unix(2000, 0).UTC()}
+		a := auth.ClientRow{ID: "a", Tenant: "other", JWKSURL: "https://example.org/jwks", Scopes: "system/Patient.read", Recipient: "Practitioner/p", Created: time.Unix(2000, 0).UTC()}
 		for _, c := range []auth.ClientRow{b, a} {
 			if err := st.PutAuthClient(ctx, c); err != nil {
 				t.Fatal(err)

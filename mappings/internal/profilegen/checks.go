@@ -23,7 +23,7 @@ func checkCodeSystem(path string) (codeSystem, error) {
 	if err != nil {
 		return codeSystem{}, fmt.Errorf("the table of checks: %w", err)
 	}
-	table, _, _ := strings.Cut(string(doc), "\n## ")
+	table, _, _ := strings.Cut(string(doc), "\n## Thresholds")
 	var cs []concept
 	for _, m := range checkRow.FindAllStringSubmatch(table, -1) {
 		rule := strings.TrimSpace(m[4])

@@ -180,6 +180,8 @@ func codeSystems() []codeSystem {
 			{"severe", "Severe", "Severity band: severe (PHQ-9 20-27, GAD-7 15-21)."},
 			{"screen-positive", "Screen positive", "The screening total is at or above the instrument's cut-off (PCL-5, AUDIT-C, DAST-10)."},
 			{"screen-negative", "Screen negative", "The screening total is below the instrument's cut-off."},
+			{"treatment-response", "Treatment response", "A follow-up PHQ-9 or GAD-7 total at least 50 % below the client's baseline (first) total; the value is true or false."},
+			{"remission", "Remission", "A follow-up PHQ-9 total below 5; the value is true or false."},
 		}},
 		{csCarePlanCategory, "KAPCarePlanCategory", "KAP care plan category", "Categories of CarePlan the gateway writes.", []concept{
 			{"kap-course", "KAP course", "A course of ketamine-assisted psychotherapy: consultation, preparation, dosing, integration and maintenance."},

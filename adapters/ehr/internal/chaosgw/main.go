@@ -45,7 +45,7 @@ func run() error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ob, err := ehr.NewOutbound(ctx, c, sync, st, nil, log)
+	ob, err := ehr.NewOutbound(ctx, c, sync, st, ehr.OutboundConfig{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -150,6 +150,12 @@ func testFanout(t *testing.T, open Opener) {
 			t.Errorf("%s gens = %d, %d; want 2 (two changes), 1", c, ds[0].Gen, ds[1].Gen)
 		}
 	}
+	if d, err := s.Delivery(ctx, "two", fhir.DefaultTenant, "Observation", "a"); err != nil || d.Gen != 2 {
+		t.Errorf("Delivery(two, Observation/a) = %+v, %v", d, err)
+	}
+	if _, err := s.Delivery(ctx, "two", fhir.DefaultTenant, "Observation", "zz"); !errors.Is(err, syncstore.ErrNotFound) {
+		t.Errorf("Delivery of nothing = %v, want ErrNotFound", err)
+	}
 	counts, err := s.Counts(ctx, "one")
 	if err != nil || counts[syncstore.StatePending] != 2 {
 		t.Errorf("Counts(one) = %v, %v", counts, err)

@@ -9,6 +9,7 @@ CREATE TABLE auth_clients (
 	jwks_url  text    NOT NULL DEFAULT '',
 	scopes    text    NOT NULL,
 	disabled  boolean NOT NULL DEFAULT false,
+	recipient text    NOT NULL DEFAULT '',
 	created   timestamptz NOT NULL
 );
 

@@ -9,6 +9,7 @@ CREATE TABLE auth_clients (
 	jwks_url  TEXT    NOT NULL DEFAULT '', -- where the client publishes its keys, or ''
 	scopes    TEXT    NOT NULL,           -- the scopes it may be granted
 	disabled  INTEGER NOT NULL DEFAULT 0,
+	recipient TEXT    NOT NULL DEFAULT '', -- a prescriber's client: the Practitioner a Consent names; '': the practice's own
 	created   INTEGER NOT NULL            -- Unix microseconds, UTC
 ) WITHOUT ROWID;
 

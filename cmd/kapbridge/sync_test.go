@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kapbridge/kapbridge/adapters/ehr"
+	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/memstore"
+	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/fhir/smart"
+	"github.com/kapbridge/kapbridge/fhir/write"
+	"github.com/kapbridge/kapbridge/mappings"
+)
+
+const testMRN = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+
+// syncSandbox is an Epic sandbox on loopback whose patients are seeded:
+// the IM course's client once, the lozenge course's twice (ambiguous).
+func syncSandbox(t *testing.T, jwksFile string) (string, fhir.Store) {
+	t.Helper()
+	data, err := os.ReadFile(jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := smart.ParseJWKS(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes, _ := smart.ParseScopes("system/*.cruds")
+	st := memstore.New()
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	h, err = ehr.NewSandbox(ehr.SandboxConfig{Profile: "epic", BaseURL: srv.URL, Store: st, Logger: slog.New(slog.DiscardHandler),
+		Clients: smart.Clients{"kapbridge": {ID: "kapbridge", JWKS: jwks, Scopes: scopes}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, mrn := range map[string]string{"ehr-im": "KC-20917", "ehr-loz-a": "KC-30055", "ehr-loz-b": "KC-30055"} {
+		p, _ := fhir.ParseJSON([]byte(`{"resourceType":"Patient","identifier":[{"system":"`+testMRN+`","value":"`+mrn+`"}]}`), fhir.StoredLimits)
+		k := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Patient", ID: id}
+		if err := st.Update(t.Context(), func(tx fhir.Tx) error {
+			_, err := (write.Writer{}).Put(t.Context(), tx, k, fhir.Version{Key: k}, p)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv.URL, st
+}
+
+func countType(t *testing.T, st fhir.Store, typ string) int {
+	t.Helper()
+	n := 0
+	for _, v := range dumpVersions(t, st) {
+		if v.Type == typ && !v.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// dumpVersions is every version the (sandbox's) store holds.
+func dumpVersions(t *testing.T, st fhir.Store) []fhir.Version {
+	t.Helper()
+	hp := st.(search.HistoryPager)
+	var out []fhir.Version
+	var cur *search.Cursor
+	for {
+		r, err := hp.HistoryPage(t.Context(), fhir.DefaultTenant, search.HistoryQuery{Count: 1000, Cursor: cur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r.Versions...)
+		if cur = r.Next; cur == nil {
+			return out
+		}
+	}
+}
+
+// TestSyncCommands drives the EHR commands in-process against a sandbox
+// over loopback, with a key made by `keys generate`: import two courses,
+// `ehr add`, `ehr list|show|plan`, `sync run --once` (one client linked
+// by MRN, one waiting because two EHR patients carry its MRN, listed by
+// `sync status` with the reason), `ehr link`, then everything delivered;
+// `serve --sync` serves the connection's JWKS and sends a FHIR API write
+// to the EHR by itself.
+func TestSyncCommands(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "kb.db")
+	env := map[string]string{"KAPBRIDGE_STORE": db, "KAPBRIDGE_PRACTICE": "acme-kap"}
+	getenv := func(k string) string { return env[k] }
+	cmd := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(t.Context(), args, getenv, strings.NewReader(""), &out, &errb); err != nil {
+			t.Fatalf("kapbridge %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	key := filepath.Join(dir, "epic.pem")
+	cmd("keys", "generate", "--alg", "ES384", "--out", key)
+	base, ehrStore := syncSandbox(t, filepath.Join(dir, "epic.jwks.json"))
+	cmd("import", filepath.Join("..", "..", "testdata", "import", "course-im.json"), filepath.Join("..", "..", "testdata", "import", "course-lozenge.json"))
+	out := cmd("ehr", "add", "epic", "--base", base, "--client-id", "kapbridge", "--key", key, "--scopes", "system/*.cruds", "--mrn-system", testMRN,
+		"--recipient", "im-prescriber")
+	if !strings.Contains(out, "/ehr/epic/jwks.json") {
+		t.Errorf("ehr add: %s", out)
+	}
+	if out := cmd("ehr", "list"); !strings.Contains(out, "epic") || !strings.Contains(out, base) {
+		t.Errorf("ehr list: %s", out)
+	}
+	if out := cmd("ehr", "show", "epic"); !strings.Contains(out, testMRN) || !strings.Contains(out, "Practitioner/") {
+		t.Errorf("ehr show: %s", out)
+	}
+	if out := cmd("ehr", "plan", "epic"); !strings.Contains(out, "CarePlan") || !strings.Contains(out, "DocumentReference") {
+		t.Errorf("ehr plan: %s", out)
+	}
+	out = cmd("sync", "run", "--once")
+	if !strings.Contains(out, "0 dead") || !strings.Contains(out, "patients waiting for a link (1)") || !strings.Contains(out, "2 patients on the EHR carry MRN "+testMRN+"|KC-30055") {
+		t.Fatalf("sync run --once:\n%s", out)
+	}
+	if !strings.Contains(out, "held back by the privacy gate (") {
+		t.Errorf("sync status lists no process notes held back:\n%s", out)
+	}
+	if st := cmd("sync", "status"); !strings.Contains(st, "kapbridge ehr link epic") {
+		t.Errorf("sync status does not say how to link:\n%s", st)
+	}
+	imObs := countType(t, ehrStore, "Observation")
+	if imObs == 0 {
+		t.Fatal("nothing of the linked client reached the EHR")
+	}
+	cmd("ehr", "link", "epic", "loz-client", "ehr-loz-b")
+	out = cmd("sync", "run", "--once")
+	if !strings.Contains(out, "0 pending") || strings.Contains(out, "patients waiting") || !strings.Contains(out, "0 dead") {
+		t.Fatalf("after ehr link, sync run --once:\n%s", out)
+	}
+	if n := countType(t, ehrStore, "Observation"); n <= imObs {
+		t.Errorf("the linked client's Observations did not go: %d then %d", imObs, n)
+	}
+	for _, v := range dumpVersions(t, ehrStore) {
+		if v.Type == "Observation" && strings.Contains(string(v.JSON), "Patient/ehr-loz-a") {
+			t.Fatalf("an Observation went to the patient that was not confirmed: %s", v.JSON)
+		}
+	}
+
+	// serve --sync: the JWKS at its stable URL, and a write through the
+	// FHIR API reaches the EHR without another command.
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", addr, "--sync"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	gw := "http://" + addr
+	var resp *http.Response
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if resp, err = http.Get(gw + "/ehr/epic/jwks.json"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not start")
+		}
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pub, _ := os.ReadFile(filepath.Join(dir, "epic.jwks.json"))
+	var a, b any
+	json.Unmarshal(body, &a)
+	json.Unmarshal(pub, &b)
+	if resp.StatusCode != 200 || !reflect.DeepEqual(a, b) {
+		t.Errorf("GET /ehr/epic/jwks.json = %d %s; want %s", resp.StatusCode, body, pub)
+	}
+	if resp, err := http.Get(gw + "/ehr/nope/jwks.json"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("JWKS of no connection: %v %v", resp, err)
+	}
+	imPatient := mappings.ResourceID("acme-kap", mappings.KindClient, "im-client", "Patient")
+	obs := `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}],"text":"heart rate"},"subject":{"reference":"Patient/` + imPatient + `"},
+	"effectiveDateTime":"2026-03-01T10:00:00Z","valueQuantity":{"value":71,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"},
+	"identifier":[{"system":"http://kapbridge.org/fhir/NamingSystem/practice/acme-kap/observation","value":"api-hr-1"}]}`
+	// The API needs a token (issue 14); the JWK Set above did not.
+	writer := addClient(t, db, "sync-writer", "ES384", fhir.DefaultTenant, "system/Observation.cruds")
+	req, _ := http.NewRequest(http.MethodPost, gw+"/Observation", strings.NewReader(obs))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+writer.token(t, gw, "system/Observation.cruds"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST Observation: %v %v %s", resp.Status, err, b)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		found := false
+		for _, v := range dumpVersions(t, ehrStore) {
+			if v.Type == "Observation" && strings.Contains(string(v.JSON), "api-hr-1") && strings.Contains(string(v.JSON), "Patient/ehr-im") {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve --sync did not send the FHIR API's write to the EHR")
+		}
+	}
+}
