@@ -20,6 +20,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/smart"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
@@ -87,7 +88,7 @@ func (g *inboundGateway) record(t *testing.T, kind mappings.Kind, id string) map
 
 // ehrWriter writes on the EHR as its own users would.
 type ehrWriter struct {
-	t *testing.T
+	t testing.TB
 	c *Client
 }
 
@@ -143,13 +144,22 @@ func doseGiven(patient, when string, mg float64) string {
 // every scope, and its capabilities.
 func inboundSandbox(t testing.TB, profile string) (*Client, *Capabilities) {
 	t.Helper()
+	c, caps, _ := inboundSandboxStore(t, profile)
+	return c, caps
+}
+
+// inboundSandboxStore is inboundSandbox with the sandbox's store, to seed
+// what the EHR holds already.
+func inboundSandboxStore(t testing.TB, profile string) (*Client, *Capabilities, fhir.Store) {
+	t.Helper()
+	st := memstore.New()
 	keys(t)
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	everything, _ := smart.ParseScopes("system/*.cruds")
 	var err error
-	h, err = NewSandbox(SandboxConfig{Profile: profile, BaseURL: srv.URL, Logger: discard,
+	h, err = NewSandbox(SandboxConfig{Profile: profile, BaseURL: srv.URL, Logger: discard, Store: st,
 		Clients: smart.Clients{testClientID: {ID: testClientID, JWKS: ecKey.PublicJWKS(), Scopes: everything}}})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +172,7 @@ func inboundSandbox(t testing.TB, profile string) (*Client, *Capabilities) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, readCaps(t, c)
+	return c, readCaps(t, c), st
 }
 
 func readCaps(t testing.TB, c *Client) *Capabilities {
