@@ -234,16 +234,31 @@ func (p *Proxy) pick(r *http.Request) *Fault {
 	return nil
 }
 
-func (p *Proxy) record(s Seen) {
+// arrive records s as received and returns its index, for finish. A
+// request is on the record from the moment it arrives: a client that sees
+// a reset or gives up may count the requests before the handler returns.
+func (p *Proxy) arrive(s Seen) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seen = append(p.seen, s)
+	return len(p.seen) - 1
+}
+
+// finish replaces the record at i with what became of the request (unless
+// ResetSeen forgot it meanwhile).
+func (p *Proxy) finish(i int, s Seen) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i < len(p.seen) && p.seen[i].At.Equal(s.At) {
+		p.seen[i] = s
+	}
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	s := Seen{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 		Bearer: strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")}
-	defer func() { p.record(s) }()
+	i := p.arrive(s)
+	defer func() { p.finish(i, s) }()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
