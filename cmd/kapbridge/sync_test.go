@@ -105,13 +105,18 @@ func TestSyncCommands(t *testing.T) {
 	db := filepath.Join(dir, "kb.db")
 	env := map[string]string{"KAPBRIDGE_STORE": db, "KAPBRIDGE_PRACTICE": "acme-kap"}
 	getenv := func(k string) string { return env[k] }
+	try := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(t.Context(), args, getenv, strings.NewReader(""), &out, &out)
+		return out.String(), err
+	}
 	cmd := func(args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(t.Context(), args, getenv, strings.NewReader(""), &out, &errb); err != nil {
-			t.Fatalf("kapbridge %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		out, err := try(args...)
+		if err != nil {
+			t.Fatalf("kapbridge %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return out.String()
+		return out
 	}
 	key := filepath.Join(dir, "epic.pem")
 	cmd("keys", "generate", "--alg", "ES384", "--out", key)
@@ -161,7 +166,7 @@ func TestSyncCommands(t *testing.T) {
 
 	// Inbound: the prescriber records a heart rate on the EHR, and edits
 	// an Observation the gateway wrote there (the practice owns it).
-	inboundRoundTrip(t, cmd, ehrStore, base, key, db)
+	inboundRoundTrip(t, cmd, try, ehrStore, base, key, db)
 
 	// serve --sync: the JWKS at its stable URL, and a write through the
 	// FHIR API reaches the EHR without another command.
@@ -237,7 +242,7 @@ func TestSyncCommands(t *testing.T) {
 // Observation the gateway delivered; `sync run --once` must take the
 // first in as a practice record and record the second as a conflict that
 // `sync status` lists with both sides.
-func inboundRoundTrip(t *testing.T, cmd func(...string) string, ehrStore fhir.Store, base, key, db string) {
+func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...string) (string, error), ehrStore fhir.Store, base, key, db string) {
 	t.Helper()
 	ownSys := mappings.NSPracticeRecordIDs + "/acme-kap/observation"
 	var own map[string]any
@@ -322,4 +327,20 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, ehrStore fhir.St
 	if !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "Observation/"+ownKey.ID) || !strings.Contains(st, "owned by the practice") {
 		t.Errorf("sync status does not list the conflict:\n%s", st)
 	}
+
+	// An EHR that refuses everything (polled first: connections go by
+	// name) fails the run, and the other is still polled. (A refused
+	// connection would do the same after the client's retries, 15 s.)
+	broken := httptest.NewServer(http.NotFoundHandler())
+	defer broken.Close()
+	cmd("ehr", "add", "down", "--base", broken.URL, "--client-id", "kapbridge", "--key", key, "--scopes", "system/*.cruds", "--mrn-system", testMRN)
+	hr2ID := send(http.MethodPost, "Observation", []byte(strings.Replace(hr, `"value":93`, `"value":88`, 1)))
+	out, err = try("sync", "run", "--once")
+	if err == nil || !strings.Contains(err.Error(), "down") {
+		t.Errorf("sync run --once with an EHR down: err %v", err)
+	}
+	if !strings.Contains(out, "Observation/"+hr2ID+"/_history/1: applied") {
+		t.Errorf("an EHR down stopped the other's inbound poll:\n%s", out)
+	}
+	cmd("ehr", "remove", "down")
 }
