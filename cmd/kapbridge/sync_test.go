@@ -174,7 +174,7 @@ func TestSyncCommands(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--sync"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--listen", addr, "--sync", "--sync-inbound", "200ms"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -235,6 +235,30 @@ func TestSyncCommands(t *testing.T) {
 			t.Fatal("serve --sync did not send the FHIR API's write to the EHR")
 		}
 	}
+
+	// serve --sync polls inbound too: a heart rate the EHR records comes
+	// into the gateway, read back through the FHIR API.
+	ehrHR := `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
+	"effectiveDateTime":"2026-04-26T12:10:00-05:00","valueQuantity":{"value":61,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	ehrSender(t, base, key)(http.MethodPost, "Observation", []byte(ehrHR))
+	tok := writer.token(t, gw, "system/Observation.cruds")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, gw+"/Observation?subject=Patient/"+imPatient+"&code=http://loinc.org|8867-4&_count=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.Contains(string(b), `"value":61`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve --sync did not bring the EHR's heart rate in: %d %.400s", resp.StatusCode, b)
+		}
+	}
 }
 
 // inboundRoundTrip writes, on the sandbox EHR, a vitals Observation of the
@@ -274,21 +298,7 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	when, _ := own["effectiveDateTime"].(string)
 	// Written over HTTP as the EHR's own client would (the sandbox keeps
 	// its search index on its write path).
-	c, err := ehr.ConnectionClient(syncstore.Connection{Name: "epic-test", BaseURL: base, ClientID: "kapbridge", KeyFile: key, Scopes: "system/*.cruds"},
-		ehr.OutboundConfig{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(method, url string, body []byte) string {
-		t.Helper()
-		resp, err := c.Do(t.Context(), &ehr.Request{Method: method, URL: url, Body: body})
-		if err != nil || resp.Status >= 300 {
-			t.Fatalf("%s %s on the EHR: %v %s", method, url, err, resp.Body)
-		}
-		var r struct{ ID string }
-		json.Unmarshal(resp.Body, &r)
-		return r.ID
-	}
+	send := ehrSender(t, base, key)
 	hr := `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
 	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
 	"effectiveDateTime":"` + when + `","valueQuantity":{"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
@@ -343,4 +353,24 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 		t.Errorf("an EHR down stopped the other's inbound poll:\n%s", out)
 	}
 	cmd("ehr", "remove", "down")
+}
+
+// ehrSender sends requests to the sandbox EHR as its own client, and
+// returns the id of the resource in the answer.
+func ehrSender(t *testing.T, base, key string) func(method, url string, body []byte) string {
+	c, err := ehr.ConnectionClient(syncstore.Connection{Name: "epic-test", BaseURL: base, ClientID: "kapbridge", KeyFile: key, Scopes: "system/*.cruds"},
+		ehr.OutboundConfig{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(method, url string, body []byte) string {
+		t.Helper()
+		resp, err := c.Do(t.Context(), &ehr.Request{Method: method, URL: url, Body: body})
+		if err != nil || resp.Status >= 300 {
+			t.Fatalf("%s %s on the EHR: %v %+v", method, url, err, resp)
+		}
+		var r struct{ ID string }
+		json.Unmarshal(resp.Body, &r)
+		return r.ID
+	}
 }
