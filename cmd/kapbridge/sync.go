@@ -104,10 +104,9 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 			outErr := runOnce(ctx, conns, ss, st, log)
 			reps, inErr := pollInboundOnce(ctx, conns, ss, st, ap, log)
 			printInbound(stdout, reps)
-			if err := errors.Join(outErr, inErr); err != nil {
-				return err
-			}
-			return syncStatus(ctx, ss, st, conns, stdout)
+			// The status of every connection, the failed ones' too,
+			// before the failures.
+			return errors.Join(syncStatus(ctx, ss, st, conns, stdout), outErr, inErr)
 		}
 		fmt.Fprintf(stdout, "syncing %d EHR connection(s), polling them for their changes every %s; stop with Ctrl-C (leases are released)\n", len(conns), *inboundEvery)
 		var wg sync.WaitGroup

@@ -349,7 +349,7 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	if err == nil || !strings.Contains(err.Error(), "down") {
 		t.Errorf("sync run --once with an EHR down: err %v", err)
 	}
-	if !strings.Contains(out, "Observation/"+hr2ID+"/_history/1: applied") {
+	if !strings.Contains(out, "Observation/"+hr2ID+"/_history/1: applied") || !strings.Contains(out, "down ("+broken.URL+"): ") {
 		t.Errorf("an EHR down stopped the other's inbound poll:\n%s", out)
 	}
 	cmd("ehr", "remove", "down")
