@@ -55,6 +55,8 @@ type serveConfig struct {
 	Safety mappings.Limits
 	// Sync runs the EHR sync workers inside the server (sync.go).
 	Sync bool
+	// SyncInbound is how often --sync polls each EHR for its changes.
+	SyncInbound time.Duration
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -77,6 +79,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Store, "store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL for PostgreSQL (KAPBRIDGE_STORE)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.Sync, "sync", env("KAPBRIDGE_SYNC", "") == "true", "also run the EHR sync workers (kapbridge sync run) in this process (KAPBRIDGE_SYNC=true)")
+	fs.DurationVar(&cfg.SyncInbound, "sync-inbound", defaultInboundInterval, "with --sync: how often each EHR is polled for its changes to the linked patients")
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
@@ -321,7 +324,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 		syncDone = make(chan struct{})
-		go func() { defer close(syncDone); RunWorkers(syncCtx, conns, ss, store, 2*time.Second, log) }()
+		go func() {
+			defer close(syncDone)
+			inDone := make(chan struct{})
+			go func() { defer close(inDone); RunInbound(syncCtx, conns, ss, store, applier, cfg.SyncInbound, log) }()
+			RunWorkers(syncCtx, conns, ss, store, 2*time.Second, log)
+			<-inDone
+		}()
 		log.Info("ehr sync workers running", "connections", len(conns))
 	}
 

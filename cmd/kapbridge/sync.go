@@ -16,16 +16,19 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
+	"github.com/kapbridge/kapbridge/mappings"
 )
 
 // `kapbridge sync`: the outbound workers (run), what waits and what
 // failed (status), and dead letters sent again (replay).
 
 const syncUsage = `usage:
-  kapbridge sync run [--once] [--connection NAME] [--poll 2s]
-                             deliver the queue to every EHR connection until stopped (--once: until nothing is due)
+  kapbridge sync run [--once] [--connection NAME] [--poll 2s] [--inbound 1m] [--practice NAME] [--threshold n=v]
+                             deliver the queue to every EHR connection and take in what the EHRs wrote for the
+                             linked patients, every --inbound, until stopped (--once: deliver until nothing is due, poll once)
   kapbridge sync status [--connection NAME]
-                             per connection: pending, waiting patients and why, dead letters with the last error
+                             per connection: pending, waiting patients and why, dead letters with the last error,
+                             inbound conflicts (what each side holds, how it was resolved)
   kapbridge sync replay NAME send the connection's dead letters again
 (each takes --store DSN, default $KAPBRIDGE_STORE or ./kapbridge-data/kapbridge.db)`
 
@@ -50,6 +53,10 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 	only := fs.String("connection", "", "only this connection")
 	once := fs.Bool("once", false, "run: stop when nothing is due (rows waiting for a patient link or a retry stay queued)")
 	poll := fs.Duration("poll", 2*time.Second, "run: how often an idle worker looks for new changes")
+	inboundEvery := fs.Duration("inbound", defaultInboundInterval, "run: how often each EHR is polled for its changes to the linked patients")
+	practiceName := fs.String("practice", env("KAPBRIDGE_PRACTICE", "default"), "the practice's namespace, as import and serve use it (KAPBRIDGE_PRACTICE)")
+	var lim mappings.Limits
+	applyThresholds := thresholdFlags(fs, getenv, &lim)
 	pos, err := interleave(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -59,6 +66,9 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if (sub == "replay") != (len(pos) == 1) || len(pos) > 1 {
 		return usageError{syncUsage}
+	}
+	if err := applyThresholds(); err != nil {
+		return err
 	}
 	st, ss, err := openSyncStore(ctx, *store)
 	if err != nil {
@@ -86,17 +96,27 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 			return errors.New("sync run: no EHR connections (kapbridge ehr add)")
 		}
 		log := quietLogger(stderr)
-		if *once {
-			if err := runOnce(ctx, conns, ss, st, log); err != nil {
-				return err
-			}
-			return syncStatus(ctx, ss, conns, stdout)
+		ap := inboundApplier(st, *practiceName, lim, "")
+		if err := ap.Check(); err != nil {
+			return fmt.Errorf("sync run: %w", err)
 		}
-		fmt.Fprintf(stdout, "syncing %d EHR connection(s); stop with Ctrl-C (leases are released)\n", len(conns))
+		if *once {
+			outErr := runOnce(ctx, conns, ss, st, log)
+			reps, inErr := pollInboundOnce(ctx, conns, ss, st, ap, log)
+			printInbound(stdout, reps)
+			// The status of every connection, the failed ones' too,
+			// before the failures.
+			return errors.Join(syncStatus(ctx, ss, st, conns, stdout), outErr, inErr)
+		}
+		fmt.Fprintf(stdout, "syncing %d EHR connection(s), polling them for their changes every %s; stop with Ctrl-C (leases are released)\n", len(conns), *inboundEvery)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); RunInbound(ctx, conns, ss, st, ap, *inboundEvery, log) }()
 		RunWorkers(ctx, conns, ss, st, *poll, log)
+		wg.Wait()
 		return nil
 	case "status":
-		return syncStatus(ctx, ss, conns, stdout)
+		return syncStatus(ctx, ss, st, conns, stdout)
 	case "replay":
 		n, err := ehr.Replay(ctx, ss, conns[0].Name, time.Now())
 		if err != nil {
@@ -173,7 +193,7 @@ func RunWorkers(ctx context.Context, conns []syncstore.Connection, ss syncstore.
 // syncStatus prints, per connection, the counts, the patients waiting for
 // a link and why, the rows waiting, those held back, and the dead letters
 // with their last error.
-func syncStatus(ctx context.Context, ss syncstore.Store, conns []syncstore.Connection, stdout io.Writer) error {
+func syncStatus(ctx context.Context, ss syncstore.Store, st any, conns []syncstore.Connection, stdout io.Writer) error {
 	if len(conns) == 0 {
 		fmt.Fprintln(stdout, "no EHR connections (kapbridge ehr add)")
 		return nil
@@ -246,6 +266,9 @@ func syncStatus(ctx context.Context, ss syncstore.Store, conns []syncstore.Conne
 			for _, d := range dead {
 				fmt.Fprintf(stdout, "    %s after %d attempt(s): %s\n", d.Ref(), d.Attempts, oneLine(d.LastError, 300))
 			}
+		}
+		if err := inboundConflicts(ctx, st, c.Name, stdout); err != nil {
+			return err
 		}
 	}
 	return nil

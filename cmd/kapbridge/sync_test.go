@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr"
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
+	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/search"
@@ -102,13 +105,18 @@ func TestSyncCommands(t *testing.T) {
 	db := filepath.Join(dir, "kb.db")
 	env := map[string]string{"KAPBRIDGE_STORE": db, "KAPBRIDGE_PRACTICE": "acme-kap"}
 	getenv := func(k string) string { return env[k] }
+	try := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(t.Context(), args, getenv, strings.NewReader(""), &out, &out)
+		return out.String(), err
+	}
 	cmd := func(args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(t.Context(), args, getenv, strings.NewReader(""), &out, &errb); err != nil {
-			t.Fatalf("kapbridge %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		out, err := try(args...)
+		if err != nil {
+			t.Fatalf("kapbridge %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return out.String()
+		return out
 	}
 	key := filepath.Join(dir, "epic.pem")
 	cmd("keys", "generate", "--alg", "ES384", "--out", key)
@@ -156,13 +164,17 @@ func TestSyncCommands(t *testing.T) {
 		}
 	}
 
+	// Inbound: the prescriber records a heart rate on the EHR, and edits
+	// an Observation the gateway wrote there (the practice owns it).
+	inboundRoundTrip(t, cmd, try, ehrStore, base, key, db)
+
 	// serve --sync: the JWKS at its stable URL, and a write through the
 	// FHIR API reaches the EHR without another command.
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--sync"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--listen", addr, "--sync", "--sync-inbound", "200ms"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -222,5 +234,143 @@ func TestSyncCommands(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("serve --sync did not send the FHIR API's write to the EHR")
 		}
+	}
+
+	// serve --sync polls inbound too: a heart rate the EHR records comes
+	// into the gateway, read back through the FHIR API.
+	ehrHR := `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
+	"effectiveDateTime":"2026-04-26T12:10:00-05:00","valueQuantity":{"value":61,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	ehrSender(t, base, key)(http.MethodPost, "Observation", []byte(ehrHR))
+	tok := writer.token(t, gw, "system/Observation.cruds")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, gw+"/Observation?subject=Patient/"+imPatient+"&code=http://loinc.org|8867-4&_count=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.Contains(string(b), `"value":61`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve --sync did not bring the EHR's heart rate in: %d %.400s", resp.StatusCode, b)
+		}
+	}
+}
+
+// inboundRoundTrip writes, on the sandbox EHR, a vitals Observation of the
+// linked IM client's EHR patient and an edit of a practice-owned
+// Observation the gateway delivered; `sync run --once` must take the
+// first in as a practice record and record the second as a conflict that
+// `sync status` lists with both sides.
+func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...string) (string, error), ehrStore fhir.Store, base, key, db string) {
+	t.Helper()
+	ownSys := mappings.NSPracticeRecordIDs + "/acme-kap/observation"
+	var own map[string]any
+	var ownKey fhir.Key
+	var latest time.Time
+	for _, v := range dumpVersions(t, ehrStore) {
+		if v.Type != "Observation" || v.Deleted || !strings.Contains(string(v.JSON), "Patient/ehr-im") || !strings.Contains(string(v.JSON), ownSys) ||
+			!strings.Contains(string(v.JSON), `"valueQuantity"`) {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(v.JSON, &m); err != nil {
+			t.Fatal(err)
+		}
+		// The latest: Epic is polled by clinical date, from the newest
+		// taken back by an overlap, so the edit must fall in that window.
+		vq, _ := m["valueQuantity"].(map[string]any)
+		if _, ok := vq["value"].(float64); !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, fmt.Sprint(m["effectiveDateTime"]))
+		if err == nil && at.After(latest) {
+			own, ownKey, latest = m, v.Key, at
+		}
+	}
+	if own == nil {
+		t.Fatal("no practice Observation with a value of the IM client on the EHR")
+	}
+	when, _ := own["effectiveDateTime"].(string)
+	// Written over HTTP as the EHR's own client would (the sandbox keeps
+	// its search index on its write path).
+	send := ehrSender(t, base, key)
+	hr := `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
+	"effectiveDateTime":"` + when + `","valueQuantity":{"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+	hrID := send(http.MethodPost, "Observation", []byte(hr))
+	// The EHR's edit: another value, and its own meta (no gateway tag).
+	delete(own, "meta")
+	vq := own["valueQuantity"].(map[string]any)
+	vq["value"] = vq["value"].(float64) + 17
+	data, _ := json.Marshal(own)
+	send(http.MethodPut, "Observation/"+ownKey.ID, data)
+
+	out := cmd("sync", "run", "--once")
+	if !strings.Contains(out, "Observation/"+hrID+"/_history/1: applied") {
+		t.Errorf("the EHR's heart rate was not taken in:\n%s", out)
+	}
+	if !strings.Contains(out, "Observation/"+ownKey.ID+"/_history/") || !strings.Contains(out, ": conflict") {
+		t.Errorf("the EHR's edit of a practice Observation is no conflict:\n%s", out)
+	}
+	// In the gateway: a heart rate of 93 for the IM client's Patient.
+	gw, err := sqlstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imPatient := mappings.ResourceID("acme-kap", mappings.KindClient, "im-client", "Patient")
+	found := false
+	for _, v := range dumpVersions(t, gw) {
+		if v.Type == "Observation" && !v.Deleted && strings.Contains(string(v.JSON), `"value":93`) && strings.Contains(string(v.JSON), "Patient/"+imPatient) {
+			found = true
+		}
+	}
+	gw.Close()
+	if !found {
+		t.Error("the EHR's heart rate is not an Observation of the client in the gateway")
+	}
+	st := cmd("sync", "status")
+	if !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "Observation/"+ownKey.ID) || !strings.Contains(st, "owned by the practice") {
+		t.Errorf("sync status does not list the conflict:\n%s", st)
+	}
+
+	// An EHR that refuses everything (polled first: connections go by
+	// name) fails the run, and the other is still polled. (A refused
+	// connection would do the same after the client's retries, 15 s.)
+	broken := httptest.NewServer(http.NotFoundHandler())
+	defer broken.Close()
+	cmd("ehr", "add", "down", "--base", broken.URL, "--client-id", "kapbridge", "--key", key, "--scopes", "system/*.cruds", "--mrn-system", testMRN)
+	hr2ID := send(http.MethodPost, "Observation", []byte(strings.Replace(hr, `"value":93`, `"value":88`, 1)))
+	out, err = try("sync", "run", "--once")
+	if err == nil || !strings.Contains(err.Error(), "down") {
+		t.Errorf("sync run --once with an EHR down: err %v", err)
+	}
+	if !strings.Contains(out, "Observation/"+hr2ID+"/_history/1: applied") || !strings.Contains(out, "down ("+broken.URL+"): ") {
+		t.Errorf("an EHR down stopped the other's inbound poll:\n%s", out)
+	}
+	cmd("ehr", "remove", "down")
+}
+
+// ehrSender sends requests to the sandbox EHR as its own client, and
+// returns the id of the resource in the answer.
+func ehrSender(t *testing.T, base, key string) func(method, url string, body []byte) string {
+	c, err := ehr.ConnectionClient(syncstore.Connection{Name: "epic-test", BaseURL: base, ClientID: "kapbridge", KeyFile: key, Scopes: "system/*.cruds"},
+		ehr.OutboundConfig{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(method, url string, body []byte) string {
+		t.Helper()
+		resp, err := c.Do(t.Context(), &ehr.Request{Method: method, URL: url, Body: body})
+		if err != nil || resp.Status >= 300 {
+			t.Fatalf("%s %s on the EHR: %v %+v", method, url, err, resp)
+		}
+		var r struct{ ID string }
+		json.Unmarshal(resp.Body, &r)
+		return r.ID
 	}
 }
