@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/inboundstore"
+	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
@@ -224,7 +225,9 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 				toApply = overlayObservation(old, rec)
 			}
 		}
-		res, err := s.apply(ctx, book, toApply)
+		// What mirrors the EHR's resource is not sent back to that EHR
+		// (it would be a second copy there); it goes to the others.
+		res, err := s.apply(syncstore.WithOrigin(ctx, s.Connection, r.Type), book, toApply)
 		if err != nil {
 			return it, err
 		}

@@ -309,13 +309,14 @@ func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.
 		if err != nil || len(conns) == 0 {
 			return err
 		}
-		rows, err = q.query(ctx, `SELECT seq, key FROM outbox WHERE tenant = ? AND topic = '`+syncstore.TopicChange+`' AND ehr_fanned = `+
+		rows, err = q.query(ctx, `SELECT seq, key, payload FROM outbox WHERE tenant = ? AND topic = '`+syncstore.TopicChange+`' AND ehr_fanned = `+
 			falseLit(q)+` ORDER BY seq LIMIT ?`+q.skipLocked(), tenant, limit)
 		type msg struct {
-			seq int64
-			key string
+			seq     int64
+			key     string
+			payload []byte
 		}
-		msgs, err := collect(rows, err, func(r syncRows) (msg, error) { var m msg; return m, r.Scan(&m.seq, &m.key) })
+		msgs, err := collect(rows, err, func(r syncRows) (msg, error) { var m msg; return m, r.Scan(&m.seq, &m.key, &m.payload) })
 		if err != nil || len(msgs) == 0 {
 			return err
 		}
@@ -327,7 +328,11 @@ func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.
 			if !ok {
 				continue
 			}
+			from := syncstore.OriginOf(m.payload)
 			for _, c := range conns {
+				if c == from {
+					continue // taken in from that EHR: it holds it already
+				}
 				if _, err := q.exec(ctx, `INSERT INTO ehr_deliveries (connection, tenant, type, resource_id, gen, state, attempts, next_at, updated)
 					VALUES (?, ?, ?, ?, 1, 'pending', 0, ?, ?)
 					ON CONFLICT (connection, tenant, type, resource_id) DO UPDATE SET gen = ehr_deliveries.gen + 1,

@@ -353,6 +353,20 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 		t.Errorf("an EHR down stopped the other's inbound poll:\n%s", out)
 	}
 	cmd("ehr", "remove", "down")
+
+	// What came in from the EHR is not sent back to it: after another
+	// run, the EHR still holds one heart rate of 93 (its own), not a
+	// second copy written by the gateway.
+	cmd("sync", "run", "--once")
+	copies := 0
+	for _, v := range dumpVersions(t, ehrStore) {
+		if v.Type == "Observation" && !v.Deleted && strings.Contains(string(v.JSON), `"value":93`) {
+			copies++
+		}
+	}
+	if copies != 1 {
+		t.Errorf("the EHR holds %d heart rates of 93 after the gateway took its own in, want 1 (no echo written back)", copies)
+	}
 }
 
 // ehrSender sends requests to the sandbox EHR as its own client, and

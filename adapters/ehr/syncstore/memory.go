@@ -118,8 +118,11 @@ func (m *Memory) Fanout(ctx context.Context, tenant string, limit int, now time.
 		if msg.Topic != TopicChange || !ok {
 			continue
 		}
+		from := OriginOf(msg.Payload)
 		for _, c := range conns {
-			m.renew(c, tenant, typ, id, now)
+			if c != from { // taken in from that EHR: it holds it already
+				m.renew(c, tenant, typ, id, now)
+			}
 		}
 	}
 	return len(msgs), nil
