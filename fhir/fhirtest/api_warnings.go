@@ -75,6 +75,12 @@ func apiTestWriteWarnings(t *testing.T, c *apiClient) {
 	outcome("patch removing the narrative", c.do("PATCH", "/Patient/ww1", []byte(`[{"op":"remove","path":"/text"}]`),
 		"Content-Type", "application/json-patch+json", "Prefer", oo), 200, true)
 
+	// A conditional create that matched wrote nothing: no warnings about a
+	// write to list, only what happened.
+	ident := `{"resourceType":"Patient","identifier":[{"system":"urn:ww","value":"1"}]}`
+	outcome("conditional create, new", c.do("POST", "/Patient", []byte(ident), "If-None-Exist", "identifier=urn:ww|1", "Prefer", oo), 201, true)
+	outcome("conditional create, matched", c.do("POST", "/Patient", []byte(ident), "If-None-Exist", "identifier=urn:ww|1", "Prefer", oo), 200, false)
+
 	for _, kind := range []string{"transaction", "batch"} {
 		r := c.do("POST", "/", txBundle(t, kind, req("POST", "Patient", bare), req("PUT", "Patient/ww-"+kind, strings.Replace(narr, `"ww1"`, `"ww-`+kind+`"`, 1))), "Prefer", oo)
 		es := responseBundle(t, r, kind+"-response", 2)
