@@ -228,7 +228,7 @@ func (p *parser) value(v *Value, key string) *parseError {
 		}
 		if len(s) > p.lim.MaxStringBytes && key != "div" && (key == "" || !r4().b64Names[key]) {
 			return &parseError{pos: p.pos, tooLong: true,
-				msg: "string of " + strconv.Itoa(len(s)) + " bytes exceeds the limit of " + strconv.Itoa(p.lim.MaxStringBytes)}
+				msg: "string of " + strconv.Itoa(len(s)) + " bytes exceeds " + LimitText("max-string-bytes", int64(p.lim.MaxStringBytes))}
 		}
 		if p.strBytes += len(s); p.strBytes > p.lim.MaxTotalStringBytes {
 			return &parseError{pos: p.pos, tooLarge: true, msg: "the document's strings, more than " + strconv.Itoa(p.lim.MaxTotalStringBytes) +
@@ -361,7 +361,7 @@ func (p *parser) object(v *Value) *parseError {
 			return err
 		}
 		if len(key) > p.lim.MaxStringBytes {
-			return &parseError{pos: keyPos, tooLong: true, msg: "member name exceeds the string limit"}
+			return &parseError{pos: keyPos, tooLong: true, msg: "member name exceeds " + LimitText("max-string-bytes", int64(p.lim.MaxStringBytes))}
 		}
 		// Duplicate names are ambiguous (which one wins differs between
 		// parsers), so they are refused.

@@ -26,6 +26,7 @@ var edgeLimits = []string{
 	"-max-bundle-entries", "2", "-max-array-elements", "5", "-max-nodes", "40",
 	"-max-search-params", "4", "-max-search-values", "3", "-max-search-total-values", "5",
 	"-max-sort-keys", "2", "-max-includes", "2", "-max-search-chains", "1",
+	"-max-string-bytes", "64", "-max-total-string-bytes", "500",
 }
 
 // edgeCase is one request at the edge of the input the API accepts.
@@ -99,6 +100,11 @@ func edgeCases() []edgeCase {
 			status: 413, want: []string{"max-array-elements = 5", "Patient.name[0].given"}, write: true},
 		{name: "max-nodes", method: "POST", path: "/Patient", body: `{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat(`{"given":["a","b","c","d","e"]},`, 5), ",") + `],"identifier":[` + strings.TrimSuffix(strings.Repeat(`{"system":"urn:x","value":"1"},`, 5), ",") + `]}`,
 			status: 413, want: []string{"max-nodes = 40"}, write: true},
+		{name: "max-string-bytes", method: "POST", path: "/Patient", body: `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("f", 65) + `"}]}`,
+			status: 400, want: []string{"max-string-bytes = 64", "KAPBRIDGE_MAX_STRING_BYTES", "Patient.name[0].family"}, write: true},
+		{name: "max-total-string-bytes", method: "POST", path: "/Patient", body: `{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat(`{"family":"`+strings.Repeat("f", 60)+`"},`, 5), ",") +
+			`],"identifier":[` + strings.TrimSuffix(strings.Repeat(`{"value":"`+strings.Repeat("v", 60)+`"},`, 5), ",") + `]}`,
+			status: 413, want: []string{"max-total-string-bytes = 500", "-max-total-string-bytes"}, write: true},
 		{name: "max-issues (from KAPBRIDGE_MAX_ISSUES)", method: "POST", path: "/Observation", body: `{"resourceType":"Observation","status":"bogus","code":{},"identifier":[{},{},{},{},{}],"foo":1,"bar":2}`,
 			status: 400, want: []string{"5 more issues", "max-issues = 5", "KAPBRIDGE_MAX_ISSUES"}, write: true},
 		{name: "max-bundle-entries", method: "POST", path: "/", body: tx("batch", get, get, get), status: 413, want: []string{"max-bundle-entries = 2", "Bundle.entry"}, write: true},

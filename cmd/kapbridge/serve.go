@@ -135,6 +135,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	return cfg, nil
 }
 
+// maxFHIRString is R4's bound on a string's length, the most
+// -max-string-bytes may be.
+const maxFHIRString = 1 << 20
+
 // limitFlags defines a flag for each limit of the FHIR API (and the ones
 // the practice API shares: in flight, body budget, queue wait), named as the
 // limit (errors over a limit name it: fhir.LimitText), its default taken
@@ -191,6 +195,8 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 	durFlag(&lim.QueueWait, "queue-wait", d.QueueWait, "how long a request waits for -max-in-flight or -body-budget-bytes before a 503")
 	intFlag(&lim.Resource.MaxArrayElements, "max-array-elements", d.Resource.MaxArrayElements, "most elements in one JSON array of a request body: 413 beyond")
 	intFlag(&lim.Resource.MaxNodes, "max-nodes", d.Resource.MaxNodes, "most JSON values (objects, arrays, scalars) in a request body: 413 beyond")
+	intFlag(&lim.Resource.MaxStringBytes, "max-string-bytes", fhir.DefaultLimits.MaxStringBytes, "longest string (or member name) in a request body, bytes, narratives and base64Binary excepted; at most 1048576, FHIR's 1 MB rule: 400 beyond")
+	intFlag(&lim.Resource.MaxTotalStringBytes, "max-total-string-bytes", fhir.DefaultLimits.MaxTotalStringBytes, "most bytes of all the strings of a request body together, narratives and base64Binary included: 413 beyond")
 	intFlag(&lim.Search.MaxParams, "max-search-params", d.Search.MaxParams, "most criteria (name=value pairs) in one search or conditional request: 400 beyond")
 	intFlag(&lim.Search.MaxValues, "max-search-values", d.Search.MaxValues, "most comma-separated (OR-ed) values of one search parameter: 400 beyond")
 	intFlag(&lim.Search.MaxTotalValues, "max-search-total-values", d.Search.MaxTotalValues, "most comma-separated values of all parameters of one search: 400 beyond")
@@ -208,6 +214,13 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 		})
 		if len(bad) > 0 {
 			return usageError{"a limit cannot be negative: " + strings.Join(bad, ", ")}
+		}
+		// FHIR's strings SHALL NOT exceed 1 MB: fhir.Validate refuses
+		// longer ones whatever the parser allows, and stored versions are
+		// re-read (fhir.StoredLimits) under that bound, so a larger value
+		// would only mislead.
+		if n := lim.Resource.MaxStringBytes; n > maxFHIRString {
+			return usageError{fmt.Sprintf("-max-string-bytes %d: at most %d (FHIR: strings SHALL NOT exceed 1 MB)", n, maxFHIRString)}
 		}
 		return nil
 	}

@@ -94,6 +94,7 @@ func RunAPISuiteWith(t *testing.T, open GatewayOpener, f APIFeatures) {
 		{"DeepSearch", apiTestDeepSearch},
 		{"ValidateModes", apiTestValidateModes},
 		{"BundlePatch", apiTestBundlePatch},
+		{"WriteWarnings", apiTestWriteWarnings},
 	}, func(t *testing.T) *apiClient { c := newAPIClient(t, open(t)); c.features = f; return c }, nil)
 }
 

@@ -132,8 +132,11 @@ func (s *Server) respondBundle(r *Request, kind string, entries []*bundleEntryRe
 			switch prefer {
 			case "minimal":
 			case "OperationOutcome":
-				re.Response.Outcome = fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
-					Code: fhir.IssueInformational, Diagnostics: entrySummary(e)}})
+				issues := []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: entrySummary(e)}}
+				if !e.matched {
+					issues = append(issues, s.writeWarnings(v)...)
+				}
+				re.Response.Outcome = fhir.OperationOutcomeMax(issues, s.lim.MaxIssues)
 			default:
 				re.Resource = v.JSON
 			}

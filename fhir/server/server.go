@@ -270,12 +270,45 @@ func (s *Server) writeResponse(r *Request, status int, v fhir.Version) *Response
 		} else if r.Method == http.MethodPost {
 			msg = "matched existing " + v.Type + "/" + v.ID + " (conditional create); nothing written"
 		}
-		resp.Body = fhir.OperationOutcome([]fhir.Issue{{Severity: fhir.SeverityInformation,
-			Code: fhir.IssueInformational, Diagnostics: msg}})
+		issues := []fhir.Issue{{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: msg}}
+		if status == http.StatusCreated || r.Method != http.MethodPost {
+			issues = append(issues, s.writeWarnings(v)...)
+		}
+		resp.Body = fhir.OperationOutcomeMax(issues, s.lim.MaxIssues)
 	default:
 		resp.Body = v.JSON
 	}
 	return resp
+}
+
+// writeWarnings are the warnings (and information) that validating the
+// version v as written yields: dom-6 for a resource without narrative,
+// codes outside an extensible binding, profiles claimed but not held. The
+// write went ahead despite them; a client that sent Prefer:
+// return=OperationOutcome gets them beside the success information
+// (issue 13: http.html#ops "Prefer: return=OperationOutcome"). They are
+// computed here, from the stored JSON, rather than carried out of the
+// write path, so that only clients asking pay for the second validation;
+// the stored version is what was validated on the way in, plus the meta
+// the server stamped, which no warning depends on.
+func (s *Server) writeWarnings(v fhir.Version) []fhir.Issue {
+	if v.Deleted || len(v.JSON) == 0 {
+		return nil
+	}
+	res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
+	if err != nil {
+		// Cannot happen for JSON this server just wrote; say so rather
+		// than drop it silently.
+		return []fhir.Issue{{Severity: fhir.SeverityWarning, Code: fhir.IssueProcessing,
+			Diagnostics: "the written version could not be re-read to list its warnings: " + err.Error()}}
+	}
+	var out []fhir.Issue
+	for _, is := range s.profiles.Validate(res) {
+		if is.Severity != fhir.SeverityError && is.Severity != fhir.SeverityFatal {
+			out = append(out, is)
+		}
+	}
+	return out
 }
 
 // preferReturn reads return=... from the Prefer header ("" if absent).
