@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -59,10 +61,42 @@ func TestAuditTrail(t *testing.T) {
 		}
 	}
 
+	// Requests net/http refuses before any handler runs (headers over
+	// the limit: 431; a control character in a header: 400) are audited
+	// by the listener: method and path, never the query.
+	addr := strings.TrimPrefix(base, "http://")
+	raw := func(req string) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go conn.Write([]byte(req)) // the server may answer before it read all
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return line
+	}
+	if l := raw("GET /Patient/p431?name=Rivera HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"); !strings.Contains(l, " 431 ") {
+		t.Fatalf("oversized headers: %q, want a 431", l)
+	}
+	if l := raw("GET /Patient/p400?name=Rivera HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n"); !strings.Contains(l, " 400 ") {
+		t.Fatalf("a control character in a header: %q, want a 400", l)
+	}
+	edge := map[string]string{"/Patient/p431 answered Request Header Fields Too Large (431)": "", "/Patient/p400 answered Bad Request (400)": ""}
+
 	// The auditor's search finds each, as it was (the trail is written in
 	// batches, off the request path: wait a little for it).
 	found := map[string]map[string]any{}
-	for deadline := time.Now().Add(10 * time.Second); len(found) < len(session) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	edgeFound := func() bool {
+		for _, v := range edge {
+			if v == "" {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); (len(found) < len(session) || !edgeFound()) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		a := g.do(t, "GET", "/AuditEvent?_count=1000", map[string]string{"Authorization": "Bearer " + aTok}, "")
 		if a.status != 200 {
 			t.Fatalf("auditor search: %d %s", a.status, a.body)
@@ -74,6 +108,12 @@ func TestAuditTrail(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range b.Entry {
+			js, _ := json.Marshal(e.Resource)
+			for k := range edge {
+				if strings.Contains(string(js), k) {
+					edge[k] = string(js)
+				}
+			}
 			for _, en := range e.Resource["entity"].([]any) {
 				if id, ok := en.(map[string]any)["what"].(map[string]any)["identifier"].(map[string]any); ok {
 					found[id["value"].(string)] = e.Resource
@@ -102,6 +142,16 @@ func TestAuditTrail(t *testing.T) {
 		}
 		if strings.Contains(s, "Rivera") {
 			t.Errorf("%s: the AuditEvent carries PHI: %s", st.id, s)
+		}
+	}
+	for k, ev := range edge {
+		switch {
+		case ev == "":
+			t.Errorf("no AuditEvent says %q", k)
+		case strings.Contains(ev, "Rivera"):
+			t.Errorf("the listener's AuditEvent carries the query: %s", ev)
+		case !strings.Contains(ev, `"outcome":"4"`) || !strings.Contains(ev, `"address":"127.0.0.1"`) || !strings.Contains(ev, "unauthenticated"):
+			t.Errorf("the listener's AuditEvent lacks outcome, address or agent: %s", ev)
 		}
 	}
 	// Append-only, even for the auditor.

@@ -321,7 +321,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The listener turns net/http's own plain-text refusals (a header
 	// block over MaxHeaderBytes, a malformed request) into
 	// OperationOutcomes.
-	ln = server.Listener(ln, lim)
+	if authz != nil && authz.Audit != nil {
+		ln = server.AuditedListener(ln, lim, authz.Audit)
+	} else {
+		ln = server.Listener(ln, lim)
+	}
 	log.Info("kapbridge serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeKind(cfg.Store), "version", version, "practice_api", "/practice/v1/", "practice", cfg.Practice,
 		"safety_thresholds", cfg.Safety.Changed())
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/audit"
 )
 
 // Listener returns ln with its connections wrapped so that the answers
@@ -36,9 +37,19 @@ func Listener(ln net.Listener, lim Limits) net.Listener {
 	return &edgeListener{Listener: ln, maxHeader: lim.WithDefaults().MaxHeaderBytes}
 }
 
+// AuditedListener is Listener, and each request it answers itself (no
+// handler, so no audit middleware, ever sees those) also gets its audit
+// record in rec: the method and path of its request line where one could
+// be read (never the query: it can carry PHI), the status, the peer's
+// address. No client is known: the request was never authenticated.
+func AuditedListener(ln net.Listener, lim Limits, rec AuditRecorder) net.Listener {
+	return &edgeListener{Listener: ln, maxHeader: lim.WithDefaults().MaxHeaderBytes, rec: rec}
+}
+
 type edgeListener struct {
 	net.Listener
 	maxHeader int
+	rec       AuditRecorder
 }
 
 func (l *edgeListener) Accept() (net.Conn, error) {
@@ -46,23 +57,78 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &edgeConn{Conn: c, maxHeader: l.maxHeader}, nil
+	return &edgeConn{Conn: c, maxHeader: l.maxHeader, rec: l.rec}, nil
 }
 
 // edgeConn rewrites net/http's own error answers (see Listener).
 type edgeConn struct {
 	net.Conn
 	maxHeader int
+	rec       AuditRecorder
+	// head holds the start of the request being read (up to its first
+	// line), for the audit record of a refusal; a written answer ends
+	// the request, so the next read starts a new one.
+	head     []byte
+	answered bool
+}
+
+// maxRequestLine bounds what head keeps of a request line.
+const maxRequestLine = 2048
+
+func (c *edgeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.rec != nil && n > 0 {
+		if c.answered {
+			c.head, c.answered = c.head[:0], false
+		}
+		if room := maxRequestLine - len(c.head); room > 0 && bytes.IndexByte(c.head, '\n') < 0 {
+			c.head = append(c.head, p[:min(n, room)]...)
+		}
+	}
+	return n, err
 }
 
 func (c *edgeConn) Write(p []byte) (int, error) {
 	if out, ok := rewriteHTTPError(p, c.maxHeader); ok {
+		if c.rec != nil {
+			c.audit(out)
+		}
 		if _, err := c.Conn.Write(out); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	}
+	c.answered = true
 	return c.Conn.Write(p)
+}
+
+// audit records the refusal out answers.
+func (c *edgeConn) audit(out []byte) {
+	r := audit.Record{When: time.Now()}
+	r.Status, _ = strconv.Atoi(string(out[len(statusLinePrefix) : len(statusLinePrefix)+3]))
+	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		r.Address = host
+	}
+	line, _, _ := bytes.Cut(c.head, []byte("\n"))
+	if m, target, ok := strings.Cut(strings.TrimSpace(string(line)), " "); ok && validMethod(m) && strings.HasPrefix(target, "/") {
+		r.Method = m
+		target, _, _ = strings.Cut(target, " ")
+		r.Path, _, _ = strings.Cut(target, "?")
+	}
+	_ = c.rec.Record(r) // the recorder logs what it cannot write
+}
+
+// validMethod reports whether m is an HTTP method token.
+func validMethod(m string) bool {
+	if m == "" || len(m) > 16 {
+		return false
+	}
+	for _, ch := range m {
+		if ch < 'A' || ch > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // CloseWrite lets net/http half-close after a 431 (closeWriteAndWait), so
