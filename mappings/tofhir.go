@@ -251,7 +251,7 @@ func (mp *mapping) provenance(h Header) {
 	source := mp.obj(
 		mem("identifier", mp.identifier()),
 		mem("display", mp.str(string(mp.kind)+" "+mp.id)))
-	mp.emit("Provenance", nil, nil, false,
+	mp.emit("Provenance", nil, []string{ProfileUSCoreProvenance}, false,
 		mem("target", mp.arr(targets...)),
 		mem("recorded", mp.str(mp.m.now().UTC().Format(time.RFC3339))),
 		mem("agent", mp.arr(mp.obj(mem("type", mp.concept("", mp.coding("participation.DEV"))), mem("who", device)))),
@@ -348,7 +348,13 @@ func (mp *mapping) client(c *Client) error {
 	if c.Pronouns != "" {
 		ext = mp.arr(mp.extension(ExtPronouns, mem("valueString", mp.str(c.Pronouns))))
 	}
-	p := mp.emit("Patient", nil, nil, false,
+	// US Core patient wants gender 1..1: a client whose sex is not
+	// recorded makes a Patient that meets base R4 only, and claims so.
+	var profiles []string
+	if gender != nil {
+		profiles = []string{ProfileUSCorePatient}
+	}
+	p := mp.emit("Patient", nil, profiles, false,
 		mem("extension", ext),
 		mem("active", mp.boolean(true)),
 		mem("name", mp.arr(mp.humanName(c.Name))),
@@ -414,7 +420,7 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	if p.Email != "" {
 		telecom = append(telecom, mp.obj(mem("system", mp.str("email")), mem("value", mp.str(p.Email))))
 	}
-	pr := mp.emit("Practitioner", nil, nil, false,
+	pr := mp.emit("Practitioner", nil, []string{ProfileUSCorePractitioner}, false,
 		mem("active", mp.boolean(true)),
 		mem("name", mp.arr(mp.humanName(p.Name))),
 		mem("telecom", mp.arr(telecom...)),
@@ -427,7 +433,7 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	default:
 		return invalid("practitioner.role", "%q is not prescriber, therapist or administrator", p.Role)
 	}
-	mp.emit("PractitionerRole", []string{"role"}, nil, false,
+	mp.emit("PractitionerRole", []string{"role"}, []string{ProfileUSCorePractitionerRole}, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
 		// US Core PractitionerRole requires an organization: the practice,
