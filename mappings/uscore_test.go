@@ -243,3 +243,47 @@ func TestUSCore(t *testing.T) {
 		t.Errorf("only %d profiles claimed across the examples, want the 12 US Core and 7 R4 vital-signs ones: %v", len(checked), names)
 	}
 }
+
+// TestUSCorePatientClaim: a Patient claims us-core-patient only when the
+// client's sex is recorded (US Core wants gender 1..1); without it the
+// Patient claims nothing rather than a profile it does not meet, which
+// the server would refuse (422).
+func TestUSCorePatientClaim(t *testing.T) {
+	for _, tc := range []struct {
+		js    string
+		claim bool
+	}{
+		{`{"kind":"client","id":"c1","name":{"family":"Client"},"birth_date":"1980-01-01","sex":"female"}`, true},
+		{`{"kind":"client","id":"c2","name":{"family":"Client"},"birth_date":"1980-01-01"}`, false},
+	} {
+		r, err := Decode([]byte(tc.js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newMemBook()
+		b.add(r)
+		res, _, err := testMapper().ToFHIR(b, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, v := range res {
+			if v.GetString("resourceType") != "Patient" {
+				continue
+			}
+			found = true
+			claims := false
+			if ps := v.Get("meta").Get("profile"); ps != nil {
+				for _, p := range ps.Array {
+					claims = claims || p.Str == ProfileUSCorePatient
+				}
+			}
+			if claims != tc.claim {
+				t.Errorf("%s: claims us-core-patient %v, want %v", tc.js, claims, tc.claim)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no Patient", tc.js)
+		}
+	}
+}
