@@ -433,7 +433,15 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	default:
 		return invalid("practitioner.role", "%q is not prescriber, therapist or administrator", p.Role)
 	}
-	mp.emit("PractitionerRole", []string{"role"}, []string{ProfileUSCorePractitionerRole}, false,
+	// US Core PractitionerRole's pd-1 wants contact information or an
+	// Endpoint: the project's validator counts an empty "telecom or
+	// endpoint" as holding, the HL7 validator does not, so a practitioner
+	// without phone or email claims the profile nowhere.
+	var roleProfiles []string
+	if len(telecom) > 0 {
+		roleProfiles = []string{ProfileUSCorePractitionerRole}
+	}
+	mp.emit("PractitionerRole", []string{"role"}, roleProfiles, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
 		// US Core PractitionerRole requires an organization: the practice,
