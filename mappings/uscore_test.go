@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/kapbridge/kapbridge/fhir"
-	_ "github.com/kapbridge/kapbridge/fhir/fhirpath" // judges the profiles' invariants
 	"github.com/kapbridge/kapbridge/mappings/ig"
 )
 
