@@ -53,7 +53,9 @@ const (
 const USCoreBase = "http://hl7.org/fhir/us/core/StructureDefinition/"
 
 // The profiles mapped resources claim. The project's own are published by
-// the conformance artifacts; the vital-sign ones are the R4 core profiles.
+// the conformance artifacts; the vital-sign ones are the R4 core profiles
+// (what US Core 3.1.1 asks of vital signs), and the resources of a type US
+// Core 3.1.1 profiles claim that profile too (mappings/ig/README.md).
 const (
 	ProfileCarePlan           = CanonicalBase + "/StructureDefinition/kap-careplan"
 	ProfileSessionObservation = CanonicalBase + "/StructureDefinition/kap-session-observation"

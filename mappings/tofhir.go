@@ -85,6 +85,10 @@ func (m *Mapper) now() time.Time {
 //	note          DocumentReference labelled V + PSYTHPN (see Exportable)
 //	consent       Consent
 //
+// Resources of a type US Core 3.1.1 profiles claim that profile (Patient
+// only with a gender, PractitionerRole only with a phone or email), vital
+// signs the R4 core vital-signs profiles and SpO2 US Core pulse oximetry.
+//
 // Every resource carries the practice identifier and the security labels
 // of kap-domain.md section 6; ids are ResourceID(practice, kind, id,
 // resource type, ...), so mapping a record again gives the same ids. What
