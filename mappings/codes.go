@@ -49,8 +49,13 @@ const (
 	ExtPlannedCount = CanonicalBase + "/StructureDefinition/kap-planned-count"
 )
 
+// USCoreBase is where US Core 3.1.1 StructureDefinitions live.
+const USCoreBase = "http://hl7.org/fhir/us/core/StructureDefinition/"
+
 // The profiles mapped resources claim. The project's own are published by
-// the conformance artifacts; the vital-sign ones are the R4 core profiles.
+// the conformance artifacts; the vital-sign ones are the R4 core profiles
+// (what US Core 3.1.1 asks of vital signs), and the resources of a type US
+// Core 3.1.1 profiles claim that profile too (mappings/ig/README.md).
 const (
 	ProfileCarePlan           = CanonicalBase + "/StructureDefinition/kap-careplan"
 	ProfileSessionObservation = CanonicalBase + "/StructureDefinition/kap-session-observation"
@@ -62,7 +67,22 @@ const (
 	ProfileRespRate           = "http://hl7.org/fhir/StructureDefinition/resprate"
 	ProfileBodyWeight         = "http://hl7.org/fhir/StructureDefinition/bodyweight"
 	ProfileBodyTemp           = "http://hl7.org/fhir/StructureDefinition/bodytemp"
-	ProfileUSCorePulseOx      = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-pulse-oximetry"
+	ProfileUSCorePulseOx      = USCoreBase + "us-core-pulse-oximetry"
+
+	// US Core 3.1.1 profiles of the other resource types the mappings
+	// make; each claim is proved by TestUSCore against the full
+	// definition, and the server validates it on write.
+	ProfileUSCorePatient          = USCoreBase + "us-core-patient"
+	ProfileUSCorePractitioner     = USCoreBase + "us-core-practitioner"
+	ProfileUSCorePractitionerRole = USCoreBase + "us-core-practitionerrole"
+	ProfileUSCoreCondition        = USCoreBase + "us-core-condition"
+	ProfileUSCoreCarePlan         = USCoreBase + "us-core-careplan"
+	ProfileUSCoreCareTeam         = USCoreBase + "us-core-careteam"
+	ProfileUSCoreGoal             = USCoreBase + "us-core-goal"
+	ProfileUSCoreEncounter        = USCoreBase + "us-core-encounter"
+	ProfileUSCoreProvenance       = USCoreBase + "us-core-provenance"
+	ProfileUSCoreDocumentRef      = USCoreBase + "us-core-documentreference"
+	ProfileUSCoreMedicationReq    = USCoreBase + "us-core-medicationrequest"
 )
 
 // Status is how sure the project is of a code (kap-domain.md).

@@ -36,7 +36,7 @@ func (mp *mapping) note(n *Note) error {
 	if enc := mp.encounterRef(s); enc != nil {
 		ctx = mp.obj(mem("encounter", mp.arr(enc)))
 	}
-	mp.emit("DocumentReference", nil, nil, false,
+	mp.emit("DocumentReference", nil, []string{ProfileUSCoreDocumentRef}, false,
 		mem("status", mp.str("current")),
 		mem("docStatus", mp.str("final")),
 		mem("type", mp.concept("psychotherapy process note", mp.localCoding(CSNoteType, "process-note", ""))),

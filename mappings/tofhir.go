@@ -85,6 +85,10 @@ func (m *Mapper) now() time.Time {
 //	note          DocumentReference labelled V + PSYTHPN (see Exportable)
 //	consent       Consent
 //
+// Resources of a type US Core 3.1.1 profiles claim that profile (Patient
+// only with a gender, PractitionerRole only with a phone or email), vital
+// signs the R4 core vital-signs profiles and SpO2 US Core pulse oximetry.
+//
 // Every resource carries the practice identifier and the security labels
 // of kap-domain.md section 6; ids are ResourceID(practice, kind, id,
 // resource type, ...), so mapping a record again gives the same ids. What
@@ -251,7 +255,7 @@ func (mp *mapping) provenance(h Header) {
 	source := mp.obj(
 		mem("identifier", mp.identifier()),
 		mem("display", mp.str(string(mp.kind)+" "+mp.id)))
-	mp.emit("Provenance", nil, nil, false,
+	mp.emit("Provenance", nil, []string{ProfileUSCoreProvenance}, false,
 		mem("target", mp.arr(targets...)),
 		mem("recorded", mp.str(mp.m.now().UTC().Format(time.RFC3339))),
 		mem("agent", mp.arr(mp.obj(mem("type", mp.concept("", mp.coding("participation.DEV"))), mem("who", device)))),
@@ -348,7 +352,13 @@ func (mp *mapping) client(c *Client) error {
 	if c.Pronouns != "" {
 		ext = mp.arr(mp.extension(ExtPronouns, mem("valueString", mp.str(c.Pronouns))))
 	}
-	p := mp.emit("Patient", nil, nil, false,
+	// US Core patient wants gender 1..1: a client whose sex is not
+	// recorded makes a Patient that meets base R4 only, and claims so.
+	var profiles []string
+	if gender != nil {
+		profiles = []string{ProfileUSCorePatient}
+	}
+	p := mp.emit("Patient", nil, profiles, false,
 		mem("extension", ext),
 		mem("active", mp.boolean(true)),
 		mem("name", mp.arr(mp.humanName(c.Name))),
@@ -414,7 +424,7 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	if p.Email != "" {
 		telecom = append(telecom, mp.obj(mem("system", mp.str("email")), mem("value", mp.str(p.Email))))
 	}
-	pr := mp.emit("Practitioner", nil, nil, false,
+	pr := mp.emit("Practitioner", nil, []string{ProfileUSCorePractitioner}, false,
 		mem("active", mp.boolean(true)),
 		mem("name", mp.arr(mp.humanName(p.Name))),
 		mem("telecom", mp.arr(telecom...)),
@@ -427,7 +437,15 @@ func (mp *mapping) practitioner(p *Practitioner) error {
 	default:
 		return invalid("practitioner.role", "%q is not prescriber, therapist or administrator", p.Role)
 	}
-	mp.emit("PractitionerRole", []string{"role"}, nil, false,
+	// US Core PractitionerRole's pd-1 wants contact information or an
+	// Endpoint: the project's validator counts an empty "telecom or
+	// endpoint" as holding, the HL7 validator does not, so a practitioner
+	// without phone or email claims the profile nowhere.
+	var roleProfiles []string
+	if len(telecom) > 0 {
+		roleProfiles = []string{ProfileUSCorePractitionerRole}
+	}
+	mp.emit("PractitionerRole", []string{"role"}, roleProfiles, false,
 		mem("active", mp.boolean(true)),
 		mem("practitioner", mp.ref("Practitioner", pr.GetString("id"))),
 		// US Core PractitionerRole requires an organization: the practice,

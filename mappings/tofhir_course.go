@@ -138,7 +138,7 @@ func (mp *mapping) course(c *Course) error {
 		if code == nil {
 			return invalid("course.indications", "%q is not one of %v", ind, indications)
 		}
-		cond := mp.emit("Condition", []string{ind}, nil, false,
+		cond := mp.emit("Condition", []string{ind}, []string{ProfileUSCoreCondition}, false,
 			mem("clinicalStatus", mp.concept("", mp.coding(clinical))),
 			mem("verificationStatus", mp.concept("", mp.coding("condition.confirmed"))),
 			mem("category", mp.arr(mp.concept("", mp.coding("condition.problem-list-item")))),
@@ -161,7 +161,7 @@ func (mp *mapping) course(c *Course) error {
 	}
 	var goalRefs []*fhir.Value
 	addGoal := func(kind string, i int, text string) {
-		g := mp.emit("Goal", []string{kind, strconv.Itoa(i + 1)}, nil, false,
+		g := mp.emit("Goal", []string{kind, strconv.Itoa(i + 1)}, []string{ProfileUSCoreGoal}, false,
 			mem("lifecycleStatus", mp.str(goalStatus)),
 			mem("category", mp.arr(mp.concept(kind))),
 			mem("description", mp.concept(text)),
@@ -207,7 +207,7 @@ func (mp *mapping) course(c *Course) error {
 	for _, id := range c.Team {
 		addMember(id, "administrator")
 	}
-	team := mp.emit("CareTeam", []string{"careteam"}, nil, false,
+	team := mp.emit("CareTeam", []string{"careteam"}, []string{ProfileUSCoreCareTeam}, false,
 		mem("status", mp.str(teamStatus)),
 		mem("name", mp.str("KAP course team")),
 		mem("subject", mp.clone(subject)),
@@ -283,7 +283,7 @@ func (mp *mapping) course(c *Course) error {
 	if !mp.m.NoPrescriptions {
 		mp.prescription(c, prod, subject, start, condRefs)
 	}
-	mp.emit("CarePlan", nil, []string{ProfileCarePlan}, false,
+	mp.emit("CarePlan", nil, []string{ProfileCarePlan, ProfileUSCoreCarePlan}, false,
 		mem("text", mp.obj(mem("status", mp.str("generated")), mem("div", mp.str(carePlanNarrative(c, sessions))))),
 		mem("status", mp.str(status)),
 		mem("intent", mp.str("plan")),
@@ -384,7 +384,7 @@ func carePlanNarrative(c *Course, sessions []*Session) string {
 
 // prescription emits the course's prescription (unless Mapper.NoPrescriptions).
 func (mp *mapping) prescription(c *Course, prod, subject, start *fhir.Value, condRefs []*fhir.Value) {
-	mp.emit("MedicationRequest", []string{"prescription"}, nil, false,
+	mp.emit("MedicationRequest", []string{"prescription"}, []string{ProfileUSCoreMedicationReq}, false,
 		mem("status", mp.str(medicationRequestStatus[c.Status])),
 		mem("intent", mp.str("order")),
 		mem("medicationCodeableConcept", mp.clone(prod)),

@@ -106,7 +106,7 @@ func (mp *mapping) session(s *Session) error {
 		// is the time the client was in the session.
 		length = mp.ucum(float64(s.Dose.MonitoredMin), "ucum.min")
 	}
-	enc := mp.emit("Encounter", nil, nil, false,
+	enc := mp.emit("Encounter", nil, []string{ProfileUSCoreEncounter}, false,
 		mem("status", mp.str("finished")),
 		mem("class", mp.coding("encounter.AMB")),
 		mem("type", mp.arr(mp.sessionTypeCode(s.Type))),

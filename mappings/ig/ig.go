@@ -139,7 +139,7 @@ var (
 )
 
 // Profiles returns the profiles, ValueSets and CodeSystems of Resources
-// and the R4 vital-signs and US Core pulse-oximetry profiles the mappings
+// and the R4 vital-signs and US Core 3.1.1 profiles the mappings
 // claim, compiled once: what mapped resources are validated against
 // (fhir.Profiles.Validate) and what the server's Config.Profiles is. The
 // value is shared and does not change.

@@ -12,7 +12,9 @@ import (
 )
 
 // The published profiles the mappings claim besides the project's own:
-// the R4 vital-signs profiles and US Core pulse oximetry. They are copied
+// the R4 vital-signs profiles and the US Core 3.1.1 profiles of the
+// resource types the mappings make (mappings.TestUSCore proves each
+// claim against the full definition). They are copied
 // for validation only (package ig registers them, the server does
 // not publish them), cut down to what profile validation reads, so the
 // build embeds kilobytes instead of megabytes.
@@ -20,6 +22,10 @@ var externalProfiles = []struct{ dir, name string }{
 	{"core", "vitalsigns"}, {"core", "vitalspanel"}, {"core", "bp"}, {"core", "heartrate"}, {"core", "oxygensat"},
 	{"core", "resprate"}, {"core", "bodyweight"}, {"core", "bodytemp"},
 	{"uscore", "us-core-pulse-oximetry"},
+	{"uscore", "us-core-patient"}, {"uscore", "us-core-practitioner"}, {"uscore", "us-core-practitionerrole"},
+	{"uscore", "us-core-condition"}, {"uscore", "us-core-careplan"}, {"uscore", "us-core-careteam"},
+	{"uscore", "us-core-goal"}, {"uscore", "us-core-encounter"}, {"uscore", "us-core-provenance"},
+	{"uscore", "us-core-documentreference"}, {"uscore", "us-core-medicationrequest"},
 }
 
 // externalKeep are the StructureDefinition and ElementDefinition members
