@@ -33,7 +33,7 @@ func TestAuthStoreSQLite(t *testing.T) {
 func TestAuthStorePostgres(t *testing.T) {
 	dsn := sqltest.PostgresDSN(t)
 	if dsn == "" {
-		t.Skip(sqltest.EnvPostgresDSN + " not set")
+		t.Skip(sqltest.EnvPostgresDSN + " not set: skipping the PostgreSQL half (.ci/run sets it)")
 	}
 	dsn = sqltest.FreshSchema(t, dsn)
 	st := openAuth(t, dsn)

@@ -33,7 +33,7 @@ func TestSyncContract(t *testing.T) {
 	t.Run("PostgreSQL", func(t *testing.T) {
 		dsn := sqltest.PostgresDSN(t)
 		if dsn == "" {
-			t.Skip("PostgreSQL not configured")
+			t.Skip(sqltest.EnvPostgresDSN + " not set: skipping the PostgreSQL half (.ci/run sets it)")
 		}
 		synctest.Run(t, func(t *testing.T) (fhir.Store, syncstore.Store) {
 			return open(t, sqltest.FreshSchema(t, dsn))
