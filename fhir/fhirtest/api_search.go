@@ -479,8 +479,18 @@ func apiTestPaging(t *testing.T, c *apiClient) {
 			next = nextLink(b)
 			pages++
 			if pages == 1 {
-				// the first page pins the snapshot; write from now on
+				// the first page pins the snapshot; write from now on, and
+				// let at least one round of writes land before the next
+				// page (on a busy machine the writer may otherwise not run
+				// before the walk ends)
 				wg.Go(writer)
+				for deadline := time.Now().Add(20 * time.Second); writes.Load() < 3; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						close(stop)
+						wg.Wait()
+						t.Fatalf("%q: the writer made no write in 20 s", sortBy)
+					}
+				}
 			}
 		}
 		close(stop)
