@@ -69,6 +69,12 @@ func TestChaosKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	t.Logf("seed %d", seed)
 	midSync := 0
+	// The kills must fall mid-sync: on an idle machine the worker drains
+	// the backlog in a few runs, so each kill's delay is drawn from a
+	// window sized by the rows left and the rate the last run delivered
+	// at, shared among the kills still to come.
+	var rate float64 // rows per millisecond of the last run; 0: not known yet
+	pending := counts()[syncstore.StatePending]
 	for kill := 1; kill <= 20; kill++ {
 		cmd := exec.Command(bin, "-store", db, "-conn", "ehr")
 		var stderr bytes.Buffer
@@ -100,7 +106,13 @@ func TestChaosKill(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("kill %d: no start in 20 s: %s", kill, stderr.String())
 		}
-		after := time.Duration(rng.Int64N(int64(700*time.Millisecond))) + 20*time.Millisecond
+		window := 700 * time.Millisecond
+		if rate > 0 {
+			share := time.Duration(float64(pending)/rate/float64(21-kill)) * time.Millisecond
+			window = max(10*time.Millisecond, min(window, share))
+		}
+		after := time.Duration(rng.Int64N(int64(window))) + 10*time.Millisecond
+		doneBefore := counts()[syncstore.StateDone]
 		time.Sleep(after)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -110,6 +122,10 @@ func TestChaosKill(t *testing.T) {
 		if c[syncstore.StateDone] > 0 && c[syncstore.StatePending] > 0 {
 			midSync++
 		}
+		if d := c[syncstore.StateDone] - doneBefore; d > 0 {
+			rate = float64(d) / float64(after.Milliseconds())
+		}
+		pending = c[syncstore.StatePending]
 		t.Logf("kill %2d after %3d ms: %v", kill, after.Milliseconds(), c)
 	}
 	if out, err := exec.Command(bin, "-store", db, "-conn", "ehr", "-once").CombinedOutput(); err != nil {
