@@ -53,7 +53,7 @@ func (mp *mapping) encounterRef(s *Session) *fhir.Value {
 	if s == nil || s.Status != "held" {
 		return nil
 	}
-	return mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter"))
+	return mp.refTo("Encounter", KindSession, s.ID)
 }
 
 // session -> Encounter (held sessions) + MedicationAdministration (a dose).
@@ -98,7 +98,7 @@ func (mp *mapping) session(s *Session) error {
 	}
 	var reasons []*fhir.Value
 	for _, ind := range c.Indications {
-		reasons = append(reasons, mp.ref("Condition", ResourceID(mp.m.Practice, KindCourse, c.ID, "Condition", ind)))
+		reasons = append(reasons, mp.refTo("Condition", KindCourse, c.ID, ind))
 	}
 	var length *fhir.Value
 	if s.Dose != nil && s.Dose.MonitoredMin > 0 {
@@ -214,5 +214,5 @@ func (mp *mapping) prescriptionRef(c *Course) *fhir.Value {
 	if mp.m.NoPrescriptions {
 		return nil
 	}
-	return mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))
+	return mp.refTo("MedicationRequest", KindCourse, c.ID, "prescription")
 }
