@@ -15,23 +15,24 @@ import (
 // its own on `kapbridge serve` and `kapbridge import` (-threshold
 // name=value, KAPBRIDGE_THRESHOLDS, or a settings file).
 type Limits struct {
-	PreDoseSystolic, PreDoseDiastolic       float64 // hold the dose above (mm[Hg])
-	CrisisSystolic, CrisisDiastolic         float64 // hypertensive crisis above (mm[Hg])
-	RiseSystolic, RiseDiastolic             float64 // rise from the session's baseline at or above (mm[Hg])
-	SpO2Low, SpO2Critical                   float64 // L at or below, LL at or below (%)
-	HeartRateHigh, HeartRateCritical        float64 // H at or above, HH at or above (/min)
-	HeartRateLow, HeartRateCriticalLow      float64 // L at or below, LL at or below (/min)
-	RespRateHigh, RespRateCritical          float64 // H at or above, HH at or above (/min)
-	RespRateLow, RespRateCriticalLow        float64 // L at or below, LL at or below (/min)
-	DissociationHigh                        float64 // 0-10 rating at or above: a finding
-	DischargeDissociationMax                float64 // 0-10 rating above at discharge: not resolved
-	ClearanceValidDays                      float64 // a clearance decision older than this has expired
-	PendingMaxHours                         float64 // a safety-relevant record pending longer raises a Flag
-	KetamineMgPerKgIV, KetamineMgPerKgIM    float64 // dose ceilings (mg/kg)
-	MinIntervalIV, MinIntervalIM            float64 // hours between doses, by route
-	MinIntervalLozenge, MinIntervalSpravato float64
-	InductionMaxDays                        float64 // first to last dosing session (days)
-	EscalationRatio                         float64 // a dose above this times the course's first
+	PreDoseSystolic, PreDoseDiastolic        float64 // hold the dose above (mm[Hg])
+	CrisisSystolic, CrisisDiastolic          float64 // hypertensive crisis above (mm[Hg])
+	RiseSystolic, RiseDiastolic              float64 // rise from the session's baseline at or above (mm[Hg])
+	SpO2Low, SpO2Critical                    float64 // L at or below, LL at or below (%)
+	HeartRateHigh, HeartRateCritical         float64 // H at or above, HH at or above (/min)
+	HeartRateLow, HeartRateCriticalLow       float64 // L at or below, LL at or below (/min)
+	RespRateHigh, RespRateCritical           float64 // H at or above, HH at or above (/min)
+	RespRateLow, RespRateCriticalLow         float64 // L at or below, LL at or below (/min)
+	DissociationHigh                         float64 // 0-10 rating at or above: a finding
+	DischargeDissociationMax                 float64 // 0-10 rating above at discharge: not resolved
+	ClearanceValidDays                       float64 // a clearance decision older than this has expired
+	PregnancyTestAgeMin, PregnancyTestAgeMax float64 // a female client of these ages (years, inclusive) needs a pregnancy test before a dose
+	PendingMaxHours                          float64 // a safety-relevant record pending longer raises a Flag
+	KetamineMgPerKgIV, KetamineMgPerKgIM     float64 // dose ceilings (mg/kg)
+	MinIntervalIV, MinIntervalIM             float64 // hours between doses, by route
+	MinIntervalLozenge, MinIntervalSpravato  float64
+	InductionMaxDays                         float64 // first to last dosing session (days)
+	EscalationRatio                          float64 // a dose above this times the course's first
 }
 
 // Limit documents one field of Limits: its name in flags, environment and
@@ -77,6 +78,8 @@ var LimitTable = []Limit{
 	{"dissociation_high", 8, "0-10", "project default"},
 	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
 	{"clearance_valid_days", 365, "d", "project default"},
+	{"pregnancy_test_age_min", 12, "a", "project default: kap-domain.md section 1 screens for pregnancy but names no group a test applies to; 12-50 years spans the usual childbearing ages"},
+	{"pregnancy_test_age_max", 50, "a", "project default (as pregnancy_test_age_min)"},
 	{"pending_max_hours", 24, "h", "project default"},
 	{"ketamine_mg_per_kg_iv", 1.0, "mg/kg", "project default (subanaesthetic IV dosing in depression trials is 0.5 mg/kg over 40 min; 1.0 leaves room for titration)"},
 	{"ketamine_mg_per_kg_im", 2.0, "mg/kg", "project default"},
@@ -138,6 +141,10 @@ func (l *Limits) field(name string) *float64 {
 		return &l.DischargeDissociationMax
 	case "clearance_valid_days":
 		return &l.ClearanceValidDays
+	case "pregnancy_test_age_min":
+		return &l.PregnancyTestAgeMin
+	case "pregnancy_test_age_max":
+		return &l.PregnancyTestAgeMax
 	case "pending_max_hours":
 		return &l.PendingMaxHours
 	case "ketamine_mg_per_kg_iv":

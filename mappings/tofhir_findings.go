@@ -17,13 +17,14 @@ import (
 // and not alerts make no Flag; the safety.* findings have their own Flags
 // from the mapping of the record itself (red flags, PHQ-9 item 9, C-SSRS).
 var flagPriority = map[string]string{
-	"vitals.bp_rise":             "PL",
-	"vitals.dissociation":        "PL",
-	"vitals.bp_pre_dose":         "PM",
-	"dose.concomitant":           "PM",
-	"clearance.override":         "PM",
-	"schedule.no_preparation":    "PL",
-	"course.spravato_indication": "PL",
+	"vitals.bp_rise":                "PL",
+	"vitals.dissociation":           "PL",
+	"vitals.bp_pre_dose":            "PM",
+	"dose.concomitant":              "PM",
+	"clearance.override":            "PM",
+	"dosing.pregnancy_test_missing": "PM",
+	"schedule.no_preparation":       "PL",
+	"course.spravato_indication":    "PL",
 }
 
 // FindingFlag reports whether a finding becomes a Flag, and its priority.
