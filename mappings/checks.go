@@ -659,6 +659,9 @@ func (c *checker) observation(o *Observation) {
 			c.warnf("vitals.dissociation", "dissociation", "dissociation %d/10 (%s), at or above %g (dissociation_high)", *d, phaseText(o), lim.Get("dissociation_high"))
 		}
 	}
+	if sd := o.Sedation; sd != nil && o.Phase == "discharge" && float64(*sd) < lim.Get("discharge_sedation_min") {
+		c.alertf("vitals.discharge_unresolved", "sedation", "sedation MOAA/S %d/5 at discharge: not resolved (at least %g, discharge_sedation_min; 5 = responds readily to the name in a normal tone)", *sd, lim.Get("discharge_sedation_min"))
+	}
 	for i, f := range o.RedFlags {
 		c.warnf("safety.red_flag", fmt.Sprintf("red_flags[%d]", i), "red flag: %s", f)
 	}

@@ -393,6 +393,28 @@ func TestCheckRowDetails(t *testing.T) {
 		}
 		return out
 	}
+	t.Run("sedation must have resolved at discharge", func(t *testing.T) {
+		for _, tc := range []struct {
+			phase string
+			moaas int
+			cfg   Limits
+			want  []string
+		}{
+			{"discharge", 4, Limits{}, []string{"vitals.discharge_unresolved"}},
+			{"discharge", 5, Limits{}, nil},
+			{"during", 2, Limits{}, nil}, // expected in a session
+			{"discharge", 4, Limits{DischargeSedationMin: 4}, nil},
+		} {
+			f := newCheckFixture()
+			f.during.Phase, f.during.Dissociation, f.during.SideEffects, f.during.Sedation = tc.phase, nil, nil, intp(tc.moaas)
+			got := Check(f.book(), f.during, CheckConfig{Limits: tc.cfg})
+			if !slices.Equal(codes(got), tc.want) {
+				t.Errorf("%s MOAA/S %d (%+v): %v", tc.phase, tc.moaas, tc.cfg, got)
+			} else if len(got) == 1 && (got[0].Field != "sedation" || !strings.Contains(got[0].Message, "sedation MOAA/S 4/5 at discharge: not resolved (at least 5")) {
+				t.Errorf("finding %v", got[0])
+			}
+		}
+	})
 	t.Run("escalation against every earlier dose, not only the first", func(t *testing.T) {
 		// Earlier doses of the fixture's course (s2, 0.5 mg/kg IV, on
 		// 2026-01-12) and then one more on 2026-01-20 (mg/kg given).

@@ -121,7 +121,7 @@ func SafetyRelevant(r Record) bool {
 	case *Session:
 		return rp.Dose != nil || (rp.Status == "held" && (rp.Type == "dosing" || rp.Type == "maintenance"))
 	case *Observation:
-		return rp.Vitals != nil || rp.Dissociation != nil || len(rp.RedFlags) > 0
+		return rp.Vitals != nil || rp.Dissociation != nil || rp.Sedation != nil || len(rp.RedFlags) > 0
 	case *Screening:
 		return rp.Clearance != nil || rp.PregnancyTest != nil || len(rp.Instruments) > 0
 	}
