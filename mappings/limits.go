@@ -54,11 +54,11 @@ const news2 = "NEWS2 (Royal College of Physicians, 2017)"
 
 // LimitTable lists every limit, in the order CHECKS.md shows them.
 var LimitTable = []Limit{
-	{"predose_systolic", 140, "mm[Hg]", "Spravato prescribing information, Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh (status U: wording not checked against the label text in this repository)"},
+	{"predose_systolic", 140, "mm[Hg]", "project default, after the Spravato prescribing information (Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh). Status U, checked 2026-11-30: kap-domain.md and ../shared hold no label text and do not give this number (kap-domain.md section 5 asks only for BP before dosing, at 40 min and before discharge); the label excerpts the project library's search found (third-party reprints) do not quote it either"},
 	{"predose_diastolic", 90, "mm[Hg]", "Spravato prescribing information (as above)"},
 	{"crisis_systolic", 180, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline: hypertensive crisis > 180 and/or > 120"},
 	{"crisis_diastolic", 120, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline (as above)"},
-	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it)"},
+	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it; not in kap-domain.md or ../shared; a third-party reprint of the label's safety information found by the project library's search reads the same: >= 40 systolic and/or 25 diastolic in the first 1.5 hours after a dose)"},
 	{"rise_diastolic", 25, "mm[Hg]", "Spravato prescribing information (as above): diastolic rises of >= 25 mm[Hg]"},
 	{"spo2_low", 93, "%", news2 + ": SpO2 92-93 scores 2"},
 	{"spo2_critical", 91, "%", news2 + ": SpO2 <= 91 scores 3"},
@@ -73,7 +73,7 @@ var LimitTable = []Limit{
 	{"min_interval_hours_iv", 40, "h", "project default (two doses a week at least two days apart, less 8 hours for the time of day)"},
 	{"min_interval_hours_im", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)"},
-	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day"},
+	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U: no label text in kap-domain.md or ../shared; the dosing summaries of the label the project library's search found, Medscape and RxList, read the same); 40 h lets Monday and Wednesday sessions pass at any time of day"},
 	{"escalation_ratio", 2, "ratio", "project default: titration commonly doubles the starting dose (the example courses go from 0.5 to 1.0 mg/kg IM, 200 to 400 mg lozenge); more than a doubling warns"},
 	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
 	{"dissociation_high", 8, "0-10", "project default"},
