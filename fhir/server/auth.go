@@ -173,6 +173,14 @@ func (s *Server) authorize(c *gin.Context) {
 		s.refuse(c, err, p)
 		return
 	}
+	if p.Tenant != fhir.DefaultTenant {
+		// Another practice reads the shared conformance resources of the
+		// default one, and only reads them (auth/shared.go).
+		if err := auth.DecideShared(call); err != nil {
+			s.refuse(c, err, p)
+			return
+		}
+	}
 	if p.Recipient != "" { // a prescriber's client: the patient's Consent decides (auth_consent.go)
 		if err := s.consentGate(c, p); err != nil {
 			s.fail(c, err)
