@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/audit"
 	"github.com/kapbridge/kapbridge/fhir/auth"
 )
 
@@ -38,6 +39,12 @@ type Request struct {
 	RequestID string
 
 	params routeParams // the path parameters, from the route
+
+	// bundleKind and entryAudit are set by the Bundle handler: the
+	// Bundle's type, and the audit record of each of its entries
+	// (audit_entries.go).
+	bundleKind string
+	entryAudit []audit.Record
 }
 
 // routeParams are the parameters of a route's path.
@@ -99,6 +106,12 @@ func (s *Server) serve(h handler) gin.HandlerFunc {
 			params: routeParams{typ: c.Param("type"), id: c.Param("id"), vid: c.Param("vid"), compartment: c.Param("compartment")}}
 		r.Tenant = sharedTenant(r)
 		resp, err := h(c.Request.Context(), r)
+		if r.bundleKind != "" {
+			c.Set(ctxBundleKind, r.bundleKind)
+		}
+		if r.entryAudit != nil {
+			c.Set(ctxEntryAudit, r.entryAudit)
+		}
 		if resp != nil {
 			for k, vs := range resp.Header {
 				c.Writer.Header()[k] = vs
