@@ -362,11 +362,11 @@ func trueLit(q syncQ) string {
 	return "1"
 }
 
-const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, next_at, lease_owner, lease_until, last_error, outcome, updated`
+const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, leases, next_at, lease_owner, lease_until, last_error, outcome, updated`
 
 func scanDelivery(r syncRows) (syncstore.Delivery, error) {
 	var d syncstore.Delivery
-	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, syncTime{&d.NextAt},
+	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, &d.Leases, syncTime{&d.NextAt},
 		&d.LeaseOwner, syncTime{&d.LeaseUntil}, &d.LastError, &d.Outcome, syncTime{&d.Updated})
 	if len(d.Outcome) == 0 {
 		d.Outcome = nil
@@ -380,7 +380,7 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 	}
 	var out []syncstore.Delivery
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ?, leases = leases + 1 WHERE id IN (
 			SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
 			ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
 			owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
@@ -398,8 +398,9 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 
 func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
 	inc := 0
+	keep := 0 // leases kept: an attempt that failed may have landed
 	if r.Attempted {
-		inc = 1
+		inc, keep = 1, 1
 	}
 	next := r.NextAt
 	if r.State != syncstore.StatePending {
@@ -410,9 +411,10 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 			state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
 			attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
 			next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
+			leases = leases * ?,
 			lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
 			WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
-			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
+			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), keep, q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
 		if err != nil {
 			return err
 		}
