@@ -398,9 +398,12 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 
 func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
 	inc := 0
-	keep := 0 // leases kept: an attempt that failed may have landed
 	if r.Attempted {
-		inc, keep = 1, 1
+		inc = 1
+	}
+	keep := 1 // the lease count, unless done: see syncstore.Delivery.Leases
+	if r.State == syncstore.StateDone {
+		keep = 0
 	}
 	next := r.NextAt
 	if r.State != syncstore.StatePending {

@@ -177,7 +177,7 @@ func (m *Memory) Finish(_ context.Context, d Delivery, owner string, r Result, n
 		}
 		cur.LeaseOwner, cur.LeaseUntil, cur.Updated = "", time.Time{}, now
 		cur.LastError, cur.Outcome = r.Error, slices.Clone(r.Outcome)
-		if !r.Attempted {
+		if r.State == StateDone {
 			cur.Leases = 0
 		}
 		if cur.Gen != d.Gen {

@@ -73,13 +73,13 @@ type Delivery struct {
 	Gen      int64
 	State    string
 	Attempts int
-	// Leases counts the leases of this row since a Finish last left
-	// nothing in doubt (done, or pending without an attempt); Lease
-	// counts the lease it returns. 1 means no earlier holder can have
-	// written the resource without recording it: a worker that finds no
-	// link may create it without searching first. More than 1 means one
-	// may have (it was killed, stopped, lost its lease, or an attempt
-	// failed in a way that may have landed): search before creating.
+	// Leases counts the leases of this row since it was last finished
+	// done; Lease counts the lease it returns. 1 means no earlier holder
+	// can have written the resource without recording it: a worker that
+	// finds no link may create it without searching first. More than 1
+	// means one may have (it was killed, stopped or lost its lease, or an
+	// attempt failed in a way that may have landed and no search has
+	// settled it since): search before creating.
 	Leases     int
 	NextAt     time.Time
 	LeaseOwner string
@@ -168,7 +168,7 @@ type Store interface {
 	Lease(ctx context.Context, connection, owner string, limit int, now time.Time, ttl time.Duration) ([]Delivery, error)
 	// Finish ends owner's lease of d with r, at now. If the row changed
 	// since d was leased (d.Gen is old) it stays pending, due now, with
-	// attempts reset. Leases is reset unless r.Attempted. ErrLeaseLost if
+	// attempts reset. Leases is reset when r is done. ErrLeaseLost if
 	// owner no longer holds it.
 	Finish(ctx context.Context, d Delivery, owner string, r Result, now time.Time) error
 	// Release drops every lease of owner (a graceful stop).

@@ -431,9 +431,9 @@ func testRemove(t *testing.T, open Opener) {
 }
 
 // testLeaseCount: Leases says whether an earlier holder may have written
-// the row's resource without recording it. A first lease is 1; a lease
-// after an expiry, a Release or a failed attempt is more; a Finish that
-// left nothing in doubt (done, or a wait) starts the count again, also
+// the row's resource without recording it. A first lease is 1; every
+// lease after it counts (an expiry, a Release, a failed attempt, a wait:
+// none settles whether an earlier write landed) until a Finish done, also
 // when a newer change keeps the row pending.
 func testLeaseCount(t *testing.T, open Opener) {
 	st, s := setup(t, open, "Observation/a")
@@ -458,30 +458,26 @@ func testLeaseCount(t *testing.T, open Opener) {
 	leaseOne("w1", t0, 1)
 	// w1 dies mid-write: its lease expires and w2 must search first.
 	d := leaseOne("w2", t0.Add(61*time.Second), 2)
-	// A wait sends nothing: the count starts again.
+	// A wait settles nothing.
 	finish(d, "w2", syncstore.Result{State: syncstore.StatePending, NextAt: t0.Add(62 * time.Second), Error: "waiting"}, t0.Add(61*time.Second))
-	d = leaseOne("w3", t0.Add(62*time.Second), 1)
-	// A failed attempt may have landed: the count is kept.
-	finish(d, "w3", syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: t0.Add(63 * time.Second), Error: "timeout"}, t0.Add(62*time.Second))
-	d = leaseOne("w4", t0.Add(63*time.Second), 2)
-	// A newer change keeps the row pending with attempts reset; the count
-	// of a failed attempt is still kept.
+	d = leaseOne("w3", t0.Add(62*time.Second), 3)
+	// Nor does a failed attempt, also when a newer change resets attempts.
 	change(t, st, "Observation/a")
 	fanout(t, s, 1)
-	finish(d, "w4", syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: t0.Add(64 * time.Second), Error: "timeout"}, t0.Add(63*time.Second))
-	d = leaseOne("w5", t0.Add(63*time.Second), 3)
+	finish(d, "w3", syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: t0.Add(64 * time.Second), Error: "timeout"}, t0.Add(62*time.Second))
+	d = leaseOne("w4", t0.Add(62*time.Second), 4)
 	if d.Attempts != 0 {
 		t.Errorf("after a newer change: attempts %d, want 0", d.Attempts)
 	}
 	// A graceful stop releases the lease but not the doubt.
-	if err := s.Release(ctx, "w5"); err != nil {
+	if err := s.Release(ctx, "w4"); err != nil {
 		t.Fatal(err)
 	}
-	d = leaseOne("w6", t0.Add(63*time.Second), 4)
+	d = leaseOne("w5", t0.Add(62*time.Second), 5)
 	// Done (the write recorded its link) ends the doubt, also when a
-	// change came in meanwhile.
+	// change came in meanwhile and the row stays pending.
 	change(t, st, "Observation/a")
 	fanout(t, s, 1)
-	finish(d, "w6", syncstore.Result{State: syncstore.StateDone}, t0.Add(64*time.Second))
-	leaseOne("w7", t0.Add(64*time.Second), 1)
+	finish(d, "w5", syncstore.Result{State: syncstore.StateDone}, t0.Add(63*time.Second))
+	leaseOne("w6", t0.Add(63*time.Second), 1)
 }

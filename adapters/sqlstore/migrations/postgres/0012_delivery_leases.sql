@@ -1,6 +1,5 @@
 -- EHR sync speed (issue 11): leases counts how often a delivery was
--- leased since a Finish last left nothing in doubt (done, or a wait that
--- sent nothing). A row leased for the first time (leases = 1 after the
+-- leased since it was last finished done. A row leased for the first time (leases = 1 after the
 -- lease) that has no link was never written, so the worker may create it
 -- with a plain POST; a higher count means an earlier holder may have
 -- written it without recording the link (killed, stopped, or its answer
