@@ -300,6 +300,9 @@ func syncStatus(ctx context.Context, ss syncstore.Store, st any, conns []syncsto
 		if err := inboundConflicts(ctx, st, c.Name, stdout); err != nil {
 			return err
 		}
+		if err := inboundUnused(ctx, st, c.Name, stdout); err != nil {
+			return err
+		}
 	}
 	return nil
 }
