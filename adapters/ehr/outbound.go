@@ -148,19 +148,25 @@ func ConnectionClient(conn syncstore.Connection, cfg OutboundConfig) (*Client, e
 	if log == nil {
 		log = slog.Default()
 	}
-	pemData := conn.Key
-	if len(pemData) == 0 {
-		var err error
-		if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
-			return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+	tc := TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID,
+		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy}
+	if len(conn.ClientSecret) > 0 {
+		tc.ClientSecret = string(conn.ClientSecret)
+	} else {
+		pemData := conn.Key
+		if len(pemData) == 0 {
+			var err error
+			if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
+				return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+			}
 		}
+		key, err := smart.ParsePrivateKeyPEM(pemData)
+		if err != nil {
+			return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
+		}
+		tc.Key = key
 	}
-	key, err := smart.ParsePrivateKeyPEM(pemData)
-	if err != nil {
-		return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
-	}
-	ts, err := NewTokenSource(TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID, Key: key,
-		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
+	ts, err := NewTokenSource(tc)
 	if err != nil {
 		return nil, fmt.Errorf("ehr: connection %s: %w", conn.Name, err)
 	}
