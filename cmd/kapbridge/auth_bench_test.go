@@ -23,9 +23,13 @@ import (
 
 // BenchmarkReadByIDAuth measures GET /Patient/{id} over loopback HTTP on
 // one SQLite store, side by side: without authorization, with it (the
-// bearer token verified once, then from the per-token cache; the scope
-// decision), and with it and the audit trail (an AuditEvent written per
-// read, in batches), in rounds that alternate them within one run.
+// bearer token verified once, then from the per-token cache; the client's
+// state checked per request against the store's clients generation,
+// coalesced; the scope decision), with it and the audit trail (an
+// AuditEvent written per read, in batches, stored and indexed directly
+// from the record), and with the trail writing each event through
+// write.Writer as before issue 14's last round (parse, stamp, FHIRPath
+// index), in rounds that alternate them within one run.
 func BenchmarkReadByIDAuth(b *testing.B) {
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "kap.db"))
@@ -43,9 +47,9 @@ func BenchmarkReadByIDAuth(b *testing.B) {
 	urls := map[string]string{}
 	vs := []variant{}
 	for _, c := range []struct {
-		name        string
-		auth, audit bool
-	}{{"auth=off", false, false}, {"auth=on", true, false}, {"auth=on+audit", true, true}} {
+		name             string
+		auth, audit, via bool
+	}{{"auth=off", false, false, false}, {"auth=on", true, false, false}, {"auth=on+audit", true, true, false}, {"auth=on+audit(writer)", true, true, true}} {
 		var h *server.Server
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 		b.Cleanup(ts.Close)
@@ -58,7 +62,7 @@ func BenchmarkReadByIDAuth(b *testing.B) {
 			}
 			cfg.Auth = &server.Auth{Verifier: gw, Gateway: gw}
 			if c.audit {
-				tr := audit.NewTrail(audit.TrailConfig{Store: st, Tenant: auth.AuditTenant, NewID: server.NewUUID, Logger: log})
+				tr := audit.NewTrail(audit.TrailConfig{Store: st, Tenant: auth.AuditTenant, NewID: server.NewUUID, Logger: log, ViaWriter: c.via})
 				b.Cleanup(func() { tr.Close() })
 				cfg.Auth.Audit = tr
 			}
