@@ -3,6 +3,7 @@ package audit
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/search"
@@ -14,11 +15,17 @@ import (
 // over the parsed resource, which was a third of the cost of writing an
 // event. ok is false for a record with a value this builder does not
 // handle the way Extract does (an id that is not a FHIR id, a type that
-// is not a resource type, an empty request id): the trail indexes those
+// is not a resource type, an empty request id, a string that is not
+// UTF-8): the trail indexes those
 // the general way. TestIndexMatchesExtract holds the two together.
 func (r Record) Index(id string, ts time.Time) (entries []fhir.IndexEntry, ok bool) {
 	if id == "" || !fhirID(id) || r.RequestID == "" || strings.ContainsAny(r.RequestID, " \t\r\n") {
 		return nil, false
+	}
+	for _, s := range []string{r.RequestID, r.ClientID, r.Address} {
+		if !utf8.ValidString(s) {
+			return nil, false // JSON stores U+FFFD for the invalid bytes
+		}
 	}
 	ref := r.Type != "" && r.ID != "" && !strings.HasPrefix(r.ID, "$") && !strings.HasPrefix(r.ID, "_")
 	if ref && (!fhir.IsResourceType(r.Type) || !fhirID(r.ID)) {
