@@ -82,8 +82,6 @@ type Outbound struct {
 	// Batch: rows leased at once; default 50. Parallel: rows of one
 	// batch delivered at once; default 4.
 	Batch, Parallel int
-	// Rounds: batches leased and delivered at once; default 2.
-	Rounds int
 	// Single: never group creates into batch or transaction Bundles,
 	// even where the EHR declares them (one request per write).
 	Single bool
@@ -204,9 +202,6 @@ func (o *Outbound) defaults() {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
-	if o.Rounds <= 0 {
-		o.Rounds = 2
-	}
 	if o.TargetWait <= 0 {
 		o.TargetWait = time.Second
 	}
@@ -221,8 +216,8 @@ func (o *Outbound) defaults() {
 	}
 }
 
-// RunOnce fans new changes out, then leases and delivers Rounds batches
-// at once; it returns how many rows it handled.
+// RunOnce fans new changes out, leases one batch and delivers it; it
+// returns how many rows it handled.
 func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	o.defaults()
 	o.refreshPlan(ctx)
@@ -235,39 +230,6 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	if o.Rounds == 1 {
-		return o.round(ctx)
-	}
-	// Rounds at once, each its own lease of up to Batch rows: while one
-	// waits for the EHR another works through the store. A resource has
-	// one row, leased by one round at a time, so its changes stay in
-	// order; a row whose target another round is writing waits for it.
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total int
-		errs  error
-	)
-	for range o.Rounds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := o.round(ctx)
-			mu.Lock()
-			total += n
-			errs = errors.Join(errs, err)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return total, errs
-}
-
-// round leases one batch and delivers it.
-func (o *Outbound) round(ctx context.Context) (int, error) {
 	ds, err := o.Sync.Lease(ctx, o.Conn.Name, o.Owner, o.Batch, o.Now(), o.LeaseTTL)
 	if err != nil {
 		return 0, err
