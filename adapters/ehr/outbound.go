@@ -379,7 +379,7 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 	case err != nil:
 		return o.fail(d, err)
 	case v.Deleted:
-		return done("deleted at the practice: the EHR keeps what it was sent (deletions are not propagated)")
+		return o.deliverDeletion(ctx, d) // outbound_delete.go
 	}
 	res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
 	if err != nil {

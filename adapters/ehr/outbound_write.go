@@ -31,7 +31,8 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	hash := contentHash(body)
 	linkPart := string(part.Build)
 	link, err := o.Sync.Link(ctx, o.Conn.Name, d.Tenant, d.Type, d.ResourceID, linkPart)
-	found := err == nil
+	// A part deleted there (outbound_delete.go) is written anew.
+	found := err == nil && link.Hash != deletedHash
 	if err != nil && !errors.Is(err, syncstore.ErrNotFound) {
 		return "", err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
 	"github.com/kapbridge/kapbridge/fhir/smart"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // cmdRunner runs kapbridge commands in-process on one store.
@@ -123,6 +124,15 @@ func TestEHRClientSecret(t *testing.T) {
 	}
 }
 
+func mustDone(t *testing.T, ss syncstore.Store, conn string) []syncstore.Delivery {
+	t.Helper()
+	ds, err := ss.Deliveries(t.Context(), conn, syncstore.StateDone, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
 // TestSyncBackfillFollowPrune: a connection added after the data gets all
 // of it (ehr add backfills; again is a no-op), the outbox is pruned once
 // delivered, and the real binary's serve --sync picks up connections
@@ -195,6 +205,38 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 	}
 	cmd("ehr", "remove", "b")
 
+	// A deletion at the practice that Epic cannot take (no delete
+	// declared) is listed by sync status with the reason.
+	st, err = sqlstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone fhir.Key
+	for _, d := range mustDone(t, st.(syncstore.Store), "a") {
+		if l, err := st.(syncstore.Store).Link(t.Context(), "a", d.Tenant, d.Type, d.ResourceID, ""); err == nil && l.RemoteType == "Observation" {
+			gone = fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}
+			break
+		}
+	}
+	err = st.Update(t.Context(), func(tx fhir.Tx) error {
+		cur, err := tx.Read(t.Context(), gone)
+		if err != nil {
+			return err
+		}
+		_, err = (write.Writer{Changed: syncstore.Enqueue}).Delete(t.Context(), tx, gone, cur, time.Time{})
+		return err
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = cmd("sync", "run", "--once", "--connection", "a")
+	if !strings.Contains(out, "deletions not sent (1):") || !strings.Contains(out, gone.Type+"/"+gone.ID+": deleted at the practice, but Observation/") ||
+		!strings.Contains(out, "declares no delete of Observation") {
+		t.Errorf("sync status does not list the deletion Epic was not sent:\n%s", out)
+	}
+	live := onA - 1 // what a connection added now gets: the deleted one is not sent
+
 	// serve --sync, the real binary, started with connection a only.
 	bin := buildBinary(t)
 	addr := freeAddr(t)
@@ -228,14 +270,14 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 	await("serve --sync starts a's workers", func() bool { return strings.Contains(logs.String(), `workers started","connection":"a"`) })
 	// Added while it runs: c gets the backlog with no restart.
 	add("c", "c")
-	await("serve --sync delivers to a connection added while it runs", func() bool { return countType(t, sandboxes["c"], "Observation") == onA })
+	await("serve --sync delivers to a connection added while it runs", func() bool { return countType(t, sandboxes["c"], "Observation") == live })
 	// Changed: c removed and added again for another EHR. Its old
 	// worker must stop (else it would send c's rows to the old EHR).
 	cmd("ehr", "remove", "c")
 	add("c", "d")
-	await("serve --sync delivers to a connection changed while it runs", func() bool { return countType(t, sandboxes["d"], "Observation") == onA })
-	if n := countType(t, sandboxes["c"], "Observation"); n != onA {
-		t.Errorf("the old EHR of c holds %d Observations, want %d (nothing more after the change)", n, onA)
+	await("serve --sync delivers to a connection changed while it runs", func() bool { return countType(t, sandboxes["d"], "Observation") == live })
+	if n := countType(t, sandboxes["c"], "Observation"); n != live {
+		t.Errorf("the old EHR of c holds %d Observations, want %d (nothing more after the change)", n, live)
 	}
 	await("serve --sync says it stopped the old workers", func() bool {
 		return strings.Contains(logs.String(), `its workers stopped","connection":"c"`)
