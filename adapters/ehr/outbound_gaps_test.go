@@ -1,6 +1,8 @@
 package ehr
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -102,4 +104,124 @@ func TestOutboundDeletions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changeLocal rewrites a gateway resource through the change hook.
+func changeLocal(t *testing.T, st fhir.Store, k fhir.Key, edit func(r *fhir.Value)) {
+	t.Helper()
+	err := st.Update(t.Context(), func(tx fhir.Tx) error {
+		cur, err := tx.Read(t.Context(), k)
+		if err != nil {
+			return err
+		}
+		r, err := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
+		if err != nil {
+			return err
+		}
+		edit(r)
+		_, err = (write.Writer{Changed: syncstore.Enqueue}).Put(t.Context(), tx, k, cur, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOutboundPatchOracle: Oracle Health takes Communication by create
+// and patch, not update. A safety signal's alert Communication goes by
+// POST; when the Flag changes, the change goes as a JSON Patch with
+// If-Match (the EHR's version history says PATCH, no second
+// Communication); after someone edits it on the EHR, the stale If-Match
+// gets a 412, and the patch is computed again from what the EHR holds
+// and lands.
+func TestOutboundPatchOracle(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "oracle")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	m := ob.Plan.Entry(ArtifactSafetySignal).Route.Parts[0].Method
+	if m.Type != "Communication" || !m.Create || m.Update != UpdatePatch {
+		t.Fatalf("Oracle plan for safety signals: %+v; want Communication, create, patch", m)
+	}
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	var flag syncstore.Delivery
+	var l syncstore.Link
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+		if d.Type != "Flag" {
+			continue
+		}
+		if got, err := gw.Sync.Link(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID, string(BuildFlagCommunication)); err == nil {
+			flag, l = d, got
+			break
+		}
+	}
+	if l.RemoteID == "" || len(l.Body) == 0 {
+		t.Fatalf("no Flag went as a Communication with its body kept: %+v", l)
+	}
+	comms := distinctRemote(t, sb.Store, "Communication")
+	k := fhir.Key{Tenant: flag.Tenant, Type: "Flag", ID: flag.ResourceID}
+	rk := fhir.Key{Tenant: fhir.DefaultTenant, Type: "Communication", ID: l.RemoteID}
+	changeLocal(t, gw.Store, k, func(r *fhir.Value) { r.Set("status", jsonString("inactive")) })
+	drain(t, ob)
+	v, err := sb.Store.Read(t.Context(), rk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.VersionID != 2 || v.Method != http.MethodPatch || !strings.Contains(string(v.JSON), "Flag status: inactive.") {
+		t.Errorf("after the Flag changed, the EHR's Communication is v%d by %q: %s; want v2 by PATCH with the new status", v.VersionID, v.Method, v.JSON)
+	}
+	if n := distinctRemote(t, sb.Store, "Communication"); n != comms {
+		t.Errorf("%d Communications on the EHR, was %d: the change made another", n, comms)
+	}
+	if l2, _ := gw.Sync.Link(t.Context(), "ehr", flag.Tenant, "Flag", flag.ResourceID, string(BuildFlagCommunication)); l2.RemoteVersion != "2" ||
+		!strings.Contains(string(l2.Body), "Flag status: inactive.") {
+		t.Errorf("link after the patch: version %q, body %s", l2.RemoteVersion, l2.Body)
+	}
+	// Someone edits it on the EHR; then the Flag changes again.
+	err = sb.Store.Update(t.Context(), func(tx fhir.Tx) error {
+		cur, err := tx.Read(t.Context(), rk)
+		if err != nil {
+			return err
+		}
+		r, _ := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
+		r.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString("seen by the nurse")))))
+		_, err = (write.Writer{}).Put(t.Context(), tx, rk, cur, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changeLocal(t, gw.Store, k, func(r *fhir.Value) { r.Set("status", jsonString("active")) })
+	drain(t, ob)
+	if n := sb.preconditionFailed.Load(); n != 1 {
+		t.Errorf("the EHR answered 412 %d times, want once (the patch's stale If-Match)", n)
+	}
+	v, _ = sb.Store.Read(t.Context(), rk)
+	if v.VersionID != 4 || v.Method != http.MethodPatch || !strings.Contains(string(v.JSON), "Flag status: active.") || strings.Contains(string(v.JSON), "seen by the nurse") {
+		t.Errorf("after the 412 the EHR's Communication is v%d by %q: %s; want v4 by PATCH, the practice's content", v.VersionID, v.Method, v.JSON)
+	}
+}
+
+func TestJSONPatch(t *testing.T) {
+	a, _ := fhir.ParseJSON([]byte(`{"resourceType":"Communication","status":"completed","payload":[{"contentString":"x"}],"note":[{"text":"a"}],"a/b~c":1,"category":[1,2]}`), fhir.StoredLimits)
+	b, _ := fhir.ParseJSON([]byte(`{"resourceType":"Communication","status":"completed","payload":[{"contentString":"y"}],"priority":"urgent","a/b~c":2,"category":[1]}`), fhir.StoredLimits)
+	got, _ := json.Marshal(jsonPatch(a, b))
+	want := `[{"op":"remove","path":"/note"},{"op":"replace","path":"/payload/0/contentString","value":"y"},{"op":"add","path":"/priority","value":"urgent"},{"op":"replace","path":"/a~1b~0c","value":2},{"op":"replace","path":"/category","value":[1]}]`
+	if string(got) != want {
+		t.Errorf("patch\n%s\nwant\n%s", got, want)
+	}
+	if ops := jsonPatch(a, a); len(ops) != 0 {
+		t.Errorf("patch of a to itself: %v", ops)
+	}
+}
+
+// distinctRemote counts the resources of typ the EHR holds (not versions).
+func distinctRemote(t *testing.T, st fhir.Store, typ string) int {
+	ids := map[string]bool{}
+	for _, v := range allVersions(t, st) {
+		if v.Type == typ {
+			ids[v.ID] = true
+		}
+	}
+	return len(ids)
 }

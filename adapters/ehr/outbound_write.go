@@ -39,6 +39,12 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	if found && link.Hash == hash {
 		return "", nil // unchanged since written: nothing to send
 	}
+	// Where changes go as patches, the content written is kept as the
+	// base of the next one (outbound_patch.go).
+	var sent []byte
+	if m.Update == UpdatePatch {
+		sent = patchBase(body).Encode()
+	}
 	o.stamp(body, d, v)
 	ident := firstPracticeIdentifier(body)
 	logID := d.Ref()
@@ -100,6 +106,11 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 			break
 		}
 		switch m.Update {
+		case UpdatePatch:
+			got, err = o.patch(ctx, typ, link.RemoteID, link.Body, body, link.RemoteVersion, logID)
+			if err != nil {
+				return "", err
+			}
 		case UpdatePut:
 			got, err = o.put(ctx, typ, link.RemoteID, body, m.IfMatch, link.RemoteVersion, logID)
 			if err != nil {
@@ -111,7 +122,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 		default:
 			// Recorded with its old hash, so a later change notes it again.
 			if link.Connection == "" { // found by search, never recorded
-				if err := o.putLink(ctx, d, part, typ, remote{link.RemoteID, link.RemoteVersion}, ""); err != nil {
+				if err := o.putLink(ctx, d, part, typ, remote{link.RemoteID, link.RemoteVersion}, "", nil); err != nil {
 					return "", err
 				}
 			}
@@ -120,12 +131,12 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	default:
 		return "", errors.New("the plan has no write method for " + typ)
 	}
-	return "", o.putLink(ctx, d, part, typ, got, hash)
+	return "", o.putLink(ctx, d, part, typ, got, hash, sent)
 }
 
-func (o *Outbound) putLink(ctx context.Context, d syncstore.Delivery, part Part, typ string, got remote, hash string) error {
+func (o *Outbound) putLink(ctx context.Context, d syncstore.Delivery, part Part, typ string, got remote, hash string, body []byte) error {
 	return o.Sync.PutLink(ctx, syncstore.Link{Connection: o.Conn.Name, Tenant: d.Tenant, SourceType: d.Type, SourceID: d.ResourceID,
-		Part: string(part.Build), RemoteType: typ, RemoteID: got.id, RemoteVersion: got.version, Hash: hash, Updated: o.Now()})
+		Part: string(part.Build), RemoteType: typ, RemoteID: got.id, RemoteVersion: got.version, Hash: hash, Body: body, Updated: o.Now()})
 }
 
 // put updates typ/id; with ifMatch and a known version it sends If-Match
