@@ -803,8 +803,8 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 func (o *Outbound) linkOf(ctx context.Context, tenant, typ, id string) (syncstore.Link, bool, error) {
 	for _, part := range []string{"", string(BuildCarePlanDocument), string(BuildQuestionnaireResponseDocument), string(BuildDoseObservation), string(BuildFlagCommunication)} {
 		l, err := o.Sync.Link(ctx, o.Conn.Name, tenant, typ, id, part)
-		if errors.Is(err, syncstore.ErrNotFound) {
-			continue
+		if errors.Is(err, syncstore.ErrNotFound) || (err == nil && l.Hash == deletedHash) {
+			continue // never written, or deleted there (outbound_delete.go)
 		}
 		if err != nil {
 			return l, false, err

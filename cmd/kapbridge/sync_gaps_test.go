@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +18,6 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/memstore"
-	"github.com/kapbridge/kapbridge/fhir/smart"
 	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
@@ -52,19 +51,38 @@ func TestEHRClientSecret(t *testing.T) {
 	env := map[string]string{"KAPBRIDGE_STORE": db}
 	cmd, try := cmdRunner(t, env)
 	const secret = "s3cret: with+spaces/&and=more"
-	scopes, _ := smart.ParseScopes("system/*.cruds")
-	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	defer srv.Close()
-	var err error
-	h, err = ehr.NewSandbox(ehr.SandboxConfig{Profile: "oracle", BaseURL: srv.URL, Store: memstore.New(), Logger: slog.New(slog.DiscardHandler),
-		Clients: smart.Clients{"kb-basic": {ID: "kb-basic", Scopes: scopes}}, Secrets: map[string]string{"kb-basic": secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	secretFile := filepath.Join(dir, "oracle.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// kapbridge sandbox playing Oracle Health with client_secret_basic only.
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	sbDone := make(chan error, 1)
+	go func() {
+		sbDone <- run(ctx, []string{"sandbox", "--profile", "oracle", "--listen", addr, "--client-secret", "kb-basic=" + secretFile},
+			os.Getenv, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-sbDone; err != nil {
+			t.Errorf("sandbox: %v", err)
+		}
+	}()
+	srv := struct{ URL string }{"http://" + addr}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(srv.URL + "/.well-known/smart-configuration")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), `"token_endpoint_auth_methods_supported":["client_secret_basic"]`) {
+				t.Fatalf("the sandbox's SMART configuration: %s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sandbox")
+		}
 	}
 	key := filepath.Join(dir, "k.pem")
 	cmd("keys", "generate", "--alg", "ES384", "--out", key)
