@@ -366,11 +366,11 @@ func trueLit(q syncQ) string {
 	return "1"
 }
 
-const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, next_at, lease_owner, lease_until, last_error, outcome, updated`
+const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, leases, next_at, lease_owner, lease_until, last_error, outcome, updated`
 
 func scanDelivery(r syncRows) (syncstore.Delivery, error) {
 	var d syncstore.Delivery
-	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, syncTime{&d.NextAt},
+	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, &d.Leases, syncTime{&d.NextAt},
 		&d.LeaseOwner, syncTime{&d.LeaseUntil}, &d.LastError, &d.Outcome, syncTime{&d.Updated})
 	if len(d.Outcome) == 0 {
 		d.Outcome = nil
@@ -384,7 +384,7 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 	}
 	var out []syncstore.Delivery
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ?, leases = leases + 1 WHERE id IN (
 			SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
 			ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
 			owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
@@ -405,6 +405,10 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 	if r.Attempted {
 		inc = 1
 	}
+	keep := 1 // the lease count, unless done: see syncstore.Delivery.Leases
+	if r.State == syncstore.StateDone {
+		keep = 0
+	}
 	next := r.NextAt
 	if r.State != syncstore.StatePending {
 		next = now
@@ -414,9 +418,10 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 			state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
 			attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
 			next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
+			leases = leases * ?,
 			lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
 			WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
-			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
+			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), keep, q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
 		if err != nil {
 			return err
 		}

@@ -287,15 +287,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		changed = syncstore.Enqueue
 		apis = append(apis, jwksAPI{sync: ss})
 	}
-	applier := &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
-		Tenant: fhir.DefaultTenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier})
+	// Each practice (tenant) has its own Applier: the default one maps in
+	// the -practice namespace, another practice's authenticated clients
+	// write its own tenant in a namespace named after it.
+	pr := &practices{make: func(tenant, namespace string) *records.Applier {
+		return &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: namespace, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
+			Tenant: tenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
+	}, store: store}
+	applier := pr.get(fhir.DefaultTenant, cfg.Practice)
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier,
+		ForTenant: func(t string) *records.Applier { return pr.get(t, t) }})
 	apis = append(apis, practiceAPI)
 	// Overdue pending records raise their Flags every overdueSweep; the
 	// sweep ends (stop, then wait) before the store closes.
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
-	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, applier, cfg.Safety, overdueSweep, log) }()
+	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, pr.all, cfg.Safety, overdueSweep, log) }()
 	defer func() { <-sweepDone }()
 	defer stopSweep()
 	lim := cfg.Limits.WithDefaults()

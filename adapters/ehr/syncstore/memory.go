@@ -161,6 +161,7 @@ func (m *Memory) Lease(_ context.Context, connection, owner string, limit int, n
 	out := make([]Delivery, len(due))
 	for i, d := range due {
 		d.LeaseOwner, d.LeaseUntil = owner, Micros(now.Add(ttl))
+		d.Leases++
 		out[i] = *d
 	}
 	return out, nil
@@ -179,6 +180,9 @@ func (m *Memory) Finish(_ context.Context, d Delivery, owner string, r Result, n
 		}
 		cur.LeaseOwner, cur.LeaseUntil, cur.Updated = "", time.Time{}, now
 		cur.LastError, cur.Outcome = r.Error, slices.Clone(r.Outcome)
+		if r.State == StateDone {
+			cur.Leases = 0
+		}
 		if cur.Gen != d.Gen {
 			cur.State, cur.Attempts, cur.NextAt = StatePending, 0, now
 			return nil

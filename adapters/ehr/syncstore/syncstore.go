@@ -75,9 +75,17 @@ type Delivery struct {
 	ResourceID string
 	// Gen counts the changes fanned out to this row; Finish marks the row
 	// done only if no change came in since it was leased.
-	Gen        int64
-	State      string
-	Attempts   int
+	Gen      int64
+	State    string
+	Attempts int
+	// Leases counts the leases of this row since it was last finished
+	// done; Lease counts the lease it returns. 1 means no earlier holder
+	// can have written the resource without recording it: a worker that
+	// finds no link may create it without searching first. More than 1
+	// means one may have (it was killed, stopped or lost its lease, or an
+	// attempt failed in a way that may have landed and no search has
+	// settled it since): search before creating.
+	Leases     int
 	NextAt     time.Time
 	LeaseOwner string
 	LeaseUntil time.Time
@@ -168,7 +176,8 @@ type Store interface {
 	Lease(ctx context.Context, connection, owner string, limit int, now time.Time, ttl time.Duration) ([]Delivery, error)
 	// Finish ends owner's lease of d with r, at now. If the row changed
 	// since d was leased (d.Gen is old) it stays pending, due now, with
-	// attempts reset. ErrLeaseLost if owner no longer holds it.
+	// attempts reset. Leases is reset when r is done. ErrLeaseLost if
+	// owner no longer holds it.
 	Finish(ctx context.Context, d Delivery, owner string, r Result, now time.Time) error
 	// Release drops every lease of owner (a graceful stop).
 	Release(ctx context.Context, owner string) error
