@@ -260,7 +260,7 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 	addr := freeAddr(t)
 	var logs lockedWriter
 	logs.w = &bytes.Buffer{}
-	srv := exec.Command(bin, "serve", "--listen", addr, "--sync", "--sync-refresh", "100ms", "--sync-inbound", "200ms")
+	srv := exec.Command(bin, "serve", "--listen", addr, "--sync", "--sync-refresh", "100ms", "--sync-inbound", "200ms", "--sync-retention", "1ms")
 	srv.Env = append(os.Environ(), "KAPBRIDGE_STORE="+db, "KAPBRIDGE_PRACTICE=acme-kap")
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
@@ -285,6 +285,11 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 			}
 		}
 	}
+	// The deletion's outbox message, delivered (noted as not sent), is
+	// pruned by serve itself with so short a retention.
+	await("serve --sync prunes what was delivered", func() bool {
+		return strings.Contains(logs.String(), `"msg":"ehr sync: pruned what was delivered","outbox_messages":1,`)
+	})
 	await("serve --sync starts a's workers", func() bool { return strings.Contains(logs.String(), `workers started","connection":"a"`) })
 	// Added while it runs: c gets the backlog with no restart.
 	add("c", "c")
