@@ -71,6 +71,42 @@ func TestServeIG(t *testing.T) {
 	if code, body := post(without, bp("8478-0")); code != http.StatusUnprocessableEntity || !strings.Contains(body, "slice DiastolicBP") {
 		t.Errorf("a blood pressure without its diastolic component, without -ig: %d %s", code, body)
 	}
+	// An extensible binding (us-core-condition's category): a category
+	// outside the value set is written, and the outcome a client asks for
+	// lists the warning.
+	condition := func(category string) string {
+		return `{"resourceType":"Condition","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition"]},
+		"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+		"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"confirmed"}]},
+		"category":[{"coding":[{"system":"` + category + `"}]}],
+		"code":{"coding":[{"system":"http://snomed.info/sct","code":"35489007"}]},"subject":{"reference":"Patient/1"}}`
+	}
+	const extensibleWarning = `"severity":"warning","code":"code-invalid","diagnostics":"no coding is in the extensible value set http://hl7.org/fhir/us/core/ValueSet/us-core-condition-category`
+	for _, tc := range []struct {
+		category string
+		warned   bool
+	}{
+		{`http://terminology.hl7.org/CodeSystem/condition-category","code":"problem-list-item`, false},
+		{`http://kapbridge.org/fhir/CodeSystem/kap-condition","code":"finding`, true},
+	} {
+		req, err := http.NewRequest(http.MethodPost, without+"/Condition", strings.NewReader(condition(tc.category)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set("Prefer", "return=OperationOutcome")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(body, `"resourceType":"OperationOutcome"`) || strings.Contains(body, extensibleWarning) != tc.warned ||
+			strings.Contains(body, `"severity":"error"`) {
+			t.Errorf("a us-core-condition with category %s, Prefer: return=OperationOutcome: want 201 and the extensible-binding warning listed %v, got %d %s", tc.category, tc.warned, resp.StatusCode, body)
+		}
+	}
 	err := run(context.Background(), []string{"serve", "-listen", "127.0.0.1:0", "-ig", filepath.Join(t.TempDir(), "missing")},
 		func(k string) string {
 			if k == "KAPBRIDGE_STORE" {
