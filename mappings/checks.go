@@ -32,6 +32,7 @@ var CheckCodes = []string{
 	"dose.no_route",
 	"dose.session_type",
 	"dose.drug_route",
+	"dose.product",
 	"dose.spravato_mg",
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
@@ -436,6 +437,14 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 		c.errorf("dose.drug_route", "dose.drug", "esketamine is given only as Spravato nasal spray, not by route %s", route)
 	case d.Drug != "esketamine" && d.Drug != "" && route == "spravato":
 		c.errorf("dose.drug_route", "dose.drug", "the Spravato route is esketamine nasal spray, not %s", d.Drug)
+	}
+	if d.Product != "" {
+		switch {
+		case d.Drug != "ketamine":
+			c.errorf("dose.product", "dose.product", "product %s is a ketamine HCl injectable (RxNorm), not %s", d.Product, d.Drug)
+		case route != "iv" && route != "im":
+			c.errorf("dose.product", "dose.product", "product %s is a ketamine HCl injectable (RxNorm), given IV or IM, not by route %s", d.Product, route)
+		}
 	}
 	if route == "spravato" && d.Mg != 28 && d.Mg != 56 && d.Mg != 84 {
 		c.warnf("dose.spravato_mg", "dose.mg", "Spravato dose %g mg: the labelled doses are 28, 56 and 84 mg (1, 2 or 3 devices of 28 mg)", d.Mg)

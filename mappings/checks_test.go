@@ -186,6 +186,11 @@ var checkCases = []checkCase{
 		f.dosing.Dose.MgPerKg = nil
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dose.product", "error", "dose.product", "product 238083 is a ketamine HCl injectable (RxNorm), given IV or IM, not by route lozenge", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.Route, f.dosing.Dose.MgPerKg, f.dosing.Dose.MonitoredMin = "lozenge", nil, 95
+		f.dosing.Dose.Product = "238083"
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
 	{"dose.spravato_mg", "warning", "dose.mg", "Spravato dose 70 mg", func(f *checkFixture) (*Book, Record) {
 		f.course.Route = "spravato"
 		f.dosing.Dose = &Dose{Drug: "esketamine", Mg: 70, Route: "spravato", Lot: "L1", MonitoredMin: 125}

@@ -483,7 +483,12 @@ func (in *inbound) medicationAdministration(res *fhir.Value) {
 			}
 		}
 	}
-	var drug string
+	var drug, product string
+	for _, cd := range codings(med) {
+		if k := conceptOf(cd.GetString("system"), cd.GetString("code")); strings.HasPrefix(k, "drug.ketamine.") {
+			product = strings.TrimPrefix(k, "drug.ketamine.")
+		}
+	}
 	switch c := conceptIn(med); {
 	case c == "drug.ketamine" || strings.HasPrefix(c, "drug.ketamine."):
 		// The ingredient or an injectable product (238082-238084).
@@ -514,7 +519,7 @@ func (in *inbound) medicationAdministration(res *fhir.Value) {
 		in.keep(res, "MedicationAdministration: the dose is not in mg")
 		return
 	}
-	d := &Dose{Drug: drug, Mg: mg, Route: route, Lot: lot}
+	d := &Dose{Drug: drug, Mg: mg, Route: route, Lot: lot, Product: product}
 	if ext := dosage.Get("extension"); ext != nil {
 		for _, e := range ext.Array {
 			if e.GetString("url") == ExtDosePerKg {

@@ -155,6 +155,9 @@ func TestRoundTripDoses(t *testing.T) {
 			Lot: pick(rng, []string{"", "L-1", fmt.Sprintf("LOT%d", n)}), AdministeredBy: pick(rng, []string{"", "pres", "rn"}),
 			MonitoredMin: pick(rng, []int{0, 45, 120}),
 		}
+		if d.Drug == "ketamine" && (d.Route == "iv" || d.Route == "im") {
+			d.Product = pick(rng, append([]string{""}, ProductCodes...))
+		}
 		s.Dose = d
 		res, _, err := m.ToFHIR(b, &s)
 		if err != nil {
@@ -310,6 +313,8 @@ func TestInboundProductCodes(t *testing.T) {
 		}
 		if len(in.Records) != 1 || in.Records[0].(*Session).Dose == nil || in.Records[0].(*Session).Dose.Drug != tc.want {
 			t.Errorf("%s: records %s", tc.code, dump(in.Records))
+		} else if p := in.Records[0].(*Session).Dose.Product; tc.drug == "ketamine" && p != tc.code {
+			t.Errorf("%s: product %q, want the code kept", tc.code, p)
 		}
 	}
 }

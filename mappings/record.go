@@ -114,6 +114,10 @@ type Dose struct {
 	// InfusionMinutes is an IV infusion's length: the administration's
 	// period and its rate (mg/min).
 	InfusionMinutes int `json:"infusion_minutes,omitempty"`
+	// Product is the RxNorm code of the product given, when the practice
+	// knows it (ProductCodes): the MedicationAdministration codes it
+	// beside the ingredient.
+	Product string `json:"product,omitempty"`
 }
 
 // Session is one appointment of a course.

@@ -64,7 +64,8 @@ func (mp *mapping) observation(o *Observation) error {
 		note = mp.arr(mp.obj(mem("text", mp.str(o.Comment))))
 	}
 	observe := func(suffix []string, profiles []string, category string, code *fhir.Value, value fhir.Member, rest ...fhir.Member) {
-		body := []fhir.Member{
+		var buf [16]fhir.Member
+		body := append(buf[:0],
 			mem("extension", mp.clone(ext)),
 			mem("status", mp.str("final")),
 			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
@@ -73,8 +74,7 @@ func (mp *mapping) observation(o *Observation) error {
 			mem("encounter", mp.clone(enc)),
 			mem("effectiveDateTime", mp.clone(when)),
 			mem("performer", mp.clone(performer)),
-			value,
-		}
+			value)
 		body = append(body, rest...)
 		body = append(body, mem("note", mp.clone(note)))
 		mp.emit("Observation", suffix, append(profiles, ProfileSessionObservation), false, body...)

@@ -20,24 +20,33 @@ import (
 
 // TestChaosKill: the gateway process (internal/chaosgw: the outbound
 // worker on a SQLite store, built once here) syncing the four sample
-// courses to the sandbox as Epic is killed with SIGKILL at random points
-// 20 times and restarted; at the end every artifact is on the EHR exactly
-// once, counted by its practice identifier, and the link table agrees:
-// one link per such resource, each naming a resource the EHR holds.
-// Epic has no conditional update, so every create is a search by
-// identifier then a POST: the window a kill can fall into is real.
+// courses to the sandbox is killed with SIGKILL at random points 20 times
+// and restarted; at the end every artifact is on the EHR exactly once,
+// counted by its practice identifier, and the link table agrees: one link
+// per such resource, each naming a resource the EHR holds. As Epic (no
+// conditional update, no Bundles) every create is a POST, searched for
+// first when an earlier holder of the row may have sent it; as Oracle
+// Health (batch declared) the creates go in batch Bundles, and a kill can
+// fall between a Bundle landing and its links being recorded.
 func TestChaosKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos test builds and kills a process 20 times; skipped with -short")
 	}
-	begin := time.Now()
-	ctx := t.Context()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chaosgw")
 	if out, err := exec.Command("go", "build", "-o", bin, "./internal/chaosgw").CombinedOutput(); err != nil {
 		t.Fatalf("build the gateway: %v\n%s", err, out)
 	}
-	ehrS := startSyncSandbox(t, "epic")
+	for _, profile := range []string{"epic", "oracle"} {
+		t.Run(profile, func(t *testing.T) { chaosKill(t, bin, profile) })
+	}
+}
+
+func chaosKill(t *testing.T, bin, profile string) {
+	begin := time.Now()
+	ctx := t.Context()
+	dir := t.TempDir()
+	ehrS := startSyncSandbox(t, profile)
 	db := filepath.Join(dir, "gw.db")
 	st, err := sqlstore.Open(ctx, db)
 	if err != nil {

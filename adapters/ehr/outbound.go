@@ -82,6 +82,9 @@ type Outbound struct {
 	// Batch: rows leased at once; default 50. Parallel: rows of one
 	// batch delivered at once; default 4.
 	Batch, Parallel int
+	// Single: never group creates into batch or transaction Bundles,
+	// even where the EHR declares them (one request per write).
+	Single bool
 	// TargetWait: how soon a row waiting for a referenced resource to be
 	// written is tried again; default 1 s. PatientWait: the same for a
 	// patient not linked; default 10 min (ehr link wakes it at once).
@@ -145,19 +148,25 @@ func ConnectionClient(conn syncstore.Connection, cfg OutboundConfig) (*Client, e
 	if log == nil {
 		log = slog.Default()
 	}
-	pemData := conn.Key
-	if len(pemData) == 0 {
-		var err error
-		if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
-			return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+	tc := TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID,
+		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy}
+	if len(conn.ClientSecret) > 0 {
+		tc.ClientSecret = string(conn.ClientSecret)
+	} else {
+		pemData := conn.Key
+		if len(pemData) == 0 {
+			var err error
+			if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
+				return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+			}
 		}
+		key, err := smart.ParsePrivateKeyPEM(pemData)
+		if err != nil {
+			return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
+		}
+		tc.Key = key
 	}
-	key, err := smart.ParsePrivateKeyPEM(pemData)
-	if err != nil {
-		return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
-	}
-	ts, err := NewTokenSource(TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID, Key: key,
-		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
+	ts, err := NewTokenSource(tc)
 	if err != nil {
 		return nil, fmt.Errorf("ehr: connection %s: %w", conn.Name, err)
 	}
@@ -235,6 +244,7 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	// goes by rank, the rows of one rank Parallel at a time (an EHR's
 	// latency, not the gateway, bounds a single row).
 	slices.SortStableFunc(ds, func(a, b syncstore.Delivery) int { return typeRank(a.Type) - typeRank(b.Type) })
+	bundle := o.bundleType()
 	var (
 		mu   sync.Mutex
 		ferr error
@@ -244,16 +254,25 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 		for end < len(ds) && typeRank(ds[end].Type) == typeRank(ds[start].Type) {
 			end++
 		}
-		var wg sync.WaitGroup
+		var (
+			wg     sync.WaitGroup
+			staged []*stagedWrite
+		)
 		sem := make(chan struct{}, o.Parallel)
 		for _, d := range ds[start:end] {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				r := o.Deliver(ctx, d)
+				r, st := o.deliver(ctx, d, bundle != "")
 				if ctx.Err() != nil {
 					return // stopping: the row is left to Release, not half-recorded
+				}
+				if st != nil {
+					mu.Lock()
+					staged = append(staged, st)
+					mu.Unlock()
+					return
 				}
 				if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
 					mu.Lock()
@@ -263,6 +282,14 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 			}()
 		}
 		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		// The creates staged by this rank go in Bundles before the next
+		// rank, whose rows may refer to them.
+		if err := o.flushBundles(ctx, bundle, staged); err != nil {
+			ferr = errors.Join(ferr, err)
+		}
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
@@ -365,6 +392,20 @@ func (o *Outbound) fail(d syncstore.Delivery, err error) syncstore.Result {
 // data, and records every decision in the Result.
 func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.Result {
 	o.defaults()
+	r, _ := o.deliver(ctx, d, false)
+	return r
+}
+
+// deliver is Deliver; with stage set, a row whose only write is a plain
+// create of a resource never written before stops short of it and
+// returns the write, for a Bundle (flushBundle) to carry and finish.
+func (o *Outbound) deliver(ctx context.Context, d syncstore.Delivery, stage bool) (syncstore.Result, *stagedWrite) {
+	var st *stagedWrite
+	r := o.deliverRow(ctx, d, stage, &st)
+	return r, st
+}
+
+func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage bool, staged **stagedWrite) syncstore.Result {
 	k := fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}
 	v, err := o.Store.Read(ctx, k)
 	switch {
@@ -421,6 +462,12 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		}
 		remotePatient = pl.RemoteID
 	}
+	writes := 0
+	for _, part := range e.Route.Parts {
+		if len(part.Via) == 0 {
+			writes++
+		}
+	}
 	var notes []string
 	for _, part := range e.Route.Parts {
 		if len(part.Via) > 0 {
@@ -448,9 +495,14 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 		if len(dropped) > 0 {
 			notes = append(notes, "references left out (their targets do not go here): "+strings.Join(dropped, ", "))
 		}
-		note, err := o.write(ctx, d, part, body, v)
+		note, st, err := o.write(ctx, d, part, body, v, stage && writes == 1)
 		if err != nil {
 			return o.fail(d, err)
+		}
+		if st != nil {
+			st.notes = notes
+			*staged = st
+			return syncstore.Result{}
 		}
 		if note != "" {
 			notes = append(notes, note)

@@ -22,8 +22,10 @@ import (
 type remote struct{ id, version string }
 
 // write sends body (rewritten, not yet stamped) for part; it returns a
-// note for the delivery record ("" when it simply went).
-func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, body *fhir.Value, v fhir.Version) (string, error) {
+// note for the delivery record ("" when it simply went). With stage set,
+// a plain create of a resource never written before is not sent but
+// returned (staged), for a batch or transaction Bundle to carry.
+func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, body *fhir.Value, v fhir.Version, stage bool) (string, *stagedWrite, error) {
 	m := part.Method
 	typ := part.Type
 	srcID := body.GetString("id")
@@ -33,23 +35,30 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	link, err := o.Sync.Link(ctx, o.Conn.Name, d.Tenant, d.Type, d.ResourceID, linkPart)
 	found := err == nil
 	if err != nil && !errors.Is(err, syncstore.ErrNotFound) {
-		return "", err
+		return "", nil, err
 	}
 	if found && link.Hash == hash {
-		return "", nil // unchanged since written: nothing to send
+		return "", nil, nil // unchanged since written: nothing to send
 	}
 	o.stamp(body, d, v)
 	ident := firstPracticeIdentifier(body)
 	logID := d.Ref()
+	// Fresh: no link, and this is the row's first lease since it was last
+	// done, so no earlier attempt can have written it unrecorded. Such a
+	// resource is created with a plain POST: no search first, and no
+	// conditional update (which some servers answer by scanning every
+	// resource of the type). A repeat of the POST still needs the search
+	// (Landed) to prove the first did not land.
+	fresh := !found && d.Leases == 1 && (m.Create || m.Conditional && o.createsByIdentifier(typ, ident))
 	var got remote
 	switch {
-	case m.Conditional:
+	case m.Conditional && !fresh:
 		if ident == "" {
-			return "", errors.New("no practice identifier for the conditional update")
+			return "", nil, errors.New("no practice identifier for the conditional update")
 		}
 		resp, err := o.Client.Do(ctx, &Request{Method: http.MethodPut, URL: typ + "?identifier=" + url.QueryEscape(ident), Body: body.Encode(), LogID: logID})
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		got = remoteOf(resp, typ)
 	case m.PutByID:
@@ -59,34 +68,41 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 		}
 		got, err = o.put(ctx, typ, id, body, m.IfMatch && found, link.RemoteVersion, logID)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if got.id == "" {
 			got.id = id
 		}
-	case m.Create:
-		if !found {
-			r, ok, err := o.find(ctx, d, typ, m.Find, body, ident)
+	case m.Create || m.Conditional:
+		find := m.Find
+		if m.Conditional {
+			find = FindIdentifier
+		}
+		if !found && !fresh {
+			r, ok, err := o.find(ctx, d, typ, find, body, ident)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if ok {
 				found, link = true, syncstore.Link{RemoteType: typ, RemoteID: r.id, RemoteVersion: r.version}
 			}
 		}
 		if !found {
+			if stage && fresh {
+				return "", &stagedWrite{d: d, part: part, typ: typ, body: body, hash: hash}, nil
+			}
 			var landed remote
 			req := &Request{Method: http.MethodPost, URL: typ, Body: body.Encode(), LogID: logID}
-			if m.Find != FindNone {
+			if find != FindNone {
 				req.Landed = func(ctx context.Context) (bool, error) {
-					r, ok, err := o.find(ctx, d, typ, m.Find, body, ident)
+					r, ok, err := o.find(ctx, d, typ, find, body, ident)
 					landed = r
 					return ok, err
 				}
 			}
 			resp, err := o.Client.Do(ctx, req)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if resp.Landed {
 				got = landed
@@ -94,7 +110,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 				got = remoteOf(resp, typ)
 			}
 			if got.id == "" {
-				return "", errors.New("the EHR answered the create without the new id (no Location, no body)")
+				return "", nil, errors.New("the EHR answered the create without the new id (no Location, no body)")
 			}
 			break
 		}
@@ -102,7 +118,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 		case UpdatePut:
 			got, err = o.put(ctx, typ, link.RemoteID, body, m.IfMatch, link.RemoteVersion, logID)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if got.id == "" {
 				got.id = link.RemoteID
@@ -111,15 +127,23 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 			// Recorded with its old hash, so a later change notes it again.
 			if link.Connection == "" { // found by search, never recorded
 				if err := o.putLink(ctx, d, part, typ, remote{link.RemoteID, link.RemoteVersion}, ""); err != nil {
-					return "", err
+					return "", nil, err
 				}
 			}
-			return "changed since written, but this EHR takes no update of " + typ + " (" + string(m.Update) + "): the change was not sent", nil
+			return "changed since written, but this EHR takes no update of " + typ + " (" + string(m.Update) + "): the change was not sent", nil, nil
 		}
 	default:
-		return "", errors.New("the plan has no write method for " + typ)
+		return "", nil, errors.New("the plan has no write method for " + typ)
 	}
-	return "", o.putLink(ctx, d, part, typ, got, hash)
+	return "", nil, o.putLink(ctx, d, part, typ, got, hash)
+}
+
+// createsByIdentifier: a type written by conditional update may be
+// created by POST instead when the EHR declares create and a search by
+// identifier, the search that proves whether a create whose answer was
+// lost landed.
+func (o *Outbound) createsByIdentifier(typ, ident string) bool {
+	return ident != "" && o.Caps != nil && o.Caps.Resource(typ).Has(InteractionCreate) && o.Caps.Searchable(typ, "identifier")
 }
 
 func (o *Outbound) putLink(ctx context.Context, d syncstore.Delivery, part Part, typ string, got remote, hash string) error {

@@ -205,14 +205,17 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const connCols = `name, tenant, base_url, token_url, client_id, key_file, key_pem, scopes, practice, mrn_system, recipient, created`
+const connCols = `name, tenant, base_url, token_url, client_id, key_file, key_pem, scopes, practice, mrn_system, recipient, created, client_secret`
 
 func scanConn(r syncRows) (syncstore.Connection, error) {
 	var c syncstore.Connection
 	err := r.Scan(&c.Name, &c.Tenant, &c.BaseURL, &c.TokenURL, &c.ClientID, &c.KeyFile, &c.Key, &c.Scopes, &c.Practice,
-		&c.MRNSystem, &c.Recipient, syncTime{&c.Created})
+		&c.MRNSystem, &c.Recipient, syncTime{&c.Created}, &c.ClientSecret)
 	if len(c.Key) == 0 {
 		c.Key = nil
+	}
+	if len(c.ClientSecret) == 0 {
+		c.ClientSecret = nil
 	}
 	return c, err
 }
@@ -254,8 +257,9 @@ func syncErr(op string, err error) error {
 
 func (o syncOps) AddConnection(ctx context.Context, c syncstore.Connection) error {
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		_, err := q.exec(ctx, `INSERT INTO ehr_connections (`+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Tenant, c.BaseURL, c.TokenURL, c.ClientID, c.KeyFile, nonNil(c.Key), c.Scopes, c.Practice, c.MRNSystem, c.Recipient, q.at(c.Created))
+		_, err := q.exec(ctx, `INSERT INTO ehr_connections (`+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Tenant, c.BaseURL, c.TokenURL, c.ClientID, c.KeyFile, nonNil(c.Key), c.Scopes, c.Practice, c.MRNSystem, c.Recipient, q.at(c.Created),
+			nonNil(c.ClientSecret))
 		if isUnique(err) {
 			return syncstore.ErrExists
 		}
@@ -362,11 +366,11 @@ func trueLit(q syncQ) string {
 	return "1"
 }
 
-const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, next_at, lease_owner, lease_until, last_error, outcome, updated`
+const deliveryCols = `id, connection, tenant, type, resource_id, gen, state, attempts, leases, next_at, lease_owner, lease_until, last_error, outcome, updated`
 
 func scanDelivery(r syncRows) (syncstore.Delivery, error) {
 	var d syncstore.Delivery
-	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, syncTime{&d.NextAt},
+	err := r.Scan(&d.ID, &d.Connection, &d.Tenant, &d.Type, &d.ResourceID, &d.Gen, &d.State, &d.Attempts, &d.Leases, syncTime{&d.NextAt},
 		&d.LeaseOwner, syncTime{&d.LeaseUntil}, &d.LastError, &d.Outcome, syncTime{&d.Updated})
 	if len(d.Outcome) == 0 {
 		d.Outcome = nil
@@ -380,7 +384,7 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 	}
 	var out []syncstore.Delivery
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ?, leases = leases + 1 WHERE id IN (
 			SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
 			ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
 			owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
@@ -401,6 +405,10 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 	if r.Attempted {
 		inc = 1
 	}
+	keep := 1 // the lease count, unless done: see syncstore.Delivery.Leases
+	if r.State == syncstore.StateDone {
+		keep = 0
+	}
 	next := r.NextAt
 	if r.State != syncstore.StatePending {
 		next = now
@@ -410,9 +418,10 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 			state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
 			attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
 			next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
+			leases = leases * ?,
 			lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
 			WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
-			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
+			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), keep, q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
 		if err != nil {
 			return err
 		}
@@ -488,11 +497,14 @@ func (o syncOps) Counts(ctx context.Context, connection string) (map[string]int,
 	return out, nil
 }
 
-const linkCols = `connection, tenant, source_type, source_id, part, remote_type, remote_id, remote_version, hash, updated`
+const linkCols = `connection, tenant, source_type, source_id, part, remote_type, remote_id, remote_version, hash, updated, body`
 
 func scanLink(r syncRows) (syncstore.Link, error) {
 	var l syncstore.Link
-	err := r.Scan(&l.Connection, &l.Tenant, &l.SourceType, &l.SourceID, &l.Part, &l.RemoteType, &l.RemoteID, &l.RemoteVersion, &l.Hash, syncTime{&l.Updated})
+	err := r.Scan(&l.Connection, &l.Tenant, &l.SourceType, &l.SourceID, &l.Part, &l.RemoteType, &l.RemoteID, &l.RemoteVersion, &l.Hash, syncTime{&l.Updated}, &l.Body)
+	if len(l.Body) == 0 {
+		l.Body = nil
+	}
 	return l, err
 }
 
@@ -506,10 +518,11 @@ func (o syncOps) Link(ctx context.Context, connection, tenant, srcType, srcID, p
 
 func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
 	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error {
-		_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
-			remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated`,
-			l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated))
+			remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated,
+			body = excluded.body`,
+			l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated), nonNil(l.Body))
 		return err
 	}))
 }

@@ -303,6 +303,10 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
 	"effectiveDateTime":"` + when + `","valueQuantity":{"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
 	hrID := send(http.MethodPost, "Observation", []byte(hr))
+	// A glucose reading: no practice record carries it, so it comes back
+	// and is not used; sync status lists it with the reason.
+	glucoseID := send(http.MethodPost, "Observation", []byte(strings.NewReplacer(`"8867-4","display":"Heart rate"`, `"2339-0","display":"Glucose"`,
+		`"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"`, `"value":98,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"`).Replace(hr)))
 	// The EHR's edit: another value, and its own meta (no gateway tag).
 	delete(own, "meta")
 	vq := own["valueQuantity"].(map[string]any)
@@ -336,6 +340,9 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	st := cmd("sync", "status")
 	if !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "Observation/"+ownKey.ID) || !strings.Contains(st, "owned by the practice") {
 		t.Errorf("sync status does not list the conflict:\n%s", st)
+	}
+	if !strings.Contains(st, "inbound resources not used (") || !strings.Contains(st, "epic Observation/"+glucoseID+"/_history/1: kept: ") {
+		t.Errorf("sync status does not list the glucose reading that was not used, with its reason:\n%s", st)
 	}
 
 	// An EHR that refuses everything (polled first: connections go by

@@ -31,10 +31,14 @@ func Run(t *testing.T, open Opener) {
 		{"FinishKeepsNewerChanges", testGen},
 		{"BackoffDeadLetterReplay", testDead},
 		{"ReleaseAndWake", testRelease},
+		{"LeasesCountWhatMayHaveLanded", testLeaseCount},
 		{"ConcurrentLeasesDisjoint", testConcurrent},
 		{"Links", testLinks},
 		{"PatientLinks", testPatients},
 		{"RemoveConnectionDropsItsRows", testRemove},
+		{"Backfill", testBackfill},
+		{"PruneAndDiscard", testPrune},
+		{"ClientSecretAndLinkBody", testSecretAndBody},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -427,4 +431,56 @@ func testRemove(t *testing.T, open Opener) {
 	if len(ds)+len(ls)+len(ps) != 0 {
 		t.Errorf("a removed connection left %d deliveries, %d links, %d patient links", len(ds), len(ls), len(ps))
 	}
+}
+
+// testLeaseCount: Leases says whether an earlier holder may have written
+// the row's resource without recording it. A first lease is 1; every
+// lease after it counts (an expiry, a Release, a failed attempt, a wait:
+// none settles whether an earlier write landed) until a Finish done, also
+// when a newer change keeps the row pending.
+func testLeaseCount(t *testing.T, open Opener) {
+	st, s := setup(t, open, "Observation/a")
+	ctx := t.Context()
+	leaseOne := func(owner string, at time.Time, want int) syncstore.Delivery {
+		t.Helper()
+		got := lease(t, s, "c", owner, 1, at)
+		if len(got) != 1 {
+			t.Fatalf("%s at %v leased %v, want the row", owner, at, refs(got))
+		}
+		if got[0].Leases != want {
+			t.Fatalf("%s: Leases = %d, want %d", owner, got[0].Leases, want)
+		}
+		return got[0]
+	}
+	finish := func(d syncstore.Delivery, owner string, r syncstore.Result, at time.Time) {
+		t.Helper()
+		if err := s.Finish(ctx, d, owner, r, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaseOne("w1", t0, 1)
+	// w1 dies mid-write: its lease expires and w2 must search first.
+	d := leaseOne("w2", t0.Add(61*time.Second), 2)
+	// A wait settles nothing.
+	finish(d, "w2", syncstore.Result{State: syncstore.StatePending, NextAt: t0.Add(62 * time.Second), Error: "waiting"}, t0.Add(61*time.Second))
+	d = leaseOne("w3", t0.Add(62*time.Second), 3)
+	// Nor does a failed attempt, also when a newer change resets attempts.
+	change(t, st, "Observation/a")
+	fanout(t, s, 1)
+	finish(d, "w3", syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: t0.Add(64 * time.Second), Error: "timeout"}, t0.Add(62*time.Second))
+	d = leaseOne("w4", t0.Add(62*time.Second), 4)
+	if d.Attempts != 0 {
+		t.Errorf("after a newer change: attempts %d, want 0", d.Attempts)
+	}
+	// A graceful stop releases the lease but not the doubt.
+	if err := s.Release(ctx, "w4"); err != nil {
+		t.Fatal(err)
+	}
+	d = leaseOne("w5", t0.Add(62*time.Second), 5)
+	// Done (the write recorded its link) ends the doubt, also when a
+	// change came in meanwhile and the row stays pending.
+	change(t, st, "Observation/a")
+	fanout(t, s, 1)
+	finish(d, "w5", syncstore.Result{State: syncstore.StateDone}, t0.Add(63*time.Second))
+	leaseOne("w6", t0.Add(63*time.Second), 1)
 }
