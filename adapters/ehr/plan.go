@@ -270,6 +270,9 @@ type WritePlan struct {
 	Entries   []PlanEntry // one per artifact, in the order of Artifacts
 	// Warnings are the statement's reading warnings.
 	Warnings []string
+	// Deletes and Keeps are the types written here whose deletion at the
+	// practice is sent (delete declared) and is not (plan_delete.go).
+	Deletes, Keeps []string
 }
 
 // Entry returns the plan for artifact a.
@@ -293,6 +296,7 @@ func PlanWrites(c *Capabilities) *WritePlan {
 	for _, a := range Artifacts {
 		p.Entries = append(p.Entries, pl.entry(a.Artifact))
 	}
+	p.Deletes, p.Keeps = deletable(c, p.Entries)
 	return p
 }
 
