@@ -16,6 +16,10 @@ type profile struct {
 	url  string
 	typ  string
 	root *pelem
+	// referenced: held for the profiles that name it
+	// (Profiles.WithReferenced); an extension definition so held is not
+	// enforced wherever its url appears.
+	referenced bool
 }
 
 // pelem is one element definition of a snapshot, with its children.

@@ -339,3 +339,28 @@ func TestParseDiscriminatorPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestWithReferenced: an extension definition held as referenced is
+// judged where a profile types a slice with it, not wherever its url
+// appears; one held by With is judged everywhere.
+func TestWithReferenced(t *testing.T) {
+	base, err := testProfiles(t).With(sdDoc(testSlicedSD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := base.WithReferenced(sdDoc(testExtSD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	everywhere, err := base.With(sdDoc(testExtSD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unclaimed := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"extension":[{"url":"` + testBase + `StructureDefinition/test-phase","valueCode":"zz"}]}`
+	if issues := profileIssues(t, ref, unclaimed); len(issues) > 0 {
+		t.Errorf("referenced, no claim: %v", issues)
+	}
+	wantError(t, "held by With, no claim", profileIssues(t, everywhere, unclaimed), "Observation.extension[0].valueCode", "zz")
+	claimed := strings.Replace(unclaimed, `"status"`, `"meta":{"profile":["`+testBase+`StructureDefinition/test-sliced"]},"category":[{"coding":[{"code":"vital-signs"}]}],"identifier":[{"system":"urn:x","value":"1"}],"status"`, 1)
+	wantError(t, "referenced, claimed through a profile's slice", profileIssues(t, ref, claimed), "Observation.extension", "slice phase")
+}

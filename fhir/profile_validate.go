@@ -173,7 +173,7 @@ func (w *extensionWalker) extensions(list *Value) {
 			continue
 		}
 		p := w.reg.profile(ext.GetString("url"))
-		if p == nil || p.typ != "Extension" {
+		if p == nil || p.typ != "Extension" || p.referenced {
 			continue
 		}
 		if list.Kind == KindArray {
@@ -346,9 +346,8 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 	n := v.push(name)
 	defer func() { v.path = v.path[:n] }()
 	// Slices are judged by the element's discriminators; a copy of a
-	// profile that left ElementDefinition.slicing out (mappings/ig's
-	// cut-down R4 vital-signs profiles) gives no way to tell which value
-	// is which slice, and its slices are not checked.
+	// profile that left ElementDefinition.slicing out gives no way to
+	// tell which value is which slice, and its slices are not checked.
 	if len(k.slices) > 0 && k.slicing != nil && len(k.slicing.discriminators) > 0 {
 		// Also when absent: a slice's minimum applies where its element's
 		// parent is.

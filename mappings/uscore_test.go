@@ -96,11 +96,11 @@ func notUSCore(v *fhir.Value) string {
 // type where one exists, each vital sign claims vitalsigns and the R4 core
 // profile of its LOINC code, and every claim validates against the full
 // definition with the project's validator (fhir.Profiles.ValidateProfile:
-// cardinality, types, fixed and pattern values, required bindings,
-// references' targets; not slicing by pattern or value, extensible
-// bindings or invariants: mappings/ig/README.md lists the rules of these
-// profiles it cannot judge). Every claim is also held by ig.Profiles, so
-// the server validates it on write.
+// cardinality, types, fixed and pattern values, bindings, references'
+// targets, slicing, invariants; extensible bindings and warning
+// invariants are warnings, which this test does not count:
+// mappings/ig/README.md lists the ones at risk). Every claim is also held
+// by ig.Profiles, so the server validates it on write.
 func TestUSCore(t *testing.T) {
 	for _, dir := range []string{usCorePackage, corePackage} {
 		if _, err := os.Stat(dir); err != nil {

@@ -495,6 +495,9 @@ func overlayObservation(old, in *mappings.Observation) *mappings.Observation {
 	if in.Dissociation != nil {
 		out.Dissociation = in.Dissociation
 	}
+	if in.Sedation != nil {
+		out.Sedation = in.Sedation
+	}
 	for _, x := range in.SideEffects {
 		if !slices.Contains(out.SideEffects, x) {
 			out.SideEffects = append(slices.Clone(out.SideEffects), x)

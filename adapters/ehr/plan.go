@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/consent"
 )
 
 // Artifact is a kind of KAP work the mappings make and the sync sends to
@@ -90,6 +91,12 @@ func ArtifactOf(res *fhir.Value) (Artifact, bool) {
 	case "MedicationRequest":
 		return ArtifactPrescription, true
 	case "Flag":
+		// A Flag on the practice (an overdue record whose patient is not
+		// known yet, mappings.Mapper.OverdueFlag) is the practice's to act
+		// on: an EHR files alerts under a patient.
+		if consent.PatientOf(res) == "" {
+			return "", false
+		}
 		return ArtifactSafetySignal, true
 	case "Encounter":
 		return ArtifactSession, true

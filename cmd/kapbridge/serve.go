@@ -200,6 +200,7 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 	durFlag(&lim.QueueWait, "queue-wait", d.QueueWait, "how long a request waits for -max-in-flight or -body-budget-bytes before a 503")
 	intFlag(&lim.Resource.MaxArrayElements, "max-array-elements", d.Resource.MaxArrayElements, "most elements in one JSON array of a request body: 413 beyond")
 	intFlag(&lim.Resource.MaxNodes, "max-nodes", d.Resource.MaxNodes, "most JSON values (objects, arrays, scalars) in a request body: 413 beyond")
+	intFlag(&lim.Resource.MaxDepth, "max-depth", fhir.DefaultLimits.MaxDepth, fmt.Sprintf("deepest nesting of JSON objects and arrays in a request body (the root object is 1; the official R4 examples reach 21); at most %d: 400 beyond", fhir.MaxDepthBound))
 	intFlag(&lim.Resource.MaxStringBytes, "max-string-bytes", fhir.DefaultLimits.MaxStringBytes, "longest string (or member name) in a request body, bytes, narratives and base64Binary excepted; at most 1048576, FHIR's 1 MB rule: 400 beyond")
 	intFlag(&lim.Resource.MaxTotalStringBytes, "max-total-string-bytes", fhir.DefaultLimits.MaxTotalStringBytes, "most bytes of all the strings of a request body together, narratives and base64Binary included: 413 beyond")
 	intFlag(&lim.Search.MaxParams, "max-search-params", d.Search.MaxParams, "most criteria (name=value pairs) in one search or conditional request: 400 beyond")
@@ -224,6 +225,12 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 		// longer ones whatever the parser allows, and stored versions are
 		// re-read (fhir.StoredLimits) under that bound, so a larger value
 		// would only mislead.
+		// Stored versions are re-read under fhir.MaxDepthBound
+		// (fhir.StoredLimits): a deeper setting would store what could
+		// not be read back.
+		if n := lim.Resource.MaxDepth; n > fhir.MaxDepthBound {
+			return usageError{fmt.Sprintf("-max-depth %d: at most %d", n, fhir.MaxDepthBound)}
+		}
 		if n := lim.Resource.MaxStringBytes; n > maxFHIRString {
 			return usageError{fmt.Sprintf("-max-string-bytes %d: at most %d (FHIR: strings SHALL NOT exceed 1 MB)", n, maxFHIRString)}
 		}
