@@ -9,8 +9,9 @@ import (
 	"github.com/kapbridge/kapbridge/mappings"
 )
 
-// TestNoteTextNotServed: the practice API keeps a process note's text to
-// itself until it can authenticate the practice.
+// TestNoteTextNotServed: without authorization the practice API keeps a process note's text to
+// itself: it cannot tell the practice from anyone else (TestPracticeTenants
+// shows the author's practice reading it).
 func TestNoteTextNotServed(t *testing.T) {
 	forEachStore(t, HTTPConfig{}, func(t *testing.T, e *apiEnv) {
 		body := readTestdata(t, "course-iv.ndjson")

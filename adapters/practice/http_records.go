@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
 )
@@ -394,12 +395,14 @@ func (a *API) getRecord(c *gin.Context) {
 			v.Resources = append(v.Resources, ref)
 		}
 	}
-	if kind == mappings.KindNote {
-		// A process note is a psychotherapy note. This API does not yet
-		// authenticate its callers (roadmap item 2), so it cannot tell the
-		// practice from anyone else who reaches it: the text stays in the
-		// store, and `kapbridge export` (run by the practice, on the
-		// store) gives it back.
+	if kind == mappings.KindNote && !authorsPractice(c) {
+		// A process note is a psychotherapy note: its text goes to its
+		// author's practice (a client of this practice's own, holding
+		// practice-api) and to no one else here. Without authorization
+		// (serve -auth=off) the API cannot tell the practice from anyone
+		// who reaches it, and a prescriber's client reads notes only
+		// through the FHIR API, where a Consent naming it decides. The
+		// text stays in the store either way.
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(row.Body, &m); err == nil {
 			delete(m, "text")
@@ -407,9 +410,17 @@ func (a *API) getRecord(c *gin.Context) {
 		} else {
 			v.Record = json.RawMessage(`{}`)
 		}
-		v.Withheld = "text: a process note's text is not served over HTTP until the practice API authenticates its callers; use kapbridge export"
+		v.Withheld = "text: a process note's text is served only to its author's practice (an authorized client of the practice's own); read it through the FHIR API with a Consent, or with kapbridge export"
 	}
 	writeJSON(w, http.StatusOK, marshal(v))
+}
+
+// authorsPractice reports whether c was authorized as one of the
+// practice's own clients (not a prescriber's): the applier serving it is
+// its own practice's (applierOf), so that practice is the notes' author's.
+func authorsPractice(c *gin.Context) bool {
+	p := server.PrincipalOf(c)
+	return p != nil && p.Recipient == ""
 }
 
 func knownKind(k mappings.Kind) bool {

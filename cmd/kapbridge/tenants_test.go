@@ -32,9 +32,11 @@ func runPracticeTenants(t *testing.T, store string) {
 	ca := addClient(t, store, "a", smart.ES384, "default", "system/*.cruds "+practiceScope)
 	cb := addClient(t, store, "b", smart.ES384, "beta", "system/*.cruds "+practiceScope)
 	cbPatients := addClient(t, store, "b-patients", smart.ES384, "beta", "system/Patient.rs")
+	caPrescriber := addClient(t, store, "a-prescriber", smart.ES384, "default", "system/*.rs "+practiceScope, "--recipient", "Practitioner/p-1")
 	base, _ := startServeCtl(t, store, freeAddr(t))
 	aTok, bTok := ca.token(t, base, "system/*.cruds "+practiceScope), cb.token(t, base, "system/*.cruds "+practiceScope)
 	bpTok := cbPatients.token(t, base, "system/Patient.rs")
+	apTok := caPrescriber.token(t, base, "system/*.rs "+practiceScope)
 	g := &gatewayProc{base: base}
 	send := func(tok, method, path, body string) answer {
 		h := map[string]string{"Authorization": "Bearer " + tok}
@@ -86,6 +88,28 @@ func runPracticeTenants(t *testing.T, store string) {
 		a := send(tc.tok, "GET", tc.path, "")
 		if a.status != tc.want || tc.has != "" && !strings.Contains(string(a.body), tc.has) || tc.hasNot != "" && strings.Contains(string(a.body), tc.hasNot) {
 			t.Errorf("%s: GET %s = %d %.300s; want %d with %q, without %q", tc.name, tc.path, a.status, a.body, tc.want, tc.has, tc.hasNot)
+		}
+	}
+	// A process note: its text goes to its author's practice (a's own
+	// client) and to no one else through the practice API: not to a
+	// prescriber's client of the same practice (it reads notes through
+	// the FHIR API, where a Consent decides), not to beta (404).
+	note := `{"kind":"note","id":"n1","session":"s-unknown","author":"t-1","date":"2026-01-05","text":"Alphanote words only the therapist's practice reads"}`
+	if a := send(aTok, "POST", "/practice/v1/records", note); a.status != 200 {
+		t.Fatalf("ingest note: %d %s", a.status, a.body)
+	}
+	for _, tc := range []struct {
+		name, tok string
+		want      int
+		text      bool
+	}{
+		{"the author's practice reads its note", aTok, 200, true},
+		{"a prescriber's client of the practice (refused: /practice is the practice's own)", apTok, 403, false},
+		{"another practice", bTok, 404, false},
+	} {
+		a := send(tc.tok, "GET", "/practice/v1/records/note/n1", "")
+		if a.status != tc.want || strings.Contains(string(a.body), "Alphanote") != tc.text || tc.want == 200 && !tc.text && !strings.Contains(string(a.body), `"withheld"`) {
+			t.Errorf("%s: GET the note = %d %.400s; want %d, text served %v (else withheld, said)", tc.name, a.status, a.body, tc.want, tc.text)
 		}
 	}
 	if pa == pb {
