@@ -193,6 +193,7 @@ var recordRanges = map[string]numRange{
 	"screening.instruments.total":         {Min: 0},
 	"screening.instruments.difficulty":    {Min: 0, Max: upTo(3)},
 	"observation.dissociation":            {Min: 0, Max: upTo(10)},
+	"observation.sedation":                {Min: 0, Max: upTo(5)},
 	"observation.vitals.systolic":         {Min: 0},
 	"observation.vitals.diastolic":        {Min: 0},
 	"observation.vitals.heart_rate":       {Min: 0},

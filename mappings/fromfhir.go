@@ -306,6 +306,18 @@ func (in *inbound) observation(res *fhir.Value) {
 			return
 		}
 		apply = func(o *Observation) { o.Dissociation = &n }
+	case local == "sedation-moaas":
+		v := res.Get("valueInteger")
+		if v == nil {
+			in.keep(res, "sedation rating without valueInteger")
+			return
+		}
+		n, err := strconv.Atoi(v.Str)
+		if err != nil || n < 0 || n > 5 {
+			in.keep(res, "sedation rating %s is not MOAA/S 0-5", v.Str)
+			return
+		}
+		apply = func(o *Observation) { o.Sedation = &n }
 	case local == "side-effect":
 		se, ok := sideEffectByCode[localCode(res.Get("valueCodeableConcept"), CSSideEffect)]
 		if !ok {

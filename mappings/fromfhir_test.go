@@ -85,9 +85,13 @@ func randObservation(rng *rand.Rand, n int, sessions []*Session) *Observation {
 			d := rng.IntN(11)
 			o.Dissociation = &d
 		}
+		if rng.IntN(2) == 0 {
+			sd := rng.IntN(6)
+			o.Sedation = &sd
+		}
 		o.SideEffects = someOf(rng, []string{"nausea", "dizziness", "dissociation_confusion", "bp_elevation", "emotional_flooding"})
 		o.RedFlags = someOf(rng, []string{"mania", "confusion", "dependence"})
-		if o.Vitals != nil || o.Dissociation != nil || o.SideEffects != nil || o.RedFlags != nil {
+		if o.Vitals != nil || o.Dissociation != nil || o.Sedation != nil || o.SideEffects != nil || o.RedFlags != nil {
 			break
 		}
 	}

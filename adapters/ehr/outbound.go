@@ -414,7 +414,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 	case err != nil:
 		return o.fail(d, err)
 	case v.Deleted:
-		return done("deleted at the practice: the EHR keeps what it was sent (deletions are not propagated)")
+		return o.deliverDeletion(ctx, d) // outbound_delete.go
 	}
 	res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
 	if err != nil {
@@ -849,8 +849,8 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 func (o *Outbound) linkOf(ctx context.Context, tenant, typ, id string) (syncstore.Link, bool, error) {
 	for _, part := range []string{"", string(BuildCarePlanDocument), string(BuildQuestionnaireResponseDocument), string(BuildDoseObservation), string(BuildFlagCommunication)} {
 		l, err := o.Sync.Link(ctx, o.Conn.Name, tenant, typ, id, part)
-		if errors.Is(err, syncstore.ErrNotFound) {
-			continue
+		if errors.Is(err, syncstore.ErrNotFound) || (err == nil && l.Hash == deletedHash) {
+			continue // never written, or deleted there (outbound_delete.go)
 		}
 		if err != nil {
 			return l, false, err

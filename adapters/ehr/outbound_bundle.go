@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
@@ -41,6 +40,7 @@ type stagedWrite struct {
 	typ   string
 	body  *fhir.Value
 	hash  string
+	sent  []byte // the base of later patches, where changes go as patches
 	notes []string
 }
 
@@ -102,33 +102,31 @@ func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stage
 	} else {
 		o.readBundleAnswer(kind, staged, resp.Body, results, gots)
 	}
-	// Links and Finishes from one goroutine per row, so that the store's
-	// group commit writes them in a few transactions, not one each.
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs error
-	)
+	// The links and results of the whole Bundle in one store transaction.
+	fs := make([]syncstore.Finishing, len(staged))
 	for i, st := range staged {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bg := context.WithoutCancel(ctx)
-			r := results[i]
-			if r.State == syncstore.StateDone {
-				if err := o.putLink(bg, st.d, st.part, st.typ, gots[i], st.hash); err != nil {
-					r = o.bundleFailed(st, "its link could not be recorded", err)
-				}
-			}
-			if err := o.Sync.Finish(bg, st.d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
-				mu.Lock()
-				errs = errors.Join(errs, err)
-				mu.Unlock()
-			}
-		}()
+		fs[i] = syncstore.Finishing{Delivery: st.d, Result: results[i]}
+		if results[i].State == syncstore.StateDone {
+			fs[i].Link = &syncstore.Link{Connection: o.Conn.Name, Tenant: st.d.Tenant, SourceType: st.d.Type, SourceID: st.d.ResourceID,
+				Part: string(st.part.Build), RemoteType: st.typ, RemoteID: gots[i].id, RemoteVersion: gots[i].version, Hash: st.hash, Body: st.sent, Updated: o.Now()}
+		}
 	}
-	wg.Wait()
-	return errs
+	errs, err := o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())
+	if err != nil {
+		// Nothing recorded: the rows stay leased until the lease expires,
+		// then go again, resolved by search first (Leases > 1).
+		return err
+	}
+	var lost int
+	for _, e := range errs {
+		if e != nil {
+			lost++
+		}
+	}
+	if lost > 0 {
+		o.Logger.Warn("ehr sync: leases lost before a Bundle's results were recorded (links kept)", "connection", o.Conn.Name, "rows", lost)
+	}
+	return nil
 }
 
 // readBundleAnswer fills results (and gots, the remote ids) from the

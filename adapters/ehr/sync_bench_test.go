@@ -31,6 +31,8 @@ import (
 // (KAPBRIDGE_TEST_EHR_URL set for the Medplum half; KAPBRIDGE_BENCH_N
 // changes the backlog from 10,000). Each sub-benchmark reports obs/s;
 // the drain also the highest live heap sampled while it ran (MB-peak).
+// The worker sends creates in batch Bundles where the EHR declares them
+// (both EHRs here do); KAPBRIDGE_BENCH_SINGLE=1 adds a drain without.
 
 func benchN() int {
 	if n, err := strconv.Atoi(os.Getenv("KAPBRIDGE_BENCH_N")); err == nil && n > 0 {
@@ -68,7 +70,7 @@ func benchDirect(b *testing.B, c *Client, patient string, n int) float64 {
 // Observations (outbox rows by the change hook, as every write makes
 // them), then times the worker draining them to the EHR c talks to. It
 // returns obs/s and the peak heap in use (MB) sampled every 50 ms.
-func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int) (float64, float64) {
+func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int, single bool) (float64, float64) {
 	ctx := b.Context()
 	st, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "gw.db"))
 	if err != nil {
@@ -110,7 +112,7 @@ func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int) 
 		b.Fatal(err)
 	}
 	ob := &Outbound{Conn: conn, Sync: sync, Store: st, Client: c, Caps: caps, Plan: PlanWrites(caps), Logger: discard, TargetWait: 5 * time.Millisecond,
-		Backoff: func(int) time.Duration { return 10 * time.Millisecond }, MaxAttempts: 2}
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }, MaxAttempts: 2, Single: single}
 
 	runtime.GC()
 	var peak atomic.Uint64
@@ -220,17 +222,34 @@ func sandboxProcess(b *testing.B) (*Client, *Capabilities) {
 
 func BenchmarkSyncDrain(b *testing.B) {
 	n := benchN()
+	// Side by side against one EHR: the plain client, the worker, the
+	// plain client again (the EHR's store grows with every write, so the
+	// drain is compared with the mean of a run before and one after), and
+	// with KAPBRIDGE_BENCH_SINGLE=1 the worker without Bundles.
+	measure := func(b *testing.B, c *Client, caps *Capabilities) {
+		mrn := "BENCH-" + smart.NewID()[:10]
+		pt := ehrWriter{b, c}.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"`+mrn+`"}]}`)
+		direct1 := benchDirect(b, c, pt, n)
+		drain, heap := benchDrain(b, c, caps, mrn, n, false)
+		direct2 := benchDirect(b, c, pt, n)
+		direct := (direct1 + direct2) / 2
+		b.ReportMetric(direct, "direct-obs/s")
+		b.ReportMetric(direct1, "direct-before-obs/s")
+		b.ReportMetric(direct2, "direct-after-obs/s")
+		b.ReportMetric(drain, "drain-obs/s")
+		b.ReportMetric(100*drain/direct, "%-of-direct")
+		b.ReportMetric(heap, "MB-peak")
+		if os.Getenv("KAPBRIDGE_BENCH_SINGLE") == "1" {
+			single, heap := benchDrain(b, c, caps, mrn, n, true)
+			b.ReportMetric(single, "single-obs/s")
+			b.ReportMetric(100*single/direct, "single-%-of-direct")
+			b.ReportMetric(heap, "single-MB-peak")
+		}
+	}
 	b.Run("sandbox-full", func(b *testing.B) {
 		for range b.N {
 			c, caps := sandboxProcess(b)
-			mrn := "BENCH-" + smart.NewID()[:10]
-			pt := ehrWriter{b, c}.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"`+mrn+`"}]}`)
-			direct := benchDirect(b, c, pt, n)
-			drain, heap := benchDrain(b, c, caps, mrn, n)
-			b.ReportMetric(direct, "direct-obs/s")
-			b.ReportMetric(drain, "drain-obs/s")
-			b.ReportMetric(100*drain/direct, "%-of-direct")
-			b.ReportMetric(heap, "MB-peak")
+			measure(b, c, caps)
 		}
 	})
 	if base := os.Getenv("KAPBRIDGE_TEST_EHR_URL"); base != "" {
@@ -241,14 +260,7 @@ func BenchmarkSyncDrain(b *testing.B) {
 			}
 			caps := readCaps(b, c)
 			for range b.N {
-				mrn := "BENCH-" + smart.NewID()[:10]
-				pt := ehrWriter{b, c}.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+testMRNSystem+`","value":"`+mrn+`"}]}`)
-				direct := benchDirect(b, c, pt, n)
-				drain, heap := benchDrain(b, c, caps, mrn, n)
-				b.ReportMetric(direct, "direct-obs/s")
-				b.ReportMetric(drain, "drain-obs/s")
-				b.ReportMetric(100*drain/direct, "%-of-direct")
-				b.ReportMetric(heap, "MB-peak")
+				measure(b, c, caps)
 			}
 		})
 	}

@@ -431,8 +431,9 @@ func kindNames() []any {
 
 // PendingList is the body of GET /practice/v1/records?state=pending: the
 // records waiting for others, oldest first, with their age, and how many
-// are safety-relevant and overdue (each of those has raised a Flag where
-// its patient is known: records.Applier.FlagOverdue).
+// are safety-relevant and overdue (each of those has raised a Flag, on its
+// patient or, where that is not known yet, on the practice:
+// records.Applier.FlagOverdue).
 type PendingList struct {
 	State      string                  `json:"state"`
 	Count      int                     `json:"count"`

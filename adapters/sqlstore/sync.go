@@ -401,6 +401,35 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 }
 
 func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error { return finishQ(ctx, q, d, owner, r, now) })
+	return syncErr("finish delivery", err)
+}
+
+// FinishAll records a round's links and results in one transaction: one
+// commit (on SQLite one fsync) instead of two per row.
+func (o syncOps) FinishAll(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time) ([]error, error) {
+	errs := make([]error, len(fs))
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		for i, f := range fs {
+			if f.Link != nil {
+				if err := putLinkQ(ctx, q, *f.Link); err != nil {
+					return err
+				}
+			}
+			errs[i] = finishQ(ctx, q, f.Delivery, owner, f.Result, now)
+			if errs[i] != nil && !errors.Is(errs[i], syncstore.ErrLeaseLost) {
+				return errs[i]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, syncErr("finish deliveries", err)
+	}
+	return errs, nil
+}
+
+func finishQ(ctx context.Context, q syncQ, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
 	inc := 0
 	if r.Attempted {
 		inc = 1
@@ -413,24 +442,21 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 	if r.State != syncstore.StatePending {
 		next = now
 	}
-	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		n, err := q.exec(ctx, `UPDATE ehr_deliveries SET
-			state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
-			attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
-			next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
-			leases = leases * ?,
-			lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
-			WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
-			d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), keep, q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return syncstore.ErrLeaseLost
-		}
-		return nil
-	})
-	return syncErr("finish delivery", err)
+	n, err := q.exec(ctx, `UPDATE ehr_deliveries SET
+		state = CASE WHEN gen = ? THEN ? ELSE 'pending' END,
+		attempts = CASE WHEN gen = ? THEN attempts + ? ELSE 0 END,
+		next_at = CASE WHEN gen = ? THEN CAST(? AS `+q.timeType()+`) ELSE CAST(? AS `+q.timeType()+`) END,
+		leases = leases * ?,
+		lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
+		WHERE id = ? AND lease_owner = ? AND lease_owner <> ''`,
+		d.Gen, r.State, d.Gen, inc, d.Gen, q.at(next), q.at(now), keep, q.at(time.Time{}), r.Error, nonNil(r.Outcome), q.at(now), d.ID, owner)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return syncstore.ErrLeaseLost
+	}
+	return nil
 }
 
 func (o syncOps) Release(ctx context.Context, owner string) error {
@@ -517,14 +543,16 @@ func (o syncOps) Link(ctx context.Context, connection, tenant, srcType, srcID, p
 }
 
 func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
-	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error {
-		_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
-			remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated,
-			body = excluded.body`,
-			l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated), nonNil(l.Body))
-		return err
-	}))
+	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error { return putLinkQ(ctx, q, l) }))
+}
+
+func putLinkQ(ctx context.Context, q syncQ, l syncstore.Link) error {
+	_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
+		remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated,
+		body = excluded.body`,
+		l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated), nonNil(l.Body))
+	return err
 }
 
 func (o syncOps) LinkByRemote(ctx context.Context, connection, remoteType, remoteID string) (syncstore.Link, error) {

@@ -40,6 +40,10 @@ func (s *pgStore) Finish(ctx context.Context, d syncstore.Delivery, owner string
 	return s.syncOps().Finish(ctx, d, owner, r, now)
 }
 
+func (s *pgStore) FinishAll(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time) ([]error, error) {
+	return s.syncOps().FinishAll(ctx, owner, fs, now)
+}
+
 func (s *pgStore) Release(ctx context.Context, owner string) error {
 	return s.syncOps().Release(ctx, owner)
 }

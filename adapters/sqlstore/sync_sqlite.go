@@ -40,6 +40,10 @@ func (s *sqliteStore) Finish(ctx context.Context, d syncstore.Delivery, owner st
 	return s.syncOps().Finish(ctx, d, owner, r, now)
 }
 
+func (s *sqliteStore) FinishAll(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time) ([]error, error) {
+	return s.syncOps().FinishAll(ctx, owner, fs, now)
+}
+
 func (s *sqliteStore) Release(ctx context.Context, owner string) error {
 	return s.syncOps().Release(ctx, owner)
 }

@@ -275,10 +275,19 @@ func syncStatus(ctx context.Context, ss syncstore.Store, st any, conns []syncsto
 		if err != nil {
 			return err
 		}
-		var held []syncstore.Delivery
+		var held, undeleted []syncstore.Delivery
 		for _, d := range done {
-			if strings.HasPrefix(d.LastError, "held back") {
+			switch {
+			case strings.HasPrefix(d.LastError, "held back"):
 				held = append(held, d)
+			case strings.HasPrefix(d.LastError, ehr.NoteDeletionNotSent):
+				undeleted = append(undeleted, d)
+			}
+		}
+		if len(undeleted) > 0 {
+			fmt.Fprintf(stdout, "  deletions not sent (%d):\n", len(undeleted))
+			for _, d := range undeleted {
+				fmt.Fprintf(stdout, "    %s: %s\n", d.Ref(), oneLine(strings.TrimPrefix(d.LastError, ehr.NoteDeletionNotSent+": "), 300))
 			}
 		}
 		if len(held) > 0 {

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +18,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
-	"github.com/kapbridge/kapbridge/fhir/memstore"
-	"github.com/kapbridge/kapbridge/fhir/smart"
+	"github.com/kapbridge/kapbridge/fhir/write"
 )
 
 // cmdRunner runs kapbridge commands in-process on one store.
@@ -51,19 +51,38 @@ func TestEHRClientSecret(t *testing.T) {
 	env := map[string]string{"KAPBRIDGE_STORE": db}
 	cmd, try := cmdRunner(t, env)
 	const secret = "s3cret: with+spaces/&and=more"
-	scopes, _ := smart.ParseScopes("system/*.cruds")
-	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	defer srv.Close()
-	var err error
-	h, err = ehr.NewSandbox(ehr.SandboxConfig{Profile: "oracle", BaseURL: srv.URL, Store: memstore.New(), Logger: slog.New(slog.DiscardHandler),
-		Clients: smart.Clients{"kb-basic": {ID: "kb-basic", Scopes: scopes}}, Secrets: map[string]string{"kb-basic": secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	secretFile := filepath.Join(dir, "oracle.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// kapbridge sandbox playing Oracle Health with client_secret_basic only.
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	sbDone := make(chan error, 1)
+	go func() {
+		sbDone <- run(ctx, []string{"sandbox", "--profile", "oracle", "--listen", addr, "--client-secret", "kb-basic=" + secretFile},
+			os.Getenv, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-sbDone; err != nil {
+			t.Errorf("sandbox: %v", err)
+		}
+	}()
+	srv := struct{ URL string }{"http://" + addr}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(srv.URL + "/.well-known/smart-configuration")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), `"token_endpoint_auth_methods_supported":["client_secret_basic"]`) {
+				t.Fatalf("the sandbox's SMART configuration: %s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sandbox")
+		}
 	}
 	key := filepath.Join(dir, "k.pem")
 	cmd("keys", "generate", "--alg", "ES384", "--out", key)
@@ -121,6 +140,15 @@ func TestEHRClientSecret(t *testing.T) {
 			t.Errorf("%s (a wrong secret, or a key where only Basic goes): %v; want invalid_client", name, err)
 		}
 	}
+}
+
+func mustDone(t *testing.T, ss syncstore.Store, conn string) []syncstore.Delivery {
+	t.Helper()
+	ds, err := ss.Deliveries(t.Context(), conn, syncstore.StateDone, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
 
 // TestSyncBackfillFollowPrune: a connection added after the data gets all
@@ -195,12 +223,44 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 	}
 	cmd("ehr", "remove", "b")
 
+	// A deletion at the practice that Epic cannot take (no delete
+	// declared) is listed by sync status with the reason.
+	st, err = sqlstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone fhir.Key
+	for _, d := range mustDone(t, st.(syncstore.Store), "a") {
+		if l, err := st.(syncstore.Store).Link(t.Context(), "a", d.Tenant, d.Type, d.ResourceID, ""); err == nil && l.RemoteType == "Observation" {
+			gone = fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}
+			break
+		}
+	}
+	err = st.Update(t.Context(), func(tx fhir.Tx) error {
+		cur, err := tx.Read(t.Context(), gone)
+		if err != nil {
+			return err
+		}
+		_, err = (write.Writer{Changed: syncstore.Enqueue}).Delete(t.Context(), tx, gone, cur, time.Time{})
+		return err
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = cmd("sync", "run", "--once", "--connection", "a")
+	if !strings.Contains(out, "deletions not sent (1):") || !strings.Contains(out, gone.Type+"/"+gone.ID+": deleted at the practice, but Observation/") ||
+		!strings.Contains(out, "declares no delete of Observation") {
+		t.Errorf("sync status does not list the deletion Epic was not sent:\n%s", out)
+	}
+	live := onA - 1 // what a connection added now gets: the deleted one is not sent
+
 	// serve --sync, the real binary, started with connection a only.
 	bin := buildBinary(t)
 	addr := freeAddr(t)
 	var logs lockedWriter
 	logs.w = &bytes.Buffer{}
-	srv := exec.Command(bin, "serve", "--listen", addr, "--sync", "--sync-refresh", "100ms", "--sync-inbound", "200ms")
+	srv := exec.Command(bin, "serve", "--listen", addr, "--sync", "--sync-refresh", "100ms", "--sync-inbound", "200ms", "--sync-retention", "1ms")
 	srv.Env = append(os.Environ(), "KAPBRIDGE_STORE="+db, "KAPBRIDGE_PRACTICE=acme-kap")
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
@@ -225,17 +285,22 @@ func TestSyncBackfillFollowPrune(t *testing.T) {
 			}
 		}
 	}
+	// The deletion's outbox message, delivered (noted as not sent), is
+	// pruned by serve itself with so short a retention.
+	await("serve --sync prunes what was delivered", func() bool {
+		return strings.Contains(logs.String(), `"msg":"ehr sync: pruned what was delivered","outbox_messages":1,`)
+	})
 	await("serve --sync starts a's workers", func() bool { return strings.Contains(logs.String(), `workers started","connection":"a"`) })
 	// Added while it runs: c gets the backlog with no restart.
 	add("c", "c")
-	await("serve --sync delivers to a connection added while it runs", func() bool { return countType(t, sandboxes["c"], "Observation") == onA })
+	await("serve --sync delivers to a connection added while it runs", func() bool { return countType(t, sandboxes["c"], "Observation") == live })
 	// Changed: c removed and added again for another EHR. Its old
 	// worker must stop (else it would send c's rows to the old EHR).
 	cmd("ehr", "remove", "c")
 	add("c", "d")
-	await("serve --sync delivers to a connection changed while it runs", func() bool { return countType(t, sandboxes["d"], "Observation") == onA })
-	if n := countType(t, sandboxes["c"], "Observation"); n != onA {
-		t.Errorf("the old EHR of c holds %d Observations, want %d (nothing more after the change)", n, onA)
+	await("serve --sync delivers to a connection changed while it runs", func() bool { return countType(t, sandboxes["d"], "Observation") == live })
+	if n := countType(t, sandboxes["c"], "Observation"); n != live {
+		t.Errorf("the old EHR of c holds %d Observations, want %d (nothing more after the change)", n, live)
 	}
 	await("serve --sync says it stopped the old workers", func() bool {
 		return strings.Contains(logs.String(), `its workers stopped","connection":"c"`)

@@ -310,7 +310,8 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	// The EHR's edit: another value, and its own meta (no gateway tag).
 	delete(own, "meta")
 	vq := own["valueQuantity"].(map[string]any)
-	vq["value"] = vq["value"].(float64) + 17
+	practiceValue := vq["value"].(float64)
+	vq["value"] = practiceValue + 17
 	data, _ := json.Marshal(own)
 	send(http.MethodPut, "Observation/"+ownKey.ID, data)
 
@@ -373,6 +374,22 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	}
 	if copies != 1 {
 		t.Errorf("the EHR holds %d heart rates of 93 after the gateway took its own in, want 1 (no echo written back)", copies)
+	}
+
+	// The conflict went the practice's way, and the runs since wrote the
+	// practice's value back over the EHR's edit; taking that version in
+	// again is an echo, no second conflict.
+	cur, err := ehrStore.Read(t.Context(), ownKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now map[string]any
+	json.Unmarshal(cur.JSON, &now)
+	if v, _ := now["valueQuantity"].(map[string]any)["value"].(float64); v != practiceValue {
+		t.Errorf("after the conflict the EHR's Observation/%s holds %v, want the practice's %v written back", ownKey.ID, v, practiceValue)
+	}
+	if st := cmd("sync", "status"); !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "writes the practice's version over it") {
+		t.Errorf("after the practice's version was written back, sync status:\n%s", st)
 	}
 }
 

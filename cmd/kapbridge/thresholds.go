@@ -120,7 +120,7 @@ func sweepOverdue(ctx context.Context, appliers func(context.Context) []*records
 				for _, p := range append(flagged, unflagged...) {
 					ids = append(ids, string(p.Kind)+"/"+p.ID)
 				}
-				log.Warn("safety-relevant records pending past the limit", "practice", ap.Tenant, "flagged", len(flagged), "without_patient", len(unflagged), "records", ids,
+				log.Warn("safety-relevant records pending past the limit", "practice", ap.Tenant, "flagged", len(flagged), "not_flagged", len(unflagged), "records", ids,
 					"listing", "GET /practice/v1/records?state=pending")
 			}
 		}

@@ -13,6 +13,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -157,6 +158,8 @@ type reference struct {
 
 type event struct {
 	ResourceType string   `json:"resourceType"`
+	ID           string   `json:"id,omitempty"`
+	Meta         *meta    `json:"meta,omitempty"`
 	Type         coding   `json:"type"`
 	Subtype      []coding `json:"subtype"`
 	Action       string   `json:"action"`
@@ -166,6 +169,11 @@ type event struct {
 	Agent        []agent  `json:"agent"`
 	Source       source   `json:"source"`
 	Entity       []entity `json:"entity"`
+}
+
+type meta struct {
+	VersionID   string `json:"versionId"`
+	LastUpdated string `json:"lastUpdated"`
 }
 
 type agent struct {
@@ -191,7 +199,27 @@ type entity struct {
 }
 
 // JSON is the AuditEvent of r, without id and meta (the store sets them).
-func (r Record) JSON() []byte {
+func (r Record) JSON() []byte { return r.encode(r.event()) }
+
+// Stored is the AuditEvent of r as stored: with id, and meta as the first
+// version written at ts (write.Stamp's layout), so the trail stores it
+// without parsing it back (trail.go).
+func (r Record) Stored(id string, ts time.Time) []byte {
+	ev := r.event()
+	ev.ID = id
+	ev.Meta = &meta{VersionID: "1", LastUpdated: ts.UTC().Format("2006-01-02T15:04:05.000000Z07:00")}
+	return r.encode(ev)
+}
+
+func (r Record) encode(ev event) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as fhir.Value.Encode writes strings
+	_ = enc.Encode(ev)       // plain strings and structs: always encodes
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+func (r Record) event() event {
 	code, action := r.Interaction()
 	who := reference{Display: "unauthenticated"}
 	if r.ClientID != "" {
@@ -236,8 +264,7 @@ func (r Record) JSON() []byte {
 		ev.Entity = append(ev.Entity, entity{What: reference{Reference: r.Type + "/" + r.ID},
 			Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"}})
 	}
-	b, _ := json.Marshal(ev) // plain strings and structs: always encodes
-	return b
+	return ev
 }
 
 func itoa(n int) string {

@@ -31,6 +31,8 @@ type External struct {
 
 	cache    externalCache
 	verified atomic.Int64 // full verifications, for tests
+	once     sync.Once
+	clients  *clientStates
 }
 
 func (x *External) now() time.Time {
@@ -83,7 +85,8 @@ func (x *External) Verify(ctx context.Context, token string) (*Principal, error)
 			return nil, fmt.Errorf("%w: external token: its signing key is no longer published: %w", ErrUnauthorized, err)
 		}
 	}
-	row, err := x.Store.AuthClient(ctx, t.clientID)
+	x.once.Do(func() { x.clients = newClientStates(x.Store) })
+	row, err := x.clients.get(ctx, t.clientID)
 	switch {
 	case errors.Is(err, ErrNoClient):
 		return nil, fmt.Errorf("%w: external token for %q, not a registered client", ErrUnauthorized, t.clientID)

@@ -46,8 +46,9 @@ type Gateway struct {
 	lifetime time.Duration
 	fetcher  smart.JWKSFetcher
 
-	issuer atomic.Pointer[smart.Issuer]
-	cache  tokenCache
+	issuer  atomic.Pointer[smart.Issuer]
+	cache   tokenCache
+	clients *clientStates
 }
 
 // GatewayConfig configures NewGateway.
@@ -73,7 +74,7 @@ func NewGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, errors.New("auth: a Gateway needs a Store and a BaseURL")
 	}
 	g := &Gateway{store: cfg.Store, base: strings.TrimRight(cfg.BaseURL, "/"), now: cfg.Now,
-		lifetime: cfg.Lifetime, fetcher: cfg.Fetcher}
+		lifetime: cfg.Lifetime, fetcher: cfg.Fetcher, clients: newClientStates(cfg.Store)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -155,10 +156,12 @@ var ErrUnauthorized = errors.New("auth: the access token is not accepted")
 // Verify checks an access token: signed by one of the gateway's keys,
 // issued by and for this gateway, not expired, its client registered and
 // enabled. The signature and claims of a token are checked once and the
-// answer cached until the token expires; its client is looked up in the
-// store on every request (one read by primary key), so disabling a client
-// refuses its tokens at once, whichever process disabled it (the CLI, or
-// another replica on PostgreSQL). The error wraps ErrUnauthorized and says
+// answer cached until the token expires; its client's state is checked
+// against the store on every request (clientstate.go: the clients'
+// generation, read once for all the requests waiting for it, and the row
+// again when that has moved), so disabling a client refuses its tokens at
+// once, whichever process disabled it (the CLI, or another replica on
+// PostgreSQL). The error wraps ErrUnauthorized and says
 // why, for the log; a caller is only told the token is invalid.
 func (g *Gateway) Verify(ctx context.Context, token string) (*Principal, error) {
 	now := g.now()
@@ -172,7 +175,7 @@ func (g *Gateway) Verify(ctx context.Context, token string) (*Principal, error) 
 		g.cache.put(token, p, now)
 	}
 	q := *p // cached Principals are shared: never changed
-	if err := checkClient(ctx, g.store, &q); err != nil {
+	if err := checkClient(ctx, g.clients, &q); err != nil {
 		return nil, err
 	}
 	return &q, nil
@@ -180,8 +183,8 @@ func (g *Gateway) Verify(ctx context.Context, token string) (*Principal, error) 
 
 // checkClient looks p's client up: refused when it is gone or disabled;
 // otherwise p takes its current practice and recipient.
-func checkClient(ctx context.Context, st Store, p *Principal) error {
-	row, err := st.AuthClient(ctx, p.ClientID)
+func checkClient(ctx context.Context, cs *clientStates, p *Principal) error {
+	row, err := cs.get(ctx, p.ClientID)
 	switch {
 	case errors.Is(err, ErrNoClient):
 		return fmt.Errorf("%w: client %q is no longer registered", ErrUnauthorized, p.ClientID)

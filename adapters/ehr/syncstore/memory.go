@@ -170,6 +170,23 @@ func (m *Memory) Lease(_ context.Context, connection, owner string, limit int, n
 func (m *Memory) Finish(_ context.Context, d Delivery, owner string, r Result, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.finish(d, owner, r, now)
+}
+
+func (m *Memory) FinishAll(_ context.Context, owner string, fs []Finishing, now time.Time) ([]error, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	errs := make([]error, len(fs))
+	for i, f := range fs {
+		if f.Link != nil {
+			m.putLink(*f.Link)
+		}
+		errs[i] = m.finish(f.Delivery, owner, f.Result, now)
+	}
+	return errs, nil
+}
+
+func (m *Memory) finish(d Delivery, owner string, r Result, now time.Time) error {
 	now = Micros(now)
 	for _, cur := range m.deliveries {
 		if cur.ID != d.ID {
@@ -289,10 +306,14 @@ func (m *Memory) Link(_ context.Context, connection, tenant, srcType, srcID, par
 func (m *Memory) PutLink(_ context.Context, l Link) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.putLink(l)
+	return nil
+}
+
+func (m *Memory) putLink(l Link) {
 	l.Updated = Micros(l.Updated)
 	l.Body = slices.Clone(l.Body)
 	m.links[key(l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part)] = l
-	return nil
 }
 
 func (m *Memory) LinkByRemote(_ context.Context, connection, remoteType, remoteID string) (Link, error) {

@@ -111,6 +111,14 @@ type Result struct {
 	Outcome   []byte
 }
 
+// Finishing is one row's end for FinishAll: its result and the link its
+// write recorded (nil when none).
+type Finishing struct {
+	Delivery Delivery
+	Result   Result
+	Link     *Link
+}
+
 // Link records what one source resource became on one connection. A
 // source may make several parts (a Flag's alert Communication, a dose's
 // Observation): Part names the builder, "" the resource as mapped.
@@ -179,6 +187,12 @@ type Store interface {
 	// attempts reset. Leases is reset when r is done. ErrLeaseLost if
 	// owner no longer holds it.
 	Finish(ctx context.Context, d Delivery, owner string, r Result, now time.Time) error
+	// FinishAll is, in one transaction, for each of fs: PutLink of its
+	// Link (when set), then Finish of its Delivery with its Result. It
+	// returns one error per item (nil or ErrLeaseLost; a link is recorded
+	// even when the lease was lost: the write it records happened), and
+	// an error when the transaction failed (then nothing was recorded).
+	FinishAll(ctx context.Context, owner string, fs []Finishing, now time.Time) ([]error, error)
 	// Release drops every lease of owner (a graceful stop).
 	Release(ctx context.Context, owner string) error
 	// Replay makes the dead deliveries of connection pending, due at now,

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"BackoffDeadLetterReplay", testDead},
 		{"ReleaseAndWake", testRelease},
 		{"LeasesCountWhatMayHaveLanded", testLeaseCount},
+		{"FinishAllInOneGo", testFinishAll},
 		{"ConcurrentLeasesDisjoint", testConcurrent},
 		{"Links", testLinks},
 		{"PatientLinks", testPatients},
@@ -483,4 +484,65 @@ func testLeaseCount(t *testing.T, open Opener) {
 	fanout(t, s, 1)
 	finish(d, "w5", syncstore.Result{State: syncstore.StateDone}, t0.Add(63*time.Second))
 	leaseOne("w6", t0.Add(63*time.Second), 1)
+}
+
+// testFinishAll: FinishAll records each row's link and result as Finish
+// and PutLink would; a row whose lease was lost gets ErrLeaseLost, its
+// link is recorded all the same, and the other rows are finished.
+func testFinishAll(t *testing.T, open Opener) {
+	_, s := setup(t, open, "Observation/a", "Observation/b", "Observation/c")
+	ctx := t.Context()
+	ds := lease(t, s, "c", "w", 2, t0)
+	theirs := lease(t, s, "c", "v", 1, t0) // a row w does not hold
+	if len(ds) != 2 || len(theirs) != 1 {
+		t.Fatalf("leased %v and %v", refs(ds), refs(theirs))
+	}
+	other := theirs[0]
+	link := func(d syncstore.Delivery) *syncstore.Link {
+		return &syncstore.Link{Connection: "c", Tenant: fhir.DefaultTenant, SourceType: d.Type, SourceID: d.ResourceID,
+			RemoteType: d.Type, RemoteID: "remote-" + d.ResourceID, RemoteVersion: "1", Hash: "h", Updated: t0}
+	}
+	at := t0.Add(time.Second)
+	errs, err := s.FinishAll(ctx, "w", []syncstore.Finishing{
+		{Delivery: ds[0], Result: syncstore.Result{State: syncstore.StateDone, Error: "sent"}, Link: link(ds[0])},
+		{Delivery: ds[1], Result: syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: at.Add(time.Minute), Error: "refused in the batch"}},
+		{Delivery: other, Result: syncstore.Result{State: syncstore.StateDone}, Link: link(other)},
+	}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 3 || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], syncstore.ErrLeaseLost) {
+		t.Fatalf("FinishAll errors = %v, want nil, nil, ErrLeaseLost", errs)
+	}
+	got := map[string]syncstore.Delivery{}
+	for _, d := range mustAll(t, s) {
+		got[d.Ref()] = d
+	}
+	if d := got[ds[0].Ref()]; d.State != syncstore.StateDone || d.LastError != "sent" || d.LeaseOwner != "" {
+		t.Errorf("done row = %+v", d)
+	}
+	if d := got[ds[1].Ref()]; d.State != syncstore.StatePending || d.Attempts != 1 || !d.NextAt.Equal(at.Add(time.Minute)) || d.LeaseOwner != "" {
+		t.Errorf("failed row = %+v", d)
+	}
+	if d := got[other.Ref()]; d.State != syncstore.StatePending || d.LeaseOwner != "v" {
+		t.Errorf("the row w did not hold = %+v", d)
+	}
+	for _, d := range []syncstore.Delivery{ds[0], other} {
+		l, err := s.Link(ctx, "c", fhir.DefaultTenant, d.Type, d.ResourceID, "")
+		if err != nil || l.RemoteID != "remote-"+d.ResourceID {
+			t.Errorf("link of %s = %+v, %v", d.Ref(), l, err)
+		}
+	}
+	if _, err := s.Link(ctx, "c", fhir.DefaultTenant, ds[1].Type, ds[1].ResourceID, ""); !errors.Is(err, syncstore.ErrNotFound) {
+		t.Errorf("a row without a link got one: %v", err)
+	}
+}
+
+func mustAll(t *testing.T, s syncstore.Store) []syncstore.Delivery {
+	t.Helper()
+	ds, err := s.Deliveries(t.Context(), "c", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
