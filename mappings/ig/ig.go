@@ -30,7 +30,8 @@ import (
 var files embed.FS
 
 // The published profiles the mappings claim besides the project's own (R4
-// vital signs, US Core 3.1.1), whole, with the extension definitions,
+// vital signs, US Core 3.1.1), every rule of them (their prose left
+// out), with the extension definitions,
 // profiles, ValueSets and CodeSystems they lean on: generated from the
 // R4 and US Core packages (internal/profilegen), one definition a line,
 // compressed. Held by Profiles, not published as the project's artifacts.

@@ -21,10 +21,10 @@ import (
 // elements' types and reference targets name (US Core's race, ethnicity
 // and birth-sex extensions, the profiles of referenced resources), and
 // the ValueSets their bindings name, with the ValueSets and CodeSystems
-// those include, where the two packages hold them. They are copied whole
-// (slicing, invariants, every binding), as published, so the server
-// judges the real profiles; compressed, they are a few hundred kilobytes
-// of the binary instead of megabytes.
+// those include, where the two packages hold them. They are copied with
+// every rule they carry (slicing, invariants, every binding), leaving out
+// only the prose validation does not read (trimDocumentation), so the
+// server judges the real profiles.
 var externalProfiles = []struct{ dir, name string }{
 	{"core", "vitalsigns"}, {"core", "vitalspanel"}, {"core", "bp"}, {"core", "heartrate"}, {"core", "oxygensat"},
 	{"core", "resprate"}, {"core", "bodyweight"}, {"core", "bodytemp"},
@@ -228,7 +228,7 @@ func externalNDJSON(core, uscore string) ([]byte, error) {
 	var buf bytes.Buffer
 	var urls []string
 	for _, v := range defs {
-		enc := v.Encode()
+		enc := trimDocumentation(v).Encode()
 		if _, err := fhir.NewProfiles(enc); err != nil {
 			return nil, fmt.Errorf("%s: %w", v.GetString("url"), err)
 		}
@@ -243,4 +243,55 @@ func externalNDJSON(core, uscore string) ([]byte, error) {
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// What validation reads of a StructureDefinition and of its snapshot's
+// elements: every rule (cardinality, slicing, types and profiles, fixed,
+// pattern and range values, lengths, invariants, bindings), and none of
+// the prose (definition, comment, requirements, mappings, narrative) nor
+// the differential, which the snapshot already contains. The prose is 60 %
+// of the bytes; every process that validates parses what is embedded at
+// start, so it is left out. ValueSets and CodeSystems lose only their
+// narrative.
+var (
+	sdRuleMembers      = []string{"resourceType", "id", "url", "version", "name", "status", "fhirVersion", "kind", "abstract", "context", "contextInvariant", "type", "baseDefinition", "derivation", "snapshot"}
+	elementRuleMembers = []string{"id", "path", "sliceName", "sliceIsConstraining", "slicing", "min", "max", "base", "contentReference", "type", "maxLength", "constraint", "mustSupport", "isModifier", "binding"}
+)
+
+// trimDocumentation returns v without what validation does not read.
+func trimDocumentation(v *fhir.Value) *fhir.Value {
+	out := fhir.Object()
+	if v.GetString("resourceType") != "StructureDefinition" {
+		for _, m := range v.Members {
+			if m.Key != "text" {
+				out.Members = append(out.Members, m)
+			}
+		}
+		return out
+	}
+	for _, k := range sdRuleMembers {
+		if k == "snapshot" {
+			var elems []*fhir.Value
+			for _, e := range elementsOf(v, "snapshot") {
+				ce := fhir.Object()
+				for _, m := range e.Members {
+					keep := strings.HasPrefix(m.Key, "fixed") || strings.HasPrefix(m.Key, "pattern") ||
+						strings.HasPrefix(m.Key, "minValue") || strings.HasPrefix(m.Key, "maxValue")
+					for _, r := range elementRuleMembers {
+						keep = keep || m.Key == r
+					}
+					if keep {
+						ce.Members = append(ce.Members, m)
+					}
+				}
+				elems = append(elems, ce)
+			}
+			out.Members = append(out.Members, fhir.Member{Key: "snapshot", Value: obj("element", elems)})
+			continue
+		}
+		if x := v.Get(k); x != nil {
+			out.Members = append(out.Members, fhir.Member{Key: k, Value: x})
+		}
+	}
+	return out
 }
