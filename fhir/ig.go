@@ -65,7 +65,7 @@ func (p *Profiles) WithIG(path string) (*Profiles, error) {
 	if len(docs) == 0 {
 		return nil, fmt.Errorf("fhir: IG %s: no StructureDefinition, ValueSet or CodeSystem found", path)
 	}
-	return p.with(docs, func(i int) string { return "fhir: IG " + path + ": " + from[i] })
+	return p.with(docs, false, func(i int) string { return "fhir: IG " + path + ": " + from[i] })
 }
 
 // readIG returns the .json files of a folder or package, by name.

@@ -311,3 +311,62 @@ func TestLargeOfficialNarratives(t *testing.T) {
 		t.Error("a 1 MB family name is accepted")
 	}
 }
+
+// nesting is how deep v nests, as the parser counts: an object or array
+// is one level more than its deepest member.
+func nesting(v *fhir.Value) int {
+	deepest := 0
+	switch v.Kind {
+	case fhir.KindObject:
+		for _, m := range v.Members {
+			deepest = max(deepest, nesting(m.Value))
+		}
+	case fhir.KindArray:
+		for _, x := range v.Array {
+			deepest = max(deepest, nesting(x))
+		}
+	default:
+		return 0
+	}
+	return deepest + 1
+}
+
+// TestDefaultDepthAcceptsExamples: the default max-depth accepts every
+// official R4 example with room to spare; the deepest one parses at
+// exactly its depth and is refused one level below, naming the limit (so
+// the depth measured here is the parser's).
+func TestDefaultDepthAcceptsExamples(t *testing.T) {
+	files, err := filepath.Glob("../testdata/fhir-r4-examples/*.json")
+	if err != nil || len(files) < 300 {
+		t.Fatalf("official examples: %d files, %v", len(files), err)
+	}
+	deepest, which := 0, ""
+	var data []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := fhir.ParseJSON(b, fhir.StoredLimits)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if d := nesting(v); d > deepest {
+			deepest, which, data = d, filepath.Base(f), b
+		}
+	}
+	t.Logf("deepest official example: %s, %d levels; default max-depth %d", which, deepest, fhir.DefaultLimits.MaxDepth)
+	if deepest*4 > fhir.DefaultLimits.MaxDepth {
+		t.Errorf("the default max-depth %d leaves less than 4x over the deepest example (%d)", fhir.DefaultLimits.MaxDepth, deepest)
+	}
+	if deepest != 21 {
+		t.Errorf("the deepest example nests %d levels; fhir.DefaultLimits' comment and serve's -max-depth usage say 21", deepest)
+	}
+	if _, err := fhir.ParseJSON(data, fhir.Limits{MaxDepth: deepest}); err != nil {
+		t.Errorf("%s at max-depth %d: %v", which, deepest, err)
+	}
+	_, err = fhir.ParseJSON(data, fhir.Limits{MaxDepth: deepest - 1})
+	if err == nil || !strings.Contains(err.Error(), "max-depth = "+strconv.Itoa(deepest-1)) {
+		t.Errorf("%s at max-depth %d: %v, want refused naming max-depth", which, deepest-1, err)
+	}
+}

@@ -36,15 +36,26 @@ type Limits struct {
 // leave 7x and 4.7x headroom over them, and refuse the shape of an attack,
 // a 14 MB Observation holding a million identifiers, which took 1.2 GB to
 // accept (BENCHMARKS.md).
+//
+// MaxDepth: the deepest official R4 example nests 21 levels (objects and
+// arrays, the root object being 1: QuestionnaireResponse-ussg-fht-answers;
+// TestDefaultDepthAcceptsExamples measures it), so 100 leaves 4.7x; MaxDepthBound is the most an
+// operator may set (kapbridge serve -max-depth).
 var DefaultLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 100, MaxStringBytes: 1 << 20,
 	MaxArrayElements: 10_000, MaxNodes: 300_000, MaxTotalStringBytes: 16 << 20}
 
+// MaxDepthBound is the largest MaxDepth a server may be configured with:
+// stored versions are re-read under it (StoredLimits), whatever depth they
+// were written under, and the recursive walks over a tree (validation,
+// encoding, FHIRPath) stay cheap at it.
+const MaxDepthBound = 1000
+
 // StoredLimits are for re-reading JSON the store already holds: it was
 // checked when written, perhaps under other limits (or before a limit
-// existed), so only the nesting and string limits, which no version ever
-// escaped, still apply. A stored version may exceed MaxBytes by the meta
+// existed), so only the string limit, which no version ever escaped, and
+// the nesting bound, which no server setting exceeds, still apply. A stored version may exceed MaxBytes by the meta
 // the server stamped on it.
-var StoredLimits = Limits{MaxBytes: -1, MaxArrayElements: -1, MaxNodes: -1, MaxTotalStringBytes: -1}
+var StoredLimits = Limits{MaxBytes: -1, MaxDepth: MaxDepthBound, MaxArrayElements: -1, MaxNodes: -1, MaxTotalStringBytes: -1}
 
 // withDefaults resolves zero fields to DefaultLimits and negative ones to
 // no limit.
@@ -317,7 +328,7 @@ func (p *parser) number(v *Value) *parseError {
 func (p *parser) enter() *parseError {
 	p.depth++
 	if p.depth > p.lim.MaxDepth {
-		return &parseError{pos: p.pos, tooLong: true, msg: "nesting deeper than " + strconv.Itoa(p.lim.MaxDepth) + " levels"}
+		return &parseError{pos: p.pos, tooLong: true, msg: "nesting deeper than " + strconv.Itoa(p.lim.MaxDepth) + " levels exceeds " + LimitText("max-depth", int64(p.lim.MaxDepth))}
 	}
 	return nil
 }

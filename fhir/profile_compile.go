@@ -16,6 +16,10 @@ type profile struct {
 	url  string
 	typ  string
 	root *pelem
+	// referenced: held for the profiles that name it
+	// (Profiles.WithReferenced); an extension definition so held is not
+	// enforced wherever its url appears.
+	referenced bool
 }
 
 // pelem is one element definition of a snapshot, with its children.
@@ -44,6 +48,11 @@ type pelem struct {
 	sliceName string
 	// invariants the profile adds here (not the base definitions').
 	inv []Constraint
+	// keep: a discriminator of an enclosing slicing reads the element,
+	// so pruning keeps it.
+	keep bool
+	// prof is the profile whose root this is (nil below the root).
+	prof *profile
 }
 
 // slicing is an element's ElementDefinition.slicing.
@@ -52,7 +61,10 @@ type slicing struct {
 	closed         bool // rules closed: every value must match a slice
 }
 
-type discriminator struct{ typ, path string }
+type discriminator struct {
+	typ, path string
+	steps     []dstep
+}
 
 type ptype struct {
 	code     string
@@ -88,7 +100,7 @@ func compileProfile(sd *Value) (*profile, error) {
 			if path != p.typ {
 				return nil, fmt.Errorf("StructureDefinition %s: first snapshot element %q is not the type %q", p.url, path, p.typ)
 			}
-			p.root = &pelem{name: path, max: 1}
+			p.root = &pelem{name: path, max: 1, prof: p}
 			if td := r4().types[p.typ]; td != nil {
 				p.root.bnode = td.node
 			}
@@ -104,8 +116,12 @@ func compileProfile(sd *Value) (*profile, error) {
 			// A slice of the element named before the colon.
 			base, sliceName, _ := strings.Cut(id[dot+1:], ":")
 			sliced := byID[id[:dot]+"."+base]
-			if sliced == nil || strings.Contains(sliceName, "/") {
-				continue // below an element we skip, or a reslice: not checked
+			if i := strings.LastIndexByte(sliceName, '/'); i >= 0 {
+				// A reslice ("VSCat/sub") slices the values of its slice.
+				sliced = byID[id[:dot]+"."+base+":"+sliceName[:i]]
+			}
+			if sliced == nil {
+				continue // below an element we skip
 			}
 			sl := &pelem{name: sliced.name, choice: sliced.choice, sliceName: sliceName, max: -1, bnode: sliced.bnode, narrows: true}
 			if err := sl.read(e, p.url, path); err != nil {
@@ -134,6 +150,7 @@ func compileProfile(sd *Value) (*profile, error) {
 	if root := snap.Array[0]; root != nil {
 		p.root.inv = profileConstraints(root, p.url)
 	}
+	p.root.markDiscriminated()
 	p.root.prune()
 	return p, nil
 }
@@ -181,7 +198,11 @@ func (pe *pelem) read(e *Value, url, path string) error {
 	if sl := e.Get("slicing"); sl != nil {
 		pe.slicing = &slicing{closed: sl.GetString("rules") == "closed"}
 		for _, d := range arrayItems(sl.Get("discriminator")) {
-			pe.slicing.discriminators = append(pe.slicing.discriminators, discriminator{typ: d.GetString("type"), path: d.GetString("path")})
+			steps, err := parseDiscriminator(d.GetString("path"))
+			if err != nil {
+				return fmt.Errorf("StructureDefinition %s: %s: %v", url, path, err)
+			}
+			pe.slicing.discriminators = append(pe.slicing.discriminators, discriminator{typ: d.GetString("type"), path: d.GetString("path"), steps: steps})
 		}
 	}
 	pe.inv = profileConstraints(e, url)
@@ -324,7 +345,7 @@ func (pe *pelem) prune() bool {
 	for _, sl := range pe.slices {
 		sl.prune() // kept: a slice always narrows its element
 	}
-	return pe.narrows || len(pe.kids) > 0 || len(pe.slices) > 0
+	return pe.narrows || pe.keep || len(pe.kids) > 0 || len(pe.slices) > 0
 }
 
 // elementName is the JSON name an element id's last segment stands for:

@@ -35,7 +35,7 @@ type Profiles struct {
 // the first resource that is not valid R4 or cannot be used. Only the
 // structure is asked of them, not the invariants of their definitions
 // (sdf-3 wants every snapshot element's definition text): a copy cut down
-// to what validation reads, as mappings/ig embeds, loads.
+// to what validation reads loads.
 func NewProfiles(resources ...[]byte) (*Profiles, error) {
 	return (*Profiles)(nil).With(resources...)
 }
@@ -43,11 +43,25 @@ func NewProfiles(resources ...[]byte) (*Profiles, error) {
 // With returns a new Profiles holding what p holds and resources, as
 // NewProfiles reads them; a URL p holds is replaced. p is unchanged.
 func (p *Profiles) With(resources ...[]byte) (*Profiles, error) {
-	return p.with(resources, func(i int) string { return "fhir: profiles: resource #" + strconv.Itoa(i) })
+	return p.with(resources, false, func(i int) string { return "fhir: profiles: resource #" + strconv.Itoa(i) })
 }
 
-// with is With, naming resource i by name(i) in its error.
-func (p *Profiles) with(resources [][]byte, name func(int) string) (*Profiles, error) {
+// WithReferenced is With for definitions held because the profiles name
+// them (extension definitions a profile's slices are typed with, the
+// profiles of reference targets, bound ValueSets and their CodeSystems):
+// they are judged where a profile or a meta.profile claim calls for them,
+// but an extension definition among them is not enforced wherever its
+// url appears, as With's are. An official R4 example carries a US Core
+// url with a value of another shape (Observation-example-genetics-brcapat's
+// us-core-ethnicity): it stays acceptable unless a profile it claims
+// asks for US Core's extension.
+func (p *Profiles) WithReferenced(resources ...[]byte) (*Profiles, error) {
+	return p.with(resources, true, func(i int) string { return "fhir: profiles: referenced resource #" + strconv.Itoa(i) })
+}
+
+// with is With (WithReferenced if referenced), naming resource i by
+// name(i) in its error.
+func (p *Profiles) with(resources [][]byte, referenced bool, name func(int) string) (*Profiles, error) {
 	out := &Profiles{
 		profiles:    map[string]*profile{},
 		valueSets:   map[string]*Value{},
@@ -70,7 +84,7 @@ func (p *Profiles) with(resources [][]byte, name func(int) string) (*Profiles, e
 			typ = v.GetString("resourceType")
 		}
 		if err == nil {
-			err = out.add(v, typ)
+			err = out.add(v, typ, referenced)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name(i), err)
@@ -80,7 +94,7 @@ func (p *Profiles) with(resources [][]byte, name func(int) string) (*Profiles, e
 }
 
 // add holds v, a resource of type typ; only while building.
-func (p *Profiles) add(v *Value, typ string) error {
+func (p *Profiles) add(v *Value, typ string, referenced bool) error {
 	url := v.GetString("url")
 	switch typ {
 	case "StructureDefinition", "ValueSet", "CodeSystem":
@@ -96,8 +110,9 @@ func (p *Profiles) add(v *Value, typ string) error {
 		if err != nil {
 			return err
 		}
+		prof.referenced = referenced
 		p.profiles[url] = prof
-		p.extensions = p.extensions || prof.typ == "Extension"
+		p.extensions = p.extensions || prof.typ == "Extension" && !referenced
 	case "ValueSet":
 		p.valueSets[url] = v
 	case "CodeSystem":

@@ -32,10 +32,15 @@ import (
 //     Profiles hold, which the value must conform to;
 //   - slicing: each value of a sliced element is assigned to the first
 //     slice whose discriminators it matches (value, pattern, exists, type,
-//     profile, at simple paths such as $this, url, coding.code) and checked
-//     against it; slice cardinality; closed slicing refuses a value no
-//     slice matches; type slices of a choice (value[x]:valueQuantity)
-//     constrain that type where it is used;
+//     profile, on every path the specification allows: element paths such
+//     as $this, url, code.coding.code, with the value to compare on the
+//     element or in a nested slice on the way; extension('url');
+//     resolve(), to a contained resource or an entry of the Bundle given
+//     to ValidateIn; ofType(Type)) and checked against it; slice
+//     cardinality; closed slicing refuses a value no slice matches;
+//     reslices (slice/reslice) divide their slice's values the same way;
+//     type slices of a choice (value[x]:valueQuantity) constrain that type
+//     where it is used;
 //   - the profile's own invariants (constraint expressions with the
 //     profile as source; the base definitions' are Validate's), evaluated
 //     by the FHIRPath engine registered with RegisterConstraintEvaluator,
@@ -44,10 +49,11 @@ import (
 //   - extensions whose url is an extension definition the Profiles hold,
 //     wherever they appear.
 //
-// Not checked: reslices (slices of slices), discriminator paths beyond
-// simple element paths (resolve(), extension(url), ofType()), preferred
-// and example bindings, maxLength, min/maxValue, and references that
-// cannot be resolved to a type.
+// Not checked: preferred and example bindings, maxLength, min/maxValue,
+// and references that cannot be resolved to a type. A resolve() that
+// cannot be followed (a reference to a resource not in the resource or its
+// Bundle) matches a type discriminator by the type the reference names,
+// and no value, pattern or profile discriminator.
 
 // ProfileError returns the Error for profile issues: processing, 422,
 // carrying every issue (warnings too, for the client to see). The issue
@@ -75,7 +81,13 @@ func HasErrors(issues []Issue) bool {
 // the base definitions' warning-severity invariants (Validate reports the
 // errors), so a $validate answer lists them. Callers refuse a resource
 // when HasErrors(issues). A nil p holds nothing.
-func (p *Profiles) Validate(root *Value) []Issue {
+func (p *Profiles) Validate(root *Value) []Issue { return p.ValidateIn(root, nil) }
+
+// ValidateIn is Validate for a resource that is an entry of bundle (nil:
+// none): references to the bundle's other entries resolve, for resolve()
+// in slicing discriminators and for reference targets judged against
+// their target profiles.
+func (p *Profiles) ValidateIn(root, bundle *Value) []Issue {
 	// The base definitions' warning-severity invariants (dom-6, ...): the
 	// package Validate reports errors only, its callers refusing on any.
 	issues := invariantIssues(root, SeverityWarning)
@@ -95,7 +107,7 @@ func (p *Profiles) Validate(root *Value) []Issue {
 				Expression:  []string{rt + ".meta.profile"}})
 			continue
 		}
-		issues = append(issues, prof.validate(p, root, rt)...)
+		issues = append(issues, prof.validateAt(p, root, rt, 0, bundle)...)
 	}
 	if p.hasExtensions() {
 		w := extensionWalker{reg: p, path: append(make([]byte, 0, 128), rt...), container: root}
@@ -161,7 +173,7 @@ func (w *extensionWalker) extensions(list *Value) {
 			continue
 		}
 		p := w.reg.profile(ext.GetString("url"))
-		if p == nil || p.typ != "Extension" {
+		if p == nil || p.typ != "Extension" || p.referenced {
 			continue
 		}
 		if list.Kind == KindArray {
@@ -190,13 +202,13 @@ func (p *Profiles) ValidateProfile(root *Value, sd *Value) []Issue {
 
 // validate checks root against p, looking what p refers to up in reg.
 func (p *profile) validate(reg *Profiles, root *Value, path string) []Issue {
-	return p.validateAt(reg, root, path, 0)
+	return p.validateAt(reg, root, path, 0, nil)
 }
 
 // validateAt is validate for a resource reached depth profiles deep (a
 // reference target validated against its target profile).
-func (p *profile) validateAt(reg *Profiles, root *Value, path string, depth int) []Issue {
-	pv := profileValidator{reg: reg, p: p, container: root, path: append(make([]byte, 0, 128), path...), depth: depth}
+func (p *profile) validateAt(reg *Profiles, root *Value, path string, depth int, bundle *Value) []Issue {
+	pv := profileValidator{reg: reg, p: p, container: root, bundle: bundle, path: append(make([]byte, 0, 128), path...), depth: depth}
 	if root == nil || root.Kind != KindObject {
 		pv.issue(IssueStructure, "not a resource")
 		return pv.issues
@@ -216,9 +228,12 @@ type profileValidator struct {
 	reg       *Profiles // what the profile refers to: value sets, other profiles
 	p         *profile
 	container *Value
-	path      []byte
-	issues    []Issue
-	depth     int
+	// bundle is the Bundle the resource is an entry of (nil if none):
+	// where resolve() in a discriminator and reference targets look.
+	bundle *Value
+	path   []byte
+	issues []Issue
+	depth  int
 }
 
 func (v *profileValidator) issue(code IssueType, diag string) {
@@ -331,9 +346,8 @@ func (v *profileValidator) member(obj *Value, k *pelem, name string, types []pty
 	n := v.push(name)
 	defer func() { v.path = v.path[:n] }()
 	// Slices are judged by the element's discriminators; a copy of a
-	// profile that left ElementDefinition.slicing out (mappings/ig's
-	// cut-down R4 vital-signs profiles) gives no way to tell which value
-	// is which slice, and its slices are not checked.
+	// profile that left ElementDefinition.slicing out gives no way to
+	// tell which value is which slice, and its slices are not checked.
 	if len(k.slices) > 0 && k.slicing != nil && len(k.slicing.discriminators) > 0 {
 		// Also when absent: a slice's minimum applies where its element's
 		// parent is.
@@ -490,7 +504,7 @@ func (v *profileValidator) target(ref *Value, targets []string) {
 		v.issue(IssueInvalid, "reference to a "+got+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
 		return
 	}
-	target := v.resolveContained(ref.GetString("reference"))
+	target := v.resolve(ref.GetString("reference"))
 	if target == nil {
 		return // of an allowed type; not here to be validated
 	}
@@ -499,7 +513,7 @@ func (v *profileValidator) target(ref *Value, targets []string) {
 		if v.depth > 8 || p == v.p {
 			return // recursive: not checked again
 		}
-		issues := p.validateAt(v.reg, target, v.containedPath(ref.GetString("reference")), v.depth+1)
+		issues := p.validateAt(v.reg, target, v.targetPath(ref.GetString("reference"), target), v.depth+1, v.bundle)
 		if !HasErrors(issues) {
 			return
 		}
@@ -507,7 +521,7 @@ func (v *profileValidator) target(ref *Value, targets []string) {
 			first = issues
 		}
 	}
-	v.issue(IssueInvalid, "the contained "+got+" this refers to does not meet the target profile "+profiles[0].url)
+	v.issue(IssueInvalid, "the "+got+" this refers to does not meet the target profile "+profiles[0].url)
 	v.issues = append(v.issues, first...)
 }
 
@@ -525,8 +539,17 @@ func (v *profileValidator) resolveContained(ref string) *Value {
 	return nil
 }
 
-// containedPath is the expression of the contained resource ref names.
-func (v *profileValidator) containedPath(ref string) string {
+// targetPath is the expression of the resource target a reference ref
+// resolved to: a contained resource's, or a Bundle entry's.
+func (v *profileValidator) targetPath(ref string, target *Value) string {
+	if ref[0] != '#' {
+		for i, e := range arrayItems(v.bundle.Get("entry")) {
+			if e.Get("resource") == target {
+				return "Bundle.entry[" + strconv.Itoa(i) + "].resource"
+			}
+		}
+		return target.GetString("resourceType")
+	}
 	rt := v.container.GetString("resourceType")
 	for i, c := range arrayItems(v.container.Get("contained")) {
 		if c.Kind == KindObject && c.GetString("id") == ref[1:] {
@@ -545,7 +568,7 @@ func (v *profileValidator) typeProfiles(val *Value, urls []string) {
 		if p == nil || p == v.p || v.depth > 8 {
 			return // unknown (or recursive): not checked
 		}
-		sub := profileValidator{reg: v.reg, p: p, container: v.container, path: append([]byte(nil), v.path...), depth: v.depth + 1}
+		sub := profileValidator{reg: v.reg, p: p, container: v.container, bundle: v.bundle, path: append([]byte(nil), v.path...), depth: v.depth + 1}
 		if val.Kind == KindObject && val.GetString("resourceType") != "" {
 			sub.container = val
 		}
@@ -717,47 +740,72 @@ func (v *profileValidator) issueSev(sev Severity, code IssueType, diag string) {
 // sliced assigns each value of the sliced element k to the first slice
 // whose discriminators it matches, checks it against that slice, and then
 // each slice's cardinality; with closed slicing a value no slice matches
-// is refused. v.path is the element's; array says the values are indexed.
+// is refused. Values of a slice that is itself sliced are assigned to its
+// reslices the same way. v.path is the element's; array says the values
+// are indexed.
 func (v *profileValidator) sliced(k *pelem, items []*Value, array bool, name string, types []ptype) {
-	counts := make([]int, len(k.slices))
-	m := len(v.path)
+	var list []indexed
 	for i, item := range items {
-		if item == nil || item.Kind == KindNull {
-			continue
+		if item != nil && item.Kind != KindNull {
+			list = append(list, indexed{i, item})
 		}
+	}
+	v.slice(k, k, k.slicing, list, array, name, types)
+}
+
+type indexed struct {
+	i int
+	v *Value
+}
+
+// slice assigns the values list of element el (el is k, or a slice of k
+// being resliced) to el's slices by sl's discriminators.
+func (v *profileValidator) slice(k, el *pelem, sl *slicing, list []indexed, array bool, name string, types []ptype) {
+	groups := make([][]indexed, len(el.slices))
+	m := len(v.path)
+	for _, it := range list {
 		if array {
 			v.path = append(v.path, '[')
-			v.path = strconv.AppendInt(v.path, int64(i), 10)
+			v.path = strconv.AppendInt(v.path, int64(it.i), 10)
 			v.path = append(v.path, ']')
 		}
 		matched := -1
-		for si, sl := range k.slices {
-			if v.matches(item, k, sl, name) {
+		for si, s := range el.slices {
+			if v.matches(it.v, sl.discriminators, s, k, name) {
 				matched = si
 				break
 			}
 		}
 		switch {
 		case matched >= 0:
-			counts[matched]++
-			sl := k.slices[matched]
-			st := sl.types
+			groups[matched] = append(groups[matched], it)
+			s := el.slices[matched]
+			st := s.types
 			if len(st) == 0 {
 				st = types
 			}
-			v.value(item, sl, st, name)
-		case k.slicing != nil && k.slicing.closed:
-			v.issue(IssueStructure, name+" value matches none of the slices "+sliceNames(k)+", and the slicing is closed")
+			v.value(it.v, s, st, name)
+		case sl.closed:
+			v.issue(IssueStructure, name+" value matches none of the slices "+sliceNames(el)+", and the slicing is closed")
 		}
 		v.path = v.path[:m]
 	}
-	for si, sl := range k.slices {
-		c := counts[si]
-		if c < sl.min {
-			v.issue(IssueRequired, "slice "+sl.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at least "+strconv.Itoa(sl.min)+" are required")
+	for si, s := range el.slices {
+		c := len(groups[si])
+		if c < s.min {
+			v.issue(IssueRequired, "slice "+s.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at least "+strconv.Itoa(s.min)+" are required")
 		}
-		if sl.max >= 0 && c > sl.max {
-			v.issue(IssueStructure, "slice "+sl.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at most "+strconv.Itoa(sl.max)+" are allowed")
+		if s.max >= 0 && c > s.max {
+			v.issue(IssueStructure, "slice "+s.sliceName+" of "+name+" has "+strconv.Itoa(c)+" values; at most "+strconv.Itoa(s.max)+" are allowed")
+		}
+		if len(s.slices) > 0 {
+			// A reslice: by the slice's own discriminators, else its
+			// element's.
+			rs := s.slicing
+			if rs == nil || len(rs.discriminators) == 0 {
+				rs = &slicing{discriminators: sl.discriminators, closed: rs != nil && rs.closed}
+			}
+			v.slice(k, s, rs, groups[si], array, name, types)
 		}
 	}
 }
@@ -768,137 +816,4 @@ func sliceNames(k *pelem) string {
 		names[i] = sl.sliceName
 	}
 	return strings.Join(names, ", ")
-}
-
-// matches says whether item belongs to slice sl of k by every one of k's
-// discriminators. A discriminator the slice gives nothing to compare with
-// does not match.
-func (v *profileValidator) matches(item *Value, k *pelem, sl *pelem, name string) bool {
-	if k.slicing == nil || len(k.slicing.discriminators) == 0 {
-		return false
-	}
-	for _, d := range k.slicing.discriminators {
-		def := sl.at(d.path)
-		nodes := navigate(item, d.path)
-		switch d.typ {
-		case "value", "pattern":
-			if def == nil || (def.fixed == nil && def.pattern == nil) {
-				return false
-			}
-			ok := false
-			for _, n := range nodes {
-				if def.fixed != nil && equalValue(n, def.fixed) || def.fixed == nil && containsPattern(n, def.pattern) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				return false
-			}
-		case "exists":
-			if def == nil {
-				return false
-			}
-			if def.min > 0 && len(nodes) == 0 || def.max == 0 && len(nodes) > 0 {
-				return false
-			}
-		case "type":
-			if def == nil || len(def.types) == 0 {
-				return false
-			}
-			got := valueType(k, nil, name)
-			if len(nodes) == 1 && nodes[0].Kind == KindObject && nodes[0].GetString("resourceType") != "" {
-				got = nodes[0].GetString("resourceType")
-			}
-			ok := false
-			for _, t := range def.types {
-				ok = ok || t.code == got
-			}
-			if !ok || len(nodes) == 0 {
-				return false
-			}
-		case "profile":
-			if def == nil || len(nodes) == 0 {
-				return false
-			}
-			ok := false
-			for _, t := range def.types {
-				for _, u := range append(append([]string(nil), t.profiles...), t.targets...) {
-					p := v.reg.profile(u)
-					if p == nil || p == v.p || v.depth > 8 {
-						continue
-					}
-					for _, n := range nodes {
-						sub := profileValidator{reg: v.reg, p: p, container: v.container, depth: v.depth + 1}
-						if n.Kind == KindObject && n.GetString("resourceType") != "" {
-							sub.container = n
-						}
-						sub.element(n, p.root)
-						ok = ok || !HasErrors(sub.issues)
-					}
-				}
-			}
-			if !ok {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// at is the element definition at a discriminator path inside slice pe
-// ("$this", "code", "coding.system"), or nil.
-func (pe *pelem) at(path string) *pelem {
-	cur := pe
-	for _, seg := range strings.Split(path, ".") {
-		if seg == "$this" || seg == "" {
-			continue
-		}
-		seg, _, _ = strings.Cut(seg, "(") // ofType(...), resolve(): this element
-		if strings.HasPrefix(seg, "extension") || seg == "resolve" || seg == "ofType" {
-			return nil
-		}
-		var next *pelem
-		for _, k := range cur.kids {
-			if k.name == seg {
-				next = k
-				break
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		cur = next
-	}
-	return cur
-}
-
-// navigate returns the values at a simple discriminator path from v
-// ("$this", "code", "coding.system", a choice by its base name).
-func navigate(v *Value, path string) []*Value {
-	cur := []*Value{v}
-	for _, seg := range strings.Split(path, ".") {
-		if seg == "$this" || seg == "" {
-			continue
-		}
-		var next []*Value
-		for _, c := range cur {
-			if c.Kind != KindObject {
-				continue
-			}
-			if x := c.Get(seg); x != nil {
-				next = append(next, arrayItems(x)...)
-				continue
-			}
-			for _, m := range c.Members {
-				if suffix, ok := strings.CutPrefix(m.Key, seg); ok && isTypeSuffix(suffix) {
-					next = append(next, arrayItems(m.Value)...)
-				}
-			}
-		}
-		cur = next
-	}
-	return cur
 }

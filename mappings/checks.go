@@ -28,10 +28,12 @@ var CheckCodes = []string{
 	"dosing.not_cleared",
 	"dosing.clearance_expired",
 	"dosing.pregnancy_test",
+	"dosing.pregnancy_test_missing",
 	"dose.missing",
 	"dose.no_route",
 	"dose.session_type",
 	"dose.drug_route",
+	"dose.product",
 	"dose.spravato_mg",
 	"dose.mg_per_kg",
 	"dose.mg_per_kg_ceiling",
@@ -340,7 +342,62 @@ func (c *checker) session(s *Session) {
 	if doses && given && s.Status != "cancelled" && s.Status != "no_show" && haveCourse && startOK {
 		c.clearance(s, course, start, startField)
 		c.schedule(s, course, start, startField)
+	} else if doses && s.Status == "planned" && haveCourse && startOK {
+		// Before the dose: what can still be done before it (a test).
+		c.pregnancyTestMissing(s, course, start, startField, nil)
 	}
+}
+
+// pregnancyTestMissing warns of a dosing session of a client to whom a
+// pregnancy test applies (sex female, aged pregnancy_test_age_min to
+// pregnancy_test_age_max at the session) with no test on file at or
+// before it (test: the latest one, nil if none). A planned session is
+// judged too, so the prescriber sees it before the dose. A client whose
+// sex or birth date is not recorded is not judged: the rule cannot tell
+// whether it applies, and a finding on every such client would be noise.
+func (c *checker) pregnancyTestMissing(s *Session, course *Course, start time.Time, startField string, test *PregnancyTest) {
+	if test == nil {
+		test, _ = c.latestPregnancyTest(course.Client, start)
+	}
+	if test != nil {
+		return
+	}
+	cl, ok := c.b.Client(course.Client)
+	if !ok || cl.Sex != "female" {
+		return
+	}
+	born, err := time.ParseInLocation(time.DateOnly, cl.BirthDate, start.Location())
+	if err != nil {
+		return
+	}
+	age := start.Year() - born.Year()
+	if start.Month() < born.Month() || start.Month() == born.Month() && start.Day() < born.Day() {
+		age--
+	}
+	lo, hi := c.cfg.Limits.Get("pregnancy_test_age_min"), c.cfg.Limits.Get("pregnancy_test_age_max")
+	if float64(age) < lo || float64(age) > hi {
+		return
+	}
+	c.warnf("dosing.pregnancy_test_missing", startField, "%s %s session at %s: client %q (female, %d years) has no pregnancy test on file at or before it; one applies from %g to %g years (pregnancy_test_age_min, pregnancy_test_age_max)", s.Status, s.Type, sessionStart(s), course.Client, age, lo, hi)
+}
+
+// latestPregnancyTest is the client's latest pregnancy test at or before
+// t, and the screening that carries it.
+func (c *checker) latestPregnancyTest(client string, t time.Time) (*PregnancyTest, string) {
+	var test *PregnancyTest
+	var testAt time.Time
+	var testBy string
+	for _, sc := range c.b.ScreeningsOf(client) {
+		if sc.PregnancyTest == nil {
+			continue
+		}
+		d, ok := screeningTime(sc.PregnancyTest.Date, t)
+		if !ok || d.After(t) || (test != nil && d.Before(testAt)) {
+			continue
+		}
+		test, testAt, testBy = sc.PregnancyTest, d, sc.ID
+	}
+	return test, testBy
 }
 
 // clearanceAt is a screening's clearance decision placed in time.
@@ -395,22 +452,11 @@ func (c *checker) clearance(s *Session, course *Course, start time.Time, startFi
 		}
 	}
 	// The latest pregnancy test at or before the dose.
-	var test *PregnancyTest
-	var testAt time.Time
-	var testBy string
-	for _, sc := range c.b.ScreeningsOf(course.Client) {
-		if sc.PregnancyTest == nil {
-			continue
-		}
-		d, ok := screeningTime(sc.PregnancyTest.Date, start)
-		if !ok || d.After(start) || (test != nil && d.Before(testAt)) {
-			continue
-		}
-		test, testAt, testBy = sc.PregnancyTest, d, sc.ID
-	}
+	test, testBy := c.latestPregnancyTest(course.Client, start)
 	if test != nil && test.Result == "positive" {
 		c.alertf("dosing.pregnancy_test", startField, "%s session at %s: the latest pregnancy test before it (%s, screening %q) is positive", s.Type, sessionStart(s), test.Date, testBy)
 	}
+	c.pregnancyTestMissing(s, course, start, startField, test)
 }
 
 func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.Time, startOK bool) {
@@ -436,6 +482,14 @@ func (c *checker) dose(s *Session, course *Course, haveCourse bool, start time.T
 		c.errorf("dose.drug_route", "dose.drug", "esketamine is given only as Spravato nasal spray, not by route %s", route)
 	case d.Drug != "esketamine" && d.Drug != "" && route == "spravato":
 		c.errorf("dose.drug_route", "dose.drug", "the Spravato route is esketamine nasal spray, not %s", d.Drug)
+	}
+	if d.Product != "" {
+		switch {
+		case d.Drug != "ketamine":
+			c.errorf("dose.product", "dose.product", "product %s is a ketamine HCl injectable (RxNorm), not %s", d.Product, d.Drug)
+		case route != "iv" && route != "im":
+			c.errorf("dose.product", "dose.product", "product %s is a ketamine HCl injectable (RxNorm), given IV or IM, not by route %s", d.Product, route)
+		}
 	}
 	if route == "spravato" && d.Mg != 28 && d.Mg != 56 && d.Mg != 84 {
 		c.warnf("dose.spravato_mg", "dose.mg", "Spravato dose %g mg: the labelled doses are 28, 56 and 84 mg (1, 2 or 3 devices of 28 mg)", d.Mg)
@@ -605,6 +659,9 @@ func (c *checker) observation(o *Observation) {
 			c.warnf("vitals.dissociation", "dissociation", "dissociation %d/10 (%s), at or above %g (dissociation_high)", *d, phaseText(o), lim.Get("dissociation_high"))
 		}
 	}
+	if sd := o.Sedation; sd != nil && o.Phase == "discharge" && float64(*sd) < lim.Get("discharge_sedation_min") {
+		c.alertf("vitals.discharge_unresolved", "sedation", "sedation MOAA/S %d/5 at discharge: not resolved (at least %g, discharge_sedation_min; 5 = responds readily to the name in a normal tone)", *sd, lim.Get("discharge_sedation_min"))
+	}
 	for i, f := range o.RedFlags {
 		c.warnf("safety.red_flag", fmt.Sprintf("red_flags[%d]", i), "red flag: %s", f)
 	}
@@ -722,6 +779,11 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 	var prev *Session
 	var prevT time.Time
 	var integrations []time.Time
+	// The earlier doses of the same drug and route: the largest rise from
+	// any of them (the first, the previous, a lower one between).
+	var worst escalation
+	var worstT, lastDoseT time.Time
+	var lastDose *Session
 	inWeek := 1 // doses in the 7 days up to this one, this one included
 	for _, o := range c.b.SessionsOf(s.Course) {
 		if o.ID == s.ID || o.Status == "cancelled" || o.Status == "no_show" {
@@ -744,8 +806,16 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 		if ot.Before(start) && start.Sub(ot) < 7*24*time.Hour {
 			inWeek++
 		}
-		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route && (firstDose == nil || ot.Before(firstDoseT)) {
-			firstDose, firstDoseT = o, ot
+		if ot.Before(start) && o.Dose != nil && s.Dose != nil && o.Dose.Drug == s.Dose.Drug && o.Dose.Route == s.Dose.Route {
+			if firstDose == nil || ot.Before(firstDoseT) {
+				firstDose, firstDoseT = o, ot
+			}
+			if e := escalationOver(o, s); e.ratio > worst.ratio || e.ratio == worst.ratio && ot.After(worstT) {
+				worst, worstT = e, ot
+			}
+			if lastDose == nil || ot.After(lastDoseT) {
+				lastDose, lastDoseT = o, ot
+			}
 		}
 		if ot.Before(start) {
 			first = false
@@ -757,15 +827,15 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 			c.alertf("schedule.min_interval", startField, "dose at %s is %.1f hours from the dose of session %q at %s: less than the %g hours between %s doses (%s)", sessionStart(s), math.Abs(gap.Hours()), o.ID, sessionStart(o), minGap, route, intervalName[route])
 		}
 	}
-	if firstDose != nil {
-		ratio := c.cfg.Limits.Get("escalation_ratio")
-		a, b, unit := firstDose.Dose.Mg, s.Dose.Mg, "mg"
-		if firstDose.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
-			a, b, unit = *firstDose.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+	if ratio := c.cfg.Limits.Get("escalation_ratio"); worst.from != nil && worst.ratio > ratio {
+		which := "an earlier"
+		switch worst.from {
+		case firstDose:
+			which = "the course's first"
+		case lastDose:
+			which = "the previous"
 		}
-		if a > 0 && b > a*ratio {
-			c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times the course's first %s dose (%g %s, session %q): escalation beyond %g times (escalation_ratio) is a dependence signal to look at", b, unit, b/a, s.Dose.Route, a, unit, firstDose.ID, ratio)
-		}
+		c.warnf("dose.escalation", "dose.mg", "%g %s, %.1f times %s %s dose (%g %s, session %q at %s): escalation beyond %g times (escalation_ratio) of any earlier dose is a dependence signal to look at", worst.to, worst.unit, worst.ratio, which, s.Dose.Route, worst.was, worst.unit, worst.from.ID, sessionStart(worst.from), ratio)
 	}
 	if route == "spravato" {
 		day := 0
@@ -786,6 +856,26 @@ func (c *checker) schedule(s *Session, course *Course, start time.Time, startFie
 	if prev != nil && !slices.ContainsFunc(integrations, func(t time.Time) bool { return t.After(prevT) && t.Before(start) }) {
 		c.warnf("schedule.no_integration", startField, "no integration session held between the dose of session %q at %s and this one at %s", prev.ID, sessionStart(prev), sessionStart(s))
 	}
+}
+
+// escalation is a dose (to) measured against an earlier one (was, of
+// session from), in mg/kg when both give it, else in mg.
+type escalation struct {
+	from    *Session
+	was, to float64
+	unit    string
+	ratio   float64
+}
+
+func escalationOver(earlier, s *Session) escalation {
+	e := escalation{from: earlier, was: earlier.Dose.Mg, to: s.Dose.Mg, unit: "mg"}
+	if earlier.Dose.MgPerKg != nil && s.Dose.MgPerKg != nil {
+		e.was, e.to, e.unit = *earlier.Dose.MgPerKg, *s.Dose.MgPerKg, "mg/kg"
+	}
+	if e.was > 0 {
+		e.ratio = e.to / e.was
+	}
+	return e
 }
 
 // Credentials (v2-0360 degree codes where they exist: MD, DO, NP, PA, RN,

@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -169,6 +170,10 @@ var checkCases = []checkCase{
 		f.screening.PregnancyTest = &PregnancyTest{Date: "2026-01-10", Result: "positive"}
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
+	{"dosing.pregnancy_test_missing", "warning", "actual_start", `held dosing session at 2026-01-12T10:00:00-05:00: client "c1" (female, 35 years) has no pregnancy test on file at or before it`, func(f *checkFixture) (*Book, Record) {
+		f.client.Sex, f.client.BirthDate = "female", "1990-06-30"
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
 	{"dose.missing", "warning", "dose", "held dosing session without a dose", func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose = nil
 		return inBook(f, f.dosing)
@@ -184,6 +189,11 @@ var checkCases = []checkCase{
 	{"dose.drug_route", "error", "dose.drug", "esketamine is given only as Spravato nasal spray, not by route iv", func(f *checkFixture) (*Book, Record) {
 		f.dosing.Dose.Drug = "esketamine"
 		f.dosing.Dose.MgPerKg = nil
+		return inBook(f, f.dosing)
+	}, CheckConfig{}},
+	{"dose.product", "error", "dose.product", "product 238083 is a ketamine HCl injectable (RxNorm), given IV or IM, not by route lozenge", func(f *checkFixture) (*Book, Record) {
+		f.dosing.Dose.Route, f.dosing.Dose.MgPerKg, f.dosing.Dose.MonitoredMin = "lozenge", nil, 95
+		f.dosing.Dose.Product = "238083"
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
 	{"dose.spravato_mg", "warning", "dose.mg", "Spravato dose 70 mg", func(f *checkFixture) (*Book, Record) {
@@ -203,7 +213,7 @@ var checkCases = []checkCase{
 		f.dosing.Concomitant = []string{"maoi"}
 		return inBook(f, f.dosing)
 	}, CheckConfig{}},
-	{"dose.escalation", "warning", "dose.mg", `1.2 mg/kg, 2.4 times the course's first iv dose (0.5 mg/kg, session "s0")`, func(f *checkFixture) (*Book, Record) {
+	{"dose.escalation", "warning", "dose.mg", `1.2 mg/kg, 2.4 times the course's first iv dose (0.5 mg/kg, session "s0" at 2026-01-09T10:00:00-05:00)`, func(f *checkFixture) (*Book, Record) {
 		s0 := *f.dosing
 		d0 := *f.dosing.Dose
 		s0.ID, s0.Dose = "s0", &d0
@@ -383,6 +393,109 @@ func TestCheckRowDetails(t *testing.T) {
 		}
 		return out
 	}
+	t.Run("sedation must have resolved at discharge", func(t *testing.T) {
+		for _, tc := range []struct {
+			phase string
+			moaas int
+			cfg   Limits
+			want  []string
+		}{
+			{"discharge", 4, Limits{}, []string{"vitals.discharge_unresolved"}},
+			{"discharge", 5, Limits{}, nil},
+			{"during", 2, Limits{}, nil}, // expected in a session
+			{"discharge", 4, Limits{DischargeSedationMin: 4}, nil},
+		} {
+			f := newCheckFixture()
+			f.during.Phase, f.during.Dissociation, f.during.SideEffects, f.during.Sedation = tc.phase, nil, nil, intp(tc.moaas)
+			got := Check(f.book(), f.during, CheckConfig{Limits: tc.cfg})
+			if !slices.Equal(codes(got), tc.want) {
+				t.Errorf("%s MOAA/S %d (%+v): %v", tc.phase, tc.moaas, tc.cfg, got)
+			} else if len(got) == 1 && (got[0].Field != "sedation" || !strings.Contains(got[0].Message, "sedation MOAA/S 4/5 at discharge: not resolved (at least 5")) {
+				t.Errorf("finding %v", got[0])
+			}
+		}
+	})
+	t.Run("escalation against every earlier dose, not only the first", func(t *testing.T) {
+		// Earlier doses of the fixture's course (s2, 0.5 mg/kg IV, on
+		// 2026-01-12) and then one more on 2026-01-20 (mg/kg given).
+		for _, tc := range []struct {
+			name    string
+			earlier []float64 // mg/kg of doses on 2026-01-14, -16, ...
+			now     float64
+			want    string // the message part, "" for no finding
+		}{
+			{"a drop then a jump: 3.6 times the previous", []float64{0.25}, 0.9, `0.9 mg/kg, 3.6 times the previous iv dose (0.25 mg/kg, session "e0"`},
+			{"a lower dose between: 2.8 times an earlier one", []float64{0.25, 0.6}, 0.7, `0.7 mg/kg, 2.8 times an earlier iv dose (0.25 mg/kg, session "e0"`},
+			{"creeping up to 2.2 times the first", []float64{0.7, 0.9}, 1.1, `1.1 mg/kg, 2.2 times the course's first iv dose (0.5 mg/kg, session "s2"`},
+			{"a doubling of the lowest is within the ratio", []float64{0.6, 0.8}, 1.0, ""},
+		} {
+			f := newCheckFixture()
+			b := f.book()
+			for i, x := range tc.earlier {
+				e := *f.dosing
+				d := *f.dosing.Dose
+				d.MgPerKg, d.Mg = f64(x), x*70
+				e.ID, e.Dose = fmt.Sprintf("e%d", i), &d
+				day := fmt.Sprintf("2026-01-%02dT10:00:00-05:00", 14+2*i)
+				e.PlannedStart, e.ActualStart, e.ActualEnd = day, day, fmt.Sprintf("2026-01-%02dT11:10:00-05:00", 14+2*i)
+				b.Add(&e)
+			}
+			now := *f.dosing
+			d := *f.dosing.Dose
+			d.MgPerKg, d.Mg = f64(tc.now), tc.now*70
+			now.ID, now.Dose = "now", &d
+			now.PlannedStart, now.ActualStart, now.ActualEnd = "2026-01-20T10:00:00-05:00", "2026-01-20T10:00:00-05:00", "2026-01-20T11:10:00-05:00"
+			b.Add(&now)
+			var got []Problem
+			for _, p := range Check(b, &now, CheckConfig{Limits: Limits{KetamineMgPerKgIV: 2}}) {
+				if p.Code == "dose.escalation" {
+					got = append(got, p)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Errorf("%s: %v", tc.name, got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, tc.want)):
+				t.Errorf("%s: %v, want ...%s...", tc.name, got, tc.want)
+			}
+		}
+	})
+	t.Run("pregnancy test: where it applies, before the dose", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, sex, born string
+			test            *PregnancyTest
+			status          string
+			want            []string
+		}{
+			{"female 35, no test, held", "female", "1990-06-30", nil, "held", []string{"dosing.pregnancy_test_missing"}},
+			{"female 35, no test, planned", "female", "1990-06-30", nil, "planned", []string{"dosing.pregnancy_test_missing"}},
+			{"female 35, no test, cancelled", "female", "1990-06-30", nil, "cancelled", nil},
+			{"female 35, negative test", "female", "1990-06-30", &PregnancyTest{Date: "2026-01-05", Result: "negative"}, "held", nil},
+			{"female 35, test after the dose", "female", "1990-06-30", &PregnancyTest{Date: "2026-01-13", Result: "negative"}, "held", []string{"dosing.pregnancy_test_missing"}},
+			{"female turning 51 the day before", "female", "1975-01-11", nil, "held", nil},
+			{"female 50 until the day after", "female", "1975-01-13", nil, "held", []string{"dosing.pregnancy_test_missing"}},
+			{"female 11", "female", "2014-06-30", nil, "held", nil},
+			{"male", "male", "1990-06-30", nil, "held", nil},
+			{"sex not recorded", "", "1990-06-30", nil, "held", nil},
+		} {
+			f := newCheckFixture()
+			f.client.Sex, f.client.BirthDate = tc.sex, tc.born
+			f.screening.PregnancyTest = tc.test
+			f.dosing.Status = tc.status
+			if tc.status != "held" {
+				f.dosing.ActualStart, f.dosing.ActualEnd, f.dosing.Dose = "", "", nil
+			}
+			if got := codes(Check(f.book(), f.dosing, CheckConfig{})); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+			}
+		}
+		// The ages are configurable.
+		f := newCheckFixture()
+		f.client.Sex, f.client.BirthDate = "female", "1970-06-30"
+		if got := codes(Check(f.book(), f.dosing, CheckConfig{Limits: Limits{PregnancyTestAgeMax: 60}})); !slices.Equal(got, []string{"dosing.pregnancy_test_missing"}) {
+			t.Errorf("age 55 with pregnancy_test_age_max 60: %v", got)
+		}
+	})
 	t.Run("range bounds are inclusive", func(t *testing.T) {
 		f := newCheckFixture()
 		f.weight.Vitals = &Vitals{Systolic: f64(50), Diastolic: f64(30), HeartRate: f64(250), SpO2: f64(100), RespiratoryRate: f64(4), WeightKg: f64(350), TemperatureC: f64(44)}

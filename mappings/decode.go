@@ -90,6 +90,7 @@ var recordEnums = map[string][]string{
 	"session.dose.drug":                {"ketamine", "esketamine"},
 	"session.concomitant":              ConcomitantClasses,
 	"session.dose.route":               Routes,
+	"session.dose.product":             ProductCodes,
 	"screening.clearance.decision":     {"cleared", "not_cleared", "deferred"},
 	"screening.instruments.instrument": Instruments,
 	"screening.pregnancy_test.result":  {"positive", "negative"},
@@ -107,6 +108,16 @@ var (
 	Routes       = []string{"iv", "im", "lozenge", "spravato"}
 	SessionTypes = []string{"consultation", "preparation", "dosing", "integration", "maintenance"}
 	Instruments  = []string{"phq9", "gad7", "pcl5", "cssrs", "auditc", "dast10"}
+	// ProductCodes are the product-level RxNorm codes a dose may name
+	// (Dose.Product): kap-domain.md section 4 lists the ketamine HCl
+	// injectable products 238082, 238083 and 238084 as verified codes, but
+	// not which strength each is (its "strength mapping U"), so the
+	// practice names the code its stock carries and no strength is
+	// displayed. kap-domain.md has no product-level (SCD/SBD) code for
+	// esketamine: only the dose form groups 2201623 (SCDF) and 2201625
+	// (Spravato SBDF), which every Spravato dose carries already. No code
+	// is added here that the reference does not list.
+	ProductCodes = []string{"238082", "238083", "238084"}
 	// ConcomitantClasses are the medication classes a session records
 	// (Session.Concomitant).
 	ConcomitantClasses = []string{"benzodiazepine", "sedative_hypnotic", "psychostimulant", "maoi", "opioid", "lamotrigine"}
@@ -182,6 +193,7 @@ var recordRanges = map[string]numRange{
 	"screening.instruments.total":         {Min: 0},
 	"screening.instruments.difficulty":    {Min: 0, Max: upTo(3)},
 	"observation.dissociation":            {Min: 0, Max: upTo(10)},
+	"observation.sedation":                {Min: 0, Max: upTo(5)},
 	"observation.vitals.systolic":         {Min: 0},
 	"observation.vitals.diastolic":        {Min: 0},
 	"observation.vitals.heart_rate":       {Min: 0},

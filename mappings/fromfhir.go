@@ -306,6 +306,18 @@ func (in *inbound) observation(res *fhir.Value) {
 			return
 		}
 		apply = func(o *Observation) { o.Dissociation = &n }
+	case local == "sedation-moaas":
+		v := res.Get("valueInteger")
+		if v == nil {
+			in.keep(res, "sedation rating without valueInteger")
+			return
+		}
+		n, err := strconv.Atoi(v.Str)
+		if err != nil || n < 0 || n > 5 {
+			in.keep(res, "sedation rating %s is not MOAA/S 0-5", v.Str)
+			return
+		}
+		apply = func(o *Observation) { o.Sedation = &n }
 	case local == "side-effect":
 		se, ok := sideEffectByCode[localCode(res.Get("valueCodeableConcept"), CSSideEffect)]
 		if !ok {
@@ -483,7 +495,12 @@ func (in *inbound) medicationAdministration(res *fhir.Value) {
 			}
 		}
 	}
-	var drug string
+	var drug, product string
+	for _, cd := range codings(med) {
+		if k := conceptOf(cd.GetString("system"), cd.GetString("code")); strings.HasPrefix(k, "drug.ketamine.") {
+			product = strings.TrimPrefix(k, "drug.ketamine.")
+		}
+	}
 	switch c := conceptIn(med); {
 	case c == "drug.ketamine" || strings.HasPrefix(c, "drug.ketamine."):
 		// The ingredient or an injectable product (238082-238084).
@@ -514,7 +531,7 @@ func (in *inbound) medicationAdministration(res *fhir.Value) {
 		in.keep(res, "MedicationAdministration: the dose is not in mg")
 		return
 	}
-	d := &Dose{Drug: drug, Mg: mg, Route: route, Lot: lot}
+	d := &Dose{Drug: drug, Mg: mg, Route: route, Lot: lot, Product: product}
 	if ext := dosage.Get("extension"); ext != nil {
 		for _, e := range ext.Array {
 			if e.GetString("url") == ExtDosePerKg {

@@ -85,9 +85,13 @@ func randObservation(rng *rand.Rand, n int, sessions []*Session) *Observation {
 			d := rng.IntN(11)
 			o.Dissociation = &d
 		}
+		if rng.IntN(2) == 0 {
+			sd := rng.IntN(6)
+			o.Sedation = &sd
+		}
 		o.SideEffects = someOf(rng, []string{"nausea", "dizziness", "dissociation_confusion", "bp_elevation", "emotional_flooding"})
 		o.RedFlags = someOf(rng, []string{"mania", "confusion", "dependence"})
-		if o.Vitals != nil || o.Dissociation != nil || o.SideEffects != nil || o.RedFlags != nil {
+		if o.Vitals != nil || o.Dissociation != nil || o.Sedation != nil || o.SideEffects != nil || o.RedFlags != nil {
 			break
 		}
 	}
@@ -154,6 +158,9 @@ func TestRoundTripDoses(t *testing.T) {
 			Mg: *randFloatAlways(rng, 5, 150), MgPerKg: randFloat(rng, 0.1, 2),
 			Lot: pick(rng, []string{"", "L-1", fmt.Sprintf("LOT%d", n)}), AdministeredBy: pick(rng, []string{"", "pres", "rn"}),
 			MonitoredMin: pick(rng, []int{0, 45, 120}),
+		}
+		if d.Drug == "ketamine" && (d.Route == "iv" || d.Route == "im") {
+			d.Product = pick(rng, append([]string{""}, ProductCodes...))
 		}
 		s.Dose = d
 		res, _, err := m.ToFHIR(b, &s)
@@ -241,7 +248,7 @@ func TestFromFHIRForeign(t *testing.T) {
 	otherEnc := parse(`{"resourceType":"Observation","id":"ehr6","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"encounter":{"reference":"Encounter/elsewhere"},"effectiveDateTime":"2026-01-08T10:20:00Z","valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"/min"}}`)
 	mania := parse(`{"resourceType":"Flag","id":"f1","status":"active","code":{"coding":[{"system":"` + CSRedFlag + `","code":"mania"}]},"subject":{"reference":"Patient/x"},"encounter":{"reference":"` + enc + `"},"period":{"start":"2026-01-08T10:20:00Z"}}`)
 	dog := parse(`{"resourceType":"Flag","id":"f2","status":"active","code":{"text":"big dog"},"subject":{"reference":"Patient/x"}}`)
-	allergy := parse(`{"resourceType":"AllergyIntolerance","id":"a1","patient":{"reference":"Patient/x"}}`)
+	allergy := parse(`{"resourceType":"AllergyIntolerance","id":"a1","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}]},"patient":{"reference":"Patient/x"}}`)
 	hold := parse(`{"resourceType":"CarePlan","id":"` + ResourceID(m.Practice, KindCourse, "co", "CarePlan") + `","status":"on-hold","intent":"plan","subject":{"reference":"Patient/x"}}`)
 
 	in := m.FromFHIR(b, []*fhir.Value{hr, spo2, lbs, prelim, lab, otherEnc, mania, dog, allergy, hold})
@@ -310,6 +317,8 @@ func TestInboundProductCodes(t *testing.T) {
 		}
 		if len(in.Records) != 1 || in.Records[0].(*Session).Dose == nil || in.Records[0].(*Session).Dose.Drug != tc.want {
 			t.Errorf("%s: records %s", tc.code, dump(in.Records))
+		} else if p := in.Records[0].(*Session).Dose.Product; tc.drug == "ketamine" && p != tc.code {
+			t.Errorf("%s: product %q, want the code kept", tc.code, p)
 		}
 	}
 }

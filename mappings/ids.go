@@ -18,6 +18,26 @@ var idNamespace = [16]byte{0x6b, 0x61, 0x70, 0x62, 0x72, 0x69, 0x64, 0x67, 0x65,
 // nothing of the practice ids. The result is a valid FHIR id (36 of
 // [0-9a-f-]).
 func ResourceID(practice string, kind Kind, id string, suffix ...string) string {
+	var out [36]byte
+	idInto(&out, practice, kind, id, suffix, nil)
+	return string(out[:])
+}
+
+// typedRef is typ + "/" + ResourceID(practice, kind, id, suffix..., more...),
+// made with one allocation: a mapping makes a reference for every
+// resource it emits and most it points to.
+func typedRef(typ, practice string, kind Kind, id string, suffix, more []string) string {
+	var buf [80]byte
+	b := append(buf[:0], typ...)
+	b = append(b, '/')
+	var out [36]byte
+	idInto(&out, practice, kind, id, suffix, more)
+	b = append(b, out[:]...)
+	return string(b)
+}
+
+// idInto writes the id of ResourceID with the suffixes suffix then more.
+func idInto(out *[36]byte, practice string, kind Kind, id string, suffix, more []string) {
 	// One buffer, on the stack for typical names, hashed at once: ids are
 	// made for every resource and reference, so they should not allocate.
 	var buf [256]byte
@@ -32,11 +52,14 @@ func ResourceID(practice string, kind Kind, id string, suffix ...string) string 
 		name = append(name, 0)
 		name = append(name, s...)
 	}
+	for _, s := range more {
+		name = append(name, 0)
+		name = append(name, s...)
+	}
 	sum := sha1.Sum(name)
 	u := sum[:16]
 	u[6] = u[6]&0x0f | 0x50 // version 5
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	var out [36]byte
 	hex.Encode(out[0:8], u[0:4])
 	out[8] = '-'
 	hex.Encode(out[9:13], u[4:6])
@@ -46,5 +69,4 @@ func ResourceID(practice string, kind Kind, id string, suffix ...string) string 
 	hex.Encode(out[19:23], u[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:], u[10:16])
-	return string(out[:])
 }

@@ -15,23 +15,25 @@ import (
 // its own on `kapbridge serve` and `kapbridge import` (-threshold
 // name=value, KAPBRIDGE_THRESHOLDS, or a settings file).
 type Limits struct {
-	PreDoseSystolic, PreDoseDiastolic       float64 // hold the dose above (mm[Hg])
-	CrisisSystolic, CrisisDiastolic         float64 // hypertensive crisis above (mm[Hg])
-	RiseSystolic, RiseDiastolic             float64 // rise from the session's baseline at or above (mm[Hg])
-	SpO2Low, SpO2Critical                   float64 // L at or below, LL at or below (%)
-	HeartRateHigh, HeartRateCritical        float64 // H at or above, HH at or above (/min)
-	HeartRateLow, HeartRateCriticalLow      float64 // L at or below, LL at or below (/min)
-	RespRateHigh, RespRateCritical          float64 // H at or above, HH at or above (/min)
-	RespRateLow, RespRateCriticalLow        float64 // L at or below, LL at or below (/min)
-	DissociationHigh                        float64 // 0-10 rating at or above: a finding
-	DischargeDissociationMax                float64 // 0-10 rating above at discharge: not resolved
-	ClearanceValidDays                      float64 // a clearance decision older than this has expired
-	PendingMaxHours                         float64 // a safety-relevant record pending longer raises a Flag
-	KetamineMgPerKgIV, KetamineMgPerKgIM    float64 // dose ceilings (mg/kg)
-	MinIntervalIV, MinIntervalIM            float64 // hours between doses, by route
-	MinIntervalLozenge, MinIntervalSpravato float64
-	InductionMaxDays                        float64 // first to last dosing session (days)
-	EscalationRatio                         float64 // a dose above this times the course's first
+	PreDoseSystolic, PreDoseDiastolic        float64 // hold the dose above (mm[Hg])
+	CrisisSystolic, CrisisDiastolic          float64 // hypertensive crisis above (mm[Hg])
+	RiseSystolic, RiseDiastolic              float64 // rise from the session's baseline at or above (mm[Hg])
+	SpO2Low, SpO2Critical                    float64 // L at or below, LL at or below (%)
+	HeartRateHigh, HeartRateCritical         float64 // H at or above, HH at or above (/min)
+	HeartRateLow, HeartRateCriticalLow       float64 // L at or below, LL at or below (/min)
+	RespRateHigh, RespRateCritical           float64 // H at or above, HH at or above (/min)
+	RespRateLow, RespRateCriticalLow         float64 // L at or below, LL at or below (/min)
+	DissociationHigh                         float64 // 0-10 rating at or above: a finding
+	DischargeDissociationMax                 float64 // 0-10 rating above at discharge: not resolved
+	DischargeSedationMin                     float64 // MOAA/S 0-5 rating below at discharge: not resolved
+	ClearanceValidDays                       float64 // a clearance decision older than this has expired
+	PregnancyTestAgeMin, PregnancyTestAgeMax float64 // a female client of these ages (years, inclusive) needs a pregnancy test before a dose
+	PendingMaxHours                          float64 // a safety-relevant record pending longer raises a Flag
+	KetamineMgPerKgIV, KetamineMgPerKgIM     float64 // dose ceilings (mg/kg)
+	MinIntervalIV, MinIntervalIM             float64 // hours between doses, by route
+	MinIntervalLozenge, MinIntervalSpravato  float64
+	InductionMaxDays                         float64 // first to last dosing session (days)
+	EscalationRatio                          float64 // a dose above this times the course's first
 }
 
 // Limit documents one field of Limits: its name in flags, environment and
@@ -52,11 +54,11 @@ const news2 = "NEWS2 (Royal College of Physicians, 2017)"
 
 // LimitTable lists every limit, in the order CHECKS.md shows them.
 var LimitTable = []Limit{
-	{"predose_systolic", 140, "mm[Hg]", "Spravato prescribing information, Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh (status U: wording not checked against the label text in this repository)"},
+	{"predose_systolic", 140, "mm[Hg]", "project default, after the Spravato prescribing information (Warnings and Precautions, Increase in Blood Pressure: > 140/90 as an elevated pre-dose BP to weigh). Status U, checked 2026-11-30: kap-domain.md and ../shared hold no label text and do not give this number (kap-domain.md section 5 asks only for BP before dosing, at 40 min and before discharge); the label excerpts the project library's search found (third-party reprints) do not quote it either"},
 	{"predose_diastolic", 90, "mm[Hg]", "Spravato prescribing information (as above)"},
 	{"crisis_systolic", 180, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline: hypertensive crisis > 180 and/or > 120"},
 	{"crisis_diastolic", 120, "mm[Hg]", "2017 ACC/AHA Hypertension Guideline (as above)"},
-	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it)"},
+	{"rise_systolic", 40, "mm[Hg]", "Spravato prescribing information, Increase in Blood Pressure: the trials counted systolic rises of >= 40 mm[Hg] (as issue 12 quotes it; not in kap-domain.md or ../shared; a third-party reprint of the label's safety information found by the project library's search reads the same: >= 40 systolic and/or 25 diastolic in the first 1.5 hours after a dose)"},
 	{"rise_diastolic", 25, "mm[Hg]", "Spravato prescribing information (as above): diastolic rises of >= 25 mm[Hg]"},
 	{"spo2_low", 93, "%", news2 + ": SpO2 92-93 scores 2"},
 	{"spo2_critical", 91, "%", news2 + ": SpO2 <= 91 scores 3"},
@@ -71,12 +73,15 @@ var LimitTable = []Limit{
 	{"min_interval_hours_iv", 40, "h", "project default (two doses a week at least two days apart, less 8 hours for the time of day)"},
 	{"min_interval_hours_im", 40, "h", "project default (as iv)"},
 	{"min_interval_hours_lozenge", 40, "h", "project default (as iv)"},
-	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U); 40 h lets Monday and Wednesday sessions pass at any time of day"},
+	{"min_interval_hours_spravato", 40, "h", "Spravato prescribing information, Dosage: twice weekly in weeks 1-4 (status U: no label text in kap-domain.md or ../shared; the dosing summaries of the label the project library's search found, Medscape and RxList, read the same); 40 h lets Monday and Wednesday sessions pass at any time of day"},
 	{"escalation_ratio", 2, "ratio", "project default: titration commonly doubles the starting dose (the example courses go from 0.5 to 1.0 mg/kg IM, 200 to 400 mg lozenge); more than a doubling warns"},
 	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
 	{"dissociation_high", 8, "0-10", "project default"},
 	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
+	{"discharge_sedation_min", 5, "MOAA/S 0-5", "project default (Spravato REMS form: sedation resolved before discharge; 5 on MOAA/S is fully alert; the scale is the project's choice, kap-domain.md names none)"},
 	{"clearance_valid_days", 365, "d", "project default"},
+	{"pregnancy_test_age_min", 12, "a", "project default: kap-domain.md section 1 screens for pregnancy but names no group a test applies to; 12-50 years spans the usual childbearing ages"},
+	{"pregnancy_test_age_max", 50, "a", "project default (as pregnancy_test_age_min)"},
 	{"pending_max_hours", 24, "h", "project default"},
 	{"ketamine_mg_per_kg_iv", 1.0, "mg/kg", "project default (subanaesthetic IV dosing in depression trials is 0.5 mg/kg over 40 min; 1.0 leaves room for titration)"},
 	{"ketamine_mg_per_kg_im", 2.0, "mg/kg", "project default"},
@@ -136,8 +141,14 @@ func (l *Limits) field(name string) *float64 {
 		return &l.DissociationHigh
 	case "discharge_dissociation_max":
 		return &l.DischargeDissociationMax
+	case "discharge_sedation_min":
+		return &l.DischargeSedationMin
 	case "clearance_valid_days":
 		return &l.ClearanceValidDays
+	case "pregnancy_test_age_min":
+		return &l.PregnancyTestAgeMin
+	case "pregnancy_test_age_max":
+		return &l.PregnancyTestAgeMax
 	case "pending_max_hours":
 		return &l.PendingMaxHours
 	case "ketamine_mg_per_kg_iv":

@@ -114,6 +114,10 @@ type Dose struct {
 	// InfusionMinutes is an IV infusion's length: the administration's
 	// period and its rate (mg/min).
 	InfusionMinutes int `json:"infusion_minutes,omitempty"`
+	// Product is the RxNorm code of the product given, when the practice
+	// knows it (ProductCodes): the MedicationAdministration codes it
+	// beside the ingredient.
+	Product string `json:"product,omitempty"`
 }
 
 // Session is one appointment of a course.
@@ -217,12 +221,20 @@ type Observation struct {
 	Time      string `json:"time"` // RFC 3339
 	Performer string `json:"performer,omitempty"`
 	// Phase places a vitals reading: before, during (e.g. 40 min), discharge.
-	Phase        string   `json:"phase,omitempty"`
-	Vitals       *Vitals  `json:"vitals,omitempty"`
-	Dissociation *int     `json:"dissociation,omitempty"` // 0-10 clinician rating
-	SideEffects  []string `json:"side_effects,omitempty"` // nausea, dizziness, dissociation_confusion, bp_elevation, emotional_flooding
-	RedFlags     []string `json:"red_flags,omitempty"`    // mania, confusion, dependence
-	Comment      string   `json:"comment,omitempty"`
+	Phase        string  `json:"phase,omitempty"`
+	Vitals       *Vitals `json:"vitals,omitempty"`
+	Dissociation *int    `json:"dissociation,omitempty"` // 0-10 clinician rating
+	// Sedation is the MOAA/S rating (Modified Observer's Assessment of
+	// Alertness/Sedation): 5 responds readily to the name spoken in a
+	// normal tone (alert), 4 lethargic response, 3 responds only to the
+	// name called loudly or repeatedly, 2 only to prodding or shaking, 1
+	// only to a painful stimulus, 0 no response. kap-domain.md names no
+	// sedation scale (the Spravato REMS form asks whether sedation
+	// resolved); MOAA/S is the project's choice, see CHECKS.md.
+	Sedation    *int     `json:"sedation,omitempty"`
+	SideEffects []string `json:"side_effects,omitempty"` // nausea, dizziness, dissociation_confusion, bp_elevation, emotional_flooding
+	RedFlags    []string `json:"red_flags,omitempty"`    // mania, confusion, dependence
+	Comment     string   `json:"comment,omitempty"`
 }
 
 // Note is a therapist's process note (a psychotherapy note under 45 CFR

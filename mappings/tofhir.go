@@ -100,9 +100,12 @@ func (m *Mapper) ToFHIR(b Lookup, r Record) ([]*fhir.Value, []Problem, error) {
 }
 
 func (m *Mapper) toFHIR(b Lookup, r Record, findings []Problem) ([]*fhir.Value, []Problem, error) {
-	mp := mapping{m: m, b: b}
+	rp := recordPointer(r)
+	k := kindOf(rp)
+	mp := mapping{arena: sized(k), m: m, b: b}
+	defer mp.remember(k)
 	var err error
-	switch rp := recordPointer(r).(type) {
+	switch rp := rp.(type) {
 	case *Client:
 		err = mp.client(rp)
 	case *Practitioner:
@@ -139,6 +142,29 @@ func (m *Mapper) toFHIR(b Lookup, r Record, findings []Problem) ([]*fhir.Value, 
 	return mp.out, mp.warnings, nil
 }
 
+// kindOf is the kind of a record pointer by its Go type ("" if none).
+func kindOf(rp any) Kind {
+	switch rp.(type) {
+	case *Client:
+		return KindClient
+	case *Practitioner:
+		return KindPractitioner
+	case *Course:
+		return KindCourse
+	case *Session:
+		return KindSession
+	case *Screening:
+		return KindScreening
+	case *Observation:
+		return KindObservation
+	case *Note:
+		return KindNote
+	case *Consent:
+		return KindConsent
+	}
+	return ""
+}
+
 // mapping is the state of one ToFHIR call.
 type mapping struct {
 	arena
@@ -146,8 +172,10 @@ type mapping struct {
 	b        Lookup
 	out      []*fhir.Value
 	warnings []Problem
+	refs     []string // "Type/id" of each of out
 	kind     Kind
 	id       string
+	idSystem string      // the identifier system of kind, once made
 	labels   *fhir.Value // meta.security of every resource of this record
 }
 
@@ -171,14 +199,20 @@ func (mp *mapping) rid(kind Kind, id string, suffix ...string) string {
 }
 
 func (mp *mapping) patientRef(client string) *fhir.Value {
-	return mp.ref("Patient", mp.rid(KindClient, client, "Patient"))
+	return mp.refTo("Patient", KindClient, client)
+}
+
+// refTo is the reference to the resource of type typ made from the record
+// kind/id, with further suffixes: ResourceID's, made at once.
+func (mp *mapping) refTo(typ string, kind Kind, id string, suffix ...string) *fhir.Value {
+	return mp.obj(mem("reference", mp.str(typedRef(typ, mp.m.Practice, kind, id, []string{typ}, suffix))))
 }
 
 func (mp *mapping) practitionerRef(id string) *fhir.Value {
 	if id == "" {
 		return nil
 	}
-	return mp.ref("Practitioner", mp.rid(KindPractitioner, id, "Practitioner"))
+	return mp.refTo("Practitioner", KindPractitioner, id)
 }
 
 // securityLabels are kap-domain.md section 6: KAP content is restricted
@@ -186,7 +220,8 @@ func (mp *mapping) practitionerRef(id string) *fhir.Value {
 // process note is very restricted (V + PSYTHPN) and never exported
 // without a Consent (see Exportable).
 func (a *arena) securityLabels(c *Client, processNote bool) *fhir.Value {
-	var ls []*fhir.Value
+	var buf [3]*fhir.Value
+	ls := buf[:0]
 	if processNote {
 		ls = append(ls, a.coding("sec.V"), a.coding("sec.PSYTHPN"))
 	} else {
@@ -202,7 +237,7 @@ func (a *arena) securityLabels(c *Client, processNote bool) *fhir.Value {
 // from the record's Go type, not its header, which a record built in code
 // may leave empty.
 func (mp *mapping) begin(kind Kind, h Header, c *Client, processNote bool) {
-	mp.kind, mp.id = kind, h.ID
+	mp.kind, mp.id, mp.idSystem = kind, h.ID, ""
 	mp.labels = mp.securityLabels(c, processNote)
 }
 
@@ -213,16 +248,27 @@ func (mp *mapping) begin(kind Kind, h Header, c *Client, processNote bool) {
 func (mp *mapping) identifier(suffix ...string) *fhir.Value {
 	v := mp.id
 	if len(suffix) > 0 {
-		v += "/" + strings.Join(suffix, "/")
+		var buf [128]byte
+		b := append(buf[:0], mp.id...)
+		for _, s := range suffix {
+			b = append(b, '/')
+			b = append(b, s...)
+		}
+		v = string(b)
 	}
-	return mp.obj(mem("system", mp.str(NSPracticeRecordIDs+"/"+mp.m.Practice+"/"+string(mp.kind))), mem("value", mp.str(v)))
+	if mp.idSystem == "" {
+		mp.idSystem = NSPracticeRecordIDs + "/" + mp.m.Practice + "/" + string(mp.kind)
+	}
+	return mp.obj(mem("system", mp.str(mp.idSystem)), mem("value", mp.str(v)))
 }
 
 // emit builds a resource: resourceType, id, meta (profiles, the record's
 // security labels), identifier (an array unless single), then the body.
 func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIdentifier bool, body ...fhir.Member) *fhir.Value {
-	ms := make([]fhir.Member, 0, len(body)+4)
-	ms = append(ms, mem("resourceType", mp.str(rt)), mem("id", mp.str(mp.rid(mp.kind, mp.id, append([]string{rt}, suffix...)...))))
+	// The reference to the resource, "rt/id", and its id share one string.
+	ref := typedRef(rt, mp.m.Practice, mp.kind, mp.id, []string{rt}, suffix)
+	var buf [24]fhir.Member
+	ms := append(buf[:0], mem("resourceType", mp.str(rt)), mem("id", mp.str(ref[len(rt)+1:])))
 	var prof *fhir.Value
 	if len(profiles) > 0 {
 		prof = mp.strs(profiles)
@@ -237,16 +283,29 @@ func (mp *mapping) emit(rt string, suffix []string, profiles []string, singleIde
 	}
 	ms = append(ms, body...)
 	v := mp.obj(ms...)
+	if mp.out == nil {
+		// Most records make fewer than 8 resources: 2 allocations, not 8.
+		mp.out, mp.refs = make([]*fhir.Value, 0, 8), make([]string, 0, 8)
+	}
 	mp.out = append(mp.out, v)
+	mp.refs = append(mp.refs, ref)
 	return v
+}
+
+// firstLast moves the last resource emitted to the front (a record's main
+// resource, made last because it names the others).
+func (mp *mapping) firstLast() {
+	n := len(mp.out) - 1
+	mp.out = append(mp.out[n:], mp.out[:n]...)
+	mp.refs = append(mp.refs[n:], mp.refs[:n]...)
 }
 
 // provenance names the practice system as the source of every resource
 // made from the record.
 func (mp *mapping) provenance(h Header) {
-	targets := make([]*fhir.Value, len(mp.out))
-	for i, r := range mp.out {
-		targets[i] = mp.ref(r.GetString("resourceType"), r.GetString("id"))
+	targets := mp.pointers(len(mp.out))
+	for _, ref := range mp.refs {
+		targets = append(targets, mp.obj(mem("reference", mp.str(ref))))
 	}
 	device := mp.obj(
 		mem("type", mp.str("Device")),
@@ -268,6 +327,9 @@ func (mp *mapping) provenance(h Header) {
 // Year 0000 parses in Go but is no FHIR date (the R4 date regex starts
 // at 0001).
 func isDay(s string) bool {
+	if len(s) != 10 {
+		return false // a timestamp: not worth a parse error's allocations
+	}
 	_, err := time.Parse("2006-01-02", s)
 	return err == nil && !strings.HasPrefix(s, "0000")
 }

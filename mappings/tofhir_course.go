@@ -258,7 +258,7 @@ func (mp *mapping) course(c *Course) error {
 			reason = mp.concept("no show")
 		}
 		if s.Status == "held" {
-			outcome = mp.arr(mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter")))
+			outcome = mp.arr(mp.refTo("Encounter", KindSession, s.ID))
 		}
 		if s.Type == "dosing" || s.Type == "maintenance" {
 			prd = mp.clone(prod)
@@ -298,7 +298,7 @@ func (mp *mapping) course(c *Course) error {
 		mem("activity", mp.arr(acts...)))
 	// The CarePlan is the course's main resource: put it first so callers
 	// (and the golden files) see it first; its identifier is the bare id.
-	mp.out = append(mp.out[len(mp.out)-1:], mp.out[:len(mp.out)-1]...)
+	mp.firstLast()
 	return nil
 }
 

@@ -17,13 +17,14 @@ import (
 // and not alerts make no Flag; the safety.* findings have their own Flags
 // from the mapping of the record itself (red flags, PHQ-9 item 9, C-SSRS).
 var flagPriority = map[string]string{
-	"vitals.bp_rise":             "PL",
-	"vitals.dissociation":        "PL",
-	"vitals.bp_pre_dose":         "PM",
-	"dose.concomitant":           "PM",
-	"clearance.override":         "PM",
-	"schedule.no_preparation":    "PL",
-	"course.spravato_indication": "PL",
+	"vitals.bp_rise":                "PL",
+	"vitals.dissociation":           "PL",
+	"vitals.bp_pre_dose":            "PM",
+	"dose.concomitant":              "PM",
+	"clearance.override":            "PM",
+	"dosing.pregnancy_test_missing": "PM",
+	"schedule.no_preparation":       "PL",
+	"course.spravato_indication":    "PL",
 }
 
 // FindingFlag reports whether a finding becomes a Flag, and its priority.
@@ -120,7 +121,7 @@ func SafetyRelevant(r Record) bool {
 	case *Session:
 		return rp.Dose != nil || (rp.Status == "held" && (rp.Type == "dosing" || rp.Type == "maintenance"))
 	case *Observation:
-		return rp.Vitals != nil || rp.Dissociation != nil || len(rp.RedFlags) > 0
+		return rp.Vitals != nil || rp.Dissociation != nil || rp.Sedation != nil || len(rp.RedFlags) > 0
 	case *Screening:
 		return rp.Clearance != nil || rp.PregnancyTest != nil || len(rp.Instruments) > 0
 	}
@@ -133,13 +134,30 @@ func SafetyRelevant(r Record) bool {
 // raising it again replaces it; the record's mapping, once it can map,
 // removes it (the Applier deletes what a record's mapping no longer
 // makes).
+//
+// client "" is a record whose patient is not known yet (an observation of
+// a session the gateway has not seen): a Flag needs a subject, so it
+// hangs on the practice itself, a logical reference to its Organization
+// by the practice identifier (the gateway keeps no Organization resource;
+// PractitionerRole.organization names the practice the same way). Such a
+// Flag is the practice's to act on: the sync does not send it to an EHR,
+// which files alerts under a patient (adapters/ehr ArtifactOf).
 func (m *Mapper) OverdueFlag(b Lookup, r Record, client string, waiting []string, since time.Time, age time.Duration) (*fhir.Value, error) {
-	cl, ok := b.Client(client)
-	if !ok {
-		return nil, unresolved("client", KindClient, client)
-	}
+	var cl *Client
+	var subject *fhir.Value
 	mp := mapping{m: m, b: b}
+	if client != "" {
+		var ok bool
+		if cl, ok = b.Client(client); !ok {
+			return nil, unresolved("client", KindClient, client)
+		}
+		subject = mp.patientRef(client)
+	} else {
+		subject = mp.practiceOrganization()
+	}
 	h := r.RecordHeader()
+	// Without a client no Part 2 program is known: R + PSY, as for any
+	// KAP content.
 	mp.begin(h.Kind, h, cl, false)
 	what := string(h.Kind) + " " + h.ID
 	if s, ok := recordPointer(r).(*Session); ok && s.Dose != nil {
@@ -147,11 +165,22 @@ func (m *Mapper) OverdueFlag(b Lookup, r Record, client string, waiting []string
 	}
 	text := fmt.Sprintf("%s: %s has waited %s (since %s) for %s, longer than the practice's %s (pending_max_hours): it is stored but not yet mapped",
 		CodePendingOverdue, what, age.Round(time.Minute), since.UTC().Format(time.RFC3339), strings.Join(waiting, ", "), m.Limits.PendingMax())
+	if client == "" {
+		text += "; its patient is not known yet, so this Flag is on the practice"
+	}
 	return mp.emit("Flag", []string{"pending-overdue"}, nil, false,
 		mem("extension", mp.arr(mp.extension(ExtFlagPriority, mem("valueCodeableConcept", mp.concept("", mp.coding("flag.priority.PH")))))),
 		mem("status", mp.str("active")),
 		mem("category", mp.arr(mp.concept("", mp.coding("flag.safety")))),
 		mem("code", mp.concept(text, mp.localCoding(CSCheck, CodePendingOverdue, ""))),
-		mem("subject", mp.patientRef(client)),
+		mem("subject", subject),
 		mem("period", mp.obj(mem("start", mp.str(since.UTC().Format(time.RFC3339)))))), nil
+}
+
+// practiceOrganization is a logical reference to the practice's
+// Organization, by the practice identifier.
+func (mp *mapping) practiceOrganization() *fhir.Value {
+	return mp.obj(mem("type", mp.str("Organization")),
+		mem("identifier", mp.obj(mem("system", mp.str(NSPracticeRecordIDs)), mem("value", mp.str(mp.m.Practice)))),
+		mem("display", mp.str("practice "+mp.m.Practice)))
 }

@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,4 +175,52 @@ func (l Limits) interpretationCost() float64 {
 		return 1
 	}
 	return 0
+}
+
+// TestDoseProduct: issue 12 item 7 / safety item 2. A ketamine dose that
+// names its product (an RxNorm injectable code of kap-domain.md) is coded
+// with the product beside the ingredient; one that names none keeps the
+// ingredient alone; a product on esketamine (kap-domain.md has no SCD/SBD
+// for it) is not carried, with a warning.
+func TestDoseProduct(t *testing.T) {
+	codesOf := func(t *testing.T, d *Dose) ([]string, []Problem) {
+		t.Helper()
+		f := newCheckFixture()
+		f.dosing.Dose = d
+		res, warns, err := testMapper().ToFHIR(f.book(), f.dosing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.GetString("resourceType") != "MedicationAdministration" {
+				continue
+			}
+			var out []string
+			for _, c := range r.Get("medicationCodeableConcept").Get("coding").Array {
+				out = append(out, c.GetString("system")+"|"+c.GetString("code"))
+			}
+			return out, warns
+		}
+		t.Fatal("no MedicationAdministration")
+		return nil, nil
+	}
+	got, _ := codesOf(t, &Dose{Drug: "ketamine", Mg: 35, Route: "iv", Product: "238083"})
+	if want := []string{SysRxNorm + "|6130", SysRxNorm + "|238083"}; !slices.Equal(got, want) {
+		t.Errorf("with product: %v, want %v", got, want)
+	}
+	got, _ = codesOf(t, &Dose{Drug: "ketamine", Mg: 35, Route: "iv"})
+	if want := []string{SysRxNorm + "|6130"}; !slices.Equal(got, want) {
+		t.Errorf("without product: %v, want %v", got, want)
+	}
+	got, warns := codesOf(t, &Dose{Drug: "esketamine", Mg: 56, Route: "spravato", Product: "238083"})
+	if want := []string{SysRxNorm + "|2201623", SysRxNorm + "|2201625"}; !slices.Equal(got, want) {
+		t.Errorf("esketamine with a ketamine product: %v, want %v", got, want)
+	}
+	found := false
+	for _, w := range warns {
+		found = found || w.Field == "session.dose.product"
+	}
+	if !found {
+		t.Errorf("esketamine with a ketamine product: no warning in %v", warns)
+	}
 }

@@ -64,7 +64,8 @@ func (mp *mapping) observation(o *Observation) error {
 		note = mp.arr(mp.obj(mem("text", mp.str(o.Comment))))
 	}
 	observe := func(suffix []string, profiles []string, category string, code *fhir.Value, value fhir.Member, rest ...fhir.Member) {
-		body := []fhir.Member{
+		var buf [16]fhir.Member
+		body := append(buf[:0],
 			mem("extension", mp.clone(ext)),
 			mem("status", mp.str("final")),
 			mem("category", mp.arr(mp.concept("", mp.coding(category)))),
@@ -73,8 +74,7 @@ func (mp *mapping) observation(o *Observation) error {
 			mem("encounter", mp.clone(enc)),
 			mem("effectiveDateTime", mp.clone(when)),
 			mem("performer", mp.clone(performer)),
-			value,
-		}
+			value)
 		body = append(body, rest...)
 		body = append(body, mem("note", mp.clone(note)))
 		mp.emit("Observation", suffix, append(profiles, ProfileSessionObservation), false, body...)
@@ -134,6 +134,11 @@ func (mp *mapping) observation(o *Observation) error {
 			mp.concept("dissociation (clinician rating 0-10)", mp.localCoding(CSObservation, "dissociation-rating", "")),
 			mem("valueInteger", mp.integer(*o.Dissociation)))
 	}
+	if o.Sedation != nil {
+		observe([]string{"sedation"}, nil, "category.exam",
+			mp.concept("sedation (MOAA/S 0-5, 5 = alert)", mp.localCoding(CSObservation, "sedation-moaas", "")),
+			mem("valueInteger", mp.integer(*o.Sedation)))
+	}
 	for _, se := range o.SideEffects {
 		code, ok := sideEffects[se]
 		if !ok {
@@ -154,7 +159,7 @@ func (mp *mapping) observation(o *Observation) error {
 		flag([]string{"red-flag", code}, mp.concept("red flag: "+rf, mp.localCoding(CSRedFlag, code, "")))
 	}
 	if len(mp.out) == 0 {
-		mp.warn("observation", "no vitals, dissociation, side effect or red flag: nothing to map")
+		mp.warn("observation", "no vitals, dissociation, sedation, side effect or red flag: nothing to map")
 	}
 	return nil
 }

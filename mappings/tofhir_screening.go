@@ -367,8 +367,8 @@ func (mp *mapping) outcome(s *Screening, instrument, title string, total int, su
 		return
 	}
 	derived := mp.arr(
-		mp.ref("Observation", mp.rid(KindScreening, s.ID, "Observation", instrument, "total")),
-		mp.ref("Observation", mp.rid(KindScreening, base.ID, "Observation", instrument, "total")))
+		mp.refTo("Observation", KindScreening, s.ID, instrument, "total"),
+		mp.refTo("Observation", KindScreening, base.ID, instrument, "total"))
 	emit := func(kind, text string, value bool, note string) {
 		mp.emit("Observation", []string{instrument, kind}, nil, false,
 			mem("status", mp.str("final")),

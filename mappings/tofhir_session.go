@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -22,13 +23,17 @@ var routeConcepts = map[string]textCoding{
 // one.
 func (a *arena) routeConcept(route string) *fhir.Value { return a.textConcept(routeConcepts, route) }
 
-// drugConcept codes the drug of a dose.
-func (a *arena) drugConcept(drug string) *fhir.Value {
+// drugConcept codes the drug of a dose, and its product when the dose
+// names one (Dose.Product, a ketamine injectable's SCD).
+func (a *arena) drugConcept(drug, product string) *fhir.Value {
 	switch drug {
 	case "esketamine":
 		// The SCDF and Spravato's SBDF: the product is always Spravato.
 		return a.concept("esketamine", a.coding("drug.esketamine"), a.coding("drug.esketamine.spravato"))
 	case "ketamine":
+		if _, ok := codeIndex["drug.ketamine."+product]; ok && product != "" {
+			return a.concept("ketamine", a.coding("drug.ketamine"), a.coding("drug.ketamine."+product))
+		}
 		return a.concept("ketamine", a.coding("drug.ketamine"))
 	}
 	return nil
@@ -53,7 +58,7 @@ func (mp *mapping) encounterRef(s *Session) *fhir.Value {
 	if s == nil || s.Status != "held" {
 		return nil
 	}
-	return mp.ref("Encounter", ResourceID(mp.m.Practice, KindSession, s.ID, "Encounter"))
+	return mp.refTo("Encounter", KindSession, s.ID)
 }
 
 // session -> Encounter (held sessions) + MedicationAdministration (a dose).
@@ -98,7 +103,7 @@ func (mp *mapping) session(s *Session) error {
 	}
 	var reasons []*fhir.Value
 	for _, ind := range c.Indications {
-		reasons = append(reasons, mp.ref("Condition", ResourceID(mp.m.Practice, KindCourse, c.ID, "Condition", ind)))
+		reasons = append(reasons, mp.refTo("Condition", KindCourse, c.ID, ind))
 	}
 	var length *fhir.Value
 	if s.Dose != nil && s.Dose.MonitoredMin > 0 {
@@ -128,9 +133,14 @@ func (mp *mapping) session(s *Session) error {
 		mp.warn("session.dose", "a dose in a %s session is mapped as given", s.Type)
 	}
 	d := s.Dose
-	med := mp.drugConcept(d.Drug)
+	med := mp.drugConcept(d.Drug, d.Product)
 	if med == nil {
 		return invalid("session.dose.drug", "%q is not ketamine or esketamine", d.Drug)
+	}
+	if d.Product != "" && (d.Drug != "ketamine" || !slices.Contains(ProductCodes, d.Product)) {
+		// Check's dose.product error names it; a caller that maps anyway
+		// gets the ingredient alone, never a product code that is wrong.
+		mp.warn("session.dose.product", "%q is not a product code of %s (%s): not carried", d.Product, d.Drug, strings.Join(ProductCodes, ", "))
 	}
 	route := mp.routeConcept(d.Route)
 	if route == nil {
@@ -214,5 +224,5 @@ func (mp *mapping) prescriptionRef(c *Course) *fhir.Value {
 	if mp.m.NoPrescriptions {
 		return nil
 	}
-	return mp.ref("MedicationRequest", ResourceID(mp.m.Practice, KindCourse, c.ID, "MedicationRequest", "prescription"))
+	return mp.refTo("MedicationRequest", KindCourse, c.ID, "prescription")
 }

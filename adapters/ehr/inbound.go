@@ -335,7 +335,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 				tp.Duplicates++
 			case echo:
 				tp.Echoes++
-				if err := p.mark(ctx, res, InboundEcho); err != nil {
+				if err := p.mark(ctx, res, InboundEcho, ""); err != nil {
 					tp.Err = err
 					return tp
 				}
@@ -360,7 +360,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 		}
 		for i, it := range items {
 			if i < len(batch) {
-				if err := p.mark(ctx, batch[i], it.Outcome); err != nil {
+				if err := p.mark(ctx, batch[i], it.Outcome, unusedReason(it)); err != nil {
 					tp.Err = err
 					return tp
 				}
@@ -441,9 +441,21 @@ func (p *Poller) classify(ctx context.Context, r *InboundResource) (dup, echo bo
 	return false, echo, nil
 }
 
-func (p *Poller) mark(ctx context.Context, r InboundResource, outcome string) error {
+func (p *Poller) mark(ctx context.Context, r InboundResource, outcome, reason string) error {
 	return p.State.PutInboundTaken(ctx, inboundstore.Taken{Connection: p.Connection, Type: r.Type, RemoteID: r.ID,
-		VersionID: r.VersionID, Hash: r.Hash, Outcome: outcome, At: p.now()})
+		VersionID: r.VersionID, Hash: r.Hash, Outcome: outcome, Reason: reason, At: p.now()})
+}
+
+// unusedReason is what `sync status` lists for a resource that came back
+// and could not be used (kept or rejected): the item's detail, clipped.
+func unusedReason(it InboundItem) string {
+	if it.Outcome != InboundKept && it.Outcome != InboundRejected {
+		return ""
+	}
+	if it.Detail == "" {
+		return "no reason given"
+	}
+	return clip(it.Detail, 1000)
 }
 
 // windowTime is the time a resource stands at in the window: its

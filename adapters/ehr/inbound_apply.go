@@ -30,7 +30,9 @@ import (
 //   - the practice owns the course, the screenings and the therapy
 //     observations: an EHR's edit of a resource the gateway wrote (it
 //     carries the practice identifier) and an EHR's change of a course's
-//     status are not applied; each is recorded as a conflict;
+//     status are not applied; each is recorded as a conflict, and where
+//     the gateway wrote the resource the EHR edited, the next outbound
+//     run writes the practice's version over the edit (inbound_resend.go);
 //   - the EHR owns what it authored: its own vital signs, red flags and
 //     doses given are applied; a dose that replaces a different one the
 //     practice recorded is applied and recorded as a conflict too, so the
@@ -172,10 +174,14 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 	// The practice's own resource, edited in the EHR. (A CarePlan is the
 	// course's: FromFHIR reads its status, decided below.)
 	if own := practiceIdentifier(res, m.Practice); own != "" && r.Type != "CarePlan" {
+		resent, err := s.resendPractice(ctx, r)
+		if err != nil {
+			return it, err
+		}
 		c, err := s.Conflicts.AddInboundConflict(ctx, inboundstore.Conflict{Connection: s.Connection, Tenant: s.tenant(), Remote: r.Ref(),
 			Local: own, Field: strings.ToLower(r.Type), Owner: inboundstore.OwnerPractice, Practice: "as the practice recorded it",
 			EHR:        "edited in the EHR (version " + r.VersionID + ")",
-			Resolution: "the practice owns it: its record stands and the EHR's edit is not taken; the next outbound sync writes the practice's version again"})
+			Resolution: practiceResolution("the practice owns it: its record stands", resent)})
 		if err != nil {
 			return it, err
 		}
@@ -201,9 +207,13 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 		case *mappings.Course:
 			old, _ := book.Course(rec.ID)
 			if old != nil && old.Status != rec.Status {
+				resent, err := s.resendPractice(ctx, r)
+				if err != nil {
+					return it, err
+				}
 				c, err := s.Conflicts.AddInboundConflict(ctx, inboundstore.Conflict{Connection: s.Connection, Tenant: s.tenant(), Remote: r.Ref(),
 					Local: ref, Field: "course.status", Owner: inboundstore.OwnerPractice, Practice: old.Status, EHR: rec.Status,
-					Resolution: "the practice owns the course: its status stays " + old.Status})
+					Resolution: practiceResolution("the practice owns the course: its status stays "+old.Status, resent)})
 				if err != nil {
 					return it, err
 				}
@@ -484,6 +494,9 @@ func overlayObservation(old, in *mappings.Observation) *mappings.Observation {
 	}
 	if in.Dissociation != nil {
 		out.Dissociation = in.Dissociation
+	}
+	if in.Sedation != nil {
+		out.Sedation = in.Sedation
 	}
 	for _, x := range in.SideEffects {
 		if !slices.Contains(out.SideEffects, x) {

@@ -148,19 +148,25 @@ func ConnectionClient(conn syncstore.Connection, cfg OutboundConfig) (*Client, e
 	if log == nil {
 		log = slog.Default()
 	}
-	pemData := conn.Key
-	if len(pemData) == 0 {
-		var err error
-		if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
-			return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+	tc := TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID,
+		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy}
+	if len(conn.ClientSecret) > 0 {
+		tc.ClientSecret = string(conn.ClientSecret)
+	} else {
+		pemData := conn.Key
+		if len(pemData) == 0 {
+			var err error
+			if pemData, err = os.ReadFile(conn.KeyFile); err != nil {
+				return nil, fmt.Errorf("ehr: connection %s: key: %w", conn.Name, err)
+			}
 		}
+		key, err := smart.ParsePrivateKeyPEM(pemData)
+		if err != nil {
+			return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
+		}
+		tc.Key = key
 	}
-	key, err := smart.ParsePrivateKeyPEM(pemData)
-	if err != nil {
-		return nil, fmt.Errorf("ehr: connection %s: key %s: %w", conn.Name, conn.KeyFile, err)
-	}
-	ts, err := NewTokenSource(TokenConfig{FHIRBase: conn.BaseURL, TokenURL: conn.TokenURL, ClientID: conn.ClientID, Key: key,
-		Scope: conn.Scopes, Transport: cfg.Transport, Logger: log, Policy: cfg.Policy})
+	ts, err := NewTokenSource(tc)
 	if err != nil {
 		return nil, fmt.Errorf("ehr: connection %s: %w", conn.Name, err)
 	}
@@ -408,7 +414,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 	case err != nil:
 		return o.fail(d, err)
 	case v.Deleted:
-		return done("deleted at the practice: the EHR keeps what it was sent (deletions are not propagated)")
+		return o.deliverDeletion(ctx, d) // outbound_delete.go
 	}
 	res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
 	if err != nil {
@@ -843,8 +849,8 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 func (o *Outbound) linkOf(ctx context.Context, tenant, typ, id string) (syncstore.Link, bool, error) {
 	for _, part := range []string{"", string(BuildCarePlanDocument), string(BuildQuestionnaireResponseDocument), string(BuildDoseObservation), string(BuildFlagCommunication)} {
 		l, err := o.Sync.Link(ctx, o.Conn.Name, tenant, typ, id, part)
-		if errors.Is(err, syncstore.ErrNotFound) {
-			continue
+		if errors.Is(err, syncstore.ErrNotFound) || (err == nil && l.Hash == deletedHash) {
+			continue // never written, or deleted there (outbound_delete.go)
 		}
 		if err != nil {
 			return l, false, err

@@ -40,6 +40,7 @@ type stagedWrite struct {
 	typ   string
 	body  *fhir.Value
 	hash  string
+	sent  []byte // the base of later patches, where changes go as patches
 	notes []string
 }
 
@@ -107,7 +108,7 @@ func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stage
 		fs[i] = syncstore.Finishing{Delivery: st.d, Result: results[i]}
 		if results[i].State == syncstore.StateDone {
 			fs[i].Link = &syncstore.Link{Connection: o.Conn.Name, Tenant: st.d.Tenant, SourceType: st.d.Type, SourceID: st.d.ResourceID,
-				Part: string(st.part.Build), RemoteType: st.typ, RemoteID: gots[i].id, RemoteVersion: gots[i].version, Hash: st.hash, Updated: o.Now()}
+				Part: string(st.part.Build), RemoteType: st.typ, RemoteID: gots[i].id, RemoteVersion: gots[i].version, Hash: st.hash, Body: st.sent, Updated: o.Now()}
 		}
 	}
 	errs, err := o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())

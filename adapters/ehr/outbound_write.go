@@ -33,12 +33,19 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	hash := contentHash(body)
 	linkPart := string(part.Build)
 	link, err := o.Sync.Link(ctx, o.Conn.Name, d.Tenant, d.Type, d.ResourceID, linkPart)
-	found := err == nil
+	// A part deleted there (outbound_delete.go) is written anew.
+	found := err == nil && link.Hash != deletedHash
 	if err != nil && !errors.Is(err, syncstore.ErrNotFound) {
 		return "", nil, err
 	}
 	if found && link.Hash == hash {
 		return "", nil, nil // unchanged since written: nothing to send
+	}
+	// Where changes go as patches, the content written is kept as the
+	// base of the next one (outbound_patch.go).
+	var sent []byte
+	if m.Update == UpdatePatch {
+		sent = patchBase(body).Encode()
 	}
 	o.stamp(body, d, v)
 	ident := firstPracticeIdentifier(body)
@@ -89,7 +96,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 		}
 		if !found {
 			if stage && fresh {
-				return "", &stagedWrite{d: d, part: part, typ: typ, body: body, hash: hash}, nil
+				return "", &stagedWrite{d: d, part: part, typ: typ, body: body, hash: hash, sent: sent}, nil
 			}
 			var landed remote
 			req := &Request{Method: http.MethodPost, URL: typ, Body: body.Encode(), LogID: logID}
@@ -115,6 +122,11 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 			break
 		}
 		switch m.Update {
+		case UpdatePatch:
+			got, err = o.patch(ctx, typ, link.RemoteID, link.Body, body, link.RemoteVersion, logID)
+			if err != nil {
+				return "", nil, err
+			}
 		case UpdatePut:
 			got, err = o.put(ctx, typ, link.RemoteID, body, m.IfMatch, link.RemoteVersion, logID)
 			if err != nil {
@@ -126,7 +138,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 		default:
 			// Recorded with its old hash, so a later change notes it again.
 			if link.Connection == "" { // found by search, never recorded
-				if err := o.putLink(ctx, d, part, typ, remote{link.RemoteID, link.RemoteVersion}, ""); err != nil {
+				if err := o.putLink(ctx, d, part, typ, remote{link.RemoteID, link.RemoteVersion}, "", nil); err != nil {
 					return "", nil, err
 				}
 			}
@@ -135,7 +147,7 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	default:
 		return "", nil, errors.New("the plan has no write method for " + typ)
 	}
-	return "", nil, o.putLink(ctx, d, part, typ, got, hash)
+	return "", nil, o.putLink(ctx, d, part, typ, got, hash, sent)
 }
 
 // createsByIdentifier: a type written by conditional update may be
@@ -146,9 +158,9 @@ func (o *Outbound) createsByIdentifier(typ, ident string) bool {
 	return ident != "" && o.Caps != nil && o.Caps.Resource(typ).Has(InteractionCreate) && o.Caps.Searchable(typ, "identifier")
 }
 
-func (o *Outbound) putLink(ctx context.Context, d syncstore.Delivery, part Part, typ string, got remote, hash string) error {
+func (o *Outbound) putLink(ctx context.Context, d syncstore.Delivery, part Part, typ string, got remote, hash string, body []byte) error {
 	return o.Sync.PutLink(ctx, syncstore.Link{Connection: o.Conn.Name, Tenant: d.Tenant, SourceType: d.Type, SourceID: d.ResourceID,
-		Part: string(part.Build), RemoteType: typ, RemoteID: got.id, RemoteVersion: got.version, Hash: hash, Updated: o.Now()})
+		Part: string(part.Build), RemoteType: typ, RemoteID: got.id, RemoteVersion: got.version, Hash: hash, Body: body, Updated: o.Now()})
 }
 
 // put updates typ/id; with ifMatch and a known version it sends If-Match

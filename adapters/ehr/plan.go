@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/consent"
 )
 
 // Artifact is a kind of KAP work the mappings make and the sync sends to
@@ -90,6 +91,12 @@ func ArtifactOf(res *fhir.Value) (Artifact, bool) {
 	case "MedicationRequest":
 		return ArtifactPrescription, true
 	case "Flag":
+		// A Flag on the practice (an overdue record whose patient is not
+		// known yet, mappings.Mapper.OverdueFlag) is the practice's to act
+		// on: an EHR files alerts under a patient.
+		if consent.PatientOf(res) == "" {
+			return "", false
+		}
 		return ArtifactSafetySignal, true
 	case "Encounter":
 		return ArtifactSession, true
@@ -263,6 +270,9 @@ type WritePlan struct {
 	Entries   []PlanEntry // one per artifact, in the order of Artifacts
 	// Warnings are the statement's reading warnings.
 	Warnings []string
+	// Deletes and Keeps are the types written here whose deletion at the
+	// practice is sent (delete declared) and is not (plan_delete.go).
+	Deletes, Keeps []string
 }
 
 // Entry returns the plan for artifact a.
@@ -286,6 +296,7 @@ func PlanWrites(c *Capabilities) *WritePlan {
 	for _, a := range Artifacts {
 		p.Entries = append(p.Entries, pl.entry(a.Artifact))
 	}
+	p.Deletes, p.Keeps = deletable(c, p.Entries)
 	return p
 }
 

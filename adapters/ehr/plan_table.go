@@ -35,7 +35,9 @@ func (m WriteMethod) String() string {
 	case UpdatePut:
 		s += " or PUT"
 	case UpdatePatch:
-		s += " or PATCH"
+		// Patches always carry If-Match when the version is known: one
+		// computed from another version must not apply (outbound_patch.go).
+		return s + " or PATCH (JSON Patch) with If-Match"
 	default:
 		return s + "; no updates"
 	}
@@ -138,6 +140,11 @@ func (p *WritePlan) WriteTable(w io.Writer) error {
 	fmt.Fprintf(bw, "\nNever written, by design (%d)\n", len(never))
 	for _, e := range never {
 		row(string(e.Artifact), e.Resource, e.Reason)
+	}
+
+	fmt.Fprintf(bw, "\nDeletions at the practice\n")
+	for _, line := range p.deletionText() {
+		row("", "", "· "+line)
 	}
 	return bw.Flush()
 }

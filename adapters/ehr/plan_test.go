@@ -333,4 +333,13 @@ func TestArtifactOf(t *testing.T) {
 	if _, ok := ArtifactOf(fhir.Object()); ok {
 		t.Error("an empty object is no artifact")
 	}
+	// An overdue record whose patient is unknown raises its Flag on the
+	// practice's Organization: not a safety signal an EHR can file.
+	practiceFlag, err := fhir.ParseJSON([]byte(`{"resourceType":"Flag","status":"active","code":{"text":"x"},"subject":{"type":"Organization","identifier":{"system":"s","value":"p"}}}`), fhir.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := ArtifactOf(practiceFlag); ok {
+		t.Errorf("a Flag on the practice is artifact %s", a)
+	}
 }

@@ -25,6 +25,10 @@ type SandboxConfig struct {
 	// Clients are the backend services allowed to ask for tokens, with
 	// their public keys and the scopes they may be granted.
 	Clients smart.ClientRegistry
+	// Secrets, when set, make the sandbox an EHR that offers only
+	// client_secret_basic: client id -> secret; the token endpoint takes
+	// those with HTTP Basic and refuses assertions (sandbox_basic.go).
+	Secrets map[string]string
 	// Key signs the access tokens; nil: a new ES384 key.
 	Key *smart.SigningKey
 	// Store holds what clients write; nil: a new in-memory store (the
@@ -86,13 +90,21 @@ func NewSandbox(cfg SandboxConfig) (http.Handler, error) {
 	}
 	issuer := &smart.Issuer{Keys: []*smart.SigningKey{key}, Name: base,
 		Validator: &smart.Validator{TokenURL: base + SandboxTokenPath, Clients: cfg.Clients}}
-	conf, err := json.Marshal(smart.BackendServicesConfiguration(base+SandboxTokenPath, []string{"system/*.cruds", "system/*.rs"}))
+	smartConf := smart.BackendServicesConfiguration(base+SandboxTokenPath, []string{"system/*.cruds", "system/*.rs"})
+	tokens := issuer.TokenHandler()
+	if len(cfg.Secrets) > 0 {
+		smartConf.TokenEndpointAuthMethodsSupported = []string{"client_secret_basic"}
+		smartConf.TokenEndpointAuthSigningAlgValuesSupported = nil
+		smartConf.Capabilities = []string{"client-confidential-symmetric", "permission-v1", "permission-v2"}
+		tokens = basicTokenHandler(issuer, cfg.Clients, cfg.Secrets)
+	}
+	conf, err := json.Marshal(smartConf)
 	if err != nil {
 		return nil, err
 	}
 	filtered := CapabilityFilter(caps)(api)
 	mux := http.NewServeMux()
-	mux.Handle("POST "+SandboxTokenPath, issuer.TokenHandler())
+	mux.Handle("POST "+SandboxTokenPath, tokens)
 	mux.HandleFunc("GET "+smartConfigPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(conf)

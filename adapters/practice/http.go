@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/server"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
@@ -66,6 +68,12 @@ type HTTPConfig struct {
 	// is 503 timeout (records before that point are stored; a retry is
 	// safe).
 	RequestTimeout time.Duration
+	// ForTenant makes the Applier of another practice (tenant) than
+	// Applier's, for that practice's authenticated clients
+	// (server.PrincipalOf): each practice writes and reads its own records
+	// and resources, in its own namespace. Called once per practice. Nil:
+	// clients of other practices are refused (403).
+	ForTenant func(tenant string) *records.Applier
 }
 
 // API is the practice ingestion API, a server.API: give it to
@@ -79,6 +87,10 @@ type API struct {
 	log     *slog.Logger
 	schema  []byte
 	keys    *keyLocks
+
+	forTenant func(string) *records.Applier
+	tenantsMu sync.Mutex
+	tenants   map[string]*records.Applier
 }
 
 // NewAPI returns the practice ingestion API. It panics if the Applier's
@@ -86,7 +98,7 @@ type API struct {
 // at start rather than on the first request.
 func NewAPI(cfg HTTPConfig) *API {
 	a := &API{applier: cfg.Applier, maxBody: cfg.MaxBodyBytes, wait: cfg.IdempotencyWait, now: cfg.Now, log: cfg.Logger,
-		schema: mappings.Schema(), keys: newKeyLocks()}
+		schema: mappings.Schema(), keys: newKeyLocks(), forTenant: cfg.ForTenant, tenants: map[string]*records.Applier{}}
 	if a.applier == nil || a.applier.Store == nil {
 		panic("practice: HTTPConfig.Applier with a Store is required")
 	}
@@ -109,6 +121,33 @@ func NewAPI(cfg HTTPConfig) *API {
 		a.log = slog.Default()
 	}
 	return a
+}
+
+// applierOf is the Applier of the practice c's client belongs to: the
+// configured one without authorization or for its own practice's clients,
+// ForTenant's for another practice's.
+func (a *API) applierOf(c *gin.Context) (*records.Applier, *apiError) {
+	p := server.PrincipalOf(c)
+	if p == nil || p.Tenant == "" || p.Tenant == tenantName(a.applier) {
+		return a.applier, nil
+	}
+	if a.forTenant == nil {
+		return nil, &apiError{Code: codeForbidden, Message: "client " + p.ClientID + " belongs to another practice than the one this practice API serves"}
+	}
+	a.tenantsMu.Lock()
+	defer a.tenantsMu.Unlock()
+	ap, ok := a.tenants[p.Tenant]
+	if !ok {
+		ap = a.forTenant(p.Tenant)
+		if ap == nil || ap.Store == nil {
+			return nil, &apiError{Code: codeForbidden, Message: "client " + p.ClientID + " belongs to a practice this practice API does not serve"}
+		}
+		if err := ap.Check(); err != nil {
+			return nil, &apiError{Code: codeInternal, Message: "the practice's records cannot be kept: " + err.Error()}
+		}
+		a.tenants[p.Tenant] = ap
+	}
+	return ap, nil
 }
 
 // Route paths: the API's prefix (server.API), and its routes under it.
@@ -189,6 +228,7 @@ const (
 	codeUnsupportedMedia   = "unsupported_media_type"
 	codeTooLarge           = "payload_too_large"
 	codeNotFound           = "not_found"
+	codeForbidden          = "forbidden"
 	codeMethodNotAllowed   = "method_not_allowed"
 	codeBadIdempotencyKey  = "invalid_idempotency_key"
 	codeIdempotencyReused  = "idempotency_key_reused"
@@ -209,6 +249,7 @@ var codeStatus = map[string]int{
 	codeUnsupportedMedia:   http.StatusUnsupportedMediaType,
 	codeTooLarge:           http.StatusRequestEntityTooLarge,
 	codeNotFound:           http.StatusNotFound,
+	codeForbidden:          http.StatusForbidden,
 	codeMethodNotAllowed:   http.StatusMethodNotAllowed,
 	codeIdempotencyReused:  http.StatusUnprocessableEntity,
 	codeIdempotencyPending: http.StatusConflict,
@@ -281,4 +322,12 @@ func isToken(s string, max int) bool {
 		}
 	}
 	return true
+}
+
+// tenantName is the practice (tenant) ap writes.
+func tenantName(ap *records.Applier) string {
+	if ap.Tenant == "" {
+		return fhir.DefaultTenant
+	}
+	return ap.Tenant
 }

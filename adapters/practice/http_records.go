@@ -131,6 +131,11 @@ func (a *API) postRecords(c *gin.Context) {
 		writeError(w, &apiError{Code: codeBadIdempotencyKey, Message: "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"})
 		return
 	}
+	ap, aerr := a.applierOf(c)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	body, aerr := a.readBody(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -141,10 +146,10 @@ func (a *API) postRecords(c *gin.Context) {
 	var resp []byte
 	var err error
 	if key == "" {
-		status, resp, err = a.ingest(ctx, mt, body)
+		status, resp, err = a.ingest(ctx, ap, mt, body)
 	} else {
 		var replayed bool
-		status, resp, replayed, err = a.idempotent(ctx, key, body, func() (int, []byte, error) { return a.ingest(ctx, mt, body) })
+		status, resp, replayed, err = a.idempotent(ctx, ap, key, body, func() (int, []byte, error) { return a.ingest(ctx, ap, mt, body) })
 		if replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
@@ -226,7 +231,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiErro
 // writes nothing (400), then applies the records in order, each in its
 // own store transaction. It returns an *apiError for the caller's
 // mistakes and any other error for a storage failure.
-func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, []byte, error) {
+func (a *API) ingest(ctx context.Context, ap *records.Applier, mediaType string, body []byte) (int, []byte, error) {
 	recs, aerr := decodeBody(mediaType, body)
 	if aerr != nil {
 		return aerr.status(), errorBody(aerr), nil
@@ -241,7 +246,7 @@ func (a *API) ingest(ctx context.Context, mediaType string, body []byte) (int, [
 				rr.Problems = append(rr.Problems, Problem{Field: p.Field, Message: p.Message})
 			}
 		} else {
-			res, err := a.applier.Apply(ctx, d.Record)
+			res, err := ap.Apply(ctx, d.Record)
 			if err != nil {
 				h := d.Record.RecordHeader()
 				return 0, nil, fmt.Errorf("record %d (%s %q): %w", i, h.Kind, h.ID, err)
@@ -367,7 +372,12 @@ func (a *API) getRecord(c *gin.Context) {
 		writeError(w, &apiError{Code: codeNotFound, Message: fmt.Sprintf("unknown record kind %q", kind), Details: kindNames()})
 		return
 	}
-	row, ok, err := a.applier.Record(r.Context(), kind, id)
+	ap, aerr := a.applierOf(c)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	row, ok, err := ap.Record(r.Context(), kind, id)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "practice record read failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})
@@ -421,8 +431,9 @@ func kindNames() []any {
 
 // PendingList is the body of GET /practice/v1/records?state=pending: the
 // records waiting for others, oldest first, with their age, and how many
-// are safety-relevant and overdue (each of those has raised a Flag where
-// its patient is known: records.Applier.FlagOverdue).
+// are safety-relevant and overdue (each of those has raised a Flag, on its
+// patient or, where that is not known yet, on the practice:
+// records.Applier.FlagOverdue).
 type PendingList struct {
 	State      string                  `json:"state"`
 	Count      int                     `json:"count"`
@@ -439,8 +450,13 @@ func (a *API) listRecords(c *gin.Context) {
 		writeError(w, &apiError{Code: codeBadRequest, Message: fmt.Sprintf("state=%q: the records listing takes state=pending (a record by kind and id is at %s/{kind}/{id})", state, pathRecords)})
 		return
 	}
-	max := a.applier.Checks.Limits.PendingMax()
-	list, err := a.applier.PendingRecords(r.Context(), a.now(), max)
+	ap, aerr := a.applierOf(c)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	max := ap.Checks.Limits.PendingMax()
+	list, err := ap.PendingRecords(r.Context(), a.now(), max)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "practice pending listing failed", "request_id", w.Header().Get("X-Request-Id"), "error", err)
 		writeError(w, &apiError{Code: codeStorage, Message: "the store failed (request id " + w.Header().Get("X-Request-Id") + ")"})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kapbridge/kapbridge/mappings/records"
 	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
 )
 
@@ -80,10 +81,11 @@ func (l *keyLocks) lock(ctx context.Context, k string, wait time.Duration) (func
 // returns its answer, or the stored answer of an earlier run (replayed).
 // A returned error is an *apiError for the caller's mistakes, anything
 // else a storage failure.
-func (a *API) idempotent(ctx context.Context, key string, body []byte, run func() (int, []byte, error)) (status int, resp []byte, replayed bool, err error) {
+func (a *API) idempotent(ctx context.Context, ap *records.Applier, key string, body []byte, run func() (int, []byte, error)) (status int, resp []byte, replayed bool, err error) {
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	unlock, err := a.keys.lock(ctx, key, a.wait)
+	// Keys are per practice: two practices may pick the same one.
+	unlock, err := a.keys.lock(ctx, tenantName(ap)+"\x00"+key, a.wait)
 	if errors.Is(err, errKeyBusy) {
 		return 0, nil, false, &apiError{Code: codeIdempotencyPending,
 			Message: fmt.Sprintf("a request with Idempotency-Key %q is still running; retry later for its answer", key)}
@@ -93,7 +95,7 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 	}
 	defer unlock()
 
-	row, found, err := a.applier.Answer(ctx, key)
+	row, found, err := ap.Answer(ctx, key)
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read idempotency key: %w", err)
 	}
@@ -111,7 +113,7 @@ func (a *API) idempotent(ctx context.Context, key string, body []byte, run func(
 		return status, resp, false, err
 	}
 	stored := recordstore.IdempotencyRow{Key: key, RequestHash: hash, Status: status, Response: resp, Created: now}
-	if perr := a.applier.KeepAnswer(ctx, stored); perr != nil {
+	if perr := ap.KeepAnswer(ctx, stored); perr != nil {
 		// The records are written and the client gets their answer; only
 		// a replay is lost, and a retry finds the records unchanged.
 		a.log.WarnContext(ctx, "practice: storing the idempotent answer failed", "error", perr)

@@ -282,3 +282,21 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestReadDoseProduct: safety item 2. dose.product is read as the RxNorm
+// code it is (a string, though it is all digits), and a code not in
+// mappings.ProductCodes rejects the row.
+func TestReadDoseProduct(t *testing.T) {
+	const head = "id,course,type,status,planned_start,dose.drug,dose.mg,dose.route,dose.product\n"
+	items := readString(t, FormatCSV, head+"s1,k1,dosing,held,2026-01-19T10:00:00-05:00,ketamine,41,iv,238083\n", ReadOptions{})
+	if len(items) != 1 || items[0].Err != nil {
+		t.Fatalf("%+v", items)
+	}
+	if s, ok := items[0].Record.(*mappings.Session); !ok || s.Dose == nil || s.Dose.Product != "238083" {
+		t.Errorf("record %+v", items[0].Record)
+	}
+	items = readString(t, FormatCSV, head+"s1,k1,dosing,held,2026-01-19T10:00:00-05:00,ketamine,41,iv,1234567\n", ReadOptions{})
+	if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), "dose.product") {
+		t.Errorf("an unknown product code: %+v", items)
+	}
+}

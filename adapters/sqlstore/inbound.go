@@ -28,9 +28,12 @@ const (
 	inboundConflictCols = `id, connection, tenant, remote, local, field, owner, practice, ehr, resolution, at`
 	inboundUpsertCursor = `INSERT INTO ehr_inbound_cursors (connection, tenant, patient, type, since, polled) VALUES (%s)
 		ON CONFLICT (connection, tenant, patient, type) DO UPDATE SET since = excluded.since, polled = excluded.polled`
-	inboundUpsertTaken = `INSERT INTO ehr_inbound_taken (connection, type, remote_id, version_id, hash, outcome, at) VALUES (%s)
+	inboundUpsertTaken = `INSERT INTO ehr_inbound_taken (connection, type, remote_id, version_id, hash, outcome, at, reason) VALUES (%s)
 		ON CONFLICT (connection, type, remote_id) DO UPDATE SET version_id = excluded.version_id, hash = excluded.hash,
-		outcome = excluded.outcome, at = excluded.at`
+		outcome = excluded.outcome, at = excluded.at, reason = excluded.reason`
+	// inboundUnused: migration 0011 added reason.
+	inboundUnused = `SELECT connection, type, remote_id, version_id, hash, outcome, at, reason FROM ehr_inbound_taken
+		WHERE (%s = '' OR connection = %s) AND outcome IN ('kept', 'rejected') ORDER BY connection, type, remote_id`
 	inboundInsertConflict = `INSERT INTO ehr_inbound_conflicts (connection, tenant, remote, local, field, owner, practice, ehr, resolution, at)
 		VALUES (%s) ON CONFLICT (connection, tenant, remote, field) DO NOTHING`
 )
@@ -105,8 +108,8 @@ func (s *sqliteStore) PutInboundCursor(ctx context.Context, c inboundstore.Curso
 func (s *sqliteStore) InboundTaken(ctx context.Context, connection, typ, remoteID string) (inboundstore.Taken, bool, error) {
 	t := inboundstore.Taken{Connection: connection, Type: typ, RemoteID: remoteID}
 	var at int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT version_id, hash, outcome, at FROM ehr_inbound_taken WHERE connection = ? AND type = ? AND remote_id = ?`,
-		connection, typ, remoteID).Scan(&t.VersionID, &t.Hash, &t.Outcome, &at)
+	err := s.rdb.QueryRowContext(ctx, `SELECT version_id, hash, outcome, at, reason FROM ehr_inbound_taken WHERE connection = ? AND type = ? AND remote_id = ?`,
+		connection, typ, remoteID).Scan(&t.VersionID, &t.Hash, &t.Outcome, &at, &t.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return inboundstore.Taken{}, false, nil
 	}
@@ -122,8 +125,8 @@ func (s *sqliteStore) PutInboundTaken(ctx context.Context, t inboundstore.Taken)
 		return err
 	}
 	err := s.sqliteOnWriter(ctx, func(conn *sql.Conn) error {
-		_, err := conn.ExecContext(context.Background(), fmt.Sprintf(inboundUpsertTaken, "?, ?, ?, ?, ?, ?, ?"),
-			t.Connection, t.Type, t.RemoteID, t.VersionID, t.Hash, t.Outcome, micros(t.At))
+		_, err := conn.ExecContext(context.Background(), fmt.Sprintf(inboundUpsertTaken, "?, ?, ?, ?, ?, ?, ?, ?"),
+			t.Connection, t.Type, t.RemoteID, t.VersionID, t.Hash, t.Outcome, micros(t.At), t.Reason)
 		return err
 	})
 	if err != nil {
@@ -206,8 +209,8 @@ func (s *pgStore) PutInboundCursor(ctx context.Context, c inboundstore.Cursor) e
 func (s *pgStore) InboundTaken(ctx context.Context, connection, typ, remoteID string) (inboundstore.Taken, bool, error) {
 	t := inboundstore.Taken{Connection: connection, Type: typ, RemoteID: remoteID}
 	var at int64
-	err := s.pool.QueryRow(ctx, `SELECT version_id, hash, outcome, at FROM ehr_inbound_taken WHERE connection = $1 AND type = $2 AND remote_id = $3`,
-		connection, typ, remoteID).Scan(&t.VersionID, &t.Hash, &t.Outcome, &at)
+	err := s.pool.QueryRow(ctx, `SELECT version_id, hash, outcome, at, reason FROM ehr_inbound_taken WHERE connection = $1 AND type = $2 AND remote_id = $3`,
+		connection, typ, remoteID).Scan(&t.VersionID, &t.Hash, &t.Outcome, &at, &t.Reason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return inboundstore.Taken{}, false, nil
 	}
@@ -222,8 +225,8 @@ func (s *pgStore) PutInboundTaken(ctx context.Context, t inboundstore.Taken) err
 	if err := inboundstore.Check(t); err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, fmt.Sprintf(inboundUpsertTaken, "$1, $2, $3, $4, $5, $6, $7"),
-		t.Connection, t.Type, t.RemoteID, t.VersionID, t.Hash, t.Outcome, micros(t.At)); err != nil {
+	if _, err := s.pool.Exec(ctx, fmt.Sprintf(inboundUpsertTaken, "$1, $2, $3, $4, $5, $6, $7, $8"),
+		t.Connection, t.Type, t.RemoteID, t.VersionID, t.Hash, t.Outcome, micros(t.At), t.Reason); err != nil {
 		return fmt.Errorf("sqlstore: put inbound taken: %w", err)
 	}
 	return nil
@@ -264,4 +267,43 @@ func (s *pgStore) InboundConflicts(ctx context.Context, connection string) ([]in
 		return nil, fmt.Errorf("sqlstore: inbound conflicts: %w", err)
 	}
 	return out, nil
+}
+
+func scanUnused(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) ([]inboundstore.Taken, error) {
+	var out []inboundstore.Taken
+	for rows.Next() {
+		var t inboundstore.Taken
+		var at int64
+		if err := rows.Scan(&t.Connection, &t.Type, &t.RemoteID, &t.VersionID, &t.Hash, &t.Outcome, &at, &t.Reason); err != nil {
+			return nil, fmt.Errorf("sqlstore: inbound unused: %w", err)
+		}
+		t.At = fromMicros(at)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: inbound unused: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) InboundUnused(ctx context.Context, connection string) ([]inboundstore.Taken, error) {
+	rows, err := s.rdb.QueryContext(ctx, fmt.Sprintf(inboundUnused, "?", "?"), connection, connection)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: inbound unused: %w", err)
+	}
+	defer rows.Close()
+	return scanUnused(rows)
+}
+
+func (s *pgStore) InboundUnused(ctx context.Context, connection string) ([]inboundstore.Taken, error) {
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(inboundUnused, "$1::text", "$1"), connection)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: inbound unused: %w", err)
+	}
+	defer rows.Close()
+	return scanUnused(rows)
 }

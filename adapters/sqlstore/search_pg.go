@@ -35,14 +35,21 @@ func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed 
 	}
 	b.Queue(`INSERT INTO search_res (tenant, type, id, version_id, last_updated, sensitivity) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.Tenant, k.Type, k.ID, v.VersionID, lu.UnixMicro(), v.Sensitivity)
-	rowsByTable := indexRows(idx.Entries)
+	queueIndexRows(b, k, "currval('search_vkey')", nil, idx.Entries)
+}
+
+// queueIndexRows adds to b an INSERT per table of the rows of entries,
+// under the vkey vkeyExpr gives (an SQL expression; its parameters, from
+// $3, are vkeyArgs).
+func queueIndexRows(b *pgx.Batch, k fhir.Key, vkeyExpr string, vkeyArgs []any, entries []fhir.IndexEntry) {
+	rowsByTable := indexRows(entries)
 	for t := range numTables {
 		rs := rowsByTable[t]
 		if len(rs) == 0 {
 			continue
 		}
 		it := indexTables[t]
-		args := []any{k.Tenant, k.Type}
+		args := append([]any{k.Tenant, k.Type}, vkeyArgs...)
 		casts := make([]string, len(it.cols))
 		for c, kind := range it.kinds {
 			switch kind {
@@ -69,8 +76,8 @@ func queueIndex(b *pgx.Batch, k fhir.Key, v fhir.Version, lu time.Time, existed 
 				casts[c] = fmt.Sprintf("$%d::float8[]", len(args))
 			}
 		}
-		b.Queue(fmt.Sprintf("INSERT INTO %s (tenant, type, vkey, %s) SELECT $1, $2, currval('search_vkey'), u.* FROM unnest(%s) AS u",
-			it.name, strings.Join(it.cols, ", "), strings.Join(casts, ", ")), args...)
+		b.Queue(fmt.Sprintf("INSERT INTO %s (tenant, type, vkey, %s) SELECT $1, $2, %s, u.* FROM unnest(%s) AS u",
+			it.name, strings.Join(it.cols, ", "), vkeyExpr, strings.Join(casts, ", ")), args...)
 	}
 }
 

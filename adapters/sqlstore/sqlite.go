@@ -67,6 +67,7 @@ type sqliteWriterStmts struct {
 
 type sqliteReaderStmts struct {
 	newest, vread, history, outbox *sql.Stmt
+	authGen                        *sql.Stmt
 }
 
 const (
@@ -298,6 +299,7 @@ func (s *sqliteStore) prepareReader(ctx context.Context) error {
 		{&r.vread, sqlVRead},
 		{&r.history, sqlHistory},
 		{&r.outbox, sqlOutbox},
+		{&r.authGen, sqlAuthGeneration},
 	} {
 		st, err := s.rdb.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -562,7 +564,7 @@ func (s *sqliteStore) closeConns() error {
 	for _, st := range s.ws.prepared {
 		errs = append(errs, st.Close())
 	}
-	for _, st := range []*sql.Stmt{s.r.newest, s.r.vread, s.r.history, s.r.outbox} {
+	for _, st := range []*sql.Stmt{s.r.newest, s.r.vread, s.r.history, s.r.outbox, s.r.authGen} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

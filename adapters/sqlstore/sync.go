@@ -205,14 +205,17 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const connCols = `name, tenant, base_url, token_url, client_id, key_file, key_pem, scopes, practice, mrn_system, recipient, created`
+const connCols = `name, tenant, base_url, token_url, client_id, key_file, key_pem, scopes, practice, mrn_system, recipient, created, client_secret`
 
 func scanConn(r syncRows) (syncstore.Connection, error) {
 	var c syncstore.Connection
 	err := r.Scan(&c.Name, &c.Tenant, &c.BaseURL, &c.TokenURL, &c.ClientID, &c.KeyFile, &c.Key, &c.Scopes, &c.Practice,
-		&c.MRNSystem, &c.Recipient, syncTime{&c.Created})
+		&c.MRNSystem, &c.Recipient, syncTime{&c.Created}, &c.ClientSecret)
 	if len(c.Key) == 0 {
 		c.Key = nil
+	}
+	if len(c.ClientSecret) == 0 {
+		c.ClientSecret = nil
 	}
 	return c, err
 }
@@ -254,8 +257,9 @@ func syncErr(op string, err error) error {
 
 func (o syncOps) AddConnection(ctx context.Context, c syncstore.Connection) error {
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		_, err := q.exec(ctx, `INSERT INTO ehr_connections (`+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Tenant, c.BaseURL, c.TokenURL, c.ClientID, c.KeyFile, nonNil(c.Key), c.Scopes, c.Practice, c.MRNSystem, c.Recipient, q.at(c.Created))
+		_, err := q.exec(ctx, `INSERT INTO ehr_connections (`+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Tenant, c.BaseURL, c.TokenURL, c.ClientID, c.KeyFile, nonNil(c.Key), c.Scopes, c.Practice, c.MRNSystem, c.Recipient, q.at(c.Created),
+			nonNil(c.ClientSecret))
 		if isUnique(err) {
 			return syncstore.ErrExists
 		}
@@ -519,11 +523,14 @@ func (o syncOps) Counts(ctx context.Context, connection string) (map[string]int,
 	return out, nil
 }
 
-const linkCols = `connection, tenant, source_type, source_id, part, remote_type, remote_id, remote_version, hash, updated`
+const linkCols = `connection, tenant, source_type, source_id, part, remote_type, remote_id, remote_version, hash, updated, body`
 
 func scanLink(r syncRows) (syncstore.Link, error) {
 	var l syncstore.Link
-	err := r.Scan(&l.Connection, &l.Tenant, &l.SourceType, &l.SourceID, &l.Part, &l.RemoteType, &l.RemoteID, &l.RemoteVersion, &l.Hash, syncTime{&l.Updated})
+	err := r.Scan(&l.Connection, &l.Tenant, &l.SourceType, &l.SourceID, &l.Part, &l.RemoteType, &l.RemoteID, &l.RemoteVersion, &l.Hash, syncTime{&l.Updated}, &l.Body)
+	if len(l.Body) == 0 {
+		l.Body = nil
+	}
 	return l, err
 }
 
@@ -540,10 +547,11 @@ func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
 }
 
 func putLinkQ(ctx context.Context, q syncQ, l syncstore.Link) error {
-	_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
-		remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated`,
-		l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated))
+		remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated,
+		body = excluded.body`,
+		l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated), nonNil(l.Body))
 	return err
 }
 

@@ -464,6 +464,24 @@ func runAttackTable(t *testing.T, store string) {
 		t.Errorf("the other practice's conditional update reached this one: %d %s", a.status, a.body)
 	}
 
+	// A client disabled by another process (the command line, on the same
+	// store) while the server runs: the token it already holds, verified
+	// and cached by the server a moment ago, is refused from the very next
+	// request.
+	late := addClient(t, store, "late", smart.ES384, "default", "system/*.rs")
+	lTok := late.token(t, base, "system/*.rs")
+	if a := send(lTok, "GET", "/Patient/p1", ""); a.status != 200 {
+		t.Fatalf("a fresh client's token: %d %.200s", a.status, a.body)
+	}
+	if err := run(context.Background(), []string{"clients", "disable", "--id", "late", "--store", store}, func(string) string { return "" }, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/Patient/p1", "/Patient", "/practice/v1/records"} {
+		if a := send(lTok, "GET", p, ""); a.status != 401 || strings.Contains(string(a.body), "Rivera") {
+			t.Errorf("token issued, client disabled from another process: GET %s = %d %.200s; want 401 at once", p, a.status, a.body)
+		}
+	}
+
 	// A replayed assertion after a restart.
 	stop()
 	base2, _ := startServeCtl(t, store, addr)

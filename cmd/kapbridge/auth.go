@@ -160,7 +160,7 @@ func setupAuth(ctx context.Context, a authConfig, st fhir.Store, cfg serveConfig
 		// Each EHR connection's public JWK Set (/ehr/NAME/jwks.json): the
 		// EHR fetches it, as its JKU, without a token of ours.
 		"/ehr/"},
-		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant},
+		APIScopes:      map[string]string{"/practice": practiceScope},
 		TrustedProxies: a.TrustedProxies, RateLimit: a.RateLimit, RateBurst: a.RateBurst, CORSOrigins: a.CORSOrigins}
 	if a.Dev {
 		if err := devClient(ctx, gw, as, cfg, stdout); err != nil {
@@ -275,5 +275,5 @@ func demoAuth(ctx context.Context, st fhir.Store, dbFile, base string, out io.Wr
 		return nil, err
 	}
 	return &server.Auth{Verifier: gw, Gateway: gw, Public: []string{schemaPath},
-		APIScopes: map[string]string{"/practice": practiceScope}, APITenant: map[string]string{"/practice": fhir.DefaultTenant}}, nil
+		APIScopes: map[string]string{"/practice": practiceScope}}, nil
 }

@@ -165,7 +165,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		if err := st.PutAuthClient(ctx, c); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "client %s disabled: no new tokens; its tokens stop working within 30 s\n", c.ID)
+		fmt.Fprintf(stdout, "client %s disabled: no new tokens; its tokens are refused from the next request on\n", c.ID)
 		return nil
 	case "rotate-key":
 		st, done, err := open()

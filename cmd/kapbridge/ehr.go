@@ -29,8 +29,10 @@ import (
 // gateway's store (adapters/ehr/syncstore).
 
 const ehrUsage = `usage:
-  kapbridge ehr add NAME --base URL [--token-url URL] --client-id ID --key FILE --scopes "..."
-                    [--practice NS] [--mrn-system URI] [--recipient Practitioner/ID]
+  kapbridge ehr add NAME --base URL [--token-url URL] --client-id ID (--key FILE | --client-secret-file FILE) --scopes "..."
+                    [--practice NS] [--mrn-system URI] [--recipient Practitioner/ID] [--no-backfill]
+                    (the secret may come from $KAPBRIDGE_EHR_CLIENT_SECRET instead of a file; every record
+                    already in the store is queued for the new connection unless --no-backfill)
   kapbridge ehr list
   kapbridge ehr show NAME
   kapbridge ehr remove NAME
@@ -83,11 +85,15 @@ func ehrCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	store := fs.String("store", env("KAPBRIDGE_STORE", "./kapbridge-data/kapbridge.db"), "store: an SQLite file path, or a postgres://... URL (KAPBRIDGE_STORE)")
 	var c syncstore.Connection
+	var secretFile string
+	var noBackfill bool
 	if sub == "add" {
+		fs.StringVar(&secretFile, "client-secret-file", "", "a file holding the client secret, for an EHR that offers only client_secret_basic (HTTP Basic at the token endpoint) instead of --key; or set KAPBRIDGE_EHR_CLIENT_SECRET")
+		fs.BoolVar(&noBackfill, "no-backfill", false, "do not queue the records already in the store for this connection (kapbridge sync backfill NAME does it later)")
 		fs.StringVar(&c.BaseURL, "base", "", "the EHR's FHIR base URL (required)")
 		fs.StringVar(&c.TokenURL, "token-url", "", "the token endpoint; default: discovered from BASE/.well-known/smart-configuration")
 		fs.StringVar(&c.ClientID, "client-id", "", "the client id the EHR registered (required)")
-		fs.StringVar(&c.KeyFile, "key", "", "the private key (PEM) that signs client assertions, as `kapbridge keys generate` writes it (required)")
+		fs.StringVar(&c.KeyFile, "key", "", "the private key (PEM) that signs client assertions, as `kapbridge keys generate` writes it (this or a client secret)")
 		fs.StringVar(&c.Scopes, "scopes", "", `the SMART scopes to ask for, e.g. "system/Observation.cruds system/DocumentReference.cruds" (required)`)
 		fs.StringVar(&c.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice namespace the records were imported under (KAPBRIDGE_PRACTICE)")
 		fs.StringVar(&c.MRNSystem, "mrn-system", "", "the EHR's MRN identifier system: clients are linked to its patients by MRN")
@@ -113,7 +119,19 @@ func ehrCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	switch sub {
 	case "add":
 		c.Name = pos[0]
-		return ehrAdd(ctx, ss, c, stdout)
+		secret, err := clientSecret(secretFile, getenv("KAPBRIDGE_EHR_CLIENT_SECRET"))
+		if err != nil {
+			return err
+		}
+		c.ClientSecret = secret
+		if err := ehrAdd(ctx, ss, c, stdout); err != nil {
+			return err
+		}
+		if noBackfill {
+			fmt.Fprintf(stdout, "records already in the store are not queued for %s (kapbridge sync backfill %s queues them)\n", c.Name, c.Name)
+			return nil
+		}
+		return backfill(ctx, ss, c.Name, stdout)
 	case "list":
 		return ehrList(ctx, ss, stdout)
 	case "show":
@@ -166,16 +184,25 @@ func connErr(name string, err error) error {
 
 func ehrAdd(ctx context.Context, ss syncstore.Store, c syncstore.Connection, stdout io.Writer) error {
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--base", c.BaseURL}, {"--client-id", c.ClientID}, {"--key", c.KeyFile}, {"--scopes", c.Scopes}} {
+	for _, f := range []struct{ name, v string }{{"--base", c.BaseURL}, {"--client-id", c.ClientID}, {"--scopes", c.Scopes}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
+	}
+	switch {
+	case c.KeyFile == "" && len(c.ClientSecret) == 0:
+		missing = append(missing, "--key or --client-secret-file")
+	case c.KeyFile != "" && len(c.ClientSecret) > 0:
+		return usageError{"ehr add: --key and a client secret both given: a connection authenticates one way (a key where the EHR takes private_key_jwt)"}
 	}
 	if len(missing) > 0 {
 		return usageError{"ehr add: missing " + strings.Join(missing, ", ") + "\n" + ehrUsage}
 	}
 	if strings.ContainsAny(c.Name, "/ ") || c.Name == "" {
 		return usageError{fmt.Sprintf("ehr add: %q: a name is one word (no / or spaces)", c.Name)}
+	}
+	if len(c.ClientSecret) > 0 {
+		return addConnection(ctx, ss, c, stdout, "client secret (HTTP Basic at the token endpoint; stored, never shown)")
 	}
 	abs, err := filepath.Abs(c.KeyFile)
 	if err != nil {
@@ -190,6 +217,16 @@ func ehrAdd(ctx context.Context, ss syncstore.Store, c syncstore.Connection, std
 	if err != nil {
 		return fmt.Errorf("ehr add: --key %s: %w", c.KeyFile, err)
 	}
+	if err := addConnection(ctx, ss, c, stdout, fmt.Sprintf("key %s, kid %s", key.Alg(), key.KeyID())); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "its public JWK Set is served by kapbridge serve at /ehr/%s/jwks.json (register that URL, or %s, with the EHR)\n",
+		c.Name, strings.TrimSuffix(c.KeyFile, ".pem")+".jwks.json")
+	return nil
+}
+
+// addConnection checks what both ways of authenticating share and stores c.
+func addConnection(ctx context.Context, ss syncstore.Store, c syncstore.Connection, stdout io.Writer, auth string) error {
 	if _, err := smart.ParseScopes(c.Scopes); err != nil {
 		return fmt.Errorf("ehr add: --scopes: %w", err)
 	}
@@ -206,10 +243,28 @@ func ehrAdd(ctx context.Context, ss syncstore.Store, c syncstore.Connection, std
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "added connection %s: %s as client %s (key %s, kid %s)\n", c.Name, c.BaseURL, c.ClientID, key.Alg(), key.KeyID())
-	fmt.Fprintf(stdout, "its public JWK Set is served by kapbridge serve at /ehr/%s/jwks.json (register that URL, or %s, with the EHR)\n",
-		c.Name, strings.TrimSuffix(c.KeyFile, ".pem")+".jwks.json")
+	fmt.Fprintf(stdout, "added connection %s: %s as client %s (%s)\n", c.Name, c.BaseURL, c.ClientID, auth)
 	return nil
+}
+
+// clientSecret reads the secret from file (one trailing newline dropped),
+// else takes env; nil when neither is given.
+func clientSecret(file, env string) ([]byte, error) {
+	if file == "" {
+		if env == "" {
+			return nil, nil
+		}
+		return []byte(env), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("ehr add: --client-secret-file: %w", err)
+	}
+	data = []byte(strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"))
+	if len(data) == 0 {
+		return nil, fmt.Errorf("ehr add: --client-secret-file %s is empty", file)
+	}
+	return data, nil
 }
 
 func ehrList(ctx context.Context, ss syncstore.Store, stdout io.Writer) error {
@@ -251,10 +306,10 @@ func ehrShow(ctx context.Context, ss syncstore.Store, name string, stdout io.Wri
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, row := range [][2]string{
 		{"name", c.Name}, {"base URL", c.BaseURL}, {"token URL", or(c.TokenURL, "(discovered from the SMART configuration)")},
-		{"client id", c.ClientID}, {"key file", c.KeyFile}, {"scopes", c.Scopes}, {"practice", c.Practice},
+		{"client id", c.ClientID}, authRow(c), {"scopes", c.Scopes}, {"practice", c.Practice},
 		{"MRN system", or(c.MRNSystem, "(none: clients are linked by $match or by hand)")},
 		{"recipient", or(c.Recipient, "(none: process notes never go)")},
-		{"public JWKS", "/ehr/" + c.Name + "/jwks.json on kapbridge serve"},
+		jwksRow(c),
 		{"added", c.Created.Format(time.RFC3339)},
 		{"deliveries", fmt.Sprintf("%d pending, %d done, %d dead", n[syncstore.StatePending], n[syncstore.StateDone], n[syncstore.StateDead])},
 	} {
@@ -293,6 +348,10 @@ func (a jwksAPI) jwks(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "message": "no EHR connection named " + c.Param("name")})
 		return
 	}
+	if len(conn.ClientSecret) > 0 {
+		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "message": "EHR connection " + conn.Name + " authenticates with a client secret: it has no public key"})
+		return
+	}
 	pemData := conn.Key
 	if len(pemData) == 0 {
 		pemData, err = os.ReadFile(conn.KeyFile)
@@ -308,4 +367,18 @@ func (a jwksAPI) jwks(c *gin.Context) {
 	body, _ := json.Marshal(key.PublicJWKS())
 	c.Header("Cache-Control", "max-age=300")
 	c.Data(http.StatusOK, "application/jwk-set+json", body)
+}
+
+func authRow(c syncstore.Connection) [2]string {
+	if len(c.ClientSecret) > 0 {
+		return [2]string{"client auth", "client secret, HTTP Basic at the token endpoint (stored; not shown)"}
+	}
+	return [2]string{"key file", c.KeyFile}
+}
+
+func jwksRow(c syncstore.Connection) [2]string {
+	if len(c.ClientSecret) > 0 {
+		return [2]string{"public JWKS", "(none: a client secret, no key)"}
+	}
+	return [2]string{"public JWKS", "/ehr/" + c.Name + "/jwks.json on kapbridge serve"}
 }

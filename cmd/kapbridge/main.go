@@ -43,6 +43,9 @@ Usage:
                              list the records waiting for others, with their age; flag overdue ones
   kapbridge export --course ID [--store DSN] [--out FILE]
                              write a course back as practice records (NDJSON), with EHR changes merged
+  kapbridge reindex [--store DSN] [--base-url URL] [--page N] [--restart]
+                             rebuild the search index of every stored resource (resumable), so data stored
+                             before a change to what is indexed is found as new data is
   kapbridge keys generate --alg RS384|ES384 --out FILE
                              make a signing key (PEM) and its public JWK Set (FILE.jwks.json)
   kapbridge demo [-dir DIR] [-profile epic|oracle|full]
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return recordsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], getenv, stdout, stderr)
+	case "reindex":
+		return reindex(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "demo":

@@ -103,7 +103,7 @@ func listPending(ctx context.Context, w io.Writer, ap *records.Applier, lim mapp
 		case p.Overdue && p.Flag != "":
 			note = " OVERDUE, flagged " + p.Flag
 		case p.Overdue:
-			note = " OVERDUE, no Flag: its patient is not known yet"
+			note = " OVERDUE, no Flag raised yet"
 		case p.SafetyRelevant:
 			note = " (safety-relevant)"
 		}

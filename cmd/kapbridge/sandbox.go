@@ -34,6 +34,8 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	baseURL := fs.String("base-url", "", "public base URL (default http://<listen>)")
 	var clients clientFlags
 	fs.Var(&clients, "client", "a backend service allowed to ask for tokens: ID=JWKS-FILE[,SCOPES] (repeatable; SCOPES default system/*.cruds), e.g. kapbridge=gw.jwks.json")
+	var secretClients clientFlags
+	fs.Var(&secretClients, "client-secret", "instead of --client, play an EHR that offers only client_secret_basic: ID=SECRET-FILE[,SCOPES] (repeatable); tokens are issued for the id and secret sent with HTTP Basic, assertions are refused")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -43,10 +45,17 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("sandbox takes no arguments, got %q", fs.Args())}
 	}
-	if len(clients) == 0 {
-		return usageError{"give at least one --client ID=JWKS-FILE (kapbridge keys generate makes a key and its JWK Set)"}
+	if len(clients) > 0 && len(secretClients) > 0 {
+		return usageError{"give --client (private_key_jwt) or --client-secret (client_secret_basic), not both: the sandbox plays an EHR that offers one"}
+	}
+	if len(clients) == 0 && len(secretClients) == 0 {
+		return usageError{"give at least one --client ID=JWKS-FILE (kapbridge keys generate makes a key and its JWK Set), or --client-secret ID=SECRET-FILE"}
 	}
 	registry := smart.Clients{}
+	secrets, err := sandboxSecrets(secretClients, registry)
+	if err != nil {
+		return err
+	}
 	for _, c := range clients {
 		id, rest, ok := strings.Cut(c, "=")
 		file, scopeText, _ := strings.Cut(rest, ",")
@@ -75,7 +84,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		base = "http://" + *listen
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h, err := ehr.NewSandbox(ehr.SandboxConfig{Profile: *profile, BaseURL: base, Clients: registry, Logger: log})
+	h, err := ehr.NewSandbox(ehr.SandboxConfig{Profile: *profile, BaseURL: base, Clients: registry, Secrets: secrets, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -96,4 +105,38 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// sandboxSecrets reads --client-secret ID=SECRET-FILE[,SCOPES] flags into
+// the secrets the sandbox checks and the registry's clients.
+func sandboxSecrets(flags clientFlags, registry smart.Clients) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	secrets := map[string]string{}
+	for _, c := range flags {
+		id, rest, ok := strings.Cut(c, "=")
+		file, scopeText, _ := strings.Cut(rest, ",")
+		if !ok || id == "" || file == "" {
+			return nil, usageError{fmt.Sprintf("--client-secret %q: want ID=SECRET-FILE[,SCOPES]", c)}
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--client-secret %s: %w", id, err)
+		}
+		secret := strings.TrimRight(string(data), "\r\n")
+		if secret == "" {
+			return nil, fmt.Errorf("--client-secret %s: %s is empty", id, file)
+		}
+		if scopeText == "" {
+			scopeText = "system/*.cruds"
+		}
+		scopes, err := smart.ParseScopes(strings.ReplaceAll(scopeText, ",", " "))
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--client-secret %s: %v", id, err)}
+		}
+		secrets[id] = secret
+		registry[id] = &smart.Client{ID: id, Scopes: scopes}
+	}
+	return secrets, nil
 }

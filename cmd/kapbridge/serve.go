@@ -57,6 +57,9 @@ type serveConfig struct {
 	Sync bool
 	// SyncInbound is how often --sync polls each EHR for its changes.
 	SyncInbound time.Duration
+	// SyncRefresh is how often --sync reads the connections again;
+	// SyncRetention how long delivered outbox rows are kept.
+	SyncRefresh, SyncRetention time.Duration
 }
 
 // defaultPractice is the practice namespace when neither -practice nor
@@ -80,6 +83,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.LogLevel, "log-level", env("KAPBRIDGE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KAPBRIDGE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.Sync, "sync", env("KAPBRIDGE_SYNC", "") == "true", "also run the EHR sync workers (kapbridge sync run) in this process (KAPBRIDGE_SYNC=true)")
 	fs.DurationVar(&cfg.SyncInbound, "sync-inbound", defaultInboundInterval, "with --sync: how often each EHR is polled for its changes to the linked patients")
+	fs.DurationVar(&cfg.SyncRefresh, "sync-refresh", defaultSyncRefresh, "with --sync: how often the stored connections are read again, so one added or removed (kapbridge ehr add|remove) starts or stops without a restart")
+	fs.DurationVar(&cfg.SyncRetention, "sync-retention", defaultSyncRetention, "with --sync: how long what was fully delivered stays in the outbox before it is pruned (dead letters stay until replayed or discarded)")
 	fs.StringVar(&cfg.Practice, "practice", env("KAPBRIDGE_PRACTICE", defaultPractice), "the practice's namespace: resource ids and identifier systems derive from it (KAPBRIDGE_PRACTICE)")
 	logFormat := fs.String("log-format", env("KAPBRIDGE_LOG_FORMAT", "json"), "log format: json or text (KAPBRIDGE_LOG_FORMAT)")
 	envErr := limitFlags(fs, getenv, &cfg.Limits)
@@ -195,6 +200,7 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 	durFlag(&lim.QueueWait, "queue-wait", d.QueueWait, "how long a request waits for -max-in-flight or -body-budget-bytes before a 503")
 	intFlag(&lim.Resource.MaxArrayElements, "max-array-elements", d.Resource.MaxArrayElements, "most elements in one JSON array of a request body: 413 beyond")
 	intFlag(&lim.Resource.MaxNodes, "max-nodes", d.Resource.MaxNodes, "most JSON values (objects, arrays, scalars) in a request body: 413 beyond")
+	intFlag(&lim.Resource.MaxDepth, "max-depth", fhir.DefaultLimits.MaxDepth, fmt.Sprintf("deepest nesting of JSON objects and arrays in a request body (the root object is 1; the official R4 examples reach 21); at most %d: 400 beyond", fhir.MaxDepthBound))
 	intFlag(&lim.Resource.MaxStringBytes, "max-string-bytes", fhir.DefaultLimits.MaxStringBytes, "longest string (or member name) in a request body, bytes, narratives and base64Binary excepted; at most 1048576, FHIR's 1 MB rule: 400 beyond")
 	intFlag(&lim.Resource.MaxTotalStringBytes, "max-total-string-bytes", fhir.DefaultLimits.MaxTotalStringBytes, "most bytes of all the strings of a request body together, narratives and base64Binary included: 413 beyond")
 	intFlag(&lim.Search.MaxParams, "max-search-params", d.Search.MaxParams, "most criteria (name=value pairs) in one search or conditional request: 400 beyond")
@@ -219,6 +225,12 @@ func limitFlags(fs *flag.FlagSet, getenv func(string) string, lim *server.Limits
 		// longer ones whatever the parser allows, and stored versions are
 		// re-read (fhir.StoredLimits) under that bound, so a larger value
 		// would only mislead.
+		// Stored versions are re-read under fhir.MaxDepthBound
+		// (fhir.StoredLimits): a deeper setting would store what could
+		// not be read back.
+		if n := lim.Resource.MaxDepth; n > fhir.MaxDepthBound {
+			return usageError{fmt.Sprintf("-max-depth %d: at most %d", n, fhir.MaxDepthBound)}
+		}
 		if n := lim.Resource.MaxStringBytes; n > maxFHIRString {
 			return usageError{fmt.Sprintf("-max-string-bytes %d: at most %d (FHIR: strings SHALL NOT exceed 1 MB)", n, maxFHIRString)}
 		}
@@ -282,15 +294,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		changed = syncstore.Enqueue
 		apis = append(apis, jwksAPI{sync: ss})
 	}
-	applier := &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: cfg.Practice, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
-		Tenant: fhir.DefaultTenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
-	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier})
+	// Each practice (tenant) has its own Applier: the default one maps in
+	// the -practice namespace, another practice's authenticated clients
+	// write its own tenant in a namespace named after it.
+	pr := &practices{make: func(tenant, namespace string) *records.Applier {
+		return &records.Applier{Store: store, Mapper: &mappings.Mapper{Practice: namespace, Limits: cfg.Safety}, Writer: write.Writer{Base: cfg.BaseURL, Changed: changed},
+			Tenant: tenant, Checks: mappings.CheckConfig{Limits: cfg.Safety}}
+	}, store: store}
+	applier := pr.get(fhir.DefaultTenant, cfg.Practice)
+	practiceAPI := practice.NewAPI(practice.HTTPConfig{Logger: log, RequestTimeout: cfg.PracticeRequestTimeout, Applier: applier,
+		ForTenant: func(t string) *records.Applier { return pr.get(t, t) }})
 	apis = append(apis, practiceAPI)
 	// Overdue pending records raise their Flags every overdueSweep; the
 	// sweep ends (stop, then wait) before the store closes.
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
-	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, applier, cfg.Safety, overdueSweep, log) }()
+	go func() { defer close(sweepDone); sweepOverdue(sweepCtx, pr.all, cfg.Safety, overdueSweep, log) }()
 	defer func() { <-sweepDone }()
 	defer stopSweep()
 	lim := cfg.Limits.WithDefaults()
@@ -336,19 +355,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if ss == nil {
 			return errors.New("serve --sync: this store keeps no EHR connections")
 		}
-		conns, err := ss.Connections(ctx)
-		if err != nil {
-			return err
-		}
+		// Connections added or removed while it runs are followed
+		// (sync_supervise.go).
+		sup := &syncSupervisor{ss: ss, st: store, ap: applier, log: log, poll: 2 * time.Second, inbound: cfg.SyncInbound,
+			refresh: cfg.SyncRefresh, retention: cfg.SyncRetention}
 		syncDone = make(chan struct{})
-		go func() {
-			defer close(syncDone)
-			inDone := make(chan struct{})
-			go func() { defer close(inDone); RunInbound(syncCtx, conns, ss, store, applier, cfg.SyncInbound, log) }()
-			RunWorkers(syncCtx, conns, ss, store, 2*time.Second, log)
-			<-inDone
-		}()
-		log.Info("ehr sync workers running", "connections", len(conns))
+		go func() { defer close(syncDone); sup.Run(syncCtx) }()
+		log.Info("ehr sync workers running; following the stored connections", "refresh", cfg.SyncRefresh.String())
 	}
 
 	errc := make(chan error, 1)

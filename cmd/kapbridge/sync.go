@@ -30,6 +30,14 @@ const syncUsage = `usage:
                              per connection: pending, waiting patients and why, dead letters with the last error,
                              inbound conflicts (what each side holds, how it was resolved)
   kapbridge sync replay NAME send the connection's dead letters again
+  kapbridge sync discard NAME [TYPE/ID]
+                             drop the connection's dead letters (all, or that of one resource): they are not sent
+  kapbridge sync backfill NAME
+                             queue every record already in the store for the connection (ehr add does it; run again
+                             to resume one interrupted: what is queued stays queued once)
+  kapbridge sync prune [--retention 168h]
+                             delete what was fully delivered longer ago than the retention (sync run and
+                             serve --sync do it hourly); dead letters stay until replayed or discarded
 (each takes --store DSN, default $KAPBRIDGE_STORE or ./kapbridge-data/kapbridge.db)`
 
 func quietLogger(w io.Writer) *slog.Logger {
@@ -54,6 +62,8 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 	once := fs.Bool("once", false, "run: stop when nothing is due (rows waiting for a patient link or a retry stay queued)")
 	poll := fs.Duration("poll", 2*time.Second, "run: how often an idle worker looks for new changes")
 	inboundEvery := fs.Duration("inbound", defaultInboundInterval, "run: how often each EHR is polled for its changes to the linked patients")
+	refresh := fs.Duration("refresh", defaultSyncRefresh, "run: how often the stored connections are read again (one added or removed starts or stops)")
+	retention := fs.Duration("retention", defaultSyncRetention, "run, prune: how long what was fully delivered is kept")
 	practiceName := fs.String("practice", env("KAPBRIDGE_PRACTICE", "default"), "the practice's namespace, as import and serve use it (KAPBRIDGE_PRACTICE)")
 	var lim mappings.Limits
 	applyThresholds := thresholdFlags(fs, getenv, &lim)
@@ -64,7 +74,8 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if (sub == "replay") != (len(pos) == 1) || len(pos) > 1 {
+	args1 := map[string][2]int{"run": {0, 0}, "status": {0, 0}, "prune": {0, 0}, "replay": {1, 1}, "backfill": {1, 1}, "discard": {1, 2}}
+	if n, ok := args1[sub]; !ok || len(pos) < n[0] || len(pos) > n[1] {
 		return usageError{syncUsage}
 	}
 	if err := applyThresholds(); err != nil {
@@ -79,9 +90,9 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if *only != "" || sub == "replay" {
+	if *only != "" || len(pos) > 0 {
 		name := *only
-		if sub == "replay" {
+		if len(pos) > 0 {
 			name = pos[0]
 		}
 		c, err := ss.Connection(ctx, name)
@@ -108,12 +119,8 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 			// before the failures.
 			return errors.Join(syncStatus(ctx, ss, st, conns, stdout), outErr, inErr)
 		}
-		fmt.Fprintf(stdout, "syncing %d EHR connection(s), polling them for their changes every %s; stop with Ctrl-C (leases are released)\n", len(conns), *inboundEvery)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); RunInbound(ctx, conns, ss, st, ap, *inboundEvery, log) }()
-		RunWorkers(ctx, conns, ss, st, *poll, log)
-		wg.Wait()
+		fmt.Fprintf(stdout, "syncing %d EHR connection(s), polling them for their changes every %s, following connections added or removed; stop with Ctrl-C (leases are released)\n", len(conns), *inboundEvery)
+		(&syncSupervisor{ss: ss, st: st, ap: ap, log: log, only: *only, poll: *poll, inbound: *inboundEvery, refresh: *refresh, retention: *retention}).Run(ctx)
 		return nil
 	case "status":
 		return syncStatus(ctx, ss, st, conns, stdout)
@@ -123,6 +130,29 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		fmt.Fprintf(stdout, "requeued %d dead letter(s) of %s; they go on the next sync\n", n, conns[0].Name)
+		return nil
+	case "discard":
+		ref := ""
+		if len(pos) == 2 {
+			ref = pos[1]
+			if _, _, ok := syncstore.SplitRef(ref); !ok {
+				return usageError{"sync discard: " + ref + " is not TYPE/ID\n" + syncUsage}
+			}
+		}
+		n, err := ss.Discard(ctx, conns[0].Name, ref)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "discarded %d dead letter(s) of %s: they will not be sent\n", n, conns[0].Name)
+		return nil
+	case "backfill":
+		return backfill(ctx, ss, conns[0].Name, stdout)
+	case "prune":
+		m, d, err := ss.Prune(ctx, time.Now().Add(-*retention))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pruned %d outbox message(s) and %d delivery row(s) fully delivered more than %s ago\n", m, d, *retention)
 		return nil
 	}
 	return usageError{syncUsage}
@@ -245,10 +275,19 @@ func syncStatus(ctx context.Context, ss syncstore.Store, st any, conns []syncsto
 		if err != nil {
 			return err
 		}
-		var held []syncstore.Delivery
+		var held, undeleted []syncstore.Delivery
 		for _, d := range done {
-			if strings.HasPrefix(d.LastError, "held back") {
+			switch {
+			case strings.HasPrefix(d.LastError, "held back"):
 				held = append(held, d)
+			case strings.HasPrefix(d.LastError, ehr.NoteDeletionNotSent):
+				undeleted = append(undeleted, d)
+			}
+		}
+		if len(undeleted) > 0 {
+			fmt.Fprintf(stdout, "  deletions not sent (%d):\n", len(undeleted))
+			for _, d := range undeleted {
+				fmt.Fprintf(stdout, "    %s: %s\n", d.Ref(), oneLine(strings.TrimPrefix(d.LastError, ehr.NoteDeletionNotSent+": "), 300))
 			}
 		}
 		if len(held) > 0 {
@@ -268,6 +307,9 @@ func syncStatus(ctx context.Context, ss syncstore.Store, st any, conns []syncsto
 			}
 		}
 		if err := inboundConflicts(ctx, st, c.Name, stdout); err != nil {
+			return err
+		}
+		if err := inboundUnused(ctx, st, c.Name, stdout); err != nil {
 			return err
 		}
 	}

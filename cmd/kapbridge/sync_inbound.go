@@ -158,6 +158,28 @@ func inboundConflicts(ctx context.Context, st any, conn string, w io.Writer) err
 	return nil
 }
 
+// inboundUnused lists what came back from a connection's EHR and could
+// not be used: type, remote id and version, and why.
+func inboundUnused(ctx context.Context, st any, conn string, w io.Writer) error {
+	in, ok := st.(inboundstore.Store)
+	if !ok {
+		return nil
+	}
+	us, err := in.InboundUnused(ctx, conn)
+	if err != nil || len(us) == 0 {
+		return err
+	}
+	fmt.Fprintf(w, "  inbound resources not used (%d):\n", len(us))
+	for _, u := range us {
+		ref := u.Type + "/" + u.RemoteID
+		if u.VersionID != "" {
+			ref += "/_history/" + u.VersionID
+		}
+		fmt.Fprintf(w, "    %s %s: %s: %s\n", u.Connection, ref, u.Outcome, oneLine(u.Reason, 300))
+	}
+	return nil
+}
+
 // inboundApplier is the applier the inbound poll maps through: the one
 // serve builds (practice, safety thresholds and their checks, every write
 // enqueued for the EHRs), so what comes back from an EHR is judged as a

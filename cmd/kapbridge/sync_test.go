@@ -303,10 +303,15 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/ehr-im"},
 	"effectiveDateTime":"` + when + `","valueQuantity":{"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
 	hrID := send(http.MethodPost, "Observation", []byte(hr))
+	// A glucose reading: no practice record carries it, so it comes back
+	// and is not used; sync status lists it with the reason.
+	glucoseID := send(http.MethodPost, "Observation", []byte(strings.NewReplacer(`"8867-4","display":"Heart rate"`, `"2339-0","display":"Glucose"`,
+		`"value":93,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"`, `"value":98,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"`).Replace(hr)))
 	// The EHR's edit: another value, and its own meta (no gateway tag).
 	delete(own, "meta")
 	vq := own["valueQuantity"].(map[string]any)
-	vq["value"] = vq["value"].(float64) + 17
+	practiceValue := vq["value"].(float64)
+	vq["value"] = practiceValue + 17
 	data, _ := json.Marshal(own)
 	send(http.MethodPut, "Observation/"+ownKey.ID, data)
 
@@ -337,6 +342,9 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	if !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "Observation/"+ownKey.ID) || !strings.Contains(st, "owned by the practice") {
 		t.Errorf("sync status does not list the conflict:\n%s", st)
 	}
+	if !strings.Contains(st, "inbound resources not used (") || !strings.Contains(st, "epic Observation/"+glucoseID+"/_history/1: kept: ") {
+		t.Errorf("sync status does not list the glucose reading that was not used, with its reason:\n%s", st)
+	}
 
 	// An EHR that refuses everything (polled first: connections go by
 	// name) fails the run, and the other is still polled. (A refused
@@ -366,6 +374,22 @@ func inboundRoundTrip(t *testing.T, cmd func(...string) string, try func(...stri
 	}
 	if copies != 1 {
 		t.Errorf("the EHR holds %d heart rates of 93 after the gateway took its own in, want 1 (no echo written back)", copies)
+	}
+
+	// The conflict went the practice's way, and the runs since wrote the
+	// practice's value back over the EHR's edit; taking that version in
+	// again is an echo, no second conflict.
+	cur, err := ehrStore.Read(t.Context(), ownKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now map[string]any
+	json.Unmarshal(cur.JSON, &now)
+	if v, _ := now["valueQuantity"].(map[string]any)["value"].(float64); v != practiceValue {
+		t.Errorf("after the conflict the EHR's Observation/%s holds %v, want the practice's %v written back", ownKey.ID, v, practiceValue)
+	}
+	if st := cmd("sync", "status"); !strings.Contains(st, "inbound conflicts (1)") || !strings.Contains(st, "writes the practice's version over it") {
+		t.Errorf("after the practice's version was written back, sync status:\n%s", st)
 	}
 }
 

@@ -105,21 +105,24 @@ const overdueSweep = 15 * time.Minute
 // sweepOverdue raises, every interval until ctx is done, the Flag of each
 // safety-relevant record pending longer than lim allows
 // (records.Applier.FlagOverdue). It logs ids and counts only (no PHI).
-func sweepOverdue(ctx context.Context, ap *records.Applier, lim mappings.Limits, interval time.Duration, log *slog.Logger) {
+// Every practice's records are swept (appliers lists them).
+func sweepOverdue(ctx context.Context, appliers func(context.Context) []*records.Applier, lim mappings.Limits, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		flagged, unflagged, err := ap.FlagOverdue(ctx, time.Now(), lim.PendingMax())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("overdue pending records: raising their flags failed", "error", err)
-		case len(flagged)+len(unflagged) > 0:
-			ids := make([]string, 0, len(flagged)+len(unflagged))
-			for _, p := range append(flagged, unflagged...) {
-				ids = append(ids, string(p.Kind)+"/"+p.ID)
+		for _, ap := range appliers(ctx) {
+			flagged, unflagged, err := ap.FlagOverdue(ctx, time.Now(), lim.PendingMax())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Error("overdue pending records: raising their flags failed", "practice", ap.Tenant, "error", err)
+			case len(flagged)+len(unflagged) > 0:
+				ids := make([]string, 0, len(flagged)+len(unflagged))
+				for _, p := range append(flagged, unflagged...) {
+					ids = append(ids, string(p.Kind)+"/"+p.ID)
+				}
+				log.Warn("safety-relevant records pending past the limit", "practice", ap.Tenant, "flagged", len(flagged), "not_flagged", len(unflagged), "records", ids,
+					"listing", "GET /practice/v1/records?state=pending")
 			}
-			log.Warn("safety-relevant records pending past the limit", "flagged", len(flagged), "without_patient", len(unflagged), "records", ids,
-				"listing", "GET /practice/v1/records?state=pending")
 		}
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -39,6 +40,18 @@ type Record struct {
 	Address string
 	// Type and ID name the resource the path names, when it does.
 	Type, ID string
+	// Bundle is, for a POST of a Bundle at the base, its type ("batch" or
+	// "transaction"), when known.
+	Bundle string
+	// Entry is, for the record of one entry of a batch or transaction, its
+	// position in the Bundle (1 the first); 0 for a request. An entry's
+	// record has the Bundle request's RequestID, When, client and address,
+	// and the entry's own Method, Path (relative to the base), Status
+	// (what became of the entry) and resource.
+	Entry int
+	// Note says more about the outcome: why an entry was not processed
+	// (the Bundle refused, the transaction rolled back).
+	Note string
 }
 
 // Interaction is the FHIR restful-interaction the request was, and the
@@ -58,7 +71,10 @@ func (r Record) Interaction() (code, action string) {
 		}
 		return "practice-write", "U"
 	case n == 0 && r.Method == http.MethodPost:
-		return "batch", "E" // batch or transaction
+		if r.Bundle == "transaction" {
+			return "transaction", "E"
+		}
+		return "batch", "E" // a batch, or a Bundle not read
 	case n >= 1 && strings.HasPrefix(segs[n-1], "$"):
 		return "operation", "E"
 	case n == 1 && segs[0] == "_history":
@@ -118,6 +134,9 @@ const (
 	// X-Request-Id.
 	SysClient  = "urn:kapbridge:client"
 	SysRequest = "urn:kapbridge:request-id"
+	// SysEntry identifies an entry of a batch or transaction: its
+	// request's id, "#", its position in the Bundle (1 the first).
+	SysEntry = "urn:kapbridge:bundle-entry"
 )
 
 type coding struct {
@@ -139,6 +158,8 @@ type reference struct {
 
 type event struct {
 	ResourceType string   `json:"resourceType"`
+	ID           string   `json:"id,omitempty"`
+	Meta         *meta    `json:"meta,omitempty"`
 	Type         coding   `json:"type"`
 	Subtype      []coding `json:"subtype"`
 	Action       string   `json:"action"`
@@ -148,6 +169,11 @@ type event struct {
 	Agent        []agent  `json:"agent"`
 	Source       source   `json:"source"`
 	Entity       []entity `json:"entity"`
+}
+
+type meta struct {
+	VersionID   string `json:"versionId"`
+	LastUpdated string `json:"lastUpdated"`
 }
 
 type agent struct {
@@ -173,7 +199,27 @@ type entity struct {
 }
 
 // JSON is the AuditEvent of r, without id and meta (the store sets them).
-func (r Record) JSON() []byte {
+func (r Record) JSON() []byte { return r.encode(r.event()) }
+
+// Stored is the AuditEvent of r as stored: with id, and meta as the first
+// version written at ts (write.Stamp's layout), so the trail stores it
+// without parsing it back (trail.go).
+func (r Record) Stored(id string, ts time.Time) []byte {
+	ev := r.event()
+	ev.ID = id
+	ev.Meta = &meta{VersionID: "1", LastUpdated: ts.UTC().Format("2006-01-02T15:04:05.000000Z07:00")}
+	return r.encode(ev)
+}
+
+func (r Record) encode(ev event) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as fhir.Value.Encode writes strings
+	_ = enc.Encode(ev)       // plain strings and structs: always encodes
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+func (r Record) event() event {
 	code, action := r.Interaction()
 	who := reference{Display: "unauthenticated"}
 	if r.ClientID != "" {
@@ -183,6 +229,20 @@ func (r Record) JSON() []byte {
 	if r.Address != "" {
 		ag.Network = &network{Address: r.Address, Type: "2"} // 2: IP address
 	}
+	desc := r.Method + " " + r.Path + " answered " + http.StatusText(r.Status) + " (" + itoa(r.Status) + ")"
+	reqEntity := entity{What: reference{Identifier: &identifier{System: SysRequest, Value: r.RequestID}},
+		Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"}, Description: "the request"}
+	if r.Entry > 0 {
+		// Linked to the Bundle's own event by the request id they share.
+		desc = "Bundle entry " + itoa(r.Entry) + ": " + r.Method + " " + r.Path + ": " + itoa(r.Status) + " " + http.StatusText(r.Status)
+		reqEntity.Description = "the request whose Bundle holds this entry"
+		if r.Bundle != "" {
+			reqEntity.Description = "the request whose " + r.Bundle + " Bundle holds this entry"
+		}
+	}
+	if r.Note != "" {
+		desc += " (" + r.Note + ")"
+	}
 	ev := event{
 		ResourceType: "AuditEvent",
 		Type:         coding{System: sysEventType, Code: "rest", Display: "RESTful Operation"},
@@ -190,19 +250,21 @@ func (r Record) JSON() []byte {
 		Action:       action,
 		Recorded:     r.When.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		Outcome:      Outcome(r.Status),
-		OutcomeDesc:  r.Method + " " + r.Path + " answered " + http.StatusText(r.Status) + " (" + itoa(r.Status) + ")",
+		OutcomeDesc:  desc,
 		Agent:        []agent{ag},
 		Source: source{Observer: reference{Display: "kapbridge"},
 			Type: []coding{{System: sysSourceType, Code: "4", Display: "Application Server"}}},
-		Entity: []entity{{What: reference{Identifier: &identifier{System: SysRequest, Value: r.RequestID}},
-			Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"}, Description: "the request"}},
+		Entity: []entity{reqEntity},
+	}
+	if r.Entry > 0 {
+		ev.Entity = append(ev.Entity, entity{What: reference{Identifier: &identifier{System: SysEntry, Value: r.RequestID + "#" + itoa(r.Entry)}},
+			Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"}, Description: "Bundle entry " + itoa(r.Entry)})
 	}
 	if r.Type != "" && r.ID != "" && !strings.HasPrefix(r.ID, "$") && !strings.HasPrefix(r.ID, "_") {
 		ev.Entity = append(ev.Entity, entity{What: reference{Reference: r.Type + "/" + r.ID},
 			Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"}})
 	}
-	b, _ := json.Marshal(ev) // plain strings and structs: always encodes
-	return b
+	return ev
 }
 
 func itoa(n int) string {

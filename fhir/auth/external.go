@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -26,6 +28,11 @@ type External struct {
 	Store                     Store
 	Fetcher                   smart.JWKSFetcher // nil: a Fetcher
 	Now                       func() time.Time
+
+	cache    externalCache
+	verified atomic.Int64 // full verifications, for tests
+	once     sync.Once
+	clients  *clientStates
 }
 
 func (x *External) now() time.Time {
@@ -35,19 +42,80 @@ func (x *External) now() time.Time {
 	return time.Now()
 }
 
+// externalToken is what a verified external token says, cached per token
+// until it expires: the signature and claims are checked once.
+type externalToken struct {
+	clientID, jti, kid, alg string
+	asked                   smart.Scopes
+	expiry                  time.Time
+}
+
 // Verify checks an external access token; errors wrap ErrUnauthorized.
+// The signature and claims are verified once per token and the result
+// cached until the token's exp; on every request, the token must still
+// be unexpired, its signing key still published by the provider (the JWK
+// Set as the Fetcher caches it, so a key the provider withdraws stops
+// verifying when its cached set goes stale) and its client registered and
+// enabled (looked up in the store, so disabling the client refuses its
+// tokens at once).
 func (x *External) Verify(ctx context.Context, token string) (*Principal, error) {
 	if x.Fetcher == nil {
 		x.Fetcher = &Fetcher{Now: x.Now}
 	}
+	now := x.now()
+	t, ok := x.cache.get(token, now)
+	if !ok {
+		var err error
+		if t, err = x.verify(ctx, token); err != nil {
+			return nil, err
+		}
+		if !now.Before(t.expiry) {
+			// The library's leeway is for iat and nbf (clock skew); a
+			// token ends at its exp, cached or not.
+			return nil, fmt.Errorf("%w: external token: expired at %s", ErrUnauthorized, t.expiry.UTC().Format(time.RFC3339))
+		}
+		x.cache.put(token, t, now)
+	} else {
+		set, err := x.Fetcher.FetchJWKS(ctx, x.JWKSURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: external token: the provider's keys: %w", ErrUnauthorized, err)
+		}
+		if _, err := set.Key(t.kid, t.alg); err != nil {
+			x.cache.drop(token)
+			return nil, fmt.Errorf("%w: external token: its signing key is no longer published: %w", ErrUnauthorized, err)
+		}
+	}
+	x.once.Do(func() { x.clients = newClientStates(x.Store) })
+	row, err := x.clients.get(ctx, t.clientID)
+	switch {
+	case errors.Is(err, ErrNoClient):
+		return nil, fmt.Errorf("%w: external token for %q, not a registered client", ErrUnauthorized, t.clientID)
+	case err != nil:
+		return nil, err
+	case row.Disabled:
+		return nil, fmt.Errorf("%w: client %q is disabled", ErrUnauthorized, t.clientID)
+	}
+	allowed, err := smart.ParseScopes(row.Scopes)
+	if err != nil {
+		return nil, fmt.Errorf("auth: client %q: stored scopes: %w", row.ID, err)
+	}
+	return &Principal{ClientID: t.clientID, Tenant: row.Tenant, Recipient: row.Recipient, Scopes: t.asked.Within(allowed),
+		TokenID: t.jti, Expiry: t.expiry}, nil
+}
+
+// verify checks the token's signature and claims.
+func (x *External) verify(ctx context.Context, token string) (*externalToken, error) {
+	x.verified.Add(1)
 	claims := jwt.MapClaims{}
+	var kid, alg string
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
+		alg = t.Method.Alg()
 		set, err := x.Fetcher.FetchJWKS(ctx, x.JWKSURL)
 		if err != nil {
 			return nil, err
 		}
-		k, err := set.Key(kid, t.Method.Alg())
+		k, err := set.Key(kid, alg)
 		if err != nil {
 			return nil, err
 		}
@@ -64,19 +132,6 @@ func (x *External) Verify(ctx context.Context, token string) (*Principal, error)
 			break
 		}
 	}
-	row, err := x.Store.AuthClient(ctx, id)
-	switch {
-	case errors.Is(err, ErrNoClient):
-		return nil, fmt.Errorf("%w: external token for %q, not a registered client", ErrUnauthorized, id)
-	case err != nil:
-		return nil, err
-	case row.Disabled:
-		return nil, fmt.Errorf("%w: client %q is disabled", ErrUnauthorized, id)
-	}
-	client, err := ClientOf(row)
-	if err != nil {
-		return nil, err
-	}
 	scope, _ := claims["scope"].(string)
 	asked, err := smart.ParseScopes(scope)
 	if err != nil {
@@ -84,8 +139,48 @@ func (x *External) Verify(ctx context.Context, token string) (*Principal, error)
 	}
 	jti, _ := claims["jti"].(string)
 	exp, _ := claims.GetExpirationTime()
-	return &Principal{ClientID: id, Tenant: row.Tenant, Recipient: row.Recipient, Scopes: asked.Within(client.Scopes),
-		TokenID: jti, Expiry: exp.Time}, nil
+	return &externalToken{clientID: id, jti: jti, kid: kid, alg: alg, asked: asked, expiry: exp.Time}, nil
+}
+
+// externalCache remembers verified external tokens until they expire.
+type externalCache struct {
+	mu sync.Mutex
+	m  map[string]*externalToken
+}
+
+func (c *externalCache) get(tok string, now time.Time) (*externalToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[tok]
+	if !ok || !now.Before(t.expiry) {
+		return nil, false
+	}
+	return t, true
+}
+
+func (c *externalCache) put(tok string, t *externalToken, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*externalToken{}
+	}
+	if len(c.m) >= maxCachedTokens {
+		for k, e := range c.m {
+			if !now.Before(e.expiry) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCachedTokens {
+			clear(c.m) // only costs a verification per token
+		}
+	}
+	c.m[tok] = t
+}
+
+func (c *externalCache) drop(tok string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, tok)
 }
 
 // Verifiers checks a token with the gateway, or with External when the

@@ -46,8 +46,9 @@ type Gateway struct {
 	lifetime time.Duration
 	fetcher  smart.JWKSFetcher
 
-	issuer atomic.Pointer[smart.Issuer]
-	cache  tokenCache
+	issuer  atomic.Pointer[smart.Issuer]
+	cache   tokenCache
+	clients *clientStates
 }
 
 // GatewayConfig configures NewGateway.
@@ -73,7 +74,7 @@ func NewGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 		return nil, errors.New("auth: a Gateway needs a Store and a BaseURL")
 	}
 	g := &Gateway{store: cfg.Store, base: strings.TrimRight(cfg.BaseURL, "/"), now: cfg.Now,
-		lifetime: cfg.Lifetime, fetcher: cfg.Fetcher}
+		lifetime: cfg.Lifetime, fetcher: cfg.Fetcher, clients: newClientStates(cfg.Store)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -152,43 +153,38 @@ func (g *Gateway) JWKSHandler() http.Handler {
 // ErrUnauthorized is wrapped by every refusal of Verify.
 var ErrUnauthorized = errors.New("auth: the access token is not accepted")
 
-// clientRecheck is how often a cached token's client is looked up again,
-// so disabling a client takes effect within it, not at token expiry.
-const clientRecheck = 30 * time.Second
-
 // Verify checks an access token: signed by one of the gateway's keys,
 // issued by and for this gateway, not expired, its client registered and
-// enabled. The answer for a token is cached until it expires; its client
-// is looked up again every 30 s. The error wraps ErrUnauthorized and says
+// enabled. The signature and claims of a token are checked once and the
+// answer cached until the token expires; its client's state is checked
+// against the store on every request (clientstate.go: the clients'
+// generation, read once for all the requests waiting for it, and the row
+// again when that has moved), so disabling a client refuses its tokens at
+// once, whichever process disabled it (the CLI, or another replica on
+// PostgreSQL). The error wraps ErrUnauthorized and says
 // why, for the log; a caller is only told the token is invalid.
 func (g *Gateway) Verify(ctx context.Context, token string) (*Principal, error) {
 	now := g.now()
-	if p, checked, ok := g.cache.get(token, now); ok {
-		if now.Sub(checked) < clientRecheck {
-			return p, nil
+	p, ok := g.cache.get(token, now)
+	if !ok {
+		at, err := g.issuer.Load().Verify(token)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 		}
-		q := *p // cached Principals are shared: never changed
-		if err := g.checkClient(ctx, &q); err != nil {
-			g.cache.drop(token)
-			return nil, err
-		}
-		g.cache.put(token, &q, now)
-		return &q, nil
+		p = &Principal{ClientID: at.ClientID, Scopes: at.Scopes, TokenID: at.ID, Expiry: at.Expiry}
+		g.cache.put(token, p, now)
 	}
-	at, err := g.issuer.Load().Verify(token)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
-	}
-	p := &Principal{ClientID: at.ClientID, Scopes: at.Scopes, TokenID: at.ID, Expiry: at.Expiry}
-	if err := g.checkClient(ctx, p); err != nil {
+	q := *p // cached Principals are shared: never changed
+	if err := checkClient(ctx, g.clients, &q); err != nil {
 		return nil, err
 	}
-	g.cache.put(token, p, now)
-	return p, nil
+	return &q, nil
 }
 
-func (g *Gateway) checkClient(ctx context.Context, p *Principal) error {
-	row, err := g.store.AuthClient(ctx, p.ClientID)
+// checkClient looks p's client up: refused when it is gone or disabled;
+// otherwise p takes its current practice and recipient.
+func checkClient(ctx context.Context, cs *clientStates, p *Principal) error {
+	row, err := cs.get(ctx, p.ClientID)
 	switch {
 	case errors.Is(err, ErrNoClient):
 		return fmt.Errorf("%w: client %q is no longer registered", ErrUnauthorized, p.ClientID)
@@ -201,38 +197,35 @@ func (g *Gateway) checkClient(ctx context.Context, p *Principal) error {
 	return nil
 }
 
-// tokenCache remembers verified tokens until they expire.
+// tokenCache remembers verified tokens until they expire: the principal
+// of the token, without its client's practice and recipient (looked up
+// per request).
 type tokenCache struct {
 	mu sync.Mutex
-	m  map[string]cachedToken
-}
-
-type cachedToken struct {
-	p       *Principal
-	checked time.Time
+	m  map[string]*Principal
 }
 
 const maxCachedTokens = 100_000
 
-func (c *tokenCache) get(tok string, now time.Time) (*Principal, time.Time, bool) {
+func (c *tokenCache) get(tok string, now time.Time) (*Principal, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[tok]
-	if !ok || !now.Before(e.p.Expiry) {
-		return nil, time.Time{}, false
+	p, ok := c.m[tok]
+	if !ok || !now.Before(p.Expiry) {
+		return nil, false
 	}
-	return e.p, e.checked, true
+	return p, true
 }
 
 func (c *tokenCache) put(tok string, p *Principal, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]cachedToken{}
+		c.m = map[string]*Principal{}
 	}
 	if len(c.m) >= maxCachedTokens {
-		for k, e := range c.m {
-			if !now.Before(e.p.Expiry) {
+		for k, p := range c.m {
+			if !now.Before(p.Expiry) {
 				delete(c.m, k)
 			}
 		}
@@ -240,13 +233,7 @@ func (c *tokenCache) put(tok string, p *Principal, now time.Time) {
 			clear(c.m) // only costs a verification per token
 		}
 	}
-	c.m[tok] = cachedToken{p: p, checked: now}
-}
-
-func (c *tokenCache) drop(tok string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, tok)
+	c.m[tok] = p
 }
 
 // Issue answers a token request (the POST form) in the process, as the

@@ -110,8 +110,8 @@ func searchsetAll(t *testing.T, c *apiClient, path string) (ids []string, sizes 
 }
 
 // apiTestEverythingPaging: Patient/$everything with _count (paging whose
-// pages do not shift under writes), _type and _since; anything else is
-// refused, not ignored.
+// pages do not shift under writes), _type, _since, start and end;
+// anything else is refused, not ignored.
 func apiTestEverythingPaging(t *testing.T, c *apiClient) {
 	put := func(path, body string) {
 		t.Helper()
@@ -181,7 +181,8 @@ func apiTestEverythingPaging(t *testing.T, c *apiClient) {
 			t.Errorf("$everything?%s: %v (total %d)\n want %s", tc.query, got, total, tc.want)
 		}
 	}
-	for _, q := range []string{"_type=Nope", "_type=Organization", "_count=0", "_count=x", "_since=yesterday", "_cursor=garbage", "start=2020-01-01", "_count=1&_count=2"} {
+	for _, q := range []string{"_type=Nope", "_type=Organization", "_count=0", "_count=x", "_since=yesterday", "_cursor=garbage", "_count=1&_count=2",
+		"start=yesterday", "end=2020-13-45", "start=2024-02-01&end=2024-01-01", "start=2020&start=2021", "_elements=id"} {
 		t.Run(q, func(t *testing.T) {
 			assertOutcome(t, c.in(t).do("GET", "/Patient/ev1/$everything?"+q, nil), http.StatusBadRequest)
 		})
@@ -193,6 +194,34 @@ func apiTestEverythingPaging(t *testing.T, c *apiClient) {
 	raw, _, _ = strings.Cut(raw, "&")
 	assertOutcome(t, c.do("GET", "/Patient/ev1/$everything?_count=2&_type=Observation&_cursor="+raw, nil), http.StatusBadRequest)
 	assertOutcome(t, c.do("GET", "/Patient/ev2/$everything?_count=2&_cursor="+raw, nil), http.StatusBadRequest)
+
+	// start and end: care dates, by each type's date search parameter
+	// (Observation.effective, Encounter.period); the Patient and resources
+	// without such a date (a Condition, an Observation without effective)
+	// stay in.
+	put("/Patient/ev3", `{"resourceType":"Patient","id":"ev3"}`)
+	dated := func(id, effective string) {
+		t.Helper()
+		put("/Observation/"+id, fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/ev3"}%s}`, id, effective))
+	}
+	dated("ev3-d2023", `,"effectiveDateTime":"2023-06-01"`)
+	dated("ev3-d2024", `,"effectiveDateTime":"2024-03-05T10:00:00Z"`)
+	dated("ev3-p", `,"effectivePeriod":{"start":"2023-12-20","end":"2024-01-05"}`)
+	dated("ev3-nodate", "")
+	put("/Condition/ev3-c", `{"resourceType":"Condition","id":"ev3-c","subject":{"reference":"Patient/ev3"}}`)
+	put("/Encounter/ev3-e", `{"resourceType":"Encounter","id":"ev3-e","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/ev3"},"period":{"start":"2024-02-01T09:00:00Z","end":"2024-02-01T10:00:00Z"}}`)
+	for _, tc := range []struct{ query, want string }{
+		{"start=2024-01-01", "Patient/ev3 Condition/ev3-c Encounter/ev3-e Observation/ev3-d2024 Observation/ev3-nodate Observation/ev3-p"},
+		{"end=2023-12-31", "Patient/ev3 Condition/ev3-c Observation/ev3-d2023 Observation/ev3-nodate Observation/ev3-p"},
+		{"start=2024-01&end=2024-02", "Patient/ev3 Condition/ev3-c Encounter/ev3-e Observation/ev3-nodate Observation/ev3-p"},
+		{"start=2024-01-06&end=2024-01-31", "Patient/ev3 Condition/ev3-c Observation/ev3-nodate"},
+		{"start=2024-01-01&_type=Observation&_count=1", "Observation/ev3-d2024 Observation/ev3-nodate Observation/ev3-p"},
+	} {
+		got, _, total := searchsetAll(t, c, "/Patient/ev3/$everything?"+tc.query)
+		if strings.Join(got, " ") != tc.want || total != len(got) {
+			t.Errorf("$everything?%s: %v (total %d)\n want %s", tc.query, got, total, tc.want)
+		}
+	}
 }
 
 // apiTestPatch: JSON Patch and FHIRPath Patch, with If-Match, conditional

@@ -111,3 +111,89 @@ func hugeExponent(lit string) bool {
 	e, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
 	return err != nil || e > 400 || e < -400
 }
+
+// References returns the string nodes of p's values that hold a
+// Reference.reference: a "reference" member anywhere inside a value, a
+// FHIRPath Patch part named "reference", an operation whose name is
+// "reference" or whose path ends at one, or (JSON Patch) a string value
+// whose path ends at "reference". A transaction rewrites those that name
+// another entry's fullUrl (urn:uuid:...) or are conditional, before p is
+// applied, as it does in the entries' resources (http.html#trules). The
+// nodes are p's own: setting their Str changes what p writes.
+func References(p Patch) []*fhir.Value {
+	var out []*fhir.Value
+	var walk func(v *fhir.Value)
+	walk = func(v *fhir.Value) {
+		if v == nil {
+			return
+		}
+		switch v.Kind {
+		case fhir.KindObject:
+			for _, m := range v.Members {
+				if m.Key == "reference" && m.Value != nil && m.Value.Kind == fhir.KindString {
+					out = append(out, m.Value)
+					continue
+				}
+				walk(m.Value)
+			}
+		case fhir.KindArray:
+			for _, x := range v.Array {
+				walk(x)
+			}
+		}
+	}
+	switch p := p.(type) {
+	case JSONPatch:
+		for _, op := range p {
+			if !op.hasValue || op.value == nil {
+				continue
+			}
+			if op.value.Kind == fhir.KindString && len(op.path) > 0 && op.path[len(op.path)-1] == "reference" {
+				out = append(out, op.value)
+				continue
+			}
+			walk(op.value)
+		}
+	case FHIRPathPatch:
+		for _, op := range p {
+			if op.value != nil && op.value.Kind == fhir.KindString && (op.name == "reference" || op.name == "" && strings.HasSuffix(op.path, ".reference")) {
+				out = append(out, op.value)
+				continue
+			}
+			walk(op.value)
+			parts(op.valueParts, &out, walk)
+		}
+	}
+	return out
+}
+
+// parts collects the valueString of FHIRPath Patch parts named
+// "reference" (a Reference built from parts), walking the others' values.
+func parts(list *fhir.Value, out *[]*fhir.Value, walk func(*fhir.Value)) {
+	if list == nil {
+		return
+	}
+	items := list.Array
+	if list.Kind != fhir.KindArray {
+		items = []*fhir.Value{list}
+	}
+	for _, part := range items {
+		if part == nil || part.Kind != fhir.KindObject {
+			continue
+		}
+		if part.GetString("name") == "reference" {
+			if s := part.Get("valueString"); s != nil && s.Kind == fhir.KindString {
+				*out = append(*out, s)
+				continue
+			}
+		}
+		for _, m := range part.Members {
+			switch {
+			case m.Key == "part":
+				parts(m.Value, out, walk)
+			case strings.HasPrefix(m.Key, "value"):
+				walk(m.Value)
+			}
+		}
+	}
+}

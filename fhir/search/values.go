@@ -37,6 +37,10 @@ func NormalizeString(s string) string {
 	return strings.ToLower(out)
 }
 
+// DateRange is dateRange, for callers outside the package ($everything's
+// start and end).
+func DateRange(s string) (lo, hi int64, ok bool) { return dateRange(s) }
+
 // dateRange reads a FHIR date, dateTime or instant (or a search value of
 // the same form, which may stop at minutes) and returns its implicit range
 // in Unix microseconds UTC, inclusive: "2024" is all of 2024. A value

@@ -162,16 +162,28 @@ func (s *Server) authorize(c *gin.Context) {
 			// same entries; a body it cannot read is decided as one whose
 			// entries may reach every type (Opaque).
 			body, err := peekBody(c)
-			entries, berr := bundleCalls(s.base, body)
+			entries, kind, berr := bundleCalls(s.base, body)
 			if err != nil || berr != nil {
 				call.Opaque = true
 			}
 			call.Entries = entries
+			if len(entries) > 0 { // for the audit of each entry
+				c.Set(ctxBundleCalls, entries)
+				c.Set(ctxBundleKind, kind)
+			}
 		}
 	}
 	if err := auth.Decide(p.Scopes, call); err != nil {
 		s.refuse(c, err, p)
 		return
+	}
+	if p.Tenant != fhir.DefaultTenant {
+		// Another practice reads the shared conformance resources of the
+		// default one, and only reads them (auth/shared.go).
+		if err := auth.DecideShared(call); err != nil {
+			s.refuse(c, err, p)
+			return
+		}
 	}
 	if p.Recipient != "" { // a prescriber's client: the patient's Consent decides (auth_consent.go)
 		if err := s.consentGate(c, p); err != nil {
@@ -198,16 +210,17 @@ func (e errReader) Read([]byte) (int, error) {
 }
 
 // bundleCalls reads the request of each entry of a batch or transaction
-// Bundle.
-func bundleCalls(base string, body []byte) ([]auth.Call, error) {
+// Bundle, and its type.
+func bundleCalls(base string, body []byte) ([]auth.Call, string, error) {
 	lim := fhir.StoredLimits
 	root, err := fhir.ParseJSON(body, lim)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if root.GetString("resourceType") != "Bundle" {
-		return nil, errors.New("not a Bundle")
+		return nil, "", errors.New("not a Bundle")
 	}
+	kind := root.GetString("type")
 	var out []auth.Call
 	for _, e := range list(root.Get("entry")) {
 		req := e.Get("request")
@@ -216,14 +229,14 @@ func bundleCalls(base string, body []byte) ([]auth.Call, error) {
 		}
 		method, raw := req.GetString("method"), req.GetString("url")
 		if method == "" || raw == "" {
-			return nil, errors.New("an entry's request has no method or url")
+			return nil, kind, errors.New("an entry's request has no method or url")
 		}
 		if strings.HasPrefix(raw, base+"/") {
 			raw = strings.TrimPrefix(raw, base)
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, err
+			return nil, kind, err
 		}
 		path := u.Path
 		if !strings.HasPrefix(path, "/") {
@@ -231,7 +244,7 @@ func bundleCalls(base string, body []byte) ([]auth.Call, error) {
 		}
 		out = append(out, auth.Call{Method: strings.ToUpper(method), Path: path, Query: u.Query(), IfNoneExist: req.GetString("ifNoneExist")})
 	}
-	return out, nil
+	return out, kind, nil
 }
 
 // refuse answers err (401 or 403) as an OperationOutcome and stops the

@@ -43,7 +43,19 @@ func (s *Server) auditTrail() gin.HandlerFunc {
 				}
 			}
 		}
+		r.Bundle = c.GetString(ctxBundleKind)
 		_ = s.auth.Audit.Record(r) // waits when the trail is behind; logs what it cannot write
+		// A batch or transaction: an event per entry too (audit_entries.go).
+		var entries []audit.Record
+		if v, ok := c.Get(ctxEntryAudit); ok {
+			entries = v.([]audit.Record)
+		} else if r.Status >= 400 {
+			entries = s.refusedEntries(c, r.Status)
+		}
+		for _, e := range entries {
+			e.When, e.RequestID, e.Address, e.ClientID, e.Tenant, e.Bundle = r.When, r.RequestID, r.Address, r.ClientID, r.Tenant, r.Bundle
+			_ = s.auth.Audit.Record(e)
+		}
 	}
 }
 

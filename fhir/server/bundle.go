@@ -46,14 +46,19 @@ func (s *Server) bundle(ctx context.Context, r *Request) (*Response, error) {
 		return nil, fhir.Errorf(fhir.IssueTooLong, "Bundle.entry", "the %s has %d entries, more than %s: send it in several Bundles", kind, n,
 			fhir.LimitText("max-bundle-entries", int64(s.lim.MaxBundleEntries))).WithStatus(http.StatusRequestEntityTooLarge)
 	}
+	r.bundleKind = kind
 	entries, err := s.parseBundle(root, kind == "transaction")
 	if err != nil {
 		return nil, err
 	}
+	var resp *Response
 	if kind == "transaction" {
-		return s.transaction(ctx, r, entries)
+		resp, err = s.transaction(ctx, r, entries)
+	} else {
+		resp, err = s.batch(ctx, r, entries)
 	}
-	return s.batch(ctx, r, entries)
+	r.entryAudit = entryAudit(entries, err)
+	return resp, err
 }
 
 // The pieces of Bundle JSON the server writes (searchset.go, historyset.go,

@@ -53,8 +53,9 @@ type bundleEntryReq struct {
 	status   int
 
 	// Result of a GET.
-	got    *txEntryResponse
-	gotRes json.RawMessage
+	got       *txEntryResponse
+	gotRes    json.RawMessage
+	gotStatus int
 }
 
 func (e *bundleEntryReq) label() string {

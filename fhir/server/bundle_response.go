@@ -93,7 +93,7 @@ func (s *Server) runGets(ctx context.Context, r *Request, entries []*bundleEntry
 		case e.method == http.MethodGet:
 			e.gotRes = body
 		}
-		e.got = got
+		e.got, e.gotStatus = got, status
 	}
 }
 

@@ -22,10 +22,14 @@ const maxEverything = 10000
 // everythingParams are the parameters of Patient/$everything this server
 // supports (the CapabilityStatement's operation says so too).
 type everythingParams struct {
-	since int64           // _since, unix microseconds; 0: none
-	types map[string]bool // _type; nil: every type of the compartment
-	count int             // _count, the page size; 0: one page
-	after *everythingKey  // _cursor: the last entry of the previous page
+	since int64 // _since, unix microseconds; 0: none
+	// start and end: the care-date range, Unix microseconds inclusive
+	// (hasRange false: none given).
+	start, end int64
+	hasRange   bool
+	types      map[string]bool // _type; nil: every type of the compartment
+	count      int             // _count, the page size; 0: one page
+	after      *everythingKey  // _cursor: the last entry of the previous page
 }
 
 // everythingKey orders the entries of $everything: the Patient first,
@@ -48,9 +52,9 @@ func (k everythingKey) compare(o everythingKey) int {
 	return cmp.Or(strings.Compare(k.Type, o.Type), strings.Compare(k.ID, o.ID))
 }
 
-// parseEverything reads $everything's parameters. Anything else (start,
-// end, _elements ...) is refused, never ignored: an ignored filter would
-// hand out more of a patient's record than was asked for.
+// parseEverything reads $everything's parameters. Anything else
+// (_elements ...) is refused, never ignored: an ignored filter would hand
+// out more of a patient's record than was asked for.
 func parseEverything(params url.Values, fingerprint string) (everythingParams, error) {
 	var ep everythingParams
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
@@ -76,6 +80,22 @@ func parseEverything(params url.Values, fingerprint string) (everythingParams, e
 					}
 					ep.types[t] = true
 				}
+			}
+		case "start", "end":
+			if len(vs) != 1 {
+				return ep, fhir.Errorf(fhir.IssueInvalid, "", "$everything parameter %s given %d times", k, len(vs))
+			}
+			lo, hi, ok := search.DateRange(vs[0])
+			if !ok {
+				return ep, fhir.Errorf(fhir.IssueInvalid, "", "$everything %s=%q is not a FHIR date (e.g. 2026-01-31)", k, vs[0])
+			}
+			if !ep.hasRange {
+				ep.start, ep.end, ep.hasRange = minInt64, maxInt64, true
+			}
+			if k == "start" {
+				ep.start = lo // from the start of the day (month, year) given
+			} else {
+				ep.end = hi // to its end
 			}
 		case "_since", "_count", "_cursor":
 			if len(vs) != 1 {
@@ -110,10 +130,48 @@ func parseEverything(params url.Values, fingerprint string) (everythingParams, e
 				ep.after = &key
 			}
 		default:
-			return ep, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported (use _since, _type, _count)", k)
+			return ep, fhir.Errorf(fhir.IssueNotSupported, "", "$everything parameter %q is not supported (use _since, _type, _count, start, end)", k)
 		}
 	}
+	if ep.hasRange && ep.start > ep.end {
+		return ep, fhir.Errorf(fhir.IssueInvalid, "", "$everything start is after end")
+	}
 	return ep, nil
+}
+
+const (
+	minInt64 = -1 << 63
+	maxInt64 = 1<<63 - 1
+)
+
+// inRange reports whether v's care dates meet start/end. The care dates
+// of a resource are the values of its type's date search parameter
+// (Observation.effective, Encounter.period, a DocumentReference's date
+// ...): the specification leaves "care dates" to the server, and that
+// parameter is R4's own choice of the clinical date of each type. A
+// resource without one (its type has no date parameter, or the element is
+// absent: a Condition, an AllergyIntolerance without a recorded date) is
+// kept: its care date is not known, and dropping it would hide part of
+// the record without saying so. The Patient is always kept.
+func (s *Server) inRange(ep everythingParams, v fhir.Version) bool {
+	if !ep.hasRange || v.Type == "Patient" || len(v.JSON) == 0 {
+		return true
+	}
+	res, err := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
+	if err != nil {
+		return true // cannot tell: kept, as an undated resource is
+	}
+	dated := false
+	for _, e := range search.Extract(res, s.base) {
+		if e.Param != "date" || e.Type != "date" {
+			continue
+		}
+		dated = true
+		if e.Hi >= ep.start && e.Lo <= ep.end {
+			return true
+		}
+	}
+	return !dated
 }
 
 // wants reports whether v passes _type and _since.
@@ -122,8 +180,8 @@ func (ep everythingParams) wants(v fhir.Version) bool {
 }
 
 // everything handles GET /Patient/{id}/$everything: the patient and every
-// resource in its compartment, as a searchset, filtered by _type and
-// _since, paged by _count. Each page gathers the compartment anew (at
+// resource in its compartment, as a searchset, filtered by _type,
+// _since and start/end (care dates: inRange), paged by _count. Each page gathers the compartment anew (at
 // most maxEverything resources, else 422 too-costly rather than a
 // truncated record) and shows the entries after the cursor's key.
 func (s *Server) everything(ctx context.Context, r *Request, id string) (*Response, error) {
@@ -164,7 +222,7 @@ func (s *Server) everything(ctx context.Context, r *Request, id string) (*Respon
 				return nil, err
 			}
 			for _, v := range s.visible(ctx, aud, res.Matches) {
-				if ep.wants(v) {
+				if ep.wants(v) && s.inRange(ep, v) {
 					all = append(all, v)
 				}
 			}

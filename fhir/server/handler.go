@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/audit"
+	"github.com/kapbridge/kapbridge/fhir/auth"
 )
 
 // Request is one FHIR interaction as the handlers take it: what an HTTP
@@ -36,6 +39,12 @@ type Request struct {
 	RequestID string
 
 	params routeParams // the path parameters, from the route
+
+	// bundleKind and entryAudit are set by the Bundle handler: the
+	// Bundle's type, and the audit record of each of its entries
+	// (audit_entries.go).
+	bundleKind string
+	entryAudit []audit.Record
 }
 
 // routeParams are the parameters of a route's path.
@@ -95,7 +104,14 @@ func (s *Server) serve(h handler) gin.HandlerFunc {
 		r := &Request{Method: c.Request.Method, URL: c.Request.URL, Header: c.Request.Header, Body: c.Request.Body,
 			Tenant: tenantOf(c), Audience: audienceOf(c), RequestID: c.GetString(ctxRequestID),
 			params: routeParams{typ: c.Param("type"), id: c.Param("id"), vid: c.Param("vid"), compartment: c.Param("compartment")}}
+		r.Tenant = sharedTenant(r)
 		resp, err := h(c.Request.Context(), r)
+		if r.bundleKind != "" {
+			c.Set(ctxBundleKind, r.bundleKind)
+		}
+		if r.entryAudit != nil {
+			c.Set(ctxEntryAudit, r.entryAudit)
+		}
 		if resp != nil {
 			for k, vs := range resp.Header {
 				c.Writer.Header()[k] = vs
@@ -143,7 +159,18 @@ func (s *Server) Do(ctx context.Context, r *Request) (*Response, error) {
 	}
 	in := *r
 	in.params = params
+	in.Tenant = sharedTenant(&in)
 	return h(ctx, &in)
+}
+
+// sharedTenant is the tenant r reads: the default practice for a read of
+// the conformance resources every practice shares (auth.SharedRead),
+// r's own otherwise.
+func sharedTenant(r *Request) string {
+	if r.params.compartment != "" {
+		return r.Tenant
+	}
+	return auth.TenantFor(r.Tenant, r.Method, r.params.typ, strings.HasSuffix(r.URL.Path, "/_search"))
 }
 
 // doEntry is Do for an entry of a Bundle: a panic in the interaction is

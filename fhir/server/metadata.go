@@ -34,7 +34,7 @@ var typeOperations = []models.CapabilityStatementRestResourceOperation{
 
 var everythingOperation = models.CapabilityStatementRestResourceOperation{
 	Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-	Documentation: ptr("GET only. Parameters: _type (types of the Patient compartment), _since, _count (paged; pages stay put under writes). start, end and any other parameter are refused (400), not ignored.")}
+	Documentation: ptr("GET only. Parameters: _type (types of the Patient compartment), _since, _count (paged; pages stay put under writes), start and end (care dates: a resource is left out when the values of its type's date search parameter all fall outside [start, end]; the Patient, and resources with no such date, are kept). Any other parameter is refused (400), not ignored.")}
 
 // capabilities handles GET /metadata.
 func (s *Server) capabilities(context.Context, *Request) (*Response, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/patch"
 )
 
 // Running a transaction: every write entry inside one Store.Update, so it
@@ -44,6 +45,16 @@ func (s *Server) transaction(ctx context.Context, r *Request, entries []*bundleE
 			w := refWalker{s: s, fullURLs: fullURLs, entry: e, sites: sites, conds: conds}
 			w.path = append(w.path, e.typ...)
 			w.walk(e.res)
+			sites, conds = w.sites, w.conds
+		}
+		if e.patch != nil {
+			// The references a PATCH entry's values carry are rewritten the
+			// same way, before the patch is applied.
+			w := refWalker{s: s, fullURLs: fullURLs, entry: e, sites: sites, conds: conds}
+			w.path = append(w.path, "Bundle.entry["+strconv.Itoa(e.index)+"].resource"...)
+			for _, node := range patch.References(e.patch) {
+				w.reference(node)
+			}
 			sites, conds = w.sites, w.conds
 		}
 	}

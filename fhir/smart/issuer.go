@@ -72,9 +72,20 @@ func (is *Issuer) Issue(ctx context.Context, form url.Values) (*TokenResponse, e
 	if err != nil {
 		return nil, err
 	}
-	granted := req.Scopes.Within(req.Assertion.Client.Scopes)
+	return is.Grant(req.Assertion.Client, req.Scopes)
+}
+
+// Grant issues client an access token for the requested scopes its
+// registration allows, once the caller has authenticated the client by
+// other means than an assertion (a sandbox's client_secret_basic);
+// asking for nothing it may have is an invalid_scope refusal.
+func (is *Issuer) Grant(client *Client, requested Scopes) (*TokenResponse, error) {
+	if len(is.Keys) == 0 || is.Name == "" || client == nil {
+		return nil, errors.New("smart: Grant needs a key, a Name and a client")
+	}
+	granted := requested.Within(client.Scopes)
 	if len(granted.Resources) == 0 {
-		return nil, refuse(FieldScope, "none of %q is allowed for client %q", clip(req.Scopes.String()), clip(req.Assertion.Client.ID))
+		return nil, refuse(FieldScope, "none of %q is allowed for client %q", clip(requested.String()), clip(client.ID))
 	}
 	now := is.now()
 	exp := now.Add(is.lifetime())
@@ -83,7 +94,7 @@ func (is *Issuer) Issue(ctx context.Context, form url.Values) (*TokenResponse, e
 		return nil, fmt.Errorf("smart: key algorithm %q cannot sign an access token", key.Alg())
 	}
 	tok := jwt.NewWithClaims(key.method(), jwt.MapClaims{
-		"iss": is.Name, "aud": is.Name, "sub": req.Assertion.Client.ID, "client_id": req.Assertion.Client.ID,
+		"iss": is.Name, "aud": is.Name, "sub": client.ID, "client_id": client.ID,
 		"scope": granted.String(), "iat": now.Unix(), "exp": exp.Unix(), "jti": NewID(),
 	})
 	tok.Header["kid"] = key.KeyID()

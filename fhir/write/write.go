@@ -48,12 +48,20 @@ func (w Writer) Put(ctx context.Context, tx fhir.Tx, k fhir.Key, cur fhir.Versio
 	vid := cur.VersionID + 1
 	Stamp(res, k.ID, vid, ts)
 	v := fhir.Version{Key: k, VersionID: vid, LastUpdated: ts, JSON: res.Encode(), Method: w.Method}
-	entries := search.Extract(res, w.Base)
-	search.IndexIdentifiers(entries) // Reference.identifier, for :identifier
-	if err := tx.Put(ctx, v, fhir.Index{Identifiers: Identifiers(res), Entries: entries}); err != nil {
+	if err := tx.Put(ctx, v, w.Index(res)); err != nil {
 		return fhir.Version{}, err
 	}
 	return v, w.changed(ctx, tx, v)
+}
+
+// Index is what is indexed for a live version res: its identifiers and
+// search-parameter values. Put writes it beside the version; kapbridge
+// reindex rebuilds stored versions' index rows with it, so data written
+// before a change to the extraction is found the same way.
+func (w Writer) Index(res *fhir.Value) fhir.Index {
+	entries := search.Extract(res, w.Base)
+	search.IndexIdentifiers(entries) // Reference.identifier, for :identifier
+	return fhir.Index{Identifiers: Identifiers(res), Entries: entries}
 }
 
 // Delete writes a deletion of k as the version after cur (which must be

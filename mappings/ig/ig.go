@@ -9,25 +9,34 @@
 package ig
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"sort"
 	"sync"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	// The profiles carry FHIRPath invariants (vs-1, us-core-8 ...):
+	// whoever validates through Profiles has them evaluated, not reported
+	// as not evaluated.
+	_ "github.com/kapbridge/kapbridge/fhir/fhirpath"
 )
 
 //go:embed artifacts/*.json
 var files embed.FS
 
 // The published profiles the mappings claim besides the project's own (R4
-// vital signs, US Core pulse oximetry), cut down to what validation reads:
-// held by Profiles, not published as the project's artifacts.
+// vital signs, US Core 3.1.1), whole, with the extension definitions,
+// profiles, ValueSets and CodeSystems they lean on: generated from the
+// R4 and US Core packages (internal/profilegen), one definition a line,
+// compressed. Held by Profiles, not published as the project's artifacts.
 //
-//go:embed external/*.json
-var external embed.FS
+//go:embed external/definitions.ndjson.gz
+var external []byte
 
 // Base is mappings.CanonicalBase, repeated so this package does not import
 // mappings (which may import it); a test keeps the two equal.
@@ -146,16 +155,38 @@ var (
 func Profiles() (*fhir.Profiles, error) {
 	profilesOnce.Do(func() {
 		docs := Resources()
-		names, _ := fs.Glob(external, "external/*.json")
-		for _, n := range names {
-			data, err := external.ReadFile(n)
-			if err != nil {
-				profilesErr = fmt.Errorf("ig: %s: %w", n, err)
-				return
-			}
-			docs = append(docs, data)
+		ext, err := External()
+		if err != nil {
+			profilesErr = err
+			return
 		}
-		profiles, profilesErr = fhir.NewProfiles(docs...)
+		own, err := fhir.NewProfiles(docs...)
+		if err != nil {
+			profilesErr = err
+			return
+		}
+		profiles, profilesErr = own.WithReferenced(ext...)
 	})
 	return profiles, profilesErr
+}
+
+// External returns the JSON of each published definition Profiles holds
+// beside the project's own artifacts (R4 vital-signs and US Core 3.1.1
+// profiles and what they lean on), as generated from the packages.
+func External() ([][]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(external))
+	if err != nil {
+		return nil, fmt.Errorf("ig: external definitions: %w", err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("ig: external definitions: %w", err)
+	}
+	var out [][]byte
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		if len(line) > 0 {
+			out = append(out, line)
+		}
+	}
+	return out, nil
 }

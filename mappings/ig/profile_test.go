@@ -42,6 +42,22 @@ const (
 		{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`
 )
 
+const usCorePatient = `{"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},
+	"extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-race","extension":[{"url":"ombCategory","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"2106-3","display":"White"}},{"url":"text","valueString":"White"}]}],
+	"identifier":[{"system":"http://hospital.example.org","value":"1"}],"name":[{"family":"Shaw","given":["Amy"]}],"gender":"female"}`
+
+// withoutDom6 leaves out the dom-6 warning (a resource should have a
+// narrative), which these short resources all earn.
+func withoutDom6(issues []fhir.Issue) []fhir.Issue {
+	var out []fhir.Issue
+	for _, is := range issues {
+		if !strings.HasPrefix(is.Diagnostics, "dom-6:") {
+			out = append(out, is)
+		}
+	}
+	return out
+}
+
 func validate(t *testing.T, body string) []fhir.Issue {
 	t.Helper()
 	profiles, err := ig.Profiles()
@@ -61,8 +77,8 @@ func validate(t *testing.T, body string) []fhir.Issue {
 func TestProfiles(t *testing.T) {
 	withPhase := strings.Replace(validObservation, `"valueInteger":4`, `"valueInteger":4,"extension":[{"url":"`+ig.Base+`/StructureDefinition/kap-session-phase","valueCode":"during"}]`, 1)
 	for name, body := range map[string]string{"careplan": validCarePlan, "observation": validObservation, "response": validResponse, "with extension": withPhase,
-		"heart rate": heartRate, "blood pressure": bloodPressure} {
-		if issues := validate(t, body); len(issues) > 0 {
+		"heart rate": heartRate, "blood pressure": bloodPressure, "us core patient": usCorePatient} {
+		if issues := withoutDom6(validate(t, body)); len(issues) > 0 {
 			t.Errorf("%s: %v", name, issues)
 		}
 	}
@@ -88,6 +104,15 @@ func TestProfiles(t *testing.T) {
 		{"heart rate in beats", heartRate, `"code":"/min"}`, `"code":"beats/min"}`, fhir.IssueValue, "Observation.valueQuantity.code"},
 		{"heart rate without subject", heartRate, `"subject":{"reference":"Patient/p1"},`, "", fhir.IssueRequired, "Observation.subject"},
 		{"blood pressure with one component", bloodPressure, `{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`, "", fhir.IssueRequired, "Observation.component"},
+		// The published profiles are held whole: the bp component slices
+		// (value on code.coding.code, in the nested coding slices), the
+		// slices' own rules, US Core's extension definitions with their
+		// required bindings, and the profiles' invariants.
+		{"blood pressure, diastolic coded as something else", bloodPressure, `"code":"8462-4"`, `"code":"8462-5"`, fhir.IssueRequired, "Observation.component"},
+		{"blood pressure, systolic in mmHg", bloodPressure, `"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`, `"system":"http://unitsofmeasure.org","code":"mmHg"}},`, fhir.IssueValue, "Observation.component[0].valueQuantity.code"},
+		{"patient race category not OMB", usCorePatient, `"code":"2106-3"`, `"code":"2106-8"`, fhir.IssueCodeInvalid, "Patient.extension[0].extension[0].valueCoding"},
+		{"patient race without text", usCorePatient, `,{"url":"text","valueString":"White"}`, "", fhir.IssueRequired, "Patient.extension[0].extension"},
+		{"patient name without family or given", usCorePatient, `"family":"Shaw","given":["Amy"]`, `"text":"Amy Shaw"`, fhir.IssueInvariant, "Patient.name[0]"},
 		{"response without questionnaire", validResponse, `"questionnaire":"` + ig.QuestionnairePHQ9 + `",`, "", fhir.IssueRequired, "QuestionnaireResponse.questionnaire"},
 	}
 	for _, tc := range tests {
@@ -104,4 +129,35 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("want a %s error at %s; got %v", tc.code, tc.expr, issues)
 		})
 	}
+}
+
+// An extensible binding of a published profile (us-core-condition's
+// category) judged from the embedded definitions: a category outside the
+// value set is a warning, not an error.
+func TestPublishedExtensibleBinding(t *testing.T) {
+	cond := `{"resourceType":"Condition","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition"]},
+	"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+	"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"confirmed"}]},
+	"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-category","code":"problem-list-item"}]}],
+	"code":{"coding":[{"system":"http://snomed.info/sct","code":"35489007"}]},"subject":{"reference":"Patient/p1"}}`
+	// us-core-1 (a warning) is written as "category in 'url'", which
+	// compares a CodeableConcept with a string and never holds: it warns
+	// on every Condition, here as in the HL7 validator's reading.
+	if issues := withoutDom6(validate(t, cond)); fhir.HasErrors(issues) || extensibleWarning(issues) {
+		t.Errorf("condition: %v", issues)
+	}
+	issues := withoutDom6(validate(t, strings.Replace(cond, `"code":"problem-list-item"`, `"code":"kap-finding"`, 1)))
+	if fhir.HasErrors(issues) || !extensibleWarning(issues) {
+		t.Errorf("a category outside the extensible value set: want a warning, got %v", issues)
+	}
+}
+
+func extensibleWarning(issues []fhir.Issue) bool {
+	for _, is := range issues {
+		if is.Severity == fhir.SeverityWarning && is.Expression[0] == "Condition.category[0]" &&
+			strings.Contains(is.Diagnostics, "extensible value set http://hl7.org/fhir/us/core/ValueSet/us-core-condition-category") {
+			return true
+		}
+	}
+	return false
 }

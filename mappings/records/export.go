@@ -351,6 +351,10 @@ func overlayObservation(old, in *mappings.Observation) (*mappings.Observation, [
 		c.Dissociation = in.Dissociation
 		note("dissociation")
 	}
+	if in.Sedation != nil && (old.Sedation == nil || *old.Sedation != *in.Sedation) {
+		c.Sedation = in.Sedation
+		note("sedation")
+	}
 	for _, s := range in.SideEffects {
 		if !slices.Contains(c.SideEffects, s) {
 			c.SideEffects = append(slices.Clone(c.SideEffects), s)

@@ -81,9 +81,10 @@ func overdueFlagMark(a *Applier, r recordstore.Row) string {
 // records it names are missing. The Flag is kept among the pending row's
 // resources, so the record's own mapping, once it can map, deletes it.
 // A record whose patient cannot be found yet (an observation of a session
-// the gateway has not seen) raises none: it stays listed, overdue, in
-// PendingRecords with Flag empty, and FlagOverdue returns it among
-// unflagged. It returns the records it flagged.
+// the gateway has not seen) raises its Flag on the practice's
+// Organization instead (mappings.Mapper.OverdueFlag with no client). It
+// returns the records it flagged, and those it could not (none unless a
+// mapping fails).
 func (a *Applier) FlagOverdue(ctx context.Context, now time.Time, max time.Duration) (flagged, unflagged []PendingRecord, err error) {
 	list, err := a.PendingRecords(ctx, now, max)
 	if err != nil {
@@ -104,12 +105,9 @@ func (a *Applier) FlagOverdue(ctx context.Context, now time.Time, max time.Durat
 			if err != nil || l == nil || l.row.State != recordstore.StatePending {
 				return err // resolved meanwhile
 			}
-			client, ok := st.clientOf(l.rec)
+			client, _ := st.clientOf(l.rec) // "" if not known: the Flag goes on the practice
 			if err := st.err; err != nil {
 				return err
-			}
-			if !ok {
-				return nil
 			}
 			age := max0(now.Sub(l.row.Updated))
 			flag, err := a.Mapper.OverdueFlag(st.lookup(), l.rec, client, l.row.Pending, l.row.Updated, age)
@@ -117,7 +115,7 @@ func (a *Applier) FlagOverdue(ctx context.Context, now time.Time, max time.Durat
 				if st.err != nil {
 					return st.err
 				}
-				return nil // the client is not mapped yet: nothing to flag
+				return nil // the client is not mapped yet: listed as unflagged
 			}
 			if msg := validate(flag); msg != "" {
 				return fmt.Errorf("records: overdue flag of %s %q: %s", p.Kind, p.ID, msg)

@@ -13,8 +13,8 @@ import (
 // TestPendingOverdue: issue 12 item 9. Pending records are listed with
 // their age; a safety-relevant one pending longer than the limit raises a
 // Flag, which goes once the record maps; one whose patient is unknown (a
-// red-flag observation of a session that does not exist) stays listed as
-// overdue without a Flag.
+// red-flag observation of a session that does not exist) raises its Flag
+// on the practice's Organization.
 func TestPendingOverdue(t *testing.T) {
 	a := testApplier(openTestStore(t))
 	ctx := t.Context()
@@ -68,11 +68,34 @@ func TestPendingOverdue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(flagged) != 1 || flagged[0].ID != "s1" || !strings.HasPrefix(flagged[0].Flag, "Flag/") {
+	if len(flagged) != 2 || flagged[0].ID != "s1" || !strings.HasPrefix(flagged[0].Flag, "Flag/") ||
+		flagged[1].ID != "o-ghost" || !strings.HasPrefix(flagged[1].Flag, "Flag/") {
 		t.Fatalf("flagged %+v", flagged)
 	}
-	if len(unflagged) != 1 || unflagged[0].ID != "o-ghost" || !unflagged[0].Overdue {
+	if len(unflagged) != 0 {
 		t.Fatalf("unflagged %+v", unflagged)
+	}
+	// The ghost's Flag: on the practice, naming the record and what it
+	// waits for, valid R4 (the Applier validated it before writing).
+	gref, err := ParseResourceRef(flagged[1].Flag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv, err := a.Store.Read(ctx, fhir.Key{Tenant: fhir.DefaultTenant, Type: "Flag", ID: gref.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := fhir.ParseJSON(gv.JSON, fhir.StoredLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subj := ghost.Get("subject"); subj.GetString("type") != "Organization" || subj.Get("identifier").GetString("value") != a.Mapper.Practice || subj.GetString("reference") != "" {
+		t.Errorf("ghost Flag subject %s", subj.Encode())
+	}
+	for _, want := range []string{"observation o-ghost has waited", "session/nowhere", "its patient is not known yet", `"code":"record.pending_overdue"`} {
+		if !strings.Contains(string(gv.JSON), want) {
+			t.Errorf("ghost Flag lacks %s: %s", want, gv.JSON)
+		}
 	}
 	ref, err := ParseResourceRef(flagged[0].Flag)
 	if err != nil {
@@ -89,14 +112,14 @@ func TestPendingOverdue(t *testing.T) {
 	}
 	// Raising it again at the same time changes nothing; an hour later
 	// it is a new version of the same Flag, not another.
-	if again, _, err := a.FlagOverdue(ctx, later, max); err != nil || len(again) != 1 || again[0].Flag != flagged[0].Flag {
+	if again, _, err := a.FlagOverdue(ctx, later, max); err != nil || len(again) != 2 || again[0].Flag != flagged[0].Flag {
 		t.Errorf("again: %+v %v", again, err)
 	}
-	if again, _, err := a.FlagOverdue(ctx, later.Add(time.Hour), max); err != nil || len(again) != 1 || again[0].Flag != strings.TrimSuffix(flagged[0].Flag, "/1")+"/2" {
+	if again, _, err := a.FlagOverdue(ctx, later.Add(time.Hour), max); err != nil || len(again) != 2 || again[0].Flag != strings.TrimSuffix(flagged[0].Flag, "/1")+"/2" {
 		t.Errorf("an hour later: %+v %v", again, err)
 	}
 	list, _ = a.PendingRecords(ctx, later, max)
-	if len(list) != 2 || !list[0].Overdue || list[0].Flag == "" || list[0].AgeSeconds < 25*3600-5 {
+	if len(list) != 2 || !list[0].Overdue || list[0].Flag == "" || list[0].AgeSeconds < 25*3600-5 || !list[1].Overdue || list[1].Flag == "" {
 		t.Errorf("listing after 25 hours: %+v", list)
 	}
 

@@ -35,9 +35,19 @@ type Taken struct {
 	RemoteID   string
 	VersionID  string // meta.versionId; "" when the EHR does not version
 	Hash       string // SHA-256 of the resource without meta
-	Outcome    string // applied, echo, kept, conflict (what became of it)
-	At         time.Time
+	Outcome    string // applied, echo, kept, conflict, rejected (what became of it)
+	// Reason says why a resource kept or rejected could not be used, for
+	// people (`kapbridge sync status`); "" otherwise.
+	Reason string
+	At     time.Time
 }
+
+// Outcomes of a resource that came back but could not be used: listed by
+// InboundUnused.
+const (
+	OutcomeKept     = "kept"
+	OutcomeRejected = "rejected"
+)
 
 // Owners of a conflict's subject.
 const (
@@ -81,6 +91,10 @@ type Store interface {
 	InboundTaken(ctx context.Context, connection, typ, remoteID string) (Taken, bool, error)
 	// PutInboundTaken inserts or replaces it.
 	PutInboundTaken(ctx context.Context, t Taken) error
+	// InboundUnused lists the remote resources of a connection ("" for
+	// all) whose last version taken could not be used (OutcomeKept,
+	// OutcomeRejected), with the reason, by connection, type and id.
+	InboundUnused(ctx context.Context, connection string) ([]Taken, error)
 	// AddInboundConflict records c (its ID and At are set) and returns it;
 	// a conflict already recorded for the same Connection, Tenant, Remote
 	// and Field is returned as it was (a re-poll records nothing twice).

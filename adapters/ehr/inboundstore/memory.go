@@ -2,6 +2,7 @@ package inboundstore
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,21 @@ func (m *Memory) PutInboundTaken(_ context.Context, t Taken) error {
 	t.At = Micros(t.At)
 	m.taken[mkey(t.Connection, t.Type, t.RemoteID)] = t
 	return nil
+}
+
+func (m *Memory) InboundUnused(_ context.Context, connection string) ([]Taken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Taken
+	for _, t := range m.taken {
+		if (connection == "" || t.Connection == connection) && (t.Outcome == OutcomeKept || t.Outcome == OutcomeRejected) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b Taken) int {
+		return strings.Compare(mkey(a.Connection, a.Type, a.RemoteID), mkey(b.Connection, b.Type, b.RemoteID))
+	})
+	return out, nil
 }
 
 func (m *Memory) AddInboundConflict(_ context.Context, c Conflict) (Conflict, error) {

@@ -2,12 +2,14 @@ package syncstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kapbridge/kapbridge/fhir"
+	"github.com/kapbridge/kapbridge/fhir/search"
 )
 
 // Outboxer reads a store's outbox (fhir.Store has it).
@@ -49,6 +51,7 @@ func (m *Memory) AddConnection(_ context.Context, c Connection) error {
 	}
 	c.Created = Micros(c.Created)
 	c.Key = slices.Clone(c.Key)
+	c.ClientSecret = slices.Clone(c.ClientSecret)
 	m.conns[c.Name] = c
 	return nil
 }
@@ -309,6 +312,7 @@ func (m *Memory) PutLink(_ context.Context, l Link) error {
 
 func (m *Memory) putLink(l Link) {
 	l.Updated = Micros(l.Updated)
+	l.Body = slices.Clone(l.Body)
 	m.links[key(l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part)] = l
 }
 
@@ -367,4 +371,88 @@ func (m *Memory) PatientLinks(_ context.Context, connection, state string) ([]Pa
 	}
 	slices.SortFunc(out, func(a, b PatientLink) int { return strings.Compare(a.Tenant+a.PatientID, b.Tenant+b.PatientID) })
 	return out, nil
+}
+
+// Backfill lists the live resources through the store's history (memory
+// holds no separate list of heads): newest first, so a resource's first
+// version seen is its current one.
+func (m *Memory) Backfill(ctx context.Context, connection, after string, limit int, now time.Time) (string, int, error) {
+	m.mu.Lock()
+	c, ok := m.conns[connection]
+	m.mu.Unlock()
+	if !ok {
+		return "", 0, ErrNotFound
+	}
+	hp, ok := m.outbox.(search.HistoryPager)
+	if !ok {
+		return "", 0, errors.New("syncstore: memory backfill needs a store that pages its history")
+	}
+	live := map[string]bool{}
+	var cur *search.Cursor
+	for {
+		r, err := hp.HistoryPage(ctx, c.Tenant, search.HistoryQuery{Count: 1000, Cursor: cur})
+		if err != nil {
+			return "", 0, err
+		}
+		for _, v := range r.Versions {
+			ref := v.Type + "/" + v.ID
+			if _, seen := live[ref]; !seen {
+				live[ref] = !v.Deleted
+			}
+		}
+		if cur = r.Next; cur == nil {
+			break
+		}
+	}
+	var refs []string
+	for ref, ok := range live {
+		if ok && ref > after {
+			refs = append(refs, ref)
+		}
+	}
+	slices.Sort(refs)
+	next := ""
+	if limit > 0 && len(refs) > limit {
+		refs, next = refs[:limit], refs[limit-1]
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now = Micros(now)
+	added := 0
+	for _, ref := range refs {
+		typ, id, _ := SplitRef(ref)
+		if slices.ContainsFunc(m.deliveries, func(d *Delivery) bool {
+			return d.Connection == connection && d.Tenant == c.Tenant && d.Type == typ && d.ResourceID == id
+		}) {
+			continue
+		}
+		m.nextID++
+		m.deliveries = append(m.deliveries, &Delivery{ID: m.nextID, Connection: connection, Tenant: c.Tenant, Type: typ, ResourceID: id,
+			Gen: 1, State: StatePending, NextAt: now, Updated: now})
+		added++
+	}
+	return next, added, nil
+}
+
+// Prune drops the done deliveries with no note; the outbox is the
+// memory store's own (its messages are numbered and read by cursor, and
+// go with the process).
+func (m *Memory) Prune(_ context.Context, before time.Time) (int, int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.deliveries)
+	m.deliveries = slices.DeleteFunc(m.deliveries, func(d *Delivery) bool {
+		return d.State == StateDone && d.LastError == "" && d.LeaseOwner == "" && d.Updated.Before(before)
+	})
+	return 0, n - len(m.deliveries), nil
+}
+
+func (m *Memory) Discard(_ context.Context, connection, ref string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.deliveries)
+	m.deliveries = slices.DeleteFunc(m.deliveries, func(d *Delivery) bool {
+		return d.Connection == connection && d.State == StateDead && (ref == "" || d.Ref() == ref)
+	})
+	return n - len(m.deliveries), nil
 }

@@ -38,7 +38,12 @@ type Connection struct {
 	// from).
 	KeyFile string
 	Key     []byte
-	Scopes  string // space-separated SMART scopes to ask for
+	// ClientSecret, for an EHR that offers only client_secret_basic, is
+	// the secret sent with HTTP Basic at the token endpoint instead of a
+	// signed assertion: a connection has either a key or a secret. Kept
+	// in the store like the key; never printed.
+	ClientSecret []byte
+	Scopes       string // space-separated SMART scopes to ask for
 	// Practice is the namespace URI of the practice identifiers written
 	// with every resource; "" means the identifiers as mapped.
 	Practice string
@@ -127,7 +132,10 @@ type Link struct {
 	RemoteID      string
 	RemoteVersion string // the versionId / ETag the EHR answered, "" if none
 	Hash          string // of the content written
-	Updated       time.Time
+	// Body is the content last written (as sent, meta aside), kept only
+	// where later changes go as patches computed from it; nil otherwise.
+	Body    []byte
+	Updated time.Time
 }
 
 // Patient link states.
@@ -201,6 +209,25 @@ type Store interface {
 	Delivery(ctx context.Context, connection, tenant, typ, id string) (Delivery, error)
 	// Counts counts the deliveries of connection by state.
 	Counts(ctx context.Context, connection string) (map[string]int, error)
+	// Backfill gives connection a pending delivery, due at now, for every
+	// live resource of its tenant that has none yet (a connection added
+	// after the data), up to limit resources in Type/id order after the
+	// cursor after ("" from the start); it returns the cursor to go on
+	// from ("" when every resource was seen) and how many rows it added.
+	// A resource that already has a row (the normal path got there
+	// first, or a backfill before was interrupted) keeps it untouched, so
+	// running it again resumes it and never duplicates.
+	Backfill(ctx context.Context, connection, after string, limit int, now time.Time) (next string, added int, err error)
+	// Prune deletes what is fully delivered and older than before: the
+	// fanned-out outbox messages whose resource has no delivery left to
+	// do (none pending or dead), and the done deliveries with no note
+	// (a note, like held back or deletion not sent, stays listed). Dead
+	// letters are kept until replayed or discarded. It returns how many
+	// messages and deliveries went.
+	Prune(ctx context.Context, before time.Time) (messages, deliveries int, err error)
+	// Discard deletes the dead letters of connection: every one for ref
+	// "", else that of ref ("Type/id"); it returns how many.
+	Discard(ctx context.Context, connection, ref string) (int, error)
 
 	// Link returns the link of a source part, or ErrNotFound.
 	Link(ctx context.Context, connection, tenant, srcType, srcID, part string) (Link, error)

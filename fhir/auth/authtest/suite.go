@@ -42,6 +42,31 @@ func Run(t *testing.T, st auth.Store, reopen func(t *testing.T) auth.Store) {
 			t.Fatalf("AuthClients = %+v, %v", list, err)
 		}
 	})
+	t.Run("generation", func(t *testing.T) {
+		gs, ok := st.(auth.GenerationStore)
+		if !ok {
+			t.Skipf("%T counts no client changes: the gateway reads the client per request", st)
+		}
+		g0, err := gs.AuthGeneration(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.ClientRow{ID: "gen", Tenant: "acme", Scopes: "system/*.rs", Created: time.Unix(3000, 0).UTC()}
+		if err := st.PutAuthClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		g1, err := gs.AuthGeneration(ctx)
+		if err != nil || g1 <= g0 {
+			t.Fatalf("after adding a client the generation is %d (%v), was %d: want it moved up", g1, err, g0)
+		}
+		c.Disabled = true
+		if err := st.PutAuthClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if g2, err := gs.AuthGeneration(ctx); err != nil || g2 <= g1 {
+			t.Fatalf("after disabling a client the generation is %d (%v), was %d: want it moved up", g2, err, g1)
+		}
+	})
 	t.Run("keys", func(t *testing.T) {
 		old := auth.KeyRow{KID: "k1", Alg: "ES384", PEM: []byte("pem1"), Created: time.Unix(1000, 0).UTC()}
 		nu := auth.KeyRow{KID: "k2", Alg: "RS384", PEM: []byte("pem2"), Created: time.Unix(2000, 0).UTC()}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,7 +43,12 @@ func TestArtifactsUpToDate(t *testing.T) {
 	if err := writeExternal(core, usCorePackage, ext); err != nil {
 		t.Fatal(err)
 	}
-	for committed, generated := range map[string]string{"../../ig/artifacts": out, "../../ig/external": ext} {
+	a, errA := gunzip(filepath.Join("../../ig/external", ExternalFile))
+	b, errB := gunzip(filepath.Join(ext, ExternalFile))
+	if errA != nil || errB != nil || !bytes.Equal(a, b) || len(b) == 0 {
+		t.Errorf("../../ig/external/%s is stale (%v, %v): run go generate ./mappings/ig", ExternalFile, errA, errB)
+	}
+	for committed, generated := range map[string]string{"../../ig/artifacts": out} {
 		want, _ := filepath.Glob(filepath.Join(committed, "*.json"))
 		got, _ := filepath.Glob(filepath.Join(generated, "*.json"))
 		if len(got) != len(want) {
@@ -55,6 +62,19 @@ func TestArtifactsUpToDate(t *testing.T) {
 			}
 		}
 	}
+}
+
+func gunzip(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
 // A differential that loosens its base, slices, or names no element is

@@ -165,6 +165,7 @@ func codeSystems() []codeSystem {
 		}},
 		{csObservation, "KAPObservation", "KAP observation", "Observation codes and interpretations used in KAP sessions and screenings.", []concept{
 			{"dissociation-rating", "Dissociation rating", "Clinician rating of dissociation during a dosing session, 0 (none) to 10 (complete)."},
+			{"sedation-moaas", "Sedation (MOAA/S)", "Modified Observer's Assessment of Alertness/Sedation in a dosing session: 5 responds readily to the name in a normal tone (alert), 4 lethargic response, 3 responds to the name called loudly or repeatedly, 2 to prodding or shaking, 1 to a painful stimulus, 0 no response."},
 			{"cssrs-triage", "C-SSRS screener triage", "Suicide risk triage from the C-SSRS screener answers: none, low, moderate or high."},
 			{"side-effect", "Side effect", "A side effect observed in a dosing session; the value is a kap-side-effect code."},
 			{"red-flag", "Red flag", "A safety signal observed in a session; the value is a kap-red-flag code."},

@@ -3,6 +3,7 @@
 package inboundtest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -80,6 +81,36 @@ func testTaken(t *testing.T, s inboundstore.Store) {
 	got, _, _ = s.InboundTaken(ctx, "epic", "Observation", "o1")
 	if got.VersionID != "2" || got.Hash != "def" || got.Outcome != "conflict" {
 		t.Fatalf("replaced: %+v", got)
+	}
+	// What could not be used is listed with its reason; once a later
+	// version is used, it is not.
+	for _, u := range []inboundstore.Taken{
+		{Connection: "epic", Type: "Observation", RemoteID: "o9", VersionID: "1", Outcome: inboundstore.OutcomeRejected, Reason: "value out of range"},
+		{Connection: "oracle", Type: "Observation", RemoteID: "o3", VersionID: "4", Outcome: inboundstore.OutcomeKept, Reason: "no session that day"},
+		{Connection: "epic", Type: "MedicationAdministration", RemoteID: "m1", VersionID: "1", Outcome: inboundstore.OutcomeKept, Reason: "two sessions that day"},
+	} {
+		if err := s.PutInboundTaken(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unused, err := s.InboundUnused(ctx, "epic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got2 []string
+	for _, u := range unused {
+		got2 = append(got2, u.Type+"/"+u.RemoteID+"/"+u.VersionID+" "+u.Outcome+": "+u.Reason)
+	}
+	// Flag/o1 (kept, no reason given) is listed too: kept is kept.
+	want2 := "[Flag/o1/7 kept:  MedicationAdministration/m1/1 kept: two sessions that day Observation/o9/1 rejected: value out of range]"
+	if fmt.Sprint(got2) != want2 {
+		t.Errorf("InboundUnused(epic) = %v\nwant %s", got2, want2)
+	}
+	if err := s.PutInboundTaken(ctx, inboundstore.Taken{Connection: "epic", Type: "Observation", RemoteID: "o9", VersionID: "2", Outcome: "applied"}); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := s.InboundUnused(ctx, ""); err != nil || len(all) != 3 {
+		t.Errorf("InboundUnused(all) after o9 was used = %+v, %v; want Flag/o1, m1 and oracle's o3", all, err)
 	}
 }
 

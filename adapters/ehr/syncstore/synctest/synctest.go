@@ -37,6 +37,9 @@ func Run(t *testing.T, open Opener) {
 		{"Links", testLinks},
 		{"PatientLinks", testPatients},
 		{"RemoveConnectionDropsItsRows", testRemove},
+		{"Backfill", testBackfill},
+		{"PruneAndDiscard", testPrune},
+		{"ClientSecretAndLinkBody", testSecretAndBody},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
