@@ -54,7 +54,12 @@
 //     (412: re-read, write again), and the link recorded; failures back
 //     off, refusals and exhausted rows are dead letters that Replay
 //     requeues. Deliver's result is also a record for people: each row
-//     keeps why it went, waits, was held back or died.
+//     keeps why it went, waits, was held back or died. A resource never
+//     written (no link, the row's first lease since it was last done)
+//     is created by plain POST without a search first; where the EHR
+//     declares batch (else transaction) a round's such creates go in one
+//     Bundle (outbound_bundle.go), an entry that failed is retried alone,
+//     and a Bundle whose answer was lost is resolved by search first.
 //   - The sandbox filter (sandbox.go): CapabilityFilter, middleware that
 //     makes kapbridge's own FHIR API answer as a chosen EHR would:
 //     refusing with 405 every interaction that EHR's statement does not

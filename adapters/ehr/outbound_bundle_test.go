@@ -147,7 +147,12 @@ func bundleGateway(t *testing.T, e *bundleEHR, n, batch int) (*Outbound, syncsto
 	if err := sync.AddConnection(ctx, e.conn); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := NewOutbound(ctx, e.conn, sync, st, OutboundConfig{Logger: discard, Policy: faultPolicy()})
+	// No fault here is a delay: a long attempt timeout keeps a slow
+	// machine (-race, load) from adding timeouts, and so retries, of its
+	// own to the requests the test counts.
+	policy := faultPolicy()
+	policy.AttemptTimeout = 20 * time.Second
+	ob, err := NewOutbound(ctx, e.conn, sync, st, OutboundConfig{Logger: discard, Policy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
