@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestCoalescerFresh: every answer comes from a read that started after
@@ -87,6 +88,8 @@ func TestCoalescerShares(t *testing.T) {
 func TestClientStates(t *testing.T) {
 	st := &genStore{rows: map[string]ClientRow{"a": {ID: "a", Tenant: "t"}}}
 	cs := newClientStates(st)
+	now := time.Unix(1000, 0)
+	cs.gens.now = func() time.Time { return now }
 	ctx := context.Background()
 	for range 3 {
 		if r, err := cs.get(ctx, "a"); err != nil || r.Disabled {
@@ -97,6 +100,11 @@ func TestClientStates(t *testing.T) {
 		t.Errorf("3 gets at one generation read the row %d times, want 1", st.reads)
 	}
 	st.put(ClientRow{ID: "a", Tenant: "t", Disabled: true})
+	now = now.Add(clientStale / 2)
+	if r, err := cs.get(ctx, "a"); err != nil || r.Disabled {
+		t.Errorf("within clientStale of the last generation read, the row read then answers: %+v %v", r, err)
+	}
+	now = now.Add(clientStale)
 	if r, err := cs.get(ctx, "a"); err != nil || !r.Disabled {
 		t.Errorf("after the client was disabled: %+v %v", r, err)
 	}
@@ -135,4 +143,29 @@ func (s *genStore) AuthClient(_ context.Context, id string) (ClientRow, error) {
 		return ClientRow{}, ErrNoClient
 	}
 	return r, nil
+}
+
+// TestCoalescerStale: with a staleness bound, a finished read that started
+// at most that long before a call answers it; an older one does not.
+func TestCoalescerStale(t *testing.T) {
+	var reads atomic.Int64
+	now := time.Unix(1000, 0)
+	c := &coalescer{query: func(context.Context) (int64, error) { return reads.Add(1), nil }, stale: 100 * time.Millisecond, now: func() time.Time { return now }}
+	for i, tc := range []struct {
+		advance time.Duration
+		want    int64
+	}{
+		{0, 1},                      // the first call reads
+		{50 * time.Millisecond, 1},  // 50 ms after that read started: reused
+		{50 * time.Millisecond, 1},  // 100 ms: still within the bound
+		{time.Millisecond, 2},       // 101 ms: read again
+		{99 * time.Millisecond, 2},  // 99 ms after the second read
+		{200 * time.Millisecond, 3}, // long after: read again
+	} {
+		now = now.Add(tc.advance)
+		n, err := c.get(context.Background())
+		if err != nil || n != tc.want {
+			t.Errorf("call %d (+%v): got read %d (%v), want %d", i, tc.advance, n, err, tc.want)
+		}
+	}
 }
