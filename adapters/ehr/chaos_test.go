@@ -158,8 +158,24 @@ func chaosKill(t *testing.T, bin, profile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A create of a type the EHR cannot search (Oracle Health's alert
+	// Communications) that a kill may have cut after it landed is held
+	// for review, never sent twice. The test is the reviewer: each held
+	// row is dropped (what it wrote, if anything, stays on the EHR,
+	// unlinked), and at most that many EHR resources may lack a link.
+	held := 0
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDead) {
+		if !strings.HasPrefix(d.LastError, NoteHeldForReview) {
+			continue // checkSynced reports it
+		}
+		held++
+		t.Logf("held for review, discarded by the test: %s (%s)", d.Ref(), d.LastError)
+		if _, err := gw.Sync.Discard(ctx, "ehr", d.Ref()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	checkSynced(t, ob, gw, ehrS)
-	checkExactlyOnce(t, gw.Sync, "ehr", ehrS.Store)
+	checkExactlyOnce(t, gw.Sync, "ehr", ehrS.Store, held)
 	if took := time.Since(begin); took > 90*time.Second {
 		t.Errorf("the chaos test took %s, over 90 s", took.Round(time.Second))
 	}
@@ -169,7 +185,8 @@ func chaosKill(t *testing.T, bin, profile string) {
 // practice identifier carries one no other resource of its type there
 // carries, and
 // the link table has exactly one link per such resource.
-func checkExactlyOnce(t *testing.T, sync syncstore.Store, conn string, ehr fhir.Store) {
+// At most unlinked of them may have no link (creates held for review).
+func checkExactlyOnce(t *testing.T, sync syncstore.Store, conn string, ehr fhir.Store, unlinked int) {
 	t.Helper()
 	ctx := t.Context()
 	latest := map[fhir.Key]fhir.Version{}
@@ -233,10 +250,14 @@ func checkExactlyOnce(t *testing.T, sync syncstore.Store, conn string, ehr fhir.
 			t.Errorf("link %s/%s %s -> %s: the EHR holds no such resource", l.SourceType, l.SourceID, l.Part, ref)
 		}
 	}
+	var orphans []string
 	for ref := range withIdent {
 		if !linked[ref] {
-			t.Errorf("%s is on the EHR with a practice identifier but no link names it", ref)
+			orphans = append(orphans, ref)
 		}
+	}
+	if len(orphans) > unlinked {
+		t.Errorf("%d resources are on the EHR with a practice identifier but no link names them (%d creates held for review): %v", len(orphans), unlinked, orphans)
 	}
 	t.Logf("%d resources with practice identifiers on the EHR, %d links, %d duplicated identifiers", len(withIdent), len(links), dups)
 	if len(withIdent) == 0 {

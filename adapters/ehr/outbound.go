@@ -356,6 +356,10 @@ func (o *Outbound) wait(d time.Duration, why string) syncstore.Result {
 
 func (o *Outbound) fail(d syncstore.Delivery, err error) syncstore.Result {
 	r := syncstore.Result{State: syncstore.StatePending, Attempted: true, Error: err.Error()}
+	if errors.As(err, new(heldError)) {
+		r.State = syncstore.StateDead
+		return r
+	}
 	var ee *Error
 	if errors.As(err, &ee) {
 		if ee.Outcome != nil {

@@ -210,7 +210,7 @@ func TestOutboundBundles(t *testing.T) {
 				tc.fault(e)
 				drain(t, ob)
 				e.proxy.Clear()
-				checkExactlyOnce(t, sync, e.conn.Name, e.store)
+				checkExactlyOnce(t, sync, e.conn.Name, e.store, 0)
 				links, err := sync.Links(t.Context(), e.conn.Name)
 				if err != nil {
 					t.Fatal(err)

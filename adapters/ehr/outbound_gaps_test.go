@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kapbridge/kapbridge/adapters/ehr/syncstore"
 	"github.com/kapbridge/kapbridge/fhir"
@@ -224,4 +225,44 @@ func distinctRemote(t *testing.T, st fhir.Store, typ string) int {
 		}
 	}
 	return len(ids)
+}
+
+// TestOutboundReAdded: a connection removed (its links go with it) and
+// added again under the same name, to the same EHR, then backfilled,
+// finds what it wrote before instead of creating second copies: a resource
+// older than the connection is never created without a search.
+func TestOutboundReAdded(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "full")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	before := map[string]int{}
+	for _, typ := range []string{"Observation", "Patient", "Flag", "CarePlan", "Communication", "MedicationAdministration"} {
+		before[typ] = distinctRemote(t, sb.Store, typ)
+	}
+	if before["Observation"] == 0 {
+		t.Fatal("nothing reached the EHR the first time")
+	}
+	if err := gw.Sync.RemoveConnection(t.Context(), "ehr"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // the new connection's Created is later than every resource
+	ob2 := newOutbound(t, gw, sb.connection("ehr", ""))
+	for after := ""; ; {
+		next, _, err := gw.Sync.Backfill(t.Context(), "ehr", after, 500, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	drain(t, ob2)
+	for typ, n := range before {
+		if got := distinctRemote(t, sb.Store, typ); got != n {
+			t.Errorf("%s on the EHR: %d before the connection was added again, %d after its backfill (want no second copies)", typ, n, got)
+		}
+	}
 }

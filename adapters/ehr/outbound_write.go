@@ -18,6 +18,24 @@ import (
 // or create it (a create is repeated only after a search proves it did
 // not land). The link table records remote id, version and content hash.
 
+// newerThanConnection reports whether v is the first version of its
+// resource, written after the connection was added: no earlier incarnation
+// of the connection can have sent it.
+func (o *Outbound) newerThanConnection(v fhir.Version) bool {
+	return v.VersionID == 1 && !v.LastUpdated.Before(o.Conn.Created)
+}
+
+// NoteHeldForReview begins the note of a create held back because an
+// earlier attempt may have landed and the EHR offers no search to tell.
+const NoteHeldForReview = "held for review"
+
+// heldError is such a hold; the row is dead-lettered with it.
+type heldError struct{ typ string }
+
+func (e heldError) Error() string {
+	return NoteHeldForReview + ": an earlier attempt to create this " + e.typ + " may have landed and the EHR offers no search to find it; check the EHR, then kapbridge sync replay sends it (or kapbridge sync discard drops it)"
+}
+
 // remote is what the EHR holds for a part.
 type remote struct{ id, version string }
 
@@ -55,8 +73,11 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 	// resource is created with a plain POST: no search first, and no
 	// conditional update (which some servers answer by scanning every
 	// resource of the type). A repeat of the POST still needs the search
-	// (Landed) to prove the first did not land.
-	fresh := !found && d.Leases == 1 && (m.Create || m.Conditional && o.createsByIdentifier(typ, ident))
+	// (Landed) to prove the first did not land. Only a resource first
+	// written after the connection was added is fresh: an older one may be
+	// there already, written by a connection of the same name that was
+	// removed (with its links) and added again, so it is found first.
+	fresh := !found && d.Leases == 1 && o.newerThanConnection(v) && (m.Create || m.Conditional && o.createsByIdentifier(typ, ident))
 	var got remote
 	switch {
 	case m.Conditional && !fresh:
@@ -93,6 +114,13 @@ func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, b
 			if ok {
 				found, link = true, syncstore.Link{RemoteType: typ, RemoteID: r.id, RemoteVersion: r.version}
 			}
+		}
+		if !found && !fresh && find == FindNone && d.Leases > 1 && !strings.HasPrefix(d.LastError, NoteHeldForReview) {
+			// An earlier holder of this row may have created it (killed,
+			// or its answer lost) and no search can tell: sending again
+			// could make a second copy. A person checks the EHR, then
+			// `kapbridge sync replay` sends it (the note says it was held).
+			return "", nil, heldError{typ}
 		}
 		if !found {
 			if stage && fresh {
