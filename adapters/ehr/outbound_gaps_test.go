@@ -266,3 +266,53 @@ func TestOutboundReAdded(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboundHeldForReview: on Oracle Health an alert Communication
+// cannot be searched for, so a row leased again after an earlier holder
+// may have created it (Leases > 1, no link) is held for review, not sent;
+// once replayed (its note says it was held) it is sent.
+func TestOutboundHeldForReview(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "oracle")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	var flag syncstore.Delivery
+	var l syncstore.Link
+	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+		if d.Type != "Flag" {
+			continue
+		}
+		if got, err := gw.Sync.Link(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID, string(BuildFlagCommunication)); err == nil {
+			flag, l = d, got
+			break
+		}
+	}
+	if l.RemoteID == "" {
+		t.Fatal("no Flag went as a Communication")
+	}
+	// The Communication landed but its link was never recorded (the
+	// worker was killed): no link, and the row leased again.
+	l.Hash = deletedHash
+	if err := gw.Sync.PutLink(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	before := distinctRemote(t, sb.Store, "Communication")
+	flag.Leases = 2
+	r := ob.Deliver(t.Context(), flag)
+	if r.State != syncstore.StateDead || !strings.HasPrefix(r.Error, NoteHeldForReview) {
+		t.Fatalf("a Flag leased again without a link: %+v; want dead, held for review", r)
+	}
+	if got := distinctRemote(t, sb.Store, "Communication"); got != before {
+		t.Errorf("the held Communication was sent again: %d -> %d", before, got)
+	}
+	// A person checked and replays it: the note says it was held, so it
+	// goes (here a second copy: the reviewer chose to send).
+	flag.LastError, flag.Leases = r.Error, 3
+	if r := ob.Deliver(t.Context(), flag); r.State != syncstore.StateDone {
+		t.Fatalf("the replayed row: %+v; want done", r)
+	}
+	if got := distinctRemote(t, sb.Store, "Communication"); got != before+1 {
+		t.Errorf("after the replay %d Communications, want %d", got, before+1)
+	}
+}
