@@ -58,6 +58,7 @@ func run() error {
 		return ob.Run(ctx, 20*time.Millisecond)
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	last, lastMoved := "", time.Now()
 	for {
 		if err := ob.Drain(ctx); err != nil {
 			return err
@@ -69,6 +70,17 @@ func run() error {
 		if counts[syncstore.StatePending] == 0 {
 			fmt.Printf("drained: %v\n", counts)
 			return nil
+		}
+		// With a dead letter (a create held for review) some rows may wait
+		// for it until a person decides: when nothing has moved for two
+		// seconds, the worker has done what it can.
+		if counts[syncstore.StateDead] > 0 {
+			if fmt.Sprint(counts) != last {
+				last, lastMoved = fmt.Sprint(counts), time.Now()
+			} else if time.Since(lastMoved) > 2*time.Second {
+				fmt.Printf("settled, dead letters waiting for review: %v\n", counts)
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("still pending after a minute: %v", counts)
