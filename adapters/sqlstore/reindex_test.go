@@ -33,7 +33,7 @@ func TestReindex(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		dsn := sqltest.PostgresDSN(t)
 		if dsn == "" {
-			t.Skip(pgEnv + " not set")
+			t.Skip(pgEnv + " not set: skipping the PostgreSQL half (.ci/run sets it)")
 		}
 		schema := sqltest.FreshSchema(t, dsn)
 		testReindex(t, func() search.Store {

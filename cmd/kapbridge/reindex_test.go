@@ -26,7 +26,7 @@ func TestReindexCommand(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		dsn := sqltest.PostgresDSN(t)
 		if dsn == "" {
-			t.Skip(sqltest.EnvPostgresDSN + " not set")
+			t.Skip(sqltest.EnvPostgresDSN + " not set: skipping the PostgreSQL half (.ci/run sets it)")
 		}
 		testReindexCommand(t, sqltest.FreshSchema(t, dsn))
 	})
