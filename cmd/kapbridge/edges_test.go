@@ -145,18 +145,25 @@ func TestServeInputEdges(t *testing.T) {
 					for i := 0; i < tc.stall; i++ {
 						release = append(release, stallBody(t, addr, tc.stallLength))
 					}
-					var status int
-					var header http.Header
-					var body []byte
-					for try := 0; ; try++ {
-						status, header, body = edgeRequest(t, addr, tc)
-						// A stalled request may not be admitted yet when the
-						// row's request arrives: try again until it is.
-						if tc.stall == 0 || status == tc.status || try == 20 {
-							break
+					// A stalled request may not be admitted yet when the
+					// row's request arrives: probe until it is. A write
+					// row probes with a resource the server refuses as
+					// invalid once admitted, so a probe that came too early
+					// stores nothing (CI once saw the row's own Patient
+					// land on a first try that beat the stall).
+					if tc.stall > 0 {
+						probe := tc
+						if tc.write {
+							probe.body = `{"resourceType":"Patient","notAnElement":true}`
 						}
-						time.Sleep(20 * time.Millisecond)
+						for try := 0; ; try++ {
+							if st, _, _ := edgeRequest(t, addr, probe); st == tc.status || try == 50 {
+								break
+							}
+							time.Sleep(20 * time.Millisecond)
+						}
 					}
+					status, header, body := edgeRequest(t, addr, tc)
 					for _, r := range release {
 						r()
 					}
