@@ -79,6 +79,16 @@ func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int, 
 	defer st.Close()
 	sync := st.(syncstore.Store)
 	w := write.Writer{Changed: syncstore.Enqueue}
+	// The connection exists before the backlog is written, as when an
+	// EHR was down or the worker stopped: a resource first written before
+	// its connection was added is searched for before it is created
+	// (Outbound.newerThanConnection), which is the backfill's path, not
+	// a backlog's.
+	conn := syncstore.Connection{Name: "bench", Tenant: fhir.DefaultTenant, BaseURL: c.Base().String(), ClientID: testClientID, KeyFile: "(bench)",
+		Scopes: "system/*.cruds", MRNSystem: testMRNSystem, Created: time.Now()}
+	if err := sync.AddConnection(ctx, conn); err != nil {
+		b.Fatal(err)
+	}
 	put := func(tx fhir.Tx, typ, id string, body []byte) error {
 		res, err := fhir.ParseJSON(body, fhir.StoredLimits)
 		if err != nil {
@@ -105,11 +115,6 @@ func benchDrain(b *testing.B, c *Client, caps *Capabilities, mrn string, n int, 
 		}); err != nil {
 			b.Fatal(err)
 		}
-	}
-	conn := syncstore.Connection{Name: "bench", Tenant: fhir.DefaultTenant, BaseURL: c.Base().String(), ClientID: testClientID, KeyFile: "(bench)",
-		Scopes: "system/*.cruds", MRNSystem: testMRNSystem, Created: time.Now()}
-	if err := sync.AddConnection(ctx, conn); err != nil {
-		b.Fatal(err)
 	}
 	ob := &Outbound{Conn: conn, Sync: sync, Store: st, Client: c, Caps: caps, Plan: PlanWrites(caps), Logger: discard, TargetWait: 5 * time.Millisecond,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond }, MaxAttempts: 2, Single: single}
