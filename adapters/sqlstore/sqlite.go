@@ -38,6 +38,9 @@ type sqliteStore struct {
 
 	ws  sqliteSearchStmts
 	rec sqliteRecordStmts // practice records (records_sqlite.go)
+	// The sync queries' prepared statements (sync.go): on the read pool,
+	// and on the writer connection (used by the writer goroutine only).
+	syncReadStmts, syncWriteStmts syncStmtCache
 	seq int64             // the last seq given to a Put; writer goroutine only
 	idx idxBuffer         // index rows waiting for the batch's end; writer goroutine only
 
@@ -561,6 +564,8 @@ func (s *sqliteStore) closeConns() error {
 	var errs []error
 	errs = append(errs, s.ws.closeCache()...)
 	errs = append(errs, s.rec.close()...)
+	errs = append(errs, s.syncReadStmts.close()...)
+	errs = append(errs, s.syncWriteStmts.close()...)
 	for _, st := range s.ws.prepared {
 		errs = append(errs, st.Close())
 	}

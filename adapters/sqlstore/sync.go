@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,8 +27,10 @@ import (
 // UPDATE SKIP LOCKED.
 
 var (
-	_ syncstore.Store = (*sqliteStore)(nil)
-	_ syncstore.Store = (*pgStore)(nil)
+	_ syncstore.Store       = (*sqliteStore)(nil)
+	_ syncstore.Store       = (*pgStore)(nil)
+	_ syncstore.LinkBatcher = (*sqliteStore)(nil)
+	_ syncstore.LinkBatcher = (*pgStore)(nil)
 )
 
 // syncQ is a connection or transaction of either dialect.
@@ -80,15 +83,80 @@ type sqliteQ struct {
 	c interface {
 		ExecContext(context.Context, string, ...any) (sql.Result, error)
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
 	}
+	// stmts caches c's prepared statements by SQL text (nil: none).
+	stmts *syncStmtCache
+}
+
+// syncStmtCache holds the prepared statements of the sync queries of one
+// connection or pool. SQLite's parse of a statement cost more than running
+// it: a drain's fan-out, leases, link reads and results spent half their
+// time in the parser (yy_reduce) before these were kept.
+type syncStmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// stmt returns the prepared q, or nil when the cache is full (then q runs
+// unprepared). Statements built with a variable number of placeholders
+// come in few shapes (chunks), so the bound is not reached in practice.
+func (c *syncStmtCache) stmt(ctx context.Context, db interface {
+	PrepareContext(context.Context, string) (*sql.Stmt, error)
+}, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[q]; st != nil {
+		return st, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		return nil, nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[q] = st
+	return st, nil
+}
+
+func (c *syncStmtCache) close() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = nil
+	return errs
 }
 
 func (q sqliteQ) exec(ctx context.Context, s string, args ...any) (int64, error) {
-	r, err := q.c.ExecContext(ctx, s, args...)
+	var (
+		r   sql.Result
+		err error
+	)
+	if st, perr := q.prepared(ctx, s); perr != nil {
+		return 0, perr
+	} else if st != nil {
+		r, err = st.ExecContext(ctx, args...)
+	} else {
+		r, err = q.c.ExecContext(ctx, s, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
 	return r.RowsAffected()
+}
+
+func (q sqliteQ) prepared(ctx context.Context, s string) (*sql.Stmt, error) {
+	if q.stmts == nil {
+		return nil, nil
+	}
+	return q.stmts.stmt(ctx, q.c, s)
 }
 
 type syncSQLRows struct{ *sql.Rows }
@@ -96,7 +164,17 @@ type syncSQLRows struct{ *sql.Rows }
 func (r syncSQLRows) Close() { r.Rows.Close() }
 
 func (q sqliteQ) query(ctx context.Context, s string, args ...any) (syncRows, error) {
-	rows, err := q.c.QueryContext(ctx, s, args...)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if st, perr := q.prepared(ctx, s); perr != nil {
+		return nil, perr
+	} else if st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = q.c.QueryContext(ctx, s, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +192,13 @@ func (sqliteQ) skipLocked() string { return "" }
 
 func (sqliteQ) timeType() string { return "INTEGER" }
 
-func (s *sqliteStore) syncRead() syncQ { return sqliteQ{s.rdb} }
+func (s *sqliteStore) syncRead() syncQ { return sqliteQ{s.rdb, &s.syncReadStmts} }
 
 // syncWrite runs fn on the writer goroutine in a transaction; its
 // statements use a background context (see sqliteTx).
 func (s *sqliteStore) syncWrite(ctx context.Context, fn func(ctx context.Context, q syncQ) error) error {
 	return s.Update(ctx, func(fhir.Tx) error {
-		return fn(context.Background(), sqliteQ{s.wconn})
+		return fn(context.Background(), sqliteQ{s.wconn, &s.syncWriteStmts})
 	})
 }
 
@@ -541,6 +619,50 @@ func (o syncOps) Link(ctx context.Context, connection, tenant, srcType, srcID, p
 	l, err := one(rows, err, scanLink)
 	return l, syncErr("link", err)
 }
+
+// LinksOf reads the links of sources grouped by tenant and type, their
+// ids in IN lists of a few fixed lengths (padded by repeating the last),
+// so that the statement cache holds a handful of shapes.
+func (o syncOps) LinksOf(ctx context.Context, connection string, sources []syncstore.Source) ([]syncstore.Link, error) {
+	type group struct{ tenant, typ string }
+	ids := map[group][]string{}
+	var order []group
+	for _, src := range sources {
+		g := group{src.Tenant, src.Type}
+		if _, ok := ids[g]; !ok {
+			order = append(order, g)
+		}
+		ids[g] = append(ids[g], src.ID)
+	}
+	q := o.read()
+	var out []syncstore.Link
+	for _, g := range order {
+		for rest := ids[g]; len(rest) > 0; {
+			n := 8
+			for n < len(rest) && n < linksOfChunk {
+				n *= 2
+			}
+			take := min(n, len(rest))
+			args := make([]any, 0, 3+n)
+			args = append(args, connection, g.tenant, g.typ)
+			for i := range n {
+				args = append(args, rest[min(i, take-1)])
+			}
+			rows, err := q.query(ctx, `SELECT `+linkCols+` FROM ehr_links WHERE connection = ? AND tenant = ? AND source_type = ? AND source_id IN (?`+
+				strings.Repeat(", ?", n-1)+`)`, args...)
+			ls, err := collect(rows, err, scanLink)
+			if err != nil {
+				return nil, syncErr("links of sources", err)
+			}
+			out = append(out, ls...)
+			rest = rest[take:]
+		}
+	}
+	return out, nil
+}
+
+// linksOfChunk is the longest IN list of LinksOf.
+const linksOfChunk = 128
 
 func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
 	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error { return putLinkQ(ctx, q, l) }))

@@ -95,3 +95,8 @@ func (s *sqliteStore) PatientLinks(ctx context.Context, connection, state string
 func (s *sqliteStore) Delivery(ctx context.Context, connection, tenant, typ, id string) (syncstore.Delivery, error) {
 	return s.syncOps().Delivery(ctx, connection, tenant, typ, id)
 }
+
+// LinksOf implements syncstore.LinkBatcher.
+func (s *sqliteStore) LinksOf(ctx context.Context, connection string, sources []syncstore.Source) ([]syncstore.Link, error) {
+	return s.syncOps().LinksOf(ctx, connection, sources)
+}

@@ -303,6 +303,25 @@ func (m *Memory) Link(_ context.Context, connection, tenant, srcType, srcID, par
 	return l, nil
 }
 
+var _ LinkBatcher = (*Memory)(nil)
+
+// LinksOf implements LinkBatcher.
+func (m *Memory) LinksOf(_ context.Context, connection string, sources []Source) ([]Link, error) {
+	want := make(map[string]bool, len(sources))
+	for _, src := range sources {
+		want[key(connection, src.Tenant, src.Type, src.ID)] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Link
+	for _, l := range m.links {
+		if want[key(l.Connection, l.Tenant, l.SourceType, l.SourceID)] {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 func (m *Memory) PutLink(_ context.Context, l Link) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -246,6 +246,19 @@ type Store interface {
 	PatientLinks(ctx context.Context, connection, state string) ([]PatientLink, error)
 }
 
+// Source names one local resource: what a link is a link of.
+type Source struct{ Tenant, Type, ID string }
+
+// LinkBatcher is a Store that reads the links of many sources in one
+// query. The outbound worker reads the links of a whole leased round with
+// it (one query instead of one per row); a Store without it is asked
+// source by source.
+type LinkBatcher interface {
+	// LinksOf returns every link (all parts) on connection of the given
+	// sources, in no particular order; a source without links adds none.
+	LinksOf(ctx context.Context, connection string, sources []Source) ([]Link, error)
+}
+
 // SplitRef splits "Type/id"; ok is false for anything else.
 func SplitRef(ref string) (typ, id string, ok bool) {
 	typ, id, ok = strings.Cut(ref, "/")

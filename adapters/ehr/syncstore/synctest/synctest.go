@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"FinishAllInOneGo", testFinishAll},
 		{"ConcurrentLeasesDisjoint", testConcurrent},
 		{"Links", testLinks},
+		{"LinksOfManySources", testLinksOf},
 		{"PatientLinks", testPatients},
 		{"RemoveConnectionDropsItsRows", testRemove},
 		{"Backfill", testBackfill},
@@ -376,6 +377,68 @@ func testLinks(t *testing.T, open Opener) {
 	all, err := s.Links(ctx, "c")
 	if err != nil || len(all) != 2 {
 		t.Errorf("Links = %+v, %v", all, err)
+	}
+}
+
+// testLinksOf: a LinkBatcher returns every part of exactly the sources
+// asked for, on that connection, across IN-list chunks (300 sources).
+func testLinksOf(t *testing.T, open Opener) {
+	_, s := open(t)
+	lb, ok := s.(syncstore.LinkBatcher)
+	if !ok {
+		t.Skip("the store reads links one at a time (no LinkBatcher)")
+	}
+	ctx := t.Context()
+	put := func(conn, tenant, typ, id, part string) {
+		t.Helper()
+		if err := s.PutLink(ctx, syncstore.Link{Connection: conn, Tenant: tenant, SourceType: typ, SourceID: id, Part: part,
+			RemoteType: typ, RemoteID: "r-" + conn + "-" + tenant + "-" + id + "-" + part, Hash: "h", Updated: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var asked []syncstore.Source
+	want := map[string]bool{}
+	for i := range 300 {
+		id := fmt.Sprintf("o%d", i)
+		asked = append(asked, syncstore.Source{Tenant: fhir.DefaultTenant, Type: "Observation", ID: id})
+		if i%3 == 0 {
+			continue // asked for, never written: no link
+		}
+		put("c", fhir.DefaultTenant, "Observation", id, "")
+		want["Observation/"+id+"/"] = true
+		if i%5 == 0 {
+			put("c", fhir.DefaultTenant, "Observation", id, "DoseObservation")
+			want["Observation/"+id+"/DoseObservation"] = true
+		}
+	}
+	asked = append(asked, syncstore.Source{Tenant: fhir.DefaultTenant, Type: "Flag", ID: "f1"}, syncstore.Source{Tenant: "other", Type: "Flag", ID: "f1"})
+	put("c", fhir.DefaultTenant, "Flag", "f1", "FlagCommunication")
+	want["Flag/f1/FlagCommunication"] = true
+	// Not asked for: another connection, another tenant's id, another type.
+	put("d", fhir.DefaultTenant, "Observation", "o1", "")
+	put("c", "elsewhere", "Observation", "o1", "")
+	put("c", fhir.DefaultTenant, "Goal", "o1", "")
+	put("c", fhir.DefaultTenant, "Observation", "o9999", "")
+	got, err := lb.LinksOf(ctx, "c", asked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, l := range got {
+		k := l.SourceType + "/" + l.SourceID + "/" + l.Part
+		if l.Connection != "c" || l.Tenant != fhir.DefaultTenant || !want[k] || seen[k] {
+			t.Errorf("LinksOf returned %+v (asked for: %v, seen before: %v)", l, want[k], seen[k])
+		}
+		if l.RemoteID != "r-c-"+fhir.DefaultTenant+"-"+l.SourceID+"-"+l.Part {
+			t.Errorf("LinksOf %s: remote id %q", k, l.RemoteID)
+		}
+		seen[k] = true
+	}
+	if len(seen) != len(want) {
+		t.Errorf("LinksOf returned %d links, want %d", len(seen), len(want))
+	}
+	if got, err := lb.LinksOf(ctx, "c", nil); err != nil || len(got) != 0 {
+		t.Errorf("LinksOf of nothing = %v, %v", got, err)
 	}
 }
 
