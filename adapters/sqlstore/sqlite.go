@@ -41,8 +41,8 @@ type sqliteStore struct {
 	// The sync queries' prepared statements (sync.go): on the read pool,
 	// and on the writer connection (used by the writer goroutine only).
 	syncReadStmts, syncWriteStmts syncStmtCache
-	seq int64             // the last seq given to a Put; writer goroutine only
-	idx idxBuffer         // index rows waiting for the batch's end; writer goroutine only
+	seq                           int64     // the last seq given to a Put; writer goroutine only
+	idx                           idxBuffer // index rows waiting for the batch's end; writer goroutine only
 
 	mu         sync.RWMutex // guards closed and sends on queue against close(queue)
 	closed     bool
