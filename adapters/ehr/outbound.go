@@ -245,6 +245,7 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	// latency, not the gateway, bounds a single row).
 	slices.SortStableFunc(ds, func(a, b syncstore.Delivery) int { return typeRank(a.Type) - typeRank(b.Type) })
 	bundle := o.bundleType()
+	rc := o.newRound(ctx, ds)
 	var (
 		mu   sync.Mutex
 		ferr error
@@ -264,7 +265,7 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				r, st := o.deliver(ctx, d, bundle != "")
+				r, st := o.deliver(ctx, rc, d, bundle != "")
 				if ctx.Err() != nil {
 					return // stopping: the row is left to Release, not half-recorded
 				}
@@ -396,20 +397,21 @@ func (o *Outbound) fail(d syncstore.Delivery, err error) syncstore.Result {
 // data, and records every decision in the Result.
 func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.Result {
 	o.defaults()
-	r, _ := o.deliver(ctx, d, false)
+	r, _ := o.deliver(ctx, nil, d, false)
 	return r
 }
 
-// deliver is Deliver; with stage set, a row whose only write is a plain
-// create of a resource never written before stops short of it and
-// returns the write, for a Bundle (flushBundle) to carry and finish.
-func (o *Outbound) deliver(ctx context.Context, d syncstore.Delivery, stage bool) (syncstore.Result, *stagedWrite) {
+// deliver is Deliver, with the round's shared reads (rc; nil: none);
+// with stage set, a row whose only write is a plain create of a resource
+// never written before stops short of it and returns the write, for a
+// Bundle (flushBundle) to carry and finish.
+func (o *Outbound) deliver(ctx context.Context, rc *round, d syncstore.Delivery, stage bool) (syncstore.Result, *stagedWrite) {
 	var st *stagedWrite
-	r := o.deliverRow(ctx, d, stage, &st)
+	r := o.deliverRow(ctx, rc, d, stage, &st)
 	return r, st
 }
 
-func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage bool, staged **stagedWrite) syncstore.Result {
+func (o *Outbound) deliverRow(ctx context.Context, rc *round, d syncstore.Delivery, stage bool, staged **stagedWrite) syncstore.Result {
 	k := fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}
 	v, err := o.Store.Read(ctx, k)
 	switch {
@@ -436,7 +438,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 		}
 	}
 	// The privacy gate, before anything about the resource leaves.
-	if dec, err := o.privacy(ctx, d.Tenant, res); err != nil {
+	if dec, err := o.privacy(ctx, rc, d.Tenant, res); err != nil {
 		return o.fail(d, err)
 	} else if !dec.Allowed {
 		return done("held back by the privacy gate: " + dec.Reason)
@@ -457,7 +459,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 	}
 	var remotePatient string
 	if p := consent.PatientOf(res); p != "" {
-		pl, err := o.linkPatient(ctx, d.Tenant, p, false)
+		pl, err := o.roundPatientLink(ctx, rc, d.Tenant, p)
 		if err != nil {
 			return o.fail(d, err)
 		}
@@ -499,7 +501,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 		if len(dropped) > 0 {
 			notes = append(notes, "references left out (their targets do not go here): "+strings.Join(dropped, ", "))
 		}
-		note, st, err := o.write(ctx, d, part, body, v, stage && writes == 1)
+		note, st, err := o.write(ctx, rc, d, part, body, v, stage && writes == 1)
 		if err != nil {
 			return o.fail(d, err)
 		}
@@ -539,25 +541,36 @@ func (o *Outbound) requeueNotes(ctx context.Context, tenant, patient string) err
 	})
 }
 
-// privacy asks fhir/consent with the patient's Consents from the store.
-func (o *Outbound) privacy(ctx context.Context, tenant string, res *fhir.Value) (consent.Decision, error) {
+// privacy asks fhir/consent with the patient's Consents from the store
+// (read once per round: patientConsents).
+func (o *Outbound) privacy(ctx context.Context, rc *round, tenant string, res *fhir.Value) (consent.Decision, error) {
 	var consents []*fhir.Value
 	if p := consent.PatientOf(res); p != "" {
-		q, err := search.ParseQuery("Consent", url.Values{"patient": {p}, "_count": {"100"}}, "", false)
-		if err != nil {
+		var err error
+		if consents, err = o.patientConsents(ctx, rc, tenant, p); err != nil {
 			return consent.Decision{}, err
-		}
-		r, err := o.Store.Search(ctx, tenant, q, nil)
-		if err != nil {
-			return consent.Decision{}, err
-		}
-		for _, m := range r.Matches {
-			if c, err := fhir.ParseJSON(m.JSON, fhir.StoredLimits); err == nil {
-				consents = append(consents, c)
-			}
 		}
 	}
 	return consent.Decide(res, consents, o.Conn.Recipient, o.Now()), nil
+}
+
+// readConsents searches the store for patient's Consents.
+func (o *Outbound) readConsents(ctx context.Context, tenant, patient string) ([]*fhir.Value, error) {
+	q, err := search.ParseQuery("Consent", url.Values{"patient": {patient}, "_count": {"100"}}, "", false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := o.Store.Search(ctx, tenant, q, nil)
+	if err != nil {
+		return nil, err
+	}
+	var consents []*fhir.Value
+	for _, m := range r.Matches {
+		if c, err := fhir.ParseJSON(m.JSON, fhir.StoredLimits); err == nil {
+			consents = append(consents, c)
+		}
+	}
+	return consents, nil
 }
 
 // build makes the part's body from res: the resource as mapped or a

@@ -43,14 +43,14 @@ type remote struct{ id, version string }
 // note for the delivery record ("" when it simply went). With stage set,
 // a plain create of a resource never written before is not sent but
 // returned (staged), for a batch or transaction Bundle to carry.
-func (o *Outbound) write(ctx context.Context, d syncstore.Delivery, part Part, body *fhir.Value, v fhir.Version, stage bool) (string, *stagedWrite, error) {
+func (o *Outbound) write(ctx context.Context, rc *round, d syncstore.Delivery, part Part, body *fhir.Value, v fhir.Version, stage bool) (string, *stagedWrite, error) {
 	m := part.Method
 	typ := part.Type
 	srcID := body.GetString("id")
 	body.Delete("id")
 	hash := contentHash(body)
 	linkPart := string(part.Build)
-	link, err := o.Sync.Link(ctx, o.Conn.Name, d.Tenant, d.Type, d.ResourceID, linkPart)
+	link, err := o.ownLink(ctx, rc, d, linkPart)
 	// A part deleted there (outbound_delete.go) is written anew.
 	found := err == nil && link.Hash != deletedHash
 	if err != nil && !errors.Is(err, syncstore.ErrNotFound) {
