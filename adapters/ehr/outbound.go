@@ -92,6 +92,10 @@ type Outbound struct {
 	Now                     func() time.Time
 	Logger                  *slog.Logger
 
+	// carried: rows leased with the last round's results, for the next
+	// round (runRound).
+	carried []syncstore.Delivery
+
 	// The plan is read again daily, and after a 405 or 404 that says the
 	// EHR's statement may have changed (replan).
 	planned time.Time
@@ -226,6 +230,16 @@ func (o *Outbound) defaults() {
 // returns how many rows it handled.
 func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 	o.defaults()
+	return o.runRound(ctx, false)
+}
+
+// runRound is RunOnce. With carry (Drain and Run, which go on to the next
+// round anyway) the last Bundle's results are recorded in the transaction
+// that leases the next round's rows, where the store can
+// (syncstore.FinishLeaser): one commit less per round. The rows so leased
+// are the next round's (o.carried); whoever stops carrying gives them
+// back (unleaseCarried).
+func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 	o.refreshPlan(ctx)
 	for {
 		n, err := o.Sync.Fanout(ctx, o.Conn.Tenant, 1000, o.Now())
@@ -236,9 +250,13 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	ds, err := o.Sync.Lease(ctx, o.Conn.Name, o.Owner, o.Batch, o.Now(), o.LeaseTTL)
-	if err != nil {
-		return 0, err
+	ds := o.carried
+	o.carried = nil
+	if len(ds) == 0 {
+		var err error
+		if ds, err = o.Sync.Lease(ctx, o.Conn.Name, o.Owner, o.Batch, o.Now(), o.LeaseTTL); err != nil {
+			return 0, err
+		}
 	}
 	// Targets before what refers to them, so fewer rows wait: the batch
 	// goes by rank, the rows of one rank Parallel at a time (an EHR's
@@ -288,7 +306,7 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 		}
 		// The creates staged by this rank go in Bundles before the next
 		// rank, whose rows may refer to them.
-		if err := o.flushBundles(ctx, bundle, staged); err != nil {
+		if err := o.flushBundles(ctx, bundle, staged, carry && end == len(ds)); err != nil {
 			ferr = errors.Join(ferr, err)
 		}
 		if err := ctx.Err(); err != nil {
@@ -306,9 +324,10 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 // out it releases its leases, so another worker takes the rows at once.
 func (o *Outbound) Run(ctx context.Context, poll time.Duration) error {
 	o.defaults()
-	defer o.Sync.Release(context.WithoutCancel(ctx), o.Owner)
+	defer o.Sync.Release(context.WithoutCancel(ctx), o.Owner) // the carried rows too
+	defer func() { o.carried = nil }()
 	for {
-		n, err := o.RunOnce(ctx)
+		n, err := o.runRound(ctx, true)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -328,11 +347,31 @@ func (o *Outbound) Run(ctx context.Context, poll time.Duration) error {
 
 // Drain delivers until nothing is due (tests, `sync run --once`).
 func (o *Outbound) Drain(ctx context.Context) error {
+	o.defaults()
+	defer o.unleaseCarried(ctx)
 	for {
-		n, err := o.RunOnce(ctx)
+		n, err := o.runRound(ctx, true)
 		if err != nil || n == 0 {
 			return err
 		}
+	}
+}
+
+// unleaseCarried gives back the rows leased for a round that will not
+// run (Drain stopped by an error): as they were, due as they were, so
+// another worker (or the next Drain) takes them before their lease would
+// have expired.
+func (o *Outbound) unleaseCarried(ctx context.Context) {
+	if len(o.carried) == 0 {
+		return
+	}
+	fs := make([]syncstore.Finishing, len(o.carried))
+	for i, d := range o.carried {
+		fs[i] = syncstore.Finishing{Delivery: d, Result: syncstore.Result{State: syncstore.StatePending, NextAt: d.NextAt, Error: d.LastError, Outcome: d.Outcome}}
+	}
+	o.carried = nil
+	if _, err := o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now()); err != nil {
+		o.Logger.Warn("ehr sync: rows leased for the next round not given back (their leases expire)", "connection", o.Conn.Name, "error", err)
 	}
 }
 

@@ -62,12 +62,13 @@ func (o *Outbound) bundleType() string {
 // flushBundles sends staged in Bundles of up to Batch entries and
 // finishes their rows; its error is a failure to record a result (the
 // rows stay leased until their lease expires, then go again, searched
-// first).
-func (o *Outbound) flushBundles(ctx context.Context, kind string, staged []*stagedWrite) error {
+// first). With leaseNext, the last Bundle's results are recorded with
+// the next round's lease (flushBundle).
+func (o *Outbound) flushBundles(ctx context.Context, kind string, staged []*stagedWrite, leaseNext bool) error {
 	var errs error
 	for len(staged) > 0 {
 		n := min(len(staged), o.Batch)
-		if err := o.flushBundle(ctx, kind, staged[:n]); err != nil {
+		if err := o.flushBundle(ctx, kind, staged[:n], leaseNext && n == len(staged)); err != nil {
 			errs = errors.Join(errs, err)
 		}
 		if ctx.Err() != nil {
@@ -78,7 +79,7 @@ func (o *Outbound) flushBundles(ctx context.Context, kind string, staged []*stag
 	return errs
 }
 
-func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stagedWrite) error {
+func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stagedWrite, leaseNext bool) error {
 	entries := make([]*fhir.Value, len(staged))
 	for i, st := range staged {
 		entries[i] = jsonObject(
@@ -111,7 +112,13 @@ func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stage
 				Part: string(st.part.Build), RemoteType: st.typ, RemoteID: gots[i].id, RemoteVersion: gots[i].version, Hash: st.hash, Body: st.sent, Updated: o.Now()}
 		}
 	}
-	errs, err := o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())
+	var errs []error
+	if fl, ok := o.Sync.(syncstore.FinishLeaser); ok && leaseNext {
+		// With the next round's lease: one commit for both.
+		errs, o.carried, err = fl.FinishAllLease(context.WithoutCancel(ctx), o.Owner, fs, o.Now(), o.Conn.Name, o.Batch, o.LeaseTTL)
+	} else {
+		errs, err = o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())
+	}
 	if err != nil {
 		// Nothing recorded: the rows stay leased until the lease expires,
 		// then go again, resolved by search first (Leases > 1).

@@ -27,10 +27,12 @@ import (
 // UPDATE SKIP LOCKED.
 
 var (
-	_ syncstore.Store       = (*sqliteStore)(nil)
-	_ syncstore.Store       = (*pgStore)(nil)
-	_ syncstore.LinkBatcher = (*sqliteStore)(nil)
-	_ syncstore.LinkBatcher = (*pgStore)(nil)
+	_ syncstore.Store        = (*sqliteStore)(nil)
+	_ syncstore.Store        = (*pgStore)(nil)
+	_ syncstore.LinkBatcher  = (*sqliteStore)(nil)
+	_ syncstore.LinkBatcher  = (*pgStore)(nil)
+	_ syncstore.FinishLeaser = (*sqliteStore)(nil)
+	_ syncstore.FinishLeaser = (*pgStore)(nil)
 )
 
 // syncQ is a connection or transaction of either dialect.
@@ -379,12 +381,24 @@ func (o syncOps) RemoveConnection(ctx context.Context, name string) error {
 	return syncErr("remove connection", err)
 }
 
+// Fanout is set-based: the messages taken are marked in IN lists, and
+// the deliveries they make are upserted many rows to a statement, one row
+// per resource and connection, counting its messages into gen (Finish
+// only compares gen). A first look on the read pool skips the writer when
+// nothing waits (the outbound worker asks before every round).
 func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.Time) (int, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
+	rq := o.read()
+	rows, err := rq.query(ctx, `SELECT seq FROM outbox WHERE tenant = ? AND topic = '`+syncstore.TopicChange+`' AND ehr_fanned = `+falseLit(rq)+` ORDER BY seq LIMIT 1`, tenant)
+	if waiting, err := collect(rows, err, func(r syncRows) (int64, error) { var n int64; return n, r.Scan(&n) }); err != nil {
+		return 0, syncErr("fanout", err)
+	} else if len(waiting) == 0 {
+		return 0, nil
+	}
 	var taken int
-	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+	err = o.write(ctx, func(ctx context.Context, q syncQ) error {
 		taken = 0
 		rows, err := q.query(ctx, `SELECT name FROM ehr_connections WHERE tenant = ?`, tenant)
 		conns, err := collect(rows, err, func(r syncRows) (string, error) { var s string; return s, r.Scan(&s) })
@@ -402,10 +416,22 @@ func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.
 		if err != nil || len(msgs) == 0 {
 			return err
 		}
-		for _, m := range msgs {
-			if _, err := q.exec(ctx, `UPDATE outbox SET ehr_fanned = `+trueLit(q)+` WHERE seq = ?`, m.seq); err != nil {
+		seqs := make([]any, len(msgs))
+		for i, m := range msgs {
+			seqs[i] = m.seq
+		}
+		for rest := seqs; len(rest) > 0; {
+			n := chunkOf(len(rest))
+			if _, err := q.exec(ctx, `UPDATE outbox SET ehr_fanned = `+trueLit(q)+` WHERE seq IN (?`+strings.Repeat(", ?", n-1)+`)`, rest[:n]...); err != nil {
 				return err
 			}
+			rest = rest[n:]
+		}
+		// The deliveries, in the order their resources first changed.
+		type target struct{ conn, typ, id string }
+		gens := map[target]int{}
+		var order []target
+		for _, m := range msgs {
 			typ, id, ok := syncstore.SplitRef(m.key)
 			if !ok {
 				continue
@@ -415,19 +441,42 @@ func (o syncOps) Fanout(ctx context.Context, tenant string, limit int, now time.
 				if c == from {
 					continue // taken in from that EHR: it holds it already
 				}
-				if _, err := q.exec(ctx, `INSERT INTO ehr_deliveries (connection, tenant, type, resource_id, gen, state, attempts, next_at, updated)
-					VALUES (?, ?, ?, ?, 1, 'pending', 0, ?, ?)
-					ON CONFLICT (connection, tenant, type, resource_id) DO UPDATE SET gen = ehr_deliveries.gen + 1,
-					state = 'pending', attempts = 0, next_at = excluded.next_at, updated = excluded.updated`,
-					c, tenant, typ, id, q.at(now), q.at(now)); err != nil {
-					return err
+				t := target{c, typ, id}
+				if gens[t] == 0 {
+					order = append(order, t)
 				}
+				gens[t]++
 			}
+		}
+		for rest := order; len(rest) > 0; {
+			n := chunkOf(len(rest))
+			args := make([]any, 0, 7*n)
+			for _, t := range rest[:n] {
+				args = append(args, t.conn, tenant, t.typ, t.id, gens[t], q.at(now), q.at(now))
+			}
+			if _, err := q.exec(ctx, `INSERT INTO ehr_deliveries (connection, tenant, type, resource_id, gen, state, attempts, next_at, updated)
+				VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`+strings.Repeat(`, (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`, n-1)+`
+				ON CONFLICT (connection, tenant, type, resource_id) DO UPDATE SET gen = ehr_deliveries.gen + excluded.gen,
+				state = 'pending', attempts = 0, next_at = excluded.next_at, updated = excluded.updated`, args...); err != nil {
+				return err
+			}
+			rest = rest[n:]
 		}
 		taken = len(msgs)
 		return nil
 	})
 	return taken, syncErr("fanout", err)
+}
+
+// chunkOf is how many of n items the next statement takes: the largest
+// power of two up to 64 that is not more than n, so that the statements
+// come in seven shapes (each prepared once).
+func chunkOf(n int) int {
+	c := 64
+	for c > n {
+		c /= 2
+	}
+	return c
 }
 
 func falseLit(q syncQ) string {
@@ -462,20 +511,26 @@ func (o syncOps) Lease(ctx context.Context, connection, owner string, limit int,
 	}
 	var out []syncstore.Delivery
 	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ?, leases = leases + 1 WHERE id IN (
-			SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
-			ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
-			owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
-		out, err = collect(rows, err, scanDelivery)
+		var err error
+		out, err = leaseQ(ctx, q, connection, owner, limit, now, ttl)
 		return err
 	})
+	return out, syncErr("lease", err)
+}
+
+func leaseQ(ctx context.Context, q syncQ, connection, owner string, limit int, now time.Time, ttl time.Duration) ([]syncstore.Delivery, error) {
+	rows, err := q.query(ctx, `UPDATE ehr_deliveries SET lease_owner = ?, lease_until = ?, leases = leases + 1 WHERE id IN (
+		SELECT id FROM ehr_deliveries WHERE connection = ? AND state = 'pending' AND next_at <= ? AND lease_until < ?
+		ORDER BY next_at, id LIMIT ?`+q.skipLocked()+`) RETURNING `+deliveryCols,
+		owner, q.at(now.Add(ttl)), connection, q.at(now), q.at(now), limit)
+	out, err := collect(rows, err, scanDelivery)
 	slices.SortFunc(out, func(a, b syncstore.Delivery) int {
 		if c := a.NextAt.Compare(b.NextAt); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	return out, syncErr("lease", err)
+	return out, err
 }
 
 func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
@@ -487,24 +542,50 @@ func (o syncOps) Finish(ctx context.Context, d syncstore.Delivery, owner string,
 // commit (on SQLite one fsync) instead of two per row.
 func (o syncOps) FinishAll(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time) ([]error, error) {
 	errs := make([]error, len(fs))
-	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		for i, f := range fs {
-			if f.Link != nil {
-				if err := putLinkQ(ctx, q, *f.Link); err != nil {
-					return err
-				}
-			}
-			errs[i] = finishQ(ctx, q, f.Delivery, owner, f.Result, now)
-			if errs[i] != nil && !errors.Is(errs[i], syncstore.ErrLeaseLost) {
-				return errs[i]
-			}
-		}
-		return nil
-	})
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error { return finishAllQ(ctx, q, owner, fs, now, errs) })
 	if err != nil {
 		return nil, syncErr("finish deliveries", err)
 	}
 	return errs, nil
+}
+
+// FinishAllLease is FinishAll and the next Lease in one transaction: on
+// SQLite, where every commit waits for an fsync, the commit a round of
+// the outbound worker saves was a sixth of its time against a fast EHR.
+func (o syncOps) FinishAllLease(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time,
+	connection string, limit int, ttl time.Duration) ([]error, []syncstore.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	errs := make([]error, len(fs))
+	var out []syncstore.Delivery
+	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
+		if err := finishAllQ(ctx, q, owner, fs, now, errs); err != nil {
+			return err
+		}
+		var err error
+		out, err = leaseQ(ctx, q, connection, owner, limit, now, ttl)
+		return err
+	})
+	if err != nil {
+		return nil, nil, syncErr("finish deliveries and lease", err)
+	}
+	return errs, out, nil
+}
+
+func finishAllQ(ctx context.Context, q syncQ, owner string, fs []syncstore.Finishing, now time.Time, errs []error) error {
+	for i, f := range fs {
+		if f.Link != nil {
+			if err := putLinkQ(ctx, q, *f.Link); err != nil {
+				return err
+			}
+		}
+		errs[i] = finishQ(ctx, q, f.Delivery, owner, f.Result, now)
+		if errs[i] != nil && !errors.Is(errs[i], syncstore.ErrLeaseLost) {
+			return errs[i]
+		}
+	}
+	return nil
 }
 
 func finishQ(ctx context.Context, q syncQ, d syncstore.Delivery, owner string, r syncstore.Result, now time.Time) error {
