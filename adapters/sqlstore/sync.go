@@ -573,16 +573,77 @@ func (o syncOps) FinishAllLease(ctx context.Context, owner string, fs []syncstor
 	return errs, out, nil
 }
 
+// finishAllQ is set-based: the links go many to a statement, and the rows
+// whose results are alike (a Bundle's creates: done, same note) are
+// finished by one statement for those still held at the generation they
+// were leased at; any other row (changed since leased, or its lease lost)
+// goes through finishQ, which says which.
 func finishAllQ(ctx context.Context, q syncQ, owner string, fs []syncstore.Finishing, now time.Time, errs []error) error {
-	for i, f := range fs {
+	var links []syncstore.Link
+	for _, f := range fs {
 		if f.Link != nil {
-			if err := putLinkQ(ctx, q, *f.Link); err != nil {
+			links = append(links, *f.Link)
+		}
+	}
+	if err := putLinksQ(ctx, q, links); err != nil {
+		return err
+	}
+	type shape struct {
+		state, note string
+		attempted   bool
+		next        time.Time
+		outcome     string
+	}
+	groups := map[shape][]int{}
+	var order []shape
+	for i, f := range fs {
+		errs[i] = nil
+		r := f.Result
+		next := r.NextAt
+		if r.State != syncstore.StatePending {
+			next = now
+		}
+		k := shape{r.State, r.Error, r.Attempted, next, string(r.Outcome)}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	for _, k := range order {
+		inc, keep := 0, 1 // as finishQ
+		if k.attempted {
+			inc = 1
+		}
+		if k.state == syncstore.StateDone {
+			keep = 0
+		}
+		finished := map[int64]bool{}
+		for rest := groups[k]; len(rest) > 0; {
+			n := chunkOf(len(rest))
+			args := []any{k.state, inc, q.at(k.next), keep, q.at(time.Time{}), k.note, nonNil([]byte(k.outcome)), q.at(now), owner}
+			for _, i := range rest[:n] {
+				args = append(args, fs[i].Delivery.ID, fs[i].Delivery.Gen)
+			}
+			rows, err := q.query(ctx, `UPDATE ehr_deliveries SET state = ?, attempts = attempts + ?, next_at = ?, leases = leases * ?,
+				lease_owner = '', lease_until = ?, last_error = ?, outcome = ?, updated = ?
+				WHERE lease_owner = ? AND lease_owner <> '' AND ((id = ? AND gen = ?)`+strings.Repeat(` OR (id = ? AND gen = ?)`, n-1)+`) RETURNING id`, args...)
+			ids, err := collect(rows, err, func(r syncRows) (int64, error) { var id int64; return id, r.Scan(&id) })
+			if err != nil {
 				return err
 			}
+			for _, id := range ids {
+				finished[id] = true
+			}
+			rest = rest[n:]
 		}
-		errs[i] = finishQ(ctx, q, f.Delivery, owner, f.Result, now)
-		if errs[i] != nil && !errors.Is(errs[i], syncstore.ErrLeaseLost) {
-			return errs[i]
+		for _, i := range groups[k] {
+			if finished[fs[i].Delivery.ID] {
+				continue
+			}
+			errs[i] = finishQ(ctx, q, fs[i].Delivery, owner, fs[i].Result, now)
+			if errs[i] != nil && !errors.Is(errs[i], syncstore.ErrLeaseLost) {
+				return errs[i]
+			}
 		}
 	}
 	return nil
@@ -747,6 +808,38 @@ const linksOfChunk = 128
 
 func (o syncOps) PutLink(ctx context.Context, l syncstore.Link) error {
 	return syncErr("put link", o.write(ctx, func(ctx context.Context, q syncQ) error { return putLinkQ(ctx, q, l) }))
+}
+
+// putLinksQ is putLinkQ of many links, many to a statement (a source
+// part twice: the last one wins, as one by one).
+func putLinksQ(ctx context.Context, q syncQ, ls []syncstore.Link) error {
+	type src struct{ conn, tenant, typ, id, part string }
+	last := map[src]int{}
+	for i, l := range ls {
+		last[src{l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part}] = i
+	}
+	var uniq []syncstore.Link
+	for i, l := range ls {
+		if last[src{l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part}] == i {
+			uniq = append(uniq, l)
+		}
+	}
+	for rest := uniq; len(rest) > 0; {
+		n := chunkOf(len(rest))
+		args := make([]any, 0, 11*n)
+		for _, l := range rest[:n] {
+			args = append(args, l.Connection, l.Tenant, l.SourceType, l.SourceID, l.Part, l.RemoteType, l.RemoteID, l.RemoteVersion, l.Hash, q.at(l.Updated), nonNil(l.Body))
+		}
+		if _, err := q.exec(ctx, `INSERT INTO ehr_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n-1)+`
+			ON CONFLICT (connection, tenant, source_type, source_id, part) DO UPDATE SET remote_type = excluded.remote_type,
+			remote_id = excluded.remote_id, remote_version = excluded.remote_version, hash = excluded.hash, updated = excluded.updated,
+			body = excluded.body`, args...); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
 }
 
 func putLinkQ(ctx context.Context, q syncQ, l syncstore.Link) error {
