@@ -92,9 +92,11 @@ type Outbound struct {
 	Now                     func() time.Time
 	Logger                  *slog.Logger
 
-	// carried: rows leased with the last round's results, for the next
-	// round (runRound).
-	carried []syncstore.Delivery
+	// carried: rows leased while the last round's Bundle was out, for
+	// the next round; recording: that Bundle's results being recorded
+	// meanwhile (runRound).
+	carried   []syncstore.Delivery
+	recording *flight
 
 	// The plan is read again daily, and after a 405 or 404 that says the
 	// EHR's statement may have changed (replan).
@@ -234,11 +236,12 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 }
 
 // runRound is RunOnce. With carry (Drain and Run, which go on to the next
-// round anyway) the last Bundle's results are recorded in the transaction
-// that leases the next round's rows, where the store can
-// (syncstore.FinishLeaser): one commit less per round. The rows so leased
-// are the next round's (o.carried); whoever stops carrying gives them
-// back (unleaseCarried).
+// round anyway) the round overlaps its store work with the EHR's: while
+// its last Bundle is out, the next round's rows are leased (o.carried),
+// and that Bundle's results are recorded (o.recording) while the next
+// round is prepared and sent (flushBundle). Whoever stops carrying waits
+// for the recording (waitRecording) and gives the carried rows back
+// (unleaseCarried, or Release).
 func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 	o.refreshPlan(ctx)
 	for {
@@ -264,6 +267,7 @@ func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 	slices.SortStableFunc(ds, func(a, b syncstore.Delivery) int { return typeRank(a.Type) - typeRank(b.Type) })
 	bundle := o.bundleType()
 	rc := o.newRound(ctx, ds)
+	rc.recording = o.recording
 	var (
 		mu   sync.Mutex
 		ferr error
@@ -325,9 +329,14 @@ func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 func (o *Outbound) Run(ctx context.Context, poll time.Duration) error {
 	o.defaults()
 	defer o.Sync.Release(context.WithoutCancel(ctx), o.Owner) // the carried rows too
-	defer func() { o.carried = nil }()
+	defer func() { o.carried = nil; o.waitRecording() }()
 	for {
+		had := o.recording != nil
 		n, err := o.runRound(ctx, true)
+		if n == 0 || err != nil {
+			err = errors.Join(err, o.waitRecording())
+			n = max(n, b2i(had)) // after a recording, once more: it may have left rows due now
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -350,11 +359,54 @@ func (o *Outbound) Drain(ctx context.Context) error {
 	o.defaults()
 	defer o.unleaseCarried(ctx)
 	for {
+		had := o.recording != nil
 		n, err := o.runRound(ctx, true)
 		if err != nil || n == 0 {
-			return err
+			if werr := o.waitRecording(); err == nil {
+				err = werr
+			}
+		}
+		if err != nil || (n == 0 && !had) {
+			return err // (after a recording, once more: it may have left rows due now)
 		}
 	}
+}
+
+// waitRecording waits for the last round's results to be recorded.
+func (o *Outbound) waitRecording() error {
+	err := o.recording.wait()
+	o.recording = nil
+	return err
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// flight is a Bundle's results being recorded in the background
+// (flushBundle).
+type flight struct {
+	refs map[string]bool // roundKey(tenant, "Type/id") of its rows
+	done chan struct{}
+	err  error
+}
+
+// wait waits until the flight's rows are recorded (a nil flight has
+// none).
+func (f *flight) wait() error {
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	return f.err
+}
+
+// holds reports whether the flight carries tenant's ref ("Type/id").
+func (f *flight) holds(tenant, ref string) bool {
+	return f != nil && f.refs[roundKey(tenant, ref)]
 }
 
 // unleaseCarried gives back the rows leased for a round that will not
@@ -522,7 +574,7 @@ func (o *Outbound) deliverRow(ctx context.Context, rc *round, d syncstore.Delive
 		if err != nil {
 			return syncstore.Result{State: syncstore.StateDead, Attempted: true, Error: "cannot build " + string(part.Build) + ": " + err.Error()}
 		}
-		waitFor, dropped, err := o.rewrite(ctx, d.Tenant, body, remotePatient)
+		waitFor, dropped, err := o.rewrite(ctx, rc, d.Tenant, body, remotePatient)
 		if err != nil {
 			return o.fail(d, err)
 		}
@@ -788,7 +840,7 @@ func nameText(names *fhir.Value) string {
 // logical references. A reference to a resource this EHR will get but
 // has not yet is returned as waitFor; one to a resource that never goes
 // here is left out (its name returned in dropped).
-func (o *Outbound) rewrite(ctx context.Context, tenant string, body *fhir.Value, remotePatient string) (waitFor string, dropped []string, err error) {
+func (o *Outbound) rewrite(ctx context.Context, rc *round, tenant string, body *fhir.Value, remotePatient string) (waitFor string, dropped []string, err error) {
 	var walk func(v *fhir.Value) (remove bool)
 	walk = func(v *fhir.Value) bool {
 		if v == nil || waitFor != "" || err != nil {
@@ -805,7 +857,7 @@ func (o *Outbound) rewrite(ctx context.Context, tenant string, body *fhir.Value,
 			v.Array = kept
 		case fhir.KindObject:
 			if r := v.Get("reference"); r != nil && r.Kind == fhir.KindString {
-				return o.rewriteRef(ctx, tenant, v, r.Str, remotePatient, &waitFor, &dropped, &err)
+				return o.rewriteRef(ctx, rc, tenant, v, r.Str, remotePatient, &waitFor, &dropped, &err)
 			}
 			had := len(v.Members)
 			kept := v.Members[:0]
@@ -828,7 +880,7 @@ func (o *Outbound) rewrite(ctx context.Context, tenant string, body *fhir.Value,
 	return waitFor, dropped, err
 }
 
-func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Value, target, remotePatient string, waitFor *string, dropped *[]string, errp *error) bool {
+func (o *Outbound) rewriteRef(ctx context.Context, rc *round, tenant string, ref *fhir.Value, target, remotePatient string, waitFor *string, dropped *[]string, errp *error) bool {
 	if strings.HasPrefix(target, "#") || strings.HasPrefix(target, "urn:") {
 		return false
 	}
@@ -869,6 +921,11 @@ func (o *Outbound) rewriteRef(ctx context.Context, tenant string, ref *fhir.Valu
 		}
 		*dropped = append(*dropped, target)
 		return true
+	}
+	if rc != nil && rc.recording.holds(tenant, typ+"/"+id) {
+		// Written by the last round's Bundle, whose results are being
+		// recorded: its link comes with them.
+		rc.recording.wait()
 	}
 	// Written before? Any part of it will do (a QuestionnaireResponse
 	// may live on the EHR as a DocumentReference).

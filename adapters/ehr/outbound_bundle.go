@@ -89,8 +89,23 @@ func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stage
 	}
 	body := jsonObject(jsonMember("resourceType", jsonString("Bundle")), jsonMember("type", jsonString(kind)),
 		jsonMember("entry", jsonArray(entries...)))
+	var leased chan []syncstore.Delivery
+	if leaseNext {
+		// The next round's rows are leased while this Bundle is out.
+		leased = make(chan []syncstore.Delivery, 1)
+		go func() {
+			ds, err := o.Sync.Lease(ctx, o.Conn.Name, o.Owner, o.Batch, o.Now(), o.LeaseTTL)
+			if err != nil {
+				o.Logger.Debug("ehr sync: next round not leased ahead; it leases itself", "connection", o.Conn.Name, "error", err)
+			}
+			leased <- ds
+		}()
+	}
 	resp, err := o.Client.Do(ctx, &Request{Method: http.MethodPost, URL: "", Body: body.Encode(),
 		LogID: fmt.Sprintf("%s of %d, first %s", kind, len(staged), staged[0].d.Ref())})
+	if leased != nil {
+		o.carried = <-leased
+	}
 	if ctx.Err() != nil {
 		return nil // stopping: the rows are left to Release (and searched first when leased again)
 	}
@@ -112,13 +127,30 @@ func (o *Outbound) flushBundle(ctx context.Context, kind string, staged []*stage
 				Part: string(st.part.Build), RemoteType: st.typ, RemoteID: gots[i].id, RemoteVersion: gots[i].version, Hash: st.hash, Body: st.sent, Updated: o.Now()}
 		}
 	}
-	var errs []error
-	if fl, ok := o.Sync.(syncstore.FinishLeaser); ok && leaseNext {
-		// With the next round's lease: one commit for both.
-		errs, o.carried, err = fl.FinishAllLease(context.WithoutCancel(ctx), o.Owner, fs, o.Now(), o.Conn.Name, o.Batch, o.LeaseTTL)
-	} else {
-		errs, err = o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())
+	if leaseNext {
+		// Recorded while the next round is prepared and sent (Drain,
+		// Run): a row of it that refers to one of these waits for the
+		// recording before it looks for the link (rewriteRef). One
+		// recording at a time, in order.
+		prev := o.recording
+		f := &flight{refs: make(map[string]bool, len(staged)), done: make(chan struct{})}
+		for _, st := range staged {
+			f.refs[roundKey(st.d.Tenant, st.d.Ref())] = true
+		}
+		o.recording = f
+		go func() {
+			defer close(f.done)
+			f.err = errors.Join(prev.wait(), o.finishBundle(ctx, fs))
+		}()
+		return nil
 	}
+	return o.finishBundle(ctx, fs)
+}
+
+// finishBundle records a Bundle's links and results in one store
+// transaction.
+func (o *Outbound) finishBundle(ctx context.Context, fs []syncstore.Finishing) error {
+	errs, err := o.Sync.FinishAll(context.WithoutCancel(ctx), o.Owner, fs, o.Now())
 	if err != nil {
 		// Nothing recorded: the rows stay leased until the lease expires,
 		// then go again, resolved by search first (Leases > 1).

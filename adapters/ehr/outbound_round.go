@@ -28,6 +28,10 @@ import (
 const consentReuse = time.Second
 
 type round struct {
+	// recording is the last round's Bundle being recorded (or nil);
+	// set before the rows are delivered.
+	recording *flight
+
 	mu         sync.Mutex
 	consents   map[string]*consentRead
 	patients   map[string]syncstore.PatientLink // linked only

@@ -27,12 +27,10 @@ import (
 // UPDATE SKIP LOCKED.
 
 var (
-	_ syncstore.Store        = (*sqliteStore)(nil)
-	_ syncstore.Store        = (*pgStore)(nil)
-	_ syncstore.LinkBatcher  = (*sqliteStore)(nil)
-	_ syncstore.LinkBatcher  = (*pgStore)(nil)
-	_ syncstore.FinishLeaser = (*sqliteStore)(nil)
-	_ syncstore.FinishLeaser = (*pgStore)(nil)
+	_ syncstore.Store       = (*sqliteStore)(nil)
+	_ syncstore.Store       = (*pgStore)(nil)
+	_ syncstore.LinkBatcher = (*sqliteStore)(nil)
+	_ syncstore.LinkBatcher = (*pgStore)(nil)
 )
 
 // syncQ is a connection or transaction of either dialect.
@@ -547,30 +545,6 @@ func (o syncOps) FinishAll(ctx context.Context, owner string, fs []syncstore.Fin
 		return nil, syncErr("finish deliveries", err)
 	}
 	return errs, nil
-}
-
-// FinishAllLease is FinishAll and the next Lease in one transaction: on
-// SQLite, where every commit waits for an fsync, the commit a round of
-// the outbound worker saves was a sixth of its time against a fast EHR.
-func (o syncOps) FinishAllLease(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time,
-	connection string, limit int, ttl time.Duration) ([]error, []syncstore.Delivery, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	errs := make([]error, len(fs))
-	var out []syncstore.Delivery
-	err := o.write(ctx, func(ctx context.Context, q syncQ) error {
-		if err := finishAllQ(ctx, q, owner, fs, now, errs); err != nil {
-			return err
-		}
-		var err error
-		out, err = leaseQ(ctx, q, connection, owner, limit, now, ttl)
-		return err
-	})
-	if err != nil {
-		return nil, nil, syncErr("finish deliveries and lease", err)
-	}
-	return errs, out, nil
 }
 
 // finishAllQ is set-based: the links go many to a statement, and the rows

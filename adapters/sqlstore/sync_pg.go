@@ -100,9 +100,3 @@ func (s *pgStore) Delivery(ctx context.Context, connection, tenant, typ, id stri
 func (s *pgStore) LinksOf(ctx context.Context, connection string, sources []syncstore.Source) ([]syncstore.Link, error) {
 	return s.syncOps().LinksOf(ctx, connection, sources)
 }
-
-// FinishAllLease implements syncstore.FinishLeaser.
-func (s *pgStore) FinishAllLease(ctx context.Context, owner string, fs []syncstore.Finishing, now time.Time,
-	connection string, limit int, ttl time.Duration) ([]error, []syncstore.Delivery, error) {
-	return s.syncOps().FinishAllLease(ctx, owner, fs, now, connection, limit, ttl)
-}

@@ -259,18 +259,6 @@ type LinkBatcher interface {
 	LinksOf(ctx context.Context, connection string, sources []Source) ([]Link, error)
 }
 
-// FinishLeaser is a Store that records results and leases the next rows
-// in one transaction (one commit instead of two). The outbound worker
-// finishes the last Bundle of a round with it when it goes on to the
-// next round anyway (Drain, Run).
-type FinishLeaser interface {
-	// FinishAllLease is FinishAll(owner, fs, now) and then
-	// Lease(connection, owner, limit, now, ttl), in one transaction: when
-	// it fails, nothing is recorded and nothing leased.
-	FinishAllLease(ctx context.Context, owner string, fs []Finishing, now time.Time,
-		connection string, limit int, ttl time.Duration) ([]error, []Delivery, error)
-}
-
 // SplitRef splits "Type/id"; ok is false for anything else.
 func SplitRef(ref string) (typ, id string, ok bool) {
 	typ, id, ok = strings.Cut(ref, "/")

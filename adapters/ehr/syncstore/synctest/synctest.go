@@ -29,11 +29,11 @@ func Run(t *testing.T, open Opener) {
 		{"FanoutCoalesces", testFanout},
 		{"LeasesAreExclusiveAndExpire", testLease},
 		{"FinishKeepsNewerChanges", testGen},
+		{"FinishAllKeepsNewerChanges", testGenAll},
 		{"BackoffDeadLetterReplay", testDead},
 		{"ReleaseAndWake", testRelease},
 		{"LeasesCountWhatMayHaveLanded", testLeaseCount},
 		{"FinishAllInOneGo", testFinishAll},
-		{"FinishAllThenLeaseInOneGo", testFinishAllLease},
 		{"ConcurrentLeasesDisjoint", testConcurrent},
 		{"Links", testLinks},
 		{"LinksOfManySources", testLinksOf},
@@ -233,6 +233,37 @@ func testGen(t *testing.T, open Opener) {
 	}
 	if c, _ := s.Counts(ctx, "c"); c[syncstore.StateDone] != 1 || c[syncstore.StatePending] != 0 {
 		t.Errorf("counts = %v", c)
+	}
+}
+
+// testGenAll is testGen through FinishAll, whose rows of alike results
+// are finished together: the one changed while delivered stays pending
+// (attempts reset), the others are done.
+func testGenAll(t *testing.T, open Opener) {
+	st, s := setup(t, open, "Observation/a", "Observation/b", "Observation/c")
+	ctx := t.Context()
+	ds := lease(t, s, "c", "w", 3, t0)
+	if len(ds) != 3 {
+		t.Fatalf("leased %v", refs(ds))
+	}
+	change(t, st, "Observation/b") // changed while being delivered
+	fanout(t, s, 1)
+	fs := make([]syncstore.Finishing, len(ds))
+	for i, d := range ds {
+		fs[i] = syncstore.Finishing{Delivery: d, Result: syncstore.Result{State: syncstore.StateDone, Error: "sent"}}
+	}
+	errs, err := s.FinishAll(ctx, "w", fs, t0)
+	if err != nil || len(errs) != 3 || errs[0] != nil || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("FinishAll = %v, %v", errs, err)
+	}
+	for _, d := range mustAll(t, s) {
+		want := syncstore.StateDone
+		if d.ResourceID == "b" {
+			want = syncstore.StatePending
+		}
+		if d.State != want || d.LeaseOwner != "" || d.Attempts != 0 {
+			t.Errorf("%s after FinishAll: %+v, want %s", d.Ref(), d, want)
+		}
 	}
 }
 
@@ -599,57 +630,6 @@ func testFinishAll(t *testing.T, open Opener) {
 	}
 	if _, err := s.Link(ctx, "c", fhir.DefaultTenant, ds[1].Type, ds[1].ResourceID, ""); !errors.Is(err, syncstore.ErrNotFound) {
 		t.Errorf("a row without a link got one: %v", err)
-	}
-}
-
-// testFinishAllLease: a FinishLeaser records like FinishAll and leases
-// like Lease after it, in one go: a row it just failed due now is leased
-// again (its lease counted), rows another owner holds are not, and done
-// rows are not.
-func testFinishAllLease(t *testing.T, open Opener) {
-	_, s := setup(t, open, "Observation/a", "Observation/b", "Observation/c", "Observation/d", "Observation/e")
-	fl, ok := s.(syncstore.FinishLeaser)
-	if !ok {
-		t.Skip("the store has no FinishAllLease (the worker finishes and leases in two calls)")
-	}
-	ctx := t.Context()
-	ds := lease(t, s, "c", "w", 2, t0)
-	theirs := lease(t, s, "c", "v", 1, t0)
-	if len(ds) != 2 || len(theirs) != 1 {
-		t.Fatalf("leased %v and %v", refs(ds), refs(theirs))
-	}
-	at := t0.Add(time.Second)
-	errs, next, err := fl.FinishAllLease(ctx, "w", []syncstore.Finishing{
-		{Delivery: ds[0], Result: syncstore.Result{State: syncstore.StateDone, Error: "sent"},
-			Link: &syncstore.Link{Connection: "c", Tenant: fhir.DefaultTenant, SourceType: ds[0].Type, SourceID: ds[0].ResourceID,
-				RemoteType: ds[0].Type, RemoteID: "remote", Hash: "h", Updated: at}},
-		{Delivery: ds[1], Result: syncstore.Result{State: syncstore.StatePending, Attempted: true, NextAt: at, Error: "refused in the batch"}},
-		{Delivery: theirs[0], Result: syncstore.Result{State: syncstore.StateDone}},
-	}, at, "c", 10, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(errs) != 3 || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], syncstore.ErrLeaseLost) {
-		t.Fatalf("FinishAllLease errors = %v, want nil, nil, ErrLeaseLost", errs)
-	}
-	got := map[string]syncstore.Delivery{}
-	for _, d := range next {
-		got[d.Ref()] = d
-		if d.LeaseOwner != "w" || !d.LeaseUntil.Equal(at.Add(time.Minute)) {
-			t.Errorf("leased %s: owner %q until %v", d.Ref(), d.LeaseOwner, d.LeaseUntil)
-		}
-	}
-	if len(next) != 3 || got[ds[0].Ref()].ID != 0 || got[theirs[0].Ref()].ID != 0 {
-		t.Fatalf("leased %v; want the failed row and the two never leased", refs(next))
-	}
-	if d := got[ds[1].Ref()]; d.Attempts != 1 || d.Leases != 2 || d.LastError != "refused in the batch" {
-		t.Errorf("the failed row, leased again = %+v", d)
-	}
-	if l, err := s.Link(ctx, "c", fhir.DefaultTenant, ds[0].Type, ds[0].ResourceID, ""); err != nil || l.RemoteID != "remote" {
-		t.Errorf("link of the done row = %+v, %v", l, err)
-	}
-	if d, err := s.Delivery(ctx, "c", fhir.DefaultTenant, ds[0].Type, ds[0].ResourceID); err != nil || d.State != syncstore.StateDone || d.LeaseOwner != "" {
-		t.Errorf("the done row = %+v, %v", d, err)
 	}
 }
 
