@@ -252,3 +252,84 @@ func TestOutboundBundles(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboundBundleRecordedWhileNextRound: Drain records a round's
+// Bundle while the next round is prepared, and a row of that next round
+// referring to a resource of the Bundle still being recorded waits for
+// the recording, not for TargetWait (set to a minute here, longer than
+// the drain may take): rounds of 4 (the first with the Patient), where the
+// first Observation of each round is derivedFrom the last of the round
+// before. Every reference ends pointing at the EHR's id of its target.
+func TestOutboundBundleRecordedWhileNextRound(t *testing.T) {
+	const n, batch = 15, 4
+	e := startBundleEHR(t, "full")
+	ctx := t.Context()
+	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sync := st.(syncstore.Store)
+	if err := sync.AddConnection(ctx, e.conn); err != nil {
+		t.Fatal(err)
+	}
+	w := write.Writer{Changed: syncstore.Enqueue}
+	run := benchRun()
+	if err := st.Update(ctx, func(tx fhir.Tx) error {
+		put := func(typ, id string, body []byte) error {
+			res, err := fhir.ParseJSON(body, fhir.StoredLimits)
+			if err != nil {
+				return err
+			}
+			k := fhir.Key{Tenant: fhir.DefaultTenant, Type: typ, ID: id}
+			_, err = w.Put(ctx, tx, k, fhir.Version{Key: k}, res)
+			return err
+		}
+		if err := put("Patient", "p1", []byte(`{"resourceType":"Patient","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"`+testMRNSystem+`","value":"KC-BUNDLE"}]}`)); err != nil {
+			return err
+		}
+		for i := range n {
+			body := benchObservation(run, "p1", i)
+			if i%batch == batch-1 { // the first of its round: Patient, o0, o1, o2 | o3 ...
+				body = bytes.Replace(body, []byte(`"status":"final"`), fmt.Appendf(nil, `"status":"final","derivedFrom":[{"reference":"Observation/o%d"}]`, i-1), 1)
+			}
+			if err := put("Observation", fmt.Sprintf("o%d", i), body); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := NewOutbound(ctx, e.conn, sync, st, OutboundConfig{Logger: discard, Policy: faultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Batch, ob.TargetWait = batch, time.Minute
+	drain(t, ob)
+	checkExactlyOnce(t, sync, e.conn.Name, e.store, 0)
+	remote := map[string]string{}
+	links, err := sync.Links(ctx, e.conn.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		remote[l.SourceType+"/"+l.SourceID] = l.RemoteType + "/" + l.RemoteID
+	}
+	for i := batch - 1; i < n; i += batch {
+		got, ok := remote[fmt.Sprintf("Observation/o%d", i)]
+		if !ok {
+			t.Fatalf("o%d not linked", i)
+		}
+		typ, id, _ := syncstore.SplitRef(got)
+		v, err := e.store.Read(ctx, fhir.Key{Tenant: fhir.DefaultTenant, Type: typ, ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _ := fhir.ParseJSON(v.JSON, fhir.StoredLimits)
+		want := remote[fmt.Sprintf("Observation/o%d", i-1)]
+		if ref := elementsOf(res.Get("derivedFrom")); len(ref) != 1 || want == "" || ref[0].GetString("reference") != want {
+			t.Errorf("o%d on the EHR is derivedFrom %v, want %s", i, res.Get("derivedFrom"), want)
+		}
+	}
+}
