@@ -175,6 +175,7 @@ func chaosKill(t *testing.T, bin, profile string) {
 		}
 	}
 	if held > 0 {
+		t.Logf("before the review:%s", unsettled(t, db))
 		// As `kapbridge sync replay` does: requeue the dead letters and wake
 		// the rows that wait for them (a held Flag's Provenance waits
 		// PatientWait, 10 minutes, for a dead-lettered target; the store's
