@@ -22,6 +22,7 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/smart"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
@@ -512,18 +513,9 @@ func TestInboundFaults(t *testing.T) {
 // what a prescriber then writes there comes back in, while the
 // gateway's own writes, polled back in the same window, are echoes.
 func TestPeerRoundTrip(t *testing.T) {
-	base := peerURL(t)
+	base, st, c := peerGateway(t)
 	ctx := t.Context()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	sync := st.(syncstore.Store)
-	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caps := readCaps(t, c)
 	// The peer keeps what earlier tests wrote: an MRN of this run only.
 	mrn := "KC-" + smart.NewID()[:12]
@@ -634,6 +626,23 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// peerGateway is the Medplum peer's URL, a fresh SQLite store (closed
+// when the test ends) and a client of the peer.
+func peerGateway(t *testing.T) (string, search.Store, *Client) {
+	t.Helper()
+	base := peerURL(t)
+	st, err := sqlstore.Open(t.Context(), filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, st, c
+}
+
 // takeAll is a sink that takes every resource it is given and remembers
 // each, to count what a poll delivered.
 type takeAll struct{ got []string }
@@ -654,17 +663,8 @@ func (s *takeAll) Take(_ context.Context, _ LinkedPatient, batch []InboundResour
 // boundary times read twice are skipped), and the next poll finds them
 // all again as duplicates.
 func TestPeerPagesWithoutNextLinks(t *testing.T) {
-	base := peerURL(t)
+	_, st, c := peerGateway(t)
 	ctx := t.Context()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caps := readCaps(t, c)
 	ehr := ehrWriter{t, c}
 	pt := ehr.create("Patient", `{"resourceType":"Patient","name":[{"family":"Paged"}]}`)
