@@ -264,19 +264,19 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				r, end := o.deliver(ctx, d, bundle != "")
+				r, st := o.deliver(ctx, d, bundle != "")
 				if ctx.Err() != nil {
 					return // stopping: the row is left to Release, not half-recorded
 				}
-				if end.staged != nil {
+				if st != nil {
 					mu.Lock()
-					staged = append(staged, end.staged)
+					staged = append(staged, st)
 					mu.Unlock()
 					return
 				}
 				err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now())
-				if err == nil && end.deadTarget != "" {
-					err = o.wakeIfRevived(context.WithoutCancel(ctx), d, end.deadTarget)
+				if target, ok := deadTargetOf(r); ok && err == nil {
+					err = o.wakeIfRevived(context.WithoutCancel(ctx), d, target)
 				}
 				if err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
 					mu.Lock()
@@ -349,6 +349,41 @@ func typeRank(t string) int {
 	return -1 // Patient and the rest first: the patient link
 }
 
+// deadWaitNote ends the note of a row waiting for a dead-lettered target
+// ("waiting for Type/id" before it); deadTargetOf reads the target back.
+const deadWaitNote = ", dead-lettered, to be replayed and written to this EHR first"
+
+func deadTargetOf(r syncstore.Result) (string, bool) {
+	if r.State != syncstore.StatePending {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(r.Error, "waiting for ")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, deadWaitNote)
+}
+
+// wakeIfRevived runs after the Finish of a row that waits for the
+// dead-lettered target: such a row waits long (PatientWait), and the
+// replay that requeues the target wakes it (Replay). But a replay (or a
+// new change of the target) that came between this row's look at the
+// target and its Finish woke the row while it was still leased, and the
+// Finish then set the long wait again: nothing would wake it before
+// PatientWait. So the target is looked at once more, after the Finish;
+// if it is no longer dead (or was discarded), the waiting rows are woken.
+func (o *Outbound) wakeIfRevived(ctx context.Context, d syncstore.Delivery, target string) error {
+	typ, id, _ := syncstore.SplitRef(target)
+	td, err := o.Sync.Delivery(ctx, o.Conn.Name, d.Tenant, typ, id)
+	switch {
+	case err == nil && td.State == syncstore.StateDead:
+		return nil // still dead: the replay to come wakes the row
+	case err != nil && !errors.Is(err, syncstore.ErrNotFound):
+		return err
+	}
+	return o.Sync.Wake(ctx, o.Conn.Name, o.Now())
+}
+
 // done, wait, fail and dead are the Results Deliver returns.
 func done(note string) syncstore.Result {
 	return syncstore.Result{State: syncstore.StateDone, Error: note}
@@ -404,45 +439,16 @@ func (o *Outbound) Deliver(ctx context.Context, d syncstore.Delivery) syncstore.
 	return r
 }
 
-// rowEnd is what delivering a row tells its caller besides the Result.
-type rowEnd struct {
-	// staged: the row's create, held back for a Bundle to carry and finish.
-	staged *stagedWrite
-	// deadTarget ("Type/id"): the row waits for this target, which was
-	// dead-lettered when looked at (see wakeIfRevived).
-	deadTarget string
-}
-
 // deliver is Deliver; with stage set, a row whose only write is a plain
 // create of a resource never written before stops short of it and
 // returns the write, for a Bundle (flushBundle) to carry and finish.
-func (o *Outbound) deliver(ctx context.Context, d syncstore.Delivery, stage bool) (syncstore.Result, rowEnd) {
-	var end rowEnd
-	r := o.deliverRow(ctx, d, stage, &end)
-	return r, end
+func (o *Outbound) deliver(ctx context.Context, d syncstore.Delivery, stage bool) (syncstore.Result, *stagedWrite) {
+	var st *stagedWrite
+	r := o.deliverRow(ctx, d, stage, &st)
+	return r, st
 }
 
-// wakeIfRevived runs after the Finish of a row that waits for the
-// dead-lettered target: such a row waits long (PatientWait), and the
-// replay that requeues the target wakes it (Replay). But a replay (or a
-// new change of the target) that came between this row's look at the
-// target and its Finish woke the row while it was still leased, and the
-// Finish then set the long wait again: nothing would wake it before
-// PatientWait. So the target is looked at once more, after the Finish;
-// if it is no longer dead (or was discarded), the waiting rows are woken.
-func (o *Outbound) wakeIfRevived(ctx context.Context, d syncstore.Delivery, target string) error {
-	typ, id, _ := syncstore.SplitRef(target)
-	td, err := o.Sync.Delivery(ctx, o.Conn.Name, d.Tenant, typ, id)
-	switch {
-	case err == nil && td.State == syncstore.StateDead:
-		return nil // still dead: the replay to come wakes the row
-	case err != nil && !errors.Is(err, syncstore.ErrNotFound):
-		return err
-	}
-	return o.Sync.Wake(ctx, o.Conn.Name, o.Now())
-}
-
-func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage bool, end *rowEnd) syncstore.Result {
+func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage bool, staged **stagedWrite) syncstore.Result {
 	k := fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}
 	v, err := o.Store.Read(ctx, k)
 	switch {
@@ -520,8 +526,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 		}
 		if dead, ok := strings.CutSuffix(waitFor, deadSuffix); ok {
 			// Until a replay (which wakes this row) or its own next change.
-			end.deadTarget = dead
-			return o.wait(o.PatientWait, "waiting for "+dead+", dead-lettered, to be replayed and written to this EHR first")
+			return o.wait(o.PatientWait, "waiting for "+dead+deadWaitNote)
 		}
 		if waitFor != "" {
 			return o.wait(o.TargetWait, "waiting for "+waitFor+" to be written to this EHR first")
@@ -539,7 +544,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 		}
 		if st != nil {
 			st.notes = notes
-			end.staged = st
+			*staged = st
 			return syncstore.Result{}
 		}
 		if note != "" {
