@@ -49,6 +49,18 @@ func Replay(ctx context.Context, s syncstore.Store, connection string, now time.
 	return n, s.Wake(ctx, connection, now)
 }
 
+// Discard drops connection's dead letters (ref "Type/id", or all when
+// ""), so they are never sent, and wakes the rows that wait for them:
+// such a row otherwise waits PatientWait for a replay that will not come,
+// and then goes without its reference to the discarded target anyway.
+func Discard(ctx context.Context, s syncstore.Store, connection, ref string, now time.Time) (int, error) {
+	n, err := s.Discard(ctx, connection, ref)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, s.Wake(ctx, connection, now)
+}
+
 // Stamps on everything written, so inbound sync knows its own echoes.
 const (
 	// SyncTagSystem|SyncTagCode is the meta.tag of every resource kapbridge

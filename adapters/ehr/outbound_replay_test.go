@@ -37,26 +37,21 @@ func (s *replayBeforeFinish) Finish(ctx context.Context, d syncstore.Delivery, o
 	return s.Store.Finish(ctx, d, owner, r, now)
 }
 
-// TestOutboundReplayWhileLeased: a row waiting for a dead-lettered
-// target (a Provenance naming a Flag whose alert Communication is held
-// for review, as Oracle Health) goes on as soon as the target is
-// replayed, even when the replay comes while the worker holds the row,
-// after it looked at the target and before it recorded the long wait.
-// Without the look after the Finish (wakeIfRevived) the row waits
-// PatientWait (10 minutes) though its target was sent long before: in
-// TestChaosKill/oracle a killed worker's Flags are held, and such a row
-// stayed pending.
-func TestOutboundReplayWhileLeased(t *testing.T) {
+// heldFlag sets up, as Oracle Health, a Flag whose alert Communication
+// landed unrecorded (a worker killed after the create) and the Provenance
+// that names the Flag, both leased by that worker and due again: the
+// next round holds the Flag for review and its Provenance waits for it.
+func heldFlag(t *testing.T) (gw gateway, ob *Outbound, flag, prov syncstore.Delivery) {
+	t.Helper()
 	ctx := t.Context()
-	gw := gatewayStores(t)[0].open(t)
+	gw = gatewayStores(t)[0].open(t)
 	sb := startSyncSandbox(t, "oracle")
-	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	ob = newOutbound(t, gw, sb.connection("ehr", ""))
 	importCourse(t, gw.Store, "im")
 	drain(t, ob)
 	// A Flag whose alert Communication landed unrecorded (a worker killed
 	// after the create), and the Provenance that names the Flag, both to
 	// go again.
-	var flag, prov syncstore.Delivery
 	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
 		if d.Type != "Provenance" || prov.ID != 0 {
 			continue
@@ -96,6 +91,21 @@ func TestOutboundReplayWhileLeased(t *testing.T) {
 		t.Fatalf("leased %d rows (%v); want the Flag and its Provenance", len(ds), err)
 	}
 	time.Sleep(5 * time.Millisecond)
+	return gw, ob, flag, prov
+}
+
+// TestOutboundReplayWhileLeased: a row waiting for a dead-lettered
+// target (a Provenance naming a Flag whose alert Communication is held
+// for review, as Oracle Health) goes on as soon as the target is
+// replayed, even when the replay comes while the worker holds the row,
+// after it looked at the target and before it recorded the long wait.
+// Without the look after the Finish (wakeIfRevived) the row waits
+// PatientWait (10 minutes) though its target was sent long before: in
+// TestChaosKill/oracle a killed worker's Flags are held, and such a row
+// stayed pending.
+func TestOutboundReplayWhileLeased(t *testing.T) {
+	ctx := t.Context()
+	gw, ob, flag, prov := heldFlag(t)
 
 	rs := &replayBeforeFinish{Store: gw.Sync}
 	ob.Sync = rs
@@ -145,4 +155,32 @@ func describePending(t *testing.T, s syncstore.Store) string {
 		}
 	}
 	return b.String()
+}
+
+// TestOutboundDiscardWakes: discarding a held dead letter (what
+// `kapbridge sync discard` runs) wakes the row waiting for it, which then
+// goes at once, without the reference, instead of after PatientWait.
+func TestOutboundDiscardWakes(t *testing.T) {
+	ctx := t.Context()
+	gw, ob, flag, prov := heldFlag(t)
+	if _, err := ob.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := gw.Sync.Delivery(ctx, "ehr", flag.Tenant, flag.Type, flag.ResourceID); err != nil || d.State != syncstore.StateDead {
+		t.Fatalf("the Flag is %q (%v), want held for review (dead)", d.State, err)
+	}
+	p, err := gw.Sync.Delivery(ctx, "ehr", prov.Tenant, prov.Type, prov.ResourceID)
+	if err != nil || p.State != syncstore.StatePending || time.Until(p.NextAt) < time.Minute {
+		t.Fatalf("the Provenance is %q, due in %s (%v); want waiting long for the held Flag", p.State, time.Until(p.NextAt), err)
+	}
+	if n, err := Discard(ctx, gw.Sync, "ehr", flag.Ref(), time.Now()); err != nil || n != 1 {
+		t.Fatalf("discarded %d (%v)", n, err)
+	}
+	if due := dueRows(t, gw.Sync, time.Now().Add(time.Second)); due == 0 {
+		t.Fatalf("nothing due after the discard:%s", describePending(t, gw.Sync))
+	}
+	drain(t, ob)
+	if p, _ := gw.Sync.Delivery(ctx, "ehr", prov.Tenant, prov.Type, prov.ResourceID); p.State != syncstore.StateDone {
+		t.Errorf("the Provenance is %q after the discard and a drain: %q", p.State, p.LastError)
+	}
 }
