@@ -115,15 +115,12 @@ func (o *Outbound) patientConsents(ctx context.Context, rc *round, tenant, patie
 	k := roundKey(tenant, patient)
 	rc.mu.Lock()
 	cr := rc.consents[k]
-	if cr == nil || (!cr.at.IsZero() && o.Now().Sub(cr.at) > consentReuse) {
-		cr = &consentRead{}
+	if cr == nil || o.Now().Sub(cr.at) > consentReuse {
+		cr = &consentRead{at: o.Now()} // at: set under mu, read under mu
 		rc.consents[k] = cr
 	}
 	rc.mu.Unlock()
-	cr.once.Do(func() {
-		cr.at = o.Now()
-		cr.cs, cr.err = o.readConsents(ctx, tenant, patient)
-	})
+	cr.once.Do(func() { cr.cs, cr.err = o.readConsents(ctx, tenant, patient) })
 	if cr.err != nil {
 		rc.mu.Lock()
 		if rc.consents[k] == cr {
