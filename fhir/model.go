@@ -1,6 +1,10 @@
 package fhir
 
-import "sync"
+import (
+	"slices"
+	"strings"
+	"sync"
+)
 
 // This file is a read-only view of the R4 type tables for code that walks
 // resources by their definitions (the FHIRPath engine): which members an
@@ -49,6 +53,16 @@ func TypeConstraints(name string) []Constraint {
 type Node struct {
 	byName  map[string]*Element
 	choices map[string][]*Element
+	all     []*Element // byName's values, by name
+}
+
+// Elements returns every member of n, by name. The slice is shared: do
+// not modify it.
+func (n *Node) Elements() []*Element {
+	if n == nil {
+		return nil
+	}
+	return n.all
 }
 
 // Element returns the member named name (a JSON name, choices expanded),
@@ -137,9 +151,11 @@ func (m *modelTables) view(n *node) *Node {
 		}
 		e.Node = m.view(ed.node)
 		v.byName[name] = e
+		v.all = append(v.all, e)
 		if ed.choice != "" {
 			v.choices[ed.choice] = append(v.choices[ed.choice], e)
 		}
 	}
+	slices.SortFunc(v.all, func(a, b *Element) int { return strings.Compare(a.Name, b.Name) })
 	return v
 }
