@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/kapbridge/kapbridge/fhir/internal/names"
 )
 
 // This file is a read-only view of the R4 type tables for code that walks
@@ -51,7 +53,7 @@ func TypeConstraints(name string) []Constraint {
 // Node is one object level of an R4 type: a type's root or a backbone
 // element. Its methods are safe for concurrent use.
 type Node struct {
-	byName  map[string]*Element
+	byName  names.Index[*Element]
 	choices map[string][]*Element
 	all     []*Element // byName's values, by name
 }
@@ -71,7 +73,8 @@ func (n *Node) Element(name string) *Element {
 	if n == nil {
 		return nil
 	}
-	return n.byName[name]
+	el, _ := n.byName.Get(name)
+	return el
 }
 
 // ChoiceElements returns the typed members of the choice element base
@@ -139,7 +142,7 @@ func (m *modelTables) view(n *node) *Node {
 	if v := m.nodes[n]; v != nil {
 		return v
 	}
-	v := &Node{byName: make(map[string]*Element, len(n.elems)), choices: map[string][]*Element{}}
+	v := &Node{choices: map[string][]*Element{}}
 	m.nodes[n] = v // before the children: content references make cycles
 	for name, ed := range n.elems {
 		e := &Element{Name: name, Choice: ed.choice, Many: ed.max < 0 || ed.max > 1, Constraints: ed.inv}
@@ -150,12 +153,16 @@ func (m *modelTables) view(n *node) *Node {
 			e.Type = ed.code
 		}
 		e.Node = m.view(ed.node)
-		v.byName[name] = e
 		v.all = append(v.all, e)
 		if ed.choice != "" {
 			v.choices[ed.choice] = append(v.choices[ed.choice], e)
 		}
 	}
 	slices.SortFunc(v.all, func(a, b *Element) int { return strings.Compare(a.Name, b.Name) })
+	keys := make([]string, len(v.all))
+	for i, e := range v.all {
+		keys[i] = e.Name
+	}
+	v.byName = names.New(keys, v.all)
 	return v
 }

@@ -206,7 +206,7 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 			continue
 		}
 		if len(key) > 1 && key[0] == '_' {
-			ed := nd.elems[key[1:]]
+			ed := nd.elem(key[1:])
 			if ed == nil || ed.typ == nil || ed.typ.kind != kindPrimitive {
 				v.issueAt(key, IssueStructure, "unknown element "+strconv.Quote(key))
 				continue
@@ -216,7 +216,7 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 			}
 			continue
 		}
-		ed := nd.elems[key]
+		ed := nd.elem(key)
 		if ed == nil {
 			v.issueAt(key, IssueStructure, "unknown element "+strconv.Quote(key))
 			continue
@@ -268,7 +268,7 @@ func hasAny(obj *Value, names []string) bool {
 func (v *validator) checkChoice(obj *Value, i int, nd *node, ed *elemDef) {
 	for _, m := range obj.Members[:i] {
 		if strings.HasPrefix(m.Key, ed.choice) && m.Key != ed.name {
-			if o := nd.elems[m.Key]; o != nil && o.choice == ed.choice {
+			if o := nd.elem(m.Key); o != nil && o.choice == ed.choice {
 				v.issueAt(ed.name, IssueStructure, "only one of "+ed.choice+"[x] is allowed, found "+m.Key+" and "+ed.name)
 				return
 			}

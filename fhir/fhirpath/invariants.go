@@ -234,7 +234,7 @@ func (k *invChecker) members(obj *fhir.Value, n *nodePlan) {
 			}
 			name, val, ext = name[1:], nil, m.Value
 		}
-		el := n.elems[name]
+		el := n.elem(name)
 		if el == nil {
 			continue // refused by the structural checks already
 		}

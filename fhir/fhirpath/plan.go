@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kapbridge/kapbridge/fhir/internal/names"
+
 	"github.com/kapbridge/kapbridge/fhir"
 )
 
@@ -24,7 +26,12 @@ type typePlan struct {
 
 // nodePlan is one object level: its members by JSON name.
 type nodePlan struct {
-	elems map[string]*elemPlan
+	elems names.Index[*elemPlan]
+}
+
+func (p *nodePlan) elem(name string) *elemPlan {
+	e, _ := p.elems.Get(name)
+	return e
 }
 
 // elemPlan is one member of an object level.
@@ -90,8 +97,8 @@ func planOf(n *fhir.Node) *nodePlan {
 		return p.(*nodePlan)
 	}
 	els := n.Elements()
-	p := &nodePlan{elems: make(map[string]*elemPlan, len(els))}
-	for _, el := range els {
+	keys, plans := make([]string, len(els)), make([]*elemPlan, len(els))
+	for i, el := range els {
 		e := &elemPlan{Element: el, primitive: el.Node == nil, resource: el.Type == "Resource",
 			complex: fhir.TypeCategory(el.Type) == "complex"}
 		own := compileList(el.Constraints)
@@ -104,8 +111,9 @@ func planOf(n *fhir.Node) *nodePlan {
 				e.hasWarning = true
 			}
 		}
-		p.elems[el.Name] = e
+		keys[i], plans[i] = el.Name, e
 	}
+	p := &nodePlan{elems: names.New(keys, plans)}
 	got, _ := nodePlans.LoadOrStore(n, p)
 	return got.(*nodePlan)
 }
