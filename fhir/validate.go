@@ -110,6 +110,10 @@ type validator struct {
 	path    []byte
 	// container is the resource whose contained[] resolves "#id" references.
 	container *Value
+	// leaf, when set, is the last name of the path, pushed only for an
+	// issue: a primitive's value is checked without its name appended to
+	// the path and taken off again (most values have no issue).
+	leaf string
 }
 
 func (v *validator) issue(code IssueType, diag string) {
@@ -118,7 +122,12 @@ func (v *validator) issue(code IssueType, diag string) {
 		return
 	}
 	is := Issue{Severity: SeverityError, Code: code, Diagnostics: diag}
-	if len(v.path) > 0 {
+	if v.leaf != "" {
+		n := len(v.path)
+		v.pushName(v.leaf)
+		is.Expression = []string{string(v.path)}
+		v.path = v.path[:n]
+	} else if len(v.path) > 0 {
 		is.Expression = []string{string(v.path)}
 	}
 	v.issues = append(v.issues, is)
@@ -494,13 +503,13 @@ func (v *validator) primitiveAt(ed *elemDef, val, ext *Value) {
 		return
 	}
 	if val != nil {
-		v.pushName(ed.name)
+		v.leaf = ed.name
 		if val.Kind == KindArray {
 			v.issue(IssueStructure, ed.name+" does not repeat: it must not be an array")
 		} else {
 			v.primitiveValue(ed, val)
 		}
-		v.path = v.path[:n]
+		v.leaf = ""
 	}
 	if ext != nil {
 		v.pushName(ed.uname)
