@@ -241,26 +241,17 @@ func (k *invChecker) members(obj *fhir.Value, n *nodePlan) {
 		if el.primitive && val != nil { // a primitive: its extensions too
 			ext = getPartner(obj, name)
 		}
-		mark := len(k.path)
-		k.path = append(k.path, '.')
-		k.path = append(k.path, name...)
 		arr := val
 		if arr == nil {
 			arr = ext
 		}
 		if arr != nil && arr.Kind == fhir.KindArray {
-			at := len(k.path)
 			for i := range arr.Array {
-				k.path = append(k.path, '[')
-				k.path = strconv.AppendInt(k.path, int64(i), 10)
-				k.path = append(k.path, ']')
-				k.element(el, index(val, i), index(ext, i))
-				k.path = k.path[:at]
+				k.element(el, name, i, index(val, i), index(ext, i))
 			}
 		} else {
-			k.element(el, val, ext)
+			k.element(el, name, -1, val, ext)
 		}
-		k.path = k.path[:mark]
 	}
 }
 
@@ -284,8 +275,10 @@ func index(v *fhir.Value, i int) *fhir.Value {
 	return nil
 }
 
-// element checks one value of el (v, and a primitive's extension object ext).
-func (k *invChecker) element(el *elemPlan, v, ext *fhir.Value) {
+// element checks one value of el (v, and a primitive's extension object
+// ext), the member name of the object at hand, at index i of its array
+// (-1: not an array).
+func (k *invChecker) element(el *elemPlan, name string, i int, v, ext *fhir.Value) {
 	if v == nil && ext == nil {
 		return
 	}
@@ -296,7 +289,9 @@ func (k *invChecker) element(el *elemPlan, v, ext *fhir.Value) {
 			if el.Name == "contained" {
 				root = k.res
 			}
+			mark := k.push(name, i)
 			k.resource(v, root, p)
+			k.path = k.path[:mark]
 		}
 		return
 	}
@@ -304,7 +299,13 @@ func (k *invChecker) element(el *elemPlan, v, ext *fhir.Value) {
 	// invariant reads it: most elements have none but ele-1, which
 	// holdsEle1 settles.
 	ele1Fails := k.sev == fhir.SeverityError && !holdsEle1(v, ext)
-	if ele1Fails || el.has(k.sev) {
+	inv := ele1Fails || el.has(k.sev)
+	children := v != nil && v.Kind == fhir.KindObject && el.Node != nil
+	if !inv && !children && (ext == nil || ext.Kind != fhir.KindObject) {
+		return // a primitive's value and nothing more: the path is not needed
+	}
+	mark := k.push(name, i)
+	if inv {
 		it := elementItem(v, ext, el.Type, el.Node)
 		if ele1Fails {
 			k.apply(ele1List(), it)
@@ -312,11 +313,26 @@ func (k *invChecker) element(el *elemPlan, v, ext *fhir.Value) {
 		k.apply(el.inv, it)
 	}
 	switch {
-	case v != nil && v.Kind == fhir.KindObject && el.Node != nil:
+	case children:
 		k.members(v, el.children())
 	case ext != nil && ext.Kind == fhir.KindObject:
 		k.members(ext, elementPlan())
 	}
+	k.path = k.path[:mark]
+}
+
+// push appends ".name" or ".name[i]" to the path and returns its length
+// before.
+func (k *invChecker) push(name string, i int) int {
+	mark := len(k.path)
+	k.path = append(k.path, '.')
+	k.path = append(k.path, name...)
+	if i >= 0 {
+		k.path = append(k.path, '[')
+		k.path = strconv.AppendInt(k.path, int64(i), 10)
+		k.path = append(k.path, ']')
+	}
+	return mark
 }
 
 // holdsEle1 answers ele-1 ("hasValue() or (children().count() >
