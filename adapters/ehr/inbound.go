@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/kapbridge/kapbridge/adapters/ehr/inboundstore"
 	"github.com/kapbridge/kapbridge/fhir"
 )
@@ -281,6 +283,16 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 	var batch []InboundResource
 	matches := 0
 	next := typ + "?" + q.Encode()
+	// keyset is set once the EHR has shown it pages without next links
+	// (Medplum's in-memory router does): the rest of the window is then
+	// read sorted by _lastUpdated, each page from the last one's newest
+	// time on. seen keeps a resource read twice (a page boundary inside
+	// one timestamp) from being taken twice in this poll.
+	var keyset struct {
+		on   bool
+		from time.Time
+	}
+	seen := map[string]bool{}
 	for next != "" {
 		if tp.Pages == maxPages {
 			tp.Err = fmt.Errorf("more than %d pages in one window: the cursor stays where it was", maxPages)
@@ -305,6 +317,9 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 				newest = t
 			}
 		}
+		pageMatches := 0
+		var pageNewest, prev time.Time
+		sorted := true
 		for _, e := range b.Entry {
 			if e.Search != nil && e.Search.Mode != nil && e.Search.Mode.Code() != "match" {
 				continue // included resources, outcomes
@@ -313,6 +328,7 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 				continue
 			}
 			matches++
+			pageMatches++
 			res, err := p.resource(e.Resource, e.FullUrl)
 			if err != nil {
 				rep.Items = append(rep.Items, InboundItem{Remote: typ + " entry", Outcome: InboundKept, Detail: err.Error()})
@@ -321,6 +337,18 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			if res.Type != typ {
 				continue
 			}
+			if res.LastUpdated.Before(prev) {
+				sorted = false
+			}
+			prev = res.LastUpdated
+			if res.LastUpdated.After(pageNewest) {
+				pageNewest = res.LastUpdated
+			}
+			key := res.ID + "/" + res.VersionID + "/" + res.Hash
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
 			tp.Fetched++
 			if t := windowTime(res, tp.Window); t.After(newest) {
 				newest = t
@@ -344,12 +372,25 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 			}
 		}
 		next = NextLink(b)
+		if keyset.on {
+			next, err = p.keysetNext(typ, q, b, pageMatches, sorted, &keyset.from, pageNewest)
+			if err != nil {
+				tp.Err = err
+				return tp
+			}
+			continue
+		}
 		if next == "" && b.Total != nil && *b.Total > matches {
-			// A server that pages without next links (Medplum's in-memory
-			// router does) would otherwise lose the rest of the window
-			// without a word.
-			tp.Err = fmt.Errorf("the EHR counts %d matches but gave %d and no next link: nothing taken, the cursor stays (a larger page size may help)", *b.Total, matches)
-			return tp
+			// A server that pages without next links would otherwise
+			// lose the rest of the window without a word. Where the
+			// window is _lastUpdated, read it again sorted by it, a page
+			// at a time from the newest time seen; else refuse.
+			if tp.Window != "_lastUpdated" {
+				tp.Err = fmt.Errorf("the EHR counts %d matches but gave %d and no next link, and %s cannot be read in _lastUpdated order: nothing taken, the cursor stays (a larger page size may help)", *b.Total, matches, typ)
+				return tp
+			}
+			keyset.on, keyset.from = true, tp.From
+			next = keysetURL(typ, q, keyset.from)
 		}
 	}
 	if len(batch) > 0 {
@@ -375,6 +416,42 @@ func (p *Poller) pollType(ctx context.Context, patient LinkedPatient, typ string
 	p.log().Info("ehr inbound poll", "connection", p.Connection, "type", typ, "pages", tp.Pages, "fetched", tp.Fetched,
 		"new", len(batch), "duplicates", tp.Duplicates, "echoes", tp.Echoes)
 	return tp
+}
+
+// keysetURL is the search of typ's window from `from` on, sorted by
+// _lastUpdated (ge: resources sharing the boundary time are read again
+// and skipped as seen).
+func keysetURL(typ string, q url.Values, from time.Time) string {
+	k := url.Values{}
+	for name, vs := range q {
+		k[name] = vs
+	}
+	k.Del("_lastUpdated")
+	if !from.IsZero() {
+		k.Set("_lastUpdated", "ge"+from.UTC().Format(time.RFC3339Nano))
+	}
+	k.Set("_sort", "_lastUpdated")
+	return typ + "?" + k.Encode()
+}
+
+// keysetNext decides what follows a page of a keyset read: nothing when
+// the page held every remaining match, else the search from the page's
+// newest time. It refuses (rather than lose or loop) when the EHR did not
+// sort by _lastUpdated or a whole page shares one time, so the next page
+// would be the same.
+func (p *Poller) keysetNext(typ string, q url.Values, b *models.Bundle, pageMatches int, sorted bool, from *time.Time, pageNewest time.Time) (string, error) {
+	if !sorted {
+		return "", fmt.Errorf("the EHR pages without next links and did not sort %s by _lastUpdated when asked: nothing taken, the cursor stays (a larger page size may help)", typ)
+	}
+	if b.Total == nil || *b.Total <= pageMatches {
+		return "", nil
+	}
+	if pageMatches == 0 || !pageNewest.After(*from) {
+		return "", fmt.Errorf("the EHR pages without next links and more than a page of %s (%d) share the time %s: nothing taken, the cursor stays (a larger page size may help)",
+			typ, pageMatches, from.UTC().Format(time.RFC3339Nano))
+	}
+	*from = pageNewest
+	return keysetURL(typ, q, *from), nil
 }
 
 // resource reads one entry's resource.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,11 +22,13 @@ import (
 	"github.com/kapbridge/kapbridge/adapters/sqlstore"
 	"github.com/kapbridge/kapbridge/fhir"
 	"github.com/kapbridge/kapbridge/fhir/memstore"
+	"github.com/kapbridge/kapbridge/fhir/search"
 	"github.com/kapbridge/kapbridge/fhir/smart"
 	"github.com/kapbridge/kapbridge/fhir/write"
 	"github.com/kapbridge/kapbridge/mappings"
 	"github.com/kapbridge/kapbridge/mappings/records"
 	"github.com/kapbridge/kapbridge/mappings/records/recordstore"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 // Inbound against real servers: the sandbox (kapbridge playing an EHR,
@@ -510,18 +513,9 @@ func TestInboundFaults(t *testing.T) {
 // what a prescriber then writes there comes back in, while the
 // gateway's own writes, polled back in the same window, are echoes.
 func TestPeerRoundTrip(t *testing.T) {
-	base := peerURL(t)
+	base, st, c := peerGateway(t)
 	ctx := t.Context()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	sync := st.(syncstore.Store)
-	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caps := readCaps(t, c)
 	// The peer keeps what earlier tests wrote: an MRN of this run only.
 	mrn := "KC-" + smart.NewID()[:12]
@@ -630,4 +624,111 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// peerGateway is the Medplum peer's URL, a fresh SQLite store (closed
+// when the test ends) and a client of the peer.
+func peerGateway(t *testing.T) (string, search.Store, *Client) {
+	t.Helper()
+	base := peerURL(t)
+	st, err := sqlstore.Open(t.Context(), filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := NewClient(Config{BaseURL: base, Logger: peerLog(t), Policy: RetryPolicy{MaxRetries: 2, MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, AttemptTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, st, c
+}
+
+// takeAll is a sink that takes every resource it is given and remembers
+// each, to count what a poll delivered.
+type takeAll struct{ got []string }
+
+func (s *takeAll) Take(_ context.Context, _ LinkedPatient, batch []InboundResource) ([]InboundItem, error) {
+	var items []InboundItem
+	for _, r := range batch {
+		s.got = append(s.got, r.Type+"/"+r.ID)
+		items = append(items, InboundItem{Remote: r.Ref(), Outcome: InboundApplied})
+	}
+	return items, nil
+}
+
+// TestPeerPagesWithoutNextLinks: Medplum's router pages a search without
+// next links. A window larger than a page is then read again in
+// _lastUpdated order, a page at a time from the newest time seen: every
+// resource of the window is taken once (the first, unsorted page and the
+// boundary times read twice are skipped), and the next poll finds them
+// all again as duplicates.
+func TestPeerPagesWithoutNextLinks(t *testing.T) {
+	_, st, c := peerGateway(t)
+	ctx := t.Context()
+	caps := readCaps(t, c)
+	ehr := ehrWriter{t, c}
+	pt := ehr.create("Patient", `{"resourceType":"Patient","name":[{"family":"Paged"}]}`)
+	// One at a time over HTTP, so no more than a page (4) can share a
+	// millisecond of meta.lastUpdated.
+	want := map[string]bool{}
+	for i := range 11 {
+		want["Observation/"+ehr.create("Observation", vitalObs(pt, fmt.Sprintf("2026-02-02T10:%02d:00-05:00", i), "8867-4", "Heart rate", float64(70+i), "/min"))] = true
+	}
+	sink := &takeAll{}
+	p := &Poller{Connection: "medplum", Client: c, Caps: caps, State: st.(inboundstore.Store), Links: SyncLinks{Store: st.(syncstore.Store)},
+		Source: DefaultSource, Logger: discard, PageSize: 4, Types: []string{"Observation"}, Sink: sink}
+	patient := LinkedPatient{Client: "paged-client", Remote: pt}
+	rep, err := p.PollPatient(ctx, patient)
+	if err != nil {
+		t.Fatalf("%v (%+v)", err, rep.Types)
+	}
+	if len(sink.got) != len(want) {
+		t.Errorf("took %d, want %d: %v", len(sink.got), len(want), sink.got)
+	}
+	for _, ref := range sink.got {
+		if !want[ref] {
+			t.Errorf("took %s, not one of the window's", ref)
+		}
+		delete(want, ref)
+	}
+	if len(want) != 0 {
+		t.Errorf("not taken: %v", want)
+	}
+	// 1 unsorted page, then at least 3 sorted pages of 4.
+	if tp := rep.Types[0]; tp.Pages < 4 || tp.Fetched != 11 {
+		t.Errorf("pages %d, fetched %d: the window was not read page by page", tp.Pages, tp.Fetched)
+	}
+	sink.got = nil
+	rep, err = p.PollPatient(ctx, patient)
+	if err != nil || len(sink.got) != 0 || rep.Types[0].Duplicates != 11 {
+		t.Errorf("second poll: %v, took %v, %+v", err, sink.got, rep.Types)
+	}
+}
+
+// TestKeysetNext: the refusals of a keyset read, which no server here
+// provokes: a page not sorted when asked, and a full page sharing one
+// time (the next page would be the same one).
+func TestKeysetNext(t *testing.T) {
+	p := &Poller{}
+	q := url.Values{"patient": {"Patient/p"}, "_count": {"2"}, "_lastUpdated": {"ge2026-01-01T00:00:00Z"}}
+	total := func(n int) *models.Bundle { return &models.Bundle{Total: &n} }
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	from := t0
+	if _, err := p.keysetNext("Observation", q, total(5), 2, false, &from, t0.Add(time.Second)); err == nil || !strings.Contains(err.Error(), "did not sort") {
+		t.Errorf("unsorted page: %v", err)
+	}
+	if _, err := p.keysetNext("Observation", q, total(5), 2, true, &from, t0); err == nil || !strings.Contains(err.Error(), "share the time") {
+		t.Errorf("a page of one time: %v", err)
+	}
+	if next, err := p.keysetNext("Observation", q, total(2), 2, true, &from, t0); err != nil || next != "" {
+		t.Errorf("last page: %q %v", next, err)
+	}
+	next, err := p.keysetNext("Observation", q, total(5), 2, true, &from, t0.Add(time.Second))
+	if err != nil || !from.Equal(t0.Add(time.Second)) {
+		t.Fatalf("%q %v %v", next, err, from)
+	}
+	u, _ := url.Parse(next)
+	if u.Path != "Observation" || u.Query().Get("_sort") != "_lastUpdated" || u.Query().Get("_lastUpdated") != "ge2026-01-02T03:04:06.006Z" || u.Query().Get("patient") != "Patient/p" {
+		t.Errorf("next: %s", next)
+	}
 }

@@ -3,6 +3,7 @@ package ehr
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,65 @@ func TestOutboundHeldForReview(t *testing.T) {
 	}
 	if got := distinctRemote(t, sb.Store, "Communication"); got != before+1 {
 		t.Errorf("after the replay %d Communications, want %d", got, before+1)
+	}
+}
+
+// TestOutboundPatchOracleTypes: Oracle Health's other patch-only types,
+// Encounter (a session) and MedicationRequest (the course's
+// prescription), written natively: a change to each goes as a JSON Patch
+// of the same remote resource, and the link records the new version.
+func TestOutboundPatchOracleTypes(t *testing.T) {
+	gw := gatewayStores(t)[0].open(t)
+	sb := startSyncSandbox(t, "oracle")
+	ob := newOutbound(t, gw, sb.connection("ehr", ""))
+	for _, a := range []Artifact{ArtifactSession, ArtifactPrescription} {
+		if m := ob.Plan.Entry(a).Route.Parts[0].Method; !m.Create || m.Update != UpdatePatch {
+			t.Fatalf("Oracle plan for %s: %+v; want create, patch", a, m)
+		}
+	}
+	importCourse(t, gw.Store, "im")
+	drain(t, ob)
+	edits := map[string]struct {
+		edit func(*fhir.Value)
+		want string
+	}{
+		"Encounter": {func(r *fhir.Value) { r.Set("status", jsonString("cancelled")) }, `"status":"cancelled"`},
+		"MedicationRequest": {func(r *fhir.Value) {
+			r.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString("hold until BP rechecked")))))
+		}, "hold until BP rechecked"},
+	}
+	for typ, e := range edits {
+		t.Run(typ, func(t *testing.T) {
+			var d syncstore.Delivery
+			var l syncstore.Link
+			for _, c := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+				if c.Type != typ {
+					continue
+				}
+				if got, err := gw.Sync.Link(t.Context(), "ehr", c.Tenant, c.Type, c.ResourceID, string(BuildAsMapped)); err == nil && got.RemoteID != "" {
+					d, l = c, got
+					break
+				}
+			}
+			if l.RemoteID == "" || len(l.Body) == 0 {
+				t.Fatalf("no %s went natively with its body kept: %+v", typ, l)
+			}
+			before := distinctRemote(t, sb.Store, typ)
+			changeLocal(t, gw.Store, fhir.Key{Tenant: d.Tenant, Type: typ, ID: d.ResourceID}, e.edit)
+			drain(t, ob)
+			v, err := sb.Store.Read(t.Context(), fhir.Key{Tenant: fhir.DefaultTenant, Type: typ, ID: l.RemoteID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Method != http.MethodPatch || !strings.Contains(string(v.JSON), e.want) {
+				t.Errorf("after the change the EHR's %s is v%d by %q: %s; want a PATCH with %s", typ, v.VersionID, v.Method, v.JSON, e.want)
+			}
+			if n := distinctRemote(t, sb.Store, typ); n != before {
+				t.Errorf("%d %ss on the EHR, was %d: the change made another", n, typ, before)
+			}
+			if l2, _ := gw.Sync.Link(t.Context(), "ehr", d.Tenant, typ, d.ResourceID, string(BuildAsMapped)); l2.RemoteVersion != strconv.FormatInt(v.VersionID, 10) {
+				t.Errorf("link version %q after the patch, the EHR's is %d", l2.RemoteVersion, v.VersionID)
+			}
+		})
 	}
 }

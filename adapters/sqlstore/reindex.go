@@ -95,25 +95,14 @@ func (s *sqliteStore) ReindexPage(ctx context.Context, restart bool, limit int, 
 		if err != nil {
 			return fmt.Errorf("sqlstore: reindex: %w", err)
 		}
-		var targets []reindexTarget
-		for rows.Next() {
-			var t reindexTarget
-			var vkey *int64
-			if err := rows.Scan(&t.v.Tenant, &t.v.Type, &t.v.ID, &t.v.VersionID, &t.v.JSON, &vkey); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlstore: reindex: %w", err)
-			}
-			if vkey == nil {
-				rows.Close()
-				return fmt.Errorf("%w: %s/%s/%s", errNoSearchRow, t.v.Tenant, t.v.Type, t.v.ID)
-			}
-			t.vkey = *vkey
-			targets = append(targets, t)
+		targets, err := scanReindexTargets(rows.Next, rows.Scan)
+		rows.Close()
+		if err != nil {
+			return err
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("sqlstore: reindex: %w", err)
 		}
-		rows.Close()
 		w := &tx.s.w
 		for _, t := range targets {
 			k := t.v.Key
@@ -190,22 +179,11 @@ func (s *pgStore) ReindexPage(ctx context.Context, restart bool, limit int, inde
 		if err != nil {
 			return fmt.Errorf("sqlstore: reindex: %w", err)
 		}
-		var targets []reindexTarget
-		for rows.Next() {
-			var t reindexTarget
-			var vkey *int64
-			if err := rows.Scan(&t.v.Tenant, &t.v.Type, &t.v.ID, &t.v.VersionID, &t.v.JSON, &vkey); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlstore: reindex: %w", err)
-			}
-			if vkey == nil {
-				rows.Close()
-				return fmt.Errorf("%w: %s/%s/%s", errNoSearchRow, t.v.Tenant, t.v.Type, t.v.ID)
-			}
-			t.vkey = *vkey
-			targets = append(targets, t)
-		}
+		targets, err := scanReindexTargets(rows.Next, rows.Scan)
 		rows.Close()
+		if err != nil {
+			return err
+		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("sqlstore: reindex: %w", err)
 		}
@@ -240,4 +218,24 @@ func (s *pgStore) ReindexPage(ctx context.Context, restart bool, limit int, inde
 		return nil
 	})
 	return out, err
+}
+
+// scanReindexTargets reads a page of heads (tenant, type, id, version,
+// body, search row key) from either driver's rows. A head without a live
+// search row cannot be reindexed in place: errNoSearchRow.
+func scanReindexTargets(next func() bool, scan func(...any) error) ([]reindexTarget, error) {
+	var targets []reindexTarget
+	for next() {
+		var t reindexTarget
+		var vkey *int64
+		if err := scan(&t.v.Tenant, &t.v.Type, &t.v.ID, &t.v.VersionID, &t.v.JSON, &vkey); err != nil {
+			return nil, fmt.Errorf("sqlstore: reindex: %w", err)
+		}
+		if vkey == nil {
+			return nil, fmt.Errorf("%w: %s/%s/%s", errNoSearchRow, t.v.Tenant, t.v.Type, t.v.ID)
+		}
+		t.vkey = *vkey
+		targets = append(targets, t)
+	}
+	return targets, nil
 }

@@ -83,8 +83,9 @@ func RunInbound(ctx context.Context, conns []syncstore.Connection, ss syncstore.
 			defer wg.Done()
 			t := time.NewTicker(interval)
 			defer t.Stop()
+			var pl reusedPoller
 			for {
-				reps, err := pollInboundOnce(ctx, []syncstore.Connection{c}, ss, st, ap, log)
+				reps, err := pl.poll(ctx, c, ss, st, ap, log)
 				if err != nil && ctx.Err() == nil {
 					log.Warn("ehr inbound: poll failed; trying again next interval", "connection", c.Name, "error", err)
 				}
@@ -104,6 +105,45 @@ func RunInbound(ctx context.Context, conns []syncstore.Connection, ss syncstore.
 		}()
 	}
 	wg.Wait()
+}
+
+// capsMaxAge is how long a long-running poll keeps one client and
+// CapabilityStatement: the write plan's daily refresh (issue 11).
+const capsMaxAge = 24 * time.Hour
+
+// reusedPoller keeps one connection's poller between polls, so each poll
+// reuses the client's cached token and the CapabilityStatement instead of
+// fetching both again every interval. It is built again after a day, and
+// after a poll that failed, in case what failed was the client itself
+// (a withdrawn token, a changed statement).
+type reusedPoller struct {
+	p     *ehr.Poller
+	built time.Time
+	now   func() time.Time // nil: time.Now
+}
+
+func (r *reusedPoller) poll(ctx context.Context, c syncstore.Connection, ss syncstore.Store, st search.Store, ap *records.Applier, log *slog.Logger) ([]*ehr.InboundReport, error) {
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	if r.p == nil || now().Sub(r.built) >= capsMaxAge {
+		in, ok := st.(inboundstore.Store)
+		if !ok {
+			return nil, errors.New("sync: this store keeps no inbound state")
+		}
+		p, err := inboundPoller(ctx, c, ss, st, in, ap, log)
+		if err != nil {
+			return nil, fmt.Errorf("inbound %s: %w", c.Name, err)
+		}
+		r.p, r.built = p, now()
+	}
+	reps, err := r.p.PollLinked(ctx, ss, st)
+	if err != nil {
+		r.p = nil
+		return reps, fmt.Errorf("inbound %s: %w", c.Name, err)
+	}
+	return reps, nil
 }
 
 // printInbound lists what one poll took in: every resource that was not

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,8 @@ const testMRN = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
 
 // syncSandbox is an Epic sandbox on loopback whose patients are seeded:
 // the IM course's client once, the lozenge course's twice (ambiguous).
-func syncSandbox(t *testing.T, jwksFile string) (string, fhir.Store) {
+// wrap, where given, sees each request before the sandbox does.
+func syncSandbox(t *testing.T, jwksFile string, wrap ...func(http.Handler) http.Handler) (string, fhir.Store) {
 	t.Helper()
 	data, err := os.ReadFile(jwksFile)
 	if err != nil {
@@ -44,7 +46,13 @@ func syncSandbox(t *testing.T, jwksFile string) (string, fhir.Store) {
 	scopes, _ := smart.ParseScopes("system/*.cruds")
 	st := memstore.New()
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var hh http.Handler = h
+		for _, wr := range wrap {
+			hh = wr(hh)
+		}
+		hh.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	h, err = ehr.NewSandbox(ehr.SandboxConfig{Profile: "epic", BaseURL: srv.URL, Store: st, Logger: slog.New(slog.DiscardHandler),
 		Clients: smart.Clients{"kapbridge": {ID: "kapbridge", JWKS: jwks, Scopes: scopes}}})
@@ -410,5 +418,98 @@ func ehrSender(t *testing.T, base, key string) func(method, url string, body []b
 		var r struct{ ID string }
 		json.Unmarshal(resp.Body, &r)
 		return r.ID
+	}
+}
+
+// TestInboundPollerReused: the long-running inbound poll keeps one
+// client and CapabilityStatement per connection: three polls read the
+// statement and fetch a token once; a failed poll, and a day's age,
+// build them again.
+func TestInboundPollerReused(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "kb.db")
+	env := map[string]string{"KAPBRIDGE_STORE": db, "KAPBRIDGE_PRACTICE": "acme-kap"}
+	cmd := func(args ...string) {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(t.Context(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &out); err != nil {
+			t.Fatalf("kapbridge %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	failSearch := false
+	count := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen[r.Method+" "+r.URL.Path]++
+			fail := failSearch && r.Method == http.MethodGet && r.URL.Path == "/Observation"
+			mu.Unlock()
+			if fail {
+				w.Header().Set("Content-Type", "application/fhir+json")
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"no"}]}`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	key := filepath.Join(dir, "epic.pem")
+	cmd("keys", "generate", "--alg", "ES384", "--out", key)
+	base, _ := syncSandbox(t, filepath.Join(dir, "epic.jwks.json"), count)
+	cmd("import", filepath.Join("..", "..", "testdata", "import", "course-im.json"))
+	cmd("ehr", "add", "epic", "--base", base, "--client-id", "kapbridge", "--key", key, "--scopes", "system/*.cruds", "--mrn-system", testMRN)
+	cmd("sync", "run", "--once") // links the IM client by MRN
+
+	st, err := sqlstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := st.(syncstore.Store)
+	conn, err := ss.Connection(t.Context(), "epic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := inboundApplier(st, "acme-kap", mappings.Limits{}, "")
+	clock := time.Now()
+	pl := reusedPoller{now: func() time.Time { return clock }}
+	snapshot := func() (meta, token, searches int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["GET /metadata"], seen["POST "+ehr.SandboxTokenPath], seen["GET /Observation"]
+	}
+	m0, t0, s0 := snapshot()
+	for i := range 3 {
+		if _, err := pl.poll(t.Context(), conn, ss, st, ap, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+	}
+	m1, t1, s1 := snapshot()
+	if m1-m0 != 1 || t1-t0 != 1 || s1-s0 < 3 {
+		t.Fatalf("three polls: %d statement reads, %d tokens, %d Observation searches (want 1, 1, >= 3)", m1-m0, t1-t0, s1-s0)
+	}
+	mu.Lock()
+	failSearch = true
+	mu.Unlock()
+	if _, err := pl.poll(t.Context(), conn, ss, st, ap, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a poll whose searches fail reported no error")
+	}
+	mu.Lock()
+	failSearch = false
+	mu.Unlock()
+	if _, err := pl.poll(t.Context(), conn, ss, st, ap, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	m2, t2, _ := snapshot()
+	if m2-m1 != 1 || t2-t1 != 1 {
+		t.Errorf("after a failed poll: %d statement reads, %d tokens (want 1, 1: built again)", m2-m1, t2-t1)
+	}
+	clock = clock.Add(capsMaxAge)
+	if _, err := pl.poll(t.Context(), conn, ss, st, ap, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if m3, _, _ := snapshot(); m3-m2 != 1 {
+		t.Errorf("a day later: %d statement reads (want 1: read again)", m3-m2)
 	}
 }

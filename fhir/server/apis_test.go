@@ -95,10 +95,13 @@ func (s *syncBuffer) accessLines(t *testing.T, id string) int {
 // line, whichever API answered.
 func TestAPIsBeside(t *testing.T) {
 	logs := &syncBuffer{}
-	extra := &extraAPI{lim: server.APILimits{MaxBodyBytes: 1 << 10, RequestTimeout: 100 * time.Millisecond}}
+	// Limits long enough for a loaded machine (the test once failed at
+	// load 15 with 100 ms): a request's slot may be released just after
+	// its answer reaches the client, so the next one may queue briefly.
+	extra := &extraAPI{lim: server.APILimits{MaxBodyBytes: 1 << 10, RequestTimeout: 500 * time.Millisecond}}
 	srv, _ := newServer(t, server.Config{Store: newMemStore(t), APIs: []server.API{extra},
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Limits: server.Limits{MaxInFlight: 1, QueueWait: 100 * time.Millisecond}})
+		Limits: server.Limits{MaxInFlight: 1, QueueWait: 500 * time.Millisecond}})
 
 	padded := []byte(`{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("x", 2<<10) + `"}]}`)
 	cases := []struct {

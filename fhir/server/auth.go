@@ -50,9 +50,6 @@ type Auth struct {
 	// scope a token needs for it (e.g. "/practice": "practice-api"). An
 	// API without an entry needs a valid token only.
 	APIScopes map[string]string
-	// APITenant names, for the prefix of an API, the only tenant whose
-	// clients may use it (the practice API writes one practice's store).
-	APITenant map[string]string
 	// Audit, when set, gets an audit record of every request but the
 	// public ones (auth_audit.go).
 	Audit AuditRecorder
@@ -122,10 +119,6 @@ func (s *Server) authenticate() gin.HandlerFunc {
 			}
 			if p.Recipient != "" && !strings.HasPrefix(a.Prefix(), "/auth") && a.Prefix() != "/.well-known" {
 				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q is a prescriber's: %s is the practice's own", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
-				return
-			}
-			if t := s.auth.APITenant[a.Prefix()]; t != "" && p.Tenant != t {
-				s.refuse(c, fhir.Errorf(fhir.IssueForbidden, "", "client %q belongs to another practice than the one %s serves", p.ClientID, a.Prefix()).WithStatus(http.StatusForbidden), p)
 				return
 			}
 		}
