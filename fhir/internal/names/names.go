@@ -5,32 +5,38 @@
 package names
 
 // Index maps names to values; built once (New), then read-only, safe
-// for concurrent use. The zero value finds nothing.
+// for concurrent use. The zero value finds nothing, and so does "".
 type Index[T any] struct {
-	slots []slot[T] // open addressing; len a power of two
+	slots []slot[T] // open addressing, at most half full; len a power of two
 	shift uint
 }
 
+// slot is empty when its name is "". The tables index every object level
+// of R4 and stay live for the process (the garbage collector marks them
+// on every cycle), so a slot carries nothing more.
 type slot[T any] struct {
 	name string
 	val  T
-	used bool
 }
 
-// New indexes the values by the names; the names must be distinct.
+// New indexes the values by the names; the names must be distinct. An
+// empty name is left out.
 func New[T any](names []string, vals []T) Index[T] {
 	size, shift := 8, uint(32-3)
-	for size < 4*len(names) {
+	for size < 2*len(names) {
 		size *= 2
 		shift--
 	}
 	x := Index[T]{slots: make([]slot[T], size), shift: shift}
 	for i, n := range names {
+		if n == "" {
+			continue
+		}
 		h := x.start(n)
-		for x.slots[h].used {
+		for x.slots[h].name != "" {
 			h = (h + 1) & (len(x.slots) - 1)
 		}
-		x.slots[h] = slot[T]{name: n, val: vals[i], used: true}
+		x.slots[h] = slot[T]{name: n, val: vals[i]}
 	}
 	return x
 }
@@ -47,19 +53,18 @@ func (x *Index[T]) start(s string) int {
 
 // Get returns the value of name, and whether there is one.
 func (x *Index[T]) Get(name string) (T, bool) {
-	if len(x.slots) == 0 {
-		var zero T
+	var zero T
+	if len(x.slots) == 0 || name == "" {
 		return zero, false
 	}
 	mask := len(x.slots) - 1
 	for h := x.start(name); ; h = (h + 1) & mask {
 		s := &x.slots[h]
-		if !s.used {
-			var zero T
-			return zero, false
-		}
 		if s.name == name {
 			return s.val, true
+		}
+		if s.name == "" {
+			return zero, false
 		}
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestIndex: every name indexed is found with its value, and names not
-// indexed (prefixes, extensions, same length and ends) are not, for
+// TestIndex: every name indexed is found with its value (but "", which
+// is never found), and names not indexed (prefixes, extensions, same length and ends) are not, for
 // tables of every size up to a few hundred names.
 func TestIndex(t *testing.T) {
 	var zero Index[int]
@@ -30,6 +30,12 @@ func TestIndex(t *testing.T) {
 		}
 		x := New(names, vals)
 		for i, name := range names {
+			if name == "" {
+				if _, ok := x.Get(name); ok {
+					t.Errorf("%d names: the empty name found", n)
+				}
+				continue
+			}
 			if v, ok := x.Get(name); !ok || v != i+1 {
 				t.Errorf("%d names: %q gives %d %v, want %d", n, name, v, ok, i+1)
 			}
