@@ -103,7 +103,6 @@ func (m *Mapper) toFHIR(b Lookup, r Record, findings []Problem) ([]*fhir.Value, 
 	rp := recordPointer(r)
 	k := kindOf(rp)
 	mp := mapping{arena: sized(k), m: m, b: b}
-	mp.takeSpare()
 	defer mp.remember(k)
 	var err error
 	switch rp := rp.(type) {

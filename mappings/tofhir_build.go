@@ -2,7 +2,6 @@ package mappings
 
 import (
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -105,40 +104,12 @@ func sized(k Kind) arena {
 	return arena{first: arenaSize{s.vals.Load(), s.mems.Load(), s.ptrs.Load()}}
 }
 
-// remember stores what a used, for the next record of kind k, and hands
-// what is left of its chunks to the next mapping (spares).
+// remember stores what a used, for the next record of kind k.
 func (a *arena) remember(k Kind) {
 	s := &sizing[sizingOf(k)]
 	average(&s.vals, a.used.vals)
 	average(&s.mems, a.used.mems)
 	average(&s.ptrs, a.used.ptrs)
-	if cap(a.vals) > len(a.vals) || cap(a.mems) > len(a.mems) || cap(a.ptrs) > len(a.ptrs) {
-		spares.Put(&arenaSpare{a.vals[len(a.vals):], a.mems[len(a.mems):], a.ptrs[len(a.ptrs):]})
-	}
-}
-
-// arenaSpare is the unused end of a mapping's chunks. However well the
-// first chunk is sized, a record ends part-way through its last chunks;
-// the next mapping fills that space first, instead of leaving it
-// allocated, zeroed and collected unused (about a sixth of a course's
-// node bytes). Records then share chunks: a chunk stays allocated while
-// any of their resources is reachable, as the resources of one record
-// already share theirs; no node is shared, and slices stay capped at
-// their length. A sync.Pool: safe for concurrent mappings, and emptied
-// by the garbage collector, so a spare is not kept when none is mapping.
-type arenaSpare struct {
-	vals []fhir.Value
-	mems []fhir.Member
-	ptrs []*fhir.Value
-}
-
-var spares sync.Pool // *arenaSpare
-
-// takeSpare starts a with a spare, if there is one.
-func (a *arena) takeSpare() {
-	if s, _ := spares.Get().(*arenaSpare); s != nil {
-		a.vals, a.mems, a.ptrs = s.vals, s.mems, s.ptrs
-	}
 }
 
 // average moves the hint a quarter of the way to what was used. No
