@@ -49,6 +49,18 @@ func Replay(ctx context.Context, s syncstore.Store, connection string, now time.
 	return n, s.Wake(ctx, connection, now)
 }
 
+// Discard drops connection's dead letters (ref "Type/id", or all when
+// ""), so they are never sent, and wakes the rows that wait for them:
+// such a row otherwise waits PatientWait for a replay that will not come,
+// and then goes without its reference to the discarded target anyway.
+func Discard(ctx context.Context, s syncstore.Store, connection, ref string, now time.Time) (int, error) {
+	n, err := s.Discard(ctx, connection, ref)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, s.Wake(ctx, connection, now)
+}
+
 // Stamps on everything written, so inbound sync knows its own echoes.
 const (
 	// SyncTagSystem|SyncTagCode is the meta.tag of every resource kapbridge
@@ -274,7 +286,11 @@ func (o *Outbound) RunOnce(ctx context.Context) (int, error) {
 					mu.Unlock()
 					return
 				}
-				if err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now()); err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
+				err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now())
+				if target, ok := deadTargetOf(r); ok && err == nil {
+					err = o.wakeIfRevived(context.WithoutCancel(ctx), d, target)
+				}
+				if err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
 					mu.Lock()
 					ferr = errors.Join(ferr, err)
 					mu.Unlock()
@@ -343,6 +359,41 @@ func typeRank(t string) int {
 		return i
 	}
 	return -1 // Patient and the rest first: the patient link
+}
+
+// deadWaitNote ends the note of a row waiting for a dead-lettered target
+// ("waiting for Type/id" before it); deadTargetOf reads the target back.
+const deadWaitNote = ", dead-lettered, to be replayed and written to this EHR first"
+
+func deadTargetOf(r syncstore.Result) (string, bool) {
+	if r.State != syncstore.StatePending {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(r.Error, "waiting for ")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, deadWaitNote)
+}
+
+// wakeIfRevived runs after the Finish of a row that waits for the
+// dead-lettered target: such a row waits long (PatientWait), and the
+// replay that requeues the target wakes it (Replay). But a replay (or a
+// new change of the target) that came between this row's look at the
+// target and its Finish woke the row while it was still leased, and the
+// Finish then set the long wait again: nothing would wake it before
+// PatientWait. So the target is looked at once more, after the Finish;
+// if it is no longer dead (or was discarded), the waiting rows are woken.
+func (o *Outbound) wakeIfRevived(ctx context.Context, d syncstore.Delivery, target string) error {
+	typ, id, _ := syncstore.SplitRef(target)
+	td, err := o.Sync.Delivery(ctx, o.Conn.Name, d.Tenant, typ, id)
+	switch {
+	case err == nil && td.State == syncstore.StateDead:
+		return nil // still dead: the replay to come wakes the row
+	case err != nil && !errors.Is(err, syncstore.ErrNotFound):
+		return err
+	}
+	return o.Sync.Wake(ctx, o.Conn.Name, o.Now())
 }
 
 // done, wait, fail and dead are the Results Deliver returns.
@@ -487,7 +538,7 @@ func (o *Outbound) deliverRow(ctx context.Context, d syncstore.Delivery, stage b
 		}
 		if dead, ok := strings.CutSuffix(waitFor, deadSuffix); ok {
 			// Until a replay (which wakes this row) or its own next change.
-			return o.wait(o.PatientWait, "waiting for "+dead+", dead-lettered, to be replayed and written to this EHR first")
+			return o.wait(o.PatientWait, "waiting for "+dead+deadWaitNote)
 		}
 		if waitFor != "" {
 			return o.wait(o.TargetWait, "waiting for "+waitFor+" to be written to this EHR first")

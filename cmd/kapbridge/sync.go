@@ -139,7 +139,7 @@ func syncCmd(ctx context.Context, args []string, getenv func(string) string, std
 				return usageError{"sync discard: " + ref + " is not TYPE/ID\n" + syncUsage}
 			}
 		}
-		n, err := ss.Discard(ctx, conns[0].Name, ref)
+		n, err := ehr.Discard(ctx, ss, conns[0].Name, ref, time.Now())
 		if err != nil {
 			return err
 		}

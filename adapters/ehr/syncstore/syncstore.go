@@ -196,7 +196,9 @@ type Store interface {
 	// Release drops every lease of owner (a graceful stop).
 	Release(ctx context.Context, owner string) error
 	// Replay makes the dead deliveries of connection pending, due at now,
-	// with attempts reset; it returns how many.
+	// with attempts reset; it returns how many. It wakes none of the rows
+	// that wait for them (ehr.Replay, what `kapbridge sync replay` runs,
+	// wakes them too).
 	Replay(ctx context.Context, connection string, now time.Time) (int, error)
 	// Wake makes every pending delivery of connection due at now (a
 	// patient was linked, a waited-for target written).
