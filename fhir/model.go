@@ -1,6 +1,12 @@
 package fhir
 
-import "sync"
+import (
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kapbridge/kapbridge/fhir/internal/names"
+)
 
 // This file is a read-only view of the R4 type tables for code that walks
 // resources by their definitions (the FHIRPath engine): which members an
@@ -47,8 +53,18 @@ func TypeConstraints(name string) []Constraint {
 // Node is one object level of an R4 type: a type's root or a backbone
 // element. Its methods are safe for concurrent use.
 type Node struct {
-	byName  map[string]*Element
+	byName  names.Index[*Element]
 	choices map[string][]*Element
+	all     []*Element // byName's values, by name
+}
+
+// Elements returns every member of n, by name. The slice is shared: do
+// not modify it.
+func (n *Node) Elements() []*Element {
+	if n == nil {
+		return nil
+	}
+	return n.all
 }
 
 // Element returns the member named name (a JSON name, choices expanded),
@@ -57,7 +73,8 @@ func (n *Node) Element(name string) *Element {
 	if n == nil {
 		return nil
 	}
-	return n.byName[name]
+	el, _ := n.byName.Get(name)
+	return el
 }
 
 // ChoiceElements returns the typed members of the choice element base
@@ -125,7 +142,7 @@ func (m *modelTables) view(n *node) *Node {
 	if v := m.nodes[n]; v != nil {
 		return v
 	}
-	v := &Node{byName: make(map[string]*Element, len(n.elems)), choices: map[string][]*Element{}}
+	v := &Node{choices: map[string][]*Element{}}
 	m.nodes[n] = v // before the children: content references make cycles
 	for name, ed := range n.elems {
 		e := &Element{Name: name, Choice: ed.choice, Many: ed.max < 0 || ed.max > 1, Constraints: ed.inv}
@@ -136,10 +153,16 @@ func (m *modelTables) view(n *node) *Node {
 			e.Type = ed.code
 		}
 		e.Node = m.view(ed.node)
-		v.byName[name] = e
+		v.all = append(v.all, e)
 		if ed.choice != "" {
 			v.choices[ed.choice] = append(v.choices[ed.choice], e)
 		}
 	}
+	slices.SortFunc(v.all, func(a, b *Element) int { return strings.Compare(a.Name, b.Name) })
+	keys := make([]string, len(v.all))
+	for i, e := range v.all {
+		keys[i] = e.Name
+	}
+	v.byName = names.New(keys, v.all)
 	return v
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kapbridge/kapbridge/fhir/internal/names"
 )
 
 // r4spec.json.gz is written by internal/specgen (see generate.go) from the
@@ -76,6 +78,40 @@ type node struct {
 	elems     map[string]*elemDef // by JSON member name; choices expanded
 	required  []requirement
 	extension bool // Extension: either extensions or a value (ext-1)
+	// byName is elems again, for the validator's lookup of every member
+	// it checks (names.Index: cheaper than the map's hash).
+	byName names.Index[*elemDef]
+}
+
+// elem is elems[name].
+func (n *node) elem(name string) *elemDef {
+	ed, _ := n.byName.Get(name)
+	return ed
+}
+
+// indexNodes builds byName of every node of the tables, once they are
+// complete.
+func indexNodes(s *specTables) {
+	seen := map[*node]bool{}
+	var index func(n *node)
+	index = func(n *node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		keys := make([]string, 0, len(n.elems))
+		vals := make([]*elemDef, 0, len(n.elems))
+		for k, ed := range n.elems {
+			keys, vals = append(keys, k), append(vals, ed)
+		}
+		n.byName = names.New(keys, vals)
+		for _, ed := range vals {
+			index(ed.node)
+		}
+	}
+	for _, td := range s.types {
+		index(td.node)
+	}
 }
 
 type requirement struct {
@@ -283,6 +319,7 @@ func loadSpec(gz []byte) (*specTables, error) {
 			p.ed.inv = invByPath[p.ref]
 		}
 	}
+	indexNodes(s)
 	return s, nil
 }
 

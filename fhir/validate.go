@@ -110,6 +110,10 @@ type validator struct {
 	path    []byte
 	// container is the resource whose contained[] resolves "#id" references.
 	container *Value
+	// leaf, when set, is the last name of the path, pushed only for an
+	// issue: a primitive's value is checked without its name appended to
+	// the path and taken off again (most values have no issue).
+	leaf string
 }
 
 func (v *validator) issue(code IssueType, diag string) {
@@ -118,7 +122,12 @@ func (v *validator) issue(code IssueType, diag string) {
 		return
 	}
 	is := Issue{Severity: SeverityError, Code: code, Diagnostics: diag}
-	if len(v.path) > 0 {
+	if v.leaf != "" {
+		n := len(v.path)
+		v.pushName(v.leaf)
+		is.Expression = []string{string(v.path)}
+		v.path = v.path[:n]
+	} else if len(v.path) > 0 {
 		is.Expression = []string{string(v.path)}
 	}
 	v.issues = append(v.issues, is)
@@ -179,6 +188,15 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 		v.issue(IssueInvalid, "empty object")
 		return
 	}
+	// Most objects have no "_name" partner: then no primitive needs to
+	// look for its own among the members.
+	partners := false
+	for i := range obj.Members {
+		if k := obj.Members[i].Key; k != "" && k[0] == '_' {
+			partners = true
+			break
+		}
+	}
 	for i := range obj.Members {
 		m := &obj.Members[i]
 		key := m.Key
@@ -197,7 +215,7 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 			continue
 		}
 		if len(key) > 1 && key[0] == '_' {
-			ed := nd.elems[key[1:]]
+			ed := nd.elem(key[1:])
 			if ed == nil || ed.typ == nil || ed.typ.kind != kindPrimitive {
 				v.issueAt(key, IssueStructure, "unknown element "+strconv.Quote(key))
 				continue
@@ -207,7 +225,7 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 			}
 			continue
 		}
-		ed := nd.elems[key]
+		ed := nd.elem(key)
 		if ed == nil {
 			v.issueAt(key, IssueStructure, "unknown element "+strconv.Quote(key))
 			continue
@@ -216,7 +234,11 @@ func (v *validator) object(obj *Value, nd *node, isResource bool) {
 			v.checkChoice(obj, i, nd, ed)
 		}
 		if ed.typ != nil && ed.typ.kind == kindPrimitive {
-			v.primitive(ed, m.Value, obj.Get(ed.uname))
+			var ext *Value
+			if partners {
+				ext = obj.Get(ed.uname)
+			}
+			v.primitive(ed, m.Value, ext)
 			continue
 		}
 		v.complex(ed, m.Value)
@@ -255,7 +277,7 @@ func hasAny(obj *Value, names []string) bool {
 func (v *validator) checkChoice(obj *Value, i int, nd *node, ed *elemDef) {
 	for _, m := range obj.Members[:i] {
 		if strings.HasPrefix(m.Key, ed.choice) && m.Key != ed.name {
-			if o := nd.elems[m.Key]; o != nil && o.choice == ed.choice {
+			if o := nd.elem(m.Key); o != nil && o.choice == ed.choice {
 				v.issueAt(ed.name, IssueStructure, "only one of "+ed.choice+"[x] is allowed, found "+m.Key+" and "+ed.name)
 				return
 			}
@@ -266,8 +288,13 @@ func (v *validator) checkChoice(obj *Value, i int, nd *node, ed *elemDef) {
 // complex validates a non-primitive element's value (one or an array).
 func (v *validator) complex(ed *elemDef, val *Value) {
 	n := len(v.path)
-	defer func() { v.path = v.path[:n] }()
 	v.pushName(ed.name)
+	v.complexAt(ed, val)
+	v.path = v.path[:n]
+}
+
+// complexAt is complex with ed's name pushed on the path.
+func (v *validator) complexAt(ed *elemDef, val *Value) {
 	if ed.max != 1 {
 		if val.Kind != KindArray {
 			v.issue(IssueStructure, ed.name+" repeats: it must be a JSON array, not "+val.Kind.String())
@@ -377,16 +404,30 @@ func (v *validator) referenceType(ref string) string {
 			return ""
 		}
 	}
-	parts := strings.Split(ref, "/")
-	n := len(parts)
-	if n >= 4 && parts[n-2] == "_history" {
-		parts = parts[:n-2]
-		n -= 2
+	// [base/]Type/id[/_history/vid]: the last four segments, read from
+	// the end (seg[0] is the last) without splitting the whole reference,
+	// which every Reference of every resource validated would allocate.
+	var seg [4]string
+	n := 0
+	for rest := ref; n < len(seg); {
+		i := strings.LastIndexByte(rest, '/')
+		if i < 0 {
+			seg[n] = rest
+			n++
+			break
+		}
+		seg[n] = rest[i+1:]
+		n++
+		rest = rest[:i]
 	}
-	if n < 2 {
+	t := seg[1]
+	switch {
+	case n == 4 && seg[1] == "_history":
+		t = seg[3]
+	case n < 2:
 		return ""
 	}
-	if t := parts[n-2]; v.isResourceType(t) {
+	if v.isResourceType(t) {
 		return t
 	}
 	return ""
@@ -401,7 +442,12 @@ func (v *validator) isResourceType(t string) bool {
 // and its extension sibling "_name", either of which may be nil.
 func (v *validator) primitive(ed *elemDef, val, ext *Value) {
 	n := len(v.path)
-	defer func() { v.path = v.path[:n] }()
+	v.primitiveAt(ed, val, ext)
+	v.path = v.path[:n]
+}
+
+func (v *validator) primitiveAt(ed *elemDef, val, ext *Value) {
+	n := len(v.path)
 	if ed.max != 1 {
 		// Repeating primitives: value and extension arrays align by index,
 		// null padding the side that has nothing at an index.
@@ -457,13 +503,13 @@ func (v *validator) primitive(ed *elemDef, val, ext *Value) {
 		return
 	}
 	if val != nil {
-		v.pushName(ed.name)
+		v.leaf = ed.name
 		if val.Kind == KindArray {
 			v.issue(IssueStructure, ed.name+" does not repeat: it must not be an array")
 		} else {
 			v.primitiveValue(ed, val)
 		}
-		v.path = v.path[:n]
+		v.leaf = ""
 	}
 	if ext != nil {
 		v.pushName(ed.uname)

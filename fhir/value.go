@@ -29,12 +29,14 @@ func (k Kind) String() string {
 // resource; the samply models are only a reading aid because they drop
 // `contained`, primitive extensions (`_field`) and unknown elements.
 type Value struct {
-	Kind Kind
 	// Str holds a string's decoded text, or a number's literal.
 	Str     string
-	Bool    bool
 	Array   []*Value
 	Members []Member
+	// Kind and Bool last, side by side: 72 bytes a node instead of 80
+	// with each padded to a word (a mapped course makes ~20,000 nodes).
+	Kind Kind
+	Bool bool
 }
 
 // Member is one name/value pair of an object.

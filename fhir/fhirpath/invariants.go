@@ -34,6 +34,9 @@ type invariant struct {
 	broken error
 	// needs: the invariant holds when the element lacks this member.
 	needs string
+	// quick, when set, answers true where the invariant plainly holds
+	// (quick.go); false leaves the element to the engine.
+	quick func(item) bool
 }
 
 // Deviations from the definitions, each for a stated reason.
@@ -122,6 +125,7 @@ func compileInvariant(c fhir.Constraint) *invariant {
 		return inv
 	}
 	inv.expr = e
+	inv.quick = quickHolds(e.root)
 	return inv
 }
 
@@ -145,95 +149,120 @@ var ele1 = sync.OnceValue(func() *invariant {
 // evaluated on this input is reported at its own severity as well: a
 // resource is not let through unchecked.
 func CheckInvariants(root *fhir.Value, sev fhir.Severity) []fhir.Issue {
+	return checkInvariants(root, sev, true)
+}
+
+// checkInvariants is CheckInvariants; quick false has every invariant
+// evaluated by the engine, which the tests compare the quick answers with.
+func checkInvariants(root *fhir.Value, sev fhir.Severity, quick bool) []fhir.Issue {
 	if root == nil || root.Kind != fhir.KindObject {
 		return nil
 	}
 	rt := root.GetString("resourceType")
-	if fhir.TypeNode(rt) == nil {
-		return nil
+	p := resourcePlan(rt)
+	if p == nil || p.node == nil {
+		return nil // not a type with members: nothing the tables check
 	}
-	var buf [256]byte
-	k := &invChecker{sev: sev, path: append(buf[:0], rt...)}
-	k.resource(root, root)
-	return k.issues
+	// A checker per call is most of a kilobyte (the evaluation context,
+	// the path): pooled, since Validate runs on every resource written.
+	k := checkers.Get().(*invChecker)
+	k.sev, k.quick = sev, quick
+	k.path = append(k.path[:0], rt...)
+	k.resource(root, root, p)
+	issues := k.issues
+	*k = invChecker{path: k.path[:0]}
+	checkers.Put(k)
+	return issues
 }
+
+var checkers = sync.Pool{New: func() any { return &invChecker{path: make([]byte, 0, 256)} }}
 
 type invChecker struct {
 	sev       fhir.Severity
+	quick     bool // settle the invariants that have a quick answer without the engine
 	issues    []fhir.Issue
 	path      []byte
 	res, root *fhir.Value
 	env       Env
 	ctx       evalCtx // one evaluation context for the resource at hand
 	in        [1]item
+	// resIt and rootIt back ctx.resource and ctx.root (no slice allocated
+	// per resource); resource() saves and restores them around a nested one.
+	resIt, rootIt [1]item
 	// contained is set while a contained resource's own invariants run:
 	// dom-6 (a narrative) is not asked of those, which R4 says "do not
 	// have narrative" (DomainResource.text).
 	contained bool
 }
 
-// resource checks a resource whose %rootResource is root.
-func (k *invChecker) resource(v, root *fhir.Value) {
+// resource checks a resource whose %rootResource is root; p is the plan
+// of its type.
+func (k *invChecker) resource(v, root *fhir.Value, p *typePlan) {
 	savedRes, savedRoot, savedCtx := k.res, k.root, k.ctx
+	savedResIt, savedRootIt := k.resIt[0], k.rootIt[0]
 	k.res, k.root = v, root
 	k.env = Env{Resource: v, RootResource: root}
-	it := resourceItem(v)
-	k.ctx = evalCtx{env: &k.env, resource: []item{it}, root: []item{it}}
+	it := item{v: v, tname: p.name, node: p.node}
+	k.resIt[0] = it
+	k.ctx = evalCtx{env: &k.env, resource: k.resIt[:], root: k.resIt[:]}
 	if root != v {
-		k.ctx.root = []item{resourceItem(root)}
+		k.rootIt[0] = resourceItem(root)
+		k.ctx.root = k.rootIt[:]
 	}
 	k.contained = v != root
-	k.apply(compileList(fhir.TypeConstraints(it.tname)), it)
+	k.apply(p.inv, it)
 	k.contained = false
-	if it.node != nil {
-		k.members(v, it.node)
+	if p.members != nil {
+		k.members(v, p.members)
 	}
 	k.res, k.root, k.ctx = savedRes, savedRoot, savedCtx
+	k.resIt[0], k.rootIt[0] = savedResIt, savedRootIt
 	k.env = Env{Resource: savedRes, RootResource: savedRoot}
 }
 
-// members checks each member of obj, an object level described by n.
-func (k *invChecker) members(obj *fhir.Value, n *fhir.Node) {
+// members checks each member of obj, an object level planned by n.
+func (k *invChecker) members(obj *fhir.Value, n *nodePlan) {
 	for _, m := range obj.Members {
 		name := m.Key
 		if name == "resourceType" || m.Value == nil {
 			continue
 		}
 		val, ext := m.Value, (*fhir.Value)(nil)
-		if strings.HasPrefix(name, "_") {
+		if name != "" && name[0] == '_' {
 			if obj.Get(name[1:]) != nil {
 				continue // checked with its value
 			}
 			name, val, ext = name[1:], nil, m.Value
 		}
-		el := n.Element(name)
+		el := n.elem(name)
 		if el == nil {
 			continue // refused by the structural checks already
 		}
-		if el.Node == nil && val != nil { // a primitive: its extensions too
-			ext = obj.Get("_" + name)
+		if el.primitive && val != nil { // a primitive: its extensions too
+			ext = getPartner(obj, name)
 		}
-		mark := len(k.path)
-		k.path = append(k.path, '.')
-		k.path = append(k.path, name...)
 		arr := val
 		if arr == nil {
 			arr = ext
 		}
 		if arr != nil && arr.Kind == fhir.KindArray {
-			at := len(k.path)
 			for i := range arr.Array {
-				k.path = append(k.path, '[')
-				k.path = strconv.AppendInt(k.path, int64(i), 10)
-				k.path = append(k.path, ']')
-				k.element(el, index(val, i), index(ext, i))
-				k.path = k.path[:at]
+				k.element(el, name, i, index(val, i), index(ext, i))
 			}
 		} else {
-			k.element(el, val, ext)
+			k.element(el, name, -1, val, ext)
 		}
-		k.path = k.path[:mark]
 	}
+}
+
+// getPartner is obj.Get("_" + name) without building the name.
+func getPartner(obj *fhir.Value, name string) *fhir.Value {
+	for i := range obj.Members {
+		if key := obj.Members[i].Key; len(key) == len(name)+1 && key[0] == '_' && key[1:] == name {
+			return obj.Members[i].Value
+		}
+	}
+	return nil
 }
 
 func index(v *fhir.Value, i int) *fhir.Value {
@@ -246,38 +275,64 @@ func index(v *fhir.Value, i int) *fhir.Value {
 	return nil
 }
 
-// element checks one value of el (v, and a primitive's extension object ext).
-func (k *invChecker) element(el *fhir.Element, v, ext *fhir.Value) {
+// element checks one value of el (v, and a primitive's extension object
+// ext), the member name of the object at hand, at index i of its array
+// (-1: not an array).
+func (k *invChecker) element(el *elemPlan, name string, i int, v, ext *fhir.Value) {
 	if v == nil && ext == nil {
 		return
 	}
-	if v != nil && v.Kind == fhir.KindObject && (el.Type == "Resource" || v.GetString("resourceType") != "" && fhir.TypeCategory(el.Type) != "complex") {
-		root := v // a Bundle entry's or a parameter's resource is its own root
-		if el.Name == "contained" {
-			root = k.res
+	if v != nil && v.Kind == fhir.KindObject && (el.resource || !el.complex && v.GetString("resourceType") != "") {
+		// a Bundle entry's or a parameter's resource is its own root
+		if p := resourcePlan(v.GetString("resourceType")); p != nil {
+			root := v
+			if el.Name == "contained" {
+				root = k.res
+			}
+			mark := k.push(name, i)
+			k.resource(v, root, p)
+			k.path = k.path[:mark]
 		}
-		k.resource(v, root)
 		return
 	}
 	// The item (a primitive's System value parsed) only when some
 	// invariant reads it: most elements have none but ele-1, which
 	// holdsEle1 settles.
-	own, typ := compileList(el.Constraints), compileList(fhir.TypeConstraints(el.Type))
 	ele1Fails := k.sev == fhir.SeverityError && !holdsEle1(v, ext)
-	if ele1Fails || len(own) > 0 || len(typ) > 0 {
+	inv := ele1Fails || el.has(k.sev)
+	children := v != nil && v.Kind == fhir.KindObject && el.Node != nil
+	if !inv && !children && (ext == nil || ext.Kind != fhir.KindObject) {
+		return // a primitive's value and nothing more: the path is not needed
+	}
+	mark := k.push(name, i)
+	if inv {
 		it := elementItem(v, ext, el.Type, el.Node)
 		if ele1Fails {
-			k.apply([]*invariant{ele1()}, it)
+			k.apply(ele1List(), it)
 		}
-		k.apply(own, it)
-		k.apply(typ, it)
+		k.apply(el.inv, it)
 	}
 	switch {
-	case v != nil && v.Kind == fhir.KindObject && el.Node != nil:
-		k.members(v, el.Node)
+	case children:
+		k.members(v, el.children())
 	case ext != nil && ext.Kind == fhir.KindObject:
-		k.members(ext, fhir.TypeNode("Element"))
+		k.members(ext, elementPlan())
 	}
+	k.path = k.path[:mark]
+}
+
+// push appends ".name" or ".name[i]" to the path and returns its length
+// before.
+func (k *invChecker) push(name string, i int) int {
+	mark := len(k.path)
+	k.path = append(k.path, '.')
+	k.path = append(k.path, name...)
+	if i >= 0 {
+		k.path = append(k.path, '[')
+		k.path = strconv.AppendInt(k.path, int64(i), 10)
+		k.path = append(k.path, ']')
+	}
+	return mark
 }
 
 // holdsEle1 answers ele-1 ("hasValue() or (children().count() >
@@ -310,6 +365,9 @@ func (k *invChecker) apply(list []*invariant, it item) {
 			continue
 		}
 		if inv.needs != "" && it.v != nil && it.v.Get(inv.needs) == nil {
+			continue
+		}
+		if k.quick && inv.quick != nil && inv.quick(it) {
 			continue
 		}
 		if inv.broken != nil {
