@@ -33,6 +33,10 @@ import (
 //     status are not applied; each is recorded as a conflict, and where
 //     the gateway wrote the resource the EHR edited, the next outbound
 //     run writes the practice's version over the edit (inbound_resend.go);
+//   - the prescriber owns the prescription: an EHR's edit of the
+//     course's MedicationRequest is recorded as a conflict the EHR owns
+//     and never written over (outbound holds a later change of it that
+//     the EHR's version would lose, outbound_write.go);
 //   - the EHR owns what it authored: its own vital signs, red flags and
 //     doses given are applied; a dose that replaces a different one the
 //     practice recorded is applied and recorded as a conflict too, so the
@@ -168,6 +172,24 @@ func (s *RecordSink) take(ctx context.Context, book *mappings.Book, patient Link
 		return it, err
 	} else if why != "" {
 		it.Outcome, it.Detail = InboundKept, why
+		return it, nil
+	}
+
+	// The course's prescription, edited in the EHR: the prescription is
+	// the prescriber's (kap-domain.md: the prescriber holds the ketamine
+	// prescription), so the edit stands there and is never written over
+	// (a prescriber who stops the order must not see it active again);
+	// the practice hears of it as a conflict the EHR owns.
+	if own := practiceIdentifier(res, m.Practice); own != "" && r.Type == "MedicationRequest" {
+		status := res.GetString("status")
+		c, err := s.Conflicts.AddInboundConflict(ctx, inboundstore.Conflict{Connection: s.Connection, Tenant: s.tenant(), Remote: r.Ref(),
+			Local: own, Field: "prescription", Owner: inboundstore.OwnerEHR, Practice: "as the course made it",
+			EHR:        "edited in the EHR (version " + r.VersionID + ", status " + status + ")",
+			Resolution: "the prescriber owns the prescription: the EHR's version stands and the gateway does not write over it; the course is not changed, so review it against the prescriber's order"})
+		if err != nil {
+			return it, err
+		}
+		it.Outcome, it.Records, it.Detail = InboundConflict, []string{own}, c.Resolution
 		return it, nil
 	}
 

@@ -732,3 +732,52 @@ func TestKeysetNext(t *testing.T) {
 		t.Errorf("next: %s", next)
 	}
 }
+
+// TestInboundPrescriptionEdit: the prescriber stops the course's
+// prescription (the MedicationRequest the gateway wrote, carrying the
+// practice identifier) in the EHR: the poll records a conflict the EHR
+// owns, naming the new status, and leaves the course as it was (a later
+// change of the practice's version is held, not sent over the order:
+// TestOutboundPrescriberOwned).
+func TestInboundPrescriptionEdit(t *testing.T) {
+	g := newInboundGateway(t)
+	c, caps := inboundSandbox(t, "oracle")
+	ehr := ehrWriter{t, c}
+	pt := "oracle-patient-rx"
+	q, err := search.ParseQuery("MedicationRequest", url.Values{}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := g.store.(search.Store).Search(t.Context(), fhir.DefaultTenant, q, nil)
+	if err != nil || len(r.Matches) != 1 {
+		t.Fatalf("the course's prescription in the gateway: %d (%v)", len(r.Matches), err)
+	}
+	mr, _ := fhir.ParseJSON(r.Matches[0].JSON, fhir.StoredLimits)
+	mr.Delete("id")
+	mr.Delete("meta")
+	mr.Set("subject", jsonObject(jsonMember("reference", jsonString("Patient/"+pt))))
+	mr.Set("status", jsonString("stopped"))
+	for _, k := range []string{"reasonReference", "requester"} {
+		mr.Delete(k) // references the EHR would hold as its own
+	}
+	remote := ehr.create("MedicationRequest", string(mr.Encode()))
+	before := g.record(t, mappings.KindCourse, "iv-course")
+
+	p := g.poller(c, caps, "oracle")
+	p.Types = []string{"MedicationRequest"}
+	rep, err := p.PollPatient(t.Context(), LinkedPatient{Client: "iv-client", Remote: pt})
+	if err != nil {
+		t.Fatalf("%v %+v", err, rep.Types)
+	}
+	it := itemsBy(rep)["MedicationRequest/"+remote]
+	if it.Outcome != InboundConflict || !strings.Contains(it.Detail, "prescriber owns the prescription") {
+		t.Errorf("the stopped prescription: %+v", it)
+	}
+	cs, _ := g.state.InboundConflicts(t.Context(), "oracle")
+	if len(cs) != 1 || cs[0].Owner != inboundstore.OwnerEHR || cs[0].Field != "prescription" || !strings.Contains(cs[0].EHR, "status stopped") {
+		t.Errorf("conflicts: %+v", cs)
+	}
+	if a, b := mustJSON(t, before), mustJSON(t, g.record(t, mappings.KindCourse, "iv-course")); a != b {
+		t.Errorf("the course changed:\n%s\n%s", a, b)
+	}
+}

@@ -377,3 +377,62 @@ func TestOutboundPatchOracleTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboundPrescriberOwned: the course's prescription (a
+// MedicationRequest) that the prescriber changed in the EHR after the
+// gateway wrote it is never written over: a later change of the
+// practice's version is held for review (a dead letter saying why), and
+// the EHR keeps the prescriber's order. As Oracle Health (JSON Patch with
+// If-Match) and as a full server (conditional update, looked at first).
+func TestOutboundPrescriberOwned(t *testing.T) {
+	for _, profile := range []string{"oracle", "full"} {
+		t.Run(profile, func(t *testing.T) {
+			gw := gatewayStores(t)[0].open(t)
+			sb := startSyncSandbox(t, profile)
+			ob := newOutbound(t, gw, sb.connection("ehr", ""))
+			importCourse(t, gw.Store, "im")
+			drain(t, ob)
+			var d syncstore.Delivery
+			var l syncstore.Link
+			for _, c := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
+				if got, err := gw.Sync.Link(t.Context(), "ehr", c.Tenant, c.Type, c.ResourceID, string(BuildAsMapped)); c.Type == "MedicationRequest" && err == nil {
+					d, l = c, got
+					break
+				}
+			}
+			if l.RemoteID == "" {
+				t.Fatal("the prescription did not go natively")
+			}
+			// The prescriber stops the order in the EHR.
+			rk := fhir.Key{Tenant: fhir.DefaultTenant, Type: "MedicationRequest", ID: l.RemoteID}
+			if err := sb.Store.Update(t.Context(), func(tx fhir.Tx) error {
+				cur, err := tx.Read(t.Context(), rk)
+				if err != nil {
+					return err
+				}
+				r, _ := fhir.ParseJSON(cur.JSON, fhir.StoredLimits)
+				r.Set("status", jsonString("stopped"))
+				_, err = (write.Writer{}).Put(t.Context(), tx, rk, cur, r)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// Then the practice's version changes.
+			changeLocal(t, gw.Store, fhir.Key{Tenant: d.Tenant, Type: d.Type, ID: d.ResourceID}, func(r *fhir.Value) {
+				r.Set("note", jsonArray(jsonObject(jsonMember("text", jsonString("dose reviewed")))))
+			})
+			drain(t, ob)
+			v, err := sb.Store.Read(t.Context(), rk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(v.JSON), `"status":"stopped"`) || strings.Contains(string(v.JSON), "dose reviewed") {
+				t.Errorf("the prescriber's order was written over: v%d %s", v.VersionID, v.JSON)
+			}
+			got, err := gw.Sync.Delivery(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID)
+			if err != nil || got.State != syncstore.StateDead || !strings.Contains(got.LastError, "the prescriber changed") {
+				t.Errorf("the practice's change: %q %q (%v); want held for review, saying the prescriber changed it", got.State, got.LastError, err)
+			}
+		})
+	}
+}

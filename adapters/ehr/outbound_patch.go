@@ -120,6 +120,9 @@ func (o *Outbound) patch(ctx context.Context, typ, id string, base []byte, body 
 		resp, err := o.Client.Do(ctx, &Request{Method: http.MethodPatch, URL: typ + "/" + url.PathEscape(id), Header: h, Body: doc,
 			Idempotent: version != "", LogID: logID})
 		var ee *Error
+		if err != nil && errors.As(err, &ee) && ee.Status == http.StatusPreconditionFailed && prescriberOwned(typ) {
+			return remote{}, prescriberChanged(typ)
+		}
 		if err != nil && errors.As(err, &ee) && ee.Status == http.StatusPreconditionFailed && try == 0 {
 			from = nil // changed there since: patch what it holds now
 			continue

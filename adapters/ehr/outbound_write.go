@@ -30,10 +30,24 @@ func (o *Outbound) newerThanConnection(v fhir.Version) bool {
 const NoteHeldForReview = "held for review"
 
 // heldError is such a hold; the row is dead-lettered with it.
-type heldError struct{ typ string }
+type heldError struct{ typ, why string }
 
 func (e heldError) Error() string {
+	if e.why != "" {
+		return NoteHeldForReview + ": " + e.why
+	}
 	return NoteHeldForReview + ": an earlier attempt to create this " + e.typ + " may have landed and the EHR offers no search to find it; check the EHR, then kapbridge sync replay sends it (or kapbridge sync discard drops it)"
+}
+
+// prescriberOwned says whether a change of typ made on the EHR since the
+// gateway wrote it belongs to the prescriber: the course's prescription
+// (MedicationRequest). Such a change is never written over: on 412 the
+// row is held for review instead of re-read and sent again.
+func prescriberOwned(typ string) bool { return typ == "MedicationRequest" }
+
+// prescriberChanged is the hold of a prescription the prescriber changed.
+func prescriberChanged(typ string) error {
+	return heldError{typ: typ, why: "the prescriber changed this " + typ + " in the EHR since the gateway wrote it (412): a prescriber's order is not written over; check the EHR and the course, then kapbridge sync discard drops this change (the EHR's version stands)"}
 }
 
 // remote is what the EHR holds for a part.
@@ -84,6 +98,17 @@ func (o *Outbound) write(ctx context.Context, rc *round, d syncstore.Delivery, p
 		if ident == "" {
 			return "", nil, errors.New("no practice identifier for the conditional update")
 		}
+		if prescriberOwned(typ) && found && link.RemoteVersion != "" {
+			// A conditional update carries no If-Match: look first
+			// whether the prescriber changed it since it was written.
+			cur, err := o.Client.Do(ctx, &Request{Method: http.MethodGet, URL: typ + "/" + url.PathEscape(link.RemoteID), LogID: logID})
+			if err != nil {
+				return "", nil, err
+			}
+			if v := remoteOf(cur, typ).version; v != "" && v != link.RemoteVersion {
+				return "", nil, prescriberChanged(typ)
+			}
+		}
 		resp, err := o.Client.Do(ctx, &Request{Method: http.MethodPut, URL: typ + "?identifier=" + url.QueryEscape(ident), Body: body.Encode(), LogID: logID})
 		if err != nil {
 			return "", nil, err
@@ -120,7 +145,7 @@ func (o *Outbound) write(ctx context.Context, rc *round, d syncstore.Delivery, p
 			// or its answer lost) and no search can tell: sending again
 			// could make a second copy. A person checks the EHR, then
 			// `kapbridge sync replay` sends it (the note says it was held).
-			return "", nil, heldError{typ}
+			return "", nil, heldError{typ: typ}
 		}
 		if !found {
 			if stage && fresh {
@@ -204,6 +229,9 @@ func (o *Outbound) put(ctx context.Context, typ, id string, body *fhir.Value, if
 		}
 		resp, err := o.Client.Do(ctx, &Request{Method: http.MethodPut, URL: typ + "/" + url.PathEscape(id), Header: h, Body: reorderID(body).Encode(), LogID: logID})
 		var ee *Error
+		if err != nil && errors.As(err, &ee) && ee.Status == http.StatusPreconditionFailed && prescriberOwned(typ) {
+			return remote{}, prescriberChanged(typ)
+		}
 		if err != nil && errors.As(err, &ee) && ee.Status == http.StatusPreconditionFailed && try == 0 {
 			cur, rerr := o.Client.Do(ctx, &Request{Method: http.MethodGet, URL: typ + "/" + url.PathEscape(id), LogID: logID})
 			if rerr != nil {
