@@ -2,6 +2,7 @@ package fhirpath
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -186,44 +187,61 @@ func parseClock(v dtv, s string, zone bool) (dtv, bool) {
 	return v, true
 }
 
-// String writes v in FHIR/FHIRPath form without the @.
+// String writes v in FHIR/FHIRPath form without the @. (Appended by
+// hand, not with fmt: vital-sign profiles' vs-1 turns every
+// effectiveDateTime into a string, and fmt was most of that.)
 func (v dtv) String() string {
-	var b strings.Builder
+	b := make([]byte, 0, 32)
 	if v.kind != kTime {
-		fmt.Fprintf(&b, "%04d", v.y)
+		b = appendPadded(b, v.y, 4)
 		if v.prec >= pMonth {
-			fmt.Fprintf(&b, "-%02d", v.mo)
+			b = appendPadded(append(b, '-'), v.mo, 2)
 		}
 		if v.prec >= pDay {
-			fmt.Fprintf(&b, "-%02d", v.d)
+			b = appendPadded(append(b, '-'), v.d, 2)
 		}
 		if v.prec < pHour {
-			return b.String()
+			return string(b)
 		}
-		b.WriteByte('T')
+		b = append(b, 'T')
 	}
-	fmt.Fprintf(&b, "%02d", v.h)
+	b = appendPadded(b, v.h, 2)
 	if v.prec >= pMinute {
-		fmt.Fprintf(&b, ":%02d", v.mi)
+		b = appendPadded(append(b, ':'), v.mi, 2)
 	}
 	if v.prec >= pSecond {
-		fmt.Fprintf(&b, ":%02d", v.s)
+		b = appendPadded(append(b, ':'), v.s, 2)
 	}
 	if v.prec >= pMilli {
-		fmt.Fprintf(&b, ".%03d", v.ms)
+		b = appendPadded(append(b, '.'), v.ms, 3)
 	}
 	if v.kind == kDateTime && v.tz {
 		if v.zulu {
-			b.WriteByte('Z')
+			b = append(b, 'Z')
 		} else {
-			off, sign := v.tzMin, '+'
+			off, sign := v.tzMin, byte('+')
 			if off < 0 {
 				off, sign = -off, '-'
 			}
-			fmt.Fprintf(&b, "%c%02d:%02d", sign, off/60, off%60)
+			b = appendPadded(append(b, sign), off/60, 2)
+			b = appendPadded(append(b, ':'), off%60, 2)
 		}
 	}
-	return b.String()
+	return string(b)
+}
+
+// appendPadded appends n in decimal with at least width digits, zeros
+// in front, as fmt's %0*d does.
+func appendPadded(b []byte, n, width int) []byte {
+	if n < 0 {
+		return fmt.Appendf(b, "%0*d", width, n)
+	}
+	for w, p := 1, 10; w < width; w, p = w+1, p*10 {
+		if n < p {
+			b = append(b, '0')
+		}
+	}
+	return strconv.AppendInt(b, int64(n), 10)
 }
 
 // level is the comparison precision: milliseconds count as seconds.
