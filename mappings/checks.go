@@ -59,6 +59,7 @@ var CheckCodes = []string{
 	"vitals.bp_crisis",
 	"vitals.bp_rise",
 	"vitals.discharge_unresolved",
+	"vitals.sedation_deep",
 	"vitals.spo2",
 	"vitals.heart_rate",
 	"vitals.respiratory_rate",
@@ -659,8 +660,15 @@ func (c *checker) observation(o *Observation) {
 			c.warnf("vitals.dissociation", "dissociation", "dissociation %d/10 (%s), at or above %g (dissociation_high)", *d, phaseText(o), lim.Get("dissociation_high"))
 		}
 	}
-	if sd := o.Sedation; sd != nil && o.Phase == "discharge" && float64(*sd) < lim.Get("discharge_sedation_min") {
-		c.alertf("vitals.discharge_unresolved", "sedation", "sedation MOAA/S %d/5 at discharge: not resolved (at least %g, discharge_sedation_min; 5 = responds readily to the name in a normal tone)", *sd, lim.Get("discharge_sedation_min"))
+	if sd := o.Sedation; sd != nil {
+		switch {
+		case o.Phase == "discharge" && float64(*sd) < lim.Get("discharge_sedation_min"):
+			c.alertf("vitals.discharge_unresolved", "sedation", "sedation MOAA/S %d/5 at discharge: not resolved (at least %g, discharge_sedation_min; 5 = responds readily to the name in a normal tone)", *sd, lim.Get("discharge_sedation_min"))
+		case o.Phase != "discharge" && float64(*sd) <= lim.Get("sedation_deep_max"):
+			// Deeper than the session expects: airway and breathing
+			// need watching now, not at discharge.
+			c.alertf("vitals.sedation_deep", "sedation", "sedation MOAA/S %d/5 (%s): deep sedation, at or below %g (sedation_deep_max; 1 = responds only to a painful stimulus, 0 = no response): check airway, breathing and SpO2", *sd, phaseText(o), lim.Get("sedation_deep_max"))
+		}
 	}
 	for i, f := range o.RedFlags {
 		c.warnf("safety.red_flag", fmt.Sprintf("red_flags[%d]", i), "red flag: %s", f)

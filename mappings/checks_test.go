@@ -335,6 +335,10 @@ var checkCases = []checkCase{
 		f.during.Phase, f.during.Dissociation, f.during.SideEffects = "discharge", intp(3), nil
 		return inBook(f, f.during)
 	}, CheckConfig{}},
+	{"vitals.sedation_deep", "alert", "sedation", "sedation MOAA/S 1/5 (during the session): deep sedation", func(f *checkFixture) (*Book, Record) {
+		f.during.Dissociation, f.during.SideEffects, f.during.Sedation = nil, nil, intp(1)
+		return inBook(f, f.during)
+	}, CheckConfig{}},
 	{"vitals.spo2", "alert", "vitals.spo2", "SpO2 85 % (during the session) is at or below 91 % (spo2_critical)", func(f *checkFixture) (*Book, Record) {
 		f.during.Vitals.SpO2 = f64(85)
 		return inBook(f, f.during)
@@ -404,13 +408,21 @@ func TestCheckRowDetails(t *testing.T) {
 			{"discharge", 5, Limits{}, nil},
 			{"during", 2, Limits{}, nil}, // expected in a session
 			{"discharge", 4, Limits{DischargeSedationMin: 4}, nil},
+			// Deep sedation during the session: an alert now, not only at
+			// discharge.
+			{"during", 1, Limits{}, []string{"vitals.sedation_deep"}},
+			{"during", 0, Limits{}, []string{"vitals.sedation_deep"}},
+			{"before", 1, Limits{}, []string{"vitals.sedation_deep"}},
+			{"during", 2, Limits{SedationDeepMax: 2}, []string{"vitals.sedation_deep"}},
 		} {
 			f := newCheckFixture()
 			f.during.Phase, f.during.Dissociation, f.during.SideEffects, f.during.Sedation = tc.phase, nil, nil, intp(tc.moaas)
 			got := Check(f.book(), f.during, CheckConfig{Limits: tc.cfg})
 			if !slices.Equal(codes(got), tc.want) {
 				t.Errorf("%s MOAA/S %d (%+v): %v", tc.phase, tc.moaas, tc.cfg, got)
-			} else if len(got) == 1 && (got[0].Field != "sedation" || !strings.Contains(got[0].Message, "sedation MOAA/S 4/5 at discharge: not resolved (at least 5")) {
+			} else if len(got) == 1 && tc.phase == "discharge" && (got[0].Field != "sedation" || !strings.Contains(got[0].Message, "sedation MOAA/S 4/5 at discharge: not resolved (at least 5")) {
+				t.Errorf("finding %v", got[0])
+			} else if len(got) == 1 && tc.phase != "discharge" && (got[0].Field != "sedation" || got[0].Severity != "alert" || !strings.Contains(got[0].Message, fmt.Sprintf("sedation MOAA/S %d/5 (", tc.moaas)) || !strings.Contains(got[0].Message, "deep sedation")) {
 				t.Errorf("finding %v", got[0])
 			}
 		}

@@ -26,6 +26,7 @@ type Limits struct {
 	DissociationHigh                         float64 // 0-10 rating at or above: a finding
 	DischargeDissociationMax                 float64 // 0-10 rating above at discharge: not resolved
 	DischargeSedationMin                     float64 // MOAA/S 0-5 rating below at discharge: not resolved
+	SedationDeepMax                          float64 // MOAA/S 0-5 rating at or below before discharge: deep sedation
 	ClearanceValidDays                       float64 // a clearance decision older than this has expired
 	PregnancyTestAgeMin, PregnancyTestAgeMax float64 // a female client of these ages (years, inclusive) needs a pregnancy test before a dose
 	PendingMaxHours                          float64 // a safety-relevant record pending longer raises a Flag
@@ -78,6 +79,7 @@ var LimitTable = []Limit{
 	{"induction_max_days", 28, "d", "kap-domain.md section 1: 6-8 dosing sessions over 2-4 weeks"},
 	{"dissociation_high", 8, "0-10", "project default"},
 	{"discharge_dissociation_max", 0, "0-10", "project default (Spravato REMS form: dissociation resolved before discharge)"},
+	{"sedation_deep_max", 1, "MOAA/S 0-5", "project default, after the ASA continuum of depth of sedation: moderate sedation still answers voice or light touch (MOAA/S 2-4 here), deep sedation only repeated or painful stimulation (1), general anaesthesia nothing (0); the sedation a KAP session expects is moderate at most"},
 	{"discharge_sedation_min", 5, "MOAA/S 0-5", "project default (Spravato REMS form: sedation resolved before discharge; 5 on MOAA/S is fully alert; the scale is the project's choice, kap-domain.md names none)"},
 	{"clearance_valid_days", 365, "d", "project default"},
 	{"pregnancy_test_age_min", 12, "a", "project default: kap-domain.md section 1 screens for pregnancy but names no group a test applies to; 12-50 years spans the usual childbearing ages"},
@@ -143,6 +145,8 @@ func (l *Limits) field(name string) *float64 {
 		return &l.DischargeDissociationMax
 	case "discharge_sedation_min":
 		return &l.DischargeSedationMin
+	case "sedation_deep_max":
+		return &l.SedationDeepMax
 	case "clearance_valid_days":
 		return &l.ClearanceValidDays
 	case "pregnancy_test_age_min":
