@@ -110,6 +110,14 @@ type Outbound struct {
 	carried   []syncstore.Delivery
 	recording *flight
 
+	// deadWaits are the dead-lettered targets ("tenant\x00Type/id") that
+	// rows of this worker were left waiting for (PatientWait): each round
+	// looks at them first and wakes the waiting rows once one is no
+	// longer dead, whatever revived it (a replay, a discard, a new change
+	// that went through), instead of leaving them the long wait.
+	deadMu    sync.Mutex
+	deadWaits map[string]bool
+
 	// The plan is read again daily, and after a 405 or 404 that says the
 	// EHR's statement may have changed (replan).
 	planned time.Time
@@ -265,6 +273,9 @@ func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 			break
 		}
 	}
+	if err := o.checkDeadWaits(ctx); err != nil {
+		return 0, err
+	}
 	ds := o.carried
 	o.carried = nil
 	if len(ds) == 0 {
@@ -311,6 +322,7 @@ func (o *Outbound) runRound(ctx context.Context, carry bool) (int, error) {
 				}
 				err := o.Sync.Finish(context.WithoutCancel(ctx), d, o.Owner, r, o.Now())
 				if target, ok := deadTargetOf(r); ok && err == nil {
+					o.watchDead(d.Tenant, target)
 					err = o.wakeIfRevived(context.WithoutCancel(ctx), d, target)
 				}
 				if err != nil && !errors.Is(err, syncstore.ErrLeaseLost) {
@@ -484,6 +496,49 @@ func (o *Outbound) wakeIfRevived(ctx context.Context, d syncstore.Delivery, targ
 		return nil // still dead: the replay to come wakes the row
 	case err != nil && !errors.Is(err, syncstore.ErrNotFound):
 		return err
+	}
+	return o.Sync.Wake(ctx, o.Conn.Name, o.Now())
+}
+
+// watchDead notes a dead target a row was left waiting for.
+func (o *Outbound) watchDead(tenant, target string) {
+	o.deadMu.Lock()
+	defer o.deadMu.Unlock()
+	if o.deadWaits == nil {
+		o.deadWaits = map[string]bool{}
+	}
+	o.deadWaits[tenant+"\x00"+target] = true
+}
+
+// checkDeadWaits wakes the connection's waiting rows when a watched dead
+// target is dead no more (or gone), and stops watching it. The watch is
+// this process's: after a restart a waiting row goes after PatientWait at
+// the latest, as before.
+func (o *Outbound) checkDeadWaits(ctx context.Context) error {
+	o.deadMu.Lock()
+	keys := make([]string, 0, len(o.deadWaits))
+	for k := range o.deadWaits {
+		keys = append(keys, k)
+	}
+	o.deadMu.Unlock()
+	revived := false
+	for _, k := range keys {
+		tenant, ref, _ := strings.Cut(k, "\x00")
+		typ, id, _ := syncstore.SplitRef(ref)
+		td, err := o.Sync.Delivery(ctx, o.Conn.Name, tenant, typ, id)
+		if err != nil && !errors.Is(err, syncstore.ErrNotFound) {
+			return err
+		}
+		if err == nil && td.State == syncstore.StateDead {
+			continue
+		}
+		revived = true
+		o.deadMu.Lock()
+		delete(o.deadWaits, k)
+		o.deadMu.Unlock()
+	}
+	if !revived {
+		return nil
 	}
 	return o.Sync.Wake(ctx, o.Conn.Name, o.Now())
 }

@@ -184,3 +184,25 @@ func TestOutboundDiscardWakes(t *testing.T) {
 		t.Errorf("the Provenance is %q after the discard and a drain: %q", p.State, p.LastError)
 	}
 }
+
+// TestOutboundDeadTargetChanged: a row waiting for a dead-lettered
+// target goes on soon after the target's own next change goes through
+// (here the Flag withdrawn, so its row finishes as a deletion), not
+// after PatientWait: the worker watches the dead targets its rows wait
+// for and wakes them once one is dead no more.
+func TestOutboundDeadTargetChanged(t *testing.T) {
+	ctx := t.Context()
+	gw, ob, flag, prov := heldFlag(t)
+	if _, err := ob.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gw.Sync.Delivery(ctx, "ehr", prov.Tenant, prov.Type, prov.ResourceID)
+	if err != nil || p.State != syncstore.StatePending || time.Until(p.NextAt) < time.Minute {
+		t.Fatalf("the Provenance is %q, due in %s (%v); want waiting long for the held Flag", p.State, time.Until(p.NextAt), err)
+	}
+	deleteLocal(t, gw.Store, fhir.Key{Tenant: flag.Tenant, Type: flag.Type, ID: flag.ResourceID})
+	drain(t, ob) // fails after 30 s with the Provenance still pending
+	if p, _ := gw.Sync.Delivery(ctx, "ehr", prov.Tenant, prov.Type, prov.ResourceID); p.State != syncstore.StateDone {
+		t.Errorf("the Provenance is %q: %q", p.State, p.LastError)
+	}
+}
