@@ -146,17 +146,7 @@ func TestOutboundPatchOracle(t *testing.T) {
 	}
 	importCourse(t, gw.Store, "im")
 	drain(t, ob)
-	var flag syncstore.Delivery
-	var l syncstore.Link
-	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
-		if d.Type != "Flag" {
-			continue
-		}
-		if got, err := gw.Sync.Link(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID, string(BuildFlagCommunication)); err == nil {
-			flag, l = d, got
-			break
-		}
-	}
+	flag, l := doneWithLink(t, gw.Sync, "Flag", BuildFlagCommunication)
 	if l.RemoteID == "" || len(l.Body) == 0 {
 		t.Fatalf("no Flag went as a Communication with its body kept: %+v", l)
 	}
@@ -278,17 +268,7 @@ func TestOutboundHeldForReview(t *testing.T) {
 	ob := newOutbound(t, gw, sb.connection("ehr", ""))
 	importCourse(t, gw.Store, "im")
 	drain(t, ob)
-	var flag syncstore.Delivery
-	var l syncstore.Link
-	for _, d := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
-		if d.Type != "Flag" {
-			continue
-		}
-		if got, err := gw.Sync.Link(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID, string(BuildFlagCommunication)); err == nil {
-			flag, l = d, got
-			break
-		}
-	}
+	flag, l := doneWithLink(t, gw.Sync, "Flag", BuildFlagCommunication)
 	if l.RemoteID == "" {
 		t.Fatal("no Flag went as a Communication")
 	}
@@ -344,17 +324,7 @@ func TestOutboundPatchOracleTypes(t *testing.T) {
 	}
 	for typ, e := range edits {
 		t.Run(typ, func(t *testing.T) {
-			var d syncstore.Delivery
-			var l syncstore.Link
-			for _, c := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
-				if c.Type != typ {
-					continue
-				}
-				if got, err := gw.Sync.Link(t.Context(), "ehr", c.Tenant, c.Type, c.ResourceID, string(BuildAsMapped)); err == nil && got.RemoteID != "" {
-					d, l = c, got
-					break
-				}
-			}
+			d, l := doneWithLink(t, gw.Sync, typ, BuildAsMapped)
 			if l.RemoteID == "" || len(l.Body) == 0 {
 				t.Fatalf("no %s went natively with its body kept: %+v", typ, l)
 			}
@@ -392,14 +362,7 @@ func TestOutboundPrescriberOwned(t *testing.T) {
 			ob := newOutbound(t, gw, sb.connection("ehr", ""))
 			importCourse(t, gw.Store, "im")
 			drain(t, ob)
-			var d syncstore.Delivery
-			var l syncstore.Link
-			for _, c := range mustDeliveries(t, gw.Sync, "ehr", syncstore.StateDone) {
-				if got, err := gw.Sync.Link(t.Context(), "ehr", c.Tenant, c.Type, c.ResourceID, string(BuildAsMapped)); c.Type == "MedicationRequest" && err == nil {
-					d, l = c, got
-					break
-				}
-			}
+			d, l := doneWithLink(t, gw.Sync, "MedicationRequest", BuildAsMapped)
 			if l.RemoteID == "" {
 				t.Fatal("the prescription did not go natively")
 			}
@@ -435,4 +398,19 @@ func TestOutboundPrescriberOwned(t *testing.T) {
 			}
 		})
 	}
+}
+
+// doneWithLink is the first row of typ delivered to "ehr" whose part
+// built by b has a link there (zero values when none has).
+func doneWithLink(t *testing.T, s syncstore.Store, typ string, b Builder) (syncstore.Delivery, syncstore.Link) {
+	t.Helper()
+	for _, d := range mustDeliveries(t, s, "ehr", syncstore.StateDone) {
+		if d.Type != typ {
+			continue
+		}
+		if l, err := s.Link(t.Context(), "ehr", d.Tenant, d.Type, d.ResourceID, string(b)); err == nil && l.RemoteID != "" {
+			return d, l
+		}
+	}
+	return syncstore.Delivery{}, syncstore.Link{}
 }
