@@ -205,16 +205,7 @@ func quickHas(it item, m string) (has, ok bool) {
 // hasItems says whether appendMember would append an item for member
 // name of o (or its "_name" partner).
 func hasItems(o *fhir.Value, name string) bool {
-	var v, ext *fhir.Value
-	for i := range o.Members {
-		k := o.Members[i].Key
-		switch {
-		case k == name:
-			v = o.Members[i].Value
-		case len(k) == len(name)+1 && k[0] == '_' && k[1:] == name:
-			ext = o.Members[i].Value
-		}
-	}
+	v, ext := memberAndPartner(o, name)
 	present := func(e, x *fhir.Value) bool {
 		return e != nil && e.Kind != fhir.KindNull || x != nil && x.Kind == fhir.KindObject
 	}

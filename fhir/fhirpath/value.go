@@ -120,12 +120,10 @@ func primitiveValue(v *fhir.Value, typ string) any {
 	return nil
 }
 
-// appendMember appends the values of the JSON member name of object o
-// (and of its "_name" partner), typed by el when known.
-func appendMember(out []item, o *fhir.Value, name string, el *fhir.Element) []item {
-	// One pass for the member and its primitive partner "_name", with no
-	// string built for the partner's name.
-	var v, ext *fhir.Value
+// memberAndPartner finds the JSON member name of object o and its
+// primitive partner "_name" in one pass, with no string built for the
+// partner's name.
+func memberAndPartner(o *fhir.Value, name string) (v, ext *fhir.Value) {
 	for i := range o.Members {
 		k := o.Members[i].Key
 		switch {
@@ -135,6 +133,13 @@ func appendMember(out []item, o *fhir.Value, name string, el *fhir.Element) []it
 			ext = o.Members[i].Value
 		}
 	}
+	return v, ext
+}
+
+// appendMember appends the values of the JSON member name of object o
+// (and of its "_name" partner), typed by el when known.
+func appendMember(out []item, o *fhir.Value, name string, el *fhir.Element) []item {
+	v, ext := memberAndPartner(o, name)
 	if v == nil && ext == nil {
 		return out
 	}
